@@ -1,0 +1,5 @@
+import sys
+
+from rigsize.cli import main
+
+sys.exit(main())

@@ -1,0 +1,248 @@
+"""Read what a checkpoint actually stores, without loading any weights.
+
+- safetensors: the JSON header of each file (8-byte little-endian length, then JSON;
+  format spec: https://huggingface.co/docs/safetensors/index, "Format").
+- GGUF: metadata and per-tensor types through the ``gguf`` package (llama.cpp's own
+  reader), converted to the Hugging Face config fields rigsize speaks.
+- Hub: the one module that touches the network (``huggingface_hub``); only
+  ``config.json`` and safetensors headers are fetched, and both are cached so that
+  ``--offline`` works afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rigsize.errors import ModelError
+
+# Bits per element of safetensors dtypes (safetensors docs, "Format": dtype list).
+_SAFETENSORS_BITS = {
+    "F64": 64, "I64": 64, "U64": 64, "F32": 32, "I32": 32, "U32": 32, "F16": 16, "BF16": 16,
+    "I16": 16, "U16": 16, "F8_E4M3": 8, "F8_E5M2": 8, "F8_E8M0": 8, "I8": 8, "U8": 8, "BOOL": 8,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}
+
+# Tensors that hold quantization metadata, not model parameters (GPTQ/AWQ: scales,
+# qzeros, g_idx; FP8 checkpoints: weight_scale_inv; bitsandbytes: absmax, quant_map...).
+_AUXILIARY_SUFFIXES = (
+    ".scales", ".qzeros", ".g_idx", ".weight_scale_inv", ".weight_scale", ".input_scale",
+    ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".SCB",
+    ".quant_state.bitsandbytes__nf4", ".quant_state.bitsandbytes__fp4", ".e_score_correction_bias",
+)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Totals of the tensors a checkpoint stores."""
+
+    stored_params: int                 # model parameters stored (packed ints unpacked)
+    stored_bytes: int                  # bytes of all tensors, metadata tensors included
+    dtypes: dict[str, int]             # storage dtype -> elements
+    tensor_names: frozenset[str] = field(default=frozenset())
+    weight_format: str | None = None   # rigsize format name when the file says (GGUF)
+    source: str = ""
+
+
+def _packing_factor(name: str, quant: dict[str, Any] | None) -> int:
+    """How many parameters one stored element of ``name`` holds."""
+    if name.endswith(".qweight") and quant:         # GPTQ/AWQ pack 32/bits values per int32
+        return 32 // int(quant.get("bits", 4))
+    if quant and quant.get("quant_method") == "bitsandbytes" and quant.get("load_in_4bit"):
+        return 2 if name.endswith(".weight") else 1   # two 4-bit codes per uint8
+    return 1
+
+
+def summarize_safetensors(headers: dict[str, dict[str, Any]], quant: dict[str, Any] | None,
+                          source: str) -> Checkpoint:
+    """Totals from safetensors headers: ``{tensor_name: {"dtype", "shape", ...}}``."""
+    params = total_bits = 0
+    dtypes: Counter[str] = Counter()
+    for name, info in headers.items():
+        if name == "__metadata__":
+            continue
+        numel = 1
+        for d in info["shape"]:
+            numel *= int(d)
+        dtype = str(info["dtype"])
+        dtypes[dtype] += numel
+        total_bits += numel * _SAFETENSORS_BITS.get(dtype, 16)
+        if not name.endswith(_AUXILIARY_SUFFIXES):
+            params += numel * _packing_factor(name, quant)
+    names = frozenset(n for n in headers if n != "__metadata__")
+    return Checkpoint(params, total_bits // 8, dict(dtypes), names, source=source)
+
+
+def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
+    """The header of one ``.safetensors`` file (reads only its first bytes)."""
+    try:
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > 100 * 2**20:
+                raise ValueError(f"header claims {length} bytes")
+            header = json.loads(f.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        return header
+    except (OSError, ValueError, struct.error) as exc:
+        raise ModelError("model.bad_safetensors", path=str(path), detail=str(exc)) from None
+
+
+def read_folder_checkpoint(folder: Path, quant: dict[str, Any] | None) -> Checkpoint | None:
+    """Totals over every safetensors file of a local checkpoint folder (None if none)."""
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    headers: dict[str, dict[str, Any]] = {}
+    for f in files:
+        headers.update(read_safetensors_header(f))
+    return summarize_safetensors(headers, quant, str(folder))
+
+
+# ----------------------------------------------------------------------------------
+# GGUF
+# ----------------------------------------------------------------------------------
+
+# GGUF architecture -> HF model_type (llama.cpp convert_hf_to_gguf.py maps the reverse way).
+_GGUF_ARCH = {
+    "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen2moe": "qwen2_moe",
+    "qwen3moe": "qwen3_moe", "gemma": "gemma", "gemma2": "gemma2", "gemma3": "gemma3_text",
+    "phi3": "phi3", "starcoder2": "starcoder2", "olmo2": "olmo2", "command-r": "cohere",
+}
+
+# llama.cpp file types (gguf.LlamaFileType) -> rigsize weight format names.
+_GGUF_FILE_TYPES = {
+    "ALL_F32": "fp32", "MOSTLY_F16": "fp16", "MOSTLY_BF16": "bf16", "MOSTLY_Q8_0": "q8_0",
+    "MOSTLY_Q6_K": "q6_k", "MOSTLY_Q5_K_M": "q5_k_m", "MOSTLY_Q4_K_M": "q4_k_m",
+    "MOSTLY_Q3_K_M": "q3_k_m", "MOSTLY_Q2_K": "q2_k",
+}
+
+
+def _gguf_value(reader: Any, key: str) -> Any:
+    fld = reader.fields.get(key)
+    return None if fld is None else fld.contents()
+
+
+def read_gguf(path: Path) -> tuple[dict[str, Any], Checkpoint]:
+    """A Hugging Face-style config and the stored totals of a GGUF file."""
+    try:
+        from gguf import GGUFReader, LlamaFileType
+
+        reader = GGUFReader(str(path))
+    except Exception as exc:  # the reader raises many types on malformed files
+        raise ModelError("model.bad_gguf", path=str(path), detail=str(exc).splitlines()[0][:200]) from None
+    arch = _gguf_value(reader, "general.architecture")
+    model_type = _GGUF_ARCH.get(str(arch))
+    if model_type is None:
+        raise ModelError("model.gguf_arch", path=str(path), arch=arch, supported=", ".join(sorted(_GGUF_ARCH)))
+    tensors = {t.name: t for t in reader.tensors}
+
+    def meta(key: str) -> Any:
+        return _gguf_value(reader, f"{arch}.{key}")
+
+    embd = tensors.get("token_embd.weight")
+    tokens = _gguf_value(reader, "tokenizer.ggml.tokens")
+    vocab = len(tokens) if tokens else (int(embd.shape[-1]) if embd is not None else None)
+    heads = meta("attention.head_count")
+    config: dict[str, Any] = {
+        "model_type": model_type,
+        "hidden_size": meta("embedding_length"),
+        "num_hidden_layers": meta("block_count"),
+        "num_attention_heads": heads,
+        "num_key_value_heads": meta("attention.head_count_kv") or heads,
+        "intermediate_size": meta("feed_forward_length"),
+        "vocab_size": vocab,
+        "max_position_embeddings": meta("context_length"),
+        "tie_word_embeddings": "output.weight" not in tensors,
+    }
+    if meta("attention.key_length"):
+        config["head_dim"] = meta("attention.key_length")
+    if meta("expert_count"):
+        experts = {"num_experts": meta("expert_count"), "num_experts_per_tok": meta("expert_used_count"),
+                   "moe_intermediate_size": meta("expert_feed_forward_length")}
+        if model_type == "llama":   # llama.cpp stores Mixtral as "llama" with experts
+            config["model_type"] = "mixtral"
+            experts = {"num_local_experts": experts["num_experts"],
+                       "num_experts_per_tok": experts["num_experts_per_tok"]}
+        if meta("expert_shared_feed_forward_length"):
+            experts["shared_expert_intermediate_size"] = meta("expert_shared_feed_forward_length")
+        config.update(experts)
+    if meta("attention.sliding_window"):
+        config["sliding_window"] = meta("attention.sliding_window")
+    file_type = _gguf_value(reader, "general.file_type")
+    fmt = None
+    if file_type is not None:
+        try:
+            fmt = _GGUF_FILE_TYPES.get(LlamaFileType(int(file_type)).name)
+        except ValueError:
+            fmt = None
+    dtypes: Counter[str] = Counter()
+    for t in reader.tensors:
+        dtypes[t.tensor_type.name] += int(t.n_elements)
+    ckpt = Checkpoint(
+        stored_params=sum(int(t.n_elements) for t in reader.tensors),
+        stored_bytes=sum(int(t.n_bytes) for t in reader.tensors),
+        dtypes=dict(dtypes), tensor_names=frozenset(tensors), weight_format=fmt, source=str(path),
+    )
+    return {k: v for k, v in config.items() if v is not None}, ckpt
+
+
+# ----------------------------------------------------------------------------------
+# Hugging Face Hub (the only network access in rigsize)
+# ----------------------------------------------------------------------------------
+
+def _cache_dir() -> Path:
+    base = os.environ.get("RIGSIZE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rigsize")
+    return Path(base)
+
+
+def fetch_hub_config(repo_id: str, offline: bool) -> dict[str, Any]:
+    """``config.json`` of a Hub repository, through huggingface_hub's cache."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        path = hf_hub_download(repo_id, "config.json", local_files_only=offline)
+    except LocalEntryNotFoundError:
+        if offline:
+            raise ModelError("model.hub_offline_miss", repo=repo_id) from None
+        raise ModelError("model.hub_failed", repo=repo_id, detail="no answer") from None
+    except Exception as exc:  # HTTP errors, gated repos, bad ids
+        raise ModelError("model.hub_failed", repo=repo_id, detail=type(exc).__name__) from None
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise ModelError("model.bad_json", path=f"{repo_id}/config.json", detail=str(exc)) from None
+
+
+def fetch_hub_checkpoint(repo_id: str, offline: bool, quant: dict[str, Any] | None) -> Checkpoint | None:
+    """Safetensors headers of a Hub repository (cached as JSON beside rigsize's cache).
+
+    Returns None when the repository has no safetensors files or, offline, when the
+    headers were never fetched; the caller says so in a warning.
+    """
+    cache = _cache_dir() / "safetensors" / (repo_id.replace("/", "--") + ".json")
+    if cache.exists():
+        headers = json.loads(cache.read_text())
+    elif offline:
+        return None
+    else:
+        from huggingface_hub import get_safetensors_metadata
+
+        try:
+            meta = get_safetensors_metadata(repo_id)
+        except Exception:  # no safetensors, gated, network: the config still counts
+            return None
+        headers = {}
+        for file_meta in meta.files_metadata.values():
+            for name, info in file_meta.tensors.items():
+                headers[name] = {"dtype": info.dtype, "shape": list(info.shape)}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(headers))
+    return summarize_safetensors(headers, quant, f"hf://{repo_id}")

@@ -1,0 +1,141 @@
+"""The ``rigsize`` command line: a thin shell over the public API.
+
+Flags are generated from ``rigsize.options.OPTIONS``; values pass through the same
+parser the Python API uses.  Every error is one line on stderr and exit code 2, in
+the language chosen by ``--lang`` or ``RIGSIZE_LANG``; click's own usage box is
+replaced (see ``main``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from rigsize.errors import InputError, RigsizeError
+from rigsize.messages import LANGS, current_lang, render
+from rigsize.options import Option, options_for
+
+EXIT_USAGE = 2
+
+
+def _click_option(opt: Option) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    if opt.kind == "flag" and opt.default is None:   # tri-state: --sp / --no-sp / unset
+        return click.option(f"{opt.flag}/--no-{opt.flag[2:]}", opt.name, default=None, help=opt.help)
+    if opt.kind == "flag":
+        return click.option(opt.flag, opt.name, is_flag=True, default=None, help=opt.help)
+    extra = f" [one of: {', '.join(opt.choices)}]" if opt.choices else ""
+    shown = f" [default: {opt.default}]" if opt.default is not None else ""
+    return click.option(opt.flag, opt.name, type=str, default=None, metavar=opt.kind.upper(),
+                        help=opt.help + extra + shown)
+
+
+def _with_options(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for opt in reversed(options_for(command)):
+            fn = _click_option(opt)(fn)
+        return fn
+    return decorate
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--lang", default=None, help="Language of text output: en or zh (or RIGSIZE_LANG).")
+@click.version_option(package_name="rigsize")
+@click.pass_context
+def cli(ctx: click.Context, lang: str | None) -> None:
+    """What server do I need to run this LLM, for this job?"""
+    if lang is not None and lang.lower() not in LANGS:
+        raise InputError("cli.bad_lang", value=lang)
+    ctx.obj = {"lang": current_lang(lang)}
+
+
+@cli.command()
+@click.argument("model")
+@_with_options("estimate")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.pass_context
+def estimate(ctx: click.Context, model: str, as_json: bool, **options: Any) -> None:
+    """Size MODEL (preset, config.json, folder, .gguf, Hub id or a size like 72B)."""
+    from rigsize.sizing import estimate as run_estimate
+
+    given = {k: v for k, v in options.items() if v is not None}
+    report = run_estimate(model, **given)
+    if as_json:
+        _emit_json(report.model_dump(mode="json"))
+    else:
+        from rigsize.render import print_estimate
+
+        print_estimate(report, ctx.obj["lang"])
+
+
+@cli.command()
+@click.argument("query", required=False, default="")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_context
+def models(ctx: click.Context, query: str, as_json: bool) -> None:
+    """List model presets, optionally those matching QUERY."""
+    from rigsize.api import list_presets
+
+    rows = list_presets(query)
+    if not rows and not as_json:
+        raise InputError("model.presets_none", query=query)
+    if as_json:
+        _emit_json([r.model_dump(mode="json") for r in rows])
+    else:
+        from rigsize.render import print_presets
+
+        print_presets(rows, ctx.obj["lang"])
+
+
+def _lang_from_argv(argv: Sequence[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return current_lang(argv[i + 1])
+        if arg.startswith("--lang="):
+            return current_lang(arg.split("=", 1)[1])
+    return current_lang()
+
+
+def _fail(line: str) -> int:
+    click.echo(f"rigsize: error: {line}", err=True)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run the CLI and turn every failure into one line and exit 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    lang = _lang_from_argv(args)
+    try:
+        cli.main(args=args, prog_name="rigsize", standalone_mode=False)
+    except RigsizeError as err:
+        return _fail(err.render(lang))
+    except click.exceptions.NoArgsIsHelpError as err:   # bare "rigsize": show help, not an error
+        click.echo(err.ctx.get_help() if err.ctx else "")
+        return 0
+    except click.UsageError as err:
+        name = err.ctx.command.name if err.ctx and err.ctx.command else ""
+        return _fail(render("cli.usage", lang, detail=err.format_message(), command=name or "").strip())
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug in rigsize: still one line, but say it is ours
+        if os.environ.get("RIGSIZE_DEBUG"):
+            raise
+        return _fail(f"internal error ({type(exc).__name__}: {exc}); please report it, "
+                     "with RIGSIZE_DEBUG=1 for the traceback")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Hard caps for absurd values, in one place.
+
+Values beyond these are almost certainly typos (``--seq 1e12``) and would make the
+math meaningless or slow.  Messages quote the cap.  The caps are generous: they sit
+well above anything built so far (largest published dense model 1.0e12-scale
+parameters, longest served contexts 10M tokens, largest clusters ~1e5 GPUs).
+"""
+
+from __future__ import annotations
+
+MAX_PARAMS = 100e12          # 100T parameters
+MAX_CONTEXT = 100_000_000    # tokens in one sequence
+MAX_GPUS = 1_000_000
+MAX_BATCH = 10_000_000       # sequences
+MAX_LAYERS = 100_000
+MAX_HIDDEN = 1_000_000
+MAX_VOCAB = 100_000_000
+MAX_EXPERTS = 1_000_000
+MAX_TOKENS = 1e18            # training tokens

@@ -1,0 +1,198 @@
+"""The message catalog: every user-facing sentence, in English and Chinese.
+
+Keys are stable identifiers; texts are ``str.format`` templates.  JSON output is
+never localized: only human-readable text goes through here.  Chinese terms follow
+``shared/GLOSSARY-zh.md``.  Choose the language with ``--lang`` or ``RIGSIZE_LANG``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+LANGS = ("en", "zh")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # --- input values ---
+    "input.not_a_number": {
+        "en": "{option}: '{value}' is not a number; write e.g. 4096, 8k, 1.5e9 or 70B",
+        "zh": "{option}: '{value}' 不是数字；请写成 4096、8k、1.5e9 或 70B 这样的形式",
+    },
+    "input.not_a_count": {
+        "en": "{option}: '{value}' must be a whole number >= 0, e.g. 8 or 8k",
+        "zh": "{option}: '{value}' 必须是 >= 0 的整数，例如 8 或 8k",
+    },
+    "input.not_a_duration": {
+        "en": "{option}: '{value}' is not a duration; write e.g. 200ms, 1.5s or 2h",
+        "zh": "{option}: '{value}' 不是时长；请写成 200ms、1.5s 或 2h 这样的形式",
+    },
+    "input.too_small": {
+        "en": "{option}: {value} is below the minimum {minimum}",
+        "zh": "{option}: {value} 小于最小值 {minimum}",
+    },
+    "input.too_large": {
+        "en": "{option}: {value} is above the cap {maximum}; check the value (caps live in rigsize.limits)",
+        "zh": "{option}: {value} 超过上限 {maximum}；请检查取值（上限见 rigsize.limits）",
+    },
+    "input.bad_choice": {
+        "en": "{option}: '{value}' is not one of {choices}",
+        "zh": "{option}: '{value}' 不在可选值 {choices} 之中",
+    },
+    "input.unknown_key": {
+        "en": "unknown option '{key}'{hint}",
+        "zh": "未知选项 '{key}'{hint}",
+    },
+    "input.conflict": {
+        "en": "{what}",
+        "zh": "{what}",
+    },
+    "cli.usage": {
+        "en": "{detail} (see 'rigsize {command} --help')",
+        "zh": "{detail}（参见 'rigsize {command} --help'）",
+    },
+    "cli.bad_lang": {
+        "en": "--lang: '{value}' is not one of en, zh",
+        "zh": "--lang: '{value}' 不是 en 或 zh",
+    },
+    # --- models ---
+    "model.unknown": {
+        "en": "unknown model '{name}': not a preset, a file, a folder or a size like 72B{hint}; 'rigsize models' lists presets",
+        "zh": "未知模型 '{name}'：既不是预设、文件、目录，也不是 72B 这样的规模{hint}；'rigsize models' 可列出预设",
+    },
+    "model.bad_json": {
+        "en": "{path}: not valid JSON ({detail}); pass a Hugging Face config.json",
+        "zh": "{path}: 不是合法的 JSON（{detail}）；请传入 Hugging Face 的 config.json",
+    },
+    "model.not_object": {
+        "en": "{path}: a config must be a JSON object of Hugging Face fields",
+        "zh": "{path}: 配置必须是由 Hugging Face 字段组成的 JSON 对象",
+    },
+    "model.no_model_type": {
+        "en": "{path}: no 'model_type' field; add it (e.g. \"model_type\": \"llama\")",
+        "zh": "{path}: 缺少 'model_type' 字段；请补上（例如 \"model_type\": \"llama\"）",
+    },
+    "model.unsupported_type": {
+        "en": "model_type '{model_type}' is not supported yet; supported: {supported}",
+        "zh": "暂不支持 model_type '{model_type}'；已支持：{supported}",
+    },
+    "model.missing_field": {
+        "en": "{model_type} config lacks '{field}', which is needed to count parameters; add it to the config",
+        "zh": "{model_type} 配置缺少计算参数量所需的字段 '{field}'；请补上",
+    },
+    "model.bad_field": {
+        "en": "config field '{field}' = {value!r} is invalid: {why}",
+        "zh": "配置字段 '{field}' = {value!r} 不合法：{why}",
+    },
+    "model.folder_no_config": {
+        "en": "{path}: folder has no config.json; point at a Hugging Face checkpoint folder",
+        "zh": "{path}: 目录中没有 config.json；请指向 Hugging Face 模型目录",
+    },
+    "model.bad_safetensors": {
+        "en": "{path}: unreadable safetensors header ({detail})",
+        "zh": "{path}: safetensors 文件头无法读取（{detail}）",
+    },
+    "model.bad_gguf": {
+        "en": "{path}: unreadable GGUF file ({detail})",
+        "zh": "{path}: GGUF 文件无法读取（{detail}）",
+    },
+    "model.gguf_arch": {
+        "en": "{path}: GGUF architecture '{arch}' is not supported yet; supported: {supported}",
+        "zh": "{path}: 暂不支持 GGUF 架构 '{arch}'；已支持：{supported}",
+    },
+    "model.hub_failed": {
+        "en": "could not fetch config.json of '{repo}' from the Hub ({detail}); check the id, your network or HF_TOKEN, or use --offline with a cached copy",
+        "zh": "无法从 Hub 获取 '{repo}' 的 config.json（{detail}）；请检查模型 id、网络或 HF_TOKEN，或在已有缓存时使用 --offline",
+    },
+    "model.hub_offline_miss": {
+        "en": "'{repo}' is not in the local Hugging Face cache; run once without --offline",
+        "zh": "本地 Hugging Face 缓存中没有 '{repo}'；请先不带 --offline 运行一次",
+    },
+    "model.bare_size": {
+        "en": "'{name}': a bare size must be between {minimum} and {maximum} parameters",
+        "zh": "'{name}'：规模必须介于 {minimum} 与 {maximum} 个参数之间",
+    },
+    "model.approximate": {
+        "en": "'{name}' is a bare size: rigsize synthesized a Llama-3-style GQA-8 decoder ({summary}); all numbers are approximate",
+        "zh": "'{name}' 只给出了规模：rigsize 按 Llama-3 风格的 GQA-8 解码器合成了配置（{summary}）；所有数字均为近似值",
+    },
+    "model.stored_differs": {
+        "en": "the checkpoint stores {stored} parameters, the architecture has {params} ({why})",
+        "zh": "检查点存储了 {stored} 个参数，而架构为 {params} 个（{why}）",
+    },
+    "model.presets_none": {
+        "en": "no preset matches '{query}'",
+        "zh": "没有与 '{query}' 匹配的预设",
+    },
+    # --- hardware / formats / plans (more keys are added by their modules' issues) ---
+    "gpu.unknown": {
+        "en": "unknown GPU '{name}'{hint}; 'rigsize gpus' lists the catalog, --gpu-spec FILE describes another",
+        "zh": "未知 GPU '{name}'{hint}；'rigsize gpus' 可列出目录，--gpu-spec FILE 可描述其他 GPU",
+    },
+    "gpu.bad_spec": {
+        "en": "{path}: {detail}",
+        "zh": "{path}: {detail}",
+    },
+    "format.unknown": {
+        "en": "unknown format '{name}'; did you mean {suggestions}? 'rigsize formats' lists them",
+        "zh": "未知格式 '{name}'；是否想用 {suggestions}？'rigsize formats' 可列出全部格式",
+    },
+    "format.tp_groups": {
+        "en": "{fmt}: {tensor} has {dim} input features = {groups} groups of {group}, which do not split evenly over tp={tp}; use tp in {good} or a padded checkpoint",
+        "zh": "{fmt}: {tensor} 的输入维度为 {dim}，即 {groups} 个大小为 {group} 的量化组，无法在 tp={tp} 下均分；请使用 tp ∈ {good} 或已填充的检查点",
+    },
+    # --- report text ---
+    "report.model": {"en": "Model", "zh": "模型"},
+    "report.params": {"en": "Parameters", "zh": "参数量"},
+    "report.active_params": {"en": "Active parameters per token", "zh": "每 token 激活参数量"},
+    "report.stored_params": {"en": "Stored parameters", "zh": "存储的参数量"},
+    "report.kv_per_token": {"en": "KV cache per token", "zh": "每 token 的 KV 缓存"},
+    "report.weight_bytes": {"en": "Model weights", "zh": "模型权重"},
+    "report.breakdown": {"en": "Parameter breakdown", "zh": "参数量分解"},
+    "report.component": {"en": "Component", "zh": "组件"},
+    "report.share": {"en": "Share", "zh": "占比"},
+    "report.approximate": {"en": "approximate", "zh": "近似"},
+    "report.source": {"en": "Source", "zh": "来源"},
+    "report.warnings": {"en": "Warnings", "zh": "警告"},
+    "report.assumptions": {"en": "Assumptions", "zh": "假设"},
+    "report.presets": {"en": "Model presets", "zh": "模型预设"},
+    "report.family": {"en": "Family", "zh": "系列"},
+    "report.hub_id": {"en": "Hub id", "zh": "Hub id"},
+}
+
+
+def current_lang(explicit: str | None = None) -> str:
+    """``explicit`` (from ``--lang``) wins, then ``RIGSIZE_LANG``, then English."""
+    lang = (explicit or os.environ.get("RIGSIZE_LANG") or "en").lower()
+    return lang if lang in LANGS else "en"
+
+
+def render(key: str, lang: str = "en", **params: object) -> str:
+    """The text for ``key`` in ``lang`` (English where a translation is missing)."""
+    entry = MESSAGES.get(key)
+    if entry is None:  # a programming error, but never hide the user's problem
+        return f"{key}: {params}"
+    template = entry.get(lang) or entry["en"]
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError):
+        return entry["en"] + f" {params}"
+
+
+def t(key: str, lang: str = "en") -> str:
+    """A label without parameters."""
+    return render(key, lang)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A message kept as key and parameters, rendered late in the reader's language
+    (English in JSON, which is never localized)."""
+
+    key: str
+    params: dict[str, object] = field(default_factory=dict)
+
+    def render(self, lang: str = "en") -> str:
+        return render(self.key, lang, **self.params)
+
+    def __str__(self) -> str:
+        return self.render("en")

@@ -1,0 +1,152 @@
+"""Every user-settable option, declared once.
+
+The CLI flags, their help text, the JSON/API keys (snake_case canonical, hyphenated
+aliases accepted) and the README's option table are all generated from ``OPTIONS``.
+Values are parsed and range-checked here, so the CLI, the Python API and (later) the
+HTTP API reject the same inputs with the same one-line messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rigsize import limits
+from rigsize.errors import InputError
+from rigsize.numbers import parse_count, parse_quantity
+
+Kind = Literal["count", "quantity", "fraction", "choice", "flag", "text"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its canonical name, type, range, default and help.
+
+    ``default=None`` means "computed from the model, GPU or task"; the value applied
+    is then echoed under ``assumptions`` in every result.
+    """
+
+    name: str
+    kind: Kind
+    help: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    commands: tuple[str, ...] = ("estimate",)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, value: Any) -> Any:
+        """Convert and check one value (a CLI string or a JSON value)."""
+        if value is None:
+            return None
+        if self.kind == "flag":
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise InputError("input.bad_choice", option=self.flag, value=value, choices="true, false")
+        if self.kind == "choice":
+            text = str(value).lower()
+            if text not in self.choices:
+                raise InputError("input.bad_choice", option=self.flag, value=value, choices=", ".join(self.choices))
+            return text
+        if self.kind == "text":
+            return str(value)
+        number: float = (parse_count(value, self.flag) if self.kind == "count"
+                         else parse_quantity(value, self.flag))
+        if self.minimum is not None and number < self.minimum:
+            raise InputError("input.too_small", option=self.flag, value=value, minimum=_fmt(self.minimum))
+        if self.maximum is not None and number > self.maximum:
+            raise InputError("input.too_large", option=self.flag, value=value, maximum=_fmt(self.maximum))
+        return number
+
+
+def _fmt(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+_PAR = ("estimate",)
+
+OPTIONS: tuple[Option, ...] = (
+    # --- what runs ---
+    Option("task", "choice", "Job: inference, full fine-tuning, LoRA, QLoRA or pre-training.",
+           "inference", ("inference", "finetune", "lora", "qlora", "pretrain")),
+    Option("weights", "text", "Weight format (see 'rigsize formats'); default: the checkpoint's own "
+           "(bf16 for presets and bare sizes; nf4 for qlora)."),
+    Option("kv_dtype", "text", "KV-cache format: bf16, fp16, fp8, int8; default: the activation dtype the GPU supports."),
+    Option("offline", "flag", "Use only the local Hugging Face cache for Hub ids.", False),
+    # --- on what ---
+    Option("gpu", "text", "GPU name from 'rigsize gpus' (case-insensitive; default H100-SXM-80GB)."),
+    Option("gpu_spec", "text", "A TOML/JSON file describing a GPU the catalog lacks (same fields as the catalog)."),
+    Option("gpus", "count", "Total GPU count.", None, minimum=1, maximum=limits.MAX_GPUS),
+    # --- how it runs ---
+    Option("tp", "count", "Tensor-parallel size.", None, minimum=1, maximum=limits.MAX_GPUS, commands=_PAR),
+    Option("pp", "count", "Pipeline-parallel size.", None, minimum=1, maximum=limits.MAX_GPUS, commands=_PAR),
+    Option("dp", "count", "Data-parallel size.", None, minimum=1, maximum=limits.MAX_GPUS, commands=_PAR),
+    Option("ep", "count", "Expert-parallel size (divides tp x dp x cp).", None, minimum=1, maximum=limits.MAX_GPUS),
+    Option("cp", "count", "Context-parallel size.", None, minimum=1, maximum=limits.MAX_GPUS),
+    Option("sp", "flag", "Megatron sequence parallelism (default: on when tp > 1 in training)."),
+    Option("zero", "choice", "ZeRO stage.", "0", ("0", "1", "2", "3")),
+    Option("offload", "choice", "Offload optimizer states or parameters to CPU memory.", "none",
+           ("none", "optimizer", "params")),
+    Option("recompute", "choice", "Activation recomputation.", "none", ("none", "selective", "full")),
+    Option("framework", "choice", "Training framework whose memory accounting to follow.", None,
+           ("deepspeed", "megatron", "fsdp", "hf")),
+    Option("optimizer", "choice", "Optimizer.", "adamw", ("adamw", "adamw-8bit", "adamw-bf16")),
+    # --- workload ---
+    Option("batch", "count", "Concurrent sequences (inference) or micro-batch (training).", None,
+           minimum=1, maximum=limits.MAX_BATCH),
+    Option("seq", "count", "Sequence length in tokens (inference: prompt + output).", None,
+           minimum=1, maximum=limits.MAX_CONTEXT),
+    Option("prompt", "count", "Prompt (input) tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT),
+    Option("output", "count", "Output tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT),
+    Option("micro_batch", "count", "Sequences per micro-batch per data-parallel rank.", None,
+           minimum=1, maximum=limits.MAX_BATCH),
+    Option("global_batch", "count", "Sequences per optimizer step across all ranks.", None,
+           minimum=1, maximum=limits.MAX_BATCH),
+    Option("lora_rank", "count", "LoRA rank.", 16, minimum=1, maximum=65536),
+    Option("lora_targets", "text", "Comma-separated LoRA target modules (default: all linear layers)."),
+    Option("gpu_memory_utilization", "fraction", "Share of visible GPU memory the inference engine may use.",
+           None, minimum=0.05, maximum=1.0),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+def options_for(command: str) -> tuple[Option, ...]:
+    return tuple(o for o in OPTIONS if command in o.commands)
+
+
+def canonical_key(key: str) -> str:
+    """``"kv-dtype"`` and ``"kv_dtype"`` both name ``kv_dtype``."""
+    return key.strip().lower().replace("-", "_")
+
+
+def parse_options(raw: Mapping[str, Any], command: str = "estimate") -> dict[str, Any]:
+    """Validate a mapping of option values (CLI strings or JSON values).
+
+    Unknown keys are an error with a "did you mean"; values that are ``None`` are
+    dropped (they mean "use the default").
+    """
+    known = {o.name: o for o in options_for(command)}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = canonical_key(key)
+        option = known.get(name)
+        if option is None:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise InputError("input.unknown_key", key=key, hint=hint)
+        parsed = option.parse(value)
+        if parsed is not None:
+            out[name] = parsed
+    return out

@@ -1,0 +1,75 @@
+"""Terminal output (rich tables) for the CLI.  Holds no formulas: it only formats
+report objects, in the chosen language."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from rigsize.messages import t
+from rigsize.report import EstimateReport, PresetRow
+from rigsize.units import GB, GiB
+
+
+def human_count(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def human_bytes(n: float) -> str:
+    """Both conventions, since GPU nameplates use GB and tools print GiB."""
+    if abs(n) >= GiB / 10:
+        return f"{n / GiB:.2f} GiB ({n / GB:.1f} GB)"
+    if abs(n) >= 2**20:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n:,.0f} B"
+
+
+def print_estimate(report: EstimateReport, lang: str, console: Console | None = None) -> None:
+    console = console or Console()
+    m = report.model
+    title = f"{t('report.model', lang)}: {m.name}"
+    if m.approximate:
+        title += f" ({t('report.approximate', lang)})"
+    summary = Table(title=title, show_header=False, title_justify="left")
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    summary.add_row(t("report.params", lang), f"{human_count(m.params)} ({m.params:,})")
+    if m.active_params != m.params:
+        summary.add_row(t("report.active_params", lang), f"{human_count(m.active_params)} ({m.active_params:,})")
+    if m.stored_params is not None:
+        summary.add_row(t("report.stored_params", lang), f"{human_count(m.stored_params)} ({m.stored_params:,})")
+    summary.add_row(f"{t('report.weight_bytes', lang)} [{m.weight_format}]", human_bytes(m.weight_bytes))
+    summary.add_row(f"{t('report.kv_per_token', lang)} [{m.kv_dtype}]", human_bytes(m.kv_bytes_per_token))
+    summary.add_row(t("report.source", lang), m.origin)
+    console.print(summary)
+
+    parts = Table(title=t("report.breakdown", lang), title_justify="left")
+    parts.add_column(t("report.component", lang))
+    parts.add_column(t("report.params", lang), justify="right")
+    parts.add_column(t("report.share", lang), justify="right")
+    for key, n in sorted(m.breakdown.items(), key=lambda kv: -kv[1]):
+        parts.add_row(key, f"{n:,}", f"{100 * n / m.params:.1f}%")
+    console.print(parts)
+    _print_list(console, t("report.assumptions", lang), [f"{k} = {v}" for k, v in report.assumptions.items()])
+    _print_list(console, t("report.warnings", lang), report.warnings)
+
+
+def _print_list(console: Console, title: str, lines: list[str]) -> None:
+    if lines:
+        console.print(f"[bold]{title}[/bold]")
+        for line in lines:
+            console.print(f"  - {line}", highlight=False)
+
+
+def print_presets(rows: list[PresetRow], lang: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=t("report.presets", lang), title_justify="left")
+    for col in ("Name", t("report.family", lang), t("report.params", lang),
+                t("report.active_params", lang), t("report.hub_id", lang)):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.name, r.family, human_count(r.params), human_count(r.active_params), r.hub_id or "-")
+    console.print(table)

@@ -1,0 +1,70 @@
+"""Result types: what ``rigsize.estimate`` returns and ``--json`` prints.
+
+Pydantic models at the edge: the same object feeds the terminal tables, the JSON
+output and (later) the HTTP API, and its JSON Schema is published in
+``schema/estimate.schema.json`` (regenerate with ``python -m rigsize.report``).
+All sizes are integer bytes or plain counts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelReport(_Frozen):
+    name: str = Field(description="Preset name, file stem, Hub id or bare size as typed")
+    source: Literal["preset", "config", "folder", "gguf", "hub", "size"]
+    origin: str = Field(description="Where the config came from: citation, path or Hub URL")
+    approximate: bool = Field(description="True when the architecture was synthesized from a bare size")
+    model_type: str
+    params: int = Field(description="Parameters as transformers builds the model (buffers excluded, tied once)")
+    active_params: int = Field(description="Parameters used per token (routed experts at top-k)")
+    stored_params: int | None = Field(description="Parameters stored in the checkpoint; null without one")
+    stored_bytes: int | None = Field(description="Bytes of all tensors in the checkpoint; null without one")
+    kv_bytes_per_token: int = Field(description="K and V (or MLA latent) for all layers at kv_dtype, no window, no split")
+    kv_dtype: str
+    weight_bytes: int = Field(description="Weights at weight_format, scales and high-precision tensors included")
+    weight_format: str
+    breakdown: dict[str, int] = Field(description="Parameters by component; sums to params")
+    num_hidden_layers: int
+    hidden_size: int
+    max_position_embeddings: int | None
+    config: dict[str, Any] | None = Field(None, description="The synthesized config (bare sizes only)")
+
+
+class EstimateReport(_Frozen):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    model: ModelReport
+    inputs: dict[str, Any] = Field(description="Options as the user gave them, parsed")
+    assumptions: dict[str, Any] = Field(description="Every default applied, so the result can be reproduced")
+    warnings: list[str]
+
+
+class PresetRow(_Frozen):
+    name: str
+    family: str
+    hub_id: str | None
+    aliases: list[str]
+    params: int
+    active_params: int
+    source: str
+    as_of: str
+
+
+def schema() -> dict[str, Any]:
+    return EstimateReport.model_json_schema()
+
+
+if __name__ == "__main__":  # regenerate the published schema
+    json.dump(schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")

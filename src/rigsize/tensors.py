@@ -1,0 +1,61 @@
+"""The list of a model's weight tensors, as ``transformers`` names and shapes them.
+
+The parameter counter (``rigsize.params``) produces these rows from a model
+specification; the format catalog (``rigsize.formats``) prices each row in bits, since
+quantizers treat tensors differently by role (GGUF mixes, fp32 norms in QLoRA...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal[
+    "embed",          # token embedding (vocab x hidden)
+    "pos_embed",      # learned absolute positions (GPT-2, OPT)
+    "lm_head",        # output projection (vocab x hidden); absent when tied
+    "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_o",
+    "attn_q_a", "attn_q_b", "attn_kv_a", "attn_kv_b",   # MLA low-rank projections
+    "mlp_gate", "mlp_up", "mlp_gate_up", "mlp_down",    # dense MLP (gate_up = fused)
+    "expert_gate", "expert_up", "expert_down",          # routed experts (count = experts)
+    "shared_gate", "shared_up", "shared_down",          # shared experts
+    "router",         # MoE gate (experts x hidden) and its bias
+    "norm",           # any normalization weight or bias
+    "bias",           # linear biases (QKV bias, GPT-2 biases)
+    "other",          # anything else (e.g. shared-expert gate vector)
+]
+
+LINEAR_ROLES: frozenset[str] = frozenset({
+    "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_o",
+    "attn_q_a", "attn_q_b", "attn_kv_a", "attn_kv_b",
+    "mlp_gate", "mlp_up", "mlp_gate_up", "mlp_down",
+    "expert_gate", "expert_up", "expert_down",
+    "shared_gate", "shared_up", "shared_down",
+})
+"""Roles of 2-D matmul weights: the tensors weight-only quantizers (GPTQ, AWQ, NF4) touch."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One weight tensor (or ``count`` identical ones, e.g. the routed experts of a layer).
+
+    ``shape`` follows PyTorch: ``(out_features, in_features)`` for a linear weight.
+    ``layer`` is the decoder layer index, ``None`` outside the layer stack.
+    """
+
+    name: str
+    role: Role
+    shape: tuple[int, ...]
+    layer: int | None = None
+    count: int = 1
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n * self.count
+
+    @property
+    def is_linear(self) -> bool:
+        return self.role in LINEAR_ROLES and len(self.shape) == 2

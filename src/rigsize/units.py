@@ -1,0 +1,32 @@
+"""The one place where unit constants live.
+
+Inside rigsize everything is bytes, seconds, FLOP, FLOP/s and USD; dtype widths are
+in bits (4-bit formats break byte arithmetic).  Convert only at the edges.
+"""
+
+from __future__ import annotations
+
+BITS_PER_BYTE = 8
+KiB = 2**10
+MiB = 2**20
+GiB = 2**30
+TiB = 2**40
+KB = 10**3
+MB = 10**6
+GB = 10**9
+TB = 10**12
+
+# Decimal SI prefixes, as people write counts: 7B parameters, 15T tokens, 8k context.
+SI_PREFIXES: dict[str, float] = {
+    "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15,
+}
+TIME_SUFFIXES: dict[str, float] = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def bits_to_bytes(bits: int) -> int:
+    """Round a bit count up to whole bytes."""
+    return -(-bits // BITS_PER_BYTE)
+
+
+def gib(n_bytes: float) -> float:
+    return n_bytes / GiB

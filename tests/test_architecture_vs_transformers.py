@@ -1,0 +1,130 @@
+"""Parameter counts and KV-cache bytes against Hugging Face ``transformers`` itself.
+
+Reference: ``AutoModelForCausalLM.from_config`` on the meta device (transformers 5.x,
+pinned in the test extra), parameters deduplicated by ``model.parameters()`` so tied
+weights count once and buffers (rotary tables, DeepSeek's e_score_correction_bias)
+are excluded.  Exact equality is required.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _hf import meta_param_count
+from rigsize.architecture import SUPPORTED_MODEL_TYPES, build_architecture
+from rigsize.models import preset_config, presets
+
+pytest.importorskip("transformers")
+
+
+# ---- every preset (real published architectures) --------------------------------------
+
+def _preset_names() -> list[str]:
+    return sorted(presets())
+
+
+@pytest.mark.parametrize("name", _preset_names())
+def test_preset_param_count_equals_transformers(name: str) -> None:
+    cfg = preset_config(name)
+    ours = build_architecture(cfg).params
+    if cfg.get("model_type") == "gemma3":   # multimodal wrapper: compare the text model
+        cfg = {**cfg["text_config"], "model_type": "gemma3_text"}
+    assert ours == meta_param_count(cfg)
+
+
+# ---- random small configs of every family ---------------------------------------------
+
+_dims = st.sampled_from([32, 64, 96])
+
+
+@st.composite
+def _config(draw: st.DrawFn, model_type: str) -> dict:
+    heads = draw(st.sampled_from([2, 4]))
+    kv = draw(st.sampled_from([h for h in (1, 2, 4) if heads % h == 0]))
+    hidden = heads * draw(st.sampled_from([8, 16]))
+    cfg = {"model_type": model_type, "hidden_size": hidden, "num_attention_heads": heads,
+           "num_key_value_heads": kv, "num_hidden_layers": draw(st.integers(1, 4)),
+           "intermediate_size": draw(_dims), "vocab_size": draw(st.integers(50, 300)),
+           "max_position_embeddings": 128, "tie_word_embeddings": draw(st.booleans())}
+    if draw(st.booleans()) and model_type not in ("phi", "gpt2", "bloom", "opt", "gpt_neox", "falcon"):
+        cfg["head_dim"] = draw(st.sampled_from([8, 16]))
+    for flag in ("attention_bias", "mlp_bias", "use_bias", "qkv_bias"):
+        if draw(st.booleans()):
+            cfg[flag] = draw(st.booleans())
+    if model_type == "mixtral":
+        cfg.update(num_local_experts=draw(st.integers(2, 5)), num_experts_per_tok=2)
+    if model_type in ("qwen2_moe", "qwen3_moe"):
+        n = cfg["num_hidden_layers"]
+        cfg.update(num_experts=draw(st.integers(2, 5)), num_experts_per_tok=2,
+                   moe_intermediate_size=draw(_dims), decoder_sparse_step=draw(st.integers(1, 2)),
+                   mlp_only_layers=draw(st.lists(st.integers(0, n - 1), max_size=2, unique=True)))
+        if model_type == "qwen2_moe":
+            cfg["shared_expert_intermediate_size"] = draw(_dims)
+    if model_type in ("deepseek_v2", "deepseek_v3"):
+        cfg.update(n_routed_experts=draw(st.integers(2, 6)), num_experts_per_tok=2, n_group=1, topk_group=1,
+                   moe_intermediate_size=draw(_dims), first_k_dense_replace=draw(st.integers(0, 2)),
+                   n_shared_experts=draw(st.integers(0, 2)), kv_lora_rank=draw(st.sampled_from([8, 16])),
+                   q_lora_rank=draw(st.sampled_from([None, 16, 24])), qk_rope_head_dim=4,
+                   qk_nope_head_dim=8, v_head_dim=draw(st.sampled_from([8, 12])))
+    if model_type == "falcon":
+        new = draw(st.booleans())
+        cfg.update(new_decoder_architecture=new, multi_query=draw(st.booleans()), bias=draw(st.booleans()),
+                   parallel_attn=draw(st.booleans()) or new, num_kv_heads=kv)
+    if model_type == "opt":
+        cfg.update(ffn_dim=cfg["intermediate_size"], word_embed_proj_dim=draw(st.sampled_from([cfg["hidden_size"], 16])),
+                   do_layer_norm_before=draw(st.booleans()))
+    if model_type == "gpt2":
+        cfg.update(n_embd=cfg.pop("hidden_size"), n_head=cfg.pop("num_attention_heads"),
+                   n_layer=cfg.pop("num_hidden_layers"), n_positions=cfg.pop("max_position_embeddings"),
+                   n_inner=draw(st.sampled_from([None, 48])))
+    if model_type == "bloom":
+        cfg.update(n_head=cfg.pop("num_attention_heads"), n_layer=cfg.pop("num_hidden_layers"))
+    return cfg
+
+
+@pytest.mark.parametrize("model_type", SUPPORTED_MODEL_TYPES)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_config_param_count_equals_transformers(model_type: str, data: st.DataObject) -> None:
+    cfg = data.draw(_config(model_type))
+    assert build_architecture(cfg).params == meta_param_count(cfg), cfg
+
+
+# ---- KV cache bytes per token ----------------------------------------------------------
+
+_KV_CASES = {
+    "llama-gqa": {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 8, "num_key_value_heads": 2,
+                  "num_hidden_layers": 3, "intermediate_size": 64, "vocab_size": 128},
+    "qwen3-explicit-head-dim": {"model_type": "qwen3", "hidden_size": 64, "num_attention_heads": 4,
+                                "num_key_value_heads": 2, "head_dim": 32, "num_hidden_layers": 2,
+                                "intermediate_size": 64, "vocab_size": 128},
+    "gpt2-mha": {"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "vocab_size": 128, "n_positions": 64},
+    "falcon-mqa": {"model_type": "falcon", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+                   "vocab_size": 128, "multi_query": True},
+    "mixtral": {"model_type": "mixtral", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 1,
+                "num_hidden_layers": 2, "intermediate_size": 32, "vocab_size": 128, "num_local_experts": 3,
+                "num_experts_per_tok": 2},
+}
+
+
+@pytest.mark.parametrize("case", sorted(_KV_CASES))
+def test_kv_elements_per_token_equal_transformers_cache(case: str) -> None:
+    """Run a tiny model on CPU and read what its DynamicCache holds per token."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = dict(_KV_CASES[case])
+    model_type = cfg.pop("model_type")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, pad_token_id=None, **cfg))
+    tokens = 7
+    with torch.no_grad():
+        out = model(torch.arange(tokens).unsqueeze(0), use_cache=True)
+    cache = out.past_key_values
+    elements = 0
+    for layer in cache.layers:
+        elements += layer.keys.numel() + layer.values.numel()
+    ours = build_architecture({"model_type": model_type, **cfg}).kv_elements_per_token
+    assert ours * tokens == elements
