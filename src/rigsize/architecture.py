@@ -459,6 +459,17 @@ _BUILDERS: dict[str, Callable[[Config], Architecture]] = {
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_BUILDERS))
 
 
+# Config-class defaults that published configs rely on.  Gemma 3's multimodal Hub
+# configs store a sparse ``text_config`` (e.g. gemma-3-4b-it omits vocab_size and the
+# head counts); transformers fills them from ``Gemma3TextConfig.__init__`` defaults
+# (transformers 5.x, models/gemma3/configuration_gemma3.py), and so do we.
+_CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gemma3_text": {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,
+                    "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4,
+                    "head_dim": 256, "sliding_window": 4096, "max_position_embeddings": 131072},
+}
+
+
 def build_architecture(raw: Mapping[str, Any]) -> Architecture:
     """Lay out the model a Hugging Face config describes.
 
@@ -472,6 +483,9 @@ def build_architecture(raw: Mapping[str, Any]) -> Architecture:
             text["model_type"] = "gemma3_text"
         text.setdefault("tie_word_embeddings", raw.get("tie_word_embeddings"))
         raw = text
+    defaults = _CLASS_DEFAULTS.get(str(raw.get("model_type")))
+    if defaults:
+        raw = {**defaults, **{k: v for k, v in raw.items() if v is not None}}
     cfg = Config(raw)
     builder = _BUILDERS.get(cfg.model_type)
     if builder is None:

@@ -95,6 +95,42 @@ def models(ctx: click.Context, query: str, as_json: bool) -> None:
         print_presets(rows, ctx.obj["lang"])
 
 
+@cli.command()
+@click.argument("query", required=False, default="")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_context
+def gpus(ctx: click.Context, query: str, as_json: bool) -> None:
+    """List the GPU catalog (dense peaks, memory, bandwidth, sources), or those matching QUERY."""
+    from rigsize.hardware import gpu_table
+
+    q = query.lower()
+    rows = [r for r in gpu_table() if not q or q in r["name"].lower() or any(q in a.lower() for a in r["aliases"])]
+    if not rows:
+        raise InputError("gpu.none_match", query=query)
+    if as_json:
+        _emit_json(rows)
+    else:
+        from rigsize.render import print_gpus
+
+        print_gpus(rows, ctx.obj["lang"])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_context
+def formats(ctx: click.Context, as_json: bool) -> None:
+    """List weight and KV-cache formats with their true bits per weight."""
+    from rigsize.formats import format_table
+
+    rows = format_table()
+    if as_json:
+        _emit_json(rows)
+    else:
+        from rigsize.render import print_formats
+
+        print_formats(rows, ctx.obj["lang"])
+
+
 def _lang_from_argv(argv: Sequence[str]) -> str:
     for i, arg in enumerate(argv):
         if arg == "--lang" and i + 1 < len(argv):
@@ -132,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug in rigsize: still one line, but say it is ours
         if os.environ.get("RIGSIZE_DEBUG"):
             raise
-        return _fail(f"internal error ({type(exc).__name__}: {exc}); please report it, "
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return _fail(f"internal error ({type(exc).__name__}: {first}); please report it, "
                      "with RIGSIZE_DEBUG=1 for the traceback")
     return 0
 

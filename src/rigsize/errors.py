@@ -16,7 +16,7 @@ class RigsizeError(Exception):
     placeholders.  Subclasses only group errors by concept.
     """
 
-    def __init__(self, key: str, **params: object) -> None:
+    def __init__(self, key: str, /, **params: object) -> None:
         self.key = key
         self.params = params
         super().__init__(self.render("en"))

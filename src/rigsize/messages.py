@@ -128,13 +128,33 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "unknown GPU '{name}'{hint}; 'rigsize gpus' lists the catalog, --gpu-spec FILE describes another",
         "zh": "未知 GPU '{name}'{hint}；'rigsize gpus' 可列出目录，--gpu-spec FILE 可描述其他 GPU",
     },
+    "hardware.unknown_arch": {
+        "en": "unknown GPU architecture '{name}'; use one of {suggestions}",
+        "zh": "未知 GPU 架构 '{name}'；请使用 {suggestions} 之一",
+    },
     "gpu.bad_spec": {
         "en": "{path}: {detail}",
         "zh": "{path}: {detail}",
     },
+    "gpu.none_match": {
+        "en": "no GPU in the catalog matches '{query}'; 'rigsize gpus' lists them all",
+        "zh": "目录中没有与 '{query}' 匹配的 GPU；'rigsize gpus' 可列出全部",
+    },
     "format.unknown": {
         "en": "unknown format '{name}'; did you mean {suggestions}? 'rigsize formats' lists them",
         "zh": "未知格式 '{name}'；是否想用 {suggestions}？'rigsize formats' 可列出全部格式",
+    },
+    "format.unknown_kv": {
+        "en": "unknown KV-cache format '{name}'; did you mean {suggestions}? 'rigsize formats' lists them",
+        "zh": "未知 KV 缓存格式 '{name}'；是否想用 {suggestions}？'rigsize formats' 可列出全部格式",
+    },
+    "format.kv_mla_only": {
+        "en": "KV format '{name}' is the MLA (DeepSeek) latent layout; use fp8 or bf16 for this model",
+        "zh": "KV 格式 '{name}' 仅适用于 MLA（DeepSeek）潜变量布局；此模型请使用 fp8 或 bf16",
+    },
+    "format.tp_groups_out": {
+        "en": "{fmt}: {tensor} has {dim} output features = {groups} groups of {group}, which do not split evenly over tp={tp}; use tp in {good}",
+        "zh": "{fmt}: {tensor} 的输出维度为 {dim}，即 {groups} 个大小为 {group} 的量化组，无法在 tp={tp} 下均分；请使用 tp ∈ {good}",
     },
     "format.tp_groups": {
         "en": "{fmt}: {tensor} has {dim} input features = {groups} groups of {group}, which do not split evenly over tp={tp}; use tp in {good} or a padded checkpoint",
@@ -157,6 +177,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "report.presets": {"en": "Model presets", "zh": "模型预设"},
     "report.family": {"en": "Family", "zh": "系列"},
     "report.hub_id": {"en": "Hub id", "zh": "Hub id"},
+    "report.gpus": {"en": "GPU catalog (dense peaks)", "zh": "GPU 目录（稠密峰值算力）"},
+    "report.memory": {"en": "Memory", "zh": "显存"},
+    "report.visible": {"en": "Visible", "zh": "可见显存"},
+    "report.interconnect": {"en": "Interconnect (per direction)", "zh": "互联（单向）"},
+    "report.per_node": {"en": "GPUs/node", "zh": "每节点卡数"},
+    "report.unknown": {"en": "unknown", "zh": "未知"},
+    "report.formats": {"en": "Weight and KV-cache formats", "zh": "权重与 KV 缓存格式"},
+    "report.format": {"en": "Format", "zh": "格式"},
+    "report.kind": {"en": "Kind", "zh": "类别"},
+    "report.bits_per_weight": {"en": "Bits/weight (4096x4096)", "zh": "每权重比特数 (4096x4096)"},
+    "report.high_precision": {"en": "Kept in higher precision", "zh": "保留高精度的张量"},
 }
 
 
@@ -166,7 +197,7 @@ def current_lang(explicit: str | None = None) -> str:
     return lang if lang in LANGS else "en"
 
 
-def render(key: str, lang: str = "en", **params: object) -> str:
+def render(key: str, lang: str = "en", /, **params: object) -> str:
     """The text for ``key`` in ``lang`` (English where a translation is missing)."""
     entry = MESSAGES.get(key)
     if entry is None:  # a programming error, but never hide the user's problem

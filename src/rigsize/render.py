@@ -43,7 +43,7 @@ def print_estimate(report: EstimateReport, lang: str, console: Console | None = 
         summary.add_row(t("report.stored_params", lang), f"{human_count(m.stored_params)} ({m.stored_params:,})")
     summary.add_row(f"{t('report.weight_bytes', lang)} [{m.weight_format}]", human_bytes(m.weight_bytes))
     summary.add_row(f"{t('report.kv_per_token', lang)} [{m.kv_dtype}]", human_bytes(m.kv_bytes_per_token))
-    summary.add_row(t("report.source", lang), m.origin)
+    summary.add_row(t("report.source", lang), m.origin.split(" (")[0])   # the citation's URL part
     console.print(summary)
 
     parts = Table(title=t("report.breakdown", lang), title_justify="left")
@@ -72,4 +72,43 @@ def print_presets(rows: list[PresetRow], lang: str, console: Console | None = No
         table.add_column(col)
     for r in rows:
         table.add_row(r.name, r.family, human_count(r.params), human_count(r.active_params), r.hub_id or "-")
+    console.print(table)
+
+
+def _tflops(flops: dict, dtype: str) -> str:
+    v = flops.get(dtype)
+    if v == "unknown":
+        return "?"
+    return f"{v / 1e12:,.1f}" if isinstance(v, (int, float)) else "-"
+
+
+def print_gpus(rows: list[dict], lang: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=t("report.gpus", lang), title_justify="left")
+    for col in ("GPU", t("report.memory", lang), t("report.visible", lang), "HBM TB/s", "BF16 TFLOPS",
+                "FP8 TFLOPS", t("report.interconnect", lang), t("report.per_node", lang), "TDP W"):
+        table.add_column(col, justify="left" if col == "GPU" else "right", no_wrap=col == "GPU")
+    for r in rows:
+        visible = r["memory_bytes_visible"]
+        bw = r["interconnect"].get("per_direction_bytes_per_second")
+        link = r["interconnect"]["kind"] + (f" {bw / 1e9:.0f} GB/s" if isinstance(bw, (int, float)) else "")
+        unknown = t("report.unknown", lang)
+        hbm = r["hbm_bytes_per_second"]
+        table.add_row(
+            r["name"], f"{r['memory_bytes'] / GiB:.0f} GiB",
+            f"{visible / GiB:.1f} GiB" if isinstance(visible, int) else unknown,
+            f"{hbm / 1e12:.2f}" if isinstance(hbm, (int, float)) else unknown,
+            _tflops(r["dense_flops"], "bf16"), _tflops(r["dense_flops"], "fp8"), link,
+            str(r["gpus_per_node"]).replace("unknown", unknown), str(r["tdp_watts"]).replace("unknown", unknown))
+    console.print(table)
+
+
+def print_formats(rows: list[dict], lang: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=t("report.formats", lang), title_justify="left")
+    for col in (t("report.format", lang), t("report.kind", lang), t("report.bits_per_weight", lang),
+                t("report.high_precision", lang)):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["kind"], f"{r['bits_per_weight']:.3f}", r["high_precision_tensors"])
     console.print(table)

@@ -1,0 +1,152 @@
+"""The GPU catalog (``data/gpus.toml``) and user-described GPUs (``--gpu-spec FILE``).
+
+Every row is validated by the same pydantic model, so a user's file gets the same
+checks and the same one-line errors as the packaged catalog.  Peaks are datasheet
+figures (dense, never sparsity); achievable fractions of them are assumptions kept
+elsewhere and labelled as such.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rigsize.errors import HardwareError
+
+DEFAULT_GPU = "H100-SXM-80GB"
+
+Unknown = Literal["unknown"]
+
+
+class Interconnect(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    kind: str = Field(description="nvswitch | nvlink-pairs | nvlink-bridge | pcie | infinity-fabric | hccs | ...")
+    per_direction_bytes_per_second: float | Unknown = Field(
+        description="GPU-to-GPU bandwidth each way inside a node")
+    p2p: bool | Unknown = "unknown"
+
+
+class GPU(BaseModel):
+    """One accelerator SKU.  Units: bytes, bytes/s, FLOP/s, watts."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    vendor: str
+    architecture: str
+    memory_gb: float | None = Field(None, description="Capacity as printed on the datasheet")
+    memory_bytes: int = Field(gt=0, description="Nameplate capacity in bytes")
+    memory_bytes_visible: int | Unknown = Field(
+        "unknown", description="Total the runtime reports (nvidia-smi / torch.cuda.mem_get_info)")
+    hbm_bytes_per_second: float | Unknown = Field(description="Peak memory bandwidth")
+    dense_flops: dict[str, float | Unknown] = Field(
+        description="Dense peak FLOP/s per dtype (no sparsity); 'unknown' where the hardware runs the dtype "
+                    "but no rate is published")
+    sparse_flops: dict[str, float | Unknown] = {}
+    fp8_variant: str | None = None
+    interconnect: Interconnect
+    gpus_per_node: int | Unknown = Field(description="Typical GPUs in one server")
+    tdp_watts: float | Unknown
+    source: str = Field(min_length=1)
+    as_of: str = Field(min_length=1)
+    notes: str = ""
+
+    @field_validator("dense_flops")
+    @classmethod
+    def _positive_flops(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("needs at least one dtype")
+        for dtype, flops in v.items():
+            if flops != "unknown" and (not isinstance(flops, (int, float)) or flops <= 0):
+                raise ValueError(f"{dtype} must be a positive FLOP/s figure")
+        return v
+
+    @property
+    def usable_memory_bytes(self) -> int:
+        """What the runtime exposes; the nameplate where that was never measured."""
+        return self.memory_bytes if self.memory_bytes_visible == "unknown" else int(self.memory_bytes_visible)
+
+    def supports(self, dtype: str) -> bool:
+        return dtype in self.dense_flops
+
+    def flops(self, dtype: str) -> float | None:
+        """Dense peak for ``dtype``, or None where it is unknown or unsupported."""
+        v = self.dense_flops.get(dtype)
+        return float(v) if isinstance(v, (int, float)) else None
+
+    @property
+    def node_size(self) -> int:
+        """GPUs per node for layout defaults; 8 (an HGX/OAM board) where the catalog says unknown."""
+        return self.gpus_per_node if isinstance(self.gpus_per_node, int) else 8
+
+
+def _key(name: str) -> str:
+    """Case-insensitive, separator-insensitive lookup key: 'h100 sxm' == 'H100-SXM'."""
+    return re.sub(r"[\s_\-]+", "-", name.strip().lower())
+
+
+@cache
+def catalog() -> tuple[GPU, ...]:
+    """All catalog rows, validated (loaded once, lazily)."""
+    text = resources.files("rigsize.data").joinpath("gpus.toml").read_text()
+    return tuple(GPU.model_validate(row) for row in tomllib.loads(text)["gpu"])
+
+
+@cache
+def _index() -> dict[str, GPU]:
+    out: dict[str, GPU] = {}
+    for gpu in catalog():
+        for name in (gpu.name, *gpu.aliases):
+            out[_key(name)] = gpu
+    return out
+
+
+def resolve_gpu(name: str) -> GPU:
+    """A catalog GPU by name or alias, or an error listing the closest names."""
+    gpu = _index().get(_key(name))
+    if gpu is None:
+        close = difflib.get_close_matches(_key(name), list(_index()), n=3, cutoff=0.5)
+        names = sorted({_index()[c].name for c in close})
+        hint = f"; did you mean {', '.join(names)}?" if names else ""
+        raise HardwareError("gpu.unknown", name=name, hint=hint)
+    return gpu
+
+
+def load_gpu_spec(path: str | Path) -> GPU:
+    """A GPU described in a TOML or JSON file with the catalog's fields.
+
+    The file holds one GPU, either at top level or as the single ``[[gpu]]`` row.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+        data: Any = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except OSError as exc:
+        raise HardwareError("gpu.bad_spec", path=str(p), detail=exc.strerror or str(exc)) from None
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise HardwareError("gpu.bad_spec", path=str(p), detail=f"not valid TOML/JSON ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("gpu"), list) and len(data["gpu"]) == 1:
+        data = data["gpu"][0]
+    if not isinstance(data, dict):
+        raise HardwareError("gpu.bad_spec", path=str(p), detail="expected one GPU table")
+    try:
+        return GPU.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(file)"
+        raise HardwareError("gpu.bad_spec", path=str(p), detail=f"field '{where}': {first['msg']}") from None
+
+
+def gpu_table() -> list[dict[str, Any]]:
+    """Rows for ``rigsize gpus --json``."""
+    return [g.model_dump(mode="json") for g in catalog()]

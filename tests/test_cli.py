@@ -1,0 +1,95 @@
+"""The CLI and JSON contracts: one JSON object, the published schema, localized text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from rigsize.cli import main
+from rigsize.report import schema
+
+ROOT = Path(__file__).parent.parent
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> object:
+    assert main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_published_schema_is_current() -> None:
+    """schema/estimate.schema.json is what the code produces (regenerate: python -m rigsize.report)."""
+    assert json.loads((ROOT / "schema" / "estimate.schema.json").read_text()) == schema()
+
+
+@pytest.mark.parametrize("model", ["qwen2-72b", "deepseek-v3", "72B", "mixtral-8x7b"])
+def test_estimate_json_validates_against_schema(capsys: pytest.CaptureFixture[str], model: str) -> None:
+    out = run_json(capsys, "estimate", model)
+    jsonschema.validate(out, schema())
+    assert out["schema_version"] == 1
+    m = out["model"]
+    assert sum(m["breakdown"].values()) == m["params"]
+    for key in ("name", "source", "approximate", "params", "active_params", "stored_params",
+                "kv_bytes_per_token", "weight_bytes", "breakdown"):
+        assert key in m
+
+
+def test_qwen2_72b_numbers_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    """Qwen2-72B config: 80 layers, hidden 8192, 64 heads, 8 KV heads, FFN 29568, vocab 152064, untied."""
+    m = run_json(capsys, "estimate", "qwen2-72b")["model"]
+    h, L, kv, hd, ffn, vocab = 8192, 80, 8, 128, 29568, 152064
+    per_layer = (h * h + h) + 2 * (kv * hd * h + kv * hd) + h * h + 3 * h * ffn + 2 * h
+    assert m["params"] == 2 * vocab * h + L * per_layer + h
+    assert m["kv_bytes_per_token"] == 2 * L * kv * hd * 2      # K and V, bf16
+    assert m["weight_bytes"] == m["params"] * 2
+
+
+def test_bare_size_prints_its_config(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "estimate", "72B")
+    assert out["model"]["approximate"] is True
+    assert out["model"]["config"]["num_key_value_heads"] == 8
+    assert any("approximate" in w for w in out["warnings"])
+
+
+def test_assumptions_echo_defaults_and_inputs_echo_options(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "estimate", "qwen2-72b", "--kv-dtype", "fp8", "--weights", "AWQ-INT4")
+    assert out["inputs"]["kv_dtype"] == "fp8" and out["model"]["kv_dtype"] == "fp8"
+    assert out["model"]["weight_format"] == "awq-int4"
+    assert "weights" not in out["assumptions"]
+    assert out["model"]["kv_bytes_per_token"] == 2 * 80 * 8 * 128   # one byte per element
+
+
+def test_models_lists_presets_with_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "models", "llama-3")
+    assert {r["name"] for r in rows} >= {"llama-3-8b", "llama-3-70b", "llama-3.1-405b"}
+    assert all(r["source"] and r["as_of"] for r in rows)
+
+
+def test_text_output_in_chinese(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIGSIZE_LANG", "zh")
+    assert main(["estimate", "qwen2-7b"]) == 0
+    out = capsys.readouterr().out
+    assert "参数量" in out and "模型权重" in out
+
+
+def test_json_is_never_localized(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--lang", "zh", "estimate", "72B")
+    assert all(ord(c) < 128 for c in json.dumps(out))
+
+
+def test_python_api_matches_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    import rigsize
+
+    api = rigsize.estimate("qwen2-7b", kv_dtype="fp8").model_dump(mode="json")
+    cli = run_json(capsys, "estimate", "qwen2-7b", "--kv-dtype", "fp8")
+    assert api == cli
+
+
+def test_api_accepts_hyphenated_keys_and_rejects_unknown() -> None:
+    import rigsize
+
+    assert rigsize.estimate("qwen2-7b", **{"kv-dtype": "fp8"}).model.kv_dtype == "fp8"
+    with pytest.raises(rigsize.InputError, match="did you mean 'kv_dtype'"):
+        rigsize.estimate("qwen2-7b", kv_dtpye="fp8")
