@@ -1,0 +1,133 @@
+"""The GPU catalog: schema, units, uniqueness, sources and dates, and no sparsity
+figure in the dense table.  Spot values are checked against the vendors' datasheets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rigsize.errors import HardwareError
+from rigsize.hardware import _key, catalog, load_gpu_spec, resolve_gpu
+from rigsize.units import GiB
+
+REQUIRED = ["A100-SXM-40GB", "A100-SXM-80GB", "A100-PCIE-40GB", "A100-PCIE-80GB", "A800-SXM-80GB",
+            "H100-SXM-80GB", "H100-PCIE-80GB", "H100-NVL-94GB", "H800-SXM-80GB", "H200-SXM-141GB",
+            "L40S", "L20", "L4", "A10", "A10G", "T4", "RTX-3090", "RTX-4090", "RTX-5090", "MI300X",
+            "MI325X", "GB200"]
+
+
+def test_catalog_has_every_required_sku() -> None:
+    names = {g.name for g in catalog()}
+    for name in REQUIRED:
+        assert resolve_gpu(name).name in names
+    for prefix in ("H20", "B200", "RTX-PRO-6000", "GAUDI3", "ASCEND-910B"):
+        assert any(n.startswith(prefix) for n in names), prefix
+
+
+def test_names_and_aliases_are_unique() -> None:
+    seen: dict[str, str] = {}
+    for g in catalog():
+        for n in (g.name, *g.aliases):
+            assert _key(n) not in seen or seen[_key(n)] == g.name, n
+            seen[_key(n)] = g.name
+
+
+def test_every_row_has_source_and_date() -> None:
+    for g in catalog():
+        assert g.source.strip() and re.match(r"\d{4}-\d{2}(-\d{2})?", g.as_of), g.name
+
+
+def test_units_are_plausible() -> None:
+    """Bytes, bytes/s, FLOP/s: a units slip (GB for bytes, TFLOPS for FLOP/s) fails these."""
+    for g in catalog():
+        assert 8 * GiB <= g.memory_bytes <= 512 * GiB, g.name
+        if g.memory_bytes_visible != "unknown":
+            assert 0.85 * g.memory_bytes <= g.memory_bytes_visible <= g.memory_bytes, g.name
+        if g.hbm_bytes_per_second != "unknown":
+            assert 1e11 <= g.hbm_bytes_per_second <= 2e13, g.name
+        for dtype, flops in g.dense_flops.items():
+            if flops != "unknown":
+                assert 1e12 <= flops <= 2e16, (g.name, dtype)
+
+
+def test_no_sparsity_figure_in_dense_table() -> None:
+    """Where a datasheet prints both, sparse is 2x dense; and within one GPU, halving
+    the width never more than doubles dense throughput (a sparse figure would 4x)."""
+    order = ["tf32", "bf16", "fp8", "fp4"]
+    for g in catalog():
+        for dtype, sparse in g.sparse_flops.items():
+            dense = g.dense_flops.get(dtype)
+            if isinstance(sparse, float) and isinstance(dense, float):
+                assert sparse / dense == pytest.approx(2.0, rel=0.02), (g.name, dtype)
+        if re.match(r"RTX-\d", g.name):
+            continue  # GeForce: FP8 with FP32 accumulate runs at half rate, FP4 does not (RTX Blackwell whitepaper, Table 3)
+        known = [(d, g.flops(d)) for d in order if g.flops(d)]
+        for (d1, f1), (d2, f2) in zip(known, known[1:]):
+            assert f2 / f1 <= 2.05, (g.name, d1, d2)
+
+
+@pytest.mark.parametrize("name, bf16_tflops, hbm_tb_s, mem_gib", [
+    ("H100", 989.4, 3.35, 80),       # NVIDIA H100 datasheet / Hopper whitepaper: 989.4 dense BF16, 3.35 TB/s
+    ("A100-SXM-80GB", 312, 2.039, 80),  # NVIDIA A100 datasheet: 312 BF16 dense, 2,039 GB/s
+    ("H200", 989.4, 4.8, 141),       # NVIDIA H200 datasheet: same compute as H100 SXM, 4.8 TB/s
+    ("MI300X", 1307.4, 5.3, 192),    # AMD Instinct MI300X datasheet: 1307.4 TFLOPS FP16/BF16 dense, 5.3 TB/s
+])
+def test_datasheet_spot_values(name: str, bf16_tflops: float, hbm_tb_s: float, mem_gib: int) -> None:
+    g = resolve_gpu(name)
+    assert g.flops("bf16") == pytest.approx(bf16_tflops * 1e12, rel=0.002)
+    assert g.hbm_bytes_per_second == pytest.approx(hbm_tb_s * 1e12, rel=0.01)
+    assert g.memory_bytes == mem_gib * GiB
+
+
+def test_dtype_support_rules() -> None:
+    assert not resolve_gpu("V100-SXM2-32GB").supports("bf16")
+    assert not resolve_gpu("T4").supports("bf16")
+    assert not resolve_gpu("A100-SXM-80GB").supports("fp8")
+    assert resolve_gpu("H100").supports("fp8") and resolve_gpu("L40S").supports("fp8")
+    assert resolve_gpu("MI300X").fp8_variant == "e4m3fnuz"
+
+
+@pytest.mark.parametrize("alias", ["h100", "H100-SXM-80GB", "h100 sxm 80gb", "H100_SXM_80GB"])
+def test_aliases_resolve(alias: str) -> None:
+    assert resolve_gpu(alias).name == "H100-SXM-80GB"
+
+
+def test_unknown_gpu_suggests_close_names() -> None:
+    with pytest.raises(HardwareError, match="did you mean"):
+        resolve_gpu("H100-SMX")
+
+
+def test_gpu_spec_file(tmp_path: Path) -> None:
+    spec = tmp_path / "mygpu.toml"
+    spec.write_text('''
+name = "MYGPU-64GB"
+vendor = "nvidia"
+architecture = "hopper"
+memory_bytes = 68719476736
+hbm_bytes_per_second = 2.0e12
+dense_flops = { bf16 = 500e12, fp8 = 1000e12 }
+interconnect = { kind = "pcie", per_direction_bytes_per_second = 64e9 }
+gpus_per_node = 4
+tdp_watts = 400
+source = "vendor sheet"
+as_of = "2026-11-27"
+''')
+    g = load_gpu_spec(spec)
+    assert g.name == "MYGPU-64GB" and g.flops("fp8") == 1e15
+
+
+@pytest.mark.parametrize("body, expect", [
+    ('name = "X"', "field"),
+    ("not toml at all [", "not valid TOML"),
+    ('name="X"\nvendor="n"\narchitecture="a"\nmemory_bytes=-5\nhbm_bytes_per_second=1e12\ndense_flops={bf16=1e12}\n'
+     'interconnect={kind="pcie", per_direction_bytes_per_second=1e9}\ngpus_per_node=1\ntdp_watts=1\nsource="s"\nas_of="d"',
+     "memory_bytes"),
+])
+def test_gpu_spec_errors_are_one_line(tmp_path: Path, body: str, expect: str) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(body)
+    with pytest.raises(HardwareError) as err:
+        load_gpu_spec(spec)
+    assert expect in str(err.value) and "\n" not in str(err.value)
