@@ -9,8 +9,9 @@ from rigsize.numbers import parse_count, parse_duration, parse_quantity
 
 
 @pytest.mark.parametrize("text, value", [
-    ("4096", 4096), ("8k", 8000), ("128K", 128000), ("300e9", 3e11), ("15T", 15e12), ("70B", 70e9),
-    ("1.5M", 1.5e6), ("1_000", 1000), ("2,048", 2048), (" 7b ", 7e9), ("1e3", 1000),
+    ("4096", 4096), ("8k", 8000), ("128K", 131072), ("300e9", 3e11), ("15T", 15e12), ("70B", 70e9),
+    ("1.5m", 1.5e6), ("1M", 2**20), ("1_000", 1000), ("2,048", 2048), (" 7b ", 7e9), ("1e3", 1000),
+    ("25.6k", 25600),   # vLLM docs' own examples: 1k -> 1000, 1K -> 1024, 25.6k -> 25,600
 ])
 def test_quantities_people_write(text: str, value: float) -> None:
     assert parse_quantity(text) == value
@@ -38,7 +39,7 @@ def test_plain_integers_round_trip(n: int) -> None:
     assert parse_count(str(n)) == n
 
 
-@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["k", "M", "B", "T"]))
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["k", "K", "M", "B", "T"]))
 def test_suffix_scales(n: int, suffix: str) -> None:
-    scale = {"k": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}[suffix]
+    scale = {"k": 10**3, "K": 2**10, "M": 2**20, "B": 10**9, "T": 10**12}[suffix]
     assert parse_count(f"{n}{suffix}") == n * scale

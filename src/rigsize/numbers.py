@@ -1,7 +1,7 @@
 """Parse numbers as people write them: ``300e9``, ``15T``, ``8k``, ``128k``, ``200ms``.
 
-Counts take decimal SI suffixes (k, M, B/G, T, P; case-insensitive, as in "7B
-parameters" and "8k context"); durations take ns/us/ms/s/min/h.  ``1_000`` and
+Counts take suffixes as vLLM reads them: ``8k`` = 8000 but ``8K`` = 8192 (k/m/g
+decimal, K/M/G binary); ``70B``, ``15T`` decimal.  Durations take ns/us/ms/s/min/h.  ``1_000`` and
 ``1,000`` are accepted.  Anything else raises ``InputError`` naming the option.
 """
 
@@ -27,7 +27,7 @@ def parse_quantity(text: str | int | float, option: str = "value") -> float:
         if not m:
             raise InputError("input.not_a_number", option=option, value=text)
         value = float(m.group(1))
-        suffix = m.group(2).lower()
+        suffix = m.group(2)
         if suffix:
             if suffix not in SI_PREFIXES:
                 raise InputError("input.not_a_number", option=option, value=text)

@@ -53,8 +53,37 @@ def print_estimate(report: EstimateReport, lang: str, console: Console | None = 
     for key, n in sorted(m.breakdown.items(), key=lambda kv: -kv[1]):
         parts.add_row(key, f"{n:,}", f"{100 * n / m.params:.1f}%")
     console.print(parts)
+    _print_memory(console, report, lang)
     _print_list(console, t("report.assumptions", lang), [f"{k} = {v}" for k, v in report.assumptions.items()])
     _print_list(console, t("report.warnings", lang), report.warnings)
+
+
+def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
+    mem, hw, par = report.memory, report.hardware, report.parallel
+    layout = f"tp={par.tp} pp={par.pp} dp={par.dp}" + (f" ep={par.ep}" if par.ep > 1 else "") + (
+        f" cp={par.cp}" if par.cp > 1 else "")
+    if report.task != "inference":
+        layout += f" zero={par.zero} recompute={par.recompute}" + (f" offload={par.offload}" if par.offload != "none" else "")
+    title = (f"{t('report.memory_per_gpu', lang)}: {t('task.' + report.task, lang)}, "
+             f"{hw.gpus}x {hw.gpu} ({layout})")
+    table = Table(title=title, title_justify="left")
+    table.add_column(t("report.component", lang))
+    table.add_column(t("report.bytes", lang), justify="right")
+    p = mem.per_gpu
+    for key in ("weights", "kv_cache", "activations", "gradients", "optimizer", "overhead"):
+        value = getattr(p, key)
+        if value or key in ("weights",):
+            table.add_row(t(f"mem.{key}", lang), human_bytes(value))
+    table.add_row(f"[bold]{t('mem.total', lang)}[/bold]", f"[bold]{human_bytes(p.total)}[/bold]")
+    table.add_row(t("mem.usable", lang), human_bytes(mem.usable_bytes))
+    verdict = t("mem.fits", lang) if mem.fits else t("mem.not_fits", lang)
+    style = "green" if mem.fits else "red"
+    table.add_row(f"[{style}]{verdict}[/{style}]", f"[{style}]{human_bytes(mem.headroom_bytes)}[/{style}]")
+    if mem.max_concurrency is not None:
+        table.add_row(t("mem.max_concurrency", lang), f"{mem.max_concurrency:,}")
+    console.print(table)
+    _print_list(console, t("report.suggestions", lang), [s.description + f" -> {human_bytes(s.total_bytes)}"
+                                                         for s in mem.suggestions])
 
 
 def _print_list(console: Console, title: str, lines: list[str]) -> None:

@@ -42,9 +42,67 @@ class ModelReport(_Frozen):
     config: dict[str, Any] | None = Field(None, description="The synthesized config (bare sizes only)")
 
 
+class HardwareReport(_Frozen):
+    gpu: str
+    gpus: int
+    nodes: int
+    gpus_per_node: int
+    gpu_memory_bytes: int = Field(description="Nameplate memory of one GPU")
+    gpu_memory_bytes_visible: int = Field(description="Memory the runtime exposes (nameplate where unmeasured)")
+
+
+class ParallelReport(_Frozen):
+    tp: int
+    pp: int
+    dp: int
+    ep: int
+    cp: int
+    sp: bool
+    zero: int
+    offload: Literal["none", "optimizer", "params"]
+    recompute: Literal["none", "selective", "full"]
+    micro_batch: int | None = Field(description="Sequences per micro-batch (training)")
+    global_batch: int | None = Field(description="Sequences per optimizer step (training)")
+
+
+class PerGpuReport(_Frozen):
+    """The busiest GPU's memory; the parts sum to total."""
+
+    weights: int
+    kv_cache: int
+    activations: int
+    gradients: int
+    optimizer: int
+    overhead: int
+    total: int
+
+
+class Suggestion(_Frozen):
+    change: dict[str, Any] = Field(description="Options to change, as estimate keys")
+    description: str
+    total_bytes: int = Field(description="Busiest GPU's total after the change")
+    fits: bool
+
+
+class MemoryReport(_Frozen):
+    per_gpu: PerGpuReport
+    usable_bytes: int = Field(description="Inference: visible x gpu_memory_utilization; training: visible")
+    fits: bool
+    headroom_bytes: int = Field(description="usable - total; negative when it does not fit")
+    max_concurrency: int | None = Field(description="Inference: sequences of the requested length that fit")
+    busiest_stage: int = Field(description="Pipeline stage of the busiest GPU")
+    kv_bytes_per_sequence: int = Field(description="KV cache of one sequence on the busiest GPU")
+    details: dict[str, int] = Field(description="Sub-parts: overhead terms, activation terms, gathered weights")
+    suggestions: list[Suggestion]
+
+
 class EstimateReport(_Frozen):
     schema_version: Literal[1] = SCHEMA_VERSION
     model: ModelReport
+    task: Literal["inference", "finetune", "lora", "qlora", "pretrain"]
+    hardware: HardwareReport
+    parallel: ParallelReport
+    memory: MemoryReport
     inputs: dict[str, Any] = Field(description="Options as the user gave them, parsed")
     assumptions: dict[str, Any] = Field(description="Every default applied, so the result can be reproduced")
     warnings: list[str]

@@ -1,20 +1,35 @@
 """``rigsize.estimate``: one model, one job, one layout, no search.
 
-The flow (see STYLE.md): parse options -> resolve the model -> count -> report.
-Later issues add hardware, memory per GPU, speed and cost to the same report.
+The flow (STYLE.md): parse options -> resolve model and GPU -> workload and layout
+(defaults echoed as assumptions) -> validate -> memory per GPU -> suggestions ->
+report.  The planner (a later issue) runs the same evaluation over many layouts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
-from rigsize import formats
-from rigsize.architecture import active_params, breakdown
+from rigsize import formats, runtime
+from rigsize.architecture import Architecture, active_params, breakdown
+from rigsize.errors import FormatError, InputError, PlanError
+from rigsize.formats import KVFormat, WeightFormat
+from rigsize.hardware import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
+from rigsize.layout import TRAINING_TASKS, Layout, Workload, tp_problems, validate_layout
+from rigsize.memory import MemoryResult, memory_per_gpu
+from rigsize.messages import Note
 from rigsize.models import ModelSpec, resolve_model
 from rigsize.options import parse_options
-from rigsize.report import EstimateReport, ModelReport
+from rigsize.report import (
+    EstimateReport, HardwareReport, MemoryReport, ModelReport, ParallelReport, PerGpuReport, Suggestion,
+)
 
 _TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
+
+# Inference defaults (issue contract): one request of 1024 prompt + 256 output tokens.
+DEFAULT_PROMPT, DEFAULT_OUTPUT = 1024, 256
+# Training default sequence: min(4096, the model's maximum context).
+DEFAULT_TRAIN_SEQ = 4096
 
 
 def checkpoint_format(spec: ModelSpec) -> tuple[str, str]:
@@ -42,19 +57,16 @@ def checkpoint_format(spec: ModelSpec) -> tuple[str, str]:
     return "bf16", "default (config names no dtype)"
 
 
-def model_report(spec: ModelSpec, weights: str | None = None, kv_dtype: str = "bf16") -> ModelReport:
+def model_report(spec: ModelSpec, weight_fmt: WeightFormat, kv_fmt: KVFormat) -> ModelReport:
     """The ``model`` block: counts, bytes per KV token and weight bytes."""
     arch = spec.arch
-    weight_fmt = formats.resolve_weight_format(weights or checkpoint_format(spec)[0])
-    kv_fmt = formats.resolve_kv_format(kv_dtype)
     ckpt = spec.checkpoint
     return ModelReport(
         name=spec.name, source=spec.source, origin=spec.origin, approximate=spec.approximate,
         model_type=arch.model_type, params=arch.params, active_params=active_params(arch),
         stored_params=ckpt.stored_params if ckpt else None,
         stored_bytes=ckpt.stored_bytes if ckpt else None,
-        kv_bytes_per_token=formats.kv_bytes_per_token(arch, kv_fmt),
-        kv_dtype=kv_fmt.name,
+        kv_bytes_per_token=formats.kv_bytes_per_token(arch, kv_fmt), kv_dtype=kv_fmt.name,
         weight_bytes=formats.weights_bytes(weight_fmt, arch.tensors, arch.num_hidden_layers),
         weight_format=weight_fmt.name, breakdown=breakdown(arch),
         num_hidden_layers=arch.num_hidden_layers, hidden_size=arch.hidden_size,
@@ -63,25 +75,389 @@ def model_report(spec: ModelSpec, weights: str | None = None, kv_dtype: str = "b
     )
 
 
+# ----------------------------------------------------------------------------------
+# Inputs -> a fully specified job
+# ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one evaluation needs, every default resolved."""
+
+    spec: ModelSpec
+    gpu: GPU
+    workload: Workload
+    layout: Layout
+    weights: WeightFormat
+    kv: KVFormat
+    engine: runtime.Engine
+    gpu_memory_utilization: float
+
+
+def _gpu(opts: dict[str, Any], assumptions: dict[str, Any]) -> GPU:
+    if "gpu" in opts and "gpu_spec" in opts:
+        raise InputError("input.conflict", what="give either --gpu or --gpu-spec, not both")
+    if "gpu_spec" in opts:
+        return load_gpu_spec(opts["gpu_spec"])
+    if "gpu" not in opts:
+        assumptions["gpu"] = DEFAULT_GPU
+    return resolve_gpu(opts.get("gpu", DEFAULT_GPU))
+
+
+def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: dict[str, Any]) -> Workload:
+    def default(name: str, value: Any) -> Any:
+        if name in opts:
+            return opts[name]
+        assumptions[name] = value
+        return value
+
+    if task not in TRAINING_TASKS:
+        for name in ("micro_batch", "global_batch"):
+            if name in opts:
+                raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to training tasks")
+        batch = default("batch", 1)
+        prompt = default("prompt", DEFAULT_PROMPT)
+        output = default("output", DEFAULT_OUTPUT)
+        if "seq" in opts and ("prompt" in opts or "output" in opts) and opts["seq"] != prompt + output:
+            raise InputError("input.conflict", what=f"--seq {opts['seq']} contradicts --prompt {prompt} + "
+                             f"--output {output}; give --seq alone or prompt and output")
+        seq = default("seq", prompt + output)
+        _check_context(arch, seq)
+        return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output)  # type: ignore[arg-type]
+    if "prompt" in opts or "output" in opts:
+        raise InputError("input.conflict", what="--prompt and --output apply to inference; use --seq for training")
+    if "batch" in opts and "micro_batch" in opts and opts["batch"] != opts["micro_batch"]:
+        raise InputError("input.conflict", what=f"--batch {opts['batch']} and --micro-batch {opts['micro_batch']} "
+                         "differ; in training --batch is the micro-batch")
+    micro = opts.get("micro_batch", opts.get("batch"))
+    if micro is None:
+        micro = default("micro_batch", 1)
+    seq = default("seq", min(DEFAULT_TRAIN_SEQ, arch.max_position_embeddings or DEFAULT_TRAIN_SEQ))
+    _check_context(arch, seq)
+    framework = opts.get("framework") or default(
+        "framework", "megatron" if task == "pretrain" else ("deepspeed" if opts.get("zero", "0") != "0" else "hf"))
+    targets = opts.get("lora_targets")
+    return Workload(
+        task=task, batch=micro, seq=seq, framework=framework,  # type: ignore[arg-type]
+        optimizer=default("optimizer", "adamw"), lora_rank=default("lora_rank", 16),
+        lora_targets=frozenset(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
+    )
+
+
+def _check_context(arch: Architecture, seq: int) -> None:
+    limit = arch.max_position_embeddings
+    if limit and seq > limit:
+        raise InputError("input.conflict", what=f"sequence of {seq:,} tokens exceeds the model's "
+                         f"max_position_embeddings {limit:,}; use a shorter --seq (or --prompt/--output)")
+
+
+def default_inference_layout(arch: Architecture, gpus: int, node: int) -> Layout:
+    """The largest valid tp up to one node, pipeline stages across nodes."""
+    for tp in range(min(gpus, node), 0, -1):
+        if gpus % tp == 0 and not tp_problems(arch, tp) and gpus // tp <= arch.num_hidden_layers:
+            return Layout(tp=tp, pp=gpus // tp)
+    raise PlanError("plan.invalid", why=f"no tensor-parallel size divides {gpus} GPUs and the model's heads; "
+                    "try a power-of-two GPU count")
+
+
+def _layout(opts: dict[str, Any], job_arch: Architecture, workload: Workload, gpu: GPU,
+            assumptions: dict[str, Any]) -> tuple[Layout, bool]:
+    """The layout the user gave, or the default one for ``--gpus``.  Returns it and
+    whether rigsize chose model parallelism itself (training then searches for the
+    least that fits)."""
+    explicit = {k: opts[k] for k in ("tp", "pp", "dp", "cp") if k in opts}
+    gpus = opts.get("gpus")
+    training = workload.training
+    common = {
+        "ep": opts.get("ep", 1), "zero": int(opts.get("zero", "0")), "offload": opts.get("offload", "none"),
+        "recompute": opts.get("recompute", "none"),
+    }
+    if explicit:
+        tp, pp, dp, cp = (explicit.get(k, 1) for k in ("tp", "pp", "dp", "cp"))
+        if gpus is not None and gpus != tp * pp * dp * cp:
+            if set(explicit) <= {"tp", "pp", "cp"} and gpus % (tp * pp * cp) == 0 and training:
+                dp = gpus // (tp * pp * cp)
+                assumptions["dp"] = dp
+            else:
+                raise InputError("input.conflict", what=f"--gpus {gpus} is not tp x pp x dp x cp = {tp * pp * dp * cp}")
+        layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, **common)
+        chosen = False
+    else:
+        n = gpus or 1
+        if gpus is None:
+            assumptions["gpus"] = 1
+        if training:
+            layout = Layout(dp=n, **common)
+        else:
+            layout = replace(default_inference_layout(job_arch, n, gpu.node_size), **common)
+        chosen = True
+    sp = opts.get("sp")
+    if sp is None:
+        sp = training and layout.tp > 1
+        assumptions["sp"] = sp
+    return replace(layout, sp=sp), chosen
+
+
+def _formats(opts: dict[str, Any], spec: ModelSpec, task: str, gpu: GPU,
+             assumptions: dict[str, Any]) -> tuple[WeightFormat, KVFormat]:
+    if "weights" in opts:
+        weights = formats.resolve_weight_format(opts["weights"])
+    else:
+        name, why = checkpoint_format(spec)
+        if task == "qlora":
+            name, why = "nf4", "QLoRA default (Dettmers et al. 2023)"
+        elif task in ("finetune", "pretrain"):
+            name, why = "bf16", "mixed-precision training"
+        assumptions["weights"] = name
+        assumptions["weights_reason"] = why
+        weights = formats.resolve_weight_format(name)
+    if task in ("finetune", "pretrain") and weights.name not in ("bf16", "fp16", "fp32"):
+        raise InputError("input.conflict", what=f"full training updates 16/32-bit weights, not {weights.name}; "
+                         "use --task qlora for 4-bit or --weights bf16")
+    if task == "qlora" and weights.name not in ("nf4", "fp4"):
+        raise InputError("input.conflict", what=f"QLoRA quantizes the base to nf4 or fp4, not {weights.name}; "
+                         "use --task lora for other formats")
+    runs = formats.gpu_runs(weights, gpu.architecture)
+    if runs == "no":
+        raise FormatError("format.gpu_cannot", fmt=weights.name, gpu=gpu.name)
+    if "kv_dtype" in opts:
+        kv = formats.resolve_kv_format(opts["kv_dtype"])
+    else:
+        kv = formats.resolve_kv_format("bf16" if gpu.supports("bf16") else "fp16")
+        assumptions["kv_dtype"] = kv.name
+    return weights, kv
+
+
+def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Job, bool]:
+    """Resolve every option and default into one job (no evaluation)."""
+    task = opts.get("task") or "inference"
+    if "task" not in opts:
+        assumptions["task"] = task
+    gpu = _gpu(opts, assumptions)
+    workload = _workload(opts, spec.arch, task, assumptions)
+    layout, chosen = _layout(opts, spec.arch, workload, gpu, assumptions)
+    if workload.training:
+        global_batch = opts.get("global_batch") or workload.batch * layout.dp
+        if "global_batch" not in opts:
+            assumptions["global_batch"] = global_batch
+        workload = replace(workload, global_batch=global_batch)
+    weights, kv = _formats(opts, spec, task, gpu, assumptions)
+    engine = runtime.engine_for(gpu)
+    util = opts.get("gpu_memory_utilization")
+    if util is None:
+        util = engine.gpu_memory_utilization
+        if not workload.training:
+            assumptions["gpu_memory_utilization"] = util
+    return Job(spec, gpu, workload, layout, weights, kv, engine, util), chosen
+
+
+def validate_job(job: Job) -> None:
+    validate_layout(job.spec.arch, job.layout, job.workload)
+    problems = formats.tp_group_problems(job.weights, job.spec.arch.tensors, job.layout.tp)
+    if problems:
+        raise problems[0].error()
+
+
+def evaluate(job: Job) -> MemoryResult:
+    return memory_per_gpu(job.spec.arch, job.workload, job.layout, job.gpu, job.weights, job.kv,
+                          job.engine, job.gpu_memory_utilization)
+
+
+def _fits(job: Job) -> MemoryResult | None:
+    """The memory of a candidate job, or None if it is invalid or does not fit."""
+    try:
+        validate_job(job)
+    except (PlanError, FormatError):
+        return None
+    result = evaluate(job)
+    return result if result.fits else None
+
+
+def least_parallel_training_layout(job: Job) -> Job:
+    """Training with only ``--gpus``: the least model parallelism that fits (tp inside
+    a node first, then pp), data parallelism for the rest."""
+    n = job.layout.gpus
+    node = job.gpu.node_size
+    candidates = []
+    for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:
+        for pp in [d for d in range(1, n // tp + 1) if (n // tp) % d == 0]:
+            candidates.append((tp * pp, pp, tp))
+    for _, pp, tp in sorted(candidates):
+        layout = replace(job.layout, tp=tp, pp=pp, dp=n // (tp * pp), sp=tp > 1 or job.layout.sp)
+        gb = max(job.workload.global_batch, job.workload.batch * layout.dp)
+        trial = replace(job, layout=layout, workload=replace(job.workload, global_batch=gb))
+        if _fits(trial):
+            return trial
+    return job
+
+
+# ----------------------------------------------------------------------------------
+# Suggestions: the smallest changes that make it fit, each checked
+# ----------------------------------------------------------------------------------
+
+def suggestions(job: Job) -> list[Suggestion]:
+    out: list[Suggestion] = []
+
+    def try_(change: dict[str, Any], description: str, trial: Job) -> bool:
+        result = _fits(trial)
+        if result is not None:
+            out.append(Suggestion(change=change, description=description, total_bytes=result.per_gpu.total,
+                                  fits=True))
+        return result is not None
+
+    # more GPUs (the default layout for that count)
+    for factor in (2, 4, 8, 16, 32, 64):
+        n = job.layout.gpus * factor
+        try:
+            if job.workload.training:
+                base = replace(job, layout=replace(job.layout, tp=1, pp=1, dp=n, cp=1))
+                base = replace(base, workload=replace(base.workload, global_batch=max(
+                    job.workload.global_batch, job.workload.batch * n)))
+                trial = least_parallel_training_layout(base)
+            else:
+                trial = replace(job, layout=replace(default_inference_layout(job.spec.arch, n, job.gpu.node_size),
+                                                    ep=job.layout.ep))
+        except PlanError:
+            continue
+        lay = trial.layout
+        if try_({"gpus": n, "tp": lay.tp, "pp": lay.pp, "dp": lay.dp},
+                f"use {n} GPUs (tp={lay.tp}, pp={lay.pp}, dp={lay.dp})", trial):
+            break
+    if not job.workload.training:
+        _inference_suggestions(job, try_)
+    else:
+        _training_suggestions(job, try_)
+    return out
+
+
+def _inference_suggestions(job: Job, try_: Any) -> None:
+    for name in ("fp8", "awq-int4", "gptq-int4"):
+        fmt = formats.resolve_weight_format(name)
+        if fmt.name != job.weights.name and formats.gpu_runs(fmt, job.gpu.architecture) != "no":
+            if try_({"weights": name}, f"store weights as {name}", replace(job, weights=fmt)):
+                break
+    if job.kv.name not in ("fp8",) and job.spec.arch.attention == "standard":
+        kv = formats.resolve_kv_format("fp8")
+        try_({"kv_dtype": "fp8"}, "store the KV cache in fp8", replace(job, kv=kv))
+    w = job.workload
+    if w.batch > 1:
+        lo, hi = 0, w.batch - 1
+        while lo < hi:          # the largest batch that fits
+            mid = (lo + hi + 1) // 2
+            if _fits(replace(job, workload=replace(w, batch=mid))):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo >= 1:
+            try_({"batch": lo}, f"serve at most {lo} concurrent sequences", replace(job, workload=replace(w, batch=lo)))
+    lo, hi = 0, w.seq - 1
+    while lo < hi:              # the longest context that fits
+        mid = (lo + hi + 1) // 2
+        if _fits(replace(job, workload=replace(w, seq=mid, prompt=max(1, mid - w.output)))):
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo >= 1:
+        try_({"seq": lo}, f"limit sequences to {lo:,} tokens",
+             replace(job, workload=replace(w, seq=lo, prompt=max(1, lo - w.output))))
+
+
+def _training_suggestions(job: Job, try_: Any) -> None:
+    lay = job.layout
+    if lay.zero_shards > 1:
+        top = 1 if job.workload.framework == "megatron" else 3
+        for z in range(lay.zero + 1, top + 1):
+            if try_({"zero": z}, f"shard with ZeRO-{z}", replace(job, layout=replace(lay, zero=z))):
+                break
+    for rc in ("selective", "full"):
+        if {"none": 0, "selective": 1, "full": 2}[rc] > {"none": 0, "selective": 1, "full": 2}[lay.recompute]:
+            if try_({"recompute": rc}, f"recompute activations ({rc})", replace(job, layout=replace(lay, recompute=rc))):
+                break
+    if lay.zero >= 1 and lay.offload == "none":
+        try_({"offload": "optimizer"}, "offload optimizer states to CPU memory",
+             replace(job, layout=replace(lay, offload="optimizer")))
+    if job.workload.task == "finetune":
+        nf4 = formats.resolve_weight_format("nf4")
+        try_({"task": "qlora"}, "fine-tune with QLoRA instead", replace(
+            job, weights=nf4, workload=replace(job.workload, task="qlora")))
+    w = job.workload
+    if w.batch > 1:
+        try_({"micro_batch": 1}, "use micro-batch 1 with gradient accumulation",
+             replace(job, workload=replace(w, batch=1)))
+
+
+# ----------------------------------------------------------------------------------
+# The public entry point
+# ----------------------------------------------------------------------------------
+
 def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
     """Size ``model`` for a job.  Options are those of ``rigsize estimate --help``
     (snake_case or hyphenated keys; strings like ``"8k"`` accepted).
 
-    >>> r = estimate("qwen2-72b")
-    >>> r.model.params
+    >>> estimate("qwen2-72b").model.params
     72706203648
     """
     opts = parse_options(options)
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
     assumptions: dict[str, Any] = {}
-    if "weights" not in opts:
-        fmt, why = checkpoint_format(spec)
-        assumptions["weights"] = fmt
-        assumptions["weights_reason"] = why
-    if "kv_dtype" not in opts:
-        assumptions["kv_dtype"] = "bf16"
-    report = model_report(spec, opts.get("weights"), opts.get("kv_dtype", "bf16"))
+    warnings: list[Note] = list(spec.warnings)
+    job, chosen = build_job(spec, opts, assumptions)
+    if chosen and job.workload.training and job.layout.gpus > 1:
+        job = least_parallel_training_layout(job)
+    validate_job(job)
+    result = evaluate(job)
+    if chosen and not job.workload.training and result.fits and job.layout.gpus > 1:
+        fewer = _fewest_inference_gpus(job)
+        if fewer is not None and fewer < job.layout.gpus:
+            warnings.append(Note("memory.fewer_gpus", {"n": fewer, "gpus": job.layout.gpus}))
+    assumptions.update(runtime.assumptions(job.engine, job.workload))
     return EstimateReport(
-        model=report, inputs={"model": model if isinstance(model, str) else spec.name, **opts},
-        assumptions=assumptions, warnings=[str(w) for w in spec.warnings],
+        model=model_report(spec, job.weights, job.kv),
+        task=job.workload.task,
+        hardware=_hardware_report(job),
+        parallel=_parallel_report(job),
+        memory=_memory_report(job, result),
+        inputs={"model": model if isinstance(model, str) else spec.name, **opts},
+        assumptions=assumptions,
+        warnings=[str(w) for w in warnings],
+    )
+
+
+def _fewest_inference_gpus(job: Job) -> int | None:
+    for n in range(1, job.layout.gpus):
+        if job.layout.gpus % n:
+            continue
+        try:
+            trial = replace(job, layout=replace(default_inference_layout(job.spec.arch, n, job.gpu.node_size),
+                                                ep=1))
+        except PlanError:
+            continue
+        if _fits(trial):
+            return n
+    return None
+
+
+def _hardware_report(job: Job) -> HardwareReport:
+    node = job.gpu.node_size
+    gpus = job.layout.gpus
+    return HardwareReport(gpu=job.gpu.name, gpus=gpus, nodes=-(-gpus // node), gpus_per_node=min(gpus, node),
+                          gpu_memory_bytes=job.gpu.memory_bytes, gpu_memory_bytes_visible=job.gpu.usable_memory_bytes)
+
+
+def _parallel_report(job: Job) -> ParallelReport:
+    lay, w = job.layout, job.workload
+    return ParallelReport(tp=lay.tp, pp=lay.pp, dp=lay.dp, ep=lay.ep, cp=lay.cp, sp=lay.sp, zero=lay.zero,
+                          offload=lay.offload, recompute=lay.recompute,
+                          micro_batch=w.batch if w.training else None,
+                          global_batch=w.global_batch if w.training else None)
+
+
+def _memory_report(job: Job, result: MemoryResult) -> MemoryReport:
+    p = result.per_gpu
+    return MemoryReport(
+        per_gpu=PerGpuReport(weights=p.weights, kv_cache=p.kv_cache, activations=p.activations,
+                             gradients=p.gradients, optimizer=p.optimizer, overhead=p.overhead, total=p.total),
+        usable_bytes=result.usable_bytes, fits=result.fits, headroom_bytes=result.headroom_bytes,
+        max_concurrency=result.max_concurrency, busiest_stage=result.stage,
+        kv_bytes_per_sequence=result.kv_bytes_per_sequence, details=result.details,
+        suggestions=[] if result.fits else suggestions(job),
     )

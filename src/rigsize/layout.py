@@ -1,0 +1,136 @@
+"""What runs (the workload) and how it is spread over GPUs (the layout), with the
+validity rules engines enforce.
+
+Vocabulary (STYLE.md rule 12): ``tp pp dp ep cp sp zero`` everywhere.  The GPU count
+is ``tp * pp * dp * cp``; ``ep`` shards experts across the ``tp * dp * cp`` ranks of a
+pipeline stage (as vLLM and Megatron-Core do) and must divide that product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from rigsize.architecture import Architecture
+from rigsize.errors import PlanError
+
+Task = Literal["inference", "finetune", "lora", "qlora", "pretrain"]
+Framework = Literal["deepspeed", "megatron", "fsdp", "hf"]
+TRAINING_TASKS = ("finetune", "lora", "qlora", "pretrain")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one job is spread over GPUs."""
+
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    cp: int = 1
+    sp: bool = False
+    zero: int = 0
+    offload: Literal["none", "optimizer", "params"] = "none"
+    recompute: Literal["none", "selective", "full"] = "none"
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def stage_ranks(self) -> int:
+        """Ranks that share one pipeline stage: tp * dp * cp."""
+        return self.tp * self.dp * self.cp
+
+    @property
+    def expert_tp(self) -> int:
+        """Tensor-parallel width inside each expert.
+
+        Megatron-Core's default expert_tensor_parallel_size is tp, bounded so that
+        ep * etp divides tp * dp * cp; vLLM's expert parallelism uses all tp * dp ranks
+        as EP ranks with no TP inside experts.  min(tp, tp*dp*cp/ep) gives both.
+        """
+        return max(1, min(self.tp, self.stage_ranks // self.ep))
+
+    @property
+    def zero_shards(self) -> int:
+        """Ranks ZeRO / the distributed optimizer shard states over: dp x cp."""
+        return self.dp * self.cp
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What runs: the job and its sizes (tokens, sequences)."""
+
+    task: Task
+    batch: int                 # inference: concurrent sequences; training: micro-batch (sequences)
+    seq: int                   # tokens per sequence held in memory
+    prompt: int = 0            # inference only
+    output: int = 0            # inference only
+    global_batch: int = 0      # training: sequences per optimizer step
+    framework: Framework = "hf"
+    optimizer: Literal["adamw", "adamw-8bit", "adamw-bf16"] = "adamw"
+    lora_rank: int = 16
+    lora_targets: frozenset[str] | None = None   # None: all linear layers
+
+    @property
+    def training(self) -> bool:
+        return self.task in TRAINING_TASKS
+
+    @property
+    def grad_accum(self) -> int:
+        return max(1, self.global_batch // max(1, self.batch))
+
+
+def _divisors(n: int, limit: int) -> list[int]:
+    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
+
+
+def tp_problems(arch: Architecture, tp: int) -> list[str]:
+    """Why ``tp`` cannot split this model's attention and MLP (empty when it can)."""
+    problems = []
+    heads, kv = arch.num_attention_heads, arch.num_key_value_heads
+    if heads % tp:
+        good = ", ".join(map(str, _divisors(heads, 64)[-3:]))
+        problems.append(f"tp={tp} does not divide {heads} attention heads; try {good}")
+    elif arch.attention == "standard" and kv < tp and tp % kv:
+        problems.append(f"tp={tp} neither divides nor is a multiple of {kv} KV heads (they must stay whole or be replicated)")
+    elif arch.attention == "standard" and kv >= tp and kv % tp:
+        problems.append(f"tp={tp} does not divide {kv} KV heads")
+    if arch.intermediate_size and arch.intermediate_size % tp:
+        problems.append(f"tp={tp} does not divide intermediate_size {arch.intermediate_size}")
+    return problems
+
+
+def validate_layout(arch: Architecture, layout: Layout, workload: Workload) -> None:
+    """Raise ``PlanError`` naming the first constraint a layout breaks."""
+    problems = tp_problems(arch, layout.tp)
+    if problems:
+        raise PlanError("plan.invalid", why=problems[0])
+    if layout.pp > arch.num_hidden_layers:
+        raise PlanError("plan.invalid", why=f"pp={layout.pp} exceeds the {arch.num_hidden_layers} layers")
+    if layout.ep > 1:
+        if not arch.num_experts:
+            raise PlanError("plan.invalid", why=f"ep={layout.ep} needs a mixture-of-experts model")
+        if layout.stage_ranks % layout.ep:
+            raise PlanError("plan.invalid", why=f"ep={layout.ep} must divide tp x dp x cp = {layout.stage_ranks}")
+        if arch.num_experts % layout.ep:
+            raise PlanError("plan.invalid", why=f"ep={layout.ep} does not divide {arch.num_experts} experts")
+    if not workload.training:
+        if layout.zero or layout.offload != "none" or layout.recompute != "none":
+            raise PlanError("plan.invalid", why="--zero, --offload and --recompute apply to training tasks")
+        return
+    if workload.framework == "megatron" and layout.zero > 1:
+        raise PlanError("plan.invalid", why="Megatron's distributed optimizer is ZeRO-1 (--zero 1); "
+                        "use --framework deepspeed or fsdp for ZeRO-2/3")
+    if layout.offload == "params" and layout.zero != 3:
+        raise PlanError("plan.invalid", why="--offload params needs --zero 3 (DeepSpeed offload_param is ZeRO-3 only)")
+    if layout.offload == "optimizer" and layout.zero == 0:
+        raise PlanError("plan.invalid", why="--offload optimizer needs --zero 1, 2 or 3 (ZeRO-Offload)")
+    if workload.global_batch % (workload.batch * layout.dp):
+        raise PlanError("plan.invalid", why=f"global batch {workload.global_batch} is not a multiple of "
+                        f"micro-batch {workload.batch} x dp {layout.dp}")
+
+
+def with_gpus(layout: Layout, **changes: int) -> Layout:
+    return replace(layout, **changes)
