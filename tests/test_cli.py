@@ -93,3 +93,16 @@ def test_api_accepts_hyphenated_keys_and_rejects_unknown() -> None:
     assert rigsize.estimate("qwen2-7b", **{"kv-dtype": "fp8"}).model.kv_dtype == "fp8"
     with pytest.raises(rigsize.InputError, match="did you mean 'kv_dtype'"):
         rigsize.estimate("qwen2-7b", kv_dtpye="fp8")
+
+
+def test_readme_option_table_is_generated() -> None:
+    from rigsize.options import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_readme_quick_start_is_two_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["make run", "make test"]

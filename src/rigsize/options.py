@@ -150,3 +150,17 @@ def parse_options(raw: Mapping[str, Any], command: str = "estimate") -> dict[str
         if parsed is not None:
             out[name] = parsed
     return out
+
+
+def markdown_table(command: str = "estimate") -> str:
+    """The option reference for the README, generated from ``OPTIONS``."""
+    lines = ["| flag | JSON key | type | default | help |", "|---|---|---|---|---|"]
+    for o in options_for(command):
+        kind = "/".join(o.choices) if o.choices else o.kind
+        default = "computed" if o.default is None else str(o.default)
+        lines.append(f"| `{o.flag}` | `{o.name}` | {kind} | {default} | {o.help} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # regenerate the README's option table
+    print(markdown_table())
