@@ -242,7 +242,8 @@ def _moe_of(cfg: Config, n_layers: int) -> _Moe | None:
         return _Moe(e, cfg.int("num_experts_per_tok", maximum=e),
                     cfg.int("intermediate_size"), frozenset(range(n_layers)))
     if mt in ("qwen2_moe", "qwen3_moe"):
-        e = cfg.int("num_experts", default=0, minimum=0, maximum=limits.MAX_EXPERTS)
+        # configs re-saved by transformers 5 spell num_experts as num_local_experts
+        e = cfg.int("num_experts", "num_local_experts", default=0, minimum=0, maximum=limits.MAX_EXPERTS)
         if e == 0:
             return None
         step = cfg.int("decoder_sparse_step", default=1)

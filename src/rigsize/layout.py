@@ -120,6 +120,9 @@ def validate_layout(arch: Architecture, layout: Layout, workload: Workload) -> N
         if layout.zero or layout.offload != "none" or layout.recompute != "none":
             raise PlanError("plan.invalid", why="--zero, --offload and --recompute apply to training tasks")
         return
+    if workload.framework == "hf" and (layout.tp > 1 or layout.pp > 1 or layout.cp > 1):
+        raise PlanError("plan.invalid", why="transformers' Trainer scales by data parallelism only; use "
+                        "--framework megatron for tp/pp/cp, or deepspeed/fsdp with --zero")
     if workload.framework == "megatron" and layout.zero > 1:
         raise PlanError("plan.invalid", why="Megatron's distributed optimizer is ZeRO-1 (--zero 1); "
                         "use --framework deepspeed or fsdp for ZeRO-2/3")

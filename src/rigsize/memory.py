@@ -317,19 +317,22 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
         weights = states.weights
         if layout.offload == "params":
             weights = 0
-    from rigsize.activations import activation_bytes
+    from rigsize.activations import ALL_LINEAR, LoraSpec, activation_bytes
 
     gathered = runtime.gathered_params_bytes(arch, layout, workload, tensors, shard_factor)
     details["weights/gathered_for_zero3"] = gathered
+    lora = None
+    if adapters:   # PEFT's default autocast_adapter_dtype=True keeps adapters in fp32
+        lora = LoraSpec(targets=workload.lora_targets or ALL_LINEAR, rank=workload.lora_rank, adapter_bits=32)
     acts = activation_bytes(
         arch, micro_batch=workload.batch, seq=workload.seq,
         impl="megatron" if workload.framework == "megatron" else "hf",
-        recompute=layout.recompute, attn=attn, lora_targets=workload.lora_targets if adapters else None,
-        lora=adapters, tp=layout.tp, sp=layout.sp, cp=layout.cp, pp=layout.pp,
-        layers_on_stage=len(layers), stage=stage,
-        in_flight_microbatches=min(layout.pp - stage, workload.grad_accum) if layout.pp > 1 else 1,
+        recompute=layout.recompute, attn=attn, lora=lora, tp=layout.tp, sp=layout.sp, cp=layout.cp,
+        pp=layout.pp, layers_on_stage=len(layers), stage="first" if stage == 0 else "last",
+        # 1F1B: stage s keeps pp - s micro-batches in flight (Narayanan et al. 2021, sec. 2.2.1)
+        in_flight_microbatches=max(1, min(layout.pp - stage, workload.grad_accum)),
     )
-    for k, v in acts.parts().items():
+    for k, v in acts.parts.items():
         details[f"activations/{k}"] = v
     return Parts(weights=weights + gathered, activations=acts.total, gradients=states.gradients,
                  optimizer=states.optimizer, overhead=sum(overhead.values())), details, 0

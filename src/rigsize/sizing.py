@@ -167,9 +167,16 @@ def _layout(opts: dict[str, Any], job_arch: Architecture, workload: Workload, gp
     explicit = {k: opts[k] for k in ("tp", "pp", "dp", "cp") if k in opts}
     gpus = opts.get("gpus")
     training = workload.training
+    recompute = opts.get("recompute")
+    if recompute is None:
+        # PEFT's prepare_model_for_kbit_training enables gradient checkpointing by default
+        # (use_gradient_checkpointing=True), so QLoRA recomputes each layer
+        recompute = "full" if workload.task == "qlora" else "none"
+        if training:
+            assumptions["recompute"] = recompute
     common = {
         "ep": opts.get("ep", 1), "zero": int(opts.get("zero", "0")), "offload": opts.get("offload", "none"),
-        "recompute": opts.get("recompute", "none"),
+        "recompute": recompute,
     }
     if explicit:
         tp, pp, dp, cp = (explicit.get(k, 1) for k in ("tp", "pp", "dp", "cp"))
@@ -277,6 +284,8 @@ def least_parallel_training_layout(job: Job) -> Job:
     a node first, then pp), data parallelism for the rest."""
     n = job.layout.gpus
     node = job.gpu.node_size
+    if job.workload.framework != "megatron":   # transformers, DeepSpeed ZeRO and FSDP scale by dp
+        return job
     candidates = []
     for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:
         for pp in [d for d in range(1, n // tp + 1) if (n // tp) % d == 0]:
@@ -308,6 +317,16 @@ def suggestions(job: Job) -> list[Suggestion]:
     for factor in (2, 4, 8, 16, 32, 64):
         n = job.layout.gpus * factor
         try:
+            if job.workload.training and job.workload.framework != "megatron":
+                # data parallelism alone copies the model: shard it with ZeRO-3 over the GPUs
+                lay = replace(job.layout, tp=1, pp=1, dp=n, cp=1, zero=3)
+                trial = replace(job, layout=lay, workload=replace(
+                    job.workload, framework="fsdp" if job.workload.framework == "fsdp" else "deepspeed",
+                    global_batch=max(job.workload.global_batch, job.workload.batch * n)))
+                if try_({"gpus": n, "dp": n, "zero": 3, "framework": trial.workload.framework},
+                        f"shard over {n} GPUs with ZeRO-3 ({trial.workload.framework})", trial):
+                    break
+                continue
             if job.workload.training:
                 base = replace(job, layout=replace(job.layout, tp=1, pp=1, dp=n, cp=1))
                 base = replace(base, workload=replace(base.workload, global_batch=max(
@@ -326,7 +345,37 @@ def suggestions(job: Job) -> list[Suggestion]:
         _inference_suggestions(job, try_)
     else:
         _training_suggestions(job, try_)
+        if not out:
+            _combined_training_suggestion(job, try_)
     return out
+
+
+def _combined_training_suggestion(job: Job, try_: Any) -> None:
+    """When no single change suffices: full recomputation with ZeRO-3 (or Megatron's
+    least model parallelism) over growing GPU counts, then with optimizer offload."""
+    w = job.workload
+    for factor in (1, 2, 4, 8, 16, 32, 64):
+        n = job.layout.gpus * factor
+        for offload in ("none", "optimizer"):
+            if w.framework == "megatron":
+                base = replace(job, layout=replace(job.layout, tp=1, pp=1, dp=n, cp=1, recompute="full", zero=1),
+                               workload=replace(w, global_batch=max(w.global_batch, w.batch * n)))
+                trial = least_parallel_training_layout(base)
+                change = {"gpus": n, "tp": trial.layout.tp, "pp": trial.layout.pp, "dp": trial.layout.dp,
+                          "zero": 1, "recompute": "full"}
+                if offload != "none":
+                    continue
+            else:
+                fw = "fsdp" if w.framework == "fsdp" else "deepspeed"
+                trial = replace(job, layout=replace(job.layout, tp=1, pp=1, dp=n, cp=1, zero=3, recompute="full",
+                                                    offload=offload),
+                                workload=replace(w, framework=fw, global_batch=max(w.global_batch, w.batch * n)))
+                change = {"gpus": n, "dp": n, "zero": 3, "framework": fw, "recompute": "full"}
+                if offload != "none":
+                    change["offload"] = offload
+            text = ", ".join(f"{k}={v}" for k, v in change.items())
+            if try_(change, f"combine: {text}", trial):
+                return
 
 
 def _inference_suggestions(job: Job, try_: Any) -> None:
