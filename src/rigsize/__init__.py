@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rigsize.errors import FormatError, HardwareError, InputError, ModelError, PlanError, RigsizeError
 
 __all__ = [
-    "estimate", "resolve_model", "list_presets", "EstimateReport", "ModelSpec",
+    "estimate", "resolve_model", "list_presets", "serving_curve", "EstimateReport", "ModelSpec",
     "RigsizeError", "ModelError", "HardwareError", "FormatError", "PlanError", "InputError",
 ]
 
@@ -26,11 +26,12 @@ _LAZY = {
     "resolve_model": ("rigsize.models", "resolve_model"),
     "ModelSpec": ("rigsize.models", "ModelSpec"),
     "list_presets": ("rigsize.api", "list_presets"),
+    "serving_curve": ("rigsize.api", "serving_curve"),
     "EstimateReport": ("rigsize.report", "EstimateReport"),
 }
 
 if TYPE_CHECKING:
-    from rigsize.api import list_presets
+    from rigsize.api import list_presets, serving_curve
     from rigsize.sizing import estimate
     from rigsize.models import ModelSpec, resolve_model
     from rigsize.report import EstimateReport

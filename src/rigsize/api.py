@@ -16,3 +16,22 @@ def list_presets(query: str = "") -> list[PresetRow]:
                               params=arch.params, active_params=active_params(arch),
                               source=p.source, as_of=p.as_of))
     return rows
+
+
+def serving_curve(model: str, concurrencies: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256),
+                  **options: object) -> list[dict[str, object]]:
+    """Throughput and latency versus closed-loop concurrency, one ``estimate`` per point
+    (for plots).  Points whose layout does not fit have ``fits: False`` and no speed."""
+    from rigsize.sizing import estimate
+
+    points = []
+    for c in concurrencies:
+        r = estimate(model, **{**options, "batch": c})
+        p = r.performance
+        points.append({
+            "concurrency": c, "fits": r.memory.fits,
+            "ttft_seconds": getattr(p, "ttft_seconds", None), "tpot_seconds": getattr(p, "tpot_seconds", None),
+            "output_tokens_per_second": getattr(p, "output_tokens_per_second", None),
+            "output_tokens_per_second_per_gpu": getattr(p, "output_tokens_per_second_per_gpu", None),
+        })
+    return points

@@ -131,6 +131,33 @@ def formats(ctx: click.Context, as_json: bool) -> None:
         print_formats(rows, ctx.obj["lang"])
 
 
+@cli.command()
+@click.option("--source", "source", default="all", help="all, serving or training.")
+@click.option("--cases", "show_cases", is_flag=True, help="List every case, not only the summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def validate(ctx: click.Context, source: str, show_cases: bool, as_json: bool) -> None:
+    """Compare predictions with measurements nobody here produced (fitted and reserved apart)."""
+    from rigsize.validation import serving_rows, summarize, training_rows, whole_run_rows
+
+    if source not in ("all", "serving", "training"):
+        raise InputError("input.bad_choice", option="--source", value=source, choices="all, serving, training")
+    rows = []
+    if source in ("all", "training"):
+        rows += training_rows() + whole_run_rows()
+    if source in ("all", "serving"):
+        rows += serving_rows()
+    summary = summarize(rows)
+    if as_json:
+        _emit_json({"summary": summary, "cases": [
+            {"source": r.source, "case": r.case, "metric": r.metric, "split": r.split, "measured": r.measured,
+             "predicted": r.predicted, "error": r.error} for r in rows]})
+        return
+    from rigsize.render import print_validation
+
+    print_validation(rows, summary, show_cases, ctx.obj["lang"])
+
+
 def _lang_from_argv(argv: Sequence[str]) -> str:
     for i, arg in enumerate(argv):
         if arg == "--lang" and i + 1 < len(argv):

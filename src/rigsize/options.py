@@ -115,6 +115,18 @@ OPTIONS: tuple[Option, ...] = (
            minimum=1, maximum=limits.MAX_BATCH),
     Option("lora_rank", "count", "LoRA rank.", 16, minimum=1, maximum=65536),
     Option("lora_targets", "text", "Comma-separated LoRA target modules (default: all linear layers)."),
+    Option("engine", "choice", "Inference engine whose speed assumptions to use (fitted per engine on "
+           "measured H100/H200 runs).", "vllm", ("vllm", "sglang", "trtllm")),
+    Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
+           "compute, memory, attention_compute, link, step_overhead_s, collective_latency_s, ttft_overhead_s."),
+    Option("train_tokens", "quantity", "Training: tokens to train on (e.g. 15T); adds train_days and gpu_hours.",
+           None, minimum=1, maximum=limits.MAX_TOKENS),
+    Option("network", "text", "Training: network between nodes, per GPU (ib-hdr-200x8, ib-ndr-400, roce-400x8, "
+           "ib-xdr-800, opa-100x4, eth-100; default ib-ndr-400)."),
+    Option("gpus_per_node", "count", "GPUs per node (default: the GPU's typical server).", None, minimum=1,
+           maximum=1024),
+    Option("vpp", "count", "Training: virtual pipeline stages per rank (interleaved 1F1B).", 1, minimum=1,
+           maximum=1024),
     Option("gpu_memory_utilization", "fraction", "Share of visible GPU memory the inference engine may use.",
            None, minimum=0.05, maximum=1.0),
 )

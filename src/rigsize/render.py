@@ -84,6 +84,31 @@ def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
     console.print(table)
     _print_list(console, t("report.suggestions", lang), [s.description + f" -> {human_bytes(s.total_bytes)}"
                                                          for s in mem.suggestions])
+    perf = report.performance
+    if perf is not None and hasattr(perf, "step_seconds"):
+        table = Table(title=t("report.training_speed", lang), title_justify="left", show_header=False)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        table.add_row(t("perf.step", lang), f"{perf.step_seconds:,.2f} s ({perf.bound})")
+        table.add_row(t("perf.tokens", lang), f"{perf.tokens_per_second:,.0f} tokens/s")
+        table.add_row("MFU / HFU", f"{perf.mfu:.1%} / {perf.hfu:.1%}")
+        for key, value in perf.breakdown.model_dump().items():
+            if value:
+                table.add_row(f"  {key}", f"{value:,.3f} s")
+        if perf.train_days is not None:
+            table.add_row(t("perf.days", lang), f"{perf.train_days:,.1f} d, {perf.gpu_hours:,.0f} GPU-h")
+        console.print(table)
+    elif perf is not None:
+        table = Table(title=t("report.performance", lang), title_justify="left", show_header=False)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        table.add_row("TTFT", f"{perf.ttft_seconds * 1e3:,.1f} ms ({perf.bound.prefill})")
+        table.add_row("TPOT", f"{perf.tpot_seconds * 1e3:,.2f} ms ({perf.bound.decode})")
+        table.add_row(t("perf.e2e", lang), f"{perf.e2e_seconds:,.2f} s")
+        table.add_row(t("perf.throughput", lang), f"{perf.output_tokens_per_second:,.0f} tokens/s "
+                      f"({perf.output_tokens_per_second_per_gpu:,.0f} / GPU)")
+        table.add_row(t("perf.requests", lang), f"{perf.requests_per_second:,.2f} req/s")
+        console.print(table)
 
 
 def _print_list(console: Console, title: str, lines: list[str]) -> None:
@@ -140,4 +165,23 @@ def print_formats(rows: list[dict], lang: str, console: Console | None = None) -
         table.add_column(col)
     for r in rows:
         table.add_row(r["name"], r["kind"], f"{r['bits_per_weight']:.3f}", r["high_precision_tensors"])
+    console.print(table)
+
+
+def print_validation(rows: list, summary: list[dict], show_cases: bool, lang: str,
+                     console: Console | None = None) -> None:
+    console = console or Console()
+    if show_cases:
+        table = Table(title=t("report.validation", lang), title_justify="left")
+        for col in ("case", "metric", "split", "measured", "predicted", "error"):
+            table.add_column(col, justify="left" if col in ("case", "metric", "split") else "right")
+        for r in rows:
+            table.add_row(r.case, r.metric, r.split, f"{r.measured:.4g}", f"{r.predicted:.4g}", f"{r.error:+.1%}")
+        console.print(table)
+    table = Table(title=t("report.validation", lang), title_justify="left")
+    for col in ("source", "metric", "split", "n", "median |error|", "worst |error|"):
+        table.add_column(col, justify="left" if col in ("source", "metric", "split") else "right")
+    for s in summary:
+        table.add_row(s["source"], s["metric"], s["split"], str(s["n"]), f"{s['median_abs_error']:.1%}",
+                      f"{s['worst_abs_error']:.1%}")
     console.print(table)

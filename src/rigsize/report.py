@@ -96,6 +96,53 @@ class MemoryReport(_Frozen):
     suggestions: list[Suggestion]
 
 
+class Bound(_Frozen):
+    prefill: str = Field(description="compute | memory | communication | overhead")
+    decode: str
+
+
+class InferencePerformance(_Frozen):
+    """As `vllm bench serve` defines them, for closed-loop concurrency = batch."""
+
+    ttft_seconds: float = Field(description="Mean time to first token")
+    tpot_seconds: float = Field(description="Mean over requests of (latency - TTFT) / (output tokens - 1)")
+    itl_seconds: float = Field(description="Mean inter-token latency")
+    e2e_seconds: float = Field(description="Mean request latency")
+    output_tokens_per_second: float
+    output_tokens_per_second_per_gpu: float
+    requests_per_second: float
+    max_concurrency: int | None = Field(description="Sequences of this length the KV cache holds")
+    running: int = Field(description="Sequences decoding together (concurrency capped by the KV cache)")
+    bound: Bound
+    efficiency: dict[str, float] = Field(description="Achievable-fraction assumptions applied (empirical)")
+    efficiency_source: str
+
+
+class TrainingBreakdown(_Frozen):
+    compute: float
+    bubble: float
+    tp_comm: float
+    dp_comm: float
+    pp_comm: float
+    ep_comm: float
+    cp_comm: float
+
+
+class TrainingPerformance(_Frozen):
+    step_seconds: float
+    tokens_per_second: float
+    samples_per_second: float
+    mfu: float = Field(description="Model FLOPs (PaLM Appendix B: 6N + 12LHQT per token) / (time x GPUs x dense peak)")
+    hfu: float = Field(description="Hardware FLOPs, recomputation included")
+    bound: str
+    breakdown: TrainingBreakdown = Field(description="Seconds per step by term; sums to step_seconds")
+    flops_convention: str
+    train_days: float | None = None
+    gpu_hours: float | None = Field(None, description="Pure compute at the predicted step time; no failures")
+    efficiency: dict[str, float]
+    efficiency_source: str
+
+
 class EstimateReport(_Frozen):
     schema_version: Literal[1] = SCHEMA_VERSION
     model: ModelReport
@@ -103,6 +150,8 @@ class EstimateReport(_Frozen):
     hardware: HardwareReport
     parallel: ParallelReport
     memory: MemoryReport
+    performance: InferencePerformance | TrainingPerformance | None = Field(
+        None, description="Speed; null when it cannot be estimated (e.g. the layout does not fit)")
     inputs: dict[str, Any] = Field(description="Options as the user gave them, parsed")
     assumptions: dict[str, Any] = Field(description="Every default applied, so the result can be reproduced")
     warnings: list[str]

@@ -20,8 +20,10 @@ from rigsize.memory import MemoryResult, memory_per_gpu
 from rigsize.messages import Note
 from rigsize.models import ModelSpec, resolve_model
 from rigsize.options import parse_options
+from rigsize.numbers import parse_quantity
 from rigsize.report import (
-    EstimateReport, HardwareReport, MemoryReport, ModelReport, ParallelReport, PerGpuReport, Suggestion,
+    Bound, EstimateReport, HardwareReport, InferencePerformance, MemoryReport, ModelReport, ParallelReport,
+    PerGpuReport, Suggestion, TrainingBreakdown, TrainingPerformance,
 )
 
 _TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
@@ -259,7 +261,12 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
 
 def validate_job(job: Job) -> None:
     validate_layout(job.spec.arch, job.layout, job.workload)
-    problems = formats.tp_group_problems(job.weights, job.spec.arch.tensors, job.layout.tp)
+    tensors = job.spec.arch.tensors
+    dense = [t for t in tensors if not t.role.startswith("expert_")]
+    experts = [t for t in tensors if t.role.startswith("expert_")]
+    problems = formats.tp_group_problems(job.weights, dense, job.layout.tp)
+    if experts:     # experts are split over expert-tp ranks, not tp (layout.expert_tp)
+        problems += formats.tp_group_problems(job.weights, experts, job.layout.expert_tp)
     if problems:
         raise problems[0].error()
 
@@ -459,15 +466,101 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
         if fewer is not None and fewer < job.layout.gpus:
             warnings.append(Note("memory.fewer_gpus", {"n": fewer, "gpus": job.layout.gpus}))
     assumptions.update(runtime.assumptions(job.engine, job.workload))
+    performance: Any = None
+    if not job.workload.training:
+        performance = _inference_performance(job, result, opts, assumptions, warnings)
+    else:
+        performance = _training_performance(job, result, opts, assumptions, warnings)
     return EstimateReport(
         model=model_report(spec, job.weights, job.kv),
         task=job.workload.task,
         hardware=_hardware_report(job),
         parallel=_parallel_report(job),
         memory=_memory_report(job, result),
+        performance=performance,
         inputs={"model": model if isinstance(model, str) else spec.name, **opts},
         assumptions=assumptions,
         warnings=[str(w) for w in warnings],
+    )
+
+
+def parse_efficiency(text: str | None) -> dict[str, float]:
+    """``"compute=0.7,memory=0.85"`` -> {"compute": 0.7, "memory": 0.85}."""
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError("input.conflict", what=f"--efficiency: '{item}' is not KEY=VALUE")
+        number = parse_quantity(value, f"--efficiency {key.strip()}")
+        if number < 0:
+            raise InputError("input.too_small", option=f"--efficiency {key.strip()}", value=value, minimum=0)
+        out[key.strip()] = number
+    return out
+
+
+def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any], assumptions: dict[str, Any],
+                           warnings: list[Note]) -> InferencePerformance | None:
+    from rigsize.roofline import efficiency
+    from rigsize.serving import serve
+
+    engine_name = opts.get("engine") or "vllm"
+    if "engine" not in opts:
+        assumptions["engine_speed"] = engine_name
+    eff, key = efficiency("inference", job.gpu, parse_efficiency(opts.get("efficiency")), engine=engine_name)
+    if key.split(".")[1] != job.gpu.architecture:
+        warnings.append(Note("perf.unfitted_gpu", {"gpu": job.gpu.name, "arch": job.gpu.architecture}))
+    if not result.fits or not result.max_concurrency:
+        return None
+    w = job.workload
+    try:
+        s = serve(job.spec.arch, job.layout, job.gpu, job.weights, job.kv, eff, job.engine, w.batch, w.prompt,
+                  w.output, kv_capacity=result.max_concurrency)
+    except InputError as err:     # a catalog GPU without a published peak: say so, keep memory
+        warnings.append(Note("perf.unknown", {"why": str(err)}))
+        return None
+    if s.running < w.batch:
+        warnings.append(Note("perf.queueing", {"running": s.running, "batch": w.batch}))
+    return InferencePerformance(
+        ttft_seconds=s.ttft_seconds, tpot_seconds=s.tpot_seconds, itl_seconds=s.itl_seconds,
+        e2e_seconds=s.e2e_seconds, output_tokens_per_second=s.output_tokens_per_second,
+        output_tokens_per_second_per_gpu=s.output_tokens_per_second_per_gpu,
+        requests_per_second=s.requests_per_second, max_concurrency=result.max_concurrency, running=s.running,
+        bound=Bound(prefill=s.prefill_bound, decode=s.decode_bound),
+        efficiency={k: v for k, v in eff.__dict__.items() if k != "source"}, efficiency_source=f"{key}: {eff.source}",
+    )
+
+
+def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], assumptions: dict[str, Any],
+                          warnings: list[Note]) -> TrainingPerformance | None:
+    from rigsize.training_speed import networks, training_efficiency, training_speed
+
+    network = opts.get("network") or "ib-ndr-400"
+    if network not in networks():
+        raise InputError("input.bad_choice", option="--network", value=network, choices=", ".join(networks()))
+    if "network" not in opts:
+        assumptions["network"] = network
+    per_node = opts.get("gpus_per_node") or job.gpu.node_size
+    if "gpus_per_node" not in opts:
+        assumptions["gpus_per_node"] = per_node
+    eff, key = training_efficiency(job.gpu.architecture)
+    if not result.fits:
+        return None
+    try:
+        s = training_speed(job.spec.arch, job.workload, job.layout, job.gpu, gpus_per_node=per_node,
+                           network=network, vpp=opts.get("vpp", 1), train_tokens=opts.get("train_tokens"), eff=eff)
+    except InputError as err:
+        warnings.append(Note("perf.unknown", {"why": str(err)}))
+        return None
+    return TrainingPerformance(
+        step_seconds=s.step_seconds, tokens_per_second=s.tokens_per_second, samples_per_second=s.samples_per_second,
+        mfu=s.mfu, hfu=s.hfu, bound=s.bound, breakdown=TrainingBreakdown(**s.breakdown),
+        flops_convention="PaLM (Chowdhery et al. 2022) Appendix B: 6N + 12LHQT per token; N excludes the input "
+                         "embedding; HFU adds recomputation",
+        train_days=s.train_days, gpu_hours=s.gpu_hours,
+        efficiency={"e_max": eff.e_max, "width_half": eff.width_half, "link": eff.link},
+        efficiency_source=f"training.{key}: {eff.source}",
     )
 
 

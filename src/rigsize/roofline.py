@@ -1,0 +1,119 @@
+"""Hardware limits: achievable compute, memory bandwidth and collectives.
+
+Peaks come from the GPU catalog (datasheets); the achievable fractions of them are
+*empirical* assumptions from ``data/efficiency.toml``, each labelled with how it was
+obtained (fitted on which measurements), overridable with ``--efficiency KEY=VALUE``.
+They are never folded into the catalog's peaks.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from rigsize.errors import InputError
+from rigsize.formats import WeightFormat
+from rigsize.hardware import GPU
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achievable fractions of peak and fixed costs (empirical; see data/efficiency.toml)."""
+
+    compute: float              # fraction of dense peak FLOP/s reached by large GEMMs
+    memory: float               # fraction of peak HBM bandwidth reached by streaming reads
+    attention_compute: float    # fraction of peak reached by attention kernels (prefill)
+    link: float                 # fraction of per-direction link bandwidth reached by collectives
+    step_overhead_s: float      # per engine step: launches, scheduling, sampling (seconds)
+    collective_latency_s: float # per collective call (seconds)
+    ttft_overhead_s: float = 0.0  # per request before its first token: API, tokenization, scheduling
+    layer_overhead_s: float = 0.0  # per decoder layer per step: kernel launches and small ops
+    moe_layer_overhead_s: float = 0.0  # per MoE layer per step: routing, permutation, grouped GEMM set-up
+    source: str = ""
+
+
+@cache
+def _table() -> dict[str, Any]:
+    return tomllib.loads(resources.files("rigsize.data").joinpath("efficiency.toml").read_text())
+
+
+def efficiency(kind: str, gpu: GPU, overrides: dict[str, float] | None = None,
+               engine: str | None = None) -> tuple[Efficiency, str]:
+    """The efficiency row for ``kind`` ("inference"/"training") on ``gpu``'s
+    architecture (and ``engine``, where rows per engine exist), falling back to the
+    ``default`` row; returns it and the row's key."""
+    rows = _table()[kind]
+    arch = gpu.architecture if gpu.architecture in rows else rows["default"]["transfer_from"]
+    key = arch
+    if engine and isinstance(rows[arch].get(engine), dict):
+        row = rows[arch][engine]
+        key = f"{arch}.{engine}"
+    else:
+        row = rows[arch]
+    eff = Efficiency(**{f.name: row[f.name] for f in fields(Efficiency) if f.name in row})
+    if overrides:
+        known = {f.name for f in fields(Efficiency)} - {"source"}
+        for name, value in overrides.items():
+            if name not in known:
+                raise InputError("input.bad_choice", option="--efficiency", value=name, choices=", ".join(sorted(known)))
+        eff = replace(eff, **overrides)
+    return eff, f"{kind}.{key}"
+
+
+def compute_dtype(fmt: WeightFormat, gpu: GPU) -> str:
+    """The dtype the matrix units run for weights in ``fmt``: fp8 formats run in fp8 on
+    GPUs with fp8 tensor cores, NVFP4 in fp4 on GPUs with fp4 ones; weight-only formats (GPTQ, AWQ, GGUF, NF4) dequantize to
+    16-bit; everything else runs in bf16 (fp16 where bf16 is missing)."""
+    if fmt.name in ("fp8", "fp8-block") and gpu.flops("fp8"):
+        return "fp8"
+    if fmt.name == "int8" and gpu.flops("int8"):
+        return "int8"
+    if fmt.name == "nvfp4" and gpu.flops("fp4"):     # Blackwell runs NVFP4 GEMMs on FP4 tensor cores
+        return "fp4"
+    if fmt.name == "fp32":
+        return "tf32" if gpu.flops("tf32") else "fp32"
+    return "bf16" if gpu.flops("bf16") else "fp16"
+
+
+def peak_flops(gpu: GPU, dtype: str) -> float:
+    value = gpu.flops(dtype) or gpu.flops("bf16") or gpu.flops("fp16")
+    if not value:
+        raise InputError("input.conflict", what=f"{gpu.name} has no published {dtype} peak; "
+                         "describe it with --gpu-spec to estimate speed")
+    return value
+
+
+def peak_bandwidth(gpu: GPU) -> float:
+    if not isinstance(gpu.hbm_bytes_per_second, (int, float)):
+        raise InputError("input.conflict", what=f"{gpu.name} has no published memory bandwidth; "
+                         "describe it with --gpu-spec to estimate speed")
+    return float(gpu.hbm_bytes_per_second)
+
+
+def link_bandwidth(gpu: GPU) -> float:
+    """Per-direction GPU-to-GPU bandwidth inside a node (bytes/s)."""
+    bw = gpu.interconnect.per_direction_bytes_per_second
+    if not isinstance(bw, (int, float)):
+        raise InputError("input.conflict", what=f"{gpu.name} has no published interconnect bandwidth; "
+                         "describe it with --gpu-spec to estimate speed")
+    return float(bw)
+
+
+def allreduce_seconds(n_bytes: float, ranks: int, bandwidth: float, eff: Efficiency) -> float:
+    """Ring all-reduce: each rank sends and receives 2 (n - 1) / n of the buffer
+    (Patarasuk & Yuan 2009; NCCL's "bus bandwidth" convention, nccl-tests
+    doc/PERFORMANCE.md), plus a fixed latency per call."""
+    if ranks <= 1:
+        return 0.0
+    return 2 * (ranks - 1) / ranks * n_bytes / (bandwidth * eff.link) + eff.collective_latency_s
+
+
+def allgather_seconds(n_bytes: float, ranks: int, bandwidth: float, eff: Efficiency) -> float:
+    """Ring all-gather or reduce-scatter of a buffer of ``n_bytes`` (the full size):
+    (n - 1) / n of it crosses each link (nccl-tests doc/PERFORMANCE.md)."""
+    if ranks <= 1:
+        return 0.0
+    return (ranks - 1) / ranks * n_bytes / (bandwidth * eff.link) + eff.collective_latency_s

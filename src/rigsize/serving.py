@@ -1,0 +1,248 @@
+"""Inference speed under continuous batching: TTFT, TPOT, throughput.
+
+One engine step on one GPU costs the larger of its compute time and its memory time
+(the roofline model, Williams et al. 2009), plus tensor-parallel all-reduces, pipeline
+hand-offs and a fixed per-step overhead:
+
+- compute: 2 FLOPs per multiply-accumulate of every weight a token uses (routed experts
+  at top-k), plus attention's ``4 * heads * head_dim * context`` per token and layer
+  (QK^T and PV); achievable fraction of the dense peak of the dtype the GPU runs;
+- memory: the weights the step touches (for MoE, the experts a batch of T tokens
+  touches, ``E * (1 - (1 - k/E)^T)`` per layer) plus the KV cache of every sequence in
+  the step, at achievable HBM bandwidth;
+- communication: two all-reduces of the step's hidden states per layer at tp > 1
+  (Megatron-LM's row-parallel outputs, Shoeybi et al. 2019, sec. 3).
+
+Continuous batching at a closed-loop concurrency ``B`` (``vllm bench serve
+--max-concurrency B``) is solved as a steady state: requests spend ``TTFT + (O - 1)
+TPOT`` in the system (Little's law gives the completion rate), prefill chunks of new
+requests ride along the decode steps of running ones (vLLM's chunked prefill, decode
+first, then prefill up to ``max_num_batched_tokens``), which slows TPOT; a new
+request's prompt takes ``ceil(P / free budget)`` mixed steps plus, on average, half a
+step of waiting for the step in flight.  Metrics follow ``vllm bench serve``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rigsize.architecture import Architecture
+from rigsize.formats import KVFormat, WeightFormat
+from rigsize.hardware import GPU
+from rigsize.layout import Layout
+from rigsize.memory import _kv_bytes_per_token_on_rank, _rank_weight_bytes, stage_layers, stage_tensors
+from rigsize.roofline import Efficiency, allreduce_seconds, compute_dtype, link_bandwidth, peak_bandwidth, peak_flops
+from rigsize.runtime import Engine
+from rigsize.tensors import Tensor
+
+ACT_BYTES = 2   # bf16/fp16 hidden states between layers and in all-reduces
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Per-GPU quantities of the busiest pipeline stage that a step's cost needs."""
+
+    linear_flops_per_token: float      # 2 x weights used per token (experts at top-k), on this GPU
+    lm_head_flops_per_token: float     # only for sampled tokens (last stage)
+    dense_weight_bytes: float          # non-expert weights on this GPU
+    expert_bytes_per_layer: float      # one routed expert's bytes on this GPU (0 for dense models)
+    moe_layers: int                    # MoE layers on the stage
+    attn_flops_per_token_ctx: float    # attention FLOPs per token per context token (all stage layers)
+    kv_bytes_per_token: float          # KV bytes per context token (all stage layers, this GPU)
+    windows: tuple[int | None, ...]    # sliding windows of the stage's layers
+    layers: int
+
+
+def model_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFormat) -> ModelCost:
+    pp = layout.pp
+    stage = max(range(pp), key=lambda s: len(stage_layers(arch.num_hidden_layers, pp)[s]) + (s == pp - 1))
+    tensors = stage_tensors(arch, stage, pp)
+    layers = stage_layers(arch.num_hidden_layers, pp)[stage]
+    experts = [t for t in tensors if t.role.startswith("expert_")]
+    dense = [t for t in tensors if not t.role.startswith("expert_") and t.role not in ("embed", "pos_embed")]
+    lm_head = [t for t in tensors if t.role == "lm_head" and len(t.shape) == 2]
+    if arch.tie_word_embeddings and stage == pp - 1:
+        lm_head = [t for t in arch.tensors if t.role == "embed"]
+    from rigsize.memory import shard_factor
+
+    def flops(rows: list[Tensor]) -> float:
+        return sum(2 * t.numel / shard_factor(t, arch, layout) for t in rows if len(t.shape) >= 2)
+
+    linear = flops([t for t in dense if t.role != "lm_head"])
+    moe_layers = len({t.layer for t in experts})
+    expert_bytes = 0.0
+    if experts:
+        expert_bytes = _rank_weight_bytes(experts, arch, layout, fmt, training=False) / max(1, moe_layers)
+        per_expert_flops = flops(experts) / max(1, moe_layers) / arch.num_experts * layout.ep
+        linear += per_expert_flops * arch.experts_per_token * moe_layers / layout.ep
+    lm_flops = sum(2 * t.numel / layout.tp for t in lm_head)
+    # bytes a step streams: every non-expert weight except the embedding table (a lookup
+    # reads only its rows), which is read in full when it doubles as the lm_head
+    streamed = [t for t in tensors if not t.role.startswith("expert_") and t.role not in ("embed", "pos_embed")]
+    if arch.tie_word_embeddings and stage == pp - 1:
+        streamed += [t for t in arch.tensors if t.role == "embed"]
+    weight_bytes = _rank_weight_bytes(streamed, arch, layout, fmt, training=False)
+    heads = arch.num_attention_heads / layout.tp
+    if arch.attention == "mla":
+        kv_b = next(t for t in arch.tensors if t.role == "attn_kv_b" and len(t.shape) == 2)
+        # decode with weight absorption (DeepSeek-V2 paper, sec. 2.1.2): QK over the
+        # latent + rope width, PV over the latent, 2 FLOPs per MAC
+        attn = 2 * heads * (arch.head_dim + kv_b.shape[1])
+    else:
+        q = next(t for t in arch.tensors if t.role in ("attn_q", "attn_qkv") and len(t.shape) == 2)
+        q_width = q.shape[0] if q.role == "attn_q" else arch.num_attention_heads * arch.head_dim
+        attn = 4 * heads * q_width / arch.num_attention_heads
+    kv_per_token = sum(_kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
+    windows = tuple(arch.layer_windows[i] if arch.layer_windows else None for i in layers)
+    return ModelCost(linear, lm_flops, weight_bytes, expert_bytes, moe_layers, attn * len(layers),
+                     kv_per_token, windows, len(layers))
+
+
+def _ctx_sum(windows: tuple[int | None, ...], ctx: float) -> float:
+    """Context tokens attended, averaged over the stage's layers (windows cap it)."""
+    return sum(min(ctx, w) if w else ctx for w in windows) / max(1, len(windows))
+
+
+@dataclass(frozen=True)
+class Step:
+    seconds: float
+    bound: str        # "compute" | "memory" | "communication" | "overhead"
+
+
+def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
+              eff: Efficiency, decode_seqs: float, decode_ctx: float, prefill_tokens: float,
+              prefill_ctx: float) -> Step:
+    """One engine step on one GPU: ``decode_seqs`` sequences generating a token at
+    average context ``decode_ctx``, plus ``prefill_tokens`` prompt tokens whose chunk
+    ends at average context ``prefill_ctx``."""
+    tokens = decode_seqs + prefill_tokens
+    sampled = decode_seqs + (1 if prefill_tokens else 0)
+    dtype = compute_dtype(fmt, gpu)
+    linear = tokens * cost.linear_flops_per_token + sampled * cost.lm_head_flops_per_token
+    attn = (decode_seqs * _ctx_sum(cost.windows, decode_ctx)
+            + prefill_tokens * _ctx_sum(cost.windows, prefill_ctx)) * cost.attn_flops_per_token_ctx
+    compute = linear / (peak_flops(gpu, dtype) * eff.compute) + attn / (
+        peak_flops(gpu, "bf16") * eff.attention_compute)
+    weight_bytes = cost.dense_weight_bytes
+    if cost.moe_layers:
+        e, k = arch.num_experts, arch.experts_per_token
+        touched = e * (1 - (1 - k / e) ** max(tokens, 1))     # experts a batch of T tokens touches
+        weight_bytes += cost.moe_layers * cost.expert_bytes_per_layer * touched / e
+    kv_bytes = (decode_seqs * _ctx_sum(cost.windows, decode_ctx) + prefill_tokens * _ctx_sum(
+        cost.windows, prefill_ctx) / max(1.0, prefill_tokens) * (1 if prefill_tokens else 0)) * cost.kv_bytes_per_token
+    memory = (weight_bytes + kv_bytes) / (peak_bandwidth(gpu) * eff.memory)
+    comm = 0.0
+    if layout.tp > 1:
+        message = tokens * arch.hidden_size * ACT_BYTES
+        comm = 2 * cost.layers * allreduce_seconds(message, layout.tp, link_bandwidth(gpu), eff)
+    if layout.pp > 1:
+        comm += tokens * arch.hidden_size * ACT_BYTES / (link_bandwidth(gpu) * eff.link) + eff.collective_latency_s
+    overhead = (eff.step_overhead_s + eff.layer_overhead_s * cost.layers
+                + eff.moe_layer_overhead_s * cost.moe_layers)
+    total = max(compute, memory) + comm + overhead
+    bound = max({"compute": compute, "memory": memory, "communication": comm, "overhead": overhead}.items(),
+                key=lambda kv: kv[1])[0]
+    return Step(total * layout.pp, bound)
+
+
+@dataclass(frozen=True)
+class ServingResult:
+    ttft_seconds: float
+    tpot_seconds: float
+    itl_seconds: float
+    e2e_seconds: float
+    output_tokens_per_second: float
+    output_tokens_per_second_per_gpu: float
+    requests_per_second: float
+    prefill_bound: str
+    decode_bound: str
+    running: int            # sequences decoding at once (capped by the KV cache)
+
+
+def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: KVFormat, eff: Efficiency,
+          engine: Engine, concurrency: int, prompt: int, output: int, kv_capacity: int | None = None,
+          waves: float = math.inf) -> ServingResult:
+    """Closed-loop serving of ``concurrency`` clients sending ``prompt``-token requests
+    for ``output`` tokens (``vllm bench serve --max-concurrency``).
+
+    With fixed lengths the clients move in waves: they send together, their prompts are
+    prefilled in chunks of the engine's token budget (decodes of requests already
+    started go first, vLLM's chunked-prefill policy), every started request decodes
+    one token per step, and all finish about together, so the next wave starts
+    together, at least at first: later waves arrive spread over the first one's prefill
+    window, so their prompts barely queue.  A benchmark of ``waves`` x concurrency
+    requests therefore averages one burst wave with ``waves - 1`` spread ones (a
+    long-running service: ``waves = inf``, the default; InferenceMAX runs 10).  The
+    burst wave is simulated step by step through its prefill phase; its pure
+    decode phase is integrated over the growing context.  When the KV cache holds
+    fewer sequences than there are clients, the rest wait for a free slot: with C
+    running, a client's cycle is concurrency / C waves long.  Data-parallel replicas
+    each serve ``concurrency / dp`` clients.
+    """
+    cost = model_cost(arch, layout, fmt, kv)
+    clients = max(1, math.ceil(concurrency / layout.dp))
+    if kv_capacity is None:
+        running = clients
+    else:   # paged KV: blocks are allocated as tokens arrive, so on average a running
+        # sequence holds prompt + output/2 tokens, not its full length (vLLM's scheduler)
+        average = kv_capacity * (prompt + output) / (prompt + output / 2)
+        running = max(1, min(clients, math.floor(average)))
+    budget = engine.max_num_batched_tokens
+    waiting = [prompt] * running            # prompt tokens left, in arrival order
+    started: list[float] = []               # time of each request's first token
+    steps: list[float] = []                 # duration of each mixed (prefill phase) step
+    clock, decoding = 0.0, 0
+    prefill_bound = "compute"
+    while waiting:
+        free = max(1, budget - decoding)
+        chunk, take = 0, 0
+        for i, left in enumerate(waiting):
+            part = min(left, free - chunk)
+            if part <= 0:
+                break
+            chunk += part
+            waiting[i] -= part
+            take = i + 1 if waiting[i] == 0 else take
+        step = step_time(cost, arch, layout, gpu, fmt, eff, decoding, prompt, chunk, prompt / 2)
+        prefill_bound = step.bound if not steps else prefill_bound
+        clock += step.seconds
+        steps.append(step.seconds)
+        done = sum(1 for left in waiting[:take] if left == 0)
+        started += [clock] * done
+        decoding += done
+        waiting = waiting[done:]
+    # pure decode phase: all requests decode together, context growing from the prompt
+    points = [step_time(cost, arch, layout, gpu, fmt, eff, running, prompt + f * output, 0, 0)
+              for f in (0.0, 0.5, 1.0)]
+    decode_step = (points[0].seconds + 2 * points[1].seconds + points[2].seconds) / 4
+    cumulative = [sum(steps[: i + 1]) for i in range(len(steps))]
+    tpots, ttfts = [], []
+    for t0 in started:
+        mixed = [d for d, end in zip(steps, cumulative) if end > t0 + 1e-15][: max(0, output - 1)]
+        rest = max(0, output - 1 - len(mixed))
+        decode_time = sum(mixed) + rest * decode_step
+        ttfts.append(t0)
+        tpots.append(decode_time / max(1, output - 1))
+    wave_ttft = sum(ttfts) / len(ttfts)
+    tpot = sum(tpots) / len(tpots)
+    wave = max(t + p * max(0, output - 1) for t, p in zip(ttfts, tpots))
+    # desynchronised arrivals: a prompt joins the running decodes in ceil(P / free) mixed
+    # steps, after queueing behind other prompts (M/D/1 wait, utilisation rho)
+    free = max(1, budget - running)
+    alone = step_time(cost, arch, layout, gpu, fmt, eff, running, prompt + output / 2, min(prompt, free), prompt / 2)
+    service = math.ceil(prompt / free) * alone.seconds
+    rate = running / (wave_ttft + max(0, output - 1) * tpot)
+    rho = min(0.95, rate * service)
+    steady_ttft = service + rho / (2 * (1 - rho)) * service + 0.5 * decode_step
+    burst = 1 / waves if waves > 1 else 1.0
+    ttft = burst * wave_ttft + (1 - burst) * steady_ttft + eff.ttft_overhead_s
+    ttft += (clients / running - 1) * wave          # waiting for a KV slot
+    e2e = ttft + max(0, output - 1) * tpot
+    total = layout.dp * running * output / wave
+    return ServingResult(
+        ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot, e2e_seconds=e2e,
+        output_tokens_per_second=total, output_tokens_per_second_per_gpu=total / layout.gpus,
+        requests_per_second=total / output, prefill_bound=prefill_bound, decode_bound=points[1].bound,
+        running=running,
+    )

@@ -1,0 +1,204 @@
+"""Training speed: step time, MFU/HFU, tokens per second, days and GPU-hours.
+
+FLOPs (MFU convention, Chowdhery et al. 2022 "PaLM", Appendix B): per token
+``6 N + 12 L H Q T`` where N counts the matmul parameters a token uses (routed experts
+at top-k; the input embedding is a lookup and is excluded, the lm_head is included),
+L layers, H heads, Q head dim, T sequence length.  Hardware FLOPs (HFU) add what
+recomputation runs again: one more forward (``2 N + 4 L H Q T``) for full
+recomputation, the attention core (``4 L H Q T``) for selective.  LoRA's frozen
+weights need input gradients only (``4 N``, Hu et al. 2021: no weight gradients).
+
+Time per step on one GPU = compute at achievable throughput + the pipeline bubble +
+communication that is not hidden:
+
+- compute: FLOPs / (gpus x peak x efficiency); the achievable fraction grows with the
+  per-GPU GEMM width (hidden / tp), ``e_max * w / (w + w_half)`` (empirical, fitted
+  on the documented subset of published runs in data/validation/training_runs.toml);
+- bubble: ``(pp - 1) / (m * v)`` of the ideal compute for 1F1B with m micro-batches
+  per pipeline and v virtual stages (Narayanan et al. 2021, sec. 2.2);
+- tp: per layer and micro-batch, 4 all-reduces of ``b s h`` activations (2 forward,
+  2 backward; Korthikanti et al. 2022 sec. 4.2.2; sequence parallelism replaces each
+  by a reduce-scatter + all-gather of the same volume), 2 more with full recompute;
+- pp: each micro-batch's activations and gradients cross each stage boundary;
+- dp: gradients reduced once per step (ring all-reduce, or reduce-scatter under ZeRO
+  and Megatron's distributed optimizer), hidden behind backward where the framework
+  overlaps it (DDP/FSDP and DeepSpeed ZeRO-3 by default; Megatron and ZeRO-1/2 not);
+- ZeRO-3: parameters gathered for forward and backward of every micro-batch, and
+  gradients reduce-scattered, overlapped with compute (time = max(compute, comm));
+- ep: all-to-all dispatch and combine of each MoE layer's tokens, forward and backward;
+- cp: ring exchange of K/V blocks, overlapped with attention compute.
+Each group's bandwidth is NVLink inside a node and the network (``--network``) across.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from rigsize.architecture import Architecture, active_params
+from rigsize.hardware import GPU
+from rigsize.layout import Layout, Workload
+from rigsize.roofline import allgather_seconds, allreduce_seconds, link_bandwidth, peak_flops
+
+ACT_BYTES = 2
+
+
+@cache
+def networks() -> dict[str, dict]:
+    return tomllib.loads(resources.files("rigsize.data").joinpath("efficiency.toml").read_text())["network"]
+
+
+@dataclass(frozen=True)
+class TrainingEfficiency:
+    """Empirical (see data/efficiency.toml [training])."""
+
+    e_max: float            # asymptotic fraction of dense peak for large GEMMs
+    width_half: float       # per-GPU hidden width (h / tp) at which half of e_max is reached
+    link: float             # fraction of link / network bandwidth reached by collectives
+    collective_latency_s: float
+    source: str = ""
+
+
+@cache
+def training_efficiency(architecture: str) -> tuple[TrainingEfficiency, str]:
+    rows = tomllib.loads(resources.files("rigsize.data").joinpath("efficiency.toml").read_text())["training"]
+    key = architecture if architecture in rows else "default"
+    r = rows[key]
+    return TrainingEfficiency(r["e_max"], r["width_half"], r["link"], r["collective_latency_s"], r["source"]), key
+
+
+@dataclass(frozen=True)
+class TrainingSpeed:
+    step_seconds: float
+    tokens_per_second: float
+    samples_per_second: float
+    mfu: float
+    hfu: float
+    bound: str
+    breakdown: dict[str, float]
+    model_flops_per_step: float
+    train_days: float | None = None
+    gpu_hours: float | None = None
+
+
+def _matmul_params(arch: Architecture) -> float:
+    """Parameters in matmuls per token: active parameters minus the input embedding
+    lookup (a tied embedding still serves as the lm_head matmul)."""
+    embed = sum(t.numel for t in arch.tensors if t.role in ("embed", "pos_embed"))
+    lm_head = sum(t.numel for t in arch.tensors if t.role == "lm_head" and len(t.shape) == 2)
+    tied_head = embed if arch.tie_word_embeddings and not lm_head else 0
+    pos = sum(t.numel for t in arch.tensors if t.role == "pos_embed")
+    return active_params(arch) - embed + tied_head - (pos if tied_head else 0)
+
+
+def _attn_dims(arch: Architecture) -> tuple[int, int]:
+    """(heads, per-head width used by QK^T/PV)."""
+    q = next((t for t in arch.tensors if t.role in ("attn_q", "attn_q_b") and len(t.shape) == 2), None)
+    width = q.shape[0] // arch.num_attention_heads if q is not None else arch.hidden_size // arch.num_attention_heads
+    return arch.num_attention_heads, width
+
+
+def step_flops(arch: Architecture, workload: Workload, layout: Layout) -> tuple[float, float]:
+    """(model FLOPs, hardware FLOPs) of one optimizer step, all GPUs together."""
+    tokens = workload.global_batch * workload.seq
+    n = _matmul_params(arch)
+    heads, q = _attn_dims(arch)
+    attn = 12 * arch.num_hidden_layers * heads * q * workload.seq      # PaLM: 12 L H Q T
+    dense = 4 * n if workload.task in ("lora", "qlora") else 6 * n
+    model = tokens * (dense + attn)
+    extra = 0.0
+    if layout.recompute == "full":
+        extra = tokens * (2 * n + attn / 3)
+    elif layout.recompute == "selective":
+        extra = tokens * attn / 3
+    return model, model + extra
+
+
+def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff: TrainingEfficiency) -> float:
+    """Per-GPU bandwidth of a group spanning ``group_span`` consecutive ranks."""
+    if group_span <= gpus_per_node:
+        return link_bandwidth(gpu)
+    return float(networks()[network]["per_gpu_bytes_per_second"])
+
+
+def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, *, gpus_per_node: int,
+                   network: str, vpp: int = 1, train_tokens: float | None = None,
+                   eff: TrainingEfficiency | None = None, precision: str = "bf16") -> TrainingSpeed:
+    if eff is None:
+        eff, _ = training_efficiency(gpu.architecture)
+    from rigsize.roofline import Efficiency
+
+    link_eff = Efficiency(1, 1, 1, eff.link, 0, eff.collective_latency_s)
+    model_flops, hw_flops = step_flops(arch, workload, layout)
+    gpus = layout.gpus
+    peak = peak_flops(gpu, precision)     # GEMMs in fp8 (Transformer Engine recipes) or bf16
+    width = arch.hidden_size / layout.tp
+    achieved = eff.e_max * width / (width + eff.width_half)
+    compute = hw_flops / gpus / (peak * achieved)
+
+    micro = workload.batch
+    m = max(1, workload.global_batch // (micro * layout.dp))          # micro-batches per pipeline per step
+    bubble = compute * (layout.pp - 1) / (m * vpp)
+    layers_per_stage = arch.num_hidden_layers / layout.pp
+    msg = micro * workload.seq / layout.cp * arch.hidden_size * ACT_BYTES
+
+    tp_comm = 0.0
+    if layout.tp > 1:
+        bw = _bandwidth(gpu, layout.tp, gpus_per_node, network, eff)
+        calls = 4 + (2 if layout.recompute == "full" else 0)
+        tp_comm = m * layers_per_stage * calls * allreduce_seconds(msg, layout.tp, bw, link_eff)
+
+    pp_comm = 0.0
+    if layout.pp > 1:
+        span = layout.tp * layout.cp * layout.dp * 2       # neighbouring stages are tp*cp*dp ranks apart
+        bw = _bandwidth(gpu, span, gpus_per_node, network, eff)
+        pp_comm = 2 * m * vpp * (msg / layout.tp / (bw * eff.link) + eff.collective_latency_s)
+
+    cp_comm = 0.0
+    if layout.cp > 1:
+        bw = _bandwidth(gpu, layout.tp * layout.cp, gpus_per_node, network, eff)
+        kv = 2 * arch.num_key_value_heads * arch.head_dim / max(1, layout.tp)
+        ring = (layout.cp - 1) * micro * workload.seq / layout.cp * kv * ACT_BYTES / (bw * eff.link)
+        heads, q = _attn_dims(arch)
+        attn_time = (workload.global_batch * workload.seq * 12 * arch.num_hidden_layers * heads * q) / gpus / (
+            peak * achieved)
+        cp_comm = max(0.0, 3 * m * layers_per_stage * ring - attn_time)     # fwd + 2x bwd, overlapped with attention
+
+    ep_comm = 0.0
+    if layout.ep > 1 and arch.num_experts:
+        bw = _bandwidth(gpu, layout.tp * layout.ep, gpus_per_node, network, eff)
+        moe_layers = len(arch.moe_layers) / layout.pp
+        volume = micro * workload.seq / layout.cp * arch.experts_per_token * arch.hidden_size * ACT_BYTES
+        ep_comm = m * moe_layers * 4 * (layout.ep - 1) / layout.ep * volume / (bw * eff.link)
+
+    params_per_gpu = sum(t.numel for t in arch.tensors) / (layout.tp * layout.pp)
+    dp_comm = 0.0
+    ranks = layout.dp * layout.cp
+    if ranks > 1:
+        bw = _bandwidth(gpu, layout.tp * layout.cp * layout.dp, gpus_per_node, network, eff)
+        grad_bytes = params_per_gpu * (4 if workload.framework == "megatron" else 2)
+        if layout.zero == 3:
+            gather = allgather_seconds(params_per_gpu * ACT_BYTES, ranks, bw, link_eff)
+            per_micro = 2 * gather + allgather_seconds(grad_bytes, ranks, bw, link_eff)
+            dp_comm = max(0.0, m * per_micro - (compute + bubble))      # overlapped with compute
+        else:
+            reduce = allreduce_seconds(grad_bytes, ranks, bw, link_eff)
+            overlapped = workload.framework in ("hf", "fsdp")
+            dp_comm = max(0.0, reduce - (2 / 3) * compute) if overlapped else reduce
+
+    breakdown = {"compute": compute, "bubble": bubble, "tp_comm": tp_comm, "dp_comm": dp_comm,
+                 "pp_comm": pp_comm, "ep_comm": ep_comm, "cp_comm": cp_comm}
+    step = sum(breakdown.values())
+    bound = max(breakdown.items(), key=lambda kv: kv[1])[0]
+    tokens = workload.global_batch * workload.seq
+    days = gpu_hours = None
+    if train_tokens:
+        seconds = train_tokens / tokens * step
+        days, gpu_hours = seconds / 86400, seconds * gpus / 3600
+    return TrainingSpeed(
+        step_seconds=step, tokens_per_second=tokens / step, samples_per_second=workload.global_batch / step,
+        mfu=model_flops / (step * gpus * peak), hfu=hw_flops / (step * gpus * peak), bound=bound,
+        breakdown=breakdown, model_flops_per_step=model_flops, train_days=days, gpu_hours=gpu_hours,
+    )

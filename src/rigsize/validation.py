@@ -1,0 +1,247 @@
+"""Validation against measurements nobody here produced.
+
+Sources (packaged under ``data/validation``, each with its attribution):
+
+- ``serving_silicon_sample.csv``: measured serving runs (TTFT, TPOT) from NVIDIA's
+  AIConfigurator (``aiconfigurator_core/systems/silicon_sample.csv``, Apache-2.0), see
+  its README.  Efficiency assumptions are fitted only on H100/H200 rows of models other
+  than Qwen3-235B-A22B (split ``fit``); B200 rows and every Qwen3-235B-A22B row are
+  reserved for out-of-sample error (split ``reserved``).
+- ``training_runs.toml``: published training runs with their layouts and conventions.
+
+``rigsize validate`` prints case, measured, predicted and error per source, with the
+median and worst error, fitted and reserved rows apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from rigsize.formats import resolve_kv_format, resolve_weight_format
+from rigsize.hardware import resolve_gpu
+from rigsize.layout import Layout
+from rigsize.models import resolve_model
+from rigsize.roofline import Efficiency, efficiency
+from rigsize.runtime import engine_for
+from rigsize.serving import ServingResult, serve
+
+FIT_GPUS = ("H100-SXM-80GB", "H200-SXM-141GB")
+# InferenceMAX's client sends --num-prompts $((CONC * 10)) at --max-concurrency $CONC
+# (InferenceMAX README, "Benchmark Client Configuration"): ten waves of requests.
+BENCH_WAVES = 10
+
+
+@dataclass(frozen=True)
+class ServingCase:
+    case: str
+    preset: str
+    gpu: str
+    backend: str
+    weights: str
+    kv_dtype: str
+    tp: int
+    pp: int
+    ep: int
+    dp: int
+    concurrency: int
+    isl: int
+    osl: int
+    ttft_s: float
+    tpot_s: float
+    split: str          # "fit" | "reserved" | "other" (neither fitted nor reserved, e.g. GB200)
+
+
+@cache
+def serving_cases() -> tuple[ServingCase, ...]:
+    text = resources.files("rigsize.data").joinpath("validation", "serving_silicon_sample.csv").read_text()
+    out = []
+    for i, r in enumerate(csv.DictReader(text.splitlines())):
+        split = r["split"]
+        if split == "fit" and r["gpu"] not in FIT_GPUS:
+            split = "other"
+        if "possibly MTP" in r.get("spec_decode", ""):
+            split = "spec-decode?"     # likely measured with MTP speculative decoding: not comparable
+        out.append(ServingCase(
+            case=f"{r['preset']}/{r['gpu']}/{r['backend']}/tp{r['tp']}ep{r['ep']}dp{r['dp']}/c{r['concurrency']}/"
+                 f"{r['isl']}x{r['osl']}/{r['weights']}#{i}",
+            preset=r["preset"], gpu=r["gpu"], backend=r["backend"], weights=r["weights"], kv_dtype=r["kv_dtype"],
+            tp=int(r["tp"]), pp=int(r["pp"]), ep=int(r["ep"]), dp=int(r["dp"]), concurrency=int(r["concurrency"]),
+            isl=int(r["isl"]), osl=int(r["osl"]), ttft_s=float(r["ttft_ms"]) / 1e3, tpot_s=float(r["tpot_ms"]) / 1e3,
+            split=split))
+    return tuple(out)
+
+
+@cache
+def _capacity(c: ServingCase) -> int | None:
+    """Sequences of the case's length that the KV cache holds (rigsize's memory model)."""
+    from rigsize.errors import RigsizeError
+    from rigsize.sizing import estimate
+
+    try:
+        r = estimate(c.preset, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weights=c.weights, kv_dtype=c.kv_dtype,
+                     prompt=c.isl, output=c.osl)
+    except RigsizeError:      # a layout rigsize considers invalid; the engine ran it, so no KV cap
+        return None
+    return r.memory.max_concurrency
+
+
+def predict_serving(c: ServingCase, eff: Efficiency | None = None) -> ServingResult:
+    gpu = resolve_gpu(c.gpu)
+    spec = resolve_model(c.preset)
+    if eff is None:
+        eff, _ = efficiency("inference", gpu, engine=c.backend)
+    layout = Layout(tp=c.tp, pp=c.pp, ep=c.ep, dp=c.dp)
+    return serve(spec.arch, layout, gpu, resolve_weight_format(c.weights), resolve_kv_format(c.kv_dtype), eff,
+                 engine_for(gpu), c.concurrency, c.isl, c.osl, kv_capacity=_capacity(c), waves=BENCH_WAVES)
+
+
+@dataclass(frozen=True)
+class Row:
+    source: str
+    case: str
+    metric: str
+    split: str
+    measured: float
+    predicted: float
+
+    @property
+    def error(self) -> float:
+        return self.predicted / self.measured - 1
+
+
+def serving_rows(cases: tuple[ServingCase, ...] | None = None) -> list[Row]:
+    rows = []
+    for c in cases or serving_cases():
+        p = predict_serving(c)
+        src = "aiconfigurator silicon_sample"
+        rows.append(Row(src, c.case, "ttft_s", c.split, c.ttft_s, p.ttft_seconds))
+        rows.append(Row(src, c.case, "tpot_s", c.split, c.tpot_s, p.tpot_seconds))
+    return rows
+
+
+def summarize(rows: list[Row]) -> list[dict[str, Any]]:
+    """Median and worst absolute error per (source, metric, split)."""
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r.source, r.metric, r.split), []).append(abs(r.error))
+    return [{"source": s, "metric": m, "split": sp, "n": len(v), "median_abs_error": statistics.median(v),
+             "worst_abs_error": max(v)} for (s, m, sp), v in sorted(groups.items())]
+
+
+def log_error(pred: float, measured: float) -> float:
+    return abs(math.log(pred / measured))
+
+
+# ----------------------------------------------------------------------------------
+# Training runs
+# ----------------------------------------------------------------------------------
+
+@cache
+def training_runs() -> tuple[dict[str, Any], ...]:
+    import tomllib
+
+    text = resources.files("rigsize.data").joinpath("validation", "training_runs.toml").read_text()
+    return tuple(tomllib.loads(text)["run"])
+
+
+def _eq3_flops(run: dict[str, Any], arch: Any) -> float:
+    """Narayanan et al. 2021 eq. 3: 96 B s l h^2 (1 + s/(6h) + V/(16 l h)) per iteration,
+    the convention of their (and MT-NLG's, BLOOM's) reported TFLOP/s."""
+    b, s, layer, h, v = run["global_batch"], run["seq"], arch.num_hidden_layers, arch.hidden_size, arch.vocab_size
+    return 96 * b * s * layer * h * h * (1 + s / (6 * h) + v / (16 * layer * h))
+
+
+# Fitting subset for the training efficiency (documented in data/efficiency.toml): the
+# Narayanan et al. 2021 Table 1 rows; every other known-layout run is out of sample.
+TRAINING_FIT_PREFIX = "narayanan2021-t1-"
+
+
+def training_case(run: dict[str, Any]) -> tuple[Any, Any, Any, Any, str] | None:
+    """(arch, workload, layout, gpu, network) of a known-layout run, or None if rigsize
+    cannot express it (unknown fields)."""
+    from rigsize.architecture import build_architecture
+    from rigsize.layout import Layout, Workload
+    from rigsize.models import preset_config
+
+    needed = ("tp", "pp", "dp", "micro_batch", "global_batch", "seq", "gpu")
+    if run.get("class") != "known_layout" or any(not isinstance(run.get(k), (int, str)) or run.get(k) == "unknown"
+                                                  for k in needed):
+        return None
+    cfg = dict(run["config"]) if "config" in run else preset_config(run["preset"])
+    arch = build_architecture(cfg)
+    recompute = run.get("recompute") if run.get("recompute") in ("none", "selective", "full") else "full"
+    zero = run.get("zero") if isinstance(run.get("zero"), int) else 0
+    framework = "deepspeed" if zero >= 2 else "megatron"
+    ep = run.get("ep") if isinstance(run.get("ep"), int) else 1
+    cp = run.get("cp") if isinstance(run.get("cp"), int) else 1
+    layout = Layout(tp=run["tp"], pp=run["pp"], dp=run["dp"], cp=cp, ep=ep, sp=bool(run.get("sp") is True),
+                    zero=zero, recompute=recompute)
+    workload = Workload(task="pretrain", batch=run["micro_batch"], seq=run["seq"], global_batch=run["global_batch"],
+                        framework=framework)  # type: ignore[arg-type]
+    network = run.get("network") if run.get("network") in _networks() else "ib-hdr-200x8"
+    return arch, workload, layout, resolve_gpu(run["gpu"]), network
+
+
+def _networks() -> dict[str, Any]:
+    from rigsize.training_speed import networks
+
+    return networks()
+
+
+# Whole runs publish GPU-hours but not their layouts: rigsize predicts them with its own
+# least-model-parallel Megatron layout on this many GPUs, a 4M-token batch (Llama 2 paper,
+# Table 1) and 4096-token sequences where the source does not say.
+WHOLE_RUN_GPUS, WHOLE_RUN_BATCH_TOKENS, WHOLE_RUN_SEQ = 1024, 4 * 2**20, 4096
+
+
+def whole_run_rows() -> list[Row]:
+    from rigsize.sizing import estimate
+
+    rows = []
+    for run in training_runs():
+        if run.get("class") != "whole_run" or not run.get("preset") or not isinstance(run.get("gpu_hours"), float):
+            continue
+        seq = run["seq"] if isinstance(run.get("seq"), int) else WHOLE_RUN_SEQ
+        gpus = run["gpus"] if isinstance(run.get("gpus"), int) else WHOLE_RUN_GPUS
+        batch = max(gpus, WHOLE_RUN_BATCH_TOKENS // seq // gpus * gpus)
+        r = estimate(run["preset"], task="pretrain", gpu=run["gpu"], gpus=gpus, seq=seq, global_batch=batch,
+                     recompute="selective", train_tokens=run["train_tokens"])
+        if r.performance is None or r.performance.gpu_hours is None:
+            continue
+        rows.append(Row(run["case"].split("-")[0], run["case"], "gpu_hours", "whole-run (layout unknown)",
+                        float(run["gpu_hours"]), r.performance.gpu_hours))
+    return rows
+
+
+def training_rows(eff: Any = None) -> list[Row]:
+    from rigsize.training_speed import training_speed
+
+    rows = []
+    for run in training_runs():
+        case = training_case(run)
+        if case is None:
+            continue
+        arch, workload, layout, gpu, network = case
+        vpp = run.get("vpp") if isinstance(run.get("vpp"), int) else 1
+        precision = "fp8" if str(run.get("precision", "")).startswith("fp8") else "bf16"
+        speed = training_speed(arch, workload, layout, gpu, gpus_per_node=int(run.get("gpus_per_node", 8)),
+                               network=network, vpp=vpp, eff=eff, precision=precision)
+        split = "fit" if run["case"].startswith(TRAINING_FIT_PREFIX) else "reserved"
+        src = run["case"].split("-")[0]
+        if isinstance(run.get("step_seconds"), (int, float)):
+            rows.append(Row(src, run["case"], "step_s", split, float(run["step_seconds"]), speed.step_seconds))
+        elif isinstance(run.get("tflops_per_gpu"), (int, float)) and "eq3" in str(run.get("flops_convention", "")):
+            predicted = _eq3_flops(run, arch) / (speed.step_seconds * layout.gpus) / 1e12
+            rows.append(Row(src, run["case"], "tflops_per_gpu", split, float(run["tflops_per_gpu"]), predicted))
+        elif isinstance(run.get("mfu"), (int, float)):
+            rows.append(Row(src, run["case"], "mfu", split, float(run["mfu"]), speed.mfu))
+        elif isinstance(run.get("tflops_per_gpu"), (int, float)):
+            predicted = speed.model_flops_per_step / (speed.step_seconds * layout.gpus) / 1e12
+            rows.append(Row(src, run["case"], "tflops_per_gpu", split, float(run["tflops_per_gpu"]), predicted))
+    return rows
