@@ -167,3 +167,45 @@ def test_bare_70b_looks_like_llama3_70b() -> None:
     cfg = synthesize_config(70.6e9)
     assert cfg["hidden_size"] == 8192 and cfg["intermediate_size"] == 28672
     assert abs(cfg["num_hidden_layers"] - 80) <= 2
+
+
+# ---- property tests on the parser and the counts ---------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rigsize.architecture import build_architecture  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(layers=st.integers(1, 40), hidden_mult=st.integers(1, 16), heads=st.sampled_from([4, 8, 16]),
+       kv=st.sampled_from([1, 2, 4]), inter=st.integers(1, 20000), vocab=st.integers(1, 200000),
+       experts=st.integers(2, 64), tied=st.booleans(), model_type=st.sampled_from(["llama", "qwen2", "mixtral"]))
+def test_counts_grow_with_layers_hidden_and_experts(layers, hidden_mult, heads, kv, inter, vocab, experts, tied,
+                                                    model_type) -> None:
+    cfg = {"model_type": model_type, "num_hidden_layers": layers, "hidden_size": 64 * hidden_mult,
+           "num_attention_heads": heads, "num_key_value_heads": kv, "intermediate_size": inter,
+           "vocab_size": vocab, "tie_word_embeddings": tied, "num_local_experts": experts, "num_experts_per_tok": 2}
+    base = build_architecture(cfg)
+    assert sum(breakdown(base).values()) == base.params
+    assert active_params(base) <= base.params
+    assert build_architecture({**cfg, "num_hidden_layers": layers + 1}).params > base.params
+    assert build_architecture({**cfg, "hidden_size": 64 * (hidden_mult + 1)}).params > base.params
+    if model_type == "mixtral":
+        more = build_architecture({**cfg, "num_local_experts": experts + 1})
+        # a token still uses top-k experts; only the router gains one row of hidden_size
+        assert more.params > base.params
+        assert active_params(more) - active_params(base) == cfg["hidden_size"] * layers
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.sampled_from(["hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size",
+                                        "intermediate_size", "num_key_value_heads", "head_dim"]),
+                       st.one_of(st.integers(-5, 10**7), st.text(max_size=5), st.none(), st.floats(), st.booleans())))
+def test_parser_never_crashes_on_garbage(fields: dict) -> None:
+    """Any config either builds or raises the one-line ModelError; nothing else escapes."""
+    from rigsize.errors import ModelError
+
+    try:
+        build_architecture({"model_type": "llama", **fields})
+    except ModelError:
+        pass

@@ -124,3 +124,50 @@ def test_efficiency_override() -> None:
     assert slow.tpot_seconds > base.tpot_seconds
     with pytest.raises(rigsize.InputError):
         rigsize.estimate("llama-3.1-8b", efficiency="warp=2")
+
+
+# ---- calibration ------------------------------------------------------------------
+
+def test_calibrate_without_gpu_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """This machine (and CI) has no CUDA GPU: one line, exit 2."""
+    from rigsize.cli import main
+
+    assert main(["calibrate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs an NVIDIA GPU" in err[0]
+
+
+def _profile(compute: float, memory: float) -> dict:
+    from rigsize.calibrate import build_profile
+    from rigsize.hardware import resolve_gpu
+
+    gpu = resolve_gpu("H100")
+    measured = {"matmul": {"bf16": [{"m": 8192, "n": 8192, "k": 8192, "seconds": 1.0,
+                                     "flops_per_second": compute * gpu.flops("bf16")}]},
+                "hbm_bytes_per_second": memory * gpu.hbm_bytes_per_second, "device_name": "NVIDIA H100 80GB HBM3",
+                "torch_version": "2.13.0", "cuda_version": "13.0"}
+    return build_profile(gpu, measured)
+
+
+def test_profile_format_round_trip_and_use(tmp_path) -> None:
+    import json
+
+    from rigsize.calibrate import load_profile
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_profile(0.7, 0.5)))
+    p = load_profile(path)
+    assert p["efficiency"]["compute"] == pytest.approx(0.7) and p["efficiency"]["memory"] == pytest.approx(0.5)
+    base = rigsize.estimate("llama-3.1-8b", batch=4).performance
+    slow = rigsize.estimate("llama-3.1-8b", batch=4, profile=str(path)).performance
+    assert slow.tpot_seconds > base.tpot_seconds         # measured 50% bandwidth < fitted default
+    assert slow.efficiency["memory"] == pytest.approx(0.5)
+    train = rigsize.estimate("llama-3.1-8b", task="pretrain", gpus=8, global_batch=64, profile=str(path)).performance
+    assert train.efficiency["e_max"] == pytest.approx(0.7)
+
+
+def test_bad_profile_is_one_line(tmp_path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text('{"schema": "something-else"}')
+    with pytest.raises(rigsize.HardwareError, match="not a rigsize profile"):
+        rigsize.estimate("llama-3.1-8b", profile=str(path))

@@ -138,7 +138,7 @@ def formats(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def validate(ctx: click.Context, source: str, show_cases: bool, as_json: bool) -> None:
     """Compare predictions with measurements nobody here produced (fitted and reserved apart)."""
-    from rigsize.validation import serving_rows, summarize, training_rows, whole_run_rows
+    from rigsize.validation import published_rows, serving_rows, summarize, training_rows, whole_run_rows
 
     if source not in ("all", "serving", "training"):
         raise InputError("input.bad_choice", option="--source", value=source, choices="all, serving, training")
@@ -146,7 +146,7 @@ def validate(ctx: click.Context, source: str, show_cases: bool, as_json: bool) -
     if source in ("all", "training"):
         rows += training_rows() + whole_run_rows()
     if source in ("all", "serving"):
-        rows += serving_rows()
+        rows += serving_rows() + published_rows()
     summary = summarize(rows)
     if as_json:
         _emit_json({"summary": summary, "cases": [
@@ -156,6 +156,19 @@ def validate(ctx: click.Context, source: str, show_cases: bool, as_json: bool) -
     from rigsize.render import print_validation
 
     print_validation(rows, summary, show_cases, ctx.obj["lang"])
+
+
+@cli.command()
+@click.option("--gpu", "gpu", default=None, help="Catalog GPU whose peaks to compare with (default: detected).")
+@click.option("--output", "output", default="rigsize-profile.json", help="Where to write the profile.")
+def calibrate(gpu: str | None, output: str) -> None:
+    """Measure this machine's GPU (matmul per dtype, HBM bandwidth) and write a profile."""
+    from rigsize.calibrate import calibrate as run
+
+    profile = run(gpu, output)
+    eff = profile["efficiency"]
+    click.echo(f"wrote {output}: {profile['catalog_gpu']} compute {eff['compute']:.0%} of dense bf16 peak, "
+               f"memory {eff['memory']:.0%} of peak bandwidth")
 
 
 def _lang_from_argv(argv: Sequence[str]) -> str:

@@ -270,10 +270,18 @@ def _inference_activations(arch: Architecture, layout: Layout, workload: Workloa
     return math.ceil(tokens * per_token * dtype_bytes + logits)
 
 
+# transformers has no flash/SDPA path for these (Gemma 2's attention soft-capping needs
+# attn_implementation="eager", transformers' Gemma 2 docs): they save s^2 probabilities
+EAGER_ONLY = frozenset({"gemma2"})
+
+
 def memory_per_gpu(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU,
                    fmt: WeightFormat, kv: KVFormat, engine: runtime.Engine,
-                   gpu_memory_utilization: float, attn: str = "flash") -> MemoryResult:
+                   gpu_memory_utilization: float, attn: str | None = None) -> MemoryResult:
     """Evaluate every stage and return the busiest rank's memory."""
+    if attn is None:
+        hf = workload.framework != "megatron"
+        attn = "eager" if hf and arch.model_type in EAGER_ONLY else "flash"
     best: tuple[Parts, int, dict[str, int], int] | None = None
     for stage in range(layout.pp):
         tensors = stage_tensors(arch, stage, layout.pp)

@@ -181,6 +181,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the KV cache holds {running} sequences of this length, so {batch} concurrent requests queue for a slot (TTFT includes the wait)",
         "zh": "KV 缓存只能容纳 {running} 个该长度的序列，{batch} 个并发请求需排队（TTFT 含等待时间）",
     },
+    "calibrate.no_gpu": {
+        "en": "rigsize calibrate needs an NVIDIA GPU and PyTorch with CUDA ({why}); run it on the GPU machine",
+        "zh": "rigsize calibrate 需要 NVIDIA GPU 和支持 CUDA 的 PyTorch（{why}）；请在 GPU 机器上运行",
+    },
+    "calibrate.unknown_device": {
+        "en": "device '{name}' matches no catalog GPU; pass --gpu NAME",
+        "zh": "设备 '{name}' 与目录中的 GPU 不匹配；请用 --gpu NAME 指定",
+    },
     # --- report text ---
     "report.model": {"en": "Model", "zh": "模型"},
     "report.params": {"en": "Parameters", "zh": "参数量"},

@@ -119,6 +119,8 @@ OPTIONS: tuple[Option, ...] = (
            "measured H100/H200 runs).", "vllm", ("vllm", "sglang", "trtllm")),
     Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
            "compute, memory, attention_compute, link, step_overhead_s, collective_latency_s, ttft_overhead_s."),
+    Option("profile", "text", "A GPU profile written by 'rigsize calibrate': its measured efficiencies replace "
+           "the fitted defaults."),
     Option("train_tokens", "quantity", "Training: tokens to train on (e.g. 15T); adds train_days and gpu_hours.",
            None, minimum=1, maximum=limits.MAX_TOKENS),
     Option("network", "text", "Training: network between nodes, per GPU (ib-hdr-200x8, ib-ndr-400, roce-400x8, "

@@ -508,7 +508,9 @@ def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any],
     engine_name = opts.get("engine") or "vllm"
     if "engine" not in opts:
         assumptions["engine_speed"] = engine_name
-    eff, key = efficiency("inference", job.gpu, parse_efficiency(opts.get("efficiency")), engine=engine_name)
+    overrides = _profile_overrides(opts, assumptions)
+    overrides.update(parse_efficiency(opts.get("efficiency")))
+    eff, key = efficiency("inference", job.gpu, overrides, engine=engine_name)
     if key.split(".")[1] != job.gpu.architecture:
         warnings.append(Note("perf.unfitted_gpu", {"gpu": job.gpu.name, "arch": job.gpu.architecture}))
     if not result.fits or not result.max_concurrency:
@@ -545,6 +547,9 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
     if "gpus_per_node" not in opts:
         assumptions["gpus_per_node"] = per_node
     eff, key = training_efficiency(job.gpu.architecture)
+    measured = _profile_overrides(opts, assumptions)
+    if "compute" in measured:       # a calibrated GPU: its large-GEMM efficiency is e_max
+        eff = replace(eff, e_max=measured["compute"], source=f"measured by rigsize calibrate ({opts['profile']})")
     if not result.fits:
         return None
     try:
@@ -562,6 +567,16 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
         efficiency={"e_max": eff.e_max, "width_half": eff.width_half, "link": eff.link},
         efficiency_source=f"training.{key}: {eff.source}",
     )
+
+
+def _profile_overrides(opts: dict[str, Any], assumptions: dict[str, Any]) -> dict[str, float]:
+    if not opts.get("profile"):
+        return {}
+    from rigsize.calibrate import load_profile, profile_overrides
+
+    measured = profile_overrides(load_profile(opts["profile"]))
+    assumptions["profile_efficiency"] = measured
+    return measured
 
 
 def _fewest_inference_gpus(job: Job) -> int | None:

@@ -245,3 +245,47 @@ def training_rows(eff: Any = None) -> list[Row]:
             predicted = speed.model_flops_per_step / (speed.step_seconds * layout.gpus) / 1e12
             rows.append(Row(src, run["case"], "tflops_per_gpu", split, float(run["tflops_per_gpu"]), predicted))
     return rows
+
+
+# ----------------------------------------------------------------------------------
+# Published maximum-throughput figures (TensorRT-LLM performance overview, MLPerf)
+# ----------------------------------------------------------------------------------
+
+MAX_LOAD_CAP = 2048   # sequences: the largest concurrency rigsize tries for "max throughput"
+
+
+@cache
+def published_throughput() -> tuple[dict[str, str], ...]:
+    text = resources.files("rigsize.data").joinpath("validation", "published_throughput.csv").read_text()
+    return tuple(csv.DictReader(text.splitlines()))
+
+
+def published_rows() -> list[Row]:
+    """Maximum throughput as published (offline, max load) against rigsize's throughput at
+    the largest concurrency the KV cache holds.  Only rows that state tp, lengths and
+    precision; GPUs without published peaks are skipped."""
+    from rigsize.errors import RigsizeError
+    from rigsize.sizing import estimate
+
+    rows = []
+    for r in published_throughput():
+        if not (r["tp"] and r["isl"] and r["osl"] and r["weights"]):
+            continue
+        args = dict(gpu=r["gpu"], tp=int(r["tp"]), pp=int(r["pp"] or 1), weights=r["weights"],
+                    prompt=int(r["isl"]), output=int(r["osl"]), engine=r["backend"] if r["backend"] in
+                    ("vllm", "sglang", "trtllm") else "vllm")
+        try:
+            cap = estimate(r["preset"], **args).memory.max_concurrency
+            if not cap:
+                continue
+            perf = estimate(r["preset"], **args, batch=min(cap, MAX_LOAD_CAP)).performance
+        except RigsizeError:
+            continue
+        if perf is None:
+            continue
+        replicas = int(r["gpus"] or 1) / (int(r["tp"]) * int(r["pp"] or 1))
+        source = "mlperf" if r["source"].startswith("MLPerf") else "trtllm perf-overview"
+        rows.append(Row(source, f"{r['preset']}/{r['gpu']}/tp{r['tp']}/{r['isl']}x{r['osl']}/{r['weights']}",
+                        "output_tokens_per_s", "published", float(r["tokens_per_s"]),
+                        perf.output_tokens_per_second * replicas))
+    return rows
