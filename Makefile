@@ -12,7 +12,7 @@ $(BIN)/rigsize: pyproject.toml
 	touch $@
 
 run: $(BIN)/rigsize
-	$(BIN)/rigsize estimate 72B
+	$(BIN)/rigsize estimate 72B --gpus 4 --batch 16
 
 test: $(BIN)/rigsize
 	$(BIN)/python -m pytest

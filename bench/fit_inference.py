@@ -4,7 +4,8 @@ Run: .venv/bin/python bench/fit_inference.py [--rows N]
 Fits, per engine (vllm, sglang, trtllm), by coordinate search: first the achievable
 fractions of peak compute and bandwidth, link efficiency and per-step/per-layer
 overheads on the median absolute log error of TPOT; then the prefill attention
-efficiency and the per-request TTFT overhead on that of TTFT; on H100/H200 rows of models other than
+efficiency, prefill GEMM efficiency and per-request TTFT overhead on the sum of both
+errors (prefill chunks ride in decode steps); on H100/H200 rows of models other than
 Qwen3-235B-A22B only.  Prints the fitted rows for data/efficiency.toml and the errors
 on the fit and reserved splits.  Never fits on reserved rows.
 """
@@ -24,7 +25,7 @@ from rigsize.validation import log_error, predict_serving, serving_cases
 PARAMS = {  # name: (lower, upper)
     "compute": (0.2, 0.95), "memory": (0.3, 0.98), "attention_compute": (0.1, 0.9),
     "step_overhead_s": (0.0, 0.02), "ttft_overhead_s": (0.0, 0.5), "link": (0.2, 0.95),
-    "layer_overhead_s": (0.0, 0.0005), "moe_layer_overhead_s": (0.0, 0.001),
+    "layer_overhead_s": (0.0, 0.0005), "moe_layer_overhead_s": (0.0, 0.001), "prefill_compute": (0.2, 0.95),
 }
 
 
@@ -46,12 +47,16 @@ def score(cases, eff) -> tuple[float, float]:
 # to unphysical values: decode-side parameters on TPOT alone, then the prefill-side
 # ones on TTFT with the former fixed.
 DECODE = ("compute", "memory", "step_overhead_s", "link", "layer_overhead_s", "moe_layer_overhead_s")
-PREFILL = ("attention_compute", "ttft_overhead_s")
+PREFILL = ("prefill_compute", "attention_compute", "ttft_overhead_s")
 
 
-def fit(cases, eff, rounds: int = 3):
-    eff, _ = _fit(cases, eff, DECODE, lambda s: s[1], rounds)
-    return _fit(cases, eff, PREFILL, lambda s: s[0], rounds)
+def fit(cases, eff, rounds: int = 3, stages: tuple[str, ...] = ("decode", "prefill")):
+    if eff.prefill_compute == 0:   # start prefill GEMMs at a typical large-GEMM fraction
+        eff = replace(eff, prefill_compute=0.6)
+    if "decode" in stages:
+        eff, _ = _fit(cases, eff, DECODE, lambda s: s[1], rounds)
+    # prefill tokens ride in decode steps too, so the second stage watches both metrics
+    return _fit(cases, eff, PREFILL, lambda s: s[0] + s[1], rounds)
 
 
 def _fit(cases, eff, names, pick, rounds):
@@ -73,6 +78,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=160, help="fit rows sampled per engine (speed)")
     ap.add_argument("--engine", action="append", help="engines to fit (default: all three)")
+    ap.add_argument("--prefill-only", action="store_true", help="keep the decode-side values of efficiency.toml")
     args = ap.parse_args()
     cases = serving_cases()
     random.seed(0)
@@ -82,7 +88,7 @@ def main() -> int:
             continue
         sample = random.sample(fit_rows, min(args.rows, len(fit_rows)))
         eff, _ = efficiency("inference", resolve_gpu("H100"), engine=engine)
-        eff, best = fit(sample, eff)
+        eff, best = fit(sample, eff, stages=("prefill",) if args.prefill_only else ("decode", "prefill"))
         fit_err = score(fit_rows, eff)
         reserved = [c for c in cases if c.split == "reserved" and c.backend == engine]
         res_err = score(reserved, eff) if reserved else (float("nan"), float("nan"))

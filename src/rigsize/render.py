@@ -78,7 +78,7 @@ def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
     table.add_row(t("mem.usable", lang), human_bytes(mem.usable_bytes))
     verdict = t("mem.fits", lang) if mem.fits else t("mem.not_fits", lang)
     style = "green" if mem.fits else "red"
-    table.add_row(f"[{style}]{verdict}[/{style}]", f"[{style}]{human_bytes(mem.headroom_bytes)}[/{style}]")
+    table.add_row(f"[{style}]{verdict}[/{style}]", f"[{style}]{human_bytes(abs(mem.headroom_bytes))}[/{style}]")
     if mem.max_concurrency is not None:
         table.add_row(t("mem.max_concurrency", lang), f"{mem.max_concurrency:,}")
     console.print(table)

@@ -30,6 +30,7 @@ class Efficiency:
     step_overhead_s: float      # per engine step: launches, scheduling, sampling (seconds)
     collective_latency_s: float # per collective call (seconds)
     ttft_overhead_s: float = 0.0  # per request before its first token: API, tokenization, scheduling
+    prefill_compute: float = 0.0  # fraction of peak for prefill tokens' GEMMs (0: same as compute)
     layer_overhead_s: float = 0.0  # per decoder layer per step: kernel launches and small ops
     moe_layer_overhead_s: float = 0.0  # per MoE layer per step: routing, permutation, grouped GEMM set-up
     source: str = ""

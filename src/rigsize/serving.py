@@ -119,11 +119,14 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     tokens = decode_seqs + prefill_tokens
     sampled = decode_seqs + (1 if prefill_tokens else 0)
     dtype = compute_dtype(fmt, gpu)
-    linear = tokens * cost.linear_flops_per_token + sampled * cost.lm_head_flops_per_token
+    # prefill GEMMs have many rows and run nearer peak than decode's skinny ones
+    decode_linear = decode_seqs * cost.linear_flops_per_token + sampled * cost.lm_head_flops_per_token
+    prefill_linear = prefill_tokens * cost.linear_flops_per_token
     attn = (decode_seqs * _ctx_sum(cost.windows, decode_ctx)
             + prefill_tokens * _ctx_sum(cost.windows, prefill_ctx)) * cost.attn_flops_per_token_ctx
-    compute = linear / (peak_flops(gpu, dtype) * eff.compute) + attn / (
-        peak_flops(gpu, "bf16") * eff.attention_compute)
+    peak = peak_flops(gpu, dtype)
+    compute = (decode_linear / (peak * eff.compute) + prefill_linear / (peak * (eff.prefill_compute or eff.compute))
+               + attn / (peak_flops(gpu, "bf16") * eff.attention_compute))
     weight_bytes = cost.dense_weight_bytes
     if cost.moe_layers:
         e, k = arch.num_experts, arch.experts_per_token
