@@ -176,6 +176,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "speed assumptions for {gpu} ({arch}) were not fitted on measurements of that GPU family; the default row applies and errors may be larger",
         "zh": "{gpu}（{arch}）的速度假设未在该 GPU 系列的实测数据上拟合；使用默认值，误差可能更大",
     },
+    "perf.training_framework": {
+        "en": "training efficiency was fitted on Megatron-LM runs; {framework} training usually reaches less (kernel launches, no fused kernels), so treat its step time as a lower bound",
+        "zh": "训练效率基于 Megatron-LM 的实测拟合；{framework} 训练通常达不到该效率，请把其单步耗时视为下限",
+    },
     "perf.unknown": {"en": "speed not estimated: {why}", "zh": "未估算速度：{why}"},
     "perf.queueing": {
         "en": "the KV cache holds {running} sequences of this length, so {batch} concurrent requests queue for a slot (TTFT includes the wait)",

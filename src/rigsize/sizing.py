@@ -547,6 +547,8 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
     if "gpus_per_node" not in opts:
         assumptions["gpus_per_node"] = per_node
     eff, key = training_efficiency(job.gpu.architecture)
+    if job.workload.framework != "megatron":
+        warnings.append(Note("perf.training_framework", {"framework": job.workload.framework}))
     measured = _profile_overrides(opts, assumptions)
     if "compute" in measured:       # a calibrated GPU: its large-GEMM efficiency is e_max
         eff = replace(eff, e_max=measured["compute"], source=f"measured by rigsize calibrate ({opts['profile']})")
