@@ -128,3 +128,23 @@ def test_kept_embeddings_make_fp8_bigger_than_q8_0_on_a_large_vocab() -> None:
     fp8 = rigsize.estimate("qwen2.5-7b", weights="fp8").memory.per_gpu.weights
     q8 = rigsize.estimate("qwen2.5-7b", weights="q8_0").memory.per_gpu.weights
     assert fp8 > q8
+
+
+def test_dp_replicas_share_the_requests() -> None:
+    one = rigsize.estimate("llama-3.1-8b", batch=200)
+    two = rigsize.estimate("llama-3.1-8b", dp=2, batch=400)
+    assert two.memory.per_gpu.kv_cache == one.memory.per_gpu.kv_cache
+    assert two.memory.max_concurrency == 2 * one.memory.max_concurrency
+
+
+def test_seq_alone_sets_prompt_and_output() -> None:
+    r = rigsize.estimate("llama-3.1-8b", seq="32K")
+    assert r.assumptions["prompt"] + r.assumptions["output"] == 32768
+    short = rigsize.estimate("llama-3.1-8b", seq=2048).performance
+    long = rigsize.estimate("llama-3.1-8b", seq="32K").performance
+    assert long.ttft_seconds > short.ttft_seconds
+
+
+def test_default_lengths_fit_short_context_models() -> None:
+    r = rigsize.estimate("gpt2")       # 1024-token context: defaults are clamped
+    assert r.memory.fits and r.assumptions["prompt"] + r.assumptions["output"] <= 1024

@@ -125,3 +125,25 @@ def test_activations_never_fall_as_batch_or_seq_grows(mb: int, seq: int, task: s
     a = rigsize.estimate("qwen2.5-0.5b", task=task, micro_batch=mb, seq=seq).memory.per_gpu
     b = rigsize.estimate("qwen2.5-0.5b", task=task, micro_batch=mb + 1, seq=seq * 2 if seq < 32768 else seq).memory.per_gpu
     assert b.activations >= a.activations
+
+
+def test_expert_states_shard_over_the_expert_data_parallel_group() -> None:
+    """dp=8, ep=8: each rank holds 1/8 of the experts and no other rank holds the same
+    ones, so ZeRO-1 cannot shard the experts' optimizer states (expert dp group = 1)."""
+    r = rigsize.estimate("mixtral-8x7b", task="pretrain", dp=8, ep=8, zero="1", recompute="full")
+    arch = rigsize.resolve_model("mixtral-8x7b").arch
+    experts = sum(t.numel for t in arch.tensors if t.role.startswith("expert_")) / 8
+    assert r.memory.per_gpu.optimizer >= 12 * experts       # fp32 master + 2 moments, unsharded
+    assert not r.memory.fits
+
+
+def test_lora_base_is_sharded_by_zero3() -> None:
+    one = rigsize.estimate("llama-3.1-70b", task="lora", framework="deepspeed", zero="0", recompute="full")
+    z3 = rigsize.estimate("llama-3.1-70b", task="lora", gpus=8, zero="3", recompute="full")
+    frozen = one.memory.per_gpu.weights
+    assert z3.memory.per_gpu.weights < frozen / 4 and z3.memory.fits
+
+
+def test_given_global_batch_is_kept_when_rigsize_picks_the_layout() -> None:
+    r = rigsize.estimate("llama-3.1-8b", task="pretrain", gpus=8, global_batch=24)
+    assert r.parallel.global_batch == 24 and 24 % (r.parallel.dp * r.parallel.micro_batch) == 0

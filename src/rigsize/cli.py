@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -189,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI and turn every failure into one line and exit 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     lang = _lang_from_argv(args)
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `rigsize ... | head` ends quietly, as Unix tools do
     try:
         cli.main(args=args, prog_name="rigsize", standalone_mode=False)
     except RigsizeError as err:
@@ -203,7 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Abort:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:       # e.g. `rigsize ... | head`: the reader left, nothing to report
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
         return 0
     except Exception as exc:  # a bug in rigsize: still one line, but say it is ours
         if os.environ.get("RIGSIZE_DEBUG"):

@@ -32,6 +32,13 @@ class Interconnect(BaseModel):
     kind: str = Field(description="nvswitch | nvlink-pairs | nvlink-bridge | pcie | infinity-fabric | hccs | ...")
     per_direction_bytes_per_second: float | Unknown = Field(
         description="GPU-to-GPU bandwidth each way inside a node")
+
+    @field_validator("per_direction_bytes_per_second")
+    @classmethod
+    def _positive(cls, v: Any) -> Any:
+        if v != "unknown" and not (isinstance(v, (int, float)) and v > 0):
+            raise ValueError("must be a positive number or \"unknown\"")
+        return v
     p2p: bool | Unknown = "unknown"
 
 
@@ -49,6 +56,13 @@ class GPU(BaseModel):
     memory_bytes_visible: int | Unknown = Field(
         "unknown", description="Total the runtime reports (nvidia-smi / torch.cuda.mem_get_info)")
     hbm_bytes_per_second: float | Unknown = Field(description="Peak memory bandwidth")
+
+    @field_validator("memory_bytes_visible", "hbm_bytes_per_second", "gpus_per_node", "tdp_watts")
+    @classmethod
+    def _positive(cls, v: Any) -> Any:
+        if v != "unknown" and not (isinstance(v, (int, float)) and v > 0):
+            raise ValueError("must be a positive number or \"unknown\"")
+        return v
     dense_flops: dict[str, float | Unknown] = Field(
         description="Dense peak FLOP/s per dtype (no sparsity); 'unknown' where the hardware runs the dtype "
                     "but no rate is published")

@@ -54,8 +54,14 @@ class Layout:
 
     @property
     def zero_shards(self) -> int:
-        """Ranks ZeRO / the distributed optimizer shard states over: dp x cp."""
+        """Ranks ZeRO / the distributed optimizer shard dense states over: dp x cp."""
         return self.dp * self.cp
+
+    @property
+    def expert_zero_shards(self) -> int:
+        """The experts' own data-parallel group (Megatron-Core's expert-data-parallel):
+        tp x dp x cp ranks of a stage hold ep x expert-tp distinct expert shards."""
+        return max(1, self.stage_ranks // (self.ep * self.expert_tp))
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,9 @@ def validate_layout(arch: Architecture, layout: Layout, workload: Workload) -> N
     if not workload.training:
         if layout.zero or layout.offload != "none" or layout.recompute != "none":
             raise PlanError("plan.invalid", why="--zero, --offload and --recompute apply to training tasks")
+        if layout.cp > 1:
+            raise PlanError("plan.invalid", why="context parallelism (--cp) is modelled for training only; "
+                            "use tp or pp for inference")
         return
     if workload.framework == "hf" and (layout.tp > 1 or layout.pp > 1 or layout.cp > 1):
         raise PlanError("plan.invalid", why="transformers' Trainer scales by data parallelism only; use "

@@ -198,12 +198,14 @@ def state_bytes(framework: str, optimizer: str, adapters: bool) -> StateBytes:
     return base
 
 
-def _sharded_states(per_param: StateBytes, trainable: float, layout: Layout, framework: str) -> Parts:
+def _sharded_states(per_param: StateBytes, trainable: float, layout: Layout, shards: int) -> Parts:
     """ZeRO stages (Rajbhandari et al. 2020, Figure 1): 1 shards optimizer states,
-    2 also gradients, 3 also parameters, each over dp (x cp).  Megatron's distributed
-    optimizer shards the fp32 master and moments only (6 + 12/d bytes)."""
-    d = layout.zero_shards
-    z = layout.zero if framework != "fsdp" else (3 if layout.zero == 3 else layout.zero)
+    2 also gradients, 3 also parameters, each over the data-parallel group holding the
+    same parameters (``shards``: dp x cp for dense ones, the expert-data-parallel group
+    for experts).  Megatron's distributed optimizer shards the fp32 master and moments
+    only (6 + 12/d bytes)."""
+    d = shards
+    z = layout.zero
     w = per_param.weights * trainable
     g = per_param.gradients * trainable
     o = per_param.optimizer * trainable
@@ -297,7 +299,7 @@ def memory_per_gpu(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     else:
         usable = int(gpu.usable_memory_bytes * gpu_memory_utilization)
         free = usable - (parts.total - parts.kv_cache)
-        concurrency = max(0, free // kv_seq) if kv_seq else None
+        concurrency = max(0, free // kv_seq) * layout.dp if kv_seq else None
     return MemoryResult(parts, stage, usable, kv_seq, concurrency, details)
 
 
@@ -310,18 +312,25 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
         weights = _rank_weight_bytes(tensors, arch, layout, fmt, training=False)
         kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, layers, engine.kv_block_size)
         acts = _inference_activations(arch, layout, workload, 2, engine)
-        return Parts(weights=weights, kv_cache=kv_seq * workload.batch, activations=acts,
+        per_replica = -(-workload.batch // layout.dp)      # dp replicas share the requests
+        return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts,
                      overhead=sum(overhead.values())), details, kv_seq
     adapters = workload.task in ("lora", "qlora")
     per_param = state_bytes(workload.framework, workload.optimizer, adapters)
     if adapters:
         frozen = _rank_weight_bytes(tensors, arch, layout, fmt, training=workload.task == "qlora")
+        if layout.zero == 3:      # ZeRO-3 / FSDP shard frozen parameters too
+            frozen = 0 if layout.offload == "params" else math.ceil(frozen / layout.zero_shards)
         trainable = lora_params(tensors, arch, layout, workload.lora_rank, workload.lora_targets)
-        states = _sharded_states(per_param, trainable, layout, workload.framework)
+        states = _sharded_states(per_param, trainable, layout, layout.zero_shards)
         weights = frozen + states.weights
     else:
-        trainable = _rank_params(tensors, arch, layout)
-        states = _sharded_states(per_param, trainable, layout, workload.framework)
+        dense = [t for t in tensors if not t.role.startswith("expert_")]
+        experts = [t for t in tensors if t.role.startswith("expert_")]
+        a = _sharded_states(per_param, _rank_params(dense, arch, layout), layout, layout.zero_shards)
+        b = _sharded_states(per_param, _rank_params(experts, arch, layout), layout, layout.expert_zero_shards)
+        states = Parts(weights=a.weights + b.weights, gradients=a.gradients + b.gradients,
+                       optimizer=a.optimizer + b.optimizer)
         weights = states.weights
         if layout.offload == "params":
             weights = 0

@@ -128,7 +128,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "unknown GPU '{name}'{hint}; 'rigsize gpus' lists the catalog, --gpu-spec FILE describes another",
         "zh": "未知 GPU '{name}'{hint}；'rigsize gpus' 可列出目录，--gpu-spec FILE 可描述其他 GPU",
     },
-    "hardware.unknown_arch": {
+    "gpu.unknown_arch": {
         "en": "unknown GPU architecture '{name}'; use one of {suggestions}",
         "zh": "未知 GPU 架构 '{name}'；请使用 {suggestions} 之一",
     },
@@ -179,6 +179,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "perf.training_framework": {
         "en": "training efficiency was fitted on Megatron-LM runs; {framework} training usually reaches less (kernel launches, no fused kernels), so treat its step time as a lower bound",
         "zh": "训练效率基于 Megatron-LM 的实测拟合；{framework} 训练通常达不到该效率，请把其单步耗时视为下限",
+    },
+    "perf.offload": {
+        "en": "offload is not in the speed model: the CPU optimizer step and PCIe traffic add time that is not shown",
+        "zh": "速度模型未包含卸载：CPU 上的优化器步骤与 PCIe 传输会额外耗时，此处未计入",
     },
     "perf.unknown": {"en": "speed not estimated: {why}", "zh": "未估算速度：{why}"},
     "perf.queueing": {

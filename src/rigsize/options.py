@@ -36,6 +36,7 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
     commands: tuple[str, ...] = ("estimate",)
+    tasks: str = "any"     # "training" or "inference": rejected for the other kind of task
 
     @property
     def flag(self) -> str:
@@ -94,43 +95,43 @@ OPTIONS: tuple[Option, ...] = (
     Option("dp", "count", "Data-parallel size.", None, minimum=1, maximum=limits.MAX_GPUS, commands=_PAR),
     Option("ep", "count", "Expert-parallel size (divides tp x dp x cp).", None, minimum=1, maximum=limits.MAX_GPUS),
     Option("cp", "count", "Context-parallel size.", None, minimum=1, maximum=limits.MAX_GPUS),
-    Option("sp", "flag", "Megatron sequence parallelism (default: on when tp > 1 in training)."),
+    Option("sp", "flag", "Megatron sequence parallelism (default: on when tp > 1 in training).", tasks="training"),
     Option("zero", "choice", "ZeRO stage.", "0", ("0", "1", "2", "3")),
     Option("offload", "choice", "Offload optimizer states or parameters to CPU memory.", "none",
            ("none", "optimizer", "params")),
     Option("recompute", "choice", "Activation recomputation.", "none", ("none", "selective", "full")),
     Option("framework", "choice", "Training framework whose memory accounting to follow.", None,
-           ("deepspeed", "megatron", "fsdp", "hf")),
-    Option("optimizer", "choice", "Optimizer.", "adamw", ("adamw", "adamw-8bit", "adamw-bf16")),
+           ("deepspeed", "megatron", "fsdp", "hf"), tasks="training"),
+    Option("optimizer", "choice", "Optimizer.", "adamw", ("adamw", "adamw-8bit", "adamw-bf16"), tasks="training"),
     # --- workload ---
     Option("batch", "count", "Concurrent sequences (inference) or micro-batch (training).", None,
            minimum=1, maximum=limits.MAX_BATCH),
     Option("seq", "count", "Sequence length in tokens (inference: prompt + output).", None,
            minimum=1, maximum=limits.MAX_CONTEXT),
-    Option("prompt", "count", "Prompt (input) tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT),
-    Option("output", "count", "Output tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT),
+    Option("prompt", "count", "Prompt (input) tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT, tasks="inference"),
+    Option("output", "count", "Output tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT, tasks="inference"),
     Option("micro_batch", "count", "Sequences per micro-batch per data-parallel rank.", None,
            minimum=1, maximum=limits.MAX_BATCH),
     Option("global_batch", "count", "Sequences per optimizer step across all ranks.", None,
            minimum=1, maximum=limits.MAX_BATCH),
-    Option("lora_rank", "count", "LoRA rank.", 16, minimum=1, maximum=65536),
-    Option("lora_targets", "text", "Comma-separated LoRA target modules (default: all linear layers)."),
+    Option("lora_rank", "count", "LoRA rank.", 16, minimum=1, maximum=65536, tasks="training"),
+    Option("lora_targets", "text", "Comma-separated LoRA target modules (default: all linear layers).", tasks="training"),
     Option("engine", "choice", "Inference engine whose speed assumptions to use (fitted per engine on "
-           "measured H100/H200 runs).", "vllm", ("vllm", "sglang", "trtllm")),
+           "measured H100/H200 runs).", "vllm", ("vllm", "sglang", "trtllm"), tasks="inference"),
     Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
            "compute, memory, attention_compute, link, step_overhead_s, collective_latency_s, ttft_overhead_s."),
     Option("profile", "text", "A GPU profile written by 'rigsize calibrate': its measured efficiencies replace "
            "the fitted defaults."),
     Option("train_tokens", "quantity", "Training: tokens to train on (e.g. 15T); adds train_days and gpu_hours.",
-           None, minimum=1, maximum=limits.MAX_TOKENS),
+           None, minimum=1, maximum=limits.MAX_TOKENS, tasks="training"),
     Option("network", "text", "Training: network between nodes, per GPU (ib-hdr-200x8, ib-ndr-400, roce-400x8, "
-           "ib-xdr-800, opa-100x4, eth-100; default ib-ndr-400)."),
+           "ib-xdr-800, opa-100x4, eth-100; default ib-ndr-400).", tasks="training"),
     Option("gpus_per_node", "count", "GPUs per node (default: the GPU's typical server).", None, minimum=1,
            maximum=1024),
     Option("vpp", "count", "Training: virtual pipeline stages per rank (interleaved 1F1B).", 1, minimum=1,
-           maximum=1024),
+           maximum=1024, tasks="training"),
     Option("gpu_memory_utilization", "fraction", "Share of visible GPU memory the inference engine may use.",
-           None, minimum=0.05, maximum=1.0),
+           None, minimum=0.05, maximum=1.0, tasks="inference"),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}

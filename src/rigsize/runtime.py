@@ -89,7 +89,7 @@ def gathered_params_bytes(arch: Architecture, layout: Layout, workload: Workload
     most ``stage3_max_live_parameters`` gathered plus ``stage3_prefetch_bucket_size``
     prefetched (DeepSpeed config docs); FSDP holds the current and the prefetched unit.
     Modelled as two decoder layers' bf16 parameters, capped by DeepSpeed's limits."""
-    if not workload.training or layout.zero != 3 or workload.task in ("lora", "qlora"):
+    if not workload.training or layout.zero != 3:
         return 0
     per_layer: dict[int, float] = {}
     for t in tensors:

@@ -139,14 +139,15 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     if layout.tp > 1:
         message = tokens * arch.hidden_size * ACT_BYTES
         comm = 2 * cost.layers * allreduce_seconds(message, layout.tp, link_bandwidth(gpu), eff)
-    if layout.pp > 1:
-        comm += tokens * arch.hidden_size * ACT_BYTES / (link_bandwidth(gpu) * eff.link) + eff.collective_latency_s
+    handoff = 0.0
+    if layout.pp > 1:   # one stage-to-stage send per stage boundary (pp - 1 of them per token's trip)
+        handoff = tokens * arch.hidden_size * ACT_BYTES / (link_bandwidth(gpu) * eff.link) + eff.collective_latency_s
     overhead = (eff.step_overhead_s + eff.layer_overhead_s * cost.layers
                 + eff.moe_layer_overhead_s * cost.moe_layers)
     total = max(compute, memory) + comm + overhead
     bound = max({"compute": compute, "memory": memory, "communication": comm, "overhead": overhead}.items(),
                 key=lambda kv: kv[1])[0]
-    return Step(total * layout.pp, bound)
+    return Step(total * layout.pp + handoff * (layout.pp - 1), bound)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from rigsize.layout import TRAINING_TASKS, Layout, Workload, tp_problems, valida
 from rigsize.memory import MemoryResult, memory_per_gpu
 from rigsize.messages import Note
 from rigsize.models import ModelSpec, resolve_model
-from rigsize.options import parse_options
+from rigsize.options import BY_NAME, parse_options
 from rigsize.numbers import parse_quantity
 from rigsize.report import (
     Bound, EstimateReport, HardwareReport, InferencePerformance, MemoryReport, ModelReport, ParallelReport,
@@ -93,6 +93,8 @@ class Job:
     kv: KVFormat
     engine: runtime.Engine
     gpu_memory_utilization: float
+    global_batch_given: bool = False
+    sp_given: bool = False
 
 
 def _gpu(opts: dict[str, Any], assumptions: dict[str, Any]) -> GPU:
@@ -117,11 +119,13 @@ def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: 
             if name in opts:
                 raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to training tasks")
         batch = default("batch", 1)
-        prompt = default("prompt", DEFAULT_PROMPT)
-        output = default("output", DEFAULT_OUTPUT)
-        if "seq" in opts and ("prompt" in opts or "output" in opts) and opts["seq"] != prompt + output:
+        prompt, output = _prompt_output(opts, arch)
+        if "seq" in opts and opts["seq"] != prompt + output:
             raise InputError("input.conflict", what=f"--seq {opts['seq']} contradicts --prompt {prompt} + "
                              f"--output {output}; give --seq alone or prompt and output")
+        for name, value in (("prompt", prompt), ("output", output)):
+            if name not in opts:
+                assumptions[name] = value
         seq = default("seq", prompt + output)
         _check_context(arch, seq)
         return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output)  # type: ignore[arg-type]
@@ -138,11 +142,47 @@ def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: 
     framework = opts.get("framework") or default(
         "framework", "megatron" if task == "pretrain" else ("deepspeed" if opts.get("zero", "0") != "0" else "hf"))
     targets = opts.get("lora_targets")
+    if targets:
+        _check_lora_targets(arch, targets)
     return Workload(
         task=task, batch=micro, seq=seq, framework=framework,  # type: ignore[arg-type]
         optimizer=default("optimizer", "adamw"), lora_rank=default("lora_rank", 16),
         lora_targets=frozenset(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
     )
+
+
+def _prompt_output(opts: dict[str, Any], arch: Architecture) -> tuple[int, int]:
+    """Prompt and output tokens: given, derived from --seq (seq = prompt + output), or
+    the defaults clamped to the model's context."""
+    seq, prompt, output = opts.get("seq"), opts.get("prompt"), opts.get("output")
+    if seq is not None and seq < 2 and (prompt is None or output is None):
+        raise InputError("input.too_small", option="--seq", value=seq, minimum=2)
+    if seq is not None and prompt is None and output is None:
+        output = min(DEFAULT_OUTPUT, seq // 2)
+        return seq - output, output
+    if seq is not None and prompt is None:
+        return max(1, seq - output), output
+    if seq is not None and output is None:
+        return prompt, max(1, seq - prompt)
+    limit = arch.max_position_embeddings or (DEFAULT_PROMPT + DEFAULT_OUTPUT)
+    output = output if output is not None else min(DEFAULT_OUTPUT, max(1, limit // 5))
+    prompt = prompt if prompt is not None else max(1, min(DEFAULT_PROMPT, limit - output))
+    return prompt, output
+
+
+def _check_lora_targets(arch: Architecture, targets: str) -> None:
+    """LoRA targets are PEFT module names (q_proj, ...) or rigsize roles (attn_q, ...)."""
+    import difflib
+
+    from rigsize.tensors import LINEAR_ROLES
+
+    modules = {t.name.rsplit(".", 2)[-2] for t in arch.tensors if t.is_linear and t.name.endswith(".weight")}
+    known = modules | set(LINEAR_ROLES)
+    for name in (x.strip() for x in targets.split(",")):
+        if name and name not in known:
+            close = difflib.get_close_matches(name, sorted(modules), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; this model has {', '.join(sorted(modules))}"
+            raise InputError("input.conflict", what=f"--lora-targets: '{name}' is not a linear module{hint}")
 
 
 def _check_context(arch: Architecture, seq: int) -> None:
@@ -241,7 +281,15 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
     task = opts.get("task") or "inference"
     if "task" not in opts:
         assumptions["task"] = task
+    kind = "training" if task in TRAINING_TASKS else "inference"
+    for name in opts:
+        wanted = BY_NAME[name].tasks
+        if wanted not in ("any", kind):
+            raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to {wanted} tasks, "
+                             f"not --task {task}")
     gpu = _gpu(opts, assumptions)
+    if opts.get("gpus_per_node"):
+        gpu = gpu.model_copy(update={"gpus_per_node": opts["gpus_per_node"]})
     workload = _workload(opts, spec.arch, task, assumptions)
     layout, chosen = _layout(opts, spec.arch, workload, gpu, assumptions)
     if workload.training:
@@ -256,7 +304,8 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
         util = engine.gpu_memory_utilization
         if not workload.training:
             assumptions["gpu_memory_utilization"] = util
-    return Job(spec, gpu, workload, layout, weights, kv, engine, util), chosen
+    return Job(spec, gpu, workload, layout, weights, kv, engine, util,
+               global_batch_given="global_batch" in opts, sp_given="sp" in opts), chosen
 
 
 def validate_job(job: Job) -> None:
@@ -298,8 +347,14 @@ def least_parallel_training_layout(job: Job) -> Job:
         for pp in [d for d in range(1, n // tp + 1) if (n // tp) % d == 0]:
             candidates.append((tp * pp, pp, tp))
     for _, pp, tp in sorted(candidates):
-        layout = replace(job.layout, tp=tp, pp=pp, dp=n // (tp * pp), sp=tp > 1 or job.layout.sp)
-        gb = max(job.workload.global_batch, job.workload.batch * layout.dp)
+        sp = job.layout.sp if job.sp_given else tp > 1
+        layout = replace(job.layout, tp=tp, pp=pp, dp=n // (tp * pp), sp=sp)
+        if job.global_batch_given:
+            if job.workload.global_batch % (job.workload.batch * layout.dp):
+                continue          # this dp cannot split the batch the user asked for
+            gb = job.workload.global_batch
+        else:
+            gb = max(job.workload.global_batch, job.workload.batch * layout.dp)
         trial = replace(job, layout=layout, workload=replace(job.workload, global_batch=gb))
         if _fits(trial):
             return trial
@@ -494,8 +549,9 @@ def parse_efficiency(text: str | None) -> dict[str, float]:
         if not sep:
             raise InputError("input.conflict", what=f"--efficiency: '{item}' is not KEY=VALUE")
         number = parse_quantity(value, f"--efficiency {key.strip()}")
-        if number < 0:
-            raise InputError("input.too_small", option=f"--efficiency {key.strip()}", value=value, minimum=0)
+        if number <= 0 or (not key.strip().endswith("_s") and number > 1.5):
+            raise InputError("input.conflict", what=f"--efficiency {key.strip()}={value}: fractions must be in "
+                             "(0, 1.5] and times (keys ending in _s) positive")
         out[key.strip()] = number
     return out
 
@@ -544,6 +600,12 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
     if "network" not in opts:
         assumptions["network"] = network
     per_node = opts.get("gpus_per_node") or job.gpu.node_size
+    vpp = opts.get("vpp", 1)
+    if vpp > 1:
+        per_stage = job.spec.arch.num_hidden_layers // job.layout.pp
+        if job.layout.pp == 1 or per_stage % vpp:
+            raise InputError("input.conflict", what=f"--vpp {vpp} needs pp > 1 and must divide the {per_stage} "
+                             "layers of each pipeline stage")
     if "gpus_per_node" not in opts:
         assumptions["gpus_per_node"] = per_node
     eff, key = training_efficiency(job.gpu.architecture)
@@ -552,11 +614,22 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
     measured = _profile_overrides(opts, assumptions)
     if "compute" in measured:       # a calibrated GPU: its large-GEMM efficiency is e_max
         eff = replace(eff, e_max=measured["compute"], source=f"measured by rigsize calibrate ({opts['profile']})")
+    given = parse_efficiency(opts.get("efficiency"))
+    unknown = set(given) - {"compute", "link", "collective_latency_s"}
+    if unknown:
+        raise InputError("input.conflict", what=f"--efficiency {', '.join(sorted(unknown))}: training takes "
+                         "compute (the large-GEMM fraction), link and collective_latency_s")
+    if given:
+        eff = replace(eff, e_max=given.get("compute", eff.e_max), link=given.get("link", eff.link),
+                      collective_latency_s=given.get("collective_latency_s", eff.collective_latency_s),
+                      source="--efficiency")
+    if job.layout.offload != "none":
+        warnings.append(Note("perf.offload", {}))
     if not result.fits:
         return None
     try:
         s = training_speed(job.spec.arch, job.workload, job.layout, job.gpu, gpus_per_node=per_node,
-                           network=network, vpp=opts.get("vpp", 1), train_tokens=opts.get("train_tokens"), eff=eff)
+                           network=network, vpp=vpp, train_tokens=opts.get("train_tokens"), eff=eff)
     except InputError as err:
         warnings.append(Note("perf.unknown", {"why": str(err)}))
         return None

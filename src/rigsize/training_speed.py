@@ -168,25 +168,33 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
 
     ep_comm = 0.0
     if layout.ep > 1 and arch.num_experts:
-        bw = _bandwidth(gpu, layout.tp * layout.ep, gpus_per_node, network, eff)
+        bw = _bandwidth(gpu, layout.expert_tp * layout.ep, gpus_per_node, network, eff)
         moe_layers = len(arch.moe_layers) / layout.pp
-        volume = micro * workload.seq / layout.cp * arch.experts_per_token * arch.hidden_size * ACT_BYTES
+        # each rank dispatches its own tokens: with sequence parallelism tp ranks split them
+        tokens = micro * workload.seq / layout.cp / (layout.tp if layout.sp else 1)
+        volume = tokens * arch.experts_per_token * arch.hidden_size * ACT_BYTES
         ep_comm = m * moe_layers * 4 * (layout.ep - 1) / layout.ep * volume / (bw * eff.link)
 
-    params_per_gpu = sum(t.numel for t in arch.tensors) / (layout.tp * layout.pp)
+    from rigsize.memory import shard_factor
+
+    dense = sum(t.numel / shard_factor(t, arch, layout) for t in arch.tensors
+                if not t.role.startswith("expert_")) / layout.pp
+    expert = sum(t.numel / shard_factor(t, arch, layout) for t in arch.tensors
+                 if t.role.startswith("expert_")) / layout.pp
+    grad_width = 4 if workload.framework == "megatron" else 2      # Megatron reduces fp32 main grads
     dp_comm = 0.0
-    ranks = layout.dp * layout.cp
-    if ranks > 1:
-        bw = _bandwidth(gpu, layout.tp * layout.cp * layout.dp, gpus_per_node, network, eff)
-        grad_bytes = params_per_gpu * (4 if workload.framework == "megatron" else 2)
+    bw = _bandwidth(gpu, layout.stage_ranks, gpus_per_node, network, eff)
+    for params, ranks in ((dense, layout.zero_shards), (expert, layout.expert_zero_shards)):
+        if ranks <= 1 or params == 0:
+            continue
         if layout.zero == 3:
-            gather = allgather_seconds(params_per_gpu * ACT_BYTES, ranks, bw, link_eff)
-            per_micro = 2 * gather + allgather_seconds(grad_bytes, ranks, bw, link_eff)
-            dp_comm = max(0.0, m * per_micro - (compute + bubble))      # overlapped with compute
+            gather = allgather_seconds(params * ACT_BYTES, ranks, bw, link_eff)
+            per_micro = 2 * gather + allgather_seconds(params * grad_width, ranks, bw, link_eff)
+            dp_comm += max(0.0, m * per_micro - (compute + bubble))      # overlapped with compute
         else:
-            reduce = allreduce_seconds(grad_bytes, ranks, bw, link_eff)
+            reduce = allreduce_seconds(params * grad_width, ranks, bw, link_eff)
             overlapped = workload.framework in ("hf", "fsdp")
-            dp_comm = max(0.0, reduce - (2 / 3) * compute) if overlapped else reduce
+            dp_comm += max(0.0, reduce - (2 / 3) * compute) if overlapped else reduce
 
     breakdown = {"compute": compute, "bubble": bubble, "tp_comm": tp_comm, "dp_comm": dp_comm,
                  "pp_comm": pp_comm, "ep_comm": ep_comm, "cp_comm": cp_comm}
