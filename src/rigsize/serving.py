@@ -234,8 +234,12 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     # desynchronised arrivals: a prompt joins the running decodes in ceil(P / free) mixed
     # steps, after queueing behind other prompts (M/D/1 wait, utilisation rho)
     free = max(1, budget - running)
-    alone = step_time(cost, arch, layout, gpu, fmt, eff, running, prompt + output / 2, min(prompt, free), prompt / 2)
-    service = math.ceil(prompt / free) * alone.seconds
+    full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
+    service = 0.0
+    for chunk, count in ((free, full), (rest, 1 if rest else 0)):
+        if count:
+            step = step_time(cost, arch, layout, gpu, fmt, eff, running, prompt + output / 2, chunk, prompt / 2)
+            service += count * step.seconds
     rate = running / (wave_ttft + max(0, output - 1) * tpot)
     rho = min(0.95, rate * service)
     steady_ttft = service + rho / (2 * (1 - rho)) * service + 0.5 * decode_step
