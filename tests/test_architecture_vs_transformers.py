@@ -37,6 +37,9 @@ def test_preset_param_count_equals_transformers(name: str) -> None:
 # ---- random small configs of every family ---------------------------------------------
 
 _dims = st.sampled_from([32, 64, 96])
+_NO_HEAD_DIM = ("phi", "gpt2", "gpt_bigcode", "bloom", "opt", "gpt_neox", "falcon", "dbrx")
+# families whose configs type layers as sliding even without a window (transformers then fails)
+_NEED_WINDOW = ("gemma2", "gemma3_text", "cohere2", "exaone4", "gpt_oss", "qwen2_moe", "olmo3")
 
 
 @st.composite
@@ -48,26 +51,77 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
            "num_key_value_heads": kv, "num_hidden_layers": draw(st.integers(1, 4)),
            "intermediate_size": draw(_dims), "vocab_size": draw(st.integers(50, 300)),
            "max_position_embeddings": 128, "tie_word_embeddings": draw(st.booleans())}
-    if draw(st.booleans()) and model_type not in ("phi", "gpt2", "bloom", "opt", "gpt_neox", "falcon"):
+    if model_type in ("hunyuan_v1_dense", "hunyuan_v1_moe"):   # their attention needs an explicit head_dim
         cfg["head_dim"] = draw(st.sampled_from([8, 16]))
-    for flag in ("attention_bias", "mlp_bias", "use_bias", "qkv_bias"):
+    elif draw(st.booleans()) and model_type not in _NO_HEAD_DIM:
+        cfg["head_dim"] = draw(st.sampled_from([8, 16]))
+    for flag in ("attention_bias", "mlp_bias", "use_bias", "qkv_bias", "use_qkv_bias", "attention_out_bias",
+                 "lm_head_bias", "qk_layernorm", "use_qk_norm", "use_parallel_residual"):
         if draw(st.booleans()):
             cfg[flag] = draw(st.booleans())
+    n = cfg["num_hidden_layers"]
+    if model_type in ("olmoe", "granitemoe", "granitemoeshared", "phimoe", "gpt_oss", "llama4_text"):
+        key = "num_experts" if model_type == "olmoe" else "num_local_experts"
+        cfg.update({key: draw(st.integers(2, 5)), "num_experts_per_tok": draw(st.integers(1, 2))})
+    if model_type == "granitemoeshared":
+        cfg["shared_intermediate_size"] = draw(st.sampled_from([0, 32, 48]))
+    if model_type == "llama4_text":
+        cfg.update(intermediate_size_mlp=draw(_dims), use_qk_norm=draw(st.booleans()),
+                   attention_chunk_size=draw(st.sampled_from([None, 16])))
+        if draw(st.booleans()):
+            cfg["moe_layers"] = draw(st.lists(st.integers(0, n - 1), max_size=n, unique=True))
+        else:
+            cfg["interleave_moe_layer_step"] = draw(st.integers(1, 2))
+    if model_type == "hunyuan_v1_moe":
+        e = draw(st.integers(1, 4))
+        k = draw(st.integers(1, e))
+        cfg.update(num_experts=e, moe_topk=draw(st.sampled_from([k, [k] * n])))
+    if model_type == "ernie4_5_moe":
+        cfg.update(moe_num_experts=draw(st.integers(2, 5)), moe_k=2, moe_intermediate_size=draw(_dims),
+                   moe_num_shared_experts=draw(st.integers(0, 2)), moe_layer_start_index=draw(st.integers(0, 2)),
+                   moe_layer_end_index=draw(st.sampled_from([-1, 1, 2])),
+                   moe_layer_interval=draw(st.integers(1, 2)))
+    if model_type not in _NO_HEAD_DIM and draw(st.booleans()):   # sliding windows (see the cache test)
+        cfg.update(sliding_window=draw(st.sampled_from([16] if model_type in _NEED_WINDOW else [None, 16])),
+                   use_sliding_window=draw(st.booleans()), max_window_layers=draw(st.integers(0, n)),
+                   sliding_window_pattern=draw(st.integers(1, 3)))
+    if model_type == "apertus":
+        cfg["hidden_act"] = draw(st.sampled_from(["xielu", "relu2"]))
+    if model_type == "exaone" and draw(st.booleans()):
+        cfg["num_layers"] = cfg.pop("num_hidden_layers")   # EXAONE 3's own spelling
+    if model_type == "dbrx":
+        cfg.update(d_model=cfg.pop("hidden_size"), n_heads=cfg.pop("num_attention_heads"),
+                   n_layers=cfg.pop("num_hidden_layers"), max_seq_len=cfg.pop("max_position_embeddings"),
+                   tie_word_embeddings=False,   # DbrxConfig rejects tied embeddings
+                   attn_config={"kv_n_heads": kv, "rope_theta": 10000.0},
+                   ffn_config={"ffn_hidden_size": draw(_dims), "moe_num_experts": draw(st.integers(2, 5)),
+                               "moe_top_k": draw(st.integers(1, 2))})
+    if model_type == "minicpm3":
+        cfg.update(kv_lora_rank=draw(st.sampled_from([8, 16])), qk_rope_head_dim=4, qk_nope_head_dim=8)
+        if draw(st.booleans()):   # absent: the class default (768); null: no q LoRA
+            cfg["q_lora_rank"] = draw(st.sampled_from([None, 16]))
+        if draw(st.booleans()):
+            cfg["v_head_dim"] = draw(st.sampled_from([8, 12]))
     if model_type == "mixtral":
         cfg.update(num_local_experts=draw(st.integers(2, 5)), num_experts_per_tok=2)
     if model_type in ("qwen2_moe", "qwen3_moe"):
-        n = cfg["num_hidden_layers"]
         cfg.update(num_experts=draw(st.integers(2, 5)), num_experts_per_tok=2,
                    moe_intermediate_size=draw(_dims), decoder_sparse_step=draw(st.integers(1, 2)),
                    mlp_only_layers=draw(st.lists(st.integers(0, n - 1), max_size=2, unique=True)))
         if model_type == "qwen2_moe":
             cfg["shared_expert_intermediate_size"] = draw(_dims)
-    if model_type in ("deepseek_v2", "deepseek_v3"):
+    if model_type in ("deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe"):
         cfg.update(n_routed_experts=draw(st.integers(2, 6)), num_experts_per_tok=2, n_group=1, topk_group=1,
                    moe_intermediate_size=draw(_dims), first_k_dense_replace=draw(st.integers(0, 2)),
-                   n_shared_experts=draw(st.integers(0, 2)), kv_lora_rank=draw(st.sampled_from([8, 16])),
-                   q_lora_rank=draw(st.sampled_from([None, 16, 24])), qk_rope_head_dim=4,
-                   qk_nope_head_dim=8, v_head_dim=draw(st.sampled_from([8, 12])))
+                   n_shared_experts=draw(st.integers(0, 2)))
+    if model_type in ("deepseek_v2", "deepseek_v3", "deepseek_v32"):
+        cfg.update(kv_lora_rank=draw(st.sampled_from([8, 16])), q_lora_rank=draw(st.sampled_from([None, 16, 24])),
+                   qk_rope_head_dim=4, qk_nope_head_dim=8, v_head_dim=draw(st.sampled_from([8, 12])))
+    if model_type == "deepseek_v32":
+        cfg.update(q_lora_rank=draw(st.sampled_from([16, 24])), index_n_heads=draw(st.integers(1, 3)),
+                   index_head_dim=draw(st.sampled_from([8, 16])), index_topk=4)
+        if draw(st.booleans()):
+            cfg["mlp_layer_types"] = draw(st.lists(st.sampled_from(["dense", "sparse"]), min_size=n, max_size=n))
     if model_type == "falcon":
         new = draw(st.booleans())
         cfg.update(new_decoder_architecture=new, multi_query=draw(st.booleans()), bias=draw(st.booleans()),
@@ -75,10 +129,12 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
     if model_type == "opt":
         cfg.update(ffn_dim=cfg["intermediate_size"], word_embed_proj_dim=draw(st.sampled_from([cfg["hidden_size"], 16])),
                    do_layer_norm_before=draw(st.booleans()))
-    if model_type == "gpt2":
+    if model_type in ("gpt2", "gpt_bigcode"):
         cfg.update(n_embd=cfg.pop("hidden_size"), n_head=cfg.pop("num_attention_heads"),
                    n_layer=cfg.pop("num_hidden_layers"), n_positions=cfg.pop("max_position_embeddings"),
                    n_inner=draw(st.sampled_from([None, 48])))
+    if model_type == "gpt_bigcode":   # StarCoder 1: one K/V head unless multi_query is off
+        cfg["multi_query"] = draw(st.booleans())
     if model_type == "bloom":
         cfg.update(n_head=cfg.pop("num_attention_heads"), n_layer=cfg.pop("num_hidden_layers"))
     return cfg
@@ -90,6 +146,28 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
 def test_random_config_param_count_equals_transformers(model_type: str, data: st.DataObject) -> None:
     cfg = data.draw(_config(model_type))
     assert build_architecture(cfg).params == meta_param_count(cfg), cfg
+
+
+# ---- sliding windows per layer ---------------------------------------------------------
+
+@pytest.mark.parametrize("model_type", SUPPORTED_MODEL_TYPES)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_config_layer_windows_equal_transformers_cache(model_type: str, data: st.DataObject) -> None:
+    """The window of each layer's cache in a ``DynamicCache`` built from the config
+    (sliding and chunked layers keep a window; full layers none)."""
+    import warnings
+
+    from transformers import AutoConfig, DynamicCache
+
+    cfg = data.draw(_config(model_type))
+    kwargs = {k: v for k, v in cfg.items() if k != "model_type"}
+    kwargs.setdefault("pad_token_id", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cache = DynamicCache(config=AutoConfig.for_model(model_type, **kwargs))
+    theirs = tuple(getattr(layer, "sliding_window", None) for layer in cache.layers)
+    assert build_architecture(cfg).layer_windows == theirs, cfg
 
 
 # ---- KV cache bytes per token ----------------------------------------------------------
@@ -106,6 +184,16 @@ _KV_CASES = {
     "mixtral": {"model_type": "mixtral", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 1,
                 "num_hidden_layers": 2, "intermediate_size": 32, "vocab_size": 128, "num_local_experts": 3,
                 "num_experts_per_tok": 2},
+    "starcoder1-mqa": {"model_type": "gpt_bigcode", "n_embd": 64, "n_head": 4, "n_layer": 2, "vocab_size": 128,
+                       "n_positions": 64, "multi_query": True},
+    "dbrx": {"model_type": "dbrx", "d_model": 64, "n_heads": 4, "n_layers": 2, "vocab_size": 128,
+             "attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0},
+             "ffn_config": {"ffn_hidden_size": 32, "moe_num_experts": 3, "moe_top_k": 2}},
+    "gpt-oss": {"model_type": "gpt_oss", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "head_dim": 16, "num_hidden_layers": 2, "intermediate_size": 32, "vocab_size": 128,
+                "num_local_experts": 3, "num_experts_per_tok": 2},
+    "glm4": {"model_type": "glm4", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "num_hidden_layers": 2, "intermediate_size": 32, "vocab_size": 128},
 }
 
 

@@ -113,6 +113,9 @@ _GGUF_ARCH = {
     "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen2moe": "qwen2_moe",
     "qwen3moe": "qwen3_moe", "gemma": "gemma", "gemma2": "gemma2", "gemma3": "gemma3_text",
     "phi3": "phi3", "starcoder2": "starcoder2", "olmo2": "olmo2", "command-r": "cohere",
+    "starcoder": "gpt_bigcode", "olmo": "olmo", "olmoe": "olmoe", "nemotron": "nemotron", "glm4": "glm4",
+    "cohere2": "cohere2", "exaone": "exaone", "seed_oss": "seed_oss", "hunyuan-dense": "hunyuan_v1_dense",
+    "ernie4_5": "ernie4_5", "smollm3": "smollm3", "arcee": "arcee", "apertus": "apertus",
 }
 
 # llama.cpp file types (gguf.LlamaFileType) -> rigsize weight format names.
