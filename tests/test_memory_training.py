@@ -147,3 +147,15 @@ def test_lora_base_is_sharded_by_zero3() -> None:
 def test_given_global_batch_is_kept_when_rigsize_picks_the_layout() -> None:
     r = rigsize.estimate("llama-3.1-8b", task="pretrain", gpus=8, global_batch=24)
     assert r.parallel.global_batch == 24 and 24 % (r.parallel.dp * r.parallel.micro_batch) == 0
+
+
+def test_moe_config_whose_layers_are_all_dense_still_sizes() -> None:
+    """DeepSeek-V3 cut to 3 layers: all below first_k_dense_replace, so no MoE layer."""
+    import json
+    import tempfile
+
+    cfg = rigsize.resolve_model("deepseek-v3").config
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({**cfg, "num_hidden_layers": 3}, f)
+    r = rigsize.estimate(f.name)
+    assert r.memory.fits and r.model.params < 10e9

@@ -17,6 +17,8 @@ layers (Jamba, Mamba, Qwen3-Next...) are not supported: their state is not a KV 
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +30,8 @@ from rigsize.tensors import Role, Tensor
 
 def _whole(key: str, value: Any, minimum: int = 1, maximum: float = float("inf")) -> int:
     """``value`` of config field ``key`` as an int in [minimum, maximum], else a ModelError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value)):
         raise ModelError("model.bad_field", field=key, value=value, why="must be a whole number")
     if not minimum <= value <= maximum:
         why = f"must be between {minimum} and {maximum:g}"
@@ -61,7 +64,7 @@ class Config:
         return default
 
     def int(self, *keys: str, default: int | None = None, minimum: int = 1,
-            maximum: float = float("inf")) -> int:
+            maximum: float = limits.MAX_WIDTH) -> int:
         """The first present key among ``keys`` as a positive int, else ``default``."""
         value = self.first(*keys)
         if value is None:
@@ -461,7 +464,10 @@ def _sparse_layers(cfg: Config, spec: _MoeSpec, n_layers: int) -> frozenset[int]
     rule, layers = spec.layers, range(n_layers)
     if rule == "qwen":      # modeling_qwen2_moe.py: not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0
         step = cfg.int("decoder_sparse_step", default=1)
-        only_dense = set(cfg.get("mlp_only_layers", []))
+        listed = cfg.get("mlp_only_layers", [])
+        if not isinstance(listed, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in listed):
+            raise ModelError("model.bad_field", field="mlp_only_layers", value=listed, why="must be a list of layer indices")
+        only_dense = set(listed)
         return frozenset(i for i in layers if i not in only_dense and (i + 1) % step == 0)
     if rule == "deepseek":  # every layer from first_k_dense_replace on (moe_layer_freq is ignored),
         kinds = cfg.get("mlp_layer_types")   # unless DeepSeek-V3.2 lists the kinds
@@ -580,11 +586,22 @@ def _rope_layers(cfg: Config, n_layers: int) -> list[bool]:
     return [(i + 1) % interval != 0 for i in range(n_layers)]
 
 
+def _max_positions(cfg: Config, *keys: str) -> int | None:
+    """The context limit if the config states one (a positive whole number), else None."""
+    if cfg.first(*keys) is None:
+        return None
+    return cfg.int(*keys, maximum=limits.MAX_CONTEXT)
+
+
 def _layer_windows(cfg: Config, tr: _Traits, n_layers: int) -> tuple[int | None, ...]:
     """Sliding-window (or Llama 4 chunked-attention) size per layer (None = full attention);
     transformers' cache keeps both kinds as a sliding window (cache_utils.py)."""
     window = cfg.raw.get("sliding_window", tr.window_default) if tr.slides else None
+    if window is not None:
+        window = _whole("sliding_window", window, 1, limits.MAX_CONTEXT)
     chunk = cfg.raw.get("attention_chunk_size", 8192) if cfg.model_type == "llama4_text" else None
+    if chunk is not None:
+        chunk = _whole("attention_chunk_size", chunk, 1, limits.MAX_CONTEXT)
     if tr.window_switch and not cfg.bool("use_sliding_window", False):
         window = None
     layer_types = cfg.get("layer_types")
@@ -644,7 +661,7 @@ def _llama_like(cfg: Config) -> Architecture:
         model_type=cfg.model_type, hidden_size=h, num_hidden_layers=n_layers,
         num_attention_heads=nh, num_key_value_heads=kv_heads, head_dim=kv_width,
         vocab_size=vocab, intermediate_size=inter,
-        max_position_embeddings=cfg.first("max_position_embeddings", "max_seq_len"),
+        max_position_embeddings=_max_positions(cfg, "max_position_embeddings", "max_seq_len"),
         tie_word_embeddings=tied, tensors=tuple(rows), kv_elements_per_token=kv_per_token,
         attention="mla" if mla else "standard",
         num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
@@ -683,7 +700,7 @@ def _gpt_family(cfg: Config) -> Architecture:
         inter = cfg.int("intermediate_size")
         bias, mlp_bias = cfg.bool("attention_bias", True), True   # modeling_gpt_neox.py: MLP always biased
         norms, tie_default = ("input_layernorm", "post_attention_layernorm"), False
-        max_pos = cfg.get("max_position_embeddings")
+        max_pos = _max_positions(cfg, "max_position_embeddings")
     elif mt == "opt":
         inter = cfg.int("ffn_dim")
         proj = cfg.int("word_embed_proj_dim", default=h)
@@ -712,7 +729,7 @@ def _gpt_family(cfg: Config) -> Architecture:
             nkv = 1 if cfg.bool("multi_query", True) else nh
             parallel = cfg.bool("parallel_attn", True)
             norms = ("input_layernorm",) if parallel else ("input_layernorm", "post_attention_layernorm")
-        max_pos = cfg.get("max_position_embeddings")
+        max_pos = _max_positions(cfg, "max_position_embeddings")
     for i in range(n_layers):
         p = f"h.{i}"
         rows += _linear(f"{p}.attn.qkv", "attn_qkv", (nh + 2 * nkv) * hd, h, bias, i)

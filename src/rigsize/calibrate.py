@@ -108,6 +108,8 @@ def load_profile(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("schema") != PROFILE_SCHEMA:
         raise HardwareError("gpu.bad_spec", path=str(p), detail=f"not a rigsize profile (schema {PROFILE_SCHEMA})")
     eff = data.get("efficiency", {})
+    if not isinstance(eff, dict):
+        raise HardwareError("gpu.bad_spec", path=str(p), detail="'efficiency' must be a table of fractions")
     for key in ("compute", "memory"):
         value = eff.get(key)
         if value is not None and not (isinstance(value, (int, float)) and 0 < value <= 1.2):
@@ -123,6 +125,9 @@ def profile_overrides(profile: dict[str, Any]) -> dict[str, float]:
 
 
 def calibrate(gpu_name: str | None, output: str) -> dict[str, Any]:
+    out = Path(output)
+    if not output or out.is_dir() or not out.parent.exists():
+        raise InputError("input.conflict", what=f"--output {output!r}: give a file path in an existing folder")
     torch = _torch_cuda()
     name = gpu_name or _match_catalog(torch.cuda.get_device_name(0))
     gpu = resolve_gpu(name)

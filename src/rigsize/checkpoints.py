@@ -49,11 +49,14 @@ class Checkpoint:
     source: str = ""
 
 
-def _packing_factor(name: str, quant: dict[str, Any] | None) -> int:
+def _packing_factor(name: str, quant: Any) -> int:
     """How many parameters one stored element of ``name`` holds."""
-    if name.endswith(".qweight") and quant:         # GPTQ/AWQ pack 32/bits values per int32
-        return 32 // int(quant.get("bits", 4))
-    if quant and quant.get("quant_method") == "bitsandbytes" and quant.get("load_in_4bit"):
+    if not isinstance(quant, dict):
+        return 1
+    bits = quant.get("bits", 4)
+    if name.endswith(".qweight"):         # GPTQ/AWQ pack 32/bits values per int32
+        return 32 // bits if isinstance(bits, int) and bits in (2, 3, 4, 8) else 1
+    if quant.get("quant_method") == "bitsandbytes" and quant.get("load_in_4bit"):
         return 2 if name.endswith(".weight") else 1   # two 4-bit codes per uint8
     return 1
 
@@ -66,12 +69,17 @@ def summarize_safetensors(headers: dict[str, dict[str, Any]], quant: dict[str, A
     for name, info in headers.items():
         if name == "__metadata__":
             continue
+        shape = info.get("shape") if isinstance(info, dict) else None
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        if (not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                   for d in shape) or dtype not in _SAFETENSORS_BITS):
+            raise ModelError("model.bad_safetensors", path=source,
+                             detail=f"tensor {name!r} has no valid dtype and shape")
         numel = 1
-        for d in info["shape"]:
-            numel *= int(d)
-        dtype = str(info["dtype"])
+        for d in shape:
+            numel *= d
         dtypes[dtype] += numel
-        total_bits += numel * _SAFETENSORS_BITS.get(dtype, 16)
+        total_bits += numel * _SAFETENSORS_BITS[dtype]
         if not name.endswith(_AUXILIARY_SUFFIXES):
             params += numel * _packing_factor(name, quant)
     names = frozenset(n for n in headers if n != "__metadata__")
@@ -83,8 +91,8 @@ def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
     try:
         with path.open("rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
-            if length > 100 * 2**20:
-                raise ValueError(f"header claims {length} bytes")
+            if length > 100 * 2**20 or length + 8 > path.stat().st_size:
+                raise ValueError(f"header claims {length} bytes, more than the file holds")
             header = json.loads(f.read(length))
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
@@ -219,9 +227,12 @@ def fetch_hub_config(repo_id: str, offline: bool) -> dict[str, Any]:
     except Exception as exc:  # HTTP errors, gated repos, bad ids
         raise ModelError("model.hub_failed", repo=repo_id, detail=type(exc).__name__) from None
     try:
-        return json.loads(Path(path).read_text())
-    except ValueError as exc:
-        raise ModelError("model.bad_json", path=f"{repo_id}/config.json", detail=str(exc)) from None
+        raw = json.loads(Path(path).read_text())
+    except (ValueError, RecursionError) as exc:
+        raise ModelError("model.bad_json", path=f"{repo_id}/config.json", detail=str(exc)[:200]) from None
+    if not isinstance(raw, dict):
+        raise ModelError("model.not_object", path=f"{repo_id}/config.json")
+    return raw
 
 
 def fetch_hub_checkpoint(repo_id: str, offline: bool, quant: dict[str, Any] | None) -> Checkpoint | None:
@@ -232,7 +243,12 @@ def fetch_hub_checkpoint(repo_id: str, offline: bool, quant: dict[str, Any] | No
     """
     cache = _cache_dir() / "safetensors" / (repo_id.replace("/", "--") + ".json")
     if cache.exists():
-        headers = json.loads(cache.read_text())
+        try:
+            headers = json.loads(cache.read_text())
+        except ValueError:
+            headers = None
+        if not isinstance(headers, dict):
+            raise ModelError("model.bad_safetensors", path=str(cache), detail="corrupt cache; delete the file")
     elif offline:
         return None
     else:

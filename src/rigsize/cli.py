@@ -168,8 +168,12 @@ def calibrate(gpu: str | None, output: str) -> None:
 
     profile = run(gpu, output)
     eff = profile["efficiency"]
-    click.echo(f"wrote {output}: {profile['catalog_gpu']} compute {eff['compute']:.0%} of dense bf16 peak, "
-               f"memory {eff['memory']:.0%} of peak bandwidth")
+
+    def pct(x: float | None) -> str:
+        return f"{x:.0%}" if isinstance(x, (int, float)) else "unknown (no published peak)"
+
+    click.echo(f"wrote {output}: {profile['catalog_gpu']} compute {pct(eff['compute'])} of dense bf16 peak, "
+               f"memory {pct(eff['memory'])} of peak bandwidth")
 
 
 def _lang_from_argv(argv: Sequence[str]) -> str:
@@ -182,6 +186,7 @@ def _lang_from_argv(argv: Sequence[str]) -> str:
 
 
 def _fail(line: str) -> int:
+    line = line.replace("\r", "\\r").replace("\n", "\\n")   # user text must not split the one line
     click.echo(f"rigsize: error: {line}", err=True)
     return EXIT_USAGE
 
@@ -200,8 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(err.ctx.get_help() if err.ctx else "")
         return 0
     except click.UsageError as err:
-        name = err.ctx.command.name if err.ctx and err.ctx.command else ""
-        return _fail(render("cli.usage", lang, detail=err.format_message(), command=name or "").strip())
+        path = err.ctx.command_path if err.ctx else "rigsize"
+        command = path.split(" ", 1)[1] if " " in path else ""
+        hint = f"rigsize {command} --help" if command else "rigsize --help"
+        return _fail(render("cli.usage", lang, detail=err.format_message(), help=hint))
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

@@ -9,6 +9,7 @@ elsewhere and labelled as such.
 from __future__ import annotations
 
 import difflib
+import math
 import json
 import re
 import tomllib
@@ -17,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rigsize.errors import HardwareError
 
@@ -36,8 +37,9 @@ class Interconnect(BaseModel):
     @field_validator("per_direction_bytes_per_second")
     @classmethod
     def _positive(cls, v: Any) -> Any:
-        if v != "unknown" and not (isinstance(v, (int, float)) and v > 0):
-            raise ValueError("must be a positive number or \"unknown\"")
+        if v != "unknown" and (isinstance(v, bool) or not isinstance(v, (int, float))
+                               or not math.isfinite(v) or not 1e6 <= v <= 1e15):
+            raise ValueError("must be a bandwidth in bytes/s between 1e6 and 1e15, or \"unknown\"")
         return v
     p2p: bool | Unknown = "unknown"
 
@@ -57,11 +59,20 @@ class GPU(BaseModel):
         "unknown", description="Total the runtime reports (nvidia-smi / torch.cuda.mem_get_info)")
     hbm_bytes_per_second: float | Unknown = Field(description="Peak memory bandwidth")
 
-    @field_validator("memory_bytes_visible", "hbm_bytes_per_second", "gpus_per_node", "tdp_watts")
+    @field_validator("hbm_bytes_per_second")
+    @classmethod
+    def _bandwidth(cls, v: Any) -> Any:
+        if v != "unknown" and (isinstance(v, bool) or not isinstance(v, (int, float))
+                               or not math.isfinite(v) or not 1e9 <= v <= 1e15):
+            raise ValueError("must be a bandwidth in bytes/s between 1e9 and 1e15, or \"unknown\"")
+        return v
+
+    @field_validator("memory_bytes_visible", "gpus_per_node", "tdp_watts")
     @classmethod
     def _positive(cls, v: Any) -> Any:
-        if v != "unknown" and not (isinstance(v, (int, float)) and v > 0):
-            raise ValueError("must be a positive number or \"unknown\"")
+        if v != "unknown" and (isinstance(v, bool) or not isinstance(v, (int, float))
+                               or not math.isfinite(v) or v <= 0):
+            raise ValueError("must be a positive, finite number or \"unknown\"")
         return v
     dense_flops: dict[str, float | Unknown] = Field(
         description="Dense peak FLOP/s per dtype (no sparsity); 'unknown' where the hardware runs the dtype "
@@ -81,9 +92,16 @@ class GPU(BaseModel):
         if not v:
             raise ValueError("needs at least one dtype")
         for dtype, flops in v.items():
-            if flops != "unknown" and (not isinstance(flops, (int, float)) or flops <= 0):
-                raise ValueError(f"{dtype} must be a positive FLOP/s figure")
+            if flops != "unknown" and (isinstance(flops, bool) or not isinstance(flops, (int, float))
+                                       or not 1e9 <= flops <= 1e18):
+                raise ValueError(f"{dtype} must be a FLOP/s figure between 1e9 and 1e18")
         return v
+
+    @model_validator(mode="after")
+    def _visible_within_nameplate(self) -> "GPU":
+        if isinstance(self.memory_bytes_visible, int) and self.memory_bytes_visible > self.memory_bytes:
+            raise ValueError("memory_bytes_visible exceeds memory_bytes")
+        return self
 
     @property
     def usable_memory_bytes(self) -> int:

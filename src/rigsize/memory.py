@@ -264,8 +264,8 @@ def _inference_activations(arch: Architecture, layout: Layout, workload: Workloa
     qkv = (arch.num_attention_heads + 2 * arch.num_key_value_heads) * arch.head_dim / tp
     dense = 3 * h + qkv + 3 * arch.intermediate_size / tp
     per_token = dense
-    if arch.num_experts:
-        expert = next(t for t in arch.tensors if t.role == "expert_down")
+    expert = next((t for t in arch.tensors if t.role == "expert_down"), None)
+    if arch.num_experts and expert is not None:
         n = expert.shape[1] / layout.expert_tp
         per_token = max(dense, 2 * h + arch.experts_per_token * (3 * n + h))
     logits = min(engine.max_num_seqs, engine.max_num_batched_tokens) * arch.vocab_size * 4

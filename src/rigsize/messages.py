@@ -47,8 +47,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{what}",
     },
     "cli.usage": {
-        "en": "{detail} (see 'rigsize {command} --help')",
-        "zh": "{detail}（参见 'rigsize {command} --help'）",
+        "en": "{detail} (see '{help}')",
+        "zh": "{detail}（参见 '{help}'）",
     },
     "cli.bad_lang": {
         "en": "--lang: '{value}' is not one of en, zh",

@@ -148,8 +148,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raw = json.loads(path.read_text())
     except UnicodeDecodeError as exc:
         raise ModelError("model.bad_json", path=str(path), detail="not UTF-8 text") from None
-    except ValueError as exc:
-        raise ModelError("model.bad_json", path=str(path), detail=str(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        raise ModelError("model.bad_json", path=str(path), detail=str(exc)[:200]) from None
     except OSError as exc:
         raise ModelError("model.bad_json", path=str(path), detail=exc.strerror or str(exc)) from None
     if not isinstance(raw, dict):
@@ -181,6 +181,8 @@ def _looks_like_hub_id(text: str) -> bool:
 
 def resolve_model(text: str, offline: bool = False) -> ModelSpec:
     """Turn a preset name, path, bare size or Hub id into a ``ModelSpec``."""
+    if not isinstance(text, str):
+        raise ModelError("model.unknown", name=repr(text), hint=" (give a name, path or size as text)")
     text = text.strip()
     if not text:
         raise ModelError("model.unknown", name=text, hint="")

@@ -13,16 +13,22 @@ import re
 from rigsize.errors import InputError
 from rigsize.units import SI_PREFIXES, TIME_SUFFIXES
 
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?[a-zA-Z]*$")   # 1,000 or 2,048,000
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
 def parse_quantity(text: str | int | float, option: str = "value") -> float:
     """``"8k"`` -> 8000.0, ``"1.5T"`` -> 1.5e12, ``"300e9"`` -> 3e11."""
-    if isinstance(text, bool):
-        raise InputError("input.not_a_number", option=option, value=text)
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise InputError("input.not_a_number", option=option, value=repr(text))
     if isinstance(text, (int, float)):
-        value = float(text)
+        try:
+            value = float(text)
+        except OverflowError:
+            raise InputError("input.not_a_number", option=option, value="a number too large") from None
     else:
+        if "," in text and not _THOUSANDS.match(text.strip()):
+            raise InputError("input.not_a_number", option=option, value=text)
         m = _NUMBER.match(text.replace("_", "").replace(",", ""))
         if not m:
             raise InputError("input.not_a_number", option=option, value=text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rigsize import formats, runtime
+from rigsize import formats, limits, runtime
 from rigsize.architecture import Architecture, active_params, breakdown
 from rigsize.errors import FormatError, InputError, PlanError
 from rigsize.formats import KVFormat, WeightFormat
@@ -197,8 +197,8 @@ def default_inference_layout(arch: Architecture, gpus: int, node: int) -> Layout
     for tp in range(min(gpus, node), 0, -1):
         if gpus % tp == 0 and not tp_problems(arch, tp) and gpus // tp <= arch.num_hidden_layers:
             return Layout(tp=tp, pp=gpus // tp)
-    raise PlanError("plan.invalid", why=f"no tensor-parallel size divides {gpus} GPUs and the model's heads; "
-                    "try a power-of-two GPU count")
+    raise PlanError("plan.invalid", why=f"{gpus} GPUs cannot be split as tp x pp with tp <= {node} dividing the "
+                    f"heads and pp <= {arch.num_hidden_layers} layers; use fewer GPUs, or --dp for replicas")
 
 
 def _layout(opts: dict[str, Any], job_arch: Architecture, workload: Workload, gpu: GPU,
@@ -335,6 +335,17 @@ def _fits(job: Job) -> MemoryResult | None:
     return result if result.fits else None
 
 
+def _divisors(n: int, limit: int) -> list[int]:
+    """Divisors of ``n`` up to ``limit``, in O(sqrt n)."""
+    out = set()
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            out.update((d, n // d))
+        d += 1
+    return sorted(x for x in out if x <= limit)
+
+
 def least_parallel_training_layout(job: Job) -> Job:
     """Training with only ``--gpus``: the least model parallelism that fits (tp inside
     a node first, then pp), data parallelism for the rest."""
@@ -342,23 +353,35 @@ def least_parallel_training_layout(job: Job) -> Job:
     node = job.gpu.node_size
     if job.workload.framework != "megatron":   # transformers, DeepSpeed ZeRO and FSDP scale by dp
         return job
-    candidates = []
-    for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:
-        for pp in [d for d in range(1, n // tp + 1) if (n // tp) % d == 0]:
-            candidates.append((tp * pp, pp, tp))
-    for _, pp, tp in sorted(candidates):
+
+    def trial(tp: int, pp: int) -> Job | None:
         sp = job.layout.sp if job.sp_given else tp > 1
         layout = replace(job.layout, tp=tp, pp=pp, dp=n // (tp * pp), sp=sp)
         if job.global_batch_given:
             if job.workload.global_batch % (job.workload.batch * layout.dp):
-                continue          # this dp cannot split the batch the user asked for
+                return None       # this dp cannot split the batch the user asked for
             gb = job.workload.global_batch
         else:
             gb = max(job.workload.global_batch, job.workload.batch * layout.dp)
-        trial = replace(job, layout=layout, workload=replace(job.workload, global_batch=gb))
-        if _fits(trial):
-            return trial
-    return job
+        return replace(job, layout=layout, workload=replace(job.workload, global_batch=gb))
+
+    best: tuple[int, int, Job] | None = None
+    for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:
+        # memory per GPU falls as pp grows, so the smallest pp that fits is found by bisection
+        pps = [pp for pp in _divisors(n // tp, job.spec.arch.num_hidden_layers) if trial(tp, pp) is not None]
+        lo, hi, found = 0, len(pps) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            candidate = trial(tp, pps[mid])
+            if candidate is not None and _fits(candidate):
+                found, hi = candidate, mid - 1
+            else:
+                lo = mid + 1
+        if found is not None:
+            key = (found.layout.tp * found.layout.pp, found.layout.pp)
+            if best is None or key < best[:2]:
+                best = (*key, found)
+    return best[2] if best else job
 
 
 # ----------------------------------------------------------------------------------
@@ -378,6 +401,8 @@ def suggestions(job: Job) -> list[Suggestion]:
     # more GPUs (the default layout for that count)
     for factor in (2, 4, 8, 16, 32, 64):
         n = job.layout.gpus * factor
+        if n > limits.MAX_GPUS:
+            break
         try:
             if job.workload.training and job.workload.framework != "megatron":
                 # data parallelism alone copies the model: shard it with ZeRO-3 over the GPUs
@@ -418,6 +443,8 @@ def _combined_training_suggestion(job: Job, try_: Any) -> None:
     w = job.workload
     for factor in (1, 2, 4, 8, 16, 32, 64):
         n = job.layout.gpus * factor
+        if n > limits.MAX_GPUS:
+            break
         for offload in ("none", "optimizer"):
             if w.framework == "megatron":
                 base = replace(job, layout=replace(job.layout, tp=1, pp=1, dp=n, cp=1, recompute="full", zero=1),
