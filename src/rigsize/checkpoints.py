@@ -213,8 +213,18 @@ def _cache_dir() -> Path:
     return Path(base)
 
 
+def _quiet_hub() -> None:
+    """huggingface_hub logs each retry on stderr; rigsize reports failures in one line."""
+    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity(hub_logging.CRITICAL)
+    disable_progress_bars()
+
+
 def fetch_hub_config(repo_id: str, offline: bool) -> dict[str, Any]:
     """``config.json`` of a Hub repository, through huggingface_hub's cache."""
+    _quiet_hub()
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
