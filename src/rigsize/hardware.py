@@ -147,8 +147,10 @@ def resolve_gpu(name: str) -> GPU:
     """A catalog GPU by name or alias, or an error listing the closest names."""
     gpu = _index().get(_key(name))
     if gpu is None:
-        close = difflib.get_close_matches(_key(name), list(_index()), n=3, cutoff=0.5)
-        names = sorted({_index()[c].name for c in close})
+        key = _key(name)
+        prefixed = [k for k in _index() if k.startswith(key)] if len(key) >= 2 else []
+        close = prefixed or difflib.get_close_matches(key, list(_index()), n=3, cutoff=0.5)
+        names = sorted({_index()[c].name for c in close})[:6]
         hint = f"; did you mean {', '.join(names)}?" if names else ""
         raise HardwareError("gpu.unknown", name=name, hint=hint)
     return gpu

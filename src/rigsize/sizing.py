@@ -539,6 +539,10 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
     assumptions: dict[str, Any] = {}
     warnings: list[Note] = list(spec.warnings)
     job, chosen = build_job(spec, opts, assumptions)
+    quant = spec.config.get("quantization_config")
+    if quant is not None and "weights" not in opts and "quantization" not in assumptions.get("weights_reason", ""):
+        method = quant.get("quant_method") if isinstance(quant, dict) else quant
+        warnings.append(Note("model.unknown_quant", {"method": str(method)[:40], "fmt": job.weights.name}))
     if chosen and job.workload.training and job.layout.gpus > 1:
         job = least_parallel_training_layout(job)
     validate_job(job)
