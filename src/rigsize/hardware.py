@@ -27,6 +27,14 @@ DEFAULT_GPU = "H100-SXM-80GB"
 Unknown = Literal["unknown"]
 
 
+def _in_range(v: Any, lo: float, hi: float, what: str) -> Any:
+    """A catalog figure: "unknown", or a finite number in [lo, hi] (never a bool)."""
+    if v != "unknown" and (isinstance(v, bool) or not isinstance(v, (int, float))
+                           or not math.isfinite(v) or not lo <= v <= hi):
+        raise ValueError(f"must be {what} between {lo:g} and {hi:g}, or \"unknown\"")
+    return v
+
+
 class Interconnect(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -36,11 +44,8 @@ class Interconnect(BaseModel):
 
     @field_validator("per_direction_bytes_per_second")
     @classmethod
-    def _positive(cls, v: Any) -> Any:
-        if v != "unknown" and (isinstance(v, bool) or not isinstance(v, (int, float))
-                               or not math.isfinite(v) or not 1e6 <= v <= 1e15):
-            raise ValueError("must be a bandwidth in bytes/s between 1e6 and 1e15, or \"unknown\"")
-        return v
+    def _bandwidth(cls, v: Any) -> Any:
+        return _in_range(v, 1e6, 1e15, "a bandwidth in bytes/s")
     p2p: bool | Unknown = "unknown"
 
 
@@ -62,18 +67,12 @@ class GPU(BaseModel):
     @field_validator("hbm_bytes_per_second")
     @classmethod
     def _bandwidth(cls, v: Any) -> Any:
-        if v != "unknown" and (isinstance(v, bool) or not isinstance(v, (int, float))
-                               or not math.isfinite(v) or not 1e9 <= v <= 1e15):
-            raise ValueError("must be a bandwidth in bytes/s between 1e9 and 1e15, or \"unknown\"")
-        return v
+        return _in_range(v, 1e9, 1e15, "a bandwidth in bytes/s")
 
     @field_validator("memory_bytes_visible", "gpus_per_node", "tdp_watts")
     @classmethod
     def _positive(cls, v: Any) -> Any:
-        if v != "unknown" and (isinstance(v, bool) or not isinstance(v, (int, float))
-                               or not math.isfinite(v) or v <= 0):
-            raise ValueError("must be a positive, finite number or \"unknown\"")
-        return v
+        return _in_range(v, 1e-9, math.inf, "a positive number")
     dense_flops: dict[str, float | Unknown] = Field(
         description="Dense peak FLOP/s per dtype (no sparsity); 'unknown' where the hardware runs the dtype "
                     "but no rate is published")

@@ -132,8 +132,10 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
         e, k = arch.num_experts, arch.experts_per_token
         touched = e * (1 - (1 - k / e) ** max(tokens, 1))     # experts a batch of T tokens touches
         weight_bytes += cost.moe_layers * cost.expert_bytes_per_layer * touched / e
-    kv_bytes = (decode_seqs * _ctx_sum(cost.windows, decode_ctx) + prefill_tokens * _ctx_sum(
-        cost.windows, prefill_ctx) / max(1.0, prefill_tokens) * (1 if prefill_tokens else 0)) * cost.kv_bytes_per_token
+    # each decoding sequence reads its whole KV; a prefill chunk reads its prompt's earlier KV once
+    kv_tokens = decode_seqs * _ctx_sum(cost.windows, decode_ctx) + (
+        _ctx_sum(cost.windows, prefill_ctx) if prefill_tokens else 0)
+    kv_bytes = kv_tokens * cost.kv_bytes_per_token
     memory = (weight_bytes + kv_bytes) / (peak_bandwidth(gpu) * eff.memory)
     comm = 0.0
     if layout.tp > 1:
