@@ -8,7 +8,7 @@ pipeline stage (as vLLM and Megatron-Core do) and must divide that product.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from rigsize.architecture import Architecture
@@ -88,8 +88,15 @@ class Workload:
         return max(1, self.global_batch // max(1, self.batch))
 
 
-def _divisors(n: int, limit: int) -> list[int]:
-    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
+def divisors(n: int, limit: int) -> list[int]:
+    """Divisors of ``n`` up to ``limit``, ascending, in O(sqrt n)."""
+    out: set[int] = set()
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            out.update((d, n // d))
+        d += 1
+    return sorted(x for x in out if x <= limit)
 
 
 def tp_problems(arch: Architecture, tp: int) -> list[str]:
@@ -97,7 +104,7 @@ def tp_problems(arch: Architecture, tp: int) -> list[str]:
     problems = []
     heads, kv = arch.num_attention_heads, arch.num_key_value_heads
     if heads % tp:
-        good = ", ".join(map(str, _divisors(heads, 64)[-3:]))
+        good = ", ".join(map(str, divisors(heads, 64)[-3:]))
         problems.append(f"tp={tp} does not divide {heads} attention heads; try {good}")
     elif arch.attention == "standard" and kv < tp and tp % kv:
         problems.append(f"tp={tp} neither divides nor is a multiple of {kv} KV heads (they must stay whole or be replicated)")
@@ -143,6 +150,3 @@ def validate_layout(arch: Architecture, layout: Layout, workload: Workload) -> N
         raise PlanError("plan.invalid", why=f"global batch {workload.global_batch} is not a multiple of "
                         f"micro-batch {workload.batch} x dp {layout.dp}")
 
-
-def with_gpus(layout: Layout, **changes: int) -> Layout:
-    return replace(layout, **changes)

@@ -15,7 +15,7 @@ from rigsize.architecture import Architecture, active_params, breakdown
 from rigsize.errors import FormatError, InputError, PlanError
 from rigsize.formats import KVFormat, WeightFormat
 from rigsize.hardware import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
-from rigsize.layout import TRAINING_TASKS, Layout, Workload, tp_problems, validate_layout
+from rigsize.layout import TRAINING_TASKS, Layout, Workload, divisors, tp_problems, validate_layout
 from rigsize.memory import MemoryResult, memory_per_gpu
 from rigsize.messages import Note
 from rigsize.models import ModelSpec, resolve_model
@@ -335,17 +335,6 @@ def _fits(job: Job) -> MemoryResult | None:
     return result if result.fits else None
 
 
-def _divisors(n: int, limit: int) -> list[int]:
-    """Divisors of ``n`` up to ``limit``, in O(sqrt n)."""
-    out = set()
-    d = 1
-    while d * d <= n:
-        if n % d == 0:
-            out.update((d, n // d))
-        d += 1
-    return sorted(x for x in out if x <= limit)
-
-
 def least_parallel_training_layout(job: Job) -> Job:
     """Training with only ``--gpus``: the least model parallelism that fits (tp inside
     a node first, then pp), data parallelism for the rest."""
@@ -368,7 +357,7 @@ def least_parallel_training_layout(job: Job) -> Job:
     best: tuple[int, int, Job] | None = None
     for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:
         # memory per GPU falls as pp grows, so the smallest pp that fits is found by bisection
-        pps = [pp for pp in _divisors(n // tp, job.spec.arch.num_hidden_layers) if trial(tp, pp) is not None]
+        pps = [pp for pp in divisors(n // tp, job.spec.arch.num_hidden_layers) if trial(tp, pp) is not None]
         lo, hi, found = 0, len(pps) - 1, None
         while lo <= hi:
             mid = (lo + hi) // 2

@@ -31,6 +31,3 @@ def bits_to_bytes(bits: int) -> int:
     """Round a bit count up to whole bytes."""
     return -(-bits // BITS_PER_BYTE)
 
-
-def gib(n_bytes: float) -> float:
-    return n_bytes / GiB
