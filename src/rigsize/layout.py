@@ -104,7 +104,9 @@ def tp_problems(arch: Architecture, tp: int) -> list[str]:
     problems = []
     heads, kv = arch.num_attention_heads, arch.num_key_value_heads
     if heads % tp:
-        good = ", ".join(map(str, divisors(heads, 64)[-3:]))
+        ok = divisors(heads, 64)
+        near = [max((d for d in ok if d < tp), default=None), min((d for d in ok if d > tp), default=None)]
+        good = " or ".join(str(d) for d in near if d)
         problems.append(f"tp={tp} does not divide {heads} attention heads; try {good}")
     elif arch.attention == "standard" and kv < tp and tp % kv:
         problems.append(f"tp={tp} neither divides nor is a multiple of {kv} KV heads (they must stay whole or be replicated)")
