@@ -17,7 +17,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from rigsize.errors import ModelError
 
@@ -47,6 +47,7 @@ class Checkpoint:
     tensor_names: frozenset[str] = field(default=frozenset())
     weight_format: str | None = None   # rigsize format name when the file says (GGUF)
     source: str = ""
+    tensor_dtypes: Mapping[str, str] = field(default_factory=dict)   # safetensors: name -> dtype
 
 
 def _packing_factor(name: str, quant: Any) -> int:
@@ -83,7 +84,8 @@ def summarize_safetensors(headers: dict[str, dict[str, Any]], quant: dict[str, A
         if not name.endswith(_AUXILIARY_SUFFIXES):
             params += numel * _packing_factor(name, quant)
     names = frozenset(n for n in headers if n != "__metadata__")
-    return Checkpoint(params, total_bits // 8, dict(dtypes), names, source=source)
+    stored = {n: headers[n]["dtype"] for n in names}
+    return Checkpoint(params, total_bits // 8, dict(dtypes), names, source=source, tensor_dtypes=stored)
 
 
 def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:

@@ -164,6 +164,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{fmt}: {tensor} has {dim} input features = {groups} groups of {group}, which do not split evenly over tp={tp}; use tp in {good} or a padded checkpoint",
         "zh": "{fmt}: {tensor} 的输入维度为 {dim}，即 {groups} 个大小为 {group} 的量化组，无法在 tp={tp} 下均分；请使用 tp ∈ {good} 或已填充的检查点",
     },
+    "format.bad_pattern": {
+        "en": "quantization_config lists the module pattern '{pattern}', which is not a valid regular expression; fix or remove it",
+        "zh": "quantization_config 中的模块模式 '{pattern}' 不是合法的正则表达式；请修正或删除",
+    },
     "format.gpu_cannot": {
         "en": "{gpu} cannot run {fmt} weights (no kernels for its architecture); see 'rigsize formats' and pick another --weights",
         "zh": "{gpu} 无法运行 {fmt} 格式的权重（其架构没有相应内核）；请参见 'rigsize formats' 并换用其他 --weights",

@@ -20,11 +20,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Mapping
 
+from rigsize import formats
 from rigsize.architecture import Architecture, build_architecture
 from rigsize.checkpoints import (
     Checkpoint, fetch_hub_checkpoint, fetch_hub_config, read_folder_checkpoint, read_gguf,
 )
 from rigsize.errors import ModelError
+from rigsize.formats import WeightFormat
 from rigsize.messages import Note
 
 Source = Literal["preset", "config", "folder", "gguf", "hub", "size"]
@@ -225,3 +227,38 @@ def resolve_model(text: str, offline: bool = False) -> ModelSpec:
     close = difflib.get_close_matches(text.lower(), list(_preset_index()), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ModelError("model.unknown", name=text, hint=hint)
+
+
+# ----------------------------------------------------------------------------------
+# The format a checkpoint is stored in
+# ----------------------------------------------------------------------------------
+
+_TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
+
+
+def stored_weight_format(spec: ModelSpec) -> tuple[WeightFormat, str]:
+    """The weight format ``spec``'s checkpoint is stored in, with the modules it keeps
+    outside that format, and why rigsize thinks so.
+
+    In order: a GGUF file type; the config's ``quantization_config`` (its
+    ``modules_to_not_convert`` / ``llm_int8_skip_modules`` / ``ignore`` /
+    ``exclude_modules`` lists kept in the config's ``torch_dtype``); else the
+    ``torch_dtype``.  Safetensors headers, when a checkpoint was read, then say per
+    tensor what is actually stored and override the lists."""
+    ckpt = spec.checkpoint
+    if ckpt is not None and ckpt.weight_format:
+        return formats.resolve_weight_format(ckpt.weight_format), "GGUF general.file_type"
+    dtype = spec.config.get("torch_dtype") or spec.config.get("dtype")
+    dense = _TORCH_DTYPES.get(dtype) if isinstance(dtype, str) else None
+    found = formats.quantization_format(spec.config.get("quantization_config"), dense or "bf16")
+    if found is not None:
+        fmt, why = found
+    elif dense:
+        fmt, why = formats.resolve_weight_format(dense), "config torch_dtype"
+    else:
+        fmt, why = formats.resolve_weight_format("bf16"), "default (config names no dtype)"
+    if ckpt is not None and ckpt.tensor_dtypes:
+        fmt, n = formats.with_stored_dtypes(fmt, spec.arch.tensors, ckpt.tensor_dtypes)
+        if n:
+            why += f"; safetensors headers: {n} quantizable tensors stored in 16/32 bits"
+    return fmt, why

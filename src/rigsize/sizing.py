@@ -18,7 +18,7 @@ from rigsize.hardware import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
 from rigsize.layout import TRAINING_TASKS, Layout, Workload, divisors, tp_problems, validate_layout
 from rigsize.memory import MemoryResult, memory_per_gpu
 from rigsize.messages import Note
-from rigsize.models import ModelSpec, resolve_model
+from rigsize.models import ModelSpec, resolve_model, stored_weight_format
 from rigsize.options import BY_NAME, parse_options
 from rigsize.numbers import parse_quantity
 from rigsize.report import (
@@ -26,37 +26,16 @@ from rigsize.report import (
     PerGpuReport, Suggestion, TrainingBreakdown, TrainingPerformance,
 )
 
-_TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
-
 # Inference defaults (issue contract): one request of 1024 prompt + 256 output tokens.
 DEFAULT_PROMPT, DEFAULT_OUTPUT = 1024, 256
 # Training default sequence: min(4096, the model's maximum context).
 DEFAULT_TRAIN_SEQ = 4096
 
 
-def checkpoint_format(spec: ModelSpec) -> tuple[str, str]:
-    """The weight format the checkpoint is stored in, and why rigsize thinks so."""
-    if spec.checkpoint is not None and spec.checkpoint.weight_format:
-        return spec.checkpoint.weight_format, "GGUF general.file_type"
-    q = spec.config.get("quantization_config")
-    if isinstance(q, dict):
-        method = str(q.get("quant_method", "")).lower()
-        bits = q.get("bits")
-        if method == "fp8":
-            return ("fp8-block" if q.get("weight_block_size") else "fp8"), "config quantization_config"
-        if method in ("gptq", "awq") and bits in (4, 8):
-            name = f"{method}-int{bits}"
-            if name != "awq-int8":
-                return name, "config quantization_config"
-        if method == "bitsandbytes":
-            if q.get("load_in_4bit"):
-                return str(q.get("bnb_4bit_quant_type", "fp4")).lower(), "config quantization_config"
-            if q.get("load_in_8bit"):
-                return "llm-int8", "config quantization_config"
-    dtype = spec.config.get("torch_dtype") or spec.config.get("dtype")
-    if isinstance(dtype, str) and dtype in _TORCH_DTYPES:
-        return _TORCH_DTYPES[dtype], "config torch_dtype"
-    return "bf16", "default (config names no dtype)"
+def checkpoint_format(spec: ModelSpec) -> tuple[WeightFormat, str]:
+    """The weight format the checkpoint is stored in (with the modules it keeps in
+    another dtype), and why rigsize thinks so (``rigsize.models.stored_weight_format``)."""
+    return stored_weight_format(spec)
 
 
 def model_report(spec: ModelSpec, weight_fmt: WeightFormat, kv_fmt: KVFormat) -> ModelReport:
@@ -248,10 +227,11 @@ def _layout(opts: dict[str, Any], job_arch: Architecture, workload: Workload, gp
 
 def _formats(opts: dict[str, Any], spec: ModelSpec, task: str, gpu: GPU,
              assumptions: dict[str, Any]) -> tuple[WeightFormat, KVFormat]:
+    stored, why = checkpoint_format(spec)
     if "weights" in opts:
         weights = formats.resolve_weight_format(opts["weights"])
     else:
-        name, why = checkpoint_format(spec)
+        name = stored.name
         if task == "qlora":
             name, why = "nf4", "QLoRA default (Dettmers et al. 2023)"
         elif task in ("finetune", "pretrain"):
@@ -259,6 +239,8 @@ def _formats(opts: dict[str, Any], spec: ModelSpec, task: str, gpu: GPU,
         assumptions["weights"] = name
         assumptions["weights_reason"] = why
         weights = formats.resolve_weight_format(name)
+    if weights.name == stored.name:
+        weights = stored     # the checkpoint's own format, with the modules it keeps unquantized
     if task in ("finetune", "pretrain") and weights.name not in ("bf16", "fp16", "fp32"):
         raise InputError("input.conflict", what=f"full training updates 16/32-bit weights, not {weights.name}; "
                          "use --task qlora for 4-bit or --weights bf16")
