@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from rigsize import formats
 from rigsize.architecture import Architecture
 from rigsize.errors import PlanError
+from rigsize.formats import WeightFormat
+from rigsize.messages import Note
 
 Task = Literal["inference", "finetune", "lora", "qlora", "pretrain"]
 Framework = Literal["deepspeed", "megatron", "fsdp", "hf"]
@@ -99,22 +102,71 @@ def divisors(n: int, limit: int) -> list[int]:
     return sorted(x for x in out if x <= limit)
 
 
-def tp_problems(arch: Architecture, tp: int) -> list[str]:
-    """Why ``tp`` cannot split this model's attention and MLP (empty when it can)."""
-    problems = []
+def _shape_problems(arch: Architecture, tp: int) -> list[tuple[str, dict[str, object]]]:
+    """The attention and MLP constraints ``tp`` breaks, as (message key, parameters).
+
+    vLLM's ``ColumnParallelLinear``/``QKVParallelLinear`` need tp to divide the heads and
+    the MLP width; KV heads are split when tp divides them and replicated when tp is a
+    multiple of them (``QKVParallelLinear``: num_kv_head_replicas)."""
+    problems: list[tuple[str, dict[str, object]]] = []
     heads, kv = arch.num_attention_heads, arch.num_key_value_heads
     if heads % tp:
-        ok = divisors(heads, 64)
-        near = [max((d for d in ok if d < tp), default=None), min((d for d in ok if d > tp), default=None)]
-        good = " or ".join(str(d) for d in near if d)
-        problems.append(f"tp={tp} does not divide {heads} attention heads; try {good}")
+        problems.append(("plan.tp_heads", {"heads": heads}))
     elif arch.attention == "standard" and kv < tp and tp % kv:
-        problems.append(f"tp={tp} neither divides nor is a multiple of {kv} KV heads (they must stay whole or be replicated)")
+        problems.append(("plan.tp_kv_whole", {"kv": kv}))
     elif arch.attention == "standard" and kv >= tp and kv % tp:
-        problems.append(f"tp={tp} does not divide {kv} KV heads")
+        problems.append(("plan.tp_kv", {"kv": kv}))
     if arch.intermediate_size and arch.intermediate_size % tp:
-        problems.append(f"tp={tp} does not divide intermediate_size {arch.intermediate_size}")
+        problems.append(("plan.tp_intermediate", {"size": arch.intermediate_size}))
     return problems
+
+
+def valid_tp_sizes(arch: Architecture, fmt: str | WeightFormat | None = None, limit: int = 64) -> list[int]:
+    """Every tp up to ``limit`` that splits the attention heads, the KV heads, the MLP
+    width and (given ``fmt``) its quantization groups, all at once.  The one source of
+    every tp rigsize suggests or chooses.
+
+    Experts are checked at expert-tp = tp (no expert parallelism); with ep > 1 more
+    sizes may work, which ``validate_layout`` and ``sizing.validate_job`` judge."""
+    sizes = [tp for tp in range(1, max(1, limit) + 1) if not _shape_problems(arch, tp)]
+    if fmt is None:
+        return sizes
+    fmt = formats.resolve_weight_format(fmt)
+    dense = [t for t in arch.tensors if not t.role.startswith("expert_")]
+    experts = [t for t in arch.tensors if t.role.startswith("expert_")]
+    return [tp for tp in sizes
+            if not formats.tp_group_problems(fmt, dense, tp) and not formats.tp_group_problems(fmt, experts, tp)]
+
+
+def tp_hint(arch: Architecture, tp: int, fmt: str | WeightFormat | None = None) -> Note:
+    """"try 4 or 8": the nearest tp sizes below and above ``tp`` that satisfy every
+    constraint (``valid_tp_sizes``); with ``fmt``, also the sizes that only its
+    quantization groups rule out, which a checkpoint padded for tp would allow."""
+    def nearest(sizes: list[int]) -> list[int]:
+        below = [d for d in sizes if d < tp]
+        above = [d for d in sizes if d > tp]
+        return ([below[-1]] if below else []) + ([above[0]] if above else [])
+
+    near = nearest(valid_tp_sizes(arch, fmt)) or [1]
+    hint = (Note("plan.tp_try_two", {"a": near[0], "b": near[1]}) if len(near) == 2
+            else Note("plan.tp_try_one", {"a": near[0]}))
+    if fmt is None:
+        return hint
+    blocked = [d for d in nearest(valid_tp_sizes(arch)) if d not in near]
+    if not blocked:
+        return hint
+    name = formats.resolve_weight_format(fmt).name
+    return Note("plan.tp_try_padded", {"hint": hint, "blocked": ", ".join(map(str, blocked)), "fmt": name})
+
+
+def tp_problems(arch: Architecture, tp: int, fmt: str | WeightFormat | None = None) -> list[Note]:
+    """Why ``tp`` cannot split this model's attention and MLP (empty when it can), each
+    with the nearest sizes that can (quantization groups of ``fmt`` included)."""
+    problems = _shape_problems(arch, tp)
+    if not problems:
+        return []
+    hint = tp_hint(arch, tp, fmt)
+    return [Note(key, {"tp": tp, **params, "hint": hint}) for key, params in problems]
 
 
 def validate_layout(arch: Architecture, layout: Layout, workload: Workload) -> None:

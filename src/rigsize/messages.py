@@ -157,12 +157,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "KV 格式 '{name}' 仅适用于 MLA（DeepSeek）潜变量布局；此模型请使用 fp8 或 bf16",
     },
     "format.tp_groups_out": {
-        "en": "{fmt}: {tensor} has {dim} output features = {groups} groups of {group}, which do not split evenly over tp={tp}; use tp in {good}",
-        "zh": "{fmt}: {tensor} 的输出维度为 {dim}，即 {groups} 个大小为 {group} 的量化组，无法在 tp={tp} 下均分；请使用 tp ∈ {good}",
+        "en": "{fmt}: {tensor} has {dim} output features = {groups} groups of {group}, which do not split evenly over tp={tp}; tp sizes that suit the attention heads, KV heads, intermediate size and these groups together: {good}",
+        "zh": "{fmt}: {tensor} 的输出维度为 {dim}，即 {groups} 个大小为 {group} 的量化组，无法在 tp={tp} 下均分；同时满足注意力头、KV 头、intermediate_size 和这些量化组的 tp：{good}",
     },
     "format.tp_groups": {
-        "en": "{fmt}: {tensor} has {dim} input features = {groups} groups of {group}, which do not split evenly over tp={tp}; use tp in {good} or a padded checkpoint",
-        "zh": "{fmt}: {tensor} 的输入维度为 {dim}，即 {groups} 个大小为 {group} 的量化组，无法在 tp={tp} 下均分；请使用 tp ∈ {good} 或已填充的检查点",
+        "en": "{fmt}: {tensor} has {dim} input features = {groups} groups of {group}, which do not split evenly over tp={tp}; tp sizes that suit the attention heads, KV heads, intermediate size and these groups together: {good}; or use a checkpoint padded for tp ({dim} zero-padded to a multiple of {group} x tp, as Qwen ships its 72B GPTQ/AWQ checkpoints)",
+        "zh": "{fmt}: {tensor} 的输入维度为 {dim}，即 {groups} 个大小为 {group} 的量化组，无法在 tp={tp} 下均分；同时满足注意力头、KV 头、intermediate_size 和这些量化组的 tp：{good}；或改用为张量并行填充过的检查点（把 {dim} 用零填充到 {group} x tp 的整数倍，Qwen 发布的 72B GPTQ/AWQ 检查点即如此）",
     },
     "format.bad_pattern": {
         "en": "quantization_config lists the module pattern '{pattern}', which is not a valid regular expression; fix or remove it",
@@ -175,6 +175,30 @@ MESSAGES: dict[str, dict[str, str]] = {
     "plan.invalid": {
         "en": "invalid layout: {why}",
         "zh": "并行方案无效：{why}",
+    },
+    # tp_problems (layout.py): each names the constraint, then the nearest tp sizes that
+    # satisfy every constraint at once (layout.valid_tp_sizes)
+    "plan.tp_heads": {
+        "en": "tp={tp} does not divide {heads} attention heads; {hint}",
+        "zh": "tp={tp} 无法整除 {heads} 个注意力头；{hint}",
+    },
+    "plan.tp_kv_whole": {
+        "en": "tp={tp} neither divides nor is a multiple of {kv} KV heads (they must stay whole or be replicated); {hint}",
+        "zh": "tp={tp} 既不能整除 {kv} 个 KV 头，也不是它的整数倍（KV 头必须完整保留或复制）；{hint}",
+    },
+    "plan.tp_kv": {
+        "en": "tp={tp} does not divide {kv} KV heads; {hint}",
+        "zh": "tp={tp} 无法整除 {kv} 个 KV 头；{hint}",
+    },
+    "plan.tp_intermediate": {
+        "en": "tp={tp} does not divide intermediate_size {size}; {hint}",
+        "zh": "tp={tp} 无法整除 intermediate_size {size}；{hint}",
+    },
+    "plan.tp_try_one": {"en": "try {a}", "zh": "可改用 {a}"},
+    "plan.tp_try_two": {"en": "try {a} or {b}", "zh": "可改用 {a} 或 {b}"},
+    "plan.tp_try_padded": {
+        "en": "{hint} ({fmt} groups do not split over tp {blocked}; a checkpoint padded for tp would allow them)",
+        "zh": "{hint}（{fmt} 的量化组无法在 tp {blocked} 下均分；为张量并行填充过的检查点可以使用这些 tp）",
     },
     "memory.fewer_gpus": {
         "en": "{n} GPU(s) would already hold this job; {gpus} were requested",
@@ -276,6 +300,8 @@ def render(key: str, lang: str = "en", /, **params: object) -> str:
     if entry is None:  # a programming error, but never hide the user's problem
         return f"{key}: {params}"
     template = entry.get(lang) or entry["en"]
+    # a Note inside a message (a hint, a reason) is rendered in the same language
+    params = {k: v.render(lang) if isinstance(v, Note) else v for k, v in params.items()}
     try:
         return template.format(**params)
     except (KeyError, IndexError):

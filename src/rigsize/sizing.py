@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rigsize import formats, limits, runtime
+from rigsize import formats, runtime
 from rigsize.architecture import Architecture, active_params, breakdown
 from rigsize.errors import FormatError, InputError, PlanError
 from rigsize.formats import KVFormat, WeightFormat
 from rigsize.hardware import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
-from rigsize.layout import TRAINING_TASKS, Layout, Workload, divisors, tp_problems, validate_layout
+from rigsize.layout import TRAINING_TASKS, Layout, Workload, divisors, tp_problems, valid_tp_sizes, validate_layout
 from rigsize.memory import MemoryResult, memory_per_gpu
 from rigsize.messages import Note
 from rigsize.models import ModelSpec, resolve_model, stored_weight_format
@@ -23,7 +23,7 @@ from rigsize.options import BY_NAME, parse_options
 from rigsize.numbers import parse_quantity
 from rigsize.report import (
     Bound, EstimateReport, HardwareReport, InferencePerformance, MemoryReport, ModelReport, ParallelReport,
-    PerGpuReport, Suggestion, TrainingBreakdown, TrainingPerformance,
+    PerGpuReport, TrainingBreakdown, TrainingPerformance,
 )
 
 # Inference defaults (issue contract): one request of 1024 prompt + 256 output tokens.
@@ -171,10 +171,11 @@ def _check_context(arch: Architecture, seq: int) -> None:
                          f"max_position_embeddings {limit:,}; use a shorter --seq (or --prompt/--output)")
 
 
-def default_inference_layout(arch: Architecture, gpus: int, node: int) -> Layout:
-    """The largest valid tp up to one node, pipeline stages across nodes."""
-    for tp in range(min(gpus, node), 0, -1):
-        if gpus % tp == 0 and not tp_problems(arch, tp) and gpus // tp <= arch.num_hidden_layers:
+def default_inference_layout(arch: Architecture, gpus: int, node: int, fmt: WeightFormat | None = None) -> Layout:
+    """The largest valid tp up to one node (for ``fmt``'s quantization groups too,
+    when given), pipeline stages across nodes."""
+    for tp in reversed(valid_tp_sizes(arch, fmt, min(gpus, node))):
+        if gpus % tp == 0 and gpus // tp <= arch.num_hidden_layers:
             return Layout(tp=tp, pp=gpus // tp)
     raise PlanError("plan.invalid", why=f"{gpus} GPUs cannot be split as tp x pp with tp <= {node} dividing the "
                     f"heads and pp <= {arch.num_hidden_layers} layers; use fewer GPUs, or --dp for replicas")
@@ -291,15 +292,19 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
 
 
 def validate_job(job: Job) -> None:
-    validate_layout(job.spec.arch, job.layout, job.workload)
-    tensors = job.spec.arch.tensors
+    arch = job.spec.arch
+    shape = tp_problems(arch, job.layout.tp, job.weights)    # hints that suit the weight format too
+    if shape:
+        raise PlanError("plan.invalid", why=shape[0])
+    validate_layout(arch, job.layout, job.workload)
+    tensors = arch.tensors
     dense = [t for t in tensors if not t.role.startswith("expert_")]
     experts = [t for t in tensors if t.role.startswith("expert_")]
     problems = formats.tp_group_problems(job.weights, dense, job.layout.tp)
     if experts:     # experts are split over expert-tp ranks, not tp (layout.expert_tp)
         problems += formats.tp_group_problems(job.weights, experts, job.layout.expert_tp)
-    if problems:
-        raise problems[0].error()
+    if problems:    # name only the tp sizes every constraint allows (and the padded-checkpoint way out)
+        raise replace(problems[0], good=tuple(valid_tp_sizes(arch, job.weights))).error()
 
 
 def evaluate(job: Job) -> MemoryResult:
@@ -355,143 +360,15 @@ def least_parallel_training_layout(job: Job) -> Job:
     return best[2] if best else job
 
 
-# ----------------------------------------------------------------------------------
-# Suggestions: the smallest changes that make it fit, each checked
-# ----------------------------------------------------------------------------------
-
-def suggestions(job: Job) -> list[Suggestion]:
-    out: list[Suggestion] = []
-
-    def try_(change: dict[str, Any], description: str, trial: Job) -> bool:
-        result = _fits(trial)
-        if result is not None:
-            out.append(Suggestion(change=change, description=description, total_bytes=result.per_gpu.total,
-                                  fits=True))
-        return result is not None
-
-    # more GPUs (the default layout for that count)
-    for factor in (2, 4, 8, 16, 32, 64):
-        n = job.layout.gpus * factor
-        if n > limits.MAX_GPUS:
-            break
-        try:
-            if job.workload.training and job.workload.framework != "megatron":
-                # data parallelism alone copies the model: shard it with ZeRO-3 over the GPUs
-                lay = replace(job.layout, tp=1, pp=1, dp=n, cp=1, zero=3)
-                trial = replace(job, layout=lay, workload=replace(
-                    job.workload, framework="fsdp" if job.workload.framework == "fsdp" else "deepspeed",
-                    global_batch=max(job.workload.global_batch, job.workload.batch * n)))
-                if try_({"gpus": n, "dp": n, "zero": 3, "framework": trial.workload.framework},
-                        f"shard over {n} GPUs with ZeRO-3 ({trial.workload.framework})", trial):
-                    break
-                continue
-            if job.workload.training:
-                base = replace(job, layout=replace(job.layout, tp=1, pp=1, dp=n, cp=1))
-                base = replace(base, workload=replace(base.workload, global_batch=max(
-                    job.workload.global_batch, job.workload.batch * n)))
-                trial = least_parallel_training_layout(base)
-            else:
-                trial = replace(job, layout=replace(default_inference_layout(job.spec.arch, n, job.gpu.node_size),
-                                                    ep=job.layout.ep))
-        except PlanError:
-            continue
-        lay = trial.layout
-        if try_({"gpus": n, "tp": lay.tp, "pp": lay.pp, "dp": lay.dp},
-                f"use {n} GPUs (tp={lay.tp}, pp={lay.pp}, dp={lay.dp})", trial):
-            break
-    if not job.workload.training:
-        _inference_suggestions(job, try_)
-    else:
-        _training_suggestions(job, try_)
-        if not out:
-            _combined_training_suggestion(job, try_)
-    return out
-
-
-def _combined_training_suggestion(job: Job, try_: Any) -> None:
-    """When no single change suffices: full recomputation with ZeRO-3 (or Megatron's
-    least model parallelism) over growing GPU counts, then with optimizer offload."""
-    w = job.workload
-    for factor in (1, 2, 4, 8, 16, 32, 64):
-        n = job.layout.gpus * factor
-        if n > limits.MAX_GPUS:
-            break
-        for offload in ("none", "optimizer"):
-            if w.framework == "megatron":
-                base = replace(job, layout=replace(job.layout, tp=1, pp=1, dp=n, cp=1, recompute="full", zero=1),
-                               workload=replace(w, global_batch=max(w.global_batch, w.batch * n)))
-                trial = least_parallel_training_layout(base)
-                change = {"gpus": n, "tp": trial.layout.tp, "pp": trial.layout.pp, "dp": trial.layout.dp,
-                          "zero": 1, "recompute": "full"}
-                if offload != "none":
-                    continue
-            else:
-                fw = "fsdp" if w.framework == "fsdp" else "deepspeed"
-                trial = replace(job, layout=replace(job.layout, tp=1, pp=1, dp=n, cp=1, zero=3, recompute="full",
-                                                    offload=offload),
-                                workload=replace(w, framework=fw, global_batch=max(w.global_batch, w.batch * n)))
-                change = {"gpus": n, "dp": n, "zero": 3, "framework": fw, "recompute": "full"}
-                if offload != "none":
-                    change["offload"] = offload
-            text = ", ".join(f"{k}={v}" for k, v in change.items())
-            if try_(change, f"combine: {text}", trial):
-                return
-
-
-def _inference_suggestions(job: Job, try_: Any) -> None:
-    for name in ("fp8", "awq-int4", "gptq-int4"):
-        fmt = formats.resolve_weight_format(name)
-        if fmt.name != job.weights.name and formats.gpu_runs(fmt, job.gpu.architecture) != "no":
-            if try_({"weights": name}, f"store weights as {name}", replace(job, weights=fmt)):
-                break
-    if job.kv.name not in ("fp8",) and job.spec.arch.attention == "standard":
-        kv = formats.resolve_kv_format("fp8")
-        try_({"kv_dtype": "fp8"}, "store the KV cache in fp8", replace(job, kv=kv))
-    w = job.workload
-    if w.batch > 1:
-        lo, hi = 0, w.batch - 1
-        while lo < hi:          # the largest batch that fits
-            mid = (lo + hi + 1) // 2
-            if _fits(replace(job, workload=replace(w, batch=mid))):
-                lo = mid
-            else:
-                hi = mid - 1
-        if lo >= 1:
-            try_({"batch": lo}, f"serve at most {lo} concurrent sequences", replace(job, workload=replace(w, batch=lo)))
-    lo, hi = 0, w.seq - 1
-    while lo < hi:              # the longest context that fits
-        mid = (lo + hi + 1) // 2
-        if _fits(replace(job, workload=replace(w, seq=mid, prompt=max(1, mid - w.output)))):
-            lo = mid
-        else:
-            hi = mid - 1
-    if lo >= 1:
-        try_({"seq": lo}, f"limit sequences to {lo:,} tokens",
-             replace(job, workload=replace(w, seq=lo, prompt=max(1, lo - w.output))))
-
-
-def _training_suggestions(job: Job, try_: Any) -> None:
-    lay = job.layout
-    if lay.zero_shards > 1:
-        top = 1 if job.workload.framework == "megatron" else 3
-        for z in range(lay.zero + 1, top + 1):
-            if try_({"zero": z}, f"shard with ZeRO-{z}", replace(job, layout=replace(lay, zero=z))):
-                break
-    for rc in ("selective", "full"):
-        if {"none": 0, "selective": 1, "full": 2}[rc] > {"none": 0, "selective": 1, "full": 2}[lay.recompute]:
-            if try_({"recompute": rc}, f"recompute activations ({rc})", replace(job, layout=replace(lay, recompute=rc))):
-                break
-    if lay.zero >= 1 and lay.offload == "none":
-        try_({"offload": "optimizer"}, "offload optimizer states to CPU memory",
-             replace(job, layout=replace(lay, offload="optimizer")))
-    if job.workload.task == "finetune":
-        nf4 = formats.resolve_weight_format("nf4")
-        try_({"task": "qlora"}, "fine-tune with QLoRA instead", replace(
-            job, weights=nf4, workload=replace(job.workload, task="qlora")))
-    w = job.workload
-    if w.batch > 1:
-        try_({"micro_batch": 1}, "use micro-batch 1 with gradient accumulation",
-             replace(job, workload=replace(w, batch=1)))
+def resolve_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Job, bool]:
+    """Options -> the validated job ``estimate`` evaluates: ``build_job``, then for
+    training with only ``--gpus`` the least model parallelism that fits.  Suggestions
+    (``rigsize.suggest``) evaluate their trials through this same function."""
+    job, chosen = build_job(spec, opts, assumptions)
+    if chosen and job.workload.training and job.layout.gpus > 1:
+        job = least_parallel_training_layout(job)
+    validate_job(job)
+    return job, chosen
 
 
 # ----------------------------------------------------------------------------------
@@ -509,14 +386,11 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
     assumptions: dict[str, Any] = {}
     warnings: list[Note] = list(spec.warnings)
-    job, chosen = build_job(spec, opts, assumptions)
+    job, chosen = resolve_job(spec, opts, assumptions)
     quant = spec.config.get("quantization_config")
     if quant is not None and "weights" not in opts and "quantization" not in assumptions.get("weights_reason", ""):
         method = quant.get("quant_method") if isinstance(quant, dict) else quant
         warnings.append(Note("model.unknown_quant", {"method": str(method)[:40], "fmt": job.weights.name}))
-    if chosen and job.workload.training and job.layout.gpus > 1:
-        job = least_parallel_training_layout(job)
-    validate_job(job)
     result = evaluate(job)
     if chosen and not job.workload.training and result.fits and job.layout.gpus > 1:
         fewer = _fewest_inference_gpus(job)
@@ -533,7 +407,7 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
         task=job.workload.task,
         hardware=_hardware_report(job),
         parallel=_parallel_report(job),
-        memory=_memory_report(job, result),
+        memory=_memory_report(job, result, opts),
         performance=performance,
         inputs={"model": model if isinstance(model, str) else spec.name, **opts},
         assumptions=assumptions,
@@ -685,7 +559,9 @@ def _parallel_report(job: Job) -> ParallelReport:
                           global_batch=w.global_batch if w.training else None)
 
 
-def _memory_report(job: Job, result: MemoryResult) -> MemoryReport:
+def _memory_report(job: Job, result: MemoryResult, opts: dict[str, Any]) -> MemoryReport:
+    from rigsize.suggest import suggestions   # suggest evaluates through this module
+
     p = result.per_gpu
     return MemoryReport(
         per_gpu=PerGpuReport(weights=p.weights, kv_cache=p.kv_cache, activations=p.activations,
@@ -693,5 +569,5 @@ def _memory_report(job: Job, result: MemoryResult) -> MemoryReport:
         usable_bytes=result.usable_bytes, fits=result.fits, headroom_bytes=result.headroom_bytes,
         max_concurrency=result.max_concurrency, busiest_stage=result.stage,
         kv_bytes_per_sequence=result.kv_bytes_per_sequence, details=result.details,
-        suggestions=[] if result.fits else suggestions(job),
+        suggestions=[] if result.fits else suggestions(job.spec, opts, job),
     )
