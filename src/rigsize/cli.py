@@ -133,19 +133,29 @@ def formats(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--source", "source", default="all", help="all, serving or training.")
+@click.option("--source", "source", default="all",
+              help="all, serving, training, finetune (peak memory) or kv (vLLM start-up logs, transformers memory).")
 @click.option("--cases", "show_cases", is_flag=True, help="List every case, not only the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def validate(ctx: click.Context, source: str, show_cases: bool, as_json: bool) -> None:
     """Compare predictions with measurements nobody here produced (fitted and reserved apart)."""
-    from rigsize.validation import published_rows, serving_rows, summarize, training_rows, whole_run_rows
+    from rigsize.validation import (
+        finetune_rows, published_rows, serving_rows, summarize, training_rows, whole_run_rows,
+    )
 
-    if source not in ("all", "serving", "training"):
-        raise InputError("input.bad_choice", option="--source", value=source, choices="all, serving, training")
+    if source not in ("all", "serving", "training", "finetune", "kv"):
+        raise InputError("input.bad_choice", option="--source", value=source,
+                         choices="all, serving, training, finetune, kv")
     rows = []
     if source in ("all", "training"):
         rows += training_rows() + whole_run_rows()
+    if source in ("all", "finetune"):
+        rows += finetune_rows()
+    if source in ("all", "kv"):
+        from rigsize.validation_kv import transformers_rows, vllm_startup_rows
+
+        rows += vllm_startup_rows() + transformers_rows()
     if source in ("all", "serving"):
         rows += serving_rows() + published_rows()
     summary = summarize(rows)

@@ -18,8 +18,9 @@ Continuous batching at a closed-loop concurrency ``B`` (``vllm bench serve
 TPOT`` in the system (Little's law gives the completion rate), prefill chunks of new
 requests ride along the decode steps of running ones (vLLM's chunked prefill, decode
 first, then prefill up to ``max_num_batched_tokens``), which slows TPOT; a new
-request's prompt takes ``ceil(P / free budget)`` mixed steps plus, on average, half a
-step of waiting for the step in flight.  Metrics follow ``vllm bench serve``.
+request's prompt takes ``ceil(P / free budget)`` mixed steps after queueing behind the
+*other* clients' prompts (a request never waits for itself: at concurrency 1 TTFT is
+the prefill alone).  Metrics follow ``vllm bench serve``.
 """
 
 from __future__ import annotations
@@ -152,6 +153,51 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     return Step(total * layout.pp + handoff * (layout.pp - 1), bound)
 
 
+def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
+                 eff: Efficiency, budget: int, running: int, prompt: int, output: int, decoding: float,
+                 decode_step: float) -> float:
+    """TTFT of a request arriving desynchronised among ``running`` closed-loop clients
+    whose requests each spend TTFT + ``decoding`` seconds in the system.
+
+    A request never waits for itself: by the arrival theorem of closed queueing networks
+    (Reiser and Lavenberg 1980, Mean-Value Analysis; Schweitzer's approximation for the
+    queue seen), an arriving request finds the engine as the *other* ``running - 1``
+    clients load it.  Those decode while its prompt is prefilled in ceil(P / free) mixed
+    steps.  The engine's work for a prompt is what its chunks add to a step that
+    streams the weights anyway (a short prompt adds almost nothing; a long one adds its
+    prefill compute), so the request waits behind the others' prompts as in an M/D/1
+    queue of that work (never behind more than all of them), and, when any are
+    decoding, half a step on average for the step in flight.  A lone client
+    (``running = 1``) therefore sees an idle engine: TTFT is its prefill alone.  The
+    others' request rate depends on the TTFT they see too (each client's cycle is TTFT
+    + decoding), so TTFT is the fixed point of that loop, found by bisection (the wait
+    falls as the cycle grows).
+    """
+    others = running - 1
+    free = max(1, budget - others)
+    full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
+    idle = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, 0, 0).seconds    # a step that only streams weights
+    service = work = 0.0
+    for chunk, count in ((free, full), (rest, 1 if rest else 0)):
+        if count:
+            step = step_time(cost, arch, layout, gpu, fmt, eff, others, prompt + output / 2, chunk, prompt / 2)
+            service += count * step.seconds
+            alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2).seconds
+            work += count * max(0.0, alone - idle)
+    in_flight = 0.5 * decode_step if others else 0.0
+
+    def seen(ttft: float) -> float:
+        rho = min(0.95, others * work / (ttft + eff.ttft_overhead_s + decoding))   # engine time on their prompts
+        queued = min(rho / (2 * (1 - rho)), others)      # M/D/1 mean wait in units of work, behind at most all others
+        return service + queued * work + in_flight
+
+    lo, hi = service + in_flight, seen(service + in_flight)
+    for _ in range(60):          # seen() falls as its argument grows: one crossing in [lo, hi]
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if seen(mid) > mid else (lo, mid)
+    return hi
+
+
 @dataclass(frozen=True)
 class ServingResult:
     ttft_seconds: float
@@ -233,18 +279,8 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     wave_ttft = sum(ttfts) / len(ttfts)
     tpot = sum(tpots) / len(tpots)
     wave = max(t + p * max(0, output - 1) for t, p in zip(ttfts, tpots))
-    # desynchronised arrivals: a prompt joins the running decodes in ceil(P / free) mixed
-    # steps, after queueing behind other prompts (M/D/1 wait, utilisation rho)
-    free = max(1, budget - running)
-    full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
-    service = 0.0
-    for chunk, count in ((free, full), (rest, 1 if rest else 0)):
-        if count:
-            step = step_time(cost, arch, layout, gpu, fmt, eff, running, prompt + output / 2, chunk, prompt / 2)
-            service += count * step.seconds
-    rate = running / (wave_ttft + max(0, output - 1) * tpot)
-    rho = min(0.95, rate * service)
-    steady_ttft = service + rho / (2 * (1 - rho)) * service + 0.5 * decode_step
+    steady_ttft = _steady_ttft(cost, arch, layout, gpu, fmt, eff, budget, running, prompt, output,
+                               max(0, output - 1) * tpot, decode_step)
     burst = 1 / waves if waves > 1 else 1.0
     ttft = burst * wave_ttft + (1 - burst) * steady_ttft + eff.ttft_overhead_s
     ttft += (clients / running - 1) * wave          # waiting for a KV slot

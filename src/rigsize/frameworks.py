@@ -1,0 +1,100 @@
+"""Fine-tuning frameworks' documented memory defaults, from ``data/frameworks.toml``.
+
+A ``Recipe`` is what a framework does by default for one task (adapter dtype, loss,
+optimizer placement, gradient checkpointing...) with the user's own options applied
+on top.  ``memory.py`` and ``activations.py`` read only the ``Recipe``; every default
+carries its ``source`` and ``as_of`` in the data file (``provenance`` returns them).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+FRAMEWORKS: tuple[str, ...] = ("hf", "trl", "deepspeed", "megatron", "fsdp", "torchtitan", "torchtune",
+                               "unsloth", "llamafactory")
+Loss = Literal["full", "chunked", "fused"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One framework's memory-relevant behaviour for one task (see data/frameworks.toml FIELDS)."""
+
+    param_bits: int = 16
+    grad_bits: int = 16
+    master_weights: bool = False
+    persistent_grads: bool = False
+    adapter_bits: int = 32
+    optimizer: str = "adamw"
+    paged_optimizer: bool = False
+    optimizer_in_backward: bool = False
+    loss: Loss = "full"
+    loss_chunks: int = 1
+    activation_offload: bool = False
+    recompute: str = "none"
+    upcast_unquantized: bool = False
+    reduce_bucket_elements: int = 0
+
+
+_FIELDS = frozenset(Recipe.__dataclass_fields__)
+
+
+@cache
+def data() -> dict[str, Any]:
+    return tomllib.loads(resources.files("rigsize.data").joinpath("frameworks.toml").read_text())
+
+
+def _chain(framework: str, task: str) -> list[dict[str, Any]]:
+    """Tables applied in order: hf.all, hf.<task>, <fw>.all, <fw>.<task>."""
+    d = data()
+    out = [d["hf"].get("all", {}), d["hf"].get(task, {})]
+    if framework != "hf":
+        out += [d[framework].get("all", {}), d[framework].get(task, {})]
+    return out
+
+
+def provenance(framework: str, task: str) -> dict[str, dict[str, Any]]:
+    """Each field's applied default with its source and date."""
+    merged: dict[str, dict[str, Any]] = {}
+    for table in _chain(framework, task):
+        merged.update({k: v for k, v in table.items() if k in _FIELDS})
+    return merged
+
+
+def defaults(framework: str, task: str) -> Recipe:
+    """The framework's documented defaults for ``task`` (finetune, lora, qlora, pretrain)."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}")
+    return Recipe(**{k: v["value"] for k, v in provenance(framework, task).items()})
+
+
+def recipe(framework: str, task: str, *, optimizer: str | None = None, recompute: str | None = None,
+           optimizer_in_backward: bool | None = None, chunked_loss: bool | None = None,
+           adapter_dtype: str | None = None, activation_offload: bool | None = None) -> Recipe:
+    """Defaults with the user's options on top (None: keep the default).
+
+    A user-chosen optimizer drops the default's paging (torchtune's default is
+    bitsandbytes' ``PagedAdamW8bit``; ``--optimizer adamw-8bit`` is the unpaged ``AdamW8bit``).  ``chunked_loss=False`` means the full fp32 loss;
+    ``True`` keeps a fused default and otherwise chunks (8 chunks, torchtune's default,
+    where the framework names none)."""
+    r = defaults(framework, task)
+    changes: dict[str, Any] = {}
+    if optimizer is not None:
+        changes.update(optimizer=optimizer, paged_optimizer=False)
+    if recompute is not None:
+        changes["recompute"] = recompute
+    if optimizer_in_backward is not None:
+        changes["optimizer_in_backward"] = optimizer_in_backward
+    if chunked_loss is not None:
+        if not chunked_loss:
+            changes.update(loss="full", loss_chunks=1)
+        elif r.loss == "full":
+            changes.update(loss="chunked", loss_chunks=max(r.loss_chunks, 8) if r.loss_chunks > 1 else 8)
+    if adapter_dtype is not None:
+        changes["adapter_bits"] = {"bf16": 16, "fp32": 32}[adapter_dtype]
+    if activation_offload is not None:
+        changes["activation_offload"] = activation_offload
+    return replace(r, **changes)

@@ -1,0 +1,103 @@
+"""Properties of the continuous-batching simulation (rigsize.serving).
+
+A closed-loop client never waits for its own request: at concurrency 1 the engine is
+idle when a request arrives, so TTFT is the prefill alone and cannot depend on how many
+tokens the request will later generate.  More prompt or more clients never make the
+first token arrive sooner.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rigsize
+from rigsize.formats import resolve_kv_format, resolve_weight_format
+from rigsize.hardware import resolve_gpu
+from rigsize.layout import Layout
+from rigsize.models import resolve_model
+from rigsize.roofline import efficiency
+from rigsize.runtime import engine_for
+from rigsize.serving import serve
+
+# (preset, gpu, tp, ep, weights): dense and MoE, one GPU and tensor-parallel
+SETUPS = [
+    ("llama-3.1-8b", "H100", 1, 1, "bf16"),
+    ("llama-3.1-70b", "H200", 4, 1, "fp8"),
+    ("mixtral-8x7b", "H100", 2, 2, "bf16"),
+]
+
+
+@cache
+def _setup(i: int, engine: str) -> tuple:
+    preset, gpu_name, tp, ep, weights = SETUPS[i]
+    gpu = resolve_gpu(gpu_name)
+    eff, _ = efficiency("inference", gpu, engine=engine)
+    return (resolve_model(preset).arch, Layout(tp=tp, ep=ep), gpu, resolve_weight_format(weights),
+            resolve_kv_format("bf16"), eff, engine_for(gpu))
+
+
+def _ttft(i: int, engine: str, concurrency: int, prompt: int, output: int, kv_tokens: int | None,
+          waves: float) -> float:
+    arch, layout, gpu, fmt, kv, eff, eng = _setup(i, engine)
+    capacity = None if kv_tokens is None else max(1, kv_tokens // (prompt + output))
+    return serve(arch, layout, gpu, fmt, kv, eff, eng, concurrency, prompt, output,
+                 kv_capacity=capacity, waves=waves).ttft_seconds
+
+
+setup = st.integers(0, len(SETUPS) - 1)
+engines = st.sampled_from(["vllm", "sglang", "trtllm"])
+prompts = st.integers(1, 16384)
+outputs = st.integers(1, 4096)
+kv_pools = st.one_of(st.none(), st.integers(2_000, 2_000_000))   # KV cache size in tokens
+wave_counts = st.sampled_from([math.inf, 10.0, 1.0])             # steady service, InferenceMAX, one burst
+
+
+@settings(max_examples=60, deadline=None)
+@given(setup, engines, prompts, outputs, outputs, wave_counts)
+def test_batch1_ttft_does_not_depend_on_output(i, engine, prompt, out_a, out_b, waves) -> None:
+    a = _ttft(i, engine, 1, prompt, out_a, None, waves)
+    b = _ttft(i, engine, 1, prompt, out_b, None, waves)
+    assert math.isclose(a, b, rel_tol=1e-12), (a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(setup, engines, prompts, st.integers(1, 4096), outputs, kv_pools, wave_counts)
+def test_ttft_never_falls_as_the_prompt_grows(i, engine, prompt, more, output, kv_tokens, waves) -> None:
+    if kv_tokens is not None and kv_tokens < prompt + more + output:
+        kv_tokens = None     # the longer request must still fit one sequence
+    short = _ttft(i, engine, 4, prompt, output, kv_tokens, waves)
+    long = _ttft(i, engine, 4, prompt + more, output, kv_tokens, waves)
+    assert long >= short * (1 - 1e-12), (short, long)
+
+
+@settings(max_examples=60, deadline=None)
+@given(setup, engines, st.integers(1, 256), st.integers(1, 256), st.integers(1, 8192), outputs, kv_pools,
+       wave_counts)
+def test_ttft_never_falls_as_concurrency_grows(i, engine, c, more, prompt, output, kv_tokens, waves) -> None:
+    if kv_tokens is not None and kv_tokens < prompt + output:
+        kv_tokens = None
+    few = _ttft(i, engine, c, prompt, output, kv_tokens, waves)
+    many = _ttft(i, engine, c + more, prompt, output, kv_tokens, waves)
+    assert many >= few * (1 - 1e-12), (few, many)
+
+
+def test_batch1_ttft_is_the_prefill_alone() -> None:
+    """The issue's case: 760 / 230 / 81 ms at output 1 / 2 / 128 before the fix.  Now one
+    number, and it is the time of the prompt's prefill steps on an idle engine plus the
+    fitted fixed TTFT overhead (no queueing term)."""
+    from rigsize.serving import model_cost, step_time
+
+    ttfts = {o: rigsize.estimate("llama-3.1-8b", prompt=4096, output=o).performance.ttft_seconds
+             for o in (1, 2, 128)}
+    assert len({round(v, 12) for v in ttfts.values()}) == 1, ttfts
+    arch, layout, gpu, fmt, kv, eff, eng = _setup(0, "vllm")
+    cost = model_cost(arch, layout, fmt, kv)
+    full, rest = divmod(4096, eng.max_num_batched_tokens)
+    prefill = full * step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, eng.max_num_batched_tokens, 2048).seconds
+    if rest:
+        prefill += step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, rest, 2048).seconds
+    assert math.isclose(ttfts[128], prefill + eff.ttft_overhead_s, rel_tol=1e-9)
