@@ -45,7 +45,8 @@ from rigsize.units import BITS_PER_BYTE
 Impl = Literal["hf", "megatron"]
 Recompute = Literal["none", "selective", "full"]
 Attn = Literal["flash", "eager"]
-Stage = Literal["first", "last"]
+Loss = Literal["full", "chunked", "fused"]
+Stage = Literal["first", "middle", "last"]
 
 FP32_BYTES = 4     # RMSNorm upcasts, softmax statistics, logits upcast for the loss
 INDEX_BYTES = 8    # int64 token ids, gather/scatter indices
@@ -191,9 +192,13 @@ def _layers(arch: Architecture) -> tuple[_Layer, ...]:
     return tuple(_layer_of(arch, by_layer.get(i, [])) for i in range(arch.num_hidden_layers))
 
 
-def _stage_layers(arch: Architecture, pp: int, layers_on_stage: int | None, stage: Stage) -> tuple[_Layer, ...]:
-    """The first (or last) ``layers_on_stage`` layers; default ``ceil(L / pp)``."""
+def _stage_layers(arch: Architecture, pp: int, layers_on_stage: int | None, stage: Stage,
+                  indices: range | None = None) -> tuple[_Layer, ...]:
+    """The stage's layers: ``indices`` when given, else the first (or last)
+    ``layers_on_stage`` layers; default ``ceil(L / pp)``."""
     all_layers = _layers(arch)
+    if indices is not None:
+        return tuple(all_layers[i] for i in indices if 0 <= i < len(all_layers))
     n = math.ceil(len(all_layers) / pp) if layers_on_stage is None else layers_on_stage
     n = max(0, min(n, len(all_layers)))
     return all_layers[:n] if stage == "first" else all_layers[len(all_layers) - n:]
@@ -384,16 +389,18 @@ def _hf_layer(c: _Hf, L: _Layer, rg_in: bool) -> dict[str, int]:
     return parts
 
 
-def _hf_embedding(c: _Hf, arch: Architecture, recompute: Recompute) -> int:
-    """Inputs kept once per forward: the token ids ``EmbeddingBackward0`` keeps (trainable
-    embedding), Gemma's scalar embed scale, and the rotary cos/sin tables
-    ``(1, seq, head_dim)`` that every layer's ``q * cos`` / ``rotate_half(q) * sin`` keep.
-    Under gradient checkpointing the checkpoints also hold each layer's keyword inputs
-    alive: ``position_ids`` and, for eager attention, the additive ``(batch, 1, seq, seq)``
-    mask in the model dtype (one per attention type: full, sliding)."""
+def _hf_embedding(c: _Hf, arch: Architecture, recompute: Recompute, first: bool = True) -> int:
+    """Inputs kept once per forward: on the first stage, the token ids
+    ``EmbeddingBackward0`` keeps (trainable embedding) and Gemma's scalar embed scale; on
+    every stage that runs layers, the rotary cos/sin tables ``(1, seq, head_dim)`` that
+    every layer's ``q * cos`` / ``rotate_half(q) * sin`` keep (each stage computes its
+    own).  Under gradient checkpointing the checkpoints also hold each layer's keyword
+    inputs alive: ``position_ids`` and, for eager attention, the additive
+    ``(batch, 1, seq, seq)`` mask in the model dtype (one per attention type: full,
+    sliding)."""
     seq_local = c.tokens // c.batch
-    b = INDEX_BYTES * c.tokens if c.full_ft else 0
-    if arch.model_type in _GEMMA_NORM and c.full_ft:
+    b = INDEX_BYTES * c.tokens if c.full_ft and first else 0
+    if arch.model_type in _GEMMA_NORM and c.full_ft and first:
         b += c.a
     rope_dim = arch.head_dim if arch.attention == "standard" else 0
     b += 2 * c.a * seq_local * rope_dim
@@ -435,7 +442,7 @@ def _hf(arch: Architecture, layers: tuple[_Layer, ...], c: _Hf, recompute: Recom
             parts[key] = parts.get(key, 0) + val
         per_layer.append(sum(p.values()))
     working = max(full, default=0) if recompute == "full" else 0
-    emb = _hf_embedding(c, arch, recompute) if stage_first else 0
+    emb = _hf_embedding(c, arch, recompute, stage_first) if (stage_first or layers) else 0
     out = _hf_output(c, arch) if stage_last else 0
     return per_layer, parts, emb, out, working
 
@@ -505,6 +512,23 @@ def _megatron(arch: Architecture, layers: tuple[_Layer, ...], *, tokens: int, se
     return per_layer, parts, emb, out, working
 
 
+def _loss_logits(tokens: int, vocab: int, a: int, loss: Loss, chunks: int, impl_hf: bool) -> int:
+    """Bytes the cross-entropy keeps for the logits of one micro-batch.
+
+    ``"full"``: the fp32 log-softmax output of every token (transformers' ``ForCausalLMLoss``
+    upcasts the logits; Korthikanti et al. sec. 4.3: 4sbv), with hf's backward transient of two
+    more fp32 copies (``_hf_output``; Megatron's vocab-parallel cross-entropy works in place).  ``"chunked"`` (torchtune
+    ``CEWithChunkedOutputLoss``): the lm_head's model-dtype logits of every token, upcast to
+    fp32 one chunk of ``tokens / chunks`` at a time.  ``"fused"`` (Unsloth with Apple's Cut
+    Cross-Entropy, Wijmans et al. 2024, arXiv:2411.09009): the logits are never materialised;
+    one fp32 log-sum-exp per token is kept."""
+    if loss == "fused":
+        return FP32_BYTES * tokens
+    if loss == "chunked":   # + one chunk's fp32 upcast
+        return tokens * vocab * a + math.ceil(tokens / max(chunks, 1)) * vocab * FP32_BYTES
+    return tokens * vocab * FP32_BYTES * (3 if impl_hf else 1)
+
+
 # ----------------------------------------------------------------------------------
 # Public entry point
 # ----------------------------------------------------------------------------------
@@ -514,9 +538,16 @@ def activation_bytes(
     attn: Attn = "flash", lora: LoraSpec | None = None, tp: int = 1, sp: bool = False, cp: int = 1,
     pp: int = 1, layers_on_stage: int | None = None, in_flight_microbatches: int | None = None,
     stage: Stage = "first", dtype_bits: int = 16, dropout: bool | None = None, softcap: bool | None = None,
-    mask_bits: int = 8,
+    mask_bits: int = 8, layers: range | None = None, first: bool | None = None, last: bool | None = None,
+    loss: Loss = "full", loss_chunks: int = 1, offload: bool = False, loss_transient: bool = False,
 ) -> ActivationBreakdown:
     """Bytes of activations kept for the backward pass on one GPU of pipeline ``stage``.
+
+    The stage's parts: the first stage keeps the embedding's inputs, the last the final
+    norm, lm_head input, logits and loss, a middle stage neither (``stage="middle"``);
+    with ``pp == 1`` the one stage keeps both.  ``layers`` (decoder layer indices) and
+    ``first``/``last`` describe a stage exactly (``rigsize.layout.Stage``) and take
+    precedence over ``stage`` and ``layers_on_stage``.
 
     ``in_flight_microbatches``: micro-batches whose activations the stage holds at once;
     default 1F1B (Narayanan et al. 2021; Korthikanti et al. sec. 4.2.3): ``pp`` on the
@@ -528,6 +559,14 @@ def activation_bytes(
     ``recompute="selective"``: hf has no selective recomputation, so it counts as none.
     ``mask_bits``: one dropout-mask element; 8 (bool) for CUDA's fused dropout, which is
     what Korthikanti et al. count; torch's CPU dropout keeps its mask in the input dtype.
+    ``loss`` / ``loss_chunks``: how the cross-entropy holds the logits (``_loss_logits``).
+    ``offload``: saved activations move to host memory as the forward pass produces them
+    (torchtune ``enable_activation_offloading``, Unsloth's offloaded gradient checkpointing):
+    the GPU keeps one layer's worth in flight, not every layer's.
+    ``loss_transient``: add what the loss's backward allocates beside the saved tensors (hf's
+    full fp32 loss: nll_loss's fp32 gradient of the log-probabilities and
+    ``_log_softmax_backward_data``'s fp32 gradient of the logits, both [tokens, vocab], while
+    the saved output is alive; PyTorch ``derivatives.yaml``): the memory peak, not a saved tensor.
     """
     checks = (("micro_batch", micro_batch), ("seq", seq), ("tp", tp), ("cp", cp), ("pp", pp),
               ("in_flight_microbatches", in_flight_microbatches or 1))
@@ -540,9 +579,10 @@ def activation_bytes(
     a = dtype_bits // BITS_PER_BYTE
     seq_local = math.ceil(seq / cp)
     tokens = micro_batch * seq_local
-    first, last = stage == "first" or pp == 1, stage == "last" or pp == 1
-    in_flight = in_flight_microbatches or (pp if stage == "first" else 1)
-    layers = _stage_layers(arch, pp, layers_on_stage, stage)
+    first = (stage == "first" or pp == 1) if first is None else first
+    last = (stage == "last" or pp == 1) if last is None else last
+    in_flight = in_flight_microbatches or (pp if first else 1)
+    stage_layers = _stage_layers(arch, pp, layers_on_stage, stage, layers)
     drop = (impl == "megatron") if dropout is None else dropout
     if impl == "hf":
         if recompute == "selective":
@@ -562,7 +602,7 @@ def activation_bytes(
                 softcap=(arch.model_type in _SOFTCAP) if softcap is None else softcap, attn_dropout=drop,
                 routing_bytes=FP32_BYTES if arch.model_type in _FP32_ROUTING else a,
                 norm_topk=True, mask_bytes=mask_bits // BITS_PER_BYTE, lora=lora)
-        per_layer, parts, emb, out, working = _hf(arch, layers, c, recompute, first, last)
+        per_layer, parts, emb, out, working = _hf(arch, stage_layers, c, recompute, first, last)
     else:
         if lora is not None:
             notes.append("megatron accounting ignores LoRA (frozen weights keep the same activations)")
@@ -573,10 +613,14 @@ def activation_bytes(
             notes.append("flash attention keeps no s x s scores: the 5as/h term of eq. 1 becomes an fp32 "
                          "logsumexp per head, as under selective recomputation")
         per_layer, parts, emb, out, working = _megatron(
-            arch, layers, tokens=tokens, seq=seq, a=a, attn=attn, recompute=recompute, dropout=drop,
+            arch, stage_layers, tokens=tokens, seq=seq, a=a, attn=attn, recompute=recompute, dropout=drop,
             mask=mask_bits // BITS_PER_BYTE, tp=tp, sp=sp, stage_first=first, stage_last=last,
             in_flight=in_flight)
-    in_layers = sum(per_layer) * in_flight
+    if last and (loss != "full" or loss_transient):   # replace the fp32 logits of the whole micro-batch
+        vocab = arch.vocab_size // tp if impl == "megatron" else arch.vocab_size
+        hf = impl == "hf" and loss_transient
+        out += _loss_logits(tokens, vocab, a, loss, loss_chunks, hf) - _loss_logits(tokens, vocab, a, "full", 1, False)
+    in_layers = max(per_layer, default=0) if offload else sum(per_layer) * in_flight
     return ActivationBreakdown(
         impl=impl, recompute=recompute, attn=attn, per_layer=tuple(per_layer),
         layer_parts=MappingProxyType(parts), in_flight_microbatches=in_flight, layers=in_layers,

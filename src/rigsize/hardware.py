@@ -16,7 +16,10 @@ import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
+
 from typing import Any, Literal
+
+from rigsize.units import GiB as GIB
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -62,6 +65,9 @@ class GPU(BaseModel):
     memory_bytes: int = Field(gt=0, description="Nameplate capacity in bytes")
     memory_bytes_visible: int | Unknown = Field(
         "unknown", description="Total the runtime reports (nvidia-smi / torch.cuda.mem_get_info)")
+    memory_cuda_gib: float | Unknown = Field(
+        "unknown", description="Total CUDA reports (torch.cuda.mem_get_info()[1], vLLM's total_gpu_memory), "
+        "GiB as printed; below nvidia-smi's total by what the driver keeps")
     hbm_bytes_per_second: float | Unknown = Field(description="Peak memory bandwidth")
 
     @field_validator("hbm_bytes_per_second")
@@ -104,8 +110,17 @@ class GPU(BaseModel):
 
     @property
     def usable_memory_bytes(self) -> int:
-        """What the runtime exposes; the nameplate where that was never measured."""
+        """What the runtime can allocate: CUDA's reported total where measured, else
+        nvidia-smi's total, else the nameplate (``usable_memory_basis`` says which)."""
+        if self.memory_cuda_gib != "unknown":
+            return int(float(self.memory_cuda_gib) * GIB)
         return self.memory_bytes if self.memory_bytes_visible == "unknown" else int(self.memory_bytes_visible)
+
+    @property
+    def usable_memory_basis(self) -> str:
+        if self.memory_cuda_gib != "unknown":
+            return "cuda"
+        return "nameplate" if self.memory_bytes_visible == "unknown" else "nvidia-smi"
 
     def supports(self, dtype: str) -> bool:
         return dtype in self.dense_flops

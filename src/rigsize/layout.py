@@ -14,11 +14,12 @@ from typing import Literal
 from rigsize import formats
 from rigsize.architecture import Architecture
 from rigsize.errors import PlanError
+from rigsize.frameworks import Recipe, defaults
 from rigsize.formats import WeightFormat
 from rigsize.messages import Note
 
 Task = Literal["inference", "finetune", "lora", "qlora", "pretrain"]
-Framework = Literal["deepspeed", "megatron", "fsdp", "hf"]
+Framework = Literal["hf", "trl", "deepspeed", "megatron", "fsdp", "torchtitan", "torchtune", "unsloth", "llamafactory"]
 TRAINING_TASKS = ("finetune", "lora", "qlora", "pretrain")
 
 
@@ -35,6 +36,8 @@ class Layout:
     zero: int = 0
     offload: Literal["none", "optimizer", "params"] = "none"
     recompute: Literal["none", "selective", "full"] = "none"
+    pp_first_layers: int | None = None   # Megatron --decoder-first-pipeline-num-layers
+    pp_last_layers: int | None = None    # Megatron --decoder-last-pipeline-num-layers
 
     @property
     def gpus(self) -> int:
@@ -81,14 +84,94 @@ class Workload:
     optimizer: Literal["adamw", "adamw-8bit", "adamw-bf16"] = "adamw"
     lora_rank: int = 16
     lora_targets: frozenset[str] | None = None   # None: all linear layers
+    recipe: Recipe | None = None   # the framework's defaults with the user's options; None: defaults
 
     @property
     def training(self) -> bool:
         return self.task in TRAINING_TASKS
 
     @property
+    def settings(self) -> Recipe:
+        """The recipe in force (``data/frameworks.toml`` defaults unless one was given)."""
+        if self.recipe is not None:
+            return self.recipe
+        return defaults(self.framework, self.task if self.training else "finetune")
+
+    @property
     def grad_accum(self) -> int:
         return max(1, self.global_batch // max(1, self.batch))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: its decoder layers and whether it holds the model's ends.
+
+    The first stage holds the embedding; the last the final norm, the lm_head, the
+    logits and the loss; a middle stage neither; with pp = 1 the only stage is both."""
+
+    index: int
+    layers: range
+    first: bool
+    last: bool
+
+    @property
+    def role(self) -> Literal["only", "first", "middle", "last"]:
+        if self.first and self.last:
+            return "only"
+        return "first" if self.first else ("last" if self.last else "middle")
+
+
+def stage_sizes(n_layers: int, pp: int, first: int | None = None, last: int | None = None) -> list[int]:
+    """Decoder layers per pipeline stage.
+
+    - With ``first``/``last`` (Megatron-LM's ``--decoder-first-pipeline-num-layers`` /
+      ``--decoder-last-pipeline-num-layers``, ``megatron/core/transformer/
+      transformer_block.py`` ``get_num_layers_to_build``): the end stages hold those
+      layers and the rest split evenly over the other stages (``megatron_stage_problem``
+      says when Megatron refuses).
+    - Otherwise an even split, the remainder given one each to the stages before the
+      last, from the second-to-last backwards: vLLM's ``get_pp_indices``
+      (``vllm/distributed/utils.py``; the last stage also holds the lm_head).  When pp
+      divides the layers this is Megatron-LM's split too (Megatron refuses the rest:
+      ``megatron/training/arguments.py``, "Number of layers should be divisible by the
+      pipeline-model-parallel size").
+    """
+    if pp > 1 and (first is not None or last is not None):
+        fixed = {i: n for i, n in ((0, first), (pp - 1, last)) if n is not None}
+        each = (n_layers - sum(fixed.values())) // (pp - len(fixed)) if pp > len(fixed) else 0
+        return [fixed.get(i, each) for i in range(pp)]
+    out = [n_layers // pp] * pp
+    for i in range(n_layers % pp):
+        out[-2 - i if pp > 1 else 0] += 1
+    return out
+
+
+def megatron_stage_problem(n_layers: int, pp: int, first: int | None, last: int | None) -> str | None:
+    """Why Megatron-LM would refuse this layer split (None when it accepts it)."""
+    if first is None and last is None:
+        if n_layers % pp:
+            ok = ", ".join(str(d) for d in divisors(n_layers, 64) if d > 1) or "1"
+            return (f"pp={pp} does not divide the {n_layers} layers (Megatron-LM requires it); use pp {ok}, or give "
+                    "--pp-first-layers/--pp-last-layers (Megatron's --decoder-first/last-pipeline-num-layers)")
+        return None
+    given = [x for x in (first, last) if x is not None]
+    if pp == 1:
+        return "--pp-first-layers/--pp-last-layers need pp > 1"
+    rest, free = n_layers - sum(given), pp - len(given)
+    if rest < 0 or (free == 0 and rest != 0) or (free > 0 and rest % free):
+        return (f"with {sum(given)} layers on the end stages, the other {rest} of {n_layers} layers do not split "
+                f"evenly over the remaining {free} stages (Megatron-LM requires it)")
+    return None
+
+
+def pipeline_stages(n_layers: int, layout: Layout) -> tuple[Stage, ...]:
+    """Every pipeline stage of ``layout`` with its layers (see ``stage_sizes``)."""
+    sizes = stage_sizes(n_layers, layout.pp, layout.pp_first_layers, layout.pp_last_layers)
+    out, start = [], 0
+    for i, n in enumerate(sizes):
+        out.append(Stage(i, range(start, start + n), first=i == 0, last=i == layout.pp - 1))
+        start += n
+    return tuple(out)
 
 
 def divisors(n: int, limit: int) -> list[int]:
@@ -176,6 +259,15 @@ def validate_layout(arch: Architecture, layout: Layout, workload: Workload) -> N
         raise PlanError("plan.invalid", why=problems[0])
     if layout.pp > arch.num_hidden_layers:
         raise PlanError("plan.invalid", why=f"pp={layout.pp} exceeds the {arch.num_hidden_layers} layers")
+    ends = layout.pp_first_layers is not None or layout.pp_last_layers is not None
+    if ends and not (workload.training and workload.framework == "megatron"):
+        raise PlanError("plan.invalid", why="--pp-first-layers/--pp-last-layers follow Megatron-LM's uneven "
+                        "pipeline split; use them with --framework megatron")
+    if workload.training and workload.framework == "megatron" and layout.pp > 1:
+        problem = megatron_stage_problem(arch.num_hidden_layers, layout.pp, layout.pp_first_layers,
+                                         layout.pp_last_layers)
+        if problem:
+            raise PlanError("plan.invalid", why=problem)
     if layout.ep > 1:
         if not arch.num_experts:
             raise PlanError("plan.invalid", why=f"ep={layout.ep} needs a mixture-of-experts model")
@@ -193,6 +285,12 @@ def validate_layout(arch: Architecture, layout: Layout, workload: Workload) -> N
     if workload.framework == "hf" and (layout.tp > 1 or layout.pp > 1 or layout.cp > 1):
         raise PlanError("plan.invalid", why="transformers' Trainer scales by data parallelism only; use "
                         "--framework megatron for tp/pp/cp, or deepspeed/fsdp with --zero")
+    if workload.framework in ("trl", "unsloth", "llamafactory") and (layout.tp > 1 or layout.pp > 1 or layout.cp > 1):
+        raise PlanError("plan.framework_dp_only", framework=workload.framework)
+    per_rank = workload.global_batch // (workload.batch * layout.dp)
+    if workload.settings.optimizer_in_backward and per_rank > 1:
+        raise PlanError("plan.optimizer_in_backward_accum", global_batch=workload.global_batch, accum=per_rank,
+                        batch=workload.batch, one=workload.batch * layout.dp)
     if workload.framework == "megatron" and layout.zero > 1:
         raise PlanError("plan.invalid", why="Megatron's distributed optimizer is ZeRO-1 (--zero 1); "
                         "use --framework deepspeed or fsdp for ZeRO-2/3")

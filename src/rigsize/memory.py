@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from rigsize import formats, runtime
 from rigsize.architecture import Architecture
 from rigsize.formats import KVFormat, WeightFormat
+from rigsize.frameworks import Recipe
 from rigsize.hardware import GPU
-from rigsize.layout import Layout, Workload
+from rigsize.layout import Layout, Stage, Workload, pipeline_stages
 from rigsize.tensors import LINEAR_ROLES, Tensor
 
 
@@ -44,49 +46,62 @@ class MemoryResult:
     kv_bytes_per_sequence: int       # on the busiest stage's ranks, at the requested length (0 in training)
     max_concurrency: int | None      # inference: sequences of the requested length that fit
     details: dict[str, int] = field(default_factory=dict)   # sub-parts (overhead terms, activation terms...)
+    stages: tuple[tuple[Stage, Parts], ...] = ()           # every pipeline stage with its own parts
+    kv: KVCapacity | None = None                            # inference: the KV pool and what it holds
+
+    @property
+    def starts(self) -> bool:
+        """The engine starts: vLLM refuses to when one request of max_model_len tokens
+        cannot be held (vllm_budget_rules.md sec. 5)."""
+        return self.kv is None or self.kv.starts
 
     @property
     def fits(self) -> bool:
-        return self.per_gpu.total <= self.usable_bytes
+        return self.per_gpu.total <= self.usable_bytes and self.starts
 
     @property
     def headroom_bytes(self) -> int:
         return self.usable_bytes - self.per_gpu.total
 
 
+@dataclass(frozen=True)
+class KVCapacity:
+    """The KV cache an inference engine would allocate, as vLLM reports it at start-up
+    (the smallest pool over pipeline stages; per data-parallel replica)."""
+
+    pool_bytes: int                 # KV budget on the tightest rank
+    tokens: int                     # "GPU KV cache size: N tokens" (blocks x block size)
+    max_model_len: int
+    concurrency_at_max_model_len: float   # "Maximum concurrency for max_model_len tokens per request"
+    max_context_single: int         # the longest context one request can have (vLLM's estimate_max_model_len)
+    max_context_at_concurrency: int  # the longest context at which --batch sequences fit at once
+    starts: bool
+
+
 # ----------------------------------------------------------------------------------
 # Which tensors a rank holds
 # ----------------------------------------------------------------------------------
 
-def stage_layers(n_layers: int, pp: int) -> list[range]:
-    """Layers per pipeline stage as vLLM's ``get_pp_indices`` assigns them: an even
-    split, with the remainder given to the stages before the last (the last stage
-    also holds the lm_head).  Megatron needs n_layers % pp == 0 unless told otherwise."""
-    sizes = [n_layers // pp] * pp
-    for i in range(n_layers % pp):
-        sizes[-2 - i if pp > 1 else 0] += 1
-    out, start = [], 0
-    for s in sizes:
-        out.append(range(start, start + s))
-        start += s
-    return out
+def stages(arch: Architecture, layout: Layout) -> tuple[Stage, ...]:
+    """The pipeline stages as the engines split the layers (``layout.stage_sizes``)."""
+    return pipeline_stages(arch.num_hidden_layers, layout)
 
 
-def stage_tensors(arch: Architecture, stage: int, pp: int) -> list[Tensor]:
-    """Tensors of one stage: its layers, the embedding on the first stage, the final
-    norm and lm_head on the last (a tied embedding is held by both, as Megatron and
-    vLLM do)."""
-    layers = stage_layers(arch.num_hidden_layers, pp)[stage]
-    first, last = stage == 0, stage == pp - 1
+def stage_tensors(arch: Architecture, stage: Stage) -> list[Tensor]:
+    """Tensors of one stage: its layers; the embedding (and any other input-side tensor)
+    on the first; the final norm and lm_head on the last; a middle stage holds neither.
+    A tied embedding is held by the last stage too: Megatron-LM keeps a copy there
+    (weights, gradients and optimizer state; ``LanguageModule.setup_embeddings_and_
+    output_layer``) and vLLM builds ``embed_tokens`` on the last rank to tie the head."""
     rows = []
     for t in arch.tensors:
         if t.layer is not None:
-            if t.layer in layers:
+            if t.layer in stage.layers:
                 rows.append(t)
         elif t.role in ("embed", "pos_embed", "other"):
-            if first or (t.role == "embed" and last and arch.tie_word_embeddings):
+            if stage.first or (t.role == "embed" and stage.last and arch.tie_word_embeddings):
                 rows.append(t)
-        elif last:   # final norm, lm_head
+        elif stage.last:   # final norm, lm_head
             rows.append(t)
     return rows
 
@@ -161,49 +176,51 @@ class StateBytes:
     optimizer: float
 
 
-def state_bytes(framework: str, optimizer: str, adapters: bool) -> StateBytes:
-    """Model-state bytes per trainable parameter.
+def state_bytes(recipe: Recipe, optimizer: str, adapters: bool) -> StateBytes:
+    """Model-state bytes per trainable parameter, from the framework's recipe
+    (``data/frameworks.toml``: parameter and gradient dtypes, fp32 master, adapter dtype).
 
-    - deepspeed: ZeRO paper (Rajbhandari et al. 2020, sec. 3.1): mixed-precision Adam
-      holds fp16/bf16 weights (2) and gradients (2) plus fp32 master weights,
-      momentum and variance (K = 12): 16 bytes.
-    - megatron: Megatron-Core keeps fp32 main gradients (``main_grad``): 2 + 4 + 12 =
-      18 bytes (Megatron-LM docs, "Distributed Optimizer" table: bf16 param, fp32 grads).
-    - fsdp: FSDP2 with ``MixedPrecisionPolicy(param_dtype=bf16)`` keeps sharded fp32
-      parameters (4), fp32 gradients (4) and Adam's two fp32 moments (8): 16 bytes;
-      the fp32 parameters are the master copy.
-    - hf: a model loaded in bf16 trained by ``torch.optim.AdamW``: states take the
-      parameter dtype (torch AdamW ``exp_avg``/``exp_avg_sq`` are ``zeros_like(p)``):
-      2 + 2 + 4 = 8 bytes.
+    - Weights and gradients take the recipe's ``param_bits`` / ``grad_bits`` (adapters:
+      ``adapter_bits`` for both).  Examples: DeepSpeed (ZeRO paper, Rajbhandari et al.
+      2020, sec. 3.1) 2 + 2; Megatron-Core 2 + 4 (fp32 ``main_grad``); FSDP2/torchtitan
+      4 + 4 (fp32 sharded parameters); transformers, torchtune, Unsloth 2 + 2 (bf16 model).
+    - adamw: Adam's two moments are ``zeros_like`` of the parameter the optimizer steps
+      (torch ``AdamW``): fp32 (4 + 4) where an fp32 master copy exists (DeepSpeed,
+      Megatron: + 4 for the master itself, K = 12 in the ZeRO paper) or the parameters
+      are fp32; the parameter dtype otherwise (bf16 model: 2 + 2; fp32 adapters: 4 + 4).
     - adamw-8bit: bitsandbytes 8-bit Adam (Dettmers et al. 2022, "8-bit Optimizers via
-      Block-wise Quantization"): one byte per moment (block-wise absmax aside);
-      adamw-bf16: both moments in bf16, no fp32 master.
-    - adapters (LoRA/QLoRA): PEFT keeps adapter weights in fp32
-      (``autocast_adapter_dtype=True``), so fp32 weights and gradients, fp32 moments.
+      Block-wise Quantization"): one byte per moment (block-wise absmax aside), plus the
+      fp32 master where the framework keeps one.
+    - adamw-bf16: both moments in bf16, no fp32 master, 16-bit weights and gradients.
     """
     if adapters:
-        moments = {"adamw": 8.0, "adamw-8bit": 2.0, "adamw-bf16": 4.0}[optimizer]
-        return StateBytes(4.0, 4.0, moments)
-    base = {
-        "deepspeed": StateBytes(2.0, 2.0, 12.0),
-        "megatron": StateBytes(2.0, 4.0, 12.0),
-        "fsdp": StateBytes(4.0, 4.0, 8.0),
-        "hf": StateBytes(2.0, 2.0, 4.0),
-    }[framework]
-    master = 0.0 if framework in ("hf", "fsdp") else 4.0
-    if optimizer == "adamw-8bit":
-        return StateBytes(base.weights, base.gradients, master + 2.0)
+        bits = recipe.adapter_bits
+        moments = {"adamw": 2 * bits / 8, "adamw-8bit": 2.0, "adamw-bf16": 4.0}[optimizer]
+        return StateBytes(bits / 8, bits / 8, moments)
     if optimizer == "adamw-bf16":
         return StateBytes(2.0, 2.0, 4.0)
-    return base
+    master = 4.0 if recipe.master_weights else 0.0
+    wide = recipe.master_weights or recipe.param_bits == 32
+    moments = {"adamw": 8.0 if wide else 2 * recipe.param_bits / 8, "adamw-8bit": 2.0}[optimizer]
+    return StateBytes(recipe.param_bits / 8, recipe.grad_bits / 8, master + moments)
 
 
-def _sharded_states(per_param: StateBytes, trainable: float, layout: Layout, shards: int) -> Parts:
+def _sharded_states(per_param: StateBytes, trainable: float, layout: Layout, shards: int,
+                    recipe: Recipe | None = None, largest: float = 0.0) -> Parts:
     """ZeRO stages (Rajbhandari et al. 2020, Figure 1): 1 shards optimizer states,
     2 also gradients, 3 also parameters, each over the data-parallel group holding the
     same parameters (``shards``: dp x cp for dense ones, the expert-data-parallel group
     for experts).  Megatron's distributed optimizer shards the fp32 master and moments
-    only (6 + 12/d bytes)."""
+    only (6 + 12/d bytes).
+
+    Optimizer states offloaded to CPU (ZeRO-Offload, Ren et al. 2021, sec. 4.1) or
+    paged by bitsandbytes (``cudaMallocManaged``, spilled to host under pressure) are
+    not charged.  ZeRO-Offload with ZeRO-2/3 also moves each gradient partition to CPU
+    memory as it is produced (Ren et al. 2021, sec. 4.1, Fig. 2: "the gradients are
+    offloaded to CPU"; DeepSpeed docs, offload_optimizer): the GPU keeps only the
+    reduction bucket (``reduce_bucket_size`` elements).  Optimizer-in-backward
+    (torchtune ``optimizer_in_bwd``) steps each parameter in its post-accumulate-grad
+    hook and frees its gradient: only the ``largest`` parameter's gradient is live."""
     d = shards
     z = layout.zero
     w = per_param.weights * trainable
@@ -215,9 +232,40 @@ def _sharded_states(per_param: StateBytes, trainable: float, layout: Layout, sha
         g /= d
     if z >= 3:
         w /= d
-    if layout.offload in ("optimizer", "params"):
+    if layout.offload in ("optimizer", "params") or (recipe is not None and recipe.paged_optimizer):
         o = 0.0
+    if recipe is not None and z >= 2 and layout.offload in ("optimizer", "params") and recipe.reduce_bucket_elements:
+        g = min(g, recipe.reduce_bucket_elements * per_param.gradients)
+    if recipe is not None and recipe.optimizer_in_backward:
+        g = min(g, largest * per_param.gradients)
     return Parts(weights=math.ceil(w), gradients=math.ceil(g), optimizer=math.ceil(o))
+
+
+def _upcast_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout) -> int:
+    """QLoRA through PEFT's ``prepare_model_for_kbit_training``: every bf16/fp16 parameter
+    that was not quantized (embeddings, lm_head, norms) is cast to fp32, 2 more bytes each."""
+    keep = ("embed", "pos_embed", "lm_head", "norm", "other")
+    return math.ceil(sum(2 * t.numel / shard_factor(t, arch, layout) for t in tensors if t.role in keep))
+
+
+def _backward_peak(acts: object, grads: int, recipe: Recipe, accumulation: int) -> tuple[int, int]:
+    """(activations, gradients) charged so that their sum is what coexists at the step's peak.
+
+    Backward frees each layer's saved activations as it produces that layer's gradients
+    and the loss frees the logits before the first layer is recomputed, so the peak is
+    the largest of: every layer's activations with the logits (start of backward); with
+    a recomputed layer's working set instead (first recomputation); and the gradients
+    with that working set (end of backward).  Gradients only start empty when
+    ``zero_grad(set_to_none=True)`` freed them and one micro-batch makes the step
+    (``persistent_grads`` false, no accumulation); a persistent gradient buffer
+    (Megatron's, DeepSpeed's contiguous one) coexists with everything."""
+    layers = acts.layers + acts.embedding                       # type: ignore[attr-defined]
+    logits, working = acts.logits_and_loss, acts.recompute_working_set   # type: ignore[attr-defined]
+    if recipe.persistent_grads or accumulation > 1:
+        return layers + max(logits, working), grads
+    peak = max(logits, working, grads + working - acts.layers)   # type: ignore[attr-defined]
+    # gradients are charged whole (their state size); activations get what coexists with them
+    return max(0, layers + peak - grads), grads
 
 
 # ----------------------------------------------------------------------------------
@@ -249,27 +297,50 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
     return total
 
 
-def _inference_activations(arch: Architecture, layout: Layout, workload: Workload, dtype_bytes: int,
-                           engine: runtime.Engine) -> int:
-    """Peak transient memory of a forward step, as vLLM measures it with a profiling
-    run of ``max_num_batched_tokens`` tokens (``gpu_model_runner.profile_run``):
-    one layer's live intermediates per token (residual, normed input, q/k/v, the
-    gated MLP's gate_up and activation; fused-MoE's three intermediate caches,
-    ``fused_moe.py``: M x topk x (2N + N + K)), plus the sampler's fp32 logits for up
-    to ``max_num_seqs`` sequences.  Like vLLM's budget, it depends on the engine's
-    batching limits, not on the requested concurrency (the KV cache takes the rest).
-    An estimate; vLLM prints the measured figure at start-up."""
-    tokens = engine.max_num_batched_tokens
+def _live_per_token(arch: Architecture, layout: Layout) -> float:
+    """Elements per token alive at the peak of one layer's forward pass (the caching
+    allocator frees each intermediate once its last reader ran): in attention the
+    residual, the normed input, the fused q/k/v output and the attention output
+    (``2h + 2q + 2kv``); in a gated MLP the residual, the normed input, the fused
+    gate_up output and SiluAndMul's output (``2h + 3I``: vLLM ``MergedColumnParallel
+    Linear`` + ``SiluAndMul``; transformers' ``act(gate(x)) * up(x)`` also holds three
+    I-wide tensors at the product); fused MoE's three intermediate caches,
+    ``fused_moe.py``: M x topk x (2N + N + K).  Widths are per tensor-parallel rank."""
     h, tp = arch.hidden_size, layout.tp
-    qkv = (arch.num_attention_heads + 2 * arch.num_key_value_heads) * arch.head_dim / tp
-    dense = 3 * h + qkv + 3 * arch.intermediate_size / tp
-    per_token = dense
+    q = arch.num_attention_heads * arch.head_dim / tp
+    kv = arch.num_key_value_heads * arch.head_dim / tp
+    per_token = max(2 * h + 2 * q + 2 * kv, 2 * h + 3 * arch.intermediate_size / tp)
     expert = next((t for t in arch.tensors if t.role == "expert_down"), None)
     if arch.num_experts and expert is not None:
         n = expert.shape[1] / layout.expert_tp
-        per_token = max(dense, 2 * h + arch.experts_per_token * (3 * n + h))
-    logits = min(engine.max_num_seqs, engine.max_num_batched_tokens) * arch.vocab_size * 4
-    return math.ceil(tokens * per_token * dtype_bytes + logits)
+        per_token = max(per_token, 2 * h + arch.experts_per_token * (3 * n + h))
+    return per_token
+
+
+def _inference_activations(arch: Architecture, layout: Layout, workload: Workload, dtype_bytes: int,
+                           engine: runtime.Engine, last: bool = True) -> int:
+    """Peak transient memory of a forward pass.
+
+    vLLM: the profiling run of ``max_num_batched_tokens`` tokens
+    (``gpu_model_runner.profile_run``; vllm_budget_rules.md sec. 2) with the live
+    intermediates of ``_live_per_token``, plus, on the last pipeline stage, the sampler
+    warm-up's fp32 logits for ``min(max_num_seqs, max_num_batched_tokens)`` rows.  Like
+    vLLM's budget it depends on the batching limits, not on the requested concurrency
+    (the KV cache takes the rest).  An estimate; vLLM prints the measured figure.
+
+    transformers ``generate()``: the prefill of every prompt at once; before 4.45 the
+    lm_head's output over every prompt token in the model dtype and its fp32 copy
+    (``logits.float()``), after it the next token's logits only
+    (data/runtime.toml [transformers.logits_to_keep])."""
+    vocab = arch.vocab_size
+    if engine.name == "transformers":
+        tokens = workload.batch * max(1, workload.prompt)
+        logits_rows = tokens if engine.prompt_logits else workload.batch
+        logits = logits_rows * vocab * (dtype_bytes + 4) if last else 0
+        return math.ceil(tokens * _live_per_token(arch, layout) * dtype_bytes + logits)
+    tokens = engine.max_num_batched_tokens
+    logits = min(engine.max_num_seqs, tokens) * vocab * 4 if last else 0
+    return math.ceil(tokens * _live_per_token(arch, layout) * dtype_bytes + logits)
 
 
 # transformers has no flash/SDPA path for these (Gemma 2's attention soft-capping needs
@@ -285,50 +356,105 @@ def memory_per_gpu(arch: Architecture, workload: Workload, layout: Layout, gpu: 
         hf = workload.framework != "megatron"
         attn = "eager" if hf and arch.model_type in EAGER_ONLY else "flash"
     best: tuple[Parts, int, dict[str, int], int] | None = None
-    for stage in range(layout.pp):
-        tensors = stage_tensors(arch, stage, layout.pp)
-        layers = stage_layers(arch.num_hidden_layers, layout.pp)[stage]
-        parts, details, kv_seq = _stage_parts(arch, workload, layout, gpu, fmt, kv, engine, tensors, layers, stage, attn)
+    every = []
+    for stage in stages(arch, layout):
+        parts, details, kv_seq = _stage_parts(arch, workload, layout, gpu, fmt, kv, engine, stage, attn)
+        every.append((stage, parts))
         if best is None or parts.total > best[0].total:
-            best = (parts, stage, details, kv_seq)
+            best = (parts, stage.index, details, kv_seq)
     assert best is not None
     parts, stage, details, kv_seq = best
     if workload.training:
-        usable = gpu.usable_memory_bytes
-        concurrency = None
-    else:
-        usable = int(gpu.usable_memory_bytes * gpu_memory_utilization)
-        free = usable - (parts.total - parts.kv_cache)
-        concurrency = max(0, free // kv_seq) * layout.dp if kv_seq else None
-    return MemoryResult(parts, stage, usable, kv_seq, concurrency, details)
+        return MemoryResult(parts, stage, gpu.usable_memory_bytes, kv_seq, None, details, tuple(every))
+    usable = int(gpu.usable_memory_bytes * gpu_memory_utilization)
+    cap, concurrency = kv_capacity(arch, workload, layout, kv, engine, usable, every)
+    return MemoryResult(parts, stage, usable, kv_seq, concurrency, details, tuple(every), cap)
+
+
+def _longest(bytes_at: Any, budget: int, hi: int) -> int:
+    """The largest length L <= hi with bytes_at(L) <= budget (bytes_at grows with L)."""
+    lo = 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if bytes_at(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFormat, engine: runtime.Engine,
+                usable: int, every: list[tuple[Stage, Parts]]) -> tuple[KVCapacity, int | None]:
+    """The KV pool of every stage and what it holds (vllm_budget_rules.md sec. 4): the
+    budget left after everything else, cut into blocks of ``block_size`` tokens of every
+    layer on the rank; vLLM takes the smallest block count over workers.  Returns the
+    capacity and how many sequences of the requested length fit (all replicas)."""
+    block = engine.kv_block_size
+    per_replica = -(-workload.batch // layout.dp)
+    limit = max(engine.max_model_len, arch.max_position_embeddings or 0, workload.seq)
+    best: KVCapacity | None = None
+    fit_requested: int | None = None
+    for stage, parts in every:
+        pool = max(0, usable - (parts.total - parts.kv_cache))
+        layers = stage.layers
+        block_bytes = sum(_kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers) * block
+        if not block_bytes:
+            continue
+        blocks = pool // block_bytes
+        held = blocks * block_bytes
+
+        def seq_bytes(n: int, layers: range = layers) -> int:
+            return kv_bytes_per_sequence(arch, layout, kv, n, layers, block)
+
+        at_max = seq_bytes(engine.max_model_len)
+        concurrency = blocks * block / engine.max_model_len if runtime.concurrency_by_tokens(engine) \
+            else held / at_max
+        single = _longest(seq_bytes, held, limit)
+        cap = KVCapacity(pool_bytes=pool, tokens=blocks * block, max_model_len=engine.max_model_len,
+                         concurrency_at_max_model_len=concurrency, max_context_single=single,
+                         max_context_at_concurrency=_longest(lambda n: per_replica * seq_bytes(n), held, limit),
+                         starts=engine.name != "vllm" or at_max <= held)
+        requested = held // seq_bytes(workload.seq)
+        fit_requested = requested if fit_requested is None else min(fit_requested, requested)
+        if best is None or cap.tokens < best.tokens:
+            best = cap
+    if best is None:
+        best = KVCapacity(0, 0, engine.max_model_len, 0.0, 0, 0, True)
+    return best, None if fit_requested is None else fit_requested * layout.dp
 
 
 def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, fmt: WeightFormat,
-                 kv: KVFormat, engine: runtime.Engine, tensors: list[Tensor], layers: range, stage: int,
-                 attn: str) -> tuple[Parts, dict[str, int], int]:
+                 kv: KVFormat, engine: runtime.Engine, stage: Stage, attn: str) -> tuple[Parts, dict[str, int], int]:
+    tensors, layers = stage_tensors(arch, stage), stage.layers
     overhead = runtime.overhead_bytes(layout, workload, gpu, engine)
     details = {f"overhead/{k}": v for k, v in overhead.items()}
     if not workload.training:
         weights = _rank_weight_bytes(tensors, arch, layout, fmt, training=False)
         kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, layers, engine.kv_block_size)
-        acts = _inference_activations(arch, layout, workload, 2, engine)
+        acts = _inference_activations(arch, layout, workload, 2, engine, last=stage.last)
         per_replica = -(-workload.batch // layout.dp)      # dp replicas share the requests
         return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts,
                      overhead=sum(overhead.values())), details, kv_seq
     adapters = workload.task in ("lora", "qlora")
-    per_param = state_bytes(workload.framework, workload.optimizer, adapters)
+    recipe = workload.settings
+    per_param = state_bytes(recipe, workload.optimizer, adapters)
     if adapters:
         frozen = _rank_weight_bytes(tensors, arch, layout, fmt, training=workload.task == "qlora")
+        if workload.task == "qlora" and recipe.upcast_unquantized:
+            frozen += _upcast_bytes(tensors, arch, layout)
+            details["weights/unquantized_upcast_fp32"] = _upcast_bytes(tensors, arch, layout)
         if layout.zero == 3:      # ZeRO-3 / FSDP shard frozen parameters too
             frozen = 0 if layout.offload == "params" else math.ceil(frozen / layout.zero_shards)
         trainable = lora_params(tensors, arch, layout, workload.lora_rank, workload.lora_targets)
-        states = _sharded_states(per_param, trainable, layout, layout.zero_shards)
+        states = _sharded_states(per_param, trainable, layout, layout.zero_shards, recipe)
         weights = frozen + states.weights
     else:
         dense = [t for t in tensors if not t.role.startswith("expert_")]
         experts = [t for t in tensors if t.role.startswith("expert_")]
-        a = _sharded_states(per_param, _rank_params(dense, arch, layout), layout, layout.zero_shards)
-        b = _sharded_states(per_param, _rank_params(experts, arch, layout), layout, layout.expert_zero_shards)
+        largest = max((t.numel / t.count / shard_factor(t, arch, layout) for t in tensors), default=0.0)
+        a = _sharded_states(per_param, _rank_params(dense, arch, layout), layout, layout.zero_shards, recipe, largest)
+        b = _sharded_states(per_param, _rank_params(experts, arch, layout), layout, layout.expert_zero_shards,
+                            recipe, largest)
         states = Parts(weights=a.weights + b.weights, gradients=a.gradients + b.gradients,
                        optimizer=a.optimizer + b.optimizer)
         weights = states.weights
@@ -339,17 +465,22 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
     gathered = runtime.gathered_params_bytes(arch, layout, workload, tensors, shard_factor)
     details["weights/gathered_for_zero3"] = gathered
     lora = None
-    if adapters:   # PEFT's default autocast_adapter_dtype=True keeps adapters in fp32
-        lora = LoraSpec(targets=workload.lora_targets or ALL_LINEAR, rank=workload.lora_rank, adapter_bits=32)
+    if adapters:   # adapter dtype per framework (PEFT's autocast_adapter_dtype=True: fp32)
+        lora = LoraSpec(targets=workload.lora_targets or ALL_LINEAR, rank=workload.lora_rank,
+                        adapter_bits=recipe.adapter_bits)
     acts = activation_bytes(
         arch, micro_batch=workload.batch, seq=workload.seq,
         impl="megatron" if workload.framework == "megatron" else "hf",
         recompute=layout.recompute, attn=attn, lora=lora, tp=layout.tp, sp=layout.sp, cp=layout.cp,
-        pp=layout.pp, layers_on_stage=len(layers), stage="first" if stage == 0 else "last",
+        pp=layout.pp, layers=layers, first=stage.first, last=stage.last,
         # 1F1B: stage s keeps pp - s micro-batches in flight (Narayanan et al. 2021, sec. 2.2.1)
-        in_flight_microbatches=max(1, min(layout.pp - stage, workload.grad_accum)),
+        in_flight_microbatches=max(1, min(layout.pp - stage.index, workload.grad_accum)),
+        loss=recipe.loss, loss_chunks=recipe.loss_chunks, offload=recipe.activation_offload, loss_transient=True,
     )
     for k, v in acts.parts.items():
         details[f"activations/{k}"] = v
-    return Parts(weights=weights + gathered, activations=acts.total, gradients=states.gradients,
+    activations, gradients = _backward_peak(acts, states.gradients, recipe,
+                                            workload.global_batch // max(1, workload.batch * layout.dp))
+    details["activations/not_coexisting"] = acts.total - activations   # freed before the peak
+    return Parts(weights=weights + gathered, activations=activations, gradients=gradients,
                  optimizer=states.optimizer, overhead=sum(overhead.values())), details, 0

@@ -8,7 +8,9 @@ never localized: only human-readable text goes through here.  Chinese terms foll
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from functools import cache
 
 LANGS = ("en", "zh")
 
@@ -172,6 +174,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{gpu} cannot run {fmt} weights (no kernels for its architecture); see 'rigsize formats' and pick another --weights",
         "zh": "{gpu} 无法运行 {fmt} 格式的权重（其架构没有相应内核）；请参见 'rigsize formats' 并换用其他 --weights",
     },
+    "plan.framework_dp_only": {
+        "en": "invalid layout: {framework} scales by data parallelism only; use --framework megatron or torchtitan for tp/pp/cp, or deepspeed/fsdp with --zero",
+        "zh": "并行方案无效：{framework} 只支持数据并行；张量/流水线/上下文并行请用 --framework megatron 或 torchtitan，或用 deepspeed/fsdp 加 --zero",
+    },
+    "plan.optimizer_in_backward_accum": {
+        "en": "invalid layout: the optimizer step in backward (--optimizer-in-backward) needs one micro-batch per step, but global batch {global_batch} is {accum} micro-batches of {batch} per data-parallel rank; set --global-batch {one} or --optimizer-in-backward false",
+        "zh": "并行方案无效：在反向传播中执行优化器更新（--optimizer-in-backward）要求每步只有一个微批次，但全局批次 {global_batch} 在每个数据并行副本上是 {accum} 个大小为 {batch} 的微批次；请设置 --global-batch {one}，或 --optimizer-in-backward false",
+    },
+    "input.adapter_dtype_task": {
+        "en": "--adapter-dtype applies to --task lora or qlora, not {task}",
+        "zh": "--adapter-dtype 只适用于 --task lora 或 qlora，不适用于 {task}",
+    },
     "plan.invalid": {
         "en": "invalid layout: {why}",
         "zh": "并行方案无效：{why}",
@@ -200,6 +214,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{hint} ({fmt} groups do not split over tp {blocked}; a checkpoint padded for tp would allow them)",
         "zh": "{hint}（{fmt} 的量化组无法在 tp {blocked} 下均分；为张量并行填充过的检查点可以使用这些 tp）",
     },
+    "memory.engine_refuses": {
+        "en": "vLLM would refuse to start: one request of --max-model-len {max_len:,} tokens needs more KV cache than the {tokens:,} tokens that remain; use --max-model-len {single:,} or less (or more GPUs, or an fp8 KV cache)",
+        "zh": "vLLM 将无法启动：一个 --max-model-len {max_len:,} 个 token 的请求所需的 KV 缓存超过剩余的 {tokens:,} 个 token；请使用 --max-model-len {single:,} 或更小（或增加 GPU，或使用 fp8 KV 缓存）",
+    },
+    "memory.gpu_memory_basis": {
+        "en": "{gpu}: the memory CUDA reports on this card was not measured; sized by {basis} ({gib:.2f} GiB), which is typically 0.4-0.8 GiB above what vLLM sees (gpus.toml memory_cuda_gib rows)",
+        "zh": "{gpu}：未实测该卡 CUDA 报告的显存；按 {basis}（{gib:.2f} GiB）计算，通常比 vLLM 看到的高 0.4-0.8 GiB（见 gpus.toml 的 memory_cuda_gib）",
+    },
     "memory.fewer_gpus": {
         "en": "{n} GPU(s) would already hold this job; {gpus} were requested",
         "zh": "{n} 张卡即可放下此任务；当前请求了 {gpus} 张",
@@ -217,6 +239,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "速度模型未包含卸载：CPU 上的优化器步骤与 PCIe 传输会额外耗时，此处未计入",
     },
     "perf.unknown": {"en": "speed not estimated: {why}", "zh": "未估算速度：{why}"},
+    "perf.not_fit": {
+        "en": "no speed given: the job does not fit (the busiest GPU is {short_gib:.2f} GiB short); make it fit first",
+        "zh": "未给出速度：显存不足（占用最高的卡缺 {short_gib:.2f} GiB）；请先让任务放得下",
+    },
+    "perf.no_kv_room": {
+        "en": "no speed given: the weights fit, but the KV cache left cannot hold one request of this length (or of --max-model-len)",
+        "zh": "未给出速度：权重放得下，但剩余的 KV 缓存容纳不下一个该长度（或 --max-model-len 长度）的请求",
+    },
     "perf.queueing": {
         "en": "the KV cache holds {running} sequences of this length, so {batch} concurrent requests queue for a slot (TTFT includes the wait)",
         "zh": "KV 缓存只能容纳 {running} 个该长度的序列，{batch} 个并发请求需排队（TTFT 含等待时间）",
@@ -245,7 +275,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "report.assumptions": {"en": "Assumptions", "zh": "假设"},
     "report.presets": {"en": "Model presets", "zh": "模型预设"},
     "report.family": {"en": "Family", "zh": "系列"},
-    "report.hub_id": {"en": "Hub id", "zh": "Hub id"},
+    "report.hub_id": {"en": "Hub id", "zh": "Hub 仓库 id"},
     "report.memory_per_gpu": {"en": "Memory per GPU (busiest GPU)", "zh": "单卡显存（占用最高的卡）"},
     "report.bytes": {"en": "Bytes", "zh": "大小"},
     "report.suggestions": {"en": "What would make it fit", "zh": "如何放得下"},
@@ -285,6 +315,67 @@ MESSAGES: dict[str, dict[str, str]] = {
     "report.kind": {"en": "Kind", "zh": "类别"},
     "report.bits_per_weight": {"en": "Bits/weight (4096x4096)", "zh": "每权重比特数 (4096x4096)"},
     "report.high_precision": {"en": "Kept in higher precision", "zh": "保留高精度的张量"},
+    # --- labels of the terminal tables (render.py); every one has both languages ---
+    "report.name": {"en": "Name", "zh": "名称"},
+    "report.gpu": {"en": "GPU", "zh": "GPU 型号"},
+    "report.hbm": {"en": "HBM TB/s", "zh": "显存带宽 TB/s"},
+    "report.bf16_tflops": {"en": "BF16 TFLOPS", "zh": "BF16 峰值算力 TFLOPS"},
+    "report.fp8_tflops": {"en": "FP8 TFLOPS", "zh": "FP8 峰值算力 TFLOPS"},
+    "report.tdp": {"en": "TDP W", "zh": "功耗 W"},
+    "report.kind_weight": {"en": "weight", "zh": "权重"},
+    "report.kind_kv": {"en": "KV cache", "zh": "KV 缓存"},
+    "report.all_at_bits": {"en": "none (every tensor at {bits} bits)", "zh": "无（所有张量均为 {bits} 比特）"},
+    "report.calibrated": {
+        "en": "wrote {output}: {gpu} compute {compute} of dense bf16 peak, memory {memory} of peak bandwidth",
+        "zh": "已写入 {output}：{gpu} 算力达到 bf16 稠密峰值的 {compute}，显存带宽达到峰值的 {memory}",
+    },
+    "report.no_peak": {"en": "unknown (no published peak)", "zh": "未知（无公开峰值）"},
+    "perf.ttft": {"en": "TTFT", "zh": "首 token 延迟 (TTFT)"},
+    "perf.tpot": {"en": "TPOT", "zh": "每输出 token 时间 (TPOT)"},
+    "perf.mfu_hfu": {"en": "MFU / HFU", "zh": "算力利用率 MFU / HFU"},
+    "perf.days_unit": {"en": "d", "zh": "天"},
+    "perf.gpu_hours_unit": {"en": "GPU-h", "zh": "卡时"},
+    "bound.compute": {"en": "compute-bound", "zh": "计算受限"},
+    "bound.memory": {"en": "memory-bound", "zh": "访存受限"},
+    "bound.communication": {"en": "communication-bound", "zh": "通信受限"},
+    "bound.overhead": {"en": "overhead-bound", "zh": "调度开销受限"},
+    "bound.bubble": {"en": "pipeline-bubble-bound", "zh": "流水线气泡受限"},
+    "bound.tp_comm": {"en": "tp-communication-bound", "zh": "张量并行通信受限"},
+    "bound.dp_comm": {"en": "dp-communication-bound", "zh": "数据并行通信受限"},
+    "bound.pp_comm": {"en": "pp-communication-bound", "zh": "流水线并行通信受限"},
+    "bound.ep_comm": {"en": "ep-communication-bound", "zh": "专家并行通信受限"},
+    "bound.cp_comm": {"en": "cp-communication-bound", "zh": "上下文并行通信受限"},
+    "part.compute": {"en": "compute", "zh": "计算"},
+    "part.bubble": {"en": "pipeline bubble", "zh": "流水线气泡"},
+    "part.tp_comm": {"en": "tp communication", "zh": "张量并行通信"},
+    "part.dp_comm": {"en": "dp communication", "zh": "数据并行通信"},
+    "part.pp_comm": {"en": "pp communication", "zh": "流水线并行通信"},
+    "part.ep_comm": {"en": "ep communication", "zh": "专家并行通信"},
+    "part.cp_comm": {"en": "cp communication", "zh": "上下文并行通信"},
+    "part.attention": {"en": "attention", "zh": "注意力"},
+    "part.mlp": {"en": "mlp", "zh": "MLP 前馈层"},
+    "part.embedding": {"en": "embedding", "zh": "词嵌入"},
+    "part.lm_head": {"en": "lm_head", "zh": "输出层 (lm_head)"},
+    "part.norms": {"en": "norms", "zh": "归一化层"},
+    "part.other": {"en": "other", "zh": "其他"},
+    "part.moe/experts": {"en": "moe/experts", "zh": "MoE 路由专家"},
+    "part.moe/shared_experts": {"en": "moe/shared_experts", "zh": "MoE 共享专家"},
+    "part.moe/router": {"en": "moe/router", "zh": "MoE 路由器"},
+    "val.source": {"en": "source", "zh": "数据来源"},
+    "val.case": {"en": "case", "zh": "用例"},
+    "val.metric": {"en": "metric", "zh": "指标"},
+    "val.split": {"en": "split", "zh": "划分"},
+    "val.n": {"en": "n", "zh": "条数"},
+    "val.measured": {"en": "measured", "zh": "实测"},
+    "val.predicted": {"en": "predicted", "zh": "预测"},
+    "val.error": {"en": "error", "zh": "误差"},
+    "val.median": {"en": "median |error|", "zh": "误差绝对值中位数"},
+    "val.worst": {"en": "worst |error|", "zh": "最大误差绝对值"},
+    "split.fit": {"en": "fit", "zh": "拟合集"},
+    "split.reserved": {"en": "reserved", "zh": "保留集"},
+    "split.other": {"en": "other", "zh": "其他"},
+    "split.published": {"en": "published", "zh": "公开数据"},
+    "split.spec-decode?": {"en": "spec-decode?", "zh": "疑似投机解码"},
 }
 
 
@@ -311,6 +402,41 @@ def render(key: str, lang: str = "en", /, **params: object) -> str:
 def t(key: str, lang: str = "en") -> str:
     """A label without parameters."""
     return render(key, lang)
+
+
+_FIELD = re.compile(r"\{(\w+)[^{}]*\}")
+
+
+@cache
+def _english_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """A regex per English template (fields become groups), most literal text first;
+    templates with almost no literal text ("{what}") cannot be recognised and are left out."""
+    out = []
+    for key, entry in MESSAGES.items():
+        en = entry["en"]
+        if len(_FIELD.sub("", en).strip()) < 8:
+            continue
+        regex, pos, seen = "", 0, set()
+        for m in _FIELD.finditer(en):
+            name = m.group(1)
+            regex += re.escape(en[pos:m.start()]) + (f"(?P={name})" if name in seen else f"(?P<{name}>.*?)")
+            seen.add(name)
+            pos = m.end()
+        out.append((len(_FIELD.sub("", en)), re.compile(regex + re.escape(en[pos:]), re.S), key))
+    return tuple((p, k) for _, p, k in sorted(out, key=lambda row: -row[0]))
+
+
+def translate(text: str, lang: str) -> str:
+    """``text`` (a message rendered in English, as reports store warnings) in ``lang``:
+    matched against the English templates and re-rendered with the same field values."""
+    if lang == "en":
+        return text
+    for pattern, key in _english_patterns():
+        m = pattern.fullmatch(text)
+        if m and lang in MESSAGES[key]:
+            values = m.groupdict()
+            return _FIELD.sub(lambda f: values.get(f.group(1), f.group(0)), MESSAGES[key][lang])
+    return text
 
 
 @dataclass(frozen=True)

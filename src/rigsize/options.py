@@ -95,13 +95,31 @@ OPTIONS: tuple[Option, ...] = (
     Option("dp", "count", "Data-parallel size.", None, minimum=1, maximum=limits.MAX_GPUS, commands=_PAR),
     Option("ep", "count", "Expert-parallel size (divides tp x dp x cp).", None, minimum=1, maximum=limits.MAX_GPUS),
     Option("cp", "count", "Context-parallel size.", None, minimum=1, maximum=limits.MAX_GPUS),
+    Option("pp_first_layers", "count", "Training (Megatron): decoder layers on the first pipeline stage "
+           "(--decoder-first-pipeline-num-layers); the rest split evenly.", None, minimum=1,
+           maximum=limits.MAX_LAYERS, commands=_PAR, tasks="training"),
+    Option("pp_last_layers", "count", "Training (Megatron): decoder layers on the last pipeline stage "
+           "(--decoder-last-pipeline-num-layers).", None, minimum=1, maximum=limits.MAX_LAYERS, commands=_PAR,
+           tasks="training"),
     Option("sp", "flag", "Megatron sequence parallelism (default: on when tp > 1 in training).", tasks="training"),
     Option("zero", "choice", "ZeRO stage.", "0", ("0", "1", "2", "3")),
     Option("offload", "choice", "Offload optimizer states or parameters to CPU memory.", "none",
            ("none", "optimizer", "params")),
     Option("recompute", "choice", "Activation recomputation.", "none", ("none", "selective", "full")),
-    Option("framework", "choice", "Training framework whose memory accounting to follow.", None,
-           ("deepspeed", "megatron", "fsdp", "hf"), tasks="training"),
+    Option("framework", "choice", "Training framework whose memory accounting and documented defaults to "
+           "follow (data/frameworks.toml).", None,
+           ("hf", "trl", "deepspeed", "megatron", "fsdp", "torchtitan", "torchtune", "unsloth", "llamafactory"),
+           tasks="training"),
+    Option("optimizer_in_backward", "flag", "Training: step each parameter during backward and free its "
+           "gradient (torchtune optimizer_in_bwd; needs one micro-batch per step); default: the framework's.",
+           tasks="training"),
+    Option("chunked_loss", "flag", "Training: cross-entropy over chunks of the logits (bf16 logits, fp32 one "
+           "chunk at a time) instead of fp32 logits for the whole batch; default: the framework's.",
+           tasks="training"),
+    Option("adapter_dtype", "choice", "LoRA/QLoRA: dtype of the adapters, their gradients and AdamW moments; "
+           "default: the framework's (PEFT: fp32).", None, ("bf16", "fp32"), tasks="training"),
+    Option("activation_offload", "flag", "Training: move saved activations to CPU memory as they are produced "
+           "(torchtune, Unsloth); default: the framework's.", tasks="training"),
     Option("optimizer", "choice", "Optimizer.", "adamw", ("adamw", "adamw-8bit", "adamw-bf16"), tasks="training"),
     # --- workload ---
     Option("batch", "count", "Concurrent sequences (inference) or micro-batch (training).", None,
@@ -117,7 +135,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("lora_rank", "count", "LoRA rank.", 16, minimum=1, maximum=65536, tasks="training"),
     Option("lora_targets", "text", "Comma-separated LoRA target modules (default: all linear layers).", tasks="training"),
     Option("engine", "choice", "Inference engine whose speed assumptions to use (fitted per engine on "
-           "measured H100/H200 runs).", "vllm", ("vllm", "sglang", "trtllm"), tasks="inference"),
+           "measured H100/H200 runs); transformers: plain generate() (contiguous KV cache, no paging).", "vllm",
+           ("vllm", "sglang", "trtllm", "transformers"), tasks="inference"),
+    Option("engine_version", "text", "vLLM version whose memory-budget rules to follow (e.g. 0.6.6, 0.10.1, "
+           "0.21; default: the newest modelled).", tasks="inference"),
+    Option("max_model_len", "count", "Inference: the engine's context limit (vLLM --max-model-len; default: the "
+           "model's max_position_embeddings).", None, minimum=16, maximum=limits.MAX_CONTEXT, tasks="inference"),
+    Option("max_num_batched_tokens", "count", "Inference: tokens per engine step, the size of vLLM's profiling "
+           "pass (default: the version's default for this GPU).", None, minimum=1, maximum=limits.MAX_CONTEXT,
+           tasks="inference"),
+    Option("max_num_seqs", "count", "Inference: sequences per engine step (default: the version's default).",
+           None, minimum=1, maximum=limits.MAX_BATCH, tasks="inference"),
+    Option("enforce_eager", "flag", "Inference: no CUDA graphs (vLLM --enforce-eager).", False, tasks="inference"),
     Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
            "compute, memory, attention_compute, link, step_overhead_s, collective_latency_s, ttft_overhead_s."),
     Option("profile", "text", "A GPU profile written by 'rigsize calibrate': its measured efficiencies replace "

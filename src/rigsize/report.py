@@ -77,6 +77,17 @@ class PerGpuReport(_Frozen):
     total: int
 
 
+class StageMemory(_Frozen):
+    """One pipeline stage's GPU: which decoder layers it holds and its memory."""
+
+    stage: int
+    role: Literal["only", "first", "middle", "last"] = Field(
+        description="first: embedding; last: final norm, lm_head, logits and loss; middle: neither")
+    first_layer: int
+    num_layers: int
+    per_gpu: PerGpuReport
+
+
 class Suggestion(_Frozen):
     change: dict[str, Any] = Field(description="Options to change, as estimate keys")
     description: str
@@ -91,6 +102,16 @@ class MemoryReport(_Frozen):
     headroom_bytes: int = Field(description="usable - total; negative when it does not fit")
     max_concurrency: int | None = Field(description="Inference: sequences of the requested length that fit")
     busiest_stage: int = Field(description="Pipeline stage of the busiest GPU")
+    per_stage: list[StageMemory] = Field(default_factory=list, description="Every pipeline stage's busiest GPU")
+    kv_cache_tokens: int | None = Field(None, description="Inference: tokens the KV cache holds per replica, as "
+                                        "vLLM logs 'GPU KV cache size' (blocks x block size; smallest stage)")
+    max_model_len: int | None = Field(None, description="Inference: the engine's context limit applied")
+    max_concurrency_at_max_model_len: float | None = Field(
+        None, description="Inference: vLLM's 'Maximum concurrency for max_model_len tokens per request' (per replica)")
+    max_context_single: int | None = Field(
+        None, description="Inference: the longest context one request can have (vLLM's estimate_max_model_len)")
+    max_context_at_concurrency: int | None = Field(
+        None, description="Inference: the longest context at which --batch sequences fit at once")
     kv_bytes_per_sequence: int = Field(description="KV cache of one sequence on the busiest GPU")
     details: dict[str, int] = Field(description="Sub-parts: overhead terms, activation terms, gathered weights")
     suggestions: list[Suggestion]
@@ -168,10 +189,116 @@ class PresetRow(_Frozen):
     as_of: str
 
 
-def schema() -> dict[str, Any]:
-    return EstimateReport.model_json_schema()
+Unknown = Literal["unknown"]
 
 
-if __name__ == "__main__":  # regenerate the published schema
-    json.dump(schema(), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+class _CatalogRow(BaseModel):
+    """A catalog row as ``--json`` prints it: the fields every row has are typed; the
+    catalogs may carry more (sources, notes, measured extras), which pass through."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class GpuRow(_CatalogRow):
+    name: str
+    aliases: list[str]
+    architecture: str
+    memory_bytes: int = Field(description="Nameplate memory")
+    memory_bytes_visible: int | Unknown = Field(description="Memory the runtime exposes, where measured")
+    hbm_bytes_per_second: float | Unknown
+    dense_flops: dict[str, float | Unknown] = Field(description="Dense peak FLOP/s per dtype (datasheet)")
+    interconnect: dict[str, Any]
+    gpus_per_node: int | Unknown
+    tdp_watts: float | Unknown
+    source: str
+    as_of: str
+
+
+class FormatRow(_CatalogRow):
+    name: str
+    kind: Literal["weight", "kv"]
+    aliases: list[str]
+    bits_per_weight: float = Field(description="True bits per weight of a 4096x4096 matrix, scales included")
+    element_bits: int
+    high_precision_tensors: str
+    layout: str
+    source: str
+    as_of: str
+
+
+class ModelList(_Frozen):
+    """``rigsize models --json``."""
+
+    schema_version: Literal[1] = Field(description="Bumped when a field changes meaning or goes away")
+    models: list[PresetRow]
+
+
+class GpuList(_Frozen):
+    """``rigsize gpus --json``."""
+
+    schema_version: Literal[1] = Field(description="Bumped when a field changes meaning or goes away")
+    gpus: list[GpuRow]
+
+
+class FormatList(_Frozen):
+    """``rigsize formats --json``."""
+
+    schema_version: Literal[1] = Field(description="Bumped when a field changes meaning or goes away")
+    formats: list[FormatRow]
+
+
+class ValidationSummary(_Frozen):
+    source: str
+    metric: str
+    split: str
+    n: int = Field(ge=1)
+    median_abs_error: float = Field(ge=0)
+    worst_abs_error: float = Field(ge=0)
+
+
+class ValidationCase(_Frozen):
+    source: str
+    case: str
+    metric: str
+    split: str
+    measured: float
+    predicted: float
+    error: float = Field(description="predicted / measured - 1")
+
+
+class ValidationReport(_Frozen):
+    """``rigsize validate --json``: predicted against measured, fitted and reserved apart."""
+
+    schema_version: Literal[1] = Field(description="Bumped when a field changes meaning or goes away")
+    summary: list[ValidationSummary]
+    cases: list[ValidationCase]
+
+
+class CalibrationReport(_Frozen):
+    """``rigsize calibrate --json``: the profile written and where."""
+
+    schema_version: Literal[1] = Field(description="Bumped when a field changes meaning or goes away")
+    output: str = Field(description="Path of the profile written")
+    profile: dict[str, Any] = Field(description="The profile (schema 'rigsize-profile/1'), as written")
+
+
+# command -> the model its --json prints; published as schema/<command>.schema.json
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "estimate": EstimateReport, "models": ModelList, "gpus": GpuList, "formats": FormatList,
+    "validate": ValidationReport, "calibrate": CalibrationReport,
+}
+
+
+def schema(command: str = "estimate") -> dict[str, Any]:
+    return SCHEMAS[command].model_json_schema()
+
+
+if __name__ == "__main__":  # regenerate the published schemas: python -m rigsize.report [--write DIR]
+    if len(sys.argv) == 3 and sys.argv[1] == "--write":
+        from pathlib import Path
+
+        for name in SCHEMAS:
+            Path(sys.argv[2], f"{name}.schema.json").write_text(json.dumps(schema(name), indent=2) + "\n")
+    else:
+        json.dump(schema(), sys.stdout, indent=2)
+        sys.stdout.write("\n")

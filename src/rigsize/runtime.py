@@ -29,29 +29,119 @@ def data() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Engine:
-    """An inference engine's memory-relevant defaults."""
+    """An inference engine's memory-relevant settings, every default resolved.
 
-    name: str
+    ``era`` names the rule set of ``data/runtime.toml`` ``[vllm.era.*]`` (vLLM versions
+    where the budget rules changed) or ``transformers`` for plain ``generate()``.
+    """
+
+    name: str                       # "vllm" (also sizes sglang/trtllm, said in assumptions) | "transformers"
+    era: str
+    version: str                    # as the user gave it, or the newest modelled
     gpu_memory_utilization: float
     max_num_batched_tokens: int     # tokens of the profiling forward pass (chunked-prefill budget)
     max_num_seqs: int               # sequences sampled in the profiling pass
-    kv_block_size: int              # tokens per paged-KV block
+    kv_block_size: int              # tokens per paged-KV block (1: contiguous)
+    max_model_len: int
+    chunked_prefill: bool
+    cuda_graphs: str                # "inside" the budget | "outside" it (after KV sizing) | "none" (eager)
+    prompt_logits: bool = False     # transformers < 4.45: fp32 logits over the whole prompt
 
 
-def engine_for(gpu: GPU) -> Engine:
-    """vLLM's defaults for ``vllm serve`` on this GPU (vllm/engine/arg_utils.py: GPUs of
-    at least 70 GiB that are not A100s get the larger batching defaults)."""
+def _version_tuple(text: str) -> tuple[int, ...]:
+    import re
+
+    m = re.match(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", text.strip())
+    if not m:
+        from rigsize.errors import InputError
+
+        raise InputError("input.conflict", what=f"--engine-version '{text[:40]}' is not a version like 0.10.1")
+    return tuple(int(x) for x in m.groups() if x is not None)
+
+
+def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
+    """The ``[vllm.era.*]`` entry whose ``[since, until)`` range holds ``version``
+    (None: the newest)."""
+    eras = data()["vllm"]["era"]
+    if version is None:
+        key = max(eras, key=lambda k: _version_tuple(eras[k]["since"]))
+        return key, eras[key]
+    v = _version_tuple(version)
+    for key, era in eras.items():
+        if _version_tuple(era["since"]) <= v and ("until" not in era or v < _version_tuple(era["until"])):
+            return key, era
+    from rigsize.errors import InputError
+
+    oldest = min(eras.values(), key=lambda e: _version_tuple(e["since"]))["since"]
+    raise InputError("input.conflict", what=f"--engine-version {version}: rigsize models vLLM's memory budget "
+                     f"from {oldest} on")
+
+
+def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, opts: dict[str, Any] | None = None,
+               assumptions: dict[str, Any] | None = None) -> Engine:
+    """The engine's settings for this GPU: what the user set, else the defaults of the
+    version (``vllm serve``: the OpenAI-server usage context).  Defaults applied are
+    written to ``assumptions``."""
+    opts = opts or {}
+    said = assumptions if assumptions is not None else {}
+
+    def pick(name: str, default: Any) -> Any:
+        if opts.get(name) is not None:
+            return opts[name]
+        said[name] = default
+        return default
+
+    max_len = pick("max_model_len", max_position_embeddings or 2048)
+    if opts.get("engine") == "transformers":
+        return _transformers_engine(opts, said, max_len)
     d = data()
-    big = gpu.usable_memory_bytes >= 70 * 2**30 and "A100" not in gpu.name.upper()
+    era_key, era = vllm_era(opts.get("engine_version"))
+    version = opts.get("engine_version") or f">= {era['since']}"
+    if not opts.get("engine_version"):
+        said["engine_version"] = version
+    # GPUs of at least 70 GiB that are not A100s get the larger batching defaults
+    # (vllm/engine/arg_utils.py, usage-context defaults)
+    big = gpu.memory_bytes >= 70 * 2**30 and "A100" not in gpu.name.upper()
     size = "ge70gib_not_a100" if big else "other_gpu"
     ctx = d["applied"]["usage_context"]
+    chunked = era["chunked_prefill"] == "always" or (
+        era["chunked_prefill"] == "long_context" and max_len > int(era["chunked_prefill_min_len"]))
+    if chunked:
+        table = era.get("max_num_batched_tokens") or d["vllm"]["max_num_batched_tokens"]
+        default_tokens = int(table[f"{ctx}_{size}"]) if f"{ctx}_{size}" in table else int(table["value"])
+    else:                            # the profile runs a whole max_model_len prompt
+        default_tokens = max(max_len, int(era["min_max_num_batched_tokens"]))
+    seqs_table = era.get("max_num_seqs") or d["vllm"]["max_num_seqs"]
+    tokens = pick("max_num_batched_tokens", default_tokens)
+    seqs = pick("max_num_seqs", min(int(seqs_table[f"{ctx}_{size}"]), tokens))
+    eager = bool(opts.get("enforce_eager"))
     return Engine(
-        name=d["applied"]["engine"],
-        gpu_memory_utilization=float(d["vllm"]["gpu_memory_utilization"]["value"]),
-        max_num_batched_tokens=int(d["vllm"]["max_num_batched_tokens"][f"{ctx}_{size}"]),
-        max_num_seqs=int(d["vllm"]["max_num_seqs"][f"{ctx}_{size}"]),
-        kv_block_size=int(d["vllm"]["kv_block_size"]["value"]),
+        name="vllm", era=era_key, version=version,
+        gpu_memory_utilization=float(era["gpu_memory_utilization"]),
+        max_num_batched_tokens=tokens, max_num_seqs=seqs,
+        kv_block_size=int(d["vllm"]["kv_block_size"]["value"]), max_model_len=max_len, chunked_prefill=chunked,
+        cuda_graphs="none" if eager else era["cuda_graphs"],
     )
+
+
+def _transformers_engine(opts: dict[str, Any], said: dict[str, Any], max_len: int) -> Engine:
+    """Plain ``generate()``: one contiguous cache per sequence, the whole prompt in one
+    forward pass, no memory fraction; before 4.45 the logits of every prompt token in
+    fp32 (``data/runtime.toml`` [transformers.logits_to_keep])."""
+    t = data()["transformers"]
+    version = opts.get("engine_version") or t["newest_modelled"]
+    if not opts.get("engine_version"):
+        said["engine_version"] = version
+    prompt_logits = _version_tuple(version) < _version_tuple(t["logits_to_keep"]["since"])
+    return Engine(name="transformers", era="transformers", version=version, gpu_memory_utilization=1.0,
+                  max_num_batched_tokens=0, max_num_seqs=0, kv_block_size=1, max_model_len=max_len,
+                  chunked_prefill=False, cuda_graphs="none", prompt_logits=prompt_logits)
+
+
+def concurrency_by_tokens(eng: Engine) -> bool:
+    """vLLM <= 0.9.0 printed concurrency as KV tokens / max_model_len; later versions
+    count whole blocks per request (vllm_budget_rules.md sec. 4)."""
+    return eng.name == "vllm" and data()["vllm"]["era"][eng.era]["concurrency"] == "tokens"
 
 
 def _nccl_groups(layout: Layout) -> int:
@@ -62,16 +152,27 @@ def _nccl_groups(layout: Layout) -> int:
 def overhead_bytes(layout: Layout, workload: Workload, gpu: GPU, eng: Engine) -> dict[str, int]:
     """Fixed memory outside the model's tensors, by term (data/runtime.toml [applied]).
 
-    Inference (vLLM >= 0.21): inside the gpu_memory_utilization budget sit the
-    non-torch increase measured during profiling and the CUDA-graph estimate; the CUDA
-    context and NCCL buffers were allocated before the budget's snapshot and live in
-    the (1 - utilization) headroom, so they are not charged here.
+    Inference, vLLM: inside the gpu_memory_utilization budget sit the non-torch
+    increase measured during profiling and, from 0.20 (era ``cuda_graphs = "inside"``,
+    not with --enforce-eager), the CUDA-graph estimate; the CUDA context and NCCL
+    buffers were allocated before the budget's snapshot and live in the (1 -
+    utilization) headroom, so they are not charged here (before 0.20 the graphs live
+    there too).  transformers ``generate()`` has no budget: the CUDA context takes its
+    share of the whole GPU.
     Training: the CUDA context, the cuBLAS workspace and one NCCL communicator per
     parallel group wider than one GPU.  Allocator fragmentation has no published
     typical figure and is not charged (a warning says so)."""
     a = data()["applied"]
     if not workload.training:
-        return {"non_torch": int(a["vllm_non_torch_bytes"]), "cuda_graphs": int(a["vllm_cuda_graph_bytes"])}
+        if eng.name == "transformers":
+            return {"cuda_context": int(a["training_cuda_context_bytes"])}
+        era = data()["vllm"]["era"][eng.era]
+        # vLLM 0.6.4 counted all non-torch memory on the GPU, the CUDA context included
+        whole = era.get("non_torch") == "whole_gpu"
+        terms = {"non_torch": int(a["training_cuda_context_bytes" if whole else "vllm_non_torch_bytes"])}
+        if eng.cuda_graphs == "inside":
+            terms["cuda_graphs"] = int(a["vllm_cuda_graph_bytes"])
+        return terms
     hopper = gpu.architecture == "hopper"
     terms = {
         "cuda_context": int(a["training_cuda_context_bytes"]),
@@ -107,5 +208,10 @@ def assumptions(eng: Engine, workload: Workload) -> dict[str, Any]:
     """The runtime constants an estimate applied, for the report."""
     if workload.training:
         return {"allocator_fragmentation": "not modelled (no published typical figure)"}
-    return {"engine": f"{eng.name} >= 0.21 (vllm serve defaults)", "kv_block_size": eng.kv_block_size,
-            "max_num_batched_tokens": eng.max_num_batched_tokens, "max_num_seqs": eng.max_num_seqs}
+    if eng.name == "transformers":
+        return {"engine": f"transformers {eng.version} generate() (contiguous KV cache, whole-prompt prefill)",
+                "prompt_logits": eng.prompt_logits}
+    return {"engine": f"vllm {eng.version} (vllm serve defaults; rules of era {eng.era})",
+            "kv_block_size": eng.kv_block_size, "max_num_batched_tokens": eng.max_num_batched_tokens,
+            "max_num_seqs": eng.max_num_seqs, "chunked_prefill": eng.chunked_prefill,
+            "cuda_graphs": eng.cuda_graphs}

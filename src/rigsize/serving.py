@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from rigsize.architecture import Architecture
 from rigsize.formats import KVFormat, WeightFormat
 from rigsize.hardware import GPU
-from rigsize.layout import Layout
-from rigsize.memory import _kv_bytes_per_token_on_rank, _rank_weight_bytes, stage_layers, stage_tensors
+from rigsize.layout import Layout, Stage, pipeline_stages
+from rigsize.memory import _kv_bytes_per_token_on_rank, _rank_weight_bytes, stage_tensors
 from rigsize.roofline import Efficiency, allreduce_seconds, compute_dtype, link_bandwidth, peak_bandwidth, peak_flops
 from rigsize.runtime import Engine
 from rigsize.tensors import Tensor
@@ -56,14 +56,19 @@ class ModelCost:
 
 
 def model_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFormat) -> ModelCost:
-    pp = layout.pp
-    stage = max(range(pp), key=lambda s: len(stage_layers(arch.num_hidden_layers, pp)[s]) + (s == pp - 1))
-    tensors = stage_tensors(arch, stage, pp)
-    layers = stage_layers(arch.num_hidden_layers, pp)[stage]
+    """The cost of the slowest pipeline stage, which paces every step: the stage (vLLM's
+    layer split, the same stages memory sizes) that streams the most weight bytes."""
+    costs = [_stage_cost(arch, layout, fmt, kv, s) for s in pipeline_stages(arch.num_hidden_layers, layout)]
+    return max(costs, key=lambda c: c.dense_weight_bytes + c.expert_bytes_per_layer * c.moe_layers)
+
+
+def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFormat, st: Stage) -> ModelCost:
+    tensors = stage_tensors(arch, st)
+    layers = st.layers
     experts = [t for t in tensors if t.role.startswith("expert_")]
     dense = [t for t in tensors if not t.role.startswith("expert_") and t.role not in ("embed", "pos_embed")]
     lm_head = [t for t in tensors if t.role == "lm_head" and len(t.shape) == 2]
-    if arch.tie_word_embeddings and stage == pp - 1:
+    if arch.tie_word_embeddings and st.last:
         lm_head = [t for t in arch.tensors if t.role == "embed"]
     from rigsize.memory import shard_factor
 
@@ -81,7 +86,7 @@ def model_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVForm
     # bytes a step streams: every non-expert weight except the embedding table (a lookup
     # reads only its rows), which is read in full when it doubles as the lm_head
     streamed = [t for t in tensors if not t.role.startswith("expert_") and t.role not in ("embed", "pos_embed")]
-    if arch.tie_word_embeddings and stage == pp - 1:
+    if arch.tie_word_embeddings and st.last:
         streamed += [t for t in arch.tensors if t.role == "embed"]
     weight_bytes = _rank_weight_bytes(streamed, arch, layout, fmt, training=False)
     heads = arch.num_attention_heads / layout.tp

@@ -10,20 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rigsize import formats, runtime
+from rigsize import formats, frameworks, runtime
 from rigsize.architecture import Architecture, active_params, breakdown
 from rigsize.errors import FormatError, InputError, PlanError
 from rigsize.formats import KVFormat, WeightFormat
 from rigsize.hardware import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
-from rigsize.layout import TRAINING_TASKS, Layout, Workload, divisors, tp_problems, valid_tp_sizes, validate_layout
-from rigsize.memory import MemoryResult, memory_per_gpu
+from rigsize.layout import (
+    TRAINING_TASKS, Layout, Workload, divisors, megatron_stage_problem, tp_problems, valid_tp_sizes,
+    validate_layout,
+)
+from rigsize.memory import MemoryResult, Parts, memory_per_gpu
 from rigsize.messages import Note
 from rigsize.models import ModelSpec, resolve_model, stored_weight_format
 from rigsize.options import BY_NAME, parse_options
 from rigsize.numbers import parse_quantity
 from rigsize.report import (
     Bound, EstimateReport, HardwareReport, InferencePerformance, MemoryReport, ModelReport, ParallelReport,
-    PerGpuReport, TrainingBreakdown, TrainingPerformance,
+    PerGpuReport, StageMemory, TrainingBreakdown, TrainingPerformance,
 )
 
 # Inference defaults (issue contract): one request of 1024 prompt + 256 output tokens.
@@ -123,10 +126,22 @@ def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: 
     targets = opts.get("lora_targets")
     if targets:
         _check_lora_targets(arch, targets)
+    if "adapter_dtype" in opts and task not in ("lora", "qlora"):
+        raise InputError("input.adapter_dtype_task", task=task)
+    fw = frameworks.defaults(framework, task)
+    recipe = frameworks.recipe(
+        framework, task, optimizer=opts.get("optimizer"), recompute=opts.get("recompute"),
+        optimizer_in_backward=opts.get("optimizer_in_backward"), chunked_loss=opts.get("chunked_loss"),
+        adapter_dtype=opts.get("adapter_dtype"), activation_offload=opts.get("activation_offload"))
+    for name, on in (("optimizer_in_backward", fw.optimizer_in_backward), ("chunked_loss", fw.loss != "full"),
+                     ("activation_offload", fw.activation_offload)):
+        if name not in opts and on:      # echo the framework defaults that change the memory
+            assumptions[name] = True
     return Workload(
         task=task, batch=micro, seq=seq, framework=framework,  # type: ignore[arg-type]
-        optimizer=default("optimizer", "adamw"), lora_rank=default("lora_rank", 16),
+        optimizer=default("optimizer", fw.optimizer), lora_rank=default("lora_rank", 16),
         lora_targets=frozenset(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
+        recipe=recipe,
     )
 
 
@@ -191,14 +206,15 @@ def _layout(opts: dict[str, Any], job_arch: Architecture, workload: Workload, gp
     training = workload.training
     recompute = opts.get("recompute")
     if recompute is None:
-        # PEFT's prepare_model_for_kbit_training enables gradient checkpointing by default
-        # (use_gradient_checkpointing=True), so QLoRA recomputes each layer
-        recompute = "full" if workload.task == "qlora" else "none"
+        # the framework's documented default (data/frameworks.toml; PEFT's
+        # prepare_model_for_kbit_training checkpoints every layer for QLoRA)
+        recompute = workload.settings.recompute if training else "none"
         if training:
             assumptions["recompute"] = recompute
     common = {
         "ep": opts.get("ep", 1), "zero": int(opts.get("zero", "0")), "offload": opts.get("offload", "none"),
-        "recompute": recompute,
+        "recompute": recompute, "pp_first_layers": opts.get("pp_first_layers"),
+        "pp_last_layers": opts.get("pp_last_layers"),
     }
     if explicit:
         tp, pp, dp, cp = (explicit.get(k, 1) for k in ("tp", "pp", "dp", "cp"))
@@ -281,7 +297,12 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
             assumptions["global_batch"] = global_batch
         workload = replace(workload, global_batch=global_batch)
     weights, kv = _formats(opts, spec, task, gpu, assumptions)
-    engine = runtime.engine_for(gpu)
+    engine = runtime.engine_for(gpu, max_position_embeddings=spec.arch.max_position_embeddings,
+                                opts=opts if not workload.training else {},
+                                assumptions=assumptions if not workload.training else {})
+    if not workload.training and workload.seq > engine.max_model_len:
+        raise InputError("input.conflict", what=f"a sequence of {workload.seq:,} tokens exceeds --max-model-len "
+                         f"{engine.max_model_len:,}; raise --max-model-len or shorten --prompt/--output")
     util = opts.get("gpu_memory_utilization")
     if util is None:
         util = engine.gpu_memory_utilization
@@ -344,7 +365,11 @@ def least_parallel_training_layout(job: Job) -> Job:
     best: tuple[int, int, Job] | None = None
     for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:
         # memory per GPU falls as pp grows, so the smallest pp that fits is found by bisection
-        pps = [pp for pp in divisors(n // tp, job.spec.arch.num_hidden_layers) if trial(tp, pp) is not None]
+        layers = job.spec.arch.num_hidden_layers
+        # Megatron needs pp to divide the layers (layout.megatron_stage_problem)
+        pps = [pp for pp in divisors(n // tp, layers) if trial(tp, pp) is not None
+               and (pp == 1 or megatron_stage_problem(layers, pp, job.layout.pp_first_layers,
+                                                      job.layout.pp_last_layers) is None)]
         lo, hi, found = 0, len(pps) - 1, None
         while lo <= hi:
             mid = (lo + hi) // 2
@@ -392,6 +417,12 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
         method = quant.get("quant_method") if isinstance(quant, dict) else quant
         warnings.append(Note("model.unknown_quant", {"method": str(method)[:40], "fmt": job.weights.name}))
     result = evaluate(job)
+    if result.kv is not None and not result.kv.starts:
+        warnings.append(Note("memory.engine_refuses", {"max_len": result.kv.max_model_len, "tokens": result.kv.tokens,
+                                                       "single": result.kv.max_context_single}))
+    if job.gpu.usable_memory_basis != "cuda":
+        warnings.append(Note("memory.gpu_memory_basis", {"gpu": job.gpu.name, "basis": job.gpu.usable_memory_basis,
+                                                         "gib": job.gpu.usable_memory_bytes / 2**30}))
     if chosen and not job.workload.training and result.fits and job.layout.gpus > 1:
         fewer = _fewest_inference_gpus(job)
         if fewer is not None and fewer < job.layout.gpus:
@@ -446,6 +477,10 @@ def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any],
     if key.split(".")[1] != job.gpu.architecture:
         warnings.append(Note("perf.unfitted_gpu", {"gpu": job.gpu.name, "arch": job.gpu.architecture}))
     if not result.fits or not result.max_concurrency:
+        from rigsize.units import GiB
+
+        short = result.per_gpu.total - result.usable_bytes
+        warnings.append(Note("perf.not_fit", {"short_gib": short / GiB}) if short > 0 else Note("perf.no_kv_room"))
         return None
     w = job.workload
     try:
@@ -502,6 +537,9 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
     if job.layout.offload != "none":
         warnings.append(Note("perf.offload", {}))
     if not result.fits:
+        from rigsize.units import GiB
+
+        warnings.append(Note("perf.not_fit", {"short_gib": (result.per_gpu.total - result.usable_bytes) / GiB}))
         return None
     try:
         s = training_speed(job.spec.arch, job.workload, job.layout, job.gpu, gpus_per_node=per_node,
@@ -559,13 +597,23 @@ def _parallel_report(job: Job) -> ParallelReport:
                           global_batch=w.global_batch if w.training else None)
 
 
+def _per_gpu_report(p: Parts) -> PerGpuReport:
+    return PerGpuReport(weights=p.weights, kv_cache=p.kv_cache, activations=p.activations, gradients=p.gradients,
+                        optimizer=p.optimizer, overhead=p.overhead, total=p.total)
+
+
 def _memory_report(job: Job, result: MemoryResult, opts: dict[str, Any]) -> MemoryReport:
     from rigsize.suggest import suggestions   # suggest evaluates through this module
 
-    p = result.per_gpu
+    per_stage = [StageMemory(stage=st.index, role=st.role, first_layer=st.layers.start, num_layers=len(st.layers),
+                             per_gpu=_per_gpu_report(parts)) for st, parts in result.stages]
+    kv = result.kv
     return MemoryReport(
-        per_gpu=PerGpuReport(weights=p.weights, kv_cache=p.kv_cache, activations=p.activations,
-                             gradients=p.gradients, optimizer=p.optimizer, overhead=p.overhead, total=p.total),
+        per_gpu=_per_gpu_report(result.per_gpu), per_stage=per_stage,
+        kv_cache_tokens=kv.tokens if kv else None, max_model_len=kv.max_model_len if kv else None,
+        max_concurrency_at_max_model_len=round(kv.concurrency_at_max_model_len, 4) if kv else None,
+        max_context_single=kv.max_context_single if kv else None,
+        max_context_at_concurrency=kv.max_context_at_concurrency if kv else None,
         usable_bytes=result.usable_bytes, fits=result.fits, headroom_bytes=result.headroom_bytes,
         max_concurrency=result.max_concurrency, busiest_stage=result.stage,
         kv_bytes_per_sequence=result.kv_bytes_per_sequence, details=result.details,

@@ -116,6 +116,32 @@ def step_flops(arch: Architecture, workload: Workload, layout: Layout) -> tuple[
     return model, model + extra
 
 
+def stage_imbalance(arch: Architecture, workload: Workload, layout: Layout) -> float:
+    """How much longer the slowest pipeline stage computes than an even share: ``pp x
+    max(stage FLOPs) / sum(stage FLOPs)`` (1 when balanced).  1F1B runs at the pace of
+    its slowest stage (Narayanan et al. 2021, sec. 2.2), and the stages are the same
+    ones memory is sized for (``memory.stages``): each stage's decoder layers (routed
+    experts at top-k), the lm_head on the last; attention ``12 H Q T`` per layer."""
+    if layout.pp == 1:
+        return 1.0
+    from rigsize.memory import stage_tensors, stages
+
+    heads, q = _attn_dims(arch)
+    attn_per_layer = 2 * heads * q * workload.seq        # per token, /6 of PaLM's 12 L H Q T
+    share = arch.experts_per_token / arch.num_experts if arch.num_experts else 1.0
+    flops = []
+    for st in stages(arch, layout):
+        n = 0.0
+        for t in stage_tensors(arch, st):
+            if len(t.shape) < 2 or t.role in ("embed", "pos_embed"):
+                continue
+            n += t.numel * (share if t.role.startswith("expert_") else 1.0)
+        if st.last and arch.tie_word_embeddings:
+            n += sum(t.numel for t in arch.tensors if t.role == "embed")
+        flops.append(n + attn_per_layer * len(st.layers))
+    return layout.pp * max(flops) / max(1.0, sum(flops))
+
+
 def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff: TrainingEfficiency) -> float:
     """Per-GPU bandwidth of a group spanning ``group_span`` consecutive ranks."""
     if group_span <= gpus_per_node:
@@ -136,7 +162,8 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     peak = peak_flops(gpu, precision)     # GEMMs in fp8 (Transformer Engine recipes) or bf16
     width = arch.hidden_size / layout.tp
     achieved = eff.e_max * width / (width + eff.width_half)
-    compute = hw_flops / gpus / (peak * achieved)
+    # each GPU computes its stage's share; the slowest stage paces the pipeline
+    compute = hw_flops / gpus / (peak * achieved) * stage_imbalance(arch, workload, layout)
 
     micro = workload.batch
     m = max(1, workload.global_batch // (micro * layout.dp))          # micro-batches per pipeline per step

@@ -181,7 +181,8 @@ def training_case(run: dict[str, Any]) -> tuple[Any, Any, Any, Any, str] | None:
     ep = run.get("ep") if isinstance(run.get("ep"), int) else 1
     cp = run.get("cp") if isinstance(run.get("cp"), int) else 1
     layout = Layout(tp=run["tp"], pp=run["pp"], dp=run["dp"], cp=cp, ep=ep, sp=bool(run.get("sp") is True),
-                    zero=zero, recompute=recompute)
+                    zero=zero, recompute=recompute, pp_first_layers=run.get("pp_first_layers"),
+                    pp_last_layers=run.get("pp_last_layers"))
     workload = Workload(task="pretrain", batch=run["micro_batch"], seq=run["seq"], global_batch=run["global_batch"],
                         framework=framework)  # type: ignore[arg-type]
     network = run.get("network") if run.get("network") in _networks() else "ib-hdr-200x8"

@@ -1,0 +1,123 @@
+"""The inference memory budget against vLLM's own start-up logs and published
+``transformers`` memory tables (data/validation/vllm_startup_logs.toml and
+transformers_memory.toml: quoted from public issues and model docs, nobody here
+produced them).
+
+The targets (KV capacity and concurrency within 3% of the logs) are reported by
+``rigsize validate --source kv``; the tolerances below are regression guards on the
+logs that meet them today, stated as such, and the logs that do not are listed in
+KNOWN_MISSES with the reason found.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import rigsize
+from rigsize.validation_kv import log_case, transformers_rows, vllm_logs, vllm_startup_rows
+
+# Logs rigsize misses by more than 3%, with what was found (see the issue note):
+KNOWN_MISSES = {
+    # the printed capacity (81,536 tokens) is 16% below what the printed 8.69 GiB holds at
+    # this model's 96 KiB/token: vLLM takes the smallest block count over workers, and the
+    # log shows only one worker's memory
+    "rtx4090x2-r1-distill-qwen14b-rt",
+    # gpu_memory_utilization not printed (the default of that era assumed)
+    "l40s-llama31-8b-32k-rt",
+    # LMCache connector active; max_model_len and utilization not printed
+    "h100-x4-qwen3-235b-fp8-tp4-rt",
+    # A100 40GB: CUDA's total for this card was not measured (nvidia-smi's is used)
+    "a100-40gb-x2-qwen2-7b-tp2-u05",
+    # MoE with expert parallelism: the printed activation peak (1.40 GiB) is 3x rigsize's
+    "l40s-x8-qwen3-235b-fp8-ep-32k",
+}
+REGRESSION_GUARD = 0.035
+
+
+def test_enough_logs_are_reproduced() -> None:
+    rows = vllm_startup_rows()
+    cases = {r.case for r in rows}
+    assert len(cases) >= 8
+    gpus = {log["gpu"].split()[0] for log in vllm_logs() if log["id"] in cases}
+    assert {"RTX-3090", "A100", "L40S", "H100"} <= gpus
+
+
+@pytest.mark.parametrize("row", vllm_startup_rows(), ids=lambda r: f"{r.case}:{r.metric}")
+def test_kv_capacity_matches_log(row) -> None:
+    if row.case in KNOWN_MISSES:
+        pytest.skip("known miss, reported by rigsize validate")
+    assert abs(row.error) <= REGRESSION_GUARD, (row.case, row.metric, row.measured, row.predicted)
+
+
+def test_page_size_matches_the_log() -> None:
+    """vLLM 0.6.6 on an RTX 3090, Qwen2.5-7B: 5.77 GiB of KV cache made 6,749 blocks of 16
+    tokens, so one token of all 28 layers is 5.77 GiB / (6749 x 16) = 57,375 bytes as
+    printed (rounded GiB); rigsize's K + V bytes per token must agree to that rounding."""
+    r = rigsize.estimate("qwen2.5-7b", gpu="RTX-3090", engine_version="0.6.6", max_model_len=8192)
+    per_token_from_log = 5.77 * 2**30 / (6749 * 16)
+    assert r.model.kv_bytes_per_token == pytest.approx(per_token_from_log, rel=0.001)
+
+
+def test_refuses_to_start_like_vllm() -> None:
+    """RTX 3090, Llama-3.1-8B, max_model_len 29,000: vLLM refused to start ('larger than
+    the maximum number of tokens that can be stored in KV cache (23648)')."""
+    log = next(x for x in vllm_logs() if x["id"] == "rtx3090-llama31-8b-29k")
+    preset, opts = log_case(log)
+    r = rigsize.estimate(preset, **opts)
+    assert not r.memory.fits
+    assert any("refuse to start" in w for w in r.warnings)
+    assert r.memory.max_context_single == pytest.approx(23648, rel=REGRESSION_GUARD)
+    ok = rigsize.estimate(preset, **{**opts, "max_model_len": r.memory.max_context_single})
+    assert ok.memory.fits
+
+
+def test_defaults_follow_the_version() -> None:
+    """Utilization 0.9 before 0.20 and 0.92 from it, with CUDA graphs charged inside the
+    budget only from 0.20 and never with --enforce-eager (vllm_budget_rules.md sec. 1)."""
+    old = rigsize.estimate("llama-3.1-8b", engine_version="0.10.1", max_model_len=8192)
+    new = rigsize.estimate("llama-3.1-8b", max_model_len=8192)
+    eager = rigsize.estimate("llama-3.1-8b", max_model_len=8192, enforce_eager=True)
+    assert old.assumptions["gpu_memory_utilization"] == 0.9
+    assert new.assumptions["gpu_memory_utilization"] == 0.92
+    assert "overhead/cuda_graphs" in new.memory.details
+    assert "overhead/cuda_graphs" not in old.memory.details
+    assert "overhead/cuda_graphs" not in eager.memory.details
+    assert eager.memory.kv_cache_tokens > new.memory.kv_cache_tokens
+
+
+def test_max_model_len_defaults_to_the_model() -> None:
+    r = rigsize.estimate("qwen2.5-7b")
+    assert r.memory.max_model_len == r.model.max_position_embeddings == r.assumptions["max_model_len"]
+    with pytest.raises(rigsize.RigsizeError, match="exceeds --max-model-len"):
+        rigsize.estimate("qwen2.5-7b", max_model_len=1024, prompt=2048)
+
+
+def test_context_limits_are_consistent() -> None:
+    r = rigsize.estimate("llama-3.1-8b", gpu="H100-SXM-80GB", batch=8, max_model_len=32768)
+    m = r.memory
+    # full attention: the longest single context is the whole pool (vLLM estimate_max_model_len),
+    # reported up to the model's own limit
+    assert m.max_context_single == min(m.kv_cache_tokens, r.model.max_position_embeddings)
+    assert m.max_context_at_concurrency == min(m.kv_cache_tokens // 8 // 16 * 16, r.model.max_position_embeddings)
+    assert m.max_concurrency_at_max_model_len == pytest.approx(m.kv_cache_tokens / 32768, rel=0.01)
+
+
+def test_transformers_engine_matches_qwen25_benchmark() -> None:
+    """Qwen2.5 speed benchmark (A100 80GB, transformers 4.46.0, batch 1, 2048 output
+    tokens; torch.cuda.max_memory_allocated in GiB): every single-GPU BF16 row within
+    5% (regression guard; rigsize validate reports each)."""
+    rows = [r for r in transformers_rows() if r.split == "published (GiB)"]
+    assert len(rows) >= 20
+    worst = max(rows, key=lambda r: abs(r.error))
+    assert abs(worst.error) <= 0.05, (worst.case, worst.measured, worst.predicted)
+
+
+def test_transformers_before_445_keeps_prompt_logits() -> None:
+    """transformers < 4.45 ran lm_head over every prompt token and upcast to fp32 (PR
+    #31292): at 30,720 prompt tokens and Qwen2's 152,064-token vocabulary that is
+    30720 x 152064 x (2 + 4) bytes more than 4.46 holds."""
+    kw = dict(engine="transformers", prompt=30720, output=2048, gpu="A100-SXM-80GB", max_model_len=32768)
+    old = rigsize.estimate("qwen2-7b", engine_version="4.38.2", **kw)
+    new = rigsize.estimate("qwen2-7b", engine_version="4.46.0", **kw)
+    extra = old.memory.per_gpu.activations - new.memory.per_gpu.activations
+    assert extra == pytest.approx(30720 * 152064 * 6, rel=0.001)
