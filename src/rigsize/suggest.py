@@ -210,7 +210,20 @@ def _combined_training(job: Job, opts: dict[str, Any], ev: _Evaluator) -> Iterat
 # ----------------------------------------------------------------------------------
 
 def _inference_groups(job: Job, opts: dict[str, Any], ev: _Evaluator) -> list[Iterator[Candidate]]:
-    return [_weight_formats(job), _kv_fp8(job), _fewer_sequences(job, ev), _shorter_context(job, opts, ev)]
+    return [_max_model_len(job, ev), _weight_formats(job), _kv_fp8(job), _fewer_sequences(job, ev),
+            _shorter_context(job, opts, ev)]
+
+
+def _max_model_len(job: Job, ev: _Evaluator) -> Iterator[Candidate]:
+    """vLLM refuses to start when one --max-model-len request does not fit the KV pool:
+    the longest limit that starts, no shorter than the requested sequence (vLLM's own
+    advice, estimate_max_model_len)."""
+    if job.engine.name != "vllm" or job.workload.seq >= job.engine.max_model_len:
+        return
+    best = _largest(job.workload.seq, job.engine.max_model_len - 1,
+                    lambda n: ev.fits({"max_model_len": n}) is not None)
+    if best is not None:
+        yield {"max_model_len": best}, f"limit the engine's context to {best:,} tokens (--max-model-len)"
 
 
 def _weight_formats(job: Job) -> Iterator[Candidate]:
