@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -62,9 +63,56 @@ def test_assumptions_echo_defaults_and_inputs_echo_options(capsys: pytest.Captur
 
 
 def test_models_lists_presets_with_sources(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = run_json(capsys, "models", "llama-3")
+    rows = run_json(capsys, "models", "llama-3")["models"]
     assert {r["name"] for r in rows} >= {"llama-3-8b", "llama-3-70b", "llama-3.1-405b"}
     assert all(r["source"] and r["as_of"] for r in rows)
+
+
+# every command, with --lang and --json before or after its name (calibrate: no GPU here,
+# so one line and exit 2 in either language; on a GPU machine test_calibrate runs it)
+EVERY = [("estimate", "qwen2-7b"), ("models", "qwen2"), ("gpus", "h100"), ("formats",),
+         ("validate", "--source", "training")]
+
+
+@pytest.mark.parametrize("args", EVERY, ids=lambda a: a[0])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_and_lang_anywhere(capsys: pytest.CaptureFixture[str], args: tuple, where: str) -> None:
+    flags = ["--lang", "zh", "--json"]
+    argv = [*flags, *args] if where == "before" else [*args, *flags]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["schema_version"] == 1 and all(ord(c) < 128 for c in json.dumps(out))   # JSON is never localized
+    text = [*args, "--lang", "zh"] if where == "after" else ["--lang", "zh", *args]
+    assert main(text) == 0
+    assert re.search("[\u4e00-\u9fff]", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("argv", [["calibrate", "--lang", "zh"], ["--lang", "zh", "calibrate"],
+                                  ["calibrate", "--json"], ["--json", "calibrate"]])
+def test_calibrate_takes_lang_and_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    pytest.importorskip("torch").cuda.is_available() and pytest.skip("GPU machine: see test_calibrate.py")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("需要 NVIDIA GPU" in err[0] if "zh" in argv else "needs an NVIDIA GPU" in err[0])
+
+
+def test_bad_lang_anywhere_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["estimate", "qwen2-7b", "--lang", "fr"], ["--lang", "fr", "gpus"]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_no_speed_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    """Qwen2-72B in bf16 is 145.4 GB of weights: it cannot fit one 80 GB H100, so no
+    speed is given, and a warning says so instead of the block silently going missing."""
+    out = run_json(capsys, "estimate", "qwen2-72b")
+    assert out["performance"] is None and not out["memory"]["fits"]
+    why = [w for w in out["warnings"] if w.startswith("no speed given")]
+    assert len(why) == 1 and "GiB short" in why[0]
+    train = run_json(capsys, "estimate", "llama-3.1-70b", "--task", "finetune")
+    assert train["performance"] is None and any(w.startswith("no speed given") for w in train["warnings"])
+    assert main(["estimate", "qwen2-72b", "--lang", "zh"]) == 0
+    assert "未给出速度" in capsys.readouterr().out
 
 
 def test_text_output_in_chinese(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -141,6 +141,7 @@ def test_hub_id_uses_huggingface_hub_with_recorded_response(tmp_path: Path, monk
         files_metadata = {"model.safetensors": _File()}
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda *a, **k: None)   # the reachability probe
     monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", lambda repo_id: _Meta())
     monkeypatch.setenv("RIGSIZE_CACHE", str(tmp_path / "cache"))
     spec = resolve_model("someorg/tiny-llama")

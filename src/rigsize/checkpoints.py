@@ -216,22 +216,63 @@ def _cache_dir() -> Path:
 
 
 def _quiet_hub() -> None:
-    """huggingface_hub logs each retry on stderr; rigsize reports failures in one line."""
+    """huggingface_hub logs each retry on stderr; rigsize reports failures in one line.
+    Telemetry is off: with it, huggingface_hub >= 2 first fetches an agent registry
+    (``/api/agent-harnesses``, 3 s timeout) before the request rigsize asked for."""
+    from huggingface_hub import constants
     from huggingface_hub.utils import disable_progress_bars
     from huggingface_hub.utils import logging as hub_logging
 
     hub_logging.set_verbosity(hub_logging.CRITICAL)
     disable_progress_bars()
+    constants.HF_HUB_DISABLE_TELEMETRY = True
+
+
+# Seconds per attempt to reach the Hub (huggingface_hub's own per-call timeout; the
+# HF_HUB_ETAG_TIMEOUT variable overrides it).  Two attempts (one retry) answer within
+# about 3 s with no network, where huggingface_hub's default backoff takes ~24 s.
+HUB_TIMEOUT_S = 1.5
+HUB_ATTEMPTS = 2
+
+
+def _hub_timeout() -> float:
+    try:
+        return float(os.environ["HF_HUB_ETAG_TIMEOUT"])
+    except (KeyError, ValueError):
+        return HUB_TIMEOUT_S
+
+
+def _probe_hub(repo_id: str) -> None:
+    """One HEAD request for ``config.json`` (and one retry) before huggingface_hub's
+    download, whose network errors would be retried with a backoff of 1+2+4+8+8 s.
+    HTTP answers (404, 401...) pass on to the download, which reports them."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    url, timeout, detail = hf_hub_url(repo_id, "config.json"), _hub_timeout(), ""
+    for _ in range(HUB_ATTEMPTS):
+        try:
+            get_hf_file_metadata(url, timeout=timeout, retry_on_errors=False)
+            return
+        except Exception as exc:  # httpx/requests transport errors differ by huggingface_hub version
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if isinstance(status, int) and status < 500:
+                return
+            detail = type(exc).__name__
+    raise ModelError("model.hub_unreachable", repo=repo_id, seconds=HUB_ATTEMPTS * timeout, detail=detail)
 
 
 def fetch_hub_config(repo_id: str, offline: bool) -> dict[str, Any]:
     """``config.json`` of a Hub repository, through huggingface_hub's cache."""
     _quiet_hub()
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    if not offline and not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        _probe_hub(repo_id)
     try:
-        path = hf_hub_download(repo_id, "config.json", local_files_only=offline)
+        path = hf_hub_download(repo_id, "config.json", local_files_only=offline, etag_timeout=_hub_timeout())
     except LocalEntryNotFoundError:
         if offline:
             raise ModelError("model.hub_offline_miss", repo=repo_id) from None

@@ -47,98 +47,127 @@ def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
+# --lang and --json are accepted on the group and on every command, before or after
+# the command name ("rigsize --lang zh models" = "rigsize models --lang zh"); the
+# values live in ctx.meta, which the group's and the command's contexts share.
+def _set_lang(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        if value.lower() not in LANGS:
+            raise InputError("cli.bad_lang", value=value)
+        ctx.meta["rigsize.lang"] = value.lower()
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["rigsize.json"] = True
+
+
+def _shell_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--json", is_flag=True, expose_value=False, callback=_set_json, is_eager=True,
+                      help="Print exactly one JSON object (schema in schema/<command>.schema.json).")(fn)
+    return click.option("--lang", default=None, expose_value=False, callback=_set_lang, is_eager=True,
+                        help="Language of text output: en or zh (or RIGSIZE_LANG); JSON is never localized.")(fn)
+
+
+def _lang(ctx: click.Context) -> str:
+    return current_lang(ctx.meta.get("rigsize.lang"))
+
+
+def _as_json(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get("rigsize.json"))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--lang", default=None, help="Language of text output: en or zh (or RIGSIZE_LANG).")
+@_shell_options
 @click.version_option(package_name="rigsize")
-@click.pass_context
-def cli(ctx: click.Context, lang: str | None) -> None:
+def cli() -> None:
     """What server do I need to run this LLM, for this job?"""
-    if lang is not None and lang.lower() not in LANGS:
-        raise InputError("cli.bad_lang", value=lang)
-    ctx.obj = {"lang": current_lang(lang)}
 
 
 @cli.command()
 @click.argument("model")
 @_with_options("estimate")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@_shell_options
 @click.pass_context
-def estimate(ctx: click.Context, model: str, as_json: bool, **options: Any) -> None:
+def estimate(ctx: click.Context, model: str, **options: Any) -> None:
     """Size MODEL (preset, config.json, folder, .gguf, Hub id or a size like 72B)."""
     from rigsize.sizing import estimate as run_estimate
 
     given = {k: v for k, v in options.items() if v is not None}
     report = run_estimate(model, **given)
-    if as_json:
+    if _as_json(ctx):
         _emit_json(report.model_dump(mode="json"))
     else:
         from rigsize.render import print_estimate
 
-        print_estimate(report, ctx.obj["lang"])
+        print_estimate(report, _lang(ctx))
 
 
 @cli.command()
 @click.argument("query", required=False, default="")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@_shell_options
 @click.pass_context
-def models(ctx: click.Context, query: str, as_json: bool) -> None:
+def models(ctx: click.Context, query: str) -> None:
     """List model presets, optionally those matching QUERY."""
     from rigsize.api import list_presets
+    from rigsize.report import ModelList
 
     rows = list_presets(query)
-    if not rows and not as_json:
+    if not rows and not _as_json(ctx):
         raise InputError("model.presets_none", query=query)
-    if as_json:
-        _emit_json([r.model_dump(mode="json") for r in rows])
+    if _as_json(ctx):
+        _emit_json(ModelList(schema_version=1, models=rows).model_dump(mode="json"))
     else:
         from rigsize.render import print_presets
 
-        print_presets(rows, ctx.obj["lang"])
+        print_presets(rows, _lang(ctx))
 
 
 @cli.command()
 @click.argument("query", required=False, default="")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@_shell_options
 @click.pass_context
-def gpus(ctx: click.Context, query: str, as_json: bool) -> None:
+def gpus(ctx: click.Context, query: str) -> None:
     """List the GPU catalog (dense peaks, memory, bandwidth, sources), or those matching QUERY."""
     from rigsize.hardware import gpu_table
+    from rigsize.report import GpuList
 
     q = query.lower()
     rows = [r for r in gpu_table() if not q or q in r["name"].lower() or any(q in a.lower() for a in r["aliases"])]
     if not rows:
         raise InputError("gpu.none_match", query=query)
-    if as_json:
-        _emit_json(rows)
+    if _as_json(ctx):
+        _emit_json(GpuList.model_validate({"schema_version": 1, "gpus": rows}).model_dump(mode="json"))
     else:
         from rigsize.render import print_gpus
 
-        print_gpus(rows, ctx.obj["lang"])
+        print_gpus(rows, _lang(ctx))
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@_shell_options
 @click.pass_context
-def formats(ctx: click.Context, as_json: bool) -> None:
+def formats(ctx: click.Context) -> None:
     """List weight and KV-cache formats with their true bits per weight."""
     from rigsize.formats import format_table
+    from rigsize.report import FormatList
 
     rows = format_table()
-    if as_json:
-        _emit_json(rows)
+    if _as_json(ctx):
+        _emit_json(FormatList.model_validate({"schema_version": 1, "formats": rows}).model_dump(mode="json"))
     else:
         from rigsize.render import print_formats
 
-        print_formats(rows, ctx.obj["lang"])
+        print_formats(rows, _lang(ctx))
 
 
 @cli.command()
 @click.option("--source", "source", default="all",
               help="all, serving, training, finetune (peak memory) or kv (vLLM start-up logs, transformers memory).")
 @click.option("--cases", "show_cases", is_flag=True, help="List every case, not only the summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_shell_options
 @click.pass_context
-def validate(ctx: click.Context, source: str, show_cases: bool, as_json: bool) -> None:
+def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
     """Compare predictions with measurements nobody here produced (fitted and reserved apart)."""
     from rigsize.validation import (
         finetune_rows, published_rows, serving_rows, summarize, training_rows, whole_run_rows,
@@ -159,31 +188,36 @@ def validate(ctx: click.Context, source: str, show_cases: bool, as_json: bool) -
     if source in ("all", "serving"):
         rows += serving_rows() + published_rows()
     summary = summarize(rows)
-    if as_json:
-        _emit_json({"summary": summary, "cases": [
+    if _as_json(ctx):
+        from rigsize.report import ValidationReport
+
+        _emit_json(ValidationReport(schema_version=1, summary=summary, cases=[
             {"source": r.source, "case": r.case, "metric": r.metric, "split": r.split, "measured": r.measured,
-             "predicted": r.predicted, "error": r.error} for r in rows]})
+             "predicted": r.predicted, "error": r.error} for r in rows]).model_dump(mode="json"))
         return
     from rigsize.render import print_validation
 
-    print_validation(rows, summary, show_cases, ctx.obj["lang"])
+    print_validation(rows, summary, show_cases, _lang(ctx))
 
 
 @cli.command()
 @click.option("--gpu", "gpu", default=None, help="Catalog GPU whose peaks to compare with (default: detected).")
 @click.option("--output", "output", default="rigsize-profile.json", help="Where to write the profile.")
-def calibrate(gpu: str | None, output: str) -> None:
+@_shell_options
+@click.pass_context
+def calibrate(ctx: click.Context, gpu: str | None, output: str) -> None:
     """Measure this machine's GPU (matmul per dtype, HBM bandwidth) and write a profile."""
     from rigsize.calibrate import calibrate as run
 
     profile = run(gpu, output)
-    eff = profile["efficiency"]
+    if _as_json(ctx):
+        from rigsize.report import CalibrationReport
 
-    def pct(x: float | None) -> str:
-        return f"{x:.0%}" if isinstance(x, (int, float)) else "unknown (no published peak)"
+        _emit_json(CalibrationReport(schema_version=1, output=output, profile=profile).model_dump(mode="json"))
+    else:
+        from rigsize.render import print_calibration
 
-    click.echo(f"wrote {output}: {profile['catalog_gpu']} compute {pct(eff['compute'])} of dense bf16 peak, "
-               f"memory {pct(eff['memory'])} of peak bandwidth")
+        print_calibration(output, profile, _lang(ctx))
 
 
 def _lang_from_argv(argv: Sequence[str]) -> str:

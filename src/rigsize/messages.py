@@ -105,6 +105,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "could not fetch config.json of '{repo}' from the Hub ({detail}); check the id, your network or HF_TOKEN, or use --offline with a cached copy",
         "zh": "无法从 Hub 获取 '{repo}' 的 config.json（{detail}）；请检查模型 id、网络或 HF_TOKEN，或在已有缓存时使用 --offline",
     },
+    "model.hub_unreachable": {
+        "en": "the Hugging Face Hub did not answer for '{repo}' within {seconds:.0f} s ({detail}); use --offline with a cached copy, or pass a local config.json or checkpoint folder",
+        "zh": "Hugging Face Hub 在 {seconds:.0f} 秒内未响应 '{repo}'（{detail}）；请在已有缓存时使用 --offline，或传入本地的 config.json 或模型目录",
+    },
     "model.hub_offline_miss": {
         "en": "'{repo}' is not in the local Hugging Face cache; run once without --offline",
         "zh": "本地 Hugging Face 缓存中没有 '{repo}'；请先不带 --offline 运行一次",
@@ -376,6 +380,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "split.other": {"en": "other", "zh": "其他"},
     "split.published": {"en": "published", "zh": "公开数据"},
     "split.spec-decode?": {"en": "spec-decode?", "zh": "疑似投机解码"},
+    "split.whole-run (layout unknown)": {"en": "whole-run (layout unknown)", "zh": "整次训练（并行方案未知）"},
+    "split.settings unpublished": {"en": "settings unpublished", "zh": "设置未公开"},
+    "split.published (GiB)": {"en": "published (GiB)", "zh": "公开数据 (GiB)"},
+    "split.published (unit unstated)": {"en": "published (unit unstated)", "zh": "公开数据（单位未说明）"},
+    "report.change": {"en": "change {change}", "zh": "改为 {change}"},
+    "fmt.gguf_kept": {
+        "en": "output.weight {out}; norms, routers, biases, position embeddings F32",
+        "zh": "output.weight 为 {out}；归一化层、路由器、偏置、位置嵌入为 F32",
+    },
+    "fmt.rope_bits": {"en": "RoPE key dims at {bits} bits", "zh": "RoPE 键维度为 {bits} 比特"},
+    "fmt.kept_bits": {"en": "{roles}: {bits}-bit", "zh": "{roles}：{bits} 比特"},
 }
 
 
@@ -410,11 +425,12 @@ _FIELD = re.compile(r"\{(\w+)[^{}]*\}")
 @cache
 def _english_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
     """A regex per English template (fields become groups), most literal text first;
-    templates with almost no literal text ("{what}") cannot be recognised and are left out."""
+    templates with no words of their own ("{what}", "{path}: {detail}") cannot be
+    recognised and are left out."""
     out = []
     for key, entry in MESSAGES.items():
         en = entry["en"]
-        if len(_FIELD.sub("", en).strip()) < 8:
+        if sum(c.isalpha() for c in _FIELD.sub("", en)) < 3:
             continue
         regex, pos, seen = "", 0, set()
         for m in _FIELD.finditer(en):

@@ -6,9 +6,32 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from rigsize.messages import t
-from rigsize.report import EstimateReport, PresetRow
+from rigsize.messages import MESSAGES, render, t, translate
+from rigsize.report import EstimateReport, PresetRow, Suggestion
 from rigsize.units import GB, GiB
+
+
+def _part(key: str, lang: str) -> str:
+    """A breakdown key (``mlp``, ``moe/experts``, ``tp_comm``) as a label; a key without
+    an entry prints as itself (and the label test fails on it)."""
+    return t(f"part.{key}", lang) if f"part.{key}" in MESSAGES else key
+
+
+def _bound(key: str, lang: str) -> str:
+    return t(f"bound.{key}", lang) if f"bound.{key}" in MESSAGES else key
+
+
+def _suggestion(s: Suggestion, lang: str) -> str:
+    """The suggestion's sentence, or, where the catalog has no translation of it, the
+    change itself as options (``gpus=4, tp=4``)."""
+    text = translate(s.description, lang)
+    if text == s.description and lang != "en":
+        text = render("report.change", lang, change=", ".join(f"{k}={v}" for k, v in s.change.items()))
+    return text
+
+
+def _split(key: str, lang: str) -> str:
+    return t(f"split.{key}", lang) if f"split.{key}" in MESSAGES else key
 
 
 def human_count(n: float) -> str:
@@ -51,11 +74,12 @@ def print_estimate(report: EstimateReport, lang: str, console: Console | None = 
     parts.add_column(t("report.params", lang), justify="right")
     parts.add_column(t("report.share", lang), justify="right")
     for key, n in sorted(m.breakdown.items(), key=lambda kv: -kv[1]):
-        parts.add_row(key, f"{n:,}", f"{100 * n / m.params:.1f}%")
+        parts.add_row(_part(key, lang), f"{n:,}", f"{100 * n / m.params:.1f}%")
     console.print(parts)
     _print_memory(console, report, lang)
+    # assumptions are the JSON keys and values that reproduce the result (identifiers, as on the command line)
     _print_list(console, t("report.assumptions", lang), [f"{k} = {v}" for k, v in report.assumptions.items()])
-    _print_list(console, t("report.warnings", lang), report.warnings)
+    _print_list(console, t("report.warnings", lang), [translate(w, lang) for w in report.warnings])
 
 
 def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
@@ -82,28 +106,29 @@ def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
     if mem.max_concurrency is not None:
         table.add_row(t("mem.max_concurrency", lang), f"{mem.max_concurrency:,}")
     console.print(table)
-    _print_list(console, t("report.suggestions", lang), [s.description + f" -> {human_bytes(s.total_bytes)}"
+    _print_list(console, t("report.suggestions", lang), [_suggestion(s, lang) + f" -> {human_bytes(s.total_bytes)}"
                                                          for s in mem.suggestions])
     perf = report.performance
     if perf is not None and hasattr(perf, "step_seconds"):
         table = Table(title=t("report.training_speed", lang), title_justify="left", show_header=False)
         table.add_column(style="bold")
         table.add_column(justify="right")
-        table.add_row(t("perf.step", lang), f"{perf.step_seconds:,.2f} s ({perf.bound})")
+        table.add_row(t("perf.step", lang), f"{perf.step_seconds:,.2f} s ({_bound(perf.bound, lang)})")
         table.add_row(t("perf.tokens", lang), f"{perf.tokens_per_second:,.0f} tokens/s")
-        table.add_row("MFU / HFU", f"{perf.mfu:.1%} / {perf.hfu:.1%}")
+        table.add_row(t("perf.mfu_hfu", lang), f"{perf.mfu:.1%} / {perf.hfu:.1%}")
         for key, value in perf.breakdown.model_dump().items():
             if value:
-                table.add_row(f"  {key}", f"{value:,.3f} s")
+                table.add_row(f"  {_part(key, lang)}", f"{value:,.3f} s")
         if perf.train_days is not None:
-            table.add_row(t("perf.days", lang), f"{perf.train_days:,.1f} d, {perf.gpu_hours:,.0f} GPU-h")
+            table.add_row(t("perf.days", lang), f"{perf.train_days:,.1f} {t('perf.days_unit', lang)}, "
+                          f"{perf.gpu_hours:,.0f} {t('perf.gpu_hours_unit', lang)}")
         console.print(table)
     elif perf is not None:
         table = Table(title=t("report.performance", lang), title_justify="left", show_header=False)
         table.add_column(style="bold")
         table.add_column(justify="right")
-        table.add_row("TTFT", f"{perf.ttft_seconds * 1e3:,.1f} ms ({perf.bound.prefill})")
-        table.add_row("TPOT", f"{perf.tpot_seconds * 1e3:,.2f} ms ({perf.bound.decode})")
+        table.add_row(t("perf.ttft", lang), f"{perf.ttft_seconds * 1e3:,.1f} ms ({_bound(perf.bound.prefill, lang)})")
+        table.add_row(t("perf.tpot", lang), f"{perf.tpot_seconds * 1e3:,.2f} ms ({_bound(perf.bound.decode, lang)})")
         table.add_row(t("perf.e2e", lang), f"{perf.e2e_seconds:,.2f} s")
         table.add_row(t("perf.throughput", lang), f"{perf.output_tokens_per_second:,.0f} tokens/s "
                       f"({perf.output_tokens_per_second_per_gpu:,.0f} / GPU)")
@@ -121,7 +146,7 @@ def _print_list(console: Console, title: str, lines: list[str]) -> None:
 def print_presets(rows: list[PresetRow], lang: str, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=t("report.presets", lang), title_justify="left")
-    for col in ("Name", t("report.family", lang), t("report.params", lang),
+    for col in (t("report.name", lang), t("report.family", lang), t("report.params", lang),
                 t("report.active_params", lang), t("report.hub_id", lang)):
         table.add_column(col)
     for r in rows:
@@ -139,9 +164,11 @@ def _tflops(flops: dict, dtype: str) -> str:
 def print_gpus(rows: list[dict], lang: str, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=t("report.gpus", lang), title_justify="left")
-    for col in ("GPU", t("report.memory", lang), t("report.visible", lang), "HBM TB/s", "BF16 TFLOPS",
-                "FP8 TFLOPS", t("report.interconnect", lang), t("report.per_node", lang), "TDP W"):
-        table.add_column(col, justify="left" if col == "GPU" else "right", no_wrap=col == "GPU")
+    first = t("report.gpu", lang)
+    for col in (first, t("report.memory", lang), t("report.visible", lang), t("report.hbm", lang),
+                t("report.bf16_tflops", lang), t("report.fp8_tflops", lang), t("report.interconnect", lang),
+                t("report.per_node", lang), t("report.tdp", lang)):
+        table.add_column(col, justify="left" if col == first else "right", no_wrap=col == first)
     for r in rows:
         visible = r["memory_bytes_visible"]
         bw = r["interconnect"].get("per_direction_bytes_per_second")
@@ -164,7 +191,10 @@ def print_formats(rows: list[dict], lang: str, console: Console | None = None) -
                 t("report.high_precision", lang)):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["kind"], f"{r['bits_per_weight']:.3f}", r["high_precision_tensors"])
+        kept = translate(r["high_precision_tensors"], lang)
+        if kept == r["high_precision_tensors"]:     # "roles: 16-bit; router (1-D): 32-bit": part by part
+            kept = "; ".join(translate(part, lang) for part in kept.split("; "))
+        table.add_row(r["name"], t(f"report.kind_{r['kind']}", lang), f"{r['bits_per_weight']:.3f}", kept)
     console.print(table)
 
 
@@ -174,14 +204,25 @@ def print_validation(rows: list, summary: list[dict], show_cases: bool, lang: st
     if show_cases:
         table = Table(title=t("report.validation", lang), title_justify="left")
         for col in ("case", "metric", "split", "measured", "predicted", "error"):
-            table.add_column(col, justify="left" if col in ("case", "metric", "split") else "right")
-        for r in rows:
-            table.add_row(r.case, r.metric, r.split, f"{r.measured:.4g}", f"{r.predicted:.4g}", f"{r.error:+.1%}")
+            table.add_column(t(f"val.{col}", lang), justify="left" if col in ("case", "metric", "split") else "right")
+        for r in rows:   # case and metric names are identifiers (as in --json)
+            table.add_row(r.case, r.metric, _split(r.split, lang), f"{r.measured:.4g}", f"{r.predicted:.4g}",
+                          f"{r.error:+.1%}")
         console.print(table)
     table = Table(title=t("report.validation", lang), title_justify="left")
-    for col in ("source", "metric", "split", "n", "median |error|", "worst |error|"):
-        table.add_column(col, justify="left" if col in ("source", "metric", "split") else "right")
+    for col in ("source", "metric", "split", "n", "median", "worst"):
+        table.add_column(t(f"val.{col}", lang), justify="left" if col in ("source", "metric", "split") else "right")
     for s in summary:
-        table.add_row(s["source"], s["metric"], s["split"], str(s["n"]), f"{s['median_abs_error']:.1%}",
+        table.add_row(s["source"], s["metric"], _split(s["split"], lang), str(s["n"]), f"{s['median_abs_error']:.1%}",
                       f"{s['worst_abs_error']:.1%}")
     console.print(table)
+
+
+def print_calibration(output: str, profile: dict, lang: str, console: Console | None = None) -> None:
+    eff = profile["efficiency"]
+
+    def pct(x: object) -> str:
+        return f"{x:.0%}" if isinstance(x, (int, float)) else t("report.no_peak", lang)
+
+    (console or Console()).print(render("report.calibrated", lang, output=output, gpu=profile["catalog_gpu"],
+                                        compute=pct(eff["compute"]), memory=pct(eff["memory"])), highlight=False)
