@@ -105,6 +105,17 @@ def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
     table.add_row(f"[{style}]{verdict}[/{style}]", f"[{style}]{human_bytes(abs(mem.headroom_bytes))}[/{style}]")
     if mem.max_concurrency is not None:
         table.add_row(t("mem.max_concurrency", lang), f"{mem.max_concurrency:,}")
+    if mem.kv_cache_tokens is not None:
+        table.add_row(t("mem.kv_cache_tokens", lang), f"{mem.kv_cache_tokens:,}")
+        table.add_row(render("mem.concurrency_at_max_len", lang, n=f"{mem.max_model_len:,}"),
+                      f"{mem.max_concurrency_at_max_model_len:.2f}x")
+        table.add_row(t("mem.max_context_single", lang), f"{mem.max_context_single:,}")
+        table.add_row(t("mem.max_context_at_concurrency", lang), f"{mem.max_context_at_concurrency:,}")
+    if len(mem.per_stage) > 1:
+        for st in mem.per_stage:
+            table.add_row(render("mem.stage", lang, i=st.stage, role=t(f"stage.{st.role}", lang),
+                                 first=st.first_layer, n=st.num_layers),
+                          human_bytes(st.per_gpu.total))
     console.print(table)
     _print_list(console, t("report.suggestions", lang), [_suggestion(s, lang) + f" -> {human_bytes(s.total_bytes)}"
                                                          for s in mem.suggestions])
