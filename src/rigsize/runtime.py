@@ -94,6 +94,9 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, opts: di
     max_len = pick("max_model_len", max_position_embeddings or 2048)
     if opts.get("engine") == "transformers":
         return _transformers_engine(opts, said, max_len)
+    if opts.get("engine") in ("sglang", "trtllm"):
+        said["memory_budget"] = (f"vLLM's: {opts['engine']}'s own memory budget (runtime.toml [sglang.*], "
+                                 "[tensorrt_llm.*]) is not modelled yet")
     d = data()
     era_key, era = vllm_era(opts.get("engine_version"))
     version = opts.get("engine_version") or f">= {era['since']}"
