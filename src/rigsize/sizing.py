@@ -417,7 +417,7 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
         method = quant.get("quant_method") if isinstance(quant, dict) else quant
         warnings.append(Note("model.unknown_quant", {"method": str(method)[:40], "fmt": job.weights.name}))
     result = evaluate(job)
-    if result.kv is not None and not result.kv.starts:
+    if result.kv is not None and not result.kv.starts and result.per_gpu.total <= result.usable_bytes:
         warnings.append(Note("memory.engine_refuses", {"max_len": result.kv.max_model_len, "tokens": result.kv.tokens,
                                                        "single": result.kv.max_context_single}))
     if job.gpu.usable_memory_basis != "cuda":
