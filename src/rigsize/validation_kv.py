@@ -32,12 +32,16 @@ LOG_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B": ("qwen2.5-14b", {}),
     "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": ("qwen3-235b-a22b", {"weights": "fp8-block"}),
     "Qwen/Qwen3-235B-A22B-FP8": ("qwen3-235b-a22b", {"weights": "fp8-block"}),
+    "Qwen/Qwen3-30B-A3B": ("qwen3-30b-a3b", {}),
 }
 # GPUs as the logs name them -> catalog rows (the logs' A100/H100 variant is not stated;
 # the 80/40 GB SXM rows are taken, whose memory equals the PCIe cards')
 LOG_GPUS = {"RTX-3090": "RTX-3090", "RTX-4090": "RTX-4090", "L40S": "L40S", "L4": "L4",
             "A100 80GB": "A100-SXM-80GB", "A100 40GB": "A100-SXM-40GB", "H100": "H100-SXM-80GB",
-            "H200": "H200-SXM-141GB"}
+            "H200": "H200-SXM-141GB",
+            # "A10 (" with the parenthesis so that the A100 names above are not caught
+            # by the prefix match; A10 and A10G share 23,028 MiB visible in gpus.toml
+            "A10 (": "A10"}
 # Logs that print no exact version: a release of the engine, log format and date they
 # show (each log's version_source); only the era of budget rules matters (runtime.toml).
 UNDATED = {
