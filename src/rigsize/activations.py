@@ -429,19 +429,59 @@ def _hf_output(c: _Hf, arch: Architecture) -> int:
     return T * per_token + labels + FP32_BYTES + gemma
 
 
+def _hf_sac_op(c: _Hf, L: _Layer) -> tuple[int, int]:
+    """(saved, already in the full set) bytes per token of one block under torchtitan's per-op
+    selective activation checkpointing (``selective_ac_option = "op"``).
+
+    torchtitan ``parallelize_llama.py`` (9dec370) ``_custom_policy``: MUST_SAVE the output of
+    every op in ``_save_list`` -- ``aten.mm`` "except every second mm" (a per-block counter:
+    the 1st, 3rd, 5th... mm of the forward), ``_scaled_dot_product_flash_attention`` /
+    ``_efficient_attention`` (all outputs: the attention output and its fp32 logsumexp) --
+    and PREFER_RECOMPUTE everything else.  In a Llama block the mms run wq, wk, wv, wo, w1
+    (gate), w3 (up), w2 (down) (``models/llama/model.py``), so wq, wv, w1 and w2 are kept.
+    The attention output, v and the gate output are also in the full saved set
+    (``_hf_attention``/``_hf_mlp``), so a recomputed block re-materialises everything else.
+    Dense blocks only: routed experts run grouped mms, which that list does not hold."""
+    a, tp = c.a, c.tp
+    widths: list[int] = []
+    for m, w in (("q_proj", L.q), ("k_proj", L.k), ("v_proj", L.v), ("qkv_proj", L.q + L.k + L.v),
+                 ("o_proj", c.h * tp), ("gate_proj", L.inter), ("up_proj", L.inter),
+                 ("gate_up_proj", 2 * L.inter), ("down_proj", c.h * tp)):
+        if m in L.linears and not (L.experts and m in ("gate_proj", "up_proj", "gate_up_proj", "down_proj")):
+            widths.append(w // tp)
+    kept_mm = sum(w for j, w in enumerate(widths) if j % 2 == 0)   # mm count 1, 3, 5...: saved
+    attention = a * L.o_in // tp + FP32_BYTES * max(L.heads // tp, 1)
+    overlap = attention + a * (L.v + (L.inter if not L.experts else 0)) // tp
+    return a * kept_mm + attention, overlap
+
+
 def _hf(arch: Architecture, layers: tuple[_Layer, ...], c: _Hf, recompute: Recompute, stage_first: bool,
-        stage_last: bool) -> tuple[list[int], dict[str, int], int, int, int]:
-    per_layer, parts, full = [], {}, []
+        stage_last: bool, sac: str = "none", residual_bytes: int | None = None
+        ) -> tuple[list[int], dict[str, int], int, int, int]:
+    """``sac``: what ``recompute="selective"`` means (``Recipe.selective_ac``): "op" (torchtitan
+    per-op SAC, ``_hf_sac_op``) or "N" (torchtitan ``selective_ac_option = N``: every N-th block
+    is checkpointed whole, ``ptd_checkpoint_wrapper._count % ac_freq == 0``, the others keep
+    everything).  ``residual_bytes``: element size of the residual stream, the checkpointed
+    layer inputs (default: the model dtype; fp32 under PEFT's QLoRA upcast, see
+    ``activation_bytes``)."""
+    rb = c.a if residual_bytes is None else residual_bytes
+    per_layer, parts, work = [], {}, []
     for i, L in enumerate(layers):
         needs_grad = c.full_ft or not stage_first or i > 0 or recompute == "full"
         p = _hf_layer(c, L, needs_grad)
-        full.append(sum(p.values()))
-        if recompute == "full":   # torch.utils.checkpoint keeps the layer input only
-            p = {"layer_input": c.tokens * c.a * c.h}
+        whole = sum(p.values())
+        whole_block = recompute == "full" or (recompute == "selective" and sac.isdigit() and (i + 1) % int(sac) == 0)
+        if recompute == "selective" and sac == "op":
+            saved, overlap = _hf_sac_op(c, L)
+            p = {"layer_input": c.tokens * rb * c.h, "sac_saved": c.tokens * saved}
+            work.append(whole - c.tokens * overlap)
+        elif whole_block:   # torch.utils.checkpoint keeps the layer input only
+            p = {"layer_input": c.tokens * rb * c.h}
+            work.append(whole)
         for key, val in p.items():
             parts[key] = parts.get(key, 0) + val
         per_layer.append(sum(p.values()))
-    working = max(full, default=0) if recompute == "full" else 0
+    working = max(work, default=0)   # one block re-materialised during its backward
     emb = _hf_embedding(c, arch, recompute, stage_first) if (stage_first or layers) else 0
     out = _hf_output(c, arch) if stage_last else 0
     return per_layer, parts, emb, out, working
@@ -512,7 +552,8 @@ def _megatron(arch: Architecture, layers: tuple[_Layer, ...], *, tokens: int, se
     return per_layer, parts, emb, out, working
 
 
-def _loss_logits(tokens: int, vocab: int, a: int, loss: Loss, chunks: int, impl_hf: bool) -> int:
+def _loss_logits(tokens: int, vocab: int, a: int, loss: Loss, chunks: int, impl_hf: bool,
+                 shift_copy: bool = False) -> int:
     """Bytes the cross-entropy keeps for the logits of one micro-batch.
 
     ``"full"``: the fp32 log-softmax output of every token (transformers' ``ForCausalLMLoss``
@@ -521,11 +562,19 @@ def _loss_logits(tokens: int, vocab: int, a: int, loss: Loss, chunks: int, impl_
     ``CEWithChunkedOutputLoss``): the lm_head's model-dtype logits of every token, upcast to
     fp32 one chunk of ``tokens / chunks`` at a time.  ``"fused"`` (Unsloth with Apple's Cut
     Cross-Entropy, Wijmans et al. 2024, arXiv:2411.09009): the logits are never materialised;
-    one fp32 log-sum-exp per token is kept."""
+    one fp32 log-sum-exp per token is kept.
+
+    ``shift_copy`` (transformers < 4.49, before PR #35646): ``ForCausalLMLoss`` runs
+    ``logits = logits.float()`` then ``shift_logits = logits[..., :-1, :].contiguous()``, so at
+    the forward pass's last op ``log_softmax`` the model-dtype logits the model returns, the fp32
+    upcast, its shifted contiguous copy and the fp32 log-softmax output coexist: ``a + 12`` bytes
+    per logit, above the backward's 12."""
     if loss == "fused":
         return FP32_BYTES * tokens
     if loss == "chunked":   # + one chunk's fp32 upcast
         return tokens * vocab * a + math.ceil(tokens / max(chunks, 1)) * vocab * FP32_BYTES
+    if impl_hf and shift_copy:
+        return tokens * vocab * max(3 * FP32_BYTES, a + 3 * FP32_BYTES)
     return tokens * vocab * FP32_BYTES * (3 if impl_hf else 1)
 
 
@@ -540,6 +589,7 @@ def activation_bytes(
     stage: Stage = "first", dtype_bits: int = 16, dropout: bool | None = None, softcap: bool | None = None,
     mask_bits: int = 8, layers: range | None = None, first: bool | None = None, last: bool | None = None,
     loss: Loss = "full", loss_chunks: int = 1, offload: bool = False, loss_transient: bool = False,
+    selective_ac: str = "none", residual_bits: int | None = None, loss_shift_copy: bool = False,
 ) -> ActivationBreakdown:
     """Bytes of activations kept for the backward pass on one GPU of pipeline ``stage``.
 
@@ -556,7 +606,8 @@ def activation_bytes(
     megatron (the paper's GPT-3 setting), False for hf (transformers configs default
     ``attention_dropout=0.0``; only eager attention keeps a mask).  ``softcap``: Gemma 2
     logit soft-capping (default on for gemma2, as its config class sets).
-    ``recompute="selective"``: hf has no selective recomputation, so it counts as none.
+    ``recompute="selective"``: transformers has no selective recomputation, so with
+    ``selective_ac="none"`` it counts as none under hf.
     ``mask_bits``: one dropout-mask element; 8 (bool) for CUDA's fused dropout, which is
     what Korthikanti et al. count; torch's CPU dropout keeps its mask in the input dtype.
     ``loss`` / ``loss_chunks``: how the cross-entropy holds the logits (``_loss_logits``).
@@ -567,6 +618,14 @@ def activation_bytes(
     full fp32 loss: nll_loss's fp32 gradient of the log-probabilities and
     ``_log_softmax_backward_data``'s fp32 gradient of the logits, both [tokens, vocab], while
     the saved output is alive; PyTorch ``derivatives.yaml``): the memory peak, not a saved tensor.
+    ``loss_shift_copy``: transformers < 4.49's extra fp32 copy of the shifted logits (``_loss_logits``).
+    ``selective_ac`` (hf): what ``recompute="selective"`` means: "none" (counted as none), "op"
+    (torchtitan per-op SAC) or "N" (every N-th block checkpointed); see ``_hf`` and ``_hf_sac_op``.
+    ``residual_bits`` (hf): the residual stream's element size, default ``dtype_bits``.  PEFT's
+    ``prepare_model_for_kbit_training`` casts the embedding to fp32 (peft ``utils/other.py``:
+    "cast all non INT8 parameters to fp32"), so ``embed_tokens`` returns fp32 and every
+    ``hidden_states = residual + hidden_states`` of modeling_llama.py ``LlamaDecoderLayer``
+    promotes to fp32 (torch type promotion): each checkpointed layer input is fp32.
     """
     checks = (("micro_batch", micro_batch), ("seq", seq), ("tp", tp), ("cp", cp), ("pp", pp),
               ("in_flight_microbatches", in_flight_microbatches or 1))
@@ -585,7 +644,9 @@ def activation_bytes(
     stage_layers = _stage_layers(arch, pp, layers_on_stage, stage, layers)
     drop = (impl == "megatron") if dropout is None else dropout
     if impl == "hf":
-        if recompute == "selective":
+        if recompute == "selective" and selective_ac == "op" and lora is not None:
+            notes.append("per-op selective checkpointing modelled for full-parameter training: LoRA's mms not counted")
+        if recompute == "selective" and selective_ac == "none":
             notes.append("transformers has no selective recomputation: counted as recompute='none'")
             recompute = "none"
         if sp:
@@ -602,7 +663,9 @@ def activation_bytes(
                 softcap=(arch.model_type in _SOFTCAP) if softcap is None else softcap, attn_dropout=drop,
                 routing_bytes=FP32_BYTES if arch.model_type in _FP32_ROUTING else a,
                 norm_topk=True, mask_bytes=mask_bits // BITS_PER_BYTE, lora=lora)
-        per_layer, parts, emb, out, working = _hf(arch, stage_layers, c, recompute, first, last)
+        per_layer, parts, emb, out, working = _hf(arch, stage_layers, c, recompute, first, last, sac=selective_ac,
+                                                  residual_bytes=None if residual_bits is None
+                                                  else residual_bits // BITS_PER_BYTE)
     else:
         if lora is not None:
             notes.append("megatron accounting ignores LoRA (frozen weights keep the same activations)")
@@ -619,7 +682,8 @@ def activation_bytes(
     if last and (loss != "full" or loss_transient):   # replace the fp32 logits of the whole micro-batch
         vocab = arch.vocab_size // tp if impl == "megatron" else arch.vocab_size
         hf = impl == "hf" and loss_transient
-        out += _loss_logits(tokens, vocab, a, loss, loss_chunks, hf) - _loss_logits(tokens, vocab, a, "full", 1, False)
+        out += (_loss_logits(tokens, vocab, a, loss, loss_chunks, hf, loss_shift_copy)
+                - _loss_logits(tokens, vocab, a, "full", 1, False))
     in_layers = max(per_layer, default=0) if offload else sum(per_layer) * in_flight
     return ActivationBreakdown(
         impl=impl, recompute=recompute, attn=attn, per_layer=tuple(per_layer),

@@ -37,6 +37,8 @@ class Recipe:
     recompute: str = "none"
     upcast_unquantized: bool = False
     reduce_bucket_elements: int = 0
+    selective_ac: str = "none"
+    loss_shift_copy: bool = False
 
 
 _FIELDS = frozenset(Recipe.__dataclass_fields__)

@@ -334,15 +334,26 @@ def published_bytes(row: dict[str, Any]) -> float:
 
 def predicted_bytes(row: dict[str, Any]) -> float:
     """rigsize's peak for the row, in the source's terms: torch.cuda statistics leave out the
-    CUDA context (it is not allocated through PyTorch's caching allocator)."""
-    from rigsize.sizing import estimate
+    CUDA context (it is not allocated through PyTorch's caching allocator).
 
-    opts = dict(row.get("options", {}))
-    r = estimate(_finetune_model(row), task=row["task"], framework=row["framework"], gpu=row["gpu"],
-                 gpus=row["gpus"], seq=row["seq"], batch=row["batch"], **opts)
-    total = r.memory.per_gpu.total
+    A row's ``recipe`` table names framework behaviour of the release the source ran that
+    differs from the framework's current defaults (``rigsize.frameworks.Recipe`` fields, e.g.
+    transformers < 4.49's ``loss_shift_copy``); the row's notes give the release and source.
+    It is applied to the same job ``estimate`` resolves."""
+    from dataclasses import replace
+
+    from rigsize.options import parse_options
+    from rigsize.sizing import evaluate, resolve_job
+
+    opts = parse_options(dict(task=row["task"], framework=row["framework"], gpu=row["gpu"], gpus=row["gpus"],
+                              seq=row["seq"], batch=row["batch"], **row.get("options", {})))
+    job, _ = resolve_job(_finetune_model(row), opts, {})
+    if row.get("recipe"):
+        job = replace(job, workload=replace(job.workload, recipe=replace(job.workload.settings, **row["recipe"])))
+    memory = evaluate(job)
+    total = memory.per_gpu.total
     if row["measure"].startswith("torch_"):
-        total -= r.memory.details.get("overhead/cuda_context", 0)
+        total -= memory.details.get("overhead/cuda_context", 0)
     return float(total)
 
 
