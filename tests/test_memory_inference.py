@@ -69,11 +69,21 @@ def test_kv_heads_replicate_beyond_their_count() -> None:
 
 
 def test_sliding_window_layers_cap_kv() -> None:
-    """Gemma 2 alternates 4096-token sliding-window layers with global ones: at 8192
-    tokens its KV is 3/4 of the unwindowed figure."""
-    r = rigsize.estimate("gemma-2-9b", prompt=8192 - 256, output=256)
+    """Gemma 2 alternates 4096-token sliding-window layers with global ones.
+
+    transformers' cache keeps a window layer's last 4096 tokens: at 8192 tokens the KV is
+    3/4 of the unwindowed figure.  vLLM >= 0.9.2 reserves ``min(window - 1 +
+    max_num_batched_tokens, len)`` tokens plus one block per window layer
+    (``SlidingWindowSpec.max_memory_usage_bytes``): with 2048 batched tokens that is
+    ceil(6143 / 16) + 1 = 385 blocks = 6160 tokens, so (6160 + 8192) / 2 / 8192 of full."""
+    kw = dict(prompt=8192 - 256, output=256, gpu="H100-SXM-80GB")
+    r = rigsize.estimate("gemma-2-9b", engine="transformers", **kw)
     full = r.model.kv_bytes_per_token * 8192
     assert r.memory.kv_bytes_per_sequence == pytest.approx(0.75 * full, rel=0.01)
+    v = rigsize.estimate("gemma-2-9b", max_num_batched_tokens=2048, **kw)
+    assert v.memory.kv_bytes_per_sequence == pytest.approx((6160 + 8192) / 2 / 8192 * full, rel=0.001)
+    old = rigsize.estimate("gemma-2-9b", engine_version="0.9.0", **kw)   # before the hybrid allocator: full
+    assert old.memory.kv_bytes_per_sequence == pytest.approx(full, rel=0.001)
 
 
 def test_tp_must_divide_heads() -> None:

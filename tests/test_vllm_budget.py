@@ -126,3 +126,38 @@ def test_transformers_before_445_keeps_prompt_logits() -> None:
     new = rigsize.estimate("qwen2-7b", engine_version="4.46.0", **kw)
     extra = old.memory.per_gpu.activations - new.memory.per_gpu.activations
     assert extra == pytest.approx(30720 * 152064 * 6, rel=0.001)
+
+
+def test_old_versions_refuse_without_window_discount() -> None:
+    """vLLM <= 0.9.1 starts only if its KV tokens reach max_model_len, windows or not
+    (V0: 'larger than the maximum number of tokens that can be stored in KV cache')."""
+    r = rigsize.estimate("mistral-7b-v0.1", gpu="A10", engine_version="0.6.3")
+    assert r.memory.kv_cache_tokens < r.memory.max_model_len
+    assert not r.memory.fits
+
+
+def test_transformers_prefills_the_prompt_in_one_pass() -> None:
+    """generate() runs each prompt in one forward pass: at batch 1 the TTFT is a single
+    prefill, so it is within a small factor of vLLM's chunked prefill of the same prompt
+    (the review found 57 s against 0.2 s when it was prefilled a token per step)."""
+    kw = dict(prompt=8192, output=64, gpu="H100-SXM-80GB")
+    hf = rigsize.estimate("qwen2.5-7b", engine="transformers", **kw).performance
+    vllm = rigsize.estimate("qwen2.5-7b", **kw).performance
+    assert hf.ttft_seconds < 3 * vllm.ttft_seconds
+
+
+@pytest.mark.parametrize("opts", [
+    {"max_model_len": 1_000_000},                                  # above max_position_embeddings
+    {"max_num_batched_tokens": 100, "max_num_seqs": 1000},        # vLLM's scheduler check
+    {"engine": "sglang", "engine_version": "0.5.4"},               # not a vLLM version
+    {"engine": "transformers", "enforce_eager": True},             # no such setting in generate()
+    {"engine_version": "1e3"},
+])
+def test_contradictory_engine_settings_are_refused(opts) -> None:
+    with pytest.raises(rigsize.RigsizeError):
+        rigsize.estimate("llama-3.1-8b", **opts)
+
+
+def test_no_false_queueing_warning_with_replicas() -> None:
+    r = rigsize.estimate("llama-3.1-8b", dp=2, batch=3, max_model_len=8192)
+    assert not any("queue for a slot" in w for w in r.warnings)

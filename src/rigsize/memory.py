@@ -284,15 +284,27 @@ def _kv_bytes_per_token_on_rank(arch: Architecture, layout: Layout, kv: KVFormat
 
 
 def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq: int, layers: range,
-                          block: int) -> int:
-    """KV cache of one sequence of ``seq`` tokens on one rank of a stage: sliding-window
-    layers keep at most their window; paged engines allocate whole blocks; context
-    parallelism splits the tokens over cp ranks."""
+                          block: int, windows: str = "cap", step_tokens: int = 0) -> int:
+    """KV cache of one sequence of ``seq`` tokens on one rank of a stage; paged engines
+    allocate whole blocks; context parallelism splits the tokens over cp ranks.
+    Sliding-window layers (``windows``, the engine's rule, runtime.toml [vllm.era.*]):
+    "cap" keeps at most the window; "uniform_cap" caps only when every layer has the
+    same window (older vLLM ran interleaved windows as full attention); "full" ignores
+    windows; "hybrid" is vLLM >= 0.9.2's ``SlidingWindowSpec``: ``min(window - 1 +
+    step_tokens, seq)`` tokens plus one block."""
+    wins = arch.layer_windows or ()
+    uniform = bool(wins) and len(set(wins)) == 1 and wins[0] is not None
     total = 0
     for i in layers:
-        window = arch.layer_windows[i] if arch.layer_windows else None
-        tokens = min(seq, window) if window else seq
-        tokens = math.ceil(math.ceil(tokens / layout.cp) / block) * block
+        window = wins[i] if wins else None
+        if windows == "full" or (windows == "uniform_cap" and not uniform):
+            window = None
+        extra = 0
+        if window and windows == "hybrid":
+            tokens, extra = min(seq, window - 1 + step_tokens), block
+        else:
+            tokens = min(seq, window) if window else seq
+        tokens = math.ceil(math.ceil(tokens / layout.cp) / block) * block + extra
         total += tokens * _kv_bytes_per_token_on_rank(arch, layout, kv, i)
     return total
 
@@ -404,16 +416,19 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
         held = blocks * block_bytes
 
         def seq_bytes(n: int, layers: range = layers) -> int:
-            return kv_bytes_per_sequence(arch, layout, kv, n, layers, block)
+            return kv_bytes_per_sequence(arch, layout, kv, n, layers, block, engine.windows,
+                                         engine.max_num_batched_tokens)
 
         at_max = seq_bytes(engine.max_model_len)
-        concurrency = blocks * block / engine.max_model_len if runtime.concurrency_by_tokens(engine) \
-            else held / at_max
-        single = _longest(seq_bytes, held, limit)
+        by_tokens = runtime.concurrency_by_tokens(engine)
+        concurrency = blocks * block / engine.max_model_len if by_tokens else held / at_max
+        # vLLM <= 0.9.1 starts only if the KV tokens (no window discount) reach max_model_len
+        single = min(blocks * block, limit) if by_tokens else _longest(seq_bytes, held, limit)
+        starts = blocks * block >= engine.max_model_len if by_tokens else at_max <= held
         cap = KVCapacity(pool_bytes=pool, tokens=blocks * block, max_model_len=engine.max_model_len,
                          concurrency_at_max_model_len=concurrency, max_context_single=single,
                          max_context_at_concurrency=_longest(lambda n: per_replica * seq_bytes(n), held, limit),
-                         starts=engine.name != "vllm" or at_max <= held)
+                         starts=engine.name != "vllm" or starts)
         requested = held // seq_bytes(workload.seq)
         fit_requested = requested if fit_requested is None else min(fit_requested, requested)
         if best is None or cap.tokens < best.tokens:
@@ -430,7 +445,8 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
     details = {f"overhead/{k}": v for k, v in overhead.items()}
     if not workload.training:
         weights = _rank_weight_bytes(tensors, arch, layout, fmt, training=False)
-        kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, layers, engine.kv_block_size)
+        kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, layers, engine.kv_block_size,
+                                       engine.windows, engine.max_num_batched_tokens)
         acts = _inference_activations(arch, layout, workload, 2, engine, last=stage.last)
         per_replica = -(-workload.batch // layout.dp)      # dp replicas share the requests
         return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts,

@@ -46,12 +46,15 @@ class Engine:
     chunked_prefill: bool
     cuda_graphs: str                # "inside" the budget | "outside" it (after KV sizing) | "none" (eager)
     prompt_logits: bool = False     # transformers < 4.45: fp32 logits over the whole prompt
+    windows: str = "cap"            # sliding-window layers: "full" (charged whole), "hybrid" (vLLM >= 0.9.2:
+                                    # window - 1 + max_num_batched_tokens, + 1 block), "cap" (at the window)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
     import re
 
-    m = re.match(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", text.strip())
+    m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.\d+)?(?:(?:\.post|rc|\.dev|a|b)\d+)?(?:\+\S*)?",
+                     text.strip())
     if not m:
         from rigsize.errors import InputError
 
@@ -63,6 +66,8 @@ def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
     """The ``[vllm.era.*]`` entry whose ``[since, until)`` range holds ``version``
     (None: the newest)."""
     eras = data()["vllm"]["era"]
+    if version is not None and version.strip().lower() == "latest":
+        version = None
     if version is None:
         key = max(eras, key=lambda k: _version_tuple(eras[k]["since"]))
         return key, eras[key]
@@ -77,8 +82,8 @@ def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
                      f"from {oldest} on")
 
 
-def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, opts: dict[str, Any] | None = None,
-               assumptions: dict[str, Any] | None = None) -> Engine:
+def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: bool = False,
+               opts: dict[str, Any] | None = None, assumptions: dict[str, Any] | None = None) -> Engine:
     """The engine's settings for this GPU: what the user set, else the defaults of the
     version (``vllm serve``: the OpenAI-server usage context).  Defaults applied are
     written to ``assumptions``."""
@@ -91,9 +96,19 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, opts: di
         said[name] = default
         return default
 
+    from rigsize.errors import InputError
+
     max_len = pick("max_model_len", max_position_embeddings or 2048)
     if opts.get("engine") == "transformers":
+        vllm_only = [k for k in ("max_num_batched_tokens", "max_num_seqs", "enforce_eager", "gpu_memory_utilization")
+                     if opts.get(k) not in (None, False)]
+        if vllm_only:
+            raise InputError("input.conflict", what=f"--{vllm_only[0].replace('_', '-')} is a serving-engine setting; "
+                             "transformers generate() has no such budget (drop it, or use --engine vllm)")
         return _transformers_engine(opts, said, max_len)
+    if opts.get("engine") in ("sglang", "trtllm") and opts.get("engine_version"):
+        raise InputError("input.conflict", what=f"--engine-version names a vLLM or transformers version; "
+                         f"{opts['engine']}'s memory follows vLLM's newest rules (its own budget is not modelled)")
     if opts.get("engine") in ("sglang", "trtllm"):
         said["memory_budget"] = (f"vLLM's: {opts['engine']}'s own memory budget (runtime.toml [sglang.*], "
                                  "[tensorrt_llm.*]) is not modelled yet")
@@ -104,7 +119,15 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, opts: di
         said["engine_version"] = version
     # GPUs of at least 70 GiB that are not A100s get the larger batching defaults
     # (vllm/engine/arg_utils.py, usage-context defaults)
-    big = gpu.memory_bytes >= 70 * 2**30 and "A100" not in gpu.name.upper()
+    # (0.8.0-0.8.4: H100/H200 by name; 0.8.5-0.8.x: any GPU of >= 70 GiB; A100s excluded
+    # from 0.9.0 on: vllm_budget_rules.md sec. 3)
+    v = _version_tuple(opts["engine_version"]) if opts.get("engine_version") and \
+        opts["engine_version"].strip().lower() != "latest" else (99,)
+    name = gpu.name.upper()
+    if (0, 8) <= v[:2] and v < (0, 8, 5):
+        big = "H100" in name or "H200" in name
+    else:
+        big = gpu.memory_bytes >= 70 * 2**30 and ("A100" not in name or v < (0, 9))
     size = "ge70gib_not_a100" if big else "other_gpu"
     ctx = d["applied"]["usage_context"]
     chunked = era["chunked_prefill"] == "always" or (
@@ -117,12 +140,21 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, opts: di
     seqs_table = era.get("max_num_seqs") or d["vllm"]["max_num_seqs"]
     tokens = pick("max_num_batched_tokens", default_tokens)
     seqs = pick("max_num_seqs", min(int(seqs_table[f"{ctx}_{size}"]), tokens))
+    # vLLM's SchedulerConfig checks (vllm/config/scheduler.py _verify_args)
+    if tokens < seqs:
+        raise InputError("input.conflict", what=f"--max-num-batched-tokens {tokens:,} is below --max-num-seqs "
+                         f"{seqs:,}; vLLM refuses it (each scheduled sequence needs a token)")
+    if not chunked and tokens < max_len:
+        raise InputError("input.conflict", what=f"--max-num-batched-tokens {tokens:,} is below --max-model-len "
+                         f"{max_len:,} without chunked prefill (vLLM {version}); vLLM refuses it")
     eager = bool(opts.get("enforce_eager"))
     return Engine(
         name="vllm", era=era_key, version=version,
         gpu_memory_utilization=float(era["gpu_memory_utilization"]),
         max_num_batched_tokens=tokens, max_num_seqs=seqs,
-        kv_block_size=int(d["vllm"]["kv_block_size"]["value"]), max_model_len=max_len, chunked_prefill=chunked,
+        # MLA models get FlashMLA's 64-token blocks (vllm_budget_rules.md sec. 3)
+        kv_block_size=int(d["vllm"]["kv_block_size"]["mla" if mla else "value"]), max_model_len=max_len,
+        chunked_prefill=chunked, windows=era.get("windows", "hybrid"),
         cuda_graphs="none" if eager else era["cuda_graphs"],
     )
 
@@ -136,8 +168,9 @@ def _transformers_engine(opts: dict[str, Any], said: dict[str, Any], max_len: in
     if not opts.get("engine_version"):
         said["engine_version"] = version
     prompt_logits = _version_tuple(version) < _version_tuple(t["logits_to_keep"]["since"])
+    batch = int(opts.get("batch") or 1)     # generate() prefills every prompt of the batch in one pass
     return Engine(name="transformers", era="transformers", version=version, gpu_memory_utilization=1.0,
-                  max_num_batched_tokens=0, max_num_seqs=0, kv_block_size=1, max_model_len=max_len,
+                  max_num_batched_tokens=max_len * batch, max_num_seqs=batch, kv_block_size=1, max_model_len=max_len,
                   chunked_prefill=False, cuda_graphs="none", prompt_logits=prompt_logits)
 
 

@@ -298,8 +298,14 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
         workload = replace(workload, global_batch=global_batch)
     weights, kv = _formats(opts, spec, task, gpu, assumptions)
     engine = runtime.engine_for(gpu, max_position_embeddings=spec.arch.max_position_embeddings,
+                                mla=spec.arch.attention == "mla",
                                 opts=opts if not workload.training else {},
                                 assumptions=assumptions if not workload.training else {})
+    limit = spec.arch.max_position_embeddings
+    if not workload.training and limit and engine.max_model_len > limit:
+        # vLLM refuses unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (config/model.py _get_and_verify_max_len)
+        raise InputError("input.conflict", what=f"--max-model-len {engine.max_model_len:,} exceeds the model's "
+                         f"max_position_embeddings {limit:,}; vLLM refuses it (unless VLLM_ALLOW_LONG_MAX_MODEL_LEN)")
     if not workload.training and workload.seq > engine.max_model_len:
         raise InputError("input.conflict", what=f"a sequence of {workload.seq:,} tokens exceeds --max-model-len "
                          f"{engine.max_model_len:,}; raise --max-model-len or shorten --prompt/--output")
@@ -489,8 +495,9 @@ def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any],
     except InputError as err:     # a catalog GPU without a published peak: say so, keep memory
         warnings.append(Note("perf.unknown", {"why": str(err)}))
         return None
-    if s.running < w.batch:
-        warnings.append(Note("perf.queueing", {"running": s.running, "batch": w.batch}))
+    per_replica = -(-w.batch // job.layout.dp)      # s.running counts one data-parallel replica
+    if s.running < per_replica:
+        warnings.append(Note("perf.queueing", {"running": s.running, "batch": per_replica}))
     return InferencePerformance(
         ttft_seconds=s.ttft_seconds, tpot_seconds=s.tpot_seconds, itl_seconds=s.itl_seconds,
         e2e_seconds=s.e2e_seconds, output_tokens_per_second=s.output_tokens_per_second,
