@@ -73,9 +73,19 @@ def defaults(framework: str, task: str) -> Recipe:
     return Recipe(**{k: v["value"] for k, v in provenance(framework, task).items()})
 
 
+# Frameworks built on transformers' Trainer hand the model to DeepSpeed when ZeRO is on
+# (transformers docs, "DeepSpeed" integration: the Trainer calls deepspeed.initialize, whose
+# engine keeps the fp32 master, fp32 moments and its contiguous gradient buffer); their
+# model states then follow the deepspeed entry.  torchtune's multi-GPU recipes use plain
+# torch.optim.AdamW with neither paging nor optimizer-in-backward
+# (recipes/configs/llama3_1/8B_full.yaml, full_finetune_distributed), as_of 2026-12-01.
+TRAINER_FRAMEWORKS = ("hf", "trl", "unsloth", "llamafactory")
+_DEEPSPEED_STATE_FIELDS = ("param_bits", "grad_bits", "master_weights", "persistent_grads", "reduce_bucket_elements")
+
+
 def recipe(framework: str, task: str, *, optimizer: str | None = None, recompute: str | None = None,
            optimizer_in_backward: bool | None = None, chunked_loss: bool | None = None,
-           adapter_dtype: str | None = None, activation_offload: bool | None = None) -> Recipe:
+           adapter_dtype: str | None = None, activation_offload: bool | None = None, zero: int = 0) -> Recipe:
     """Defaults with the user's options on top (None: keep the default).
 
     A user-chosen optimizer drops the default's paging (torchtune's default is
@@ -84,6 +94,14 @@ def recipe(framework: str, task: str, *, optimizer: str | None = None, recompute
     where the framework names none)."""
     r = defaults(framework, task)
     changes: dict[str, Any] = {}
+    if zero and framework in TRAINER_FRAMEWORKS:
+        ds = defaults("deepspeed", task)
+        changes.update({k: getattr(ds, k) for k in _DEEPSPEED_STATE_FIELDS},
+                       paged_optimizer=False, optimizer_in_backward=False)
+    if zero and framework == "torchtune":
+        changes.update(optimizer="adamw", paged_optimizer=False, optimizer_in_backward=False)
+    if r.activation_offload and (recompute or r.recompute) == "none":
+        changes["activation_offload"] = False    # offload rides on the checkpointing (Unsloth's "unsloth" mode)
     if optimizer is not None:
         changes.update(optimizer=optimizer, paged_optimizer=False)
     if recompute is not None:

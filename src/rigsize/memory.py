@@ -10,7 +10,7 @@ runtime constants live in ``data/runtime.toml`` (``rigsize.runtime``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rigsize import formats, runtime
@@ -241,13 +241,6 @@ def _sharded_states(per_param: StateBytes, trainable: float, layout: Layout, sha
     return Parts(weights=math.ceil(w), gradients=math.ceil(g), optimizer=math.ceil(o))
 
 
-def _upcast_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout) -> int:
-    """QLoRA through PEFT's ``prepare_model_for_kbit_training``: every bf16/fp16 parameter
-    that was not quantized (embeddings, lm_head, norms) is cast to fp32, 2 more bytes each."""
-    keep = ("embed", "pos_embed", "lm_head", "norm", "other")
-    return math.ceil(sum(2 * t.numel / shard_factor(t, arch, layout) for t in tensors if t.role in keep))
-
-
 def _backward_peak(acts: object, grads: int, recipe: Recipe, accumulation: int) -> tuple[int, int]:
     """(activations, gradients) charged so that their sum is what coexists at the step's peak.
 
@@ -455,10 +448,13 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
     recipe = workload.settings
     per_param = state_bytes(recipe, workload.optimizer, adapters)
     if adapters:
-        frozen = _rank_weight_bytes(tensors, arch, layout, fmt, training=workload.task == "qlora")
-        if workload.task == "qlora" and recipe.upcast_unquantized:
-            frozen += _upcast_bytes(tensors, arch, layout)
-            details["weights/unquantized_upcast_fp32"] = _upcast_bytes(tensors, arch, layout)
+        # PEFT's prepare_model_for_kbit_training casts every unquantized tensor (embeddings,
+        # lm_head, norms) to fp32; formats.tensor_bits(training=True) prices them so, once
+        upcast = workload.task == "qlora" and recipe.upcast_unquantized
+        frozen = _rank_weight_bytes(tensors, arch, layout, fmt, training=upcast)
+        if upcast:
+            details["weights/unquantized_upcast_fp32"] = frozen - _rank_weight_bytes(tensors, arch, layout, fmt,
+                                                                                     training=False)
         if layout.zero == 3:      # ZeRO-3 / FSDP shard frozen parameters too
             frozen = 0 if layout.offload == "params" else math.ceil(frozen / layout.zero_shards)
         trainable = lora_params(tensors, arch, layout, workload.lora_rank, workload.lora_targets)
@@ -498,7 +494,15 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
     )
     for k, v in acts.parts.items():
         details[f"activations/{k}"] = v
-    activations, gradients = _backward_peak(acts, states.gradients, recipe,
+    grads, peak_recipe = states.gradients, recipe
+    if layout.zero == 0 and layout.zero_shards > 1 and workload.framework not in ("megatron", "deepspeed"):
+        # PyTorch DDP allocates all-reduce buckets the size of every gradient at construction and
+        # keeps them; with its default gradient_as_bucket_view=False the gradients are separate
+        # tensors too, so gradient memory doubles and persists (torch.nn.parallel.
+        # DistributedDataParallel docs, gradient_as_bucket_view; as_of 2026-12-01)
+        details["gradients/ddp_buckets"] = grads
+        grads, peak_recipe = 2 * grads, replace(recipe, persistent_grads=True)
+    activations, gradients = _backward_peak(acts, grads, peak_recipe,
                                             workload.global_batch // max(1, workload.batch * layout.dp))
     details["activations/not_coexisting"] = acts.total - activations   # freed before the peak
     return Parts(weights=weights + gathered, activations=activations, gradients=gradients,

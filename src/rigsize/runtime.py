@@ -226,8 +226,8 @@ def gathered_params_bytes(arch: Architecture, layout: Layout, workload: Workload
     most ``stage3_max_live_parameters`` gathered plus ``stage3_prefetch_bucket_size``
     prefetched (DeepSpeed config docs); FSDP holds the current and the prefetched unit.
     Modelled as two decoder layers' bf16 parameters, capped by DeepSpeed's limits."""
-    if not workload.training or layout.zero != 3:
-        return 0
+    if not workload.training or layout.zero != 3 or layout.zero_shards == 1:
+        return 0      # nothing is sharded on one rank, so nothing is gathered
     per_layer: dict[int, float] = {}
     for t in tensors:
         if t.layer is not None:

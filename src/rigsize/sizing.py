@@ -124,6 +124,9 @@ def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: 
     framework = opts.get("framework") or default(
         "framework", "megatron" if task == "pretrain" else ("deepspeed" if opts.get("zero", "0") != "0" else "hf"))
     targets = opts.get("lora_targets")
+    if targets is not None and not any(x.strip() for x in targets.split(",")):
+        raise InputError("input.conflict", what="--lora-targets names no module; give e.g. q_proj,v_proj, or "
+                         "leave it out for every linear layer")
     if targets:
         _check_lora_targets(arch, targets)
     if "adapter_dtype" in opts and task not in ("lora", "qlora"):
@@ -132,7 +135,18 @@ def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: 
     recipe = frameworks.recipe(
         framework, task, optimizer=opts.get("optimizer"), recompute=opts.get("recompute"),
         optimizer_in_backward=opts.get("optimizer_in_backward"), chunked_loss=opts.get("chunked_loss"),
-        adapter_dtype=opts.get("adapter_dtype"), activation_offload=opts.get("activation_offload"))
+        adapter_dtype=opts.get("adapter_dtype"), activation_offload=opts.get("activation_offload"),
+        zero=int(opts.get("zero", "0")))
+    no_offload = ("hf", "trl", "fsdp", "torchtitan", "llamafactory")
+    if opts.get("activation_offload") and framework in no_offload:
+        raise InputError("input.conflict", what=f"--activation-offload: {framework} has no activation offloading "
+                         "(torchtune, Unsloth, DeepSpeed and Megatron do)")
+    if opts.get("optimizer_in_backward") and framework in ("deepspeed", "megatron"):
+        raise InputError("input.conflict", what=f"--optimizer-in-backward: {framework} steps its own optimizer "
+                         "after backward (torchtune and torchtitan offer it)")
+    if task in ("lora", "qlora") and framework in ("torchtitan", "megatron"):
+        raise InputError("input.conflict", what=f"--task {task}: {framework} has no LoRA recipe; use hf, trl, "
+                         "torchtune, unsloth, llamafactory or deepspeed")
     for name, on in (("optimizer_in_backward", fw.optimizer_in_backward), ("chunked_loss", fw.loss != "full"),
                      ("activation_offload", fw.activation_offload)):
         if name not in opts and on:      # echo the framework defaults that change the memory
