@@ -168,11 +168,23 @@ def _fewest_gpus(job: Job, opts: dict[str, Any], ev: _Evaluator, factors: tuple[
     return None if change is None else (counts[lo], change)
 
 
+# Frameworks that shard a model over data-parallel GPUs themselves (FSDP/FSDP2, DeepSpeed,
+# and the transformers Trainer family through its DeepSpeed/FSDP integration); a suggestion
+# keeps the user's framework when it is one of them.  Open-source Unsloth trains on one GPU.
+SHARDING_FRAMEWORKS = frozenset({"fsdp", "torchtitan", "deepspeed", "hf", "trl", "llamafactory", "torchtune"})
+
+
+def _sharding_framework(framework: str) -> str | None:
+    return framework if framework in SHARDING_FRAMEWORKS else None
+
+
 def _more_gpus(job: Job, opts: dict[str, Any], ev: _Evaluator) -> Iterator[Candidate]:
     w = job.workload
     if w.training and w.framework != "megatron":
         # data parallelism alone copies the model: shard it with ZeRO-3 over the GPUs
-        fw = "fsdp" if w.framework == "fsdp" else "deepspeed"
+        fw = _sharding_framework(w.framework)
+        if fw is None:
+            return
         found = _fewest_gpus(job, opts, ev, _GPU_FACTORS, {"zero": 3, "framework": fw})
         if found is not None:
             yield found[1], f"shard over {found[0]} GPUs with ZeRO-3 ({fw})"
@@ -191,8 +203,11 @@ def _combined_training(job: Job, opts: dict[str, Any], ev: _Evaluator) -> Iterat
         offloads: tuple[str, ...] = ("none",)
         base: dict[str, Any] = {"zero": 1, "recompute": "full"}
     else:
+        fw = _sharding_framework(w.framework)
+        if fw is None:
+            return
         offloads = ("none", "optimizer")
-        base = {"zero": 3, "framework": "fsdp" if w.framework == "fsdp" else "deepspeed", "recompute": "full"}
+        base = {"zero": 3, "framework": fw, "recompute": "full"}
     smaller = [{}] + ([_micro_batch_keys(opts)] if w.batch > 1 else [])
     best: tuple[int, dict[str, Any]] | None = None
     for micro in smaller:
