@@ -148,7 +148,7 @@ def _parse_bare(text: str) -> float | None:
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text())
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         raise ModelError("model.bad_json", path=str(path), detail="not UTF-8 text") from None
     except (ValueError, RecursionError) as exc:
         raise ModelError("model.bad_json", path=str(path), detail=str(exc)[:200]) from None
