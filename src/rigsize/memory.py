@@ -132,7 +132,7 @@ def shard_factor(t: Tensor, arch: Architecture, layout: Layout) -> float:
     return tp
 
 
-def _rank_weight_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout, fmt: WeightFormat,
+def rank_weight_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout, fmt: WeightFormat,
                        training: bool) -> int:
     mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
     bits = 0.0
@@ -265,7 +265,7 @@ def _backward_peak(acts: object, grads: int, recipe: Recipe, accumulation: int) 
 # The evaluation
 # ----------------------------------------------------------------------------------
 
-def _kv_bytes_per_token_on_rank(arch: Architecture, layout: Layout, kv: KVFormat, layer: int) -> int:
+def kv_bytes_per_token_on_rank(arch: Architecture, layout: Layout, kv: KVFormat, layer: int) -> int:
     """One token's K/V (or MLA latent) in one layer on one rank: KV heads per rank =
     max(1, kv_heads / tp); the MLA latent is replicated on every TP rank."""
     if arch.attention == "mla":
@@ -298,7 +298,7 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
         else:
             tokens = min(seq, window) if window else seq
         tokens = math.ceil(math.ceil(tokens / layout.cp) / block) * block + extra
-        total += tokens * _kv_bytes_per_token_on_rank(arch, layout, kv, i)
+        total += tokens * kv_bytes_per_token_on_rank(arch, layout, kv, i)
     return total
 
 
@@ -402,7 +402,7 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
     for stage, parts in every:
         pool = max(0, usable - (parts.total - parts.kv_cache))
         layers = stage.layers
-        block_bytes = sum(_kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers) * block
+        block_bytes = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers) * block
         if not block_bytes:
             continue
         blocks = pool // block_bytes
@@ -437,7 +437,7 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
     overhead = runtime.overhead_bytes(layout, workload, gpu, engine)
     details = {f"overhead/{k}": v for k, v in overhead.items()}
     if not workload.training:
-        weights = _rank_weight_bytes(tensors, arch, layout, fmt, training=False)
+        weights = rank_weight_bytes(tensors, arch, layout, fmt, training=False)
         kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, layers, engine.kv_block_size,
                                        engine.windows, engine.max_num_batched_tokens)
         acts = _inference_activations(arch, layout, workload, 2, engine, last=stage.last)
@@ -451,9 +451,9 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
         # PEFT's prepare_model_for_kbit_training casts every unquantized tensor (embeddings,
         # lm_head, norms) to fp32; formats.tensor_bits(training=True) prices them so, once
         upcast = workload.task == "qlora" and recipe.upcast_unquantized
-        frozen = _rank_weight_bytes(tensors, arch, layout, fmt, training=upcast)
+        frozen = rank_weight_bytes(tensors, arch, layout, fmt, training=upcast)
         if upcast:
-            details["weights/unquantized_upcast_fp32"] = frozen - _rank_weight_bytes(tensors, arch, layout, fmt,
+            details["weights/unquantized_upcast_fp32"] = frozen - rank_weight_bytes(tensors, arch, layout, fmt,
                                                                                      training=False)
         if layout.zero == 3:      # ZeRO-3 / FSDP shard frozen parameters too
             frozen = 0 if layout.offload == "params" else math.ceil(frozen / layout.zero_shards)

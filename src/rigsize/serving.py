@@ -32,7 +32,7 @@ from rigsize.architecture import Architecture
 from rigsize.formats import KVFormat, WeightFormat
 from rigsize.hardware import GPU
 from rigsize.layout import Layout, Stage, pipeline_stages
-from rigsize.memory import _kv_bytes_per_token_on_rank, _rank_weight_bytes, stage_tensors
+from rigsize.memory import kv_bytes_per_token_on_rank, rank_weight_bytes, stage_tensors
 from rigsize.roofline import Efficiency, allreduce_seconds, compute_dtype, link_bandwidth, peak_bandwidth, peak_flops
 from rigsize.runtime import Engine
 from rigsize.tensors import Tensor
@@ -79,7 +79,7 @@ def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFor
     moe_layers = len({t.layer for t in experts})
     expert_bytes = 0.0
     if experts:
-        expert_bytes = _rank_weight_bytes(experts, arch, layout, fmt, training=False) / max(1, moe_layers)
+        expert_bytes = rank_weight_bytes(experts, arch, layout, fmt, training=False) / max(1, moe_layers)
         per_expert_flops = flops(experts) / max(1, moe_layers) / arch.num_experts * layout.ep
         linear += per_expert_flops * arch.experts_per_token * moe_layers / layout.ep
     lm_flops = sum(2 * t.numel / layout.tp for t in lm_head)
@@ -88,7 +88,7 @@ def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFor
     streamed = [t for t in tensors if not t.role.startswith("expert_") and t.role not in ("embed", "pos_embed")]
     if arch.tie_word_embeddings and st.last:
         streamed += [t for t in arch.tensors if t.role == "embed"]
-    weight_bytes = _rank_weight_bytes(streamed, arch, layout, fmt, training=False)
+    weight_bytes = rank_weight_bytes(streamed, arch, layout, fmt, training=False)
     heads = arch.num_attention_heads / layout.tp
     if arch.attention == "mla":
         kv_b = next(t for t in arch.tensors if t.role == "attn_kv_b" and len(t.shape) == 2)
@@ -99,7 +99,7 @@ def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFor
         q = next(t for t in arch.tensors if t.role in ("attn_q", "attn_qkv") and len(t.shape) == 2)
         q_width = q.shape[0] if q.role == "attn_q" else arch.num_attention_heads * arch.head_dim
         attn = 4 * heads * q_width / arch.num_attention_heads
-    kv_per_token = sum(_kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
+    kv_per_token = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
     windows = tuple(arch.layer_windows[i] if arch.layer_windows else None for i in layers)
     return ModelCost(linear, lm_flops, weight_bytes, expert_bytes, moe_layers, attn * len(layers),
                      kv_per_token, windows, len(layers))
