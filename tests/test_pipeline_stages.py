@@ -171,8 +171,9 @@ def _tiny_llama():
 
 
 def _measure_stage(model, layers: range, first: bool, last: bool, batch: int, seq: int) -> int:
-    """Bytes autograd saves in one stage's forward pass, once per storage, parameters and
-    the received hidden state's own storage excluded (the previous stage's send buffer)."""
+    """Bytes autograd saves in one stage's forward pass, once per storage, parameters
+    excluded; the received hidden state is counted like any other tensor (a real stage
+    keeps the activation it received alive for backward)."""
     inner = model.model
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     torch.manual_seed(1)

@@ -397,6 +397,7 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
     block = engine.kv_block_size
     per_replica = -(-workload.batch // layout.dp)
     limit = max(engine.max_model_len, arch.max_position_embeddings or 0, workload.seq)
+    by_tokens = runtime.concurrency_by_tokens(engine)
     best: KVCapacity | None = None
     fit_requested: int | None = None
     for stage, parts in every:
@@ -413,7 +414,6 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
                                          engine.max_num_batched_tokens)
 
         at_max = seq_bytes(engine.max_model_len)
-        by_tokens = runtime.concurrency_by_tokens(engine)
         concurrency = blocks * block / engine.max_model_len if by_tokens else held / at_max
         # vLLM <= 0.9.1 starts only if the KV tokens (no window discount) reach max_model_len
         single = min(blocks * block, limit) if by_tokens else _longest(seq_bytes, held, limit)

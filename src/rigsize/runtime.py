@@ -66,8 +66,6 @@ def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
     """The ``[vllm.era.*]`` entry whose ``[since, until)`` range holds ``version``
     (None: the newest)."""
     eras = data()["vllm"]["era"]
-    if version is not None and version.strip().lower() == "latest":
-        version = None
     if version is None:
         key = max(eras, key=lambda k: _version_tuple(eras[k]["since"]))
         return key, eras[key]
@@ -113,16 +111,17 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: boo
         said["memory_budget"] = (f"vLLM's: {opts['engine']}'s own memory budget (runtime.toml [sglang.*], "
                                  "[tensorrt_llm.*]) is not modelled yet")
     d = data()
-    era_key, era = vllm_era(opts.get("engine_version"))
-    version = opts.get("engine_version") or f">= {era['since']}"
-    if not opts.get("engine_version"):
+    asked = opts.get("engine_version")
+    asked = None if asked is None or asked.strip().lower() == "latest" else asked
+    era_key, era = vllm_era(asked)
+    version = asked or f">= {era['since']}"
+    if not asked:
         said["engine_version"] = version
     # GPUs of at least 70 GiB that are not A100s get the larger batching defaults
     # (vllm/engine/arg_utils.py, usage-context defaults)
     # (0.8.0-0.8.4: H100/H200 by name; 0.8.5-0.8.x: any GPU of >= 70 GiB; A100s excluded
     # from 0.9.0 on: vllm_budget_rules.md sec. 3)
-    v = _version_tuple(opts["engine_version"]) if opts.get("engine_version") and \
-        opts["engine_version"].strip().lower() != "latest" else (99,)
+    v = _version_tuple(asked) if asked else (99,)
     name = gpu.name.upper()
     if (0, 8) <= v[:2] and v < (0, 8, 5):
         big = "H100" in name or "H200" in name
