@@ -122,6 +122,21 @@ class Bound(_Frozen):
     decode: str
 
 
+class ErrorBand(_Frozen):
+    """How far off this kind of figure has been on published runs rigsize was not fitted on."""
+
+    median_abs: float = Field(description="Median |predicted / measured - 1| over the class's reserved runs")
+    p90_abs: float = Field(description="90th percentile of the same")
+    n: int = Field(description="Reserved runs in the class")
+    class_: str = Field(alias="class", description="engine-or-framework|gpu family|dense-or-moe")
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+ERROR_BAND_DOC = ("Per figure: the error on reserved published runs of the same class (engine or framework, GPU "
+                  "family, dense or MoE); null where fewer than 20 (serving) or 5 (training) such runs exist")
+
+
 class InferencePerformance(_Frozen):
     """As `vllm bench serve` defines them, for closed-loop concurrency = batch."""
 
@@ -137,6 +152,7 @@ class InferencePerformance(_Frozen):
     bound: Bound
     efficiency: dict[str, float] = Field(description="Achievable-fraction assumptions applied (empirical)")
     efficiency_source: str
+    error_band: dict[str, ErrorBand | None] = Field(default_factory=dict, description=ERROR_BAND_DOC)
 
 
 class TrainingBreakdown(_Frozen):
@@ -162,6 +178,7 @@ class TrainingPerformance(_Frozen):
     gpu_hours: float | None = Field(None, description="Pure compute at the predicted step time; no failures")
     efficiency: dict[str, float]
     efficiency_source: str
+    error_band: dict[str, ErrorBand | None] = Field(default_factory=dict, description=ERROR_BAND_DOC)
 
 
 class EstimateReport(_Frozen):

@@ -13,6 +13,7 @@ from typing import Any
 from rigsize import formats, frameworks, runtime
 from rigsize.architecture import Architecture, active_params, breakdown
 from rigsize.errors import FormatError, InputError, PlanError
+from rigsize.error_bands import bands, gpu_class_key
 from rigsize.formats import KVFormat, WeightFormat
 from rigsize.hardware import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
 from rigsize.layout import (
@@ -483,6 +484,12 @@ def parse_efficiency(text: str | None) -> dict[str, float]:
     return out
 
 
+# The figures an error band covers (performance.error_band's keys).  A band measures the
+# packaged efficiencies: with --efficiency or --profile overrides there is none.
+SERVING_BAND_FIELDS = ("ttft_seconds", "tpot_seconds", "output_tokens_per_second")
+TRAINING_BAND_FIELDS = ("step_seconds", "mfu", "tokens_per_second")
+
+
 def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any], assumptions: dict[str, Any],
                            warnings: list[Note]) -> InferencePerformance | None:
     from rigsize.roofline import efficiency
@@ -519,6 +526,8 @@ def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any],
         requests_per_second=s.requests_per_second, max_concurrency=result.max_concurrency, running=s.running,
         bound=Bound(prefill=s.prefill_bound, decode=s.decode_bound),
         efficiency={k: v for k, v in eff.__dict__.items() if k != "source"}, efficiency_source=f"{key}: {eff.source}",
+        error_band=bands("serving", gpu_class_key(engine_name, job.gpu, job.spec.arch.num_experts > 0),
+                         SERVING_BAND_FIELDS) if not overrides else {},
     )
 
 
@@ -576,6 +585,8 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
         train_days=s.train_days, gpu_hours=s.gpu_hours,
         efficiency={"e_max": eff.e_max, "width_half": eff.width_half, "link": eff.link},
         efficiency_source=f"training.{key}: {eff.source}",
+        error_band=bands("training", gpu_class_key(job.workload.framework, job.gpu, job.spec.arch.num_experts > 0),
+                         TRAINING_BAND_FIELDS) if not (measured or given) else {},
     )
 
 
