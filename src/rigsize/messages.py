@@ -235,8 +235,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{gpu}（{arch}）的速度假设未在该 GPU 系列的实测数据上拟合；使用默认值，误差可能更大",
     },
     "perf.training_framework": {
-        "en": "training efficiency was fitted on Megatron-LM runs; {framework} training usually reaches less (kernel launches, no fused kernels), so treat its step time as a lower bound",
-        "zh": "训练效率基于 Megatron-LM 的实测拟合；{framework} 训练通常达不到该效率，请把其单步耗时视为下限",
+        "en": "no published {framework} runs on {family} GPUs were fitted: the training efficiency is borrowed from training.default (A100 Megatron-LM runs), so this step time has no measured error",
+        "zh": "没有在 {family} GPU 上拟合过 {framework} 的公开实测：训练效率借用 training.default（A100 Megatron-LM 实测），此单步耗时没有实测误差",
     },
     "perf.offload": {
         "en": "offload is not in the speed model: the CPU optimizer step and PCIe traffic add time that is not shown",

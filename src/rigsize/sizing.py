@@ -549,9 +549,12 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
                              "layers of each pipeline stage")
     if "gpus_per_node" not in opts:
         assumptions["gpus_per_node"] = per_node
-    eff, key = training_efficiency(job.gpu.architecture)
-    if job.workload.framework != "megatron":
-        warnings.append(Note("perf.training_framework", {"framework": job.workload.framework}))
+    eff, key = training_efficiency(job.gpu.architecture, job.workload.framework)
+    # no row fitted on this family's runs of this framework: the A100 Megatron-LM row is borrowed
+    borrowed = key == "default" and (job.gpu.architecture, job.workload.framework) != ("ampere", "megatron")
+    if borrowed:
+        warnings.append(Note("perf.training_framework", {"framework": job.workload.framework,
+                                                         "family": job.gpu.architecture}))
     measured = _profile_overrides(opts, assumptions)
     if "compute" in measured:       # a calibrated GPU: its large-GEMM efficiency is e_max
         eff = replace(eff, e_max=measured["compute"], source=f"measured by rigsize calibrate ({opts['profile']})")
@@ -584,7 +587,8 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
                          "embedding; HFU adds recomputation",
         train_days=s.train_days, gpu_hours=s.gpu_hours,
         efficiency={"e_max": eff.e_max, "width_half": eff.width_half, "link": eff.link},
-        efficiency_source=f"training.{key}: {eff.source}",
+        efficiency_source=f"borrowed from training.default: {eff.source}" if borrowed else
+        f"training.{key}: {eff.source}",
         error_band=bands("training", gpu_class_key(job.workload.framework, job.gpu, job.spec.arch.num_experts > 0),
                          TRAINING_BAND_FIELDS) if not (measured or given) else {},
     )

@@ -52,21 +52,32 @@ def networks() -> dict[str, dict]:
 
 @dataclass(frozen=True)
 class TrainingEfficiency:
-    """Empirical (see data/efficiency.toml [training])."""
+    """Empirical (see data/efficiency.toml [training.*])."""
 
     e_max: float            # asymptotic fraction of dense peak for large GEMMs
-    width_half: float       # per-GPU hidden width (h / tp) at which half of e_max is reached
+    width_half: float       # per-GPU GEMM width (h / tp) at which half of e_max is reached
     link: float             # fraction of link / network bandwidth reached by collectives
     collective_latency_s: float
     source: str = ""
+    # FP8 GEMMs' achieved fraction of the FP8 peak relative to bf16 GEMMs' fraction of the
+    # bf16 peak ([training.fp8]; scaling/cast kernels included): 1 = FP8 GEMMs as efficient
+    fp8_ratio: float = 1.0
+
+
+def _rows() -> dict:
+    return tomllib.loads(resources.files("rigsize.data").joinpath("efficiency.toml").read_text())["training"]
 
 
 @cache
-def training_efficiency(architecture: str) -> tuple[TrainingEfficiency, str]:
-    rows = tomllib.loads(resources.files("rigsize.data").joinpath("efficiency.toml").read_text())["training"]
-    key = architecture if architecture in rows else "default"
-    r = rows[key]
-    return TrainingEfficiency(r["e_max"], r["width_half"], r["link"], r["collective_latency_s"], r["source"]), key
+def training_efficiency(architecture: str, framework: str = "megatron") -> tuple[TrainingEfficiency, str]:
+    """The row fitted for (GPU family, framework), ``training.<family>.<framework>``; where
+    none was fitted, ``training.default`` (A100 Megatron-LM runs) is borrowed: key "default"."""
+    rows = _rows()
+    fitted = rows.get(architecture, {}).get(framework)
+    key, r = (f"{architecture}.{framework}", fitted) if isinstance(fitted, dict) and "e_max" in fitted \
+        else ("default", rows["default"])
+    return TrainingEfficiency(r["e_max"], r["width_half"], r["link"], r["collective_latency_s"], r["source"],
+                              float(rows.get("fp8", {}).get("gemm_ratio", 1.0))), key
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,47 @@ def step_flops(arch: Architecture, workload: Workload, layout: Layout) -> tuple[
     return model, model + extra
 
 
+def _lm_head_params(arch: Architecture) -> float:
+    """The output projection's matmul parameters (a tied embedding serves as it)."""
+    lm_head = sum(t.numel for t in arch.tensors if t.role == "lm_head" and len(t.shape) == 2)
+    if lm_head or not arch.tie_word_embeddings:
+        return lm_head
+    return sum(t.numel for t in arch.tensors if t.role == "embed")
+
+
+def _expert_params(arch: Architecture) -> tuple[float, int]:
+    """(routed-expert matmul parameters a token uses (top-k of E), one expert's intermediate width)."""
+    if not arch.num_experts:
+        return 0.0, 0
+    experts = [t for t in arch.tensors if t.role.startswith("expert_") and len(t.shape) == 2]
+    share = arch.experts_per_token / arch.num_experts
+    width = min((min(t.shape) for t in experts), default=0)
+    return sum(t.numel for t in experts) * share, width
+
+
+def flop_parts(arch: Architecture, workload: Workload, layout: Layout) -> dict[str, float]:
+    """Hardware FLOPs of one step (all GPUs) by the GEMMs that run them; they sum to
+    ``step_flops(...)[1]``.  ``linear``: the dense layers' projections (attention q/k/v/o,
+    MLP, shared experts); ``expert``: routed experts at top-k; ``attention``: the core
+    (QK^T, PV; PaLM's 12 L H Q T); ``lm_head``.  Under Transformer Engine FP8 recipes only
+    ``linear`` and ``expert`` run in FP8: TE's fp8_autocast covers te.Linear /
+    LayerNormLinear / LayerNormMLP / GroupedLinear, while the attention core (DotProductAttention,
+    bf16 flash/cuDNN kernels) and the output layer stay bf16 (Megatron-Core keeps the output
+    layer outside the FP8 region; TE user guide "Using FP8 with Transformer Engine")."""
+    tokens = workload.global_batch * workload.seq
+    n = _matmul_params(arch)
+    head = _lm_head_params(arch)
+    expert, _ = _expert_params(arch)
+    heads, q = _attn_dims(arch)
+    attn = 12 * arch.num_hidden_layers * heads * q * workload.seq      # PaLM: 12 L H Q T
+    per_param = 4 if workload.task in ("lora", "qlora") else 6          # Hu et al. 2021: no weight gradients
+    if layout.recompute == "full":
+        per_param += 2                                                  # one more forward
+    attn_hw = attn * (4 / 3 if layout.recompute in ("full", "selective") else 1)
+    return {"linear": tokens * per_param * (n - head - expert), "expert": tokens * per_param * expert,
+            "attention": tokens * attn_hw, "lm_head": tokens * per_param * head}
+
+
 def stage_imbalance(arch: Architecture, workload: Workload, layout: Layout) -> float:
     """How much longer the slowest pipeline stage computes than an even share: ``pp x
     max(stage FLOPs) / sum(stage FLOPs)`` (1 when balanced).  1F1B runs at the pace of
@@ -142,6 +194,59 @@ def stage_imbalance(arch: Architecture, workload: Workload, layout: Layout) -> f
     return layout.pp * max(flops) / max(1.0, sum(flops))
 
 
+def _achieved(eff: TrainingEfficiency, width: float) -> float:
+    """Achieved fraction of peak of a GEMM whose narrow per-GPU dimension is ``width``:
+    ``e_max * w / (w + w_half)`` (empirical; fitted per GPU family and framework)."""
+    return eff.e_max * width / (width + eff.width_half)
+
+
+def compute_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, eff: TrainingEfficiency,
+                    precision: str = "bf16") -> float:
+    """Per-GPU GEMM time of one step with the work spread evenly (``flop_parts`` / GPUs).
+
+    - dense projections at the width ``h / tp``;
+    - routed experts at their own width, one expert's intermediate size / expert-tp: with
+      grouped GEMM (Megatron-Core ``--moe-grouped-gemm``, TE GroupedLinear) every local
+      expert is a ``tokens_e x h x ffn_e`` GEMM, so the narrow side is ``ffn_e`` (e.g. 768
+      for Qwen3-30B-A3B against h = 2048); the same fitted width law is applied to it;
+    - FP8 (Transformer Engine or torchao float8 on nn.Linear): the projections and experts
+      at the FP8 peak x ``fp8_ratio``; the attention core and lm_head at the bf16 peak
+      (see ``flop_parts``), so a run is at most 2x faster than bf16 and usually much less."""
+    parts = flop_parts(arch, workload, layout)
+    bf16 = peak_flops(gpu, "bf16")
+    fp8 = gpu.flops("fp8") if precision == "fp8" else None
+    gemm = fp8 * eff.fp8_ratio if fp8 else peak_flops(gpu, precision)
+    dense = _achieved(eff, arch.hidden_size / layout.tp)
+    _, expert_width = _expert_params(arch)
+    expert = _achieved(eff, expert_width / layout.expert_tp) if expert_width else dense
+    seconds = (parts["linear"] / (gemm * dense) + parts["expert"] / (gemm * expert)
+               + (parts["attention"] + parts["lm_head"]) / (bf16 * dense))
+    return seconds / layout.gpus
+
+
+# NF4 storage: 4-bit codes (0.5 B/param) and, with double quantization, 0.127 bits/param of
+# scales (Dettmers et al. 2023, "QLoRA", sec. 3); the dequantized bf16 copy is written (2 B).
+DEQUANT_BYTES_PER_PARAM = 0.5 + 0.127 / 8 + 2
+
+
+def dequant_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU) -> float:
+    """QLoRA: per micro-batch, each GPU dequantizes every frozen 4-bit weight of its stage to
+    bf16 before the GEMM, in forward and again in backward for the input gradient (torchao
+    ``nf4tensor.LinearNF4``: forward ``F.linear(input, weight.to(input.dtype))``, backward
+    ``grad_output @ weight.to(grad_output.dtype)``; bitsandbytes ``MatMul4Bit`` likewise),
+    plus once more in the recomputed forward under full checkpointing.  Memory-bound: the
+    bytes at the HBM peak (a lower bound on this term; no fitted efficiency)."""
+    if workload.task != "qlora":
+        return 0.0
+    from rigsize.roofline import peak_bandwidth
+
+    quantized = sum(t.numel for t in arch.tensors if len(t.shape) == 2 and t.role not in ("embed", "pos_embed",
+                                                                                          "lm_head"))
+    passes = 2 + (1 if layout.recompute == "full" else 0)
+    local = quantized / (layout.tp * layout.pp)      # FSDP gathers whole weights: each rank dequantizes them all
+    return passes * local * DEQUANT_BYTES_PER_PARAM / peak_bandwidth(gpu)
+
+
 def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff: TrainingEfficiency) -> float:
     """Per-GPU bandwidth of a group spanning ``group_span`` consecutive ranks."""
     if group_span <= gpus_per_node:
@@ -159,14 +264,14 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     link_eff = Efficiency(1, 1, 1, eff.link, 0, eff.collective_latency_s)
     model_flops, hw_flops = step_flops(arch, workload, layout)
     gpus = layout.gpus
-    peak = peak_flops(gpu, precision)     # GEMMs in fp8 (Transformer Engine recipes) or bf16
-    width = arch.hidden_size / layout.tp
-    achieved = eff.e_max * width / (width + eff.width_half)
-    # each GPU computes its stage's share; the slowest stage paces the pipeline
-    compute = hw_flops / gpus / (peak * achieved) * stage_imbalance(arch, workload, layout)
-
+    peak = peak_flops(gpu, precision)     # the MFU denominator: fp8 peak for FP8 recipes
+    achieved = _achieved(eff, arch.hidden_size / layout.tp)
     micro = workload.batch
     m = max(1, workload.global_batch // (micro * layout.dp))          # micro-batches per pipeline per step
+    # each GPU computes its stage's share; the slowest stage paces the pipeline
+    compute = (compute_seconds(arch, workload, layout, gpu, eff, precision)
+               + m * dequant_seconds(arch, workload, layout, gpu)) * stage_imbalance(arch, workload, layout)
+
     bubble = compute * (layout.pp - 1) / (m * vpp)
     layers_per_stage = arch.num_hidden_layers / layout.pp
     msg = micro * workload.seq / layout.cp * arch.hidden_size * ACT_BYTES
@@ -190,7 +295,7 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
         ring = (layout.cp - 1) * micro * workload.seq / layout.cp * kv * ACT_BYTES / (bw * eff.link)
         heads, q = _attn_dims(arch)
         attn_time = (workload.global_batch * workload.seq * 12 * arch.num_hidden_layers * heads * q) / gpus / (
-            peak * achieved)
+            peak_flops(gpu, "bf16") * achieved)      # the attention core runs in bf16 under FP8 recipes too
         cp_comm = max(0.0, 3 * m * layers_per_stage * ring - attn_time)     # fwd + 2x bwd, overlapped with attention
 
     ep_comm = 0.0

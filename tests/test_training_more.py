@@ -1,0 +1,139 @@
+"""Training speed per GPU family and framework (issue 12): the runs of
+data/validation/training_runs_more.toml, their classes and split, the packaged error bands,
+and the FP8 / QLoRA terms against hand-computed figures.
+
+Expected values here are read from the data file or computed by hand from the cited
+datasheet figures, never by the code under test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from rigsize.cli import cli
+from rigsize.error_bands import band
+from rigsize.models import resolve_model
+from rigsize.training_speed import TrainingEfficiency, compute_seconds, dequant_seconds
+from rigsize.validation_training import FRAMEWORKS, more_runs, more_training_rows, training_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bands() -> dict:
+    text = resources.files("rigsize.data").joinpath("validation", "error_bands_training.toml").read_text()
+    return tomllib.loads(text)["class"]
+
+
+def test_every_source_framework_maps_to_a_rigsize_framework() -> None:
+    frameworks = tomllib.loads((ROOT / "src/rigsize/data/frameworks.toml").read_text())
+    assert {r["framework"] for r in more_runs()} <= set(FRAMEWORKS)
+    assert set(FRAMEWORKS.values()) <= {k.split(".")[0] for k in frameworks} | {"megatron"}
+
+
+def test_split_is_the_files_own() -> None:
+    by_case = {r["case"]: r["split"] for r in more_runs()}
+    assert all(c.split == by_case[c.case] for c in training_cases())
+
+
+def _fit_script():
+    spec = importlib.util.spec_from_file_location("fit_training", ROOT / "bench" / "fit_training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fitting_script_sees_fit_rows_only() -> None:
+    classes = _fit_script().class_rows()
+    assert classes and all(c.split == "fit" for cases in classes.values() for c in cases)
+
+
+def test_torchtitan_hopper_band_is_what_its_reserved_rows_give() -> None:
+    # the reserved torchtitan rows, picked from the data file itself (H100 and H200)
+    names = {r["case"] for r in more_runs() if r["split_class"] == "hopper/torchtitan" and r["split"] == "reserved"}
+    cases = tuple(c for c in training_cases() if c.case in names)
+    assert len(cases) == 7      # 10 reserved, 3 of them 405B rows without a printed micro-batch
+    rows = more_training_rows(cases)
+    step = [abs(r.measured / r.predicted - 1) for r in rows]       # tokens/s per GPU ~ 1 / step time
+    tokens = [abs(r.predicted / r.measured - 1) for r in rows]
+    packaged = _bands()["torchtitan|hopper|dense"]
+    assert packaged["step_seconds"]["n"] == 7
+    assert abs(packaged["step_seconds"]["median_abs"] - statistics.median(step)) < 1e-4
+    assert abs(packaged["tokens_per_second"]["median_abs"] - statistics.median(tokens)) < 1e-4
+
+
+def test_a_class_under_five_reserved_runs_has_no_band() -> None:
+    # torchtune on A100: 6 reserved rows in the file; the 70B LoRA row has no printed layout
+    # and the baseline row is unpacked, so 4 are predicted: below error_bands.MIN_ROWS (5)
+    predicted = sorted(c.case for c in training_cases() if c.cls == "torchtune|ampere|dense" and c.split == "reserved")
+    assert predicted == ["torchtune-readme-llama32-3b-a100-activation-checkpointing",
+                         "torchtune-readme-llama32-3b-a100-activation-offloading",
+                         "torchtune-readme-llama32-3b-a100-compile", "torchtune-readme-llama32-3b-a100-lora"]
+    assert band("training", "torchtune|ampere|dense", "step_seconds") is None
+
+
+def test_estimate_carries_the_packaged_band() -> None:
+    out = CliRunner().invoke(cli, ["estimate", "llama-3.1-8b", "--task", "pretrain", "--gpu", "H100", "--gpus", "8",
+                                   "--zero", "3", "--framework", "torchtitan", "--json"])
+    assert out.exit_code == 0, out.output
+    perf = json.loads(out.output)["performance"]
+    row = _bands().get("torchtitan|hopper|dense", {}).get("step_seconds")
+    if row and row["n"] >= 5:
+        assert perf["error_band"]["step_seconds"]["median_abs"] == row["median_abs"]
+    else:
+        assert perf["error_band"]["step_seconds"] is None
+    assert perf["efficiency_source"].startswith("training.hopper.torchtitan")
+
+
+def test_borrowed_row_is_said() -> None:
+    out = CliRunner().invoke(cli, ["estimate", "llama-3.1-8b", "--task", "pretrain", "--gpu", "H100", "--gpus", "8",
+                                   "--zero", "3", "--framework", "deepspeed", "--json"])
+    report = json.loads(out.output)
+    assert report["performance"]["efficiency_source"].startswith("borrowed from training.default")
+    assert any("borrowed" in w for w in report["warnings"])
+
+
+def _llama8b_step(precision: str) -> float:
+    from rigsize.hardware import resolve_gpu
+    from rigsize.layout import Layout, Workload
+
+    arch = resolve_model("llama-3.1-8b").arch
+    eff = TrainingEfficiency(e_max=0.5, width_half=0.0, link=1.0, collective_latency_s=0.0, fp8_ratio=1.0)
+    work = Workload(task="pretrain", batch=1, seq=4096, global_batch=1)
+    return compute_seconds(arch, work, Layout(), resolve_gpu("H100-SXM-80GB"), eff, precision)
+
+
+def test_fp8_runs_the_linear_layers_only_in_fp8() -> None:
+    # Llama 3.1 8B (config.json): 8,030,261,248 parameters, embedding and untied lm_head
+    # 128256 x 4096 = 525,336,576 each; 32 layers, 32 heads of 128.  One 4096-token sequence.
+    tokens, head = 4096, 525_336_576
+    # N as rigsize counts it (module doc): active parameters minus the input embedding, so
+    # the 266,240 norm weights ride with the projections
+    linear = 8_030_261_248 - 2 * head
+    attention = 12 * 32 * 32 * 128 * 4096 * tokens         # PaLM 12 L H Q T per token
+    bf16, fp8 = 989.4e12 * 0.5, 1978.9e12 * 0.5           # H100 SXM dense peaks (whitepaper) x e_max
+    expected_bf16 = (6 * tokens * (linear + head) + attention) / bf16
+    expected_fp8 = 6 * tokens * linear / fp8 + (6 * tokens * head + attention) / bf16
+    assert abs(_llama8b_step("bf16") / expected_bf16 - 1) < 1e-9
+    assert abs(_llama8b_step("fp8") / expected_fp8 - 1) < 1e-9
+    assert 1.5 < expected_bf16 / expected_fp8 < 2.0
+
+
+def test_qlora_dequantizes_in_forward_and_backward() -> None:
+    from rigsize.hardware import resolve_gpu
+    from rigsize.layout import Layout, Workload
+
+    arch = resolve_model("llama-3.1-8b").arch
+    work = Workload(task="qlora", batch=1, seq=4096, global_batch=1)
+    quantized = 8_030_261_248 - 2 * 525_336_576 - 266_240
+    per_param = 0.5 + 0.127 / 8 + 2                    # NF4 codes + double-quantized scales read, bf16 written
+    expected = 2 * quantized * per_param / 2039e9      # forward + backward, A100 80 GB datasheet HBM rate
+    assert abs(dequant_seconds(arch, work, Layout(), resolve_gpu("A100-SXM-80GB")) / expected - 1) < 1e-9
+    full = Layout(recompute="full")
+    assert abs(dequant_seconds(arch, work, full, resolve_gpu("A100-SXM-80GB")) / (1.5 * expected) - 1) < 1e-9
