@@ -1,13 +1,14 @@
 """Fit the inference efficiency assumptions on the `fit` split of the serving data.
 
 Run: .venv/bin/python bench/fit_inference.py [--rows N]
-Fits, per engine (vllm, sglang, trtllm), by coordinate search: first the achievable
-fractions of peak compute and bandwidth, link efficiency and per-step/per-layer
-overheads on the median absolute log error of TPOT; then the prefill attention
-efficiency, prefill GEMM efficiency and per-request TTFT overhead on the sum of both
-errors (prefill chunks ride in decode steps); on H100/H200 rows of models other than
-Qwen3-235B-A22B only.  Prints the fitted rows for data/efficiency.toml and the errors
-on the fit and reserved splits.  Never fits on reserved rows.
+Fits, per engine (vllm, sglang, trtllm) and GPU family (hopper, blackwell), by
+coordinate search: first the achievable fractions of peak compute and bandwidth, link
+efficiency and per-step/per-layer overheads on the median absolute log error of TPOT;
+then the prefill attention efficiency, prefill GEMM efficiency and per-request TTFT
+overhead on the sum of both errors (prefill chunks ride in decode steps); on the `fit`
+split of that engine and family only (bench/split_serving.py).  Prints the fitted rows
+for data/efficiency.toml and their errors on the fit split.  It never reads reserved
+rows: their errors are printed by `rigsize validate` alone.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import replace
 from rigsize.hardware import resolve_gpu
 from rigsize.roofline import efficiency
 from rigsize.validation import log_error, predict_serving, serving_cases
+from rigsize.validation_more import MoreCase, more_cases, predict_more
 
 PARAMS = {  # name: (lower, upper)
     "compute": (0.2, 0.95), "memory": (0.3, 0.98), "attention_compute": (0.1, 0.9),
@@ -29,18 +31,25 @@ PARAMS = {  # name: (lower, upper)
 }
 
 
-def objective(cases, eff) -> float:
-    t = [log_error(max(p.ttft_seconds, 1e-6), c.ttft_s) for c, p in ((c, predict_serving(c, eff)) for c in cases)]
-    return statistics.median(t)
-
-
 def score(cases, eff) -> tuple[float, float]:
-    tt, tp = [], []
+    """(TTFT, decode) median |log error| on ``cases``: AIConfigurator rows (TTFT, TPOT) or
+    serving_more rows, whose decode-side figure is TPOT where printed, else throughput
+    or batch latency (both decode-dominated in those runs); TTFT 0 where none is printed."""
+    tt, dec = [], []
     for c in cases:
-        p = predict_serving(c, eff)
-        tt.append(log_error(p.ttft_seconds, c.ttft_s))
-        tp.append(log_error(p.tpot_seconds, c.tpot_s))
-    return statistics.median(tt), statistics.median(tp)
+        if isinstance(c, MoreCase):
+            p = predict_more(c, eff)
+            got = {"ttft_s": p.ttft_seconds, "tpot_s": p.tpot_seconds, "output_tokens_per_s": p.output_tokens_per_second,
+                   "latency_s": p.e2e_seconds}
+            if "ttft_s" in c.measured:
+                tt.append(log_error(got["ttft_s"], c.measured["ttft_s"]))
+            metric = next(m for m in ("tpot_s", "output_tokens_per_s", "latency_s") if m in c.measured)
+            dec.append(log_error(got[metric], c.measured[metric]))
+        else:
+            p = predict_serving(c, eff)
+            tt.append(log_error(p.ttft_seconds, c.ttft_s))
+            dec.append(log_error(p.tpot_seconds, c.tpot_s))
+    return (statistics.median(tt) if tt else 0.0), statistics.median(dec)
 
 
 # Two stages, so that queueing in measured TTFTs cannot drag the hardware efficiencies
@@ -55,6 +64,8 @@ def fit(cases, eff, rounds: int = 3, stages: tuple[str, ...] = ("decode", "prefi
         eff = replace(eff, prefill_compute=0.6)
     if "decode" in stages:
         eff, _ = _fit(cases, eff, DECODE, lambda s: s[1], rounds)
+    if not any(isinstance(c, MoreCase) and "ttft_s" in c.measured or not isinstance(c, MoreCase) for c in cases):
+        return eff, score(cases, eff)[1]       # no TTFT printed: the prefill side stays as it started
     # prefill tokens ride in decode steps too, so the second stage watches both metrics
     return _fit(cases, eff, PREFILL, lambda s: s[0] + s[1], rounds)
 
@@ -74,32 +85,45 @@ def _fit(cases, eff, names, pick, rounds):
     return eff, best
 
 
+def fit_split(cases, engine: str, family: str) -> list:
+    """The rows a fit of ``engine`` on ``family`` may read: its class's ``fit`` split only."""
+    return [c for c in cases if c.split == "fit" and c.cls.split("|")[:2] == [engine, family]]
+
+
+FAMILY_GPU = {"hopper": "H100", "blackwell": "B200", "ampere": "A100-SXM-80GB", "ada": "L40S", "cdna3": "MI300X"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=160, help="fit rows sampled per engine (speed)")
+    ap.add_argument("--rows", type=int, default=100, help="fit rows sampled per engine and family (speed)")
     ap.add_argument("--engine", action="append", help="engines to fit (default: all three)")
+    ap.add_argument("--family", action="append", help="GPU families to fit (default: hopper, blackwell)")
     ap.add_argument("--prefill-only", action="store_true", help="keep the decode-side values of efficiency.toml")
+    ap.add_argument("--start", default=None, help="family whose current row is the starting point (default: its own)")
     args = ap.parse_args()
-    cases = serving_cases()
-    random.seed(0)
-    for engine in args.engine or ("vllm", "sglang", "trtllm"):
-        fit_rows = [c for c in cases if c.split == "fit" and c.backend == engine]
-        if not fit_rows:
-            continue
-        sample = random.sample(fit_rows, min(args.rows, len(fit_rows)))
-        eff, _ = efficiency("inference", resolve_gpu("H100"), engine=engine)
-        eff, best = fit(sample, eff, stages=("prefill",) if args.prefill_only else ("decode", "prefill"))
-        fit_err = score(fit_rows, eff)
-        reserved = [c for c in cases if c.split == "reserved" and c.backend == engine]
-        res_err = score(reserved, eff) if reserved else (float("nan"), float("nan"))
-        print(f"[inference.hopper.{engine}]")
-        for name in PARAMS:
-            print(f"{name} = {getattr(eff, name):.4g}")
-        print(f"collective_latency_s = {eff.collective_latency_s:.4g}")
-        print(f"source = \"fitted by bench/fit_inference.py on {len(fit_rows)} H100/H200 {engine} rows (Qwen3-235B-A22B excluded)\"")
-        print(f"# fit rows {len(fit_rows)} (sampled {len(sample)}): median |log err| ttft {fit_err[0]:.3f} tpot {fit_err[1]:.3f}")
-        print(f"# reserved rows {len(reserved)}: median |log err| ttft {res_err[0]:.3f} tpot {res_err[1]:.3f}")
-        sys.stdout.flush()
+    cases = serving_cases() + more_cases()
+    for family in args.family or ("hopper", "blackwell"):
+        for engine in args.engine or ("vllm", "sglang", "trtllm"):
+            random.seed(0)
+            fit_rows = fit_split(cases, engine, family)
+            if not fit_rows:
+                print(f"# {engine} on {family}: no fit rows")
+                continue
+            sample = random.sample(fit_rows, min(args.rows, len(fit_rows)))
+            eff, _ = efficiency("inference", resolve_gpu(FAMILY_GPU[args.start or family]), engine=engine)
+            eff, _ = fit(sample, eff, stages=("prefill",) if args.prefill_only else ("decode", "prefill"))
+            fit_err = score(fit_rows, eff)      # fit rows only: reserved rows are for `rigsize validate`
+            gpus = sorted({c.gpu for c in fit_rows})
+            files = sorted({"serving_more.csv" if isinstance(c, MoreCase) else "serving_silicon_sample.csv"
+                            for c in fit_rows})
+            print(f"[inference.{family}.{engine}]")
+            for name in PARAMS:
+                print(f"{name} = {getattr(eff, name):.4g}")
+            print(f"collective_latency_s = {eff.collective_latency_s:.4g}")
+            print(f'source = "fitted by bench/fit_inference.py on the fit split of {" and ".join(files)}: '
+                  f'{len(fit_rows)} {engine} rows on {", ".join(gpus)} (sampled {len(sample)}); fit median |log err| '
+                  f'TTFT {fit_err[0]:.3f}, decode {fit_err[1]:.3f}"')
+            sys.stdout.flush()
     return 0
 
 

@@ -170,7 +170,7 @@ def formats(ctx: click.Context) -> None:
 def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
     """Compare predictions with measurements nobody here produced (fitted and reserved apart)."""
     from rigsize.validation import (
-        finetune_rows, published_rows, serving_rows, summarize, training_rows, whole_run_rows,
+        finetune_rows, published_rows, serving_rows, summarize, summarize_classes, training_rows, whole_run_rows,
     )
 
     if source not in ("all", "serving", "training", "finetune", "kv"):
@@ -178,7 +178,9 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
                          choices="all, serving, training, finetune, kv")
     rows = []
     if source in ("all", "training"):
-        rows += training_rows() + whole_run_rows()
+        from rigsize.validation_training import more_training_rows
+
+        rows += training_rows() + whole_run_rows() + more_training_rows()
     if source in ("all", "finetune"):
         rows += finetune_rows()
     if source in ("all", "kv"):
@@ -186,18 +188,20 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
 
         rows += vllm_startup_rows() + transformers_rows()
     if source in ("all", "serving"):
-        rows += serving_rows() + published_rows()
-    summary = summarize(rows)
+        from rigsize.validation_more import more_rows
+
+        rows += serving_rows() + more_rows() + published_rows()
+    summary, by_class = summarize(rows), summarize_classes(rows)
     if _as_json(ctx):
         from rigsize.report import ValidationReport
 
-        _emit_json(ValidationReport(schema_version=1, summary=summary, cases=[
+        _emit_json(ValidationReport(schema_version=1, summary=summary, by_class=by_class, cases=[
             {"source": r.source, "case": r.case, "metric": r.metric, "split": r.split, "measured": r.measured,
-             "predicted": r.predicted, "error": r.error} for r in rows]).model_dump(mode="json"))
+             "predicted": r.predicted, "error": r.error, "class": r.cls} for r in rows]).model_dump(mode="json"))
         return
     from rigsize.render import print_validation
 
-    print_validation(rows, summary, show_cases, _lang(ctx))
+    print_validation(rows, summary, show_cases, _lang(ctx), by_class=by_class)
 
 
 @cli.command()

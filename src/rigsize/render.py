@@ -161,8 +161,9 @@ def _band(perf: Any, field: str, lang: str) -> str:
     if field not in perf.error_band:
         return ""
     b = perf.error_band[field]
-    if b is None:
-        return f" ({t('perf.band_none', lang)})"
+    if b is None:       # the whole class unvalidated, or only this figure (too few runs measure it)
+        key = "perf.band_none" if not any(perf.error_band.values()) else "perf.band_field_none"
+        return f" ({t(key, lang)})"
     who, family, moe = names(b.class_)
     return " (" + render("perf.band", lang, median=b.median_abs, n=b.n, who=who, family=family,
                          moe=t("perf.band_moe", lang) if moe else "") + ")"
@@ -231,7 +232,7 @@ def print_formats(rows: list[dict], lang: str, console: Console | None = None) -
 
 
 def print_validation(rows: list, summary: list[dict], show_cases: bool, lang: str,
-                     console: Console | None = None) -> None:
+                     console: Console | None = None, by_class: list[dict] | None = None) -> None:
     console = console or Console()
     if show_cases:
         table = Table(title=t("report.validation", lang), title_justify="left")
@@ -248,6 +249,15 @@ def print_validation(rows: list, summary: list[dict], show_cases: bool, lang: st
         table.add_row(s["source"], s["metric"], _split(s["split"], lang), str(s["n"]), f"{s['median_abs_error']:.1%}",
                       f"{s['worst_abs_error']:.1%}")
     console.print(table)
+    if by_class:
+        table = Table(title=t("report.validation_classes", lang), title_justify="left")
+        for col in ("class", "metric", "split", "n", "median", "p90", "target"):
+            table.add_column(t(f"val.{col}", lang), justify="left" if col in ("class", "metric", "split") else "right")
+        for s in by_class:
+            target = "-" if s["target"] is None else (f"{s['target']:.0%} " + ("✓" if s["meets_target"] else "✗"))
+            table.add_row(s["class"], s["metric"], _split(s["split"], lang), str(s["n"]),
+                          f"{s['median_abs_error']:.1%}", f"{s['p90_abs_error']:.1%}", target)
+        console.print(table)
 
 
 def print_calibration(output: str, profile: dict, lang: str, console: Console | None = None) -> None:

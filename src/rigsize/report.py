@@ -273,6 +273,22 @@ class ValidationSummary(_Frozen):
     worst_abs_error: float = Field(ge=0)
 
 
+class ValidationClass(_Frozen):
+    """Errors of one class (engine or framework x GPU family x dense/MoE, or one held-out
+    model), the level at which targets are set and error bands are read."""
+
+    class_: str = Field(alias="class")
+    metric: str
+    split: str
+    n: int = Field(ge=1)
+    median_abs_error: float = Field(ge=0)
+    p90_abs_error: float = Field(ge=0)
+    target: float | None = Field(description="Target median |error| (reserved rows of a class large enough)")
+    meets_target: bool | None
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
 class ValidationCase(_Frozen):
     source: str
     case: str
@@ -281,6 +297,9 @@ class ValidationCase(_Frozen):
     measured: float
     predicted: float
     error: float = Field(description="predicted / measured - 1")
+    class_: str = Field("", alias="class", description="engine-or-framework|gpu family|dense-or-moe, or empty")
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
 class ValidationReport(_Frozen):
@@ -288,6 +307,7 @@ class ValidationReport(_Frozen):
 
     schema_version: Literal[1] = Field(description="Bumped when a field changes meaning or goes away")
     summary: list[ValidationSummary]
+    by_class: list[ValidationClass] = Field(default_factory=list, description="Per class, fit and reserved apart")
     cases: list[ValidationCase]
 
 

@@ -47,13 +47,16 @@ def efficiency(kind: str, gpu: GPU, overrides: dict[str, float] | None = None,
     architecture (and ``engine``, where rows per engine exist), falling back to the
     ``default`` row; returns it and the row's key."""
     rows = _table()[kind]
-    arch = gpu.architecture if gpu.architecture in rows else rows["default"]["transfer_from"]
-    key = arch
-    if engine and isinstance(rows[arch].get(engine), dict):
-        row = rows[arch][engine]
-        key = f"{arch}.{engine}"
-    else:
-        row = rows[arch]
+    # the GPU family's own row (per engine where fitted per engine), else the row it is
+    # borrowed from (``default.transfer_from``), whose key then names another family
+    for family in (gpu.architecture, rows["default"]["transfer_from"]):
+        table = rows.get(family, {})
+        if engine and isinstance(table.get(engine), dict):
+            row, key = table[engine], f"{family}.{engine}"
+            break
+        if "compute" in table:
+            row, key = table, family
+            break
     eff = Efficiency(**{f.name: row[f.name] for f in fields(Efficiency) if f.name in row})
     if overrides:
         known = {f.name for f in fields(Efficiency)} - {"source"}

@@ -245,6 +245,7 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
         # sequence holds prompt + output/2 tokens, not its full length (vLLM's scheduler)
         average = kv_capacity * (prompt + output) / (prompt + output / 2)
         running = max(1, min(clients, math.floor(average)))
+    running = min(running, engine.max_num_seqs)      # the scheduler's cap on sequences per step
     budget = engine.max_num_batched_tokens
     waiting = [prompt] * running            # prompt tokens left, in arrival order
     started: list[float] = []               # time of each request's first token
@@ -297,3 +298,41 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
         requests_per_second=total / output, prefill_bound=prefill_bound, decode_bound=points[1].bound,
         running=running,
     )
+
+
+def serve_burst(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: KVFormat, eff: Efficiency,
+                engine: Engine, requests: int, prompt: int, output: int,
+                kv_capacity: int | None = None) -> ServingResult:
+    """``requests`` requests sent at once with no client-side limit (``vllm bench serve
+    --request-rate inf`` without ``--max-concurrency``, each client sending one request).
+
+    The engine runs as many as its scheduler and KV cache allow (``running``, as in
+    ``serve``); with fixed lengths those finish together and the next ``running`` start,
+    so the burst drains in waves: ``full`` waves of ``running`` and one of the ``rest``.
+    A request of wave ``j`` waits ``j`` whole waves before its own first token, so mean
+    TTFT = one wave's TTFT + the mean wave index x the wave's duration; throughput is
+    every output token over the time to drain.  Data-parallel replicas each take
+    ``requests / dp``."""
+    per_replica = max(1, math.ceil(requests / layout.dp))
+    first = serve(arch, layout, gpu, fmt, kv, eff, engine, per_replica * layout.dp, prompt, output,
+                  kv_capacity=kv_capacity, waves=1)
+    running = first.running
+    full, rest = divmod(per_replica, running)
+    if full == 1 and rest == 0:
+        return first
+    one = first if per_replica == running else serve(arch, layout, gpu, fmt, kv, eff, engine, running * layout.dp,
+                                                     prompt, output, kv_capacity=kv_capacity, waves=1)
+    wave = running * output * layout.dp / one.output_tokens_per_second
+    tail = serve(arch, layout, gpu, fmt, kv, eff, engine, rest * layout.dp, prompt, output,
+                 kv_capacity=kv_capacity, waves=1) if rest else None
+    tail_wave = rest * output * layout.dp / tail.output_tokens_per_second if tail else 0.0
+    waits = running * wave * full * (full - 1) / 2 + rest * full * wave     # sum over requests of waves waited
+    ttft = (full * running * one.ttft_seconds + (rest * tail.ttft_seconds if tail else 0) + waits) / per_replica
+    tpot = (full * running * one.tpot_seconds + (rest * tail.tpot_seconds if tail else 0)) / per_replica
+    drain = full * wave + tail_wave
+    total = layout.dp * per_replica * output / drain
+    return ServingResult(
+        ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot, e2e_seconds=ttft + max(0, output - 1) * tpot,
+        output_tokens_per_second=total, output_tokens_per_second_per_gpu=total / layout.gpus,
+        requests_per_second=total / output, prefill_bound=one.prefill_bound, decode_bound=one.decode_bound,
+        running=running)

@@ -502,7 +502,7 @@ def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any],
     overrides.update(parse_efficiency(opts.get("efficiency")))
     eff, key = efficiency("inference", job.gpu, overrides, engine=engine_name)
     if key.split(".")[1] != job.gpu.architecture:
-        warnings.append(Note("perf.unfitted_gpu", {"gpu": job.gpu.name, "arch": job.gpu.architecture}))
+        warnings.append(Note("perf.unfitted_gpu", {"gpu": job.gpu.name, "arch": job.gpu.architecture, "row": key}))
     if not result.fits or not result.max_concurrency:
         from rigsize.units import GiB
 

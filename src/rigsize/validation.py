@@ -4,9 +4,10 @@ Sources (packaged under ``data/validation``, each with its attribution):
 
 - ``serving_silicon_sample.csv``: measured serving runs (TTFT, TPOT) from NVIDIA's
   AIConfigurator (``aiconfigurator_core/systems/silicon_sample.csv``, Apache-2.0), see
-  its README.  Efficiency assumptions are fitted only on H100/H200 rows of models other
-  than Qwen3-235B-A22B (split ``fit``); B200 rows and every Qwen3-235B-A22B row are
-  reserved for out-of-sample error (split ``reserved``).
+  its README.  Split by ``bench/split_serving.py``: every Qwen3-235B-A22B row is
+  reserved (the held-out model); the other deployments alternate fit / reserved inside
+  each class (engine x GPU family x dense or MoE).  Efficiencies are fitted per engine
+  and GPU family on ``fit`` rows only.
 - ``training_runs.toml``: published training runs with their layouts and conventions.
 
 ``rigsize validate`` prints case, measured, predicted and error per source, with the
@@ -23,6 +24,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from rigsize.error_bands import class_key
 from rigsize.formats import resolve_kv_format, resolve_weight_format
 from rigsize.hardware import resolve_gpu
 from rigsize.layout import Layout
@@ -31,7 +33,7 @@ from rigsize.roofline import Efficiency, efficiency
 from rigsize.runtime import engine_for
 from rigsize.serving import ServingResult, serve
 
-FIT_GPUS = ("H100-SXM-80GB", "H200-SXM-141GB")
+HELD_OUT_MODELS = ("qwen3-235b-a22b",)   # never fitted, in any class (bench/split_serving.py)
 # InferenceMAX's client sends --num-prompts $((CONC * 10)) at --max-concurrency $CONC
 # (InferenceMAX README, "Benchmark Client Configuration"): ten waves of requests.
 BENCH_WAVES = 10
@@ -54,7 +56,8 @@ class ServingCase:
     osl: int
     ttft_s: float
     tpot_s: float
-    split: str          # "fit" | "reserved" | "other" (neither fitted nor reserved, e.g. GB200)
+    split: str          # "fit" | "reserved" | "spec-decode?" (possibly MTP: compared with neither)
+    cls: str = ""       # error_bands.class_key: engine|gpu family|dense-or-moe
 
 
 @cache
@@ -63,8 +66,6 @@ def serving_cases() -> tuple[ServingCase, ...]:
     out = []
     for i, r in enumerate(csv.DictReader(text.splitlines())):
         split = r["split"]
-        if split == "fit" and r["gpu"] not in FIT_GPUS:
-            split = "other"
         if "possibly MTP" in r.get("spec_decode", ""):
             split = "spec-decode?"     # likely measured with MTP speculative decoding: not comparable
         out.append(ServingCase(
@@ -73,8 +74,13 @@ def serving_cases() -> tuple[ServingCase, ...]:
             preset=r["preset"], gpu=r["gpu"], backend=r["backend"], weights=r["weights"], kv_dtype=r["kv_dtype"],
             tp=int(r["tp"]), pp=int(r["pp"]), ep=int(r["ep"]), dp=int(r["dp"]), concurrency=int(r["concurrency"]),
             isl=int(r["isl"]), osl=int(r["osl"]), ttft_s=float(r["ttft_ms"]) / 1e3, tpot_s=float(r["tpot_ms"]) / 1e3,
-            split=split))
+            split=split, cls=class_key(r["backend"], resolve_gpu(r["gpu"]).architecture, _is_moe(r["preset"]))))
     return tuple(out)
+
+
+@cache
+def _is_moe(preset: str) -> bool:
+    return resolve_model(preset).arch.num_experts > 0
 
 
 @cache
@@ -109,6 +115,8 @@ class Row:
     split: str
     measured: float
     predicted: float
+    cls: str = ""       # error_bands.class_key, where the row belongs to a class with a band
+    model: str = ""     # preset, for the per-model (held-out model) summary
 
     @property
     def error(self) -> float:
@@ -120,8 +128,8 @@ def serving_rows(cases: tuple[ServingCase, ...] | None = None) -> list[Row]:
     for c in cases or serving_cases():
         p = predict_serving(c)
         src = "aiconfigurator silicon_sample"
-        rows.append(Row(src, c.case, "ttft_s", c.split, c.ttft_s, p.ttft_seconds))
-        rows.append(Row(src, c.case, "tpot_s", c.split, c.tpot_s, p.tpot_seconds))
+        rows.append(Row(src, c.case, "ttft_s", c.split, c.ttft_s, p.ttft_seconds, c.cls, c.preset))
+        rows.append(Row(src, c.case, "tpot_s", c.split, c.tpot_s, p.tpot_seconds, c.cls, c.preset))
     return rows
 
 
@@ -132,6 +140,33 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
         groups.setdefault((r.source, r.metric, r.split), []).append(abs(r.error))
     return [{"source": s, "metric": m, "split": sp, "n": len(v), "median_abs_error": statistics.median(v),
              "worst_abs_error": max(v)} for (s, m, sp), v in sorted(groups.items())]
+
+
+# Targets on reserved rows of a class with at least error_bands.MIN_ROWS rows (issue 11/12).
+TARGETS = {"tpot_s": 0.10, "ttft_s": 0.20, "output_tokens_per_s": 0.15, "step_s": 0.10, "mfu": 0.10,
+           "tflops_per_gpu": 0.10, "tokens_per_s_per_gpu": 0.10}
+
+
+def summarize_classes(rows: list[Row]) -> list[dict[str, Any]]:
+    """Median and p90 absolute error per (class, metric, split), and per held-out model:
+    the figures targets and error bands are read from, never pooled across classes."""
+    from rigsize.error_bands import MIN_ROWS, summarize as band
+
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    for r in rows:
+        if r.cls:
+            groups.setdefault((r.cls, r.metric, r.split), []).append(r.error)
+        if r.model in HELD_OUT_MODELS:
+            groups.setdefault((f"held-out model {r.model}", r.metric, r.split), []).append(r.error)
+    out = []
+    for (cls, metric, split), errors in sorted(groups.items()):
+        b = band(errors, cls)
+        kind = "training" if metric in ("step_s", "mfu", "tflops_per_gpu", "tokens_per_s_per_gpu") else "serving"
+        target = TARGETS.get(metric) if split == "reserved" and b.n >= MIN_ROWS[kind] else None
+        out.append({"class": cls, "metric": metric, "split": split, "n": b.n, "median_abs_error": b.median_abs,
+                    "p90_abs_error": b.p90_abs, "target": target,
+                    "meets_target": None if target is None else b.median_abs <= target})
+    return out
 
 
 def log_error(pred: float, measured: float) -> float:
@@ -235,16 +270,17 @@ def training_rows(eff: Any = None) -> list[Row]:
                                network=network, vpp=vpp, eff=eff, precision=precision)
         split = "fit" if run["case"].startswith(TRAINING_FIT_PREFIX) else "reserved"
         src = run["case"].split("-")[0]
+        cls = class_key(workload.framework, gpu.architecture, arch.num_experts > 0)
         if isinstance(run.get("step_seconds"), (int, float)):
-            rows.append(Row(src, run["case"], "step_s", split, float(run["step_seconds"]), speed.step_seconds))
+            rows.append(Row(src, run["case"], "step_s", split, float(run["step_seconds"]), speed.step_seconds, cls))
         elif isinstance(run.get("tflops_per_gpu"), (int, float)) and "eq3" in str(run.get("flops_convention", "")):
             predicted = _eq3_flops(run, arch) / (speed.step_seconds * layout.gpus) / 1e12
-            rows.append(Row(src, run["case"], "tflops_per_gpu", split, float(run["tflops_per_gpu"]), predicted))
+            rows.append(Row(src, run["case"], "tflops_per_gpu", split, float(run["tflops_per_gpu"]), predicted, cls))
         elif isinstance(run.get("mfu"), (int, float)):
-            rows.append(Row(src, run["case"], "mfu", split, float(run["mfu"]), speed.mfu))
+            rows.append(Row(src, run["case"], "mfu", split, float(run["mfu"]), speed.mfu, cls))
         elif isinstance(run.get("tflops_per_gpu"), (int, float)):
             predicted = speed.model_flops_per_step / (speed.step_seconds * layout.gpus) / 1e12
-            rows.append(Row(src, run["case"], "tflops_per_gpu", split, float(run["tflops_per_gpu"]), predicted))
+            rows.append(Row(src, run["case"], "tflops_per_gpu", split, float(run["tflops_per_gpu"]), predicted, cls))
     return rows
 
 
