@@ -19,10 +19,10 @@ import statistics
 import sys
 from dataclasses import replace
 
-from rigsize.hardware import resolve_gpu
-from rigsize.roofline import efficiency
+from rigsize.hardware.gpus import resolve_gpu
+from rigsize.speed.roofline import efficiency
 from rigsize.validation import log_error, predict_serving, serving_cases
-from rigsize.validation_more import MoreCase, more_cases, predict_more
+from rigsize.validation.serving_more import MoreCase, more_cases, predict_more
 
 PARAMS = {  # name: (lower, upper)
     "compute": (0.2, 0.95), "memory": (0.3, 0.98), "attention_compute": (0.1, 0.9),

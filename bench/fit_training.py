@@ -21,9 +21,9 @@ import sys
 from dataclasses import replace
 from datetime import date
 
-from rigsize.training_speed import training_efficiency
+from rigsize.speed.training import training_efficiency
 from rigsize.validation import log_error, training_rows
-from rigsize.validation_training import more_training_rows, training_cases
+from rigsize.validation.training_more import more_training_rows, training_cases
 
 # e_max's upper bound is a bound of the search, not a measured figure: 0.8 for the default
 # row (without it the fit extrapolates single-GPU runs to >75% MFU), 0.95 per class.

@@ -19,9 +19,9 @@ import csv
 import io
 from pathlib import Path
 
-from rigsize.error_bands import class_key
-from rigsize.hardware import resolve_gpu
-from rigsize.models import resolve_model
+from rigsize.hardware.gpus import resolve_gpu
+from rigsize.model.inputs import resolve_model
+from rigsize.speed.error_bands import class_key
 
 PATH = Path(__file__).resolve().parents[1] / "src/rigsize/data/validation/serving_silicon_sample.csv"
 HELD_OUT_MODELS = ("qwen3-235b-a22b",)

@@ -1,4 +1,4 @@
-"""Activation bytes (``rigsize.activations``) against PyTorch and against Korthikanti et al. 2022.
+"""Activation bytes (``rigsize.memory.activations``) against PyTorch and against Korthikanti et al. 2022.
 
 hf: the expected values are measured, not derived.  Each case builds a tiny model with
 ``AutoModelForCausalLM.from_config`` (transformers 5.x, CPU, ``model.to(torch.bfloat16)``,
@@ -32,8 +32,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rigsize.activations import LoraSpec, activation_bytes
-from rigsize.architecture import Architecture, build_architecture
+from rigsize.memory.activations import LoraSpec, activation_bytes
+from rigsize.model.architecture import Architecture, build_architecture
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

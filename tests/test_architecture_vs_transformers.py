@@ -9,12 +9,12 @@ are excluded.  Exact equality is required.
 from __future__ import annotations
 
 import pytest
+from _hf import meta_param_count
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _hf import meta_param_count
-from rigsize.architecture import SUPPORTED_MODEL_TYPES, build_architecture
-from rigsize.models import preset_config, presets
+from rigsize.model.architecture import SUPPORTED_MODEL_TYPES, build_architecture
+from rigsize.model.inputs import preset_config, presets
 
 pytest.importorskip("transformers")
 

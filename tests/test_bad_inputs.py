@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rigsize.cli import main
+from rigsize.shells.cli import main
 
 HERE = Path(__file__).parent
 CASES = tomllib.loads((HERE / "bad_inputs.toml").read_text())["case"]

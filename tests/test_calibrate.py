@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import rigsize
-from rigsize.calibrate import build_profile, load_profile
-from rigsize.cli import main
-from rigsize.hardware import resolve_gpu
+from rigsize.hardware.gpus import resolve_gpu
+from rigsize.shells.cli import main
+from rigsize.speed.calibrate import build_profile, load_profile
 
 PROFILE = Path(__file__).parent / "fixtures" / "profile-h100-recorded.json"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rigsize.cli import main
 from rigsize.report import schema
+from rigsize.shells.cli import main
 
 ROOT = Path(__file__).parent.parent
 
@@ -144,7 +144,7 @@ def test_api_accepts_hyphenated_keys_and_rejects_unknown() -> None:
 
 
 def test_readme_option_table_is_generated() -> None:
-    from rigsize.options import markdown_table
+    from rigsize.plan.options import markdown_table
 
     assert markdown_table() in (ROOT / "README.md").read_text()
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rigsize.cli import main
 from rigsize.report import SCHEMAS, schema
+from rigsize.shells.cli import main
 
 ROOT = Path(__file__).parent.parent
 SAMPLES = Path(__file__).parent / "fixtures" / "schema_samples"

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rigsize.cli import cli
-from rigsize.error_bands import MIN_ROWS, band, summarize
+from rigsize.shells.cli import cli
+from rigsize.speed.error_bands import MIN_ROWS, band, summarize
 from rigsize.validation import serving_cases, serving_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,13 +117,13 @@ def test_no_band_when_efficiency_is_overridden() -> None:
 def test_burst_drains_in_waves() -> None:
     """Twice as many prompts as the engine runs at once: half wait one whole wave, so mean
     TTFT = one wave's TTFT + half a wave, and throughput is that of back-to-back waves."""
-    from rigsize.formats import resolve_kv_format, resolve_weight_format
-    from rigsize.hardware import resolve_gpu
-    from rigsize.layout import Layout
-    from rigsize.models import resolve_model
-    from rigsize.roofline import efficiency
-    from rigsize.runtime import engine_for
-    from rigsize.serving import serve, serve_burst
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.memory.runtime import engine_for
+    from rigsize.model.formats import resolve_kv_format, resolve_weight_format
+    from rigsize.model.inputs import resolve_model
+    from rigsize.plan.layout import Layout
+    from rigsize.speed.roofline import efficiency
+    from rigsize.speed.serving import serve, serve_burst
 
     gpu, arch = resolve_gpu("H100"), resolve_model("qwen2-7b").arch
     eff, _ = efficiency("inference", gpu, engine="vllm")

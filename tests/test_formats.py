@@ -1,4 +1,4 @@
-"""Tests for rigsize.formats.  Expected values come from outside rigsize:
+"""Tests for rigsize.model.formats.  Expected values come from outside rigsize:
 
 * gguf-py 0.19.0 ``gguf.constants.GGML_QUANT_SIZES`` and files written by ``GGUFWriter``
   (quantized with ``gguf.quants`` where it has a quantizer) and read back by ``GGUFReader``;
@@ -17,17 +17,17 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import gguf
 import numpy as np
 import pytest
 import torch
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import gguf
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-from rigsize import formats as F
 from rigsize.errors import FormatError, HardwareError
-from rigsize.tensors import LINEAR_ROLES, Tensor
+from rigsize.model import formats as F
+from rigsize.model.tensors import LINEAR_ROLES, Tensor
 
 AS_OF = "2026-11-27"
 CONTRACT = ("fp32 bf16 fp16 fp8 fp8-block int8 llm-int8 gptq-int4 gptq-int8 awq-int4 nf4 fp4 "

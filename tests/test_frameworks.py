@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 import rigsize
-from rigsize import frameworks
 from rigsize.errors import InputError, PlanError
+from rigsize.memory import frameworks
 from rigsize.validation import FINETUNE_TARGET, finetune_memory, finetune_rows
 
 # Guard: (predicted / published - 1) per row when these rows were added (2026-12-01), +-0.02; the HF + FA2
@@ -119,7 +119,7 @@ def test_every_default_has_a_source_and_date() -> None:
 def test_existing_frameworks_keep_their_state_bytes() -> None:
     """ZeRO paper sec. 3.1 (16 B/param), Megatron's distributed-optimizer table (18), FSDP2
     fp32 shards (16), transformers in bf16 with torch AdamW (8)."""
-    from rigsize.memory import state_bytes
+    from rigsize.memory.per_gpu import state_bytes
 
     for fw, total in (("deepspeed", 16), ("megatron", 18), ("fsdp", 16), ("hf", 8), ("torchtitan", 16)):
         s = state_bytes(frameworks.defaults(fw, "finetune"), "adamw", False)
@@ -184,8 +184,8 @@ def test_torchtitan_op_sac_keeps_its_save_list() -> None:
     """torchtitan 9dec370 parallelize_llama.py ``_save_list``: per Llama 3.1 8B block and token, the
     outputs of wq (4096), wv (1024), w1 (14336), w2 (4096) (mm 1, 3, 5, 7) and of flash SDPA (4096 + an
     fp32 logsumexp per head, 32 heads), in bf16, beside the block input (4096 bf16)."""
-    from rigsize.activations import activation_bytes
-    from rigsize.models import resolve_model
+    from rigsize.memory.activations import activation_bytes
+    from rigsize.model.inputs import resolve_model
 
     arch = resolve_model("llama-3.1-8b").arch
     b = activation_bytes(arch, micro_batch=1, seq=1024, recompute="selective", selective_ac="op")
@@ -201,8 +201,8 @@ def test_qlora_upcast_and_old_loss_copy() -> None:
     """PEFT's upcast makes each checkpointed layer input fp32 (4 bytes x hidden per token), and
     transformers < 4.49's ForCausalLMLoss adds the bf16 logits to the three fp32 copies (14 bytes
     per logit instead of 12)."""
-    from rigsize.activations import activation_bytes
-    from rigsize.models import resolve_model
+    from rigsize.memory.activations import activation_bytes
+    from rigsize.model.inputs import resolve_model
 
     arch = resolve_model("llama-3.1-8b").arch
     kw = dict(micro_batch=1, seq=1000, recompute="full", loss_transient=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rigsize.errors import HardwareError
-from rigsize.hardware import _key, catalog, load_gpu_spec, resolve_gpu
+from rigsize.hardware.gpus import _key, catalog, load_gpu_spec, resolve_gpu
 from rigsize.units import GiB
 
 REQUIRED = ["A100-SXM-40GB", "A100-SXM-80GB", "A100-PCIE-40GB", "A100-PCIE-80GB", "A800-SXM-80GB",

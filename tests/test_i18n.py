@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import rigsize.render as render_mod
-from rigsize.cli import main
+import rigsize.shells.render as render_mod
 from rigsize.messages import MESSAGES
+from rigsize.shells.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -119,7 +119,7 @@ def test_command_in_chinese(capsys: pytest.CaptureFixture[str], recorded: dict, 
 def test_calibrate_in_chinese(capsys: pytest.CaptureFixture[str], recorded: dict) -> None:
     """The report line of a calibration, from a recorded profile; on a machine without a
     GPU the command itself answers with one Chinese line and exit 2."""
-    from rigsize.render import print_calibration
+    from rigsize.shells.render import print_calibration
 
     profile = json.loads((FIXTURES / "profile-h100-recorded.json").read_text())
     print_calibration("rigsize-profile.json", profile, "zh")

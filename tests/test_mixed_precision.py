@@ -27,10 +27,10 @@ import torch
 from safetensors.torch import save_file
 
 import rigsize
-from rigsize import formats as F
-from rigsize.cli import main
-from rigsize.models import preset_config, resolve_model
-from rigsize.tensors import Tensor
+from rigsize.model import formats as F
+from rigsize.model.inputs import preset_config, resolve_model
+from rigsize.model.tensors import Tensor
+from rigsize.shells.cli import main
 
 
 def _rows() -> dict[str, dict]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rigsize.architecture import active_params, breakdown
-from rigsize.models import find_presets, preset_config, presets, resolve_model, synthesize_config
+from rigsize.model.architecture import active_params, breakdown
+from rigsize.model.inputs import find_presets, preset_config, presets, resolve_model, synthesize_config
 
 TINY = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
         "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 256, "tie_word_embeddings": False,
@@ -113,7 +113,7 @@ def test_gguf_file_metadata_and_tensor_types(tmp_path: Path) -> None:
 
 
 def resolve_model_dict(cfg: dict):
-    from rigsize.architecture import build_architecture
+    from rigsize.model.architecture import build_architecture
 
     return build_architecture(cfg)
 
@@ -174,7 +174,7 @@ def test_bare_70b_looks_like_llama3_70b() -> None:
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rigsize.architecture import build_architecture  # noqa: E402
+from rigsize.model.architecture import build_architecture  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)

@@ -19,10 +19,10 @@ import json
 import pytest
 
 import rigsize
-from rigsize.activations import activation_bytes
-from rigsize.architecture import build_architecture
 from rigsize.errors import RigsizeError
-from rigsize.layout import Layout, pipeline_stages, stage_sizes
+from rigsize.memory.activations import activation_bytes
+from rigsize.model.architecture import build_architecture
+from rigsize.plan.layout import Layout, pipeline_stages, stage_sizes
 
 H, HEADS, LAYERS, VOCAB, POS, S = 1024, 16, 16, 50304, 2048, 2048
 

@@ -1,4 +1,4 @@
-"""Properties of the continuous-batching simulation (rigsize.serving).
+"""Properties of the continuous-batching simulation (rigsize.speed.serving).
 
 A closed-loop client never waits for its own request: at concurrency 1 the engine is
 idle when a request arrives, so TTFT is the prefill alone and cannot depend on how many
@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rigsize
-from rigsize.formats import resolve_kv_format, resolve_weight_format
-from rigsize.hardware import resolve_gpu
-from rigsize.layout import Layout
-from rigsize.models import resolve_model
-from rigsize.roofline import efficiency
-from rigsize.runtime import engine_for
-from rigsize.serving import serve
+from rigsize.hardware.gpus import resolve_gpu
+from rigsize.memory.runtime import engine_for
+from rigsize.model.formats import resolve_kv_format, resolve_weight_format
+from rigsize.model.inputs import resolve_model
+from rigsize.plan.layout import Layout
+from rigsize.speed.roofline import efficiency
+from rigsize.speed.serving import serve
 
 # (preset, gpu, tp, ep, weights): dense and MoE, one GPU and tensor-parallel
 SETUPS = [
@@ -89,7 +89,7 @@ def test_batch1_ttft_is_the_prefill_alone() -> None:
     """The issue's case: 760 / 230 / 81 ms at output 1 / 2 / 128 before the fix.  Now one
     number, and it is the time of the prompt's prefill steps on an idle engine plus the
     fitted fixed TTFT overhead (no queueing term)."""
-    from rigsize.serving import model_cost, step_time
+    from rigsize.speed.serving import model_cost, step_time
 
     ttfts = {o: rigsize.estimate("llama-3.1-8b", prompt=4096, output=o).performance.ttft_seconds
              for o in (1, 2, 128)}

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from rigsize.cli import cli
-from rigsize.error_bands import band
-from rigsize.models import resolve_model
-from rigsize.training_speed import TrainingEfficiency, compute_seconds, dequant_seconds
-from rigsize.validation_training import FRAMEWORKS, more_runs, more_training_rows, training_cases
+from rigsize.model.inputs import resolve_model
+from rigsize.shells.cli import cli
+from rigsize.speed.error_bands import band
+from rigsize.speed.training import TrainingEfficiency, compute_seconds, dequant_seconds
+from rigsize.validation.training_more import FRAMEWORKS, more_runs, more_training_rows, training_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,8 +100,8 @@ def test_borrowed_row_is_said() -> None:
 
 
 def _llama8b_step(precision: str) -> float:
-    from rigsize.hardware import resolve_gpu
-    from rigsize.layout import Layout, Workload
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.plan.layout import Layout, Workload
 
     arch = resolve_model("llama-3.1-8b").arch
     eff = TrainingEfficiency(e_max=0.5, width_half=0.0, link=1.0, collective_latency_s=0.0, fp8_ratio=1.0)
@@ -126,8 +126,8 @@ def test_fp8_runs_the_linear_layers_only_in_fp8() -> None:
 
 
 def test_qlora_dequantizes_in_forward_and_backward() -> None:
-    from rigsize.hardware import resolve_gpu
-    from rigsize.layout import Layout, Workload
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.plan.layout import Layout, Workload
 
     arch = resolve_model("llama-3.1-8b").arch
     work = Workload(task="qlora", batch=1, seq=4096, global_batch=1)

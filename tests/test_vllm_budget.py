@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 import rigsize
-from rigsize.validation_kv import log_case, transformers_rows, vllm_logs, vllm_startup_rows
+from rigsize.validation.kv import log_case, transformers_rows, vllm_logs, vllm_startup_rows
 
 # Logs rigsize misses by more than 3%, with what was found (see the issue note):
 KNOWN_MISSES = {

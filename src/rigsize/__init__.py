@@ -22,9 +22,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "estimate": ("rigsize.sizing", "estimate"),
-    "resolve_model": ("rigsize.models", "resolve_model"),
-    "ModelSpec": ("rigsize.models", "ModelSpec"),
+    "estimate": ("rigsize.plan.estimate", "estimate"),
+    "resolve_model": ("rigsize.model.inputs", "resolve_model"),
+    "ModelSpec": ("rigsize.model.inputs", "ModelSpec"),
     "list_presets": ("rigsize.api", "list_presets"),
     "serving_curve": ("rigsize.api", "serving_curve"),
     "EstimateReport": ("rigsize.report", "EstimateReport"),
@@ -32,8 +32,8 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from rigsize.api import list_presets, serving_curve
-    from rigsize.sizing import estimate
-    from rigsize.models import ModelSpec, resolve_model
+    from rigsize.model.inputs import ModelSpec, resolve_model
+    from rigsize.plan.estimate import estimate
     from rigsize.report import EstimateReport
 
 

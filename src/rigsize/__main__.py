@@ -1,5 +1,5 @@
 import sys
 
-from rigsize.cli import main
+from rigsize.shells.cli import main
 
 sys.exit(main())

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rigsize.architecture import active_params, build_architecture
-from rigsize.models import find_presets, preset_config
+from rigsize.model.architecture import active_params, build_architecture
+from rigsize.model.inputs import find_presets, preset_config
 from rigsize.report import PresetRow
 
 
@@ -22,7 +22,7 @@ def serving_curve(model: str, concurrencies: tuple[int, ...] = (1, 2, 4, 8, 16, 
                   **options: object) -> list[dict[str, object]]:
     """Throughput and latency versus closed-loop concurrency, one ``estimate`` per point
     (for plots).  Points whose layout does not fit have ``fits: False`` and no speed."""
-    from rigsize.sizing import estimate
+    from rigsize.plan.estimate import estimate
 
     points = []
     for c in concurrencies:

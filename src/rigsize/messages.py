@@ -33,8 +33,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{option}: {value} 小于最小值 {minimum}",
     },
     "input.too_large": {
-        "en": "{option}: {value} is above the cap {maximum}; check the value (caps live in rigsize.limits)",
-        "zh": "{option}: {value} 超过上限 {maximum}；请检查取值（上限见 rigsize.limits）",
+        "en": "{option}: {value} is above the cap {maximum}; check the value (caps live in rigsize.plan.limits)",
+        "zh": "{option}: {value} 超过上限 {maximum}；请检查取值（上限见 rigsize.plan.limits）",
     },
     "input.bad_choice": {
         "en": "{option}: '{value}' is not one of {choices}",

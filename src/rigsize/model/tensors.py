@@ -1,7 +1,7 @@
 """The list of a model's weight tensors, as ``transformers`` names and shapes them.
 
 The parameter counter (``rigsize.params``) produces these rows from a model
-specification; the format catalog (``rigsize.formats``) prices each row in bits, since
+specification; the format catalog (``rigsize.model.formats``) prices each row in bits, since
 quantizers treat tensors differently by role (GGUF mixes, fp32 norms in QLoRA...).
 """
 

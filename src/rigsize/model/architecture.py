@@ -18,14 +18,13 @@ layers (Jamba, Mamba, Qwen3-Next...) are not supported: their state is not a KV 
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rigsize import limits
 from rigsize.errors import ModelError
-from rigsize.tensors import Role, Tensor
+from rigsize.model.tensors import Role, Tensor
+from rigsize.plan import limits
 
 
 def _whole(key: str, value: Any, minimum: int = 1, maximum: float = float("inf")) -> int:

@@ -16,10 +16,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from rigsize.architecture import Architecture
-from rigsize.hardware import GPU
-from rigsize.layout import Layout, Workload
-from rigsize.tensors import Tensor
+from rigsize.hardware.gpus import GPU
+from rigsize.model.architecture import Architecture
+from rigsize.model.tensors import Tensor
+from rigsize.plan.layout import Layout, Workload
 
 
 @cache

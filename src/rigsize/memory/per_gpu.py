@@ -4,7 +4,7 @@
 stage and reports the busiest rank (the stage whose total is largest) with its own
 parts, so ``weights + kv_cache + activations + gradients + optimizer + overhead ==
 total`` always holds.  Formulas and their sources are next to each term; engine and
-runtime constants live in ``data/runtime.toml`` (``rigsize.runtime``).
+runtime constants live in ``data/runtime.toml`` (``rigsize.memory.runtime``).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rigsize import formats, runtime
-from rigsize.architecture import Architecture
-from rigsize.formats import KVFormat, WeightFormat
-from rigsize.frameworks import Recipe
-from rigsize.hardware import GPU
-from rigsize.layout import Layout, Stage, Workload, pipeline_stages
-from rigsize.tensors import LINEAR_ROLES, Tensor
+from rigsize.hardware.gpus import GPU
+from rigsize.memory import runtime
+from rigsize.memory.frameworks import Recipe
+from rigsize.model import formats
+from rigsize.model.architecture import Architecture
+from rigsize.model.formats import KVFormat, WeightFormat
+from rigsize.model.tensors import LINEAR_ROLES, Tensor
+from rigsize.plan.layout import Layout, Stage, Workload, pipeline_stages
 
 
 @dataclass(frozen=True)
@@ -472,7 +473,7 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
         weights = states.weights
         if layout.offload == "params":
             weights = 0
-    from rigsize.activations import ALL_LINEAR, LoraSpec, activation_bytes
+    from rigsize.memory.activations import ALL_LINEAR, LoraSpec, activation_bytes
 
     gathered = runtime.gathered_params_bytes(arch, layout, workload, tensors, shard_factor)
     details["weights/gathered_for_zero3"] = gathered

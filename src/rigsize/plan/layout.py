@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rigsize import formats
-from rigsize.architecture import Architecture
 from rigsize.errors import PlanError
-from rigsize.frameworks import Recipe, defaults
-from rigsize.formats import WeightFormat
+from rigsize.memory.frameworks import Recipe, defaults
 from rigsize.messages import Note
+from rigsize.model import formats
+from rigsize.model.architecture import Architecture
+from rigsize.model.formats import WeightFormat
 
 Task = Literal["inference", "finetune", "lora", "qlora", "pretrain"]
 Framework = Literal["hf", "trl", "deepspeed", "megatron", "fsdp", "torchtitan", "torchtune", "unsloth", "llamafactory"]
@@ -210,7 +210,7 @@ def valid_tp_sizes(arch: Architecture, fmt: str | WeightFormat | None = None, li
     every tp rigsize suggests or chooses.
 
     Experts are checked at expert-tp = tp (no expert parallelism); with ep > 1 more
-    sizes may work, which ``validate_layout`` and ``sizing.validate_job`` judge."""
+    sizes may work, which ``validate_layout`` and ``plan.estimate.validate_job`` judge."""
     sizes = [tp for tp in range(1, max(1, limit) + 1) if not _shape_problems(arch, tp)]
     if fmt is None:
         return sizes

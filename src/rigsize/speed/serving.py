@@ -28,14 +28,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rigsize.architecture import Architecture
-from rigsize.formats import KVFormat, WeightFormat
-from rigsize.hardware import GPU
-from rigsize.layout import Layout, Stage, pipeline_stages
-from rigsize.memory import kv_bytes_per_token_on_rank, rank_weight_bytes, stage_tensors
-from rigsize.roofline import Efficiency, allreduce_seconds, compute_dtype, link_bandwidth, peak_bandwidth, peak_flops
-from rigsize.runtime import Engine
-from rigsize.tensors import Tensor
+from rigsize.hardware.gpus import GPU
+from rigsize.memory.per_gpu import kv_bytes_per_token_on_rank, rank_weight_bytes, stage_tensors
+from rigsize.memory.runtime import Engine
+from rigsize.model.architecture import Architecture
+from rigsize.model.formats import KVFormat, WeightFormat
+from rigsize.model.tensors import Tensor
+from rigsize.plan.layout import Layout, Stage, pipeline_stages
+from rigsize.speed.roofline import (
+    Efficiency,
+    allreduce_seconds,
+    compute_dtype,
+    link_bandwidth,
+    peak_bandwidth,
+    peak_flops,
+)
 
 ACT_BYTES = 2   # bf16/fp16 hidden states between layers and in all-reduces
 
@@ -70,7 +77,7 @@ def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFor
     lm_head = [t for t in tensors if t.role == "lm_head" and len(t.shape) == 2]
     if arch.tie_word_embeddings and st.last:
         lm_head = [t for t in arch.tensors if t.role == "embed"]
-    from rigsize.memory import shard_factor
+    from rigsize.memory.per_gpu import shard_factor
 
     def flops(rows: list[Tensor]) -> float:
         return sum(2 * t.numel / shard_factor(t, arch, layout) for t in rows if len(t.shape) >= 2)

@@ -8,9 +8,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rigsize.error_bands import names
 from rigsize.messages import MESSAGES, render, t, translate
 from rigsize.report import EstimateReport, PresetRow, Suggestion
+from rigsize.speed.error_bands import names
 from rigsize.units import GB, GiB
 
 

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from rigsize.architecture import Architecture, active_params
-from rigsize.hardware import GPU
-from rigsize.layout import Layout, Workload
-from rigsize.roofline import allgather_seconds, allreduce_seconds, link_bandwidth, peak_flops
+from rigsize.hardware.gpus import GPU
+from rigsize.model.architecture import Architecture, active_params
+from rigsize.plan.layout import Layout, Workload
+from rigsize.speed.roofline import allgather_seconds, allreduce_seconds, link_bandwidth, peak_flops
 
 ACT_BYTES = 2
 
@@ -176,7 +176,7 @@ def stage_imbalance(arch: Architecture, workload: Workload, layout: Layout) -> f
     experts at top-k), the lm_head on the last; attention ``12 H Q T`` per layer."""
     if layout.pp == 1:
         return 1.0
-    from rigsize.memory import stage_tensors, stages
+    from rigsize.memory.per_gpu import stage_tensors, stages
 
     heads, q = _attn_dims(arch)
     attn_per_layer = 2 * heads * q * workload.seq        # per token, /6 of PaLM's 12 L H Q T
@@ -238,7 +238,7 @@ def dequant_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu:
     bytes at the HBM peak (a lower bound on this term; no fitted efficiency)."""
     if workload.task != "qlora":
         return 0.0
-    from rigsize.roofline import peak_bandwidth
+    from rigsize.speed.roofline import peak_bandwidth
 
     quantized = sum(t.numel for t in arch.tensors if len(t.shape) == 2 and t.role not in ("embed", "pos_embed",
                                                                                           "lm_head"))
@@ -259,7 +259,7 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
                    eff: TrainingEfficiency | None = None, precision: str = "bf16") -> TrainingSpeed:
     if eff is None:
         eff, _ = training_efficiency(gpu.architecture)
-    from rigsize.roofline import Efficiency
+    from rigsize.speed.roofline import Efficiency
 
     link_eff = Efficiency(1, 1, 1, eff.link, 0, eff.collective_latency_s)
     model_flops, hw_flops = step_flops(arch, workload, layout)
@@ -307,7 +307,7 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
         volume = tokens * arch.experts_per_token * arch.hidden_size * ACT_BYTES
         ep_comm = m * moe_layers * 4 * (layout.ep - 1) / layout.ep * volume / (bw * eff.link)
 
-    from rigsize.memory import shard_factor
+    from rigsize.memory.per_gpu import shard_factor
 
     dense = sum(t.numel / shard_factor(t, arch, layout) for t in arch.tensors
                 if not t.role.startswith("expert_")) / layout.pp

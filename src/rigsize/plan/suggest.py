@@ -2,8 +2,8 @@
 
 A suggestion is a set of option changes (``change``, keyed by ``rigsize estimate``
 option names) that is evaluated through the same path ``estimate`` takes
-(``sizing.resolve_job``: options -> job, the training layout search, validation; then
-``sizing.evaluate``), never a hand-patched job.  So the total and ``fits`` it reports
+(``plan.estimate.resolve_job``: options -> job, the training layout search, validation; then
+``plan.estimate.evaluate``), never a hand-patched job.  So the total and ``fits`` it reports
 are exactly what ``rigsize.estimate(model, **(options | change))`` prints: defaults
 that follow from the change (``--task qlora`` recomputes by default, ``--zero 3``
 picks DeepSpeed, ``--gpus`` picks a layout) apply as they would for the user.
@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from rigsize import formats, limits
 from rigsize.errors import PlanError, RigsizeError
-from rigsize.memory import MemoryResult
-from rigsize.models import ModelSpec
-from rigsize.options import parse_options
+from rigsize.memory.per_gpu import MemoryResult
+from rigsize.model import formats
+from rigsize.model.inputs import ModelSpec
+from rigsize.plan import limits
+from rigsize.plan.estimate import Job, default_inference_layout, evaluate, resolve_job
+from rigsize.plan.options import parse_options
 from rigsize.report import Suggestion
-from rigsize.sizing import Job, default_inference_layout, evaluate, resolve_job
 
 _LAYOUT_KEYS = ("tp", "pp", "dp", "cp")
 _RECOMPUTE_ORDER = {"none": 0, "selective": 1, "full": 2}

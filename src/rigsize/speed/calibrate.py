@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rigsize.errors import HardwareError, InputError
-from rigsize.hardware import GPU, resolve_gpu
+from rigsize.hardware.gpus import GPU, resolve_gpu
 
 PROFILE_SCHEMA = "rigsize-profile/1"
 SIZES = (2048, 4096, 8192)

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rigsize import limits
 from rigsize.errors import InputError
 from rigsize.numbers import parse_count, parse_quantity
+from rigsize.plan import limits
 
 Kind = Literal["count", "quantity", "fraction", "choice", "flag", "text"]
 

@@ -1,6 +1,6 @@
 """The ``rigsize`` command line: a thin shell over the public API.
 
-Flags are generated from ``rigsize.options.OPTIONS``; values pass through the same
+Flags are generated from ``rigsize.plan.options.OPTIONS``; values pass through the same
 parser the Python API uses.  Every error is one line on stderr and exit code 2, in
 the language chosen by ``--lang`` or ``RIGSIZE_LANG``; click's own usage box is
 replaced (see ``main``).
@@ -19,7 +19,7 @@ import click
 
 from rigsize.errors import InputError, RigsizeError
 from rigsize.messages import LANGS, current_lang, render
-from rigsize.options import Option, options_for
+from rigsize.plan.options import Option, options_for
 
 EXIT_USAGE = 2
 
@@ -91,14 +91,14 @@ def cli() -> None:
 @click.pass_context
 def estimate(ctx: click.Context, model: str, **options: Any) -> None:
     """Size MODEL (preset, config.json, folder, .gguf, Hub id or a size like 72B)."""
-    from rigsize.sizing import estimate as run_estimate
+    from rigsize.plan.estimate import estimate as run_estimate
 
     given = {k: v for k, v in options.items() if v is not None}
     report = run_estimate(model, **given)
     if _as_json(ctx):
         _emit_json(report.model_dump(mode="json"))
     else:
-        from rigsize.render import print_estimate
+        from rigsize.shells.render import print_estimate
 
         print_estimate(report, _lang(ctx))
 
@@ -118,7 +118,7 @@ def models(ctx: click.Context, query: str) -> None:
     if _as_json(ctx):
         _emit_json(ModelList(schema_version=1, models=rows).model_dump(mode="json"))
     else:
-        from rigsize.render import print_presets
+        from rigsize.shells.render import print_presets
 
         print_presets(rows, _lang(ctx))
 
@@ -129,7 +129,7 @@ def models(ctx: click.Context, query: str) -> None:
 @click.pass_context
 def gpus(ctx: click.Context, query: str) -> None:
     """List the GPU catalog (dense peaks, memory, bandwidth, sources), or those matching QUERY."""
-    from rigsize.hardware import gpu_table
+    from rigsize.hardware.gpus import gpu_table
     from rigsize.report import GpuList
 
     q = query.lower()
@@ -139,7 +139,7 @@ def gpus(ctx: click.Context, query: str) -> None:
     if _as_json(ctx):
         _emit_json(GpuList.model_validate({"schema_version": 1, "gpus": rows}).model_dump(mode="json"))
     else:
-        from rigsize.render import print_gpus
+        from rigsize.shells.render import print_gpus
 
         print_gpus(rows, _lang(ctx))
 
@@ -149,14 +149,14 @@ def gpus(ctx: click.Context, query: str) -> None:
 @click.pass_context
 def formats(ctx: click.Context) -> None:
     """List weight and KV-cache formats with their true bits per weight."""
-    from rigsize.formats import format_table
+    from rigsize.model.formats import format_table
     from rigsize.report import FormatList
 
     rows = format_table()
     if _as_json(ctx):
         _emit_json(FormatList.model_validate({"schema_version": 1, "formats": rows}).model_dump(mode="json"))
     else:
-        from rigsize.render import print_formats
+        from rigsize.shells.render import print_formats
 
         print_formats(rows, _lang(ctx))
 
@@ -170,7 +170,13 @@ def formats(ctx: click.Context) -> None:
 def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
     """Compare predictions with measurements nobody here produced (fitted and reserved apart)."""
     from rigsize.validation import (
-        finetune_rows, published_rows, serving_rows, summarize, summarize_classes, training_rows, whole_run_rows,
+        finetune_rows,
+        published_rows,
+        serving_rows,
+        summarize,
+        summarize_classes,
+        training_rows,
+        whole_run_rows,
     )
 
     if source not in ("all", "serving", "training", "finetune", "kv"):
@@ -178,17 +184,17 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
                          choices="all, serving, training, finetune, kv")
     rows = []
     if source in ("all", "training"):
-        from rigsize.validation_training import more_training_rows
+        from rigsize.validation.training_more import more_training_rows
 
         rows += training_rows() + whole_run_rows() + more_training_rows()
     if source in ("all", "finetune"):
         rows += finetune_rows()
     if source in ("all", "kv"):
-        from rigsize.validation_kv import transformers_rows, vllm_startup_rows
+        from rigsize.validation.kv import transformers_rows, vllm_startup_rows
 
         rows += vllm_startup_rows() + transformers_rows()
     if source in ("all", "serving"):
-        from rigsize.validation_more import more_rows
+        from rigsize.validation.serving_more import more_rows
 
         rows += serving_rows() + more_rows() + published_rows()
     summary, by_class = summarize(rows), summarize_classes(rows)
@@ -199,7 +205,7 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
             {"source": r.source, "case": r.case, "metric": r.metric, "split": r.split, "measured": r.measured,
              "predicted": r.predicted, "error": r.error, "class": r.cls} for r in rows]).model_dump(mode="json"))
         return
-    from rigsize.render import print_validation
+    from rigsize.shells.render import print_validation
 
     print_validation(rows, summary, show_cases, _lang(ctx), by_class=by_class)
 
@@ -211,7 +217,7 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
 @click.pass_context
 def calibrate(ctx: click.Context, gpu: str | None, output: str) -> None:
     """Measure this machine's GPU (matmul per dtype, HBM bandwidth) and write a profile."""
-    from rigsize.calibrate import calibrate as run
+    from rigsize.speed.calibrate import calibrate as run
 
     profile = run(gpu, output)
     if _as_json(ctx):
@@ -219,7 +225,7 @@ def calibrate(ctx: click.Context, gpu: str | None, output: str) -> None:
 
         _emit_json(CalibrationReport(schema_version=1, output=output, profile=profile).model_dump(mode="json"))
     else:
-        from rigsize.render import print_calibration
+        from rigsize.shells.render import print_calibration
 
         print_calibration(output, profile, _lang(ctx))
 

@@ -9,21 +9,19 @@ elsewhere and labelled as such.
 from __future__ import annotations
 
 import difflib
-import math
 import json
+import math
 import re
 import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
-
 from typing import Any, Literal
-
-from rigsize.units import GiB as GIB
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rigsize.errors import HardwareError
+from rigsize.units import GiB as GIB
 
 DEFAULT_GPU = "H100-SXM-80GB"
 

@@ -15,8 +15,8 @@ from importlib import resources
 from typing import Any
 
 from rigsize.errors import InputError
-from rigsize.formats import WeightFormat
-from rigsize.hardware import GPU
+from rigsize.hardware.gpus import GPU
+from rigsize.model.formats import WeightFormat
 
 
 @dataclass(frozen=True)

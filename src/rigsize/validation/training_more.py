@@ -26,7 +26,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from rigsize.error_bands import class_key
+from rigsize.speed.error_bands import class_key
 from rigsize.validation import Row as _Row
 
 
@@ -99,7 +99,7 @@ def _int(v: Any) -> int | None:
 
 
 def _torchtitan_h100(gpu: Any) -> Any:
-    from rigsize.hardware import resolve_gpu
+    from rigsize.hardware.gpus import resolve_gpu
 
     nvl = resolve_gpu("H100-NVL-94GB")
     flops = {k: (v + nvl.dense_flops[k]) / 2 if isinstance(v, (int, float)) and isinstance(
@@ -109,8 +109,8 @@ def _torchtitan_h100(gpu: Any) -> Any:
 
 
 def _arch(run: dict[str, Any]) -> Any | None:
-    from rigsize.architecture import build_architecture
-    from rigsize.models import preset_config, presets
+    from rigsize.model.architecture import build_architecture
+    from rigsize.model.inputs import preset_config, presets
 
     if "config" in run:
         cfg = dict(run["config"])
@@ -163,8 +163,8 @@ def _fill(run: dict[str, Any], framework: str) -> dict[str, Any] | str:
 
 def training_case(run: dict[str, Any]) -> TrainingCase | str:
     """A run as a rigsize case, or the reason it is skipped."""
-    from rigsize.hardware import resolve_gpu
-    from rigsize.layout import Layout, Workload
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.plan.layout import Layout, Workload
 
     framework = FRAMEWORKS[run["framework"]]
     r = _fill(run, framework)
@@ -215,7 +215,7 @@ def source_name(case: str) -> str:
 
 def predict(c: TrainingCase, eff: Any = None) -> Any:
     """rigsize's TrainingSpeed for a case, with the efficiency of its class (or ``eff``)."""
-    from rigsize.training_speed import training_efficiency, training_speed
+    from rigsize.speed.training import training_efficiency, training_speed
 
     if eff is None:
         eff, _ = training_efficiency(c.gpu.architecture, c.workload.framework)

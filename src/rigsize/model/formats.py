@@ -2,7 +2,7 @@
 implementations store it.
 
 The numbers live in ``rigsize/data/formats.toml`` (every row with ``source`` and
-``as_of``); this module loads them lazily and prices ``rigsize.tensors.Tensor`` rows:
+``as_of``); this module loads them lazily and prices ``rigsize.model.tensors.Tensor`` rows:
 
 * ``tensor_bits`` / ``weights_bytes``: bits of one row / bytes of a model, counting
   elements, per-group scales and zero points, GPTQ's ``g_idx``, bitsandbytes' nested
@@ -36,7 +36,7 @@ from importlib import resources
 from typing import Any, Literal, Protocol
 
 from rigsize.errors import FormatError, HardwareError
-from rigsize.tensors import LINEAR_ROLES, Tensor
+from rigsize.model.tensors import LINEAR_ROLES, Tensor
 from rigsize.units import bits_to_bytes
 
 Layout = Literal["dense", "per_tensor", "group", "flat_block", "tile", "gguf"]
@@ -852,7 +852,7 @@ def gpu_runs(fmt: str | WeightFormat, architecture: str) -> GPURun:
 # ----------------------------------------------------------------------------------
 
 class _KVShape(Protocol):
-    """What ``kv_bytes_per_token`` reads from ``rigsize.architecture.Architecture``."""
+    """What ``kv_bytes_per_token`` reads from ``rigsize.model.architecture.Architecture``."""
 
     attention: str
     num_hidden_layers: int

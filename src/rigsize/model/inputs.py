@@ -20,14 +20,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Mapping
 
-from rigsize import formats
-from rigsize.architecture import Architecture, build_architecture
-from rigsize.checkpoints import (
-    Checkpoint, fetch_hub_checkpoint, fetch_hub_config, read_folder_checkpoint, read_gguf,
-)
 from rigsize.errors import ModelError
-from rigsize.formats import WeightFormat
 from rigsize.messages import Note
+from rigsize.model import formats
+from rigsize.model.architecture import Architecture, build_architecture
+from rigsize.model.checkpoints import (
+    Checkpoint,
+    fetch_hub_checkpoint,
+    fetch_hub_config,
+    read_folder_checkpoint,
+    read_gguf,
+)
+from rigsize.model.formats import WeightFormat
 
 Source = Literal["preset", "config", "folder", "gguf", "hub", "size"]
 

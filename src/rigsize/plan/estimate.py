@@ -10,25 +10,41 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rigsize import formats, frameworks, runtime
-from rigsize.architecture import Architecture, active_params, breakdown
 from rigsize.errors import FormatError, InputError, PlanError
-from rigsize.error_bands import bands, gpu_class_key
-from rigsize.formats import KVFormat, WeightFormat
-from rigsize.hardware import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
-from rigsize.layout import (
-    TRAINING_TASKS, Layout, Workload, divisors, megatron_stage_problem, tp_problems, valid_tp_sizes,
+from rigsize.hardware.gpus import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
+from rigsize.memory import frameworks, runtime
+from rigsize.memory.per_gpu import MemoryResult, Parts, memory_per_gpu
+from rigsize.messages import Note
+from rigsize.model import formats
+from rigsize.model.architecture import Architecture, active_params, breakdown
+from rigsize.model.formats import KVFormat, WeightFormat
+from rigsize.model.inputs import ModelSpec, resolve_model, stored_weight_format
+from rigsize.numbers import parse_quantity
+from rigsize.plan.layout import (
+    TRAINING_TASKS,
+    Layout,
+    Workload,
+    divisors,
+    megatron_stage_problem,
+    tp_problems,
+    valid_tp_sizes,
     validate_layout,
 )
-from rigsize.memory import MemoryResult, Parts, memory_per_gpu
-from rigsize.messages import Note
-from rigsize.models import ModelSpec, resolve_model, stored_weight_format
-from rigsize.options import BY_NAME, parse_options
-from rigsize.numbers import parse_quantity
+from rigsize.plan.options import BY_NAME, parse_options
 from rigsize.report import (
-    Bound, EstimateReport, HardwareReport, InferencePerformance, MemoryReport, ModelReport, ParallelReport,
-    PerGpuReport, StageMemory, TrainingBreakdown, TrainingPerformance,
+    Bound,
+    EstimateReport,
+    HardwareReport,
+    InferencePerformance,
+    MemoryReport,
+    ModelReport,
+    ParallelReport,
+    PerGpuReport,
+    StageMemory,
+    TrainingBreakdown,
+    TrainingPerformance,
 )
+from rigsize.speed.error_bands import bands, gpu_class_key
 
 # Inference defaults (issue contract): one request of 1024 prompt + 256 output tokens.
 DEFAULT_PROMPT, DEFAULT_OUTPUT = 1024, 256
@@ -38,7 +54,7 @@ DEFAULT_TRAIN_SEQ = 4096
 
 def checkpoint_format(spec: ModelSpec) -> tuple[WeightFormat, str]:
     """The weight format the checkpoint is stored in (with the modules it keeps in
-    another dtype), and why rigsize thinks so (``rigsize.models.stored_weight_format``)."""
+    another dtype), and why rigsize thinks so (``rigsize.model.inputs.stored_weight_format``)."""
     return stored_weight_format(spec)
 
 
@@ -183,7 +199,7 @@ def _check_lora_targets(arch: Architecture, targets: str) -> None:
     """LoRA targets are PEFT module names (q_proj, ...) or rigsize roles (attn_q, ...)."""
     import difflib
 
-    from rigsize.tensors import LINEAR_ROLES
+    from rigsize.model.tensors import LINEAR_ROLES
 
     modules = {t.name.rsplit(".", 2)[-2] for t in arch.tensors if t.is_linear and t.name.endswith(".weight")}
     known = modules | set(LINEAR_ROLES)
@@ -409,7 +425,7 @@ def least_parallel_training_layout(job: Job) -> Job:
 def resolve_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Job, bool]:
     """Options -> the validated job ``estimate`` evaluates: ``build_job``, then for
     training with only ``--gpus`` the least model parallelism that fits.  Suggestions
-    (``rigsize.suggest``) evaluate their trials through this same function."""
+    (``rigsize.plan.suggest``) evaluate their trials through this same function."""
     job, chosen = build_job(spec, opts, assumptions)
     if chosen and job.workload.training and job.layout.gpus > 1:
         job = least_parallel_training_layout(job)
@@ -492,8 +508,8 @@ TRAINING_BAND_FIELDS = ("step_seconds", "mfu", "tokens_per_second")
 
 def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any], assumptions: dict[str, Any],
                            warnings: list[Note]) -> InferencePerformance | None:
-    from rigsize.roofline import efficiency
-    from rigsize.serving import serve
+    from rigsize.speed.roofline import efficiency
+    from rigsize.speed.serving import serve
 
     engine_name = opts.get("engine") or "vllm"
     if "engine" not in opts:
@@ -533,7 +549,7 @@ def _inference_performance(job: Job, result: MemoryResult, opts: dict[str, Any],
 
 def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], assumptions: dict[str, Any],
                           warnings: list[Note]) -> TrainingPerformance | None:
-    from rigsize.training_speed import networks, training_efficiency, training_speed
+    from rigsize.speed.training import networks, training_efficiency, training_speed
 
     network = opts.get("network") or "ib-ndr-400"
     if network not in networks():
@@ -597,7 +613,7 @@ def _training_performance(job: Job, result: MemoryResult, opts: dict[str, Any], 
 def _profile_overrides(opts: dict[str, Any], assumptions: dict[str, Any]) -> dict[str, float]:
     if not opts.get("profile"):
         return {}
-    from rigsize.calibrate import load_profile, profile_overrides
+    from rigsize.speed.calibrate import load_profile, profile_overrides
 
     measured = profile_overrides(load_profile(opts["profile"]))
     assumptions["profile_efficiency"] = measured
@@ -639,7 +655,7 @@ def _per_gpu_report(p: Parts) -> PerGpuReport:
 
 
 def _memory_report(job: Job, result: MemoryResult, opts: dict[str, Any]) -> MemoryReport:
-    from rigsize.suggest import suggestions   # suggest evaluates through this module
+    from rigsize.plan.suggest import suggestions  # suggest evaluates through this module
 
     per_stage = [StageMemory(stage=st.index, role=st.role, first_layer=st.layers.start, num_layers=len(st.layers),
                              per_gpu=_per_gpu_report(parts)) for st, parts in result.stages]

@@ -36,14 +36,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from rigsize.error_bands import class_key
-from rigsize.formats import resolve_kv_format, resolve_weight_format
-from rigsize.hardware import resolve_gpu
-from rigsize.layout import Layout
-from rigsize.models import resolve_model
-from rigsize.roofline import Efficiency, efficiency
-from rigsize.runtime import engine_for
-from rigsize.serving import ServingResult, serve, serve_burst
+from rigsize.hardware.gpus import resolve_gpu
+from rigsize.memory.runtime import engine_for
+from rigsize.model.formats import resolve_kv_format, resolve_weight_format
+from rigsize.model.inputs import resolve_model
+from rigsize.plan.layout import Layout
+from rigsize.speed.error_bands import class_key
+from rigsize.speed.roofline import Efficiency, efficiency
+from rigsize.speed.serving import ServingResult, serve, serve_burst
 from rigsize.units import GiB
 from rigsize.validation import Row
 
@@ -146,8 +146,8 @@ def more_cases() -> tuple[MoreCase, ...]:
 
 
 def predict_more(c: MoreCase, eff: Efficiency | None = None) -> ServingResult:
-    from rigsize.memory import kv_bytes_per_token_on_rank
-    from rigsize.models import stored_weight_format
+    from rigsize.memory.per_gpu import kv_bytes_per_token_on_rank
+    from rigsize.model.inputs import stored_weight_format
 
     gpu = resolve_gpu(c.gpu)
     spec = resolve_model(c.preset)

@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-from rigsize.hardware import GPU
+from rigsize.hardware.gpus import GPU
 
 Kind = Literal["serving", "training"]
 MIN_ROWS: dict[str, int] = {"serving": 20, "training": 5}

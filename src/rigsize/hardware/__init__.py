@@ -1,0 +1,1 @@
+"""What it runs on: the accelerator catalog (later: cloud instances, prices, servers)."""

@@ -1,0 +1,1 @@
+"""Memory per GPU: weights, KV cache, activations, optimizer states, and the engines' and frameworks' runtime budgets."""

@@ -1,0 +1,1 @@
+"""Speed: the roofline, continuous-batching serving, training step time, calibration and error bands."""
