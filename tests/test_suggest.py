@@ -127,7 +127,7 @@ def test_valid_tp_sizes_are_exactly_the_sizes_estimate_accepts(model: str, fmt: 
     """valid_tp_sizes is the one source of suggested tp sizes: each size in it passes
     estimate's validation, each size outside it is refused (checked on the memory path
     only, with a tiny job)."""
-    from rigsize.plan.estimate import build_job, validate_job
+    from rigsize.plan.job import build_job, validate_job
 
     spec = resolve_model(model)
     ok = valid_tp_sizes(spec.arch, fmt, 16)

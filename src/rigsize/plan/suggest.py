@@ -2,8 +2,8 @@
 
 A suggestion is a set of option changes (``change``, keyed by ``rigsize estimate``
 option names) that is evaluated through the same path ``estimate`` takes
-(``plan.estimate.resolve_job``: options -> job, the training layout search, validation; then
-``plan.estimate.evaluate``), never a hand-patched job.  So the total and ``fits`` it reports
+(``plan.job.resolve_job``: options -> job, the training layout search, validation; then
+``plan.job.evaluate_memory``), never a hand-patched job.  So the total and ``fits`` it reports
 are exactly what ``rigsize.estimate(model, **(options | change))`` prints: defaults
 that follow from the change (``--task qlora`` recomputes by default, ``--zero 3``
 picks DeepSpeed, ``--gpus`` picks a layout) apply as they would for the user.
@@ -27,7 +27,7 @@ from rigsize.memory.per_gpu import MemoryResult
 from rigsize.model import formats
 from rigsize.model.inputs import ModelSpec
 from rigsize.plan import limits
-from rigsize.plan.estimate import Job, default_inference_layout, evaluate, resolve_job
+from rigsize.plan.job import Job, default_inference_layout, evaluate_memory, resolve_job
 from rigsize.plan.options import parse_options
 from rigsize.report import Suggestion
 
@@ -56,7 +56,7 @@ class _Evaluator:
         if key not in self._cache:
             try:
                 job, _ = resolve_job(self.spec, trial, {})
-                self._cache[key] = (job, evaluate(job))
+                self._cache[key] = (job, evaluate_memory(job))
             except RigsizeError:
                 self._cache[key] = None
         return self._cache[key]

@@ -58,7 +58,7 @@ def predicted_bytes(row: dict[str, Any]) -> float:
     It is applied to the same job ``estimate`` resolves."""
     from dataclasses import replace
 
-    from rigsize.plan.estimate import evaluate, resolve_job
+    from rigsize.plan.job import evaluate_memory, resolve_job
     from rigsize.plan.options import parse_options
 
     opts = parse_options(dict(task=row["task"], framework=row["framework"], gpu=row["gpu"], gpus=row["gpus"],
@@ -66,7 +66,7 @@ def predicted_bytes(row: dict[str, Any]) -> float:
     job, _ = resolve_job(_finetune_model(row), opts, {})
     if row.get("recipe"):
         job = replace(job, workload=replace(job.workload, recipe=replace(job.workload.settings, **row["recipe"])))
-    memory = evaluate(job)
+    memory = evaluate_memory(job)
     total = memory.per_gpu.total
     if row["measure"].startswith("torch_"):
         total -= memory.details.get("overhead/cuda_context", 0)

@@ -1,0 +1,506 @@
+"""A fully specified job: model, hardware, workload, layout, formats, engine or framework,
+and how its speed is evaluated.  ``resolve_job`` turns options into one (every default
+resolved and echoed as an assumption, the layout validated); ``resolve_speed`` adds the
+speed settings.  ``plan.evaluate.evaluate`` is then a function of the job alone, so
+``estimate`` and the planner run the same arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rigsize.errors import FormatError, InputError, PlanError
+from rigsize.hardware.gpus import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
+from rigsize.memory import frameworks, runtime
+from rigsize.memory.per_gpu import MemoryResult, memory_per_gpu
+from rigsize.messages import Note
+from rigsize.model import formats
+from rigsize.model.architecture import Architecture
+from rigsize.model.formats import KVFormat, WeightFormat
+from rigsize.model.inputs import ModelSpec, stored_weight_format
+from rigsize.numbers import parse_quantity
+from rigsize.plan.layout import (
+    TRAINING_TASKS,
+    Layout,
+    Workload,
+    divisors,
+    megatron_stage_problem,
+    tp_problems,
+    valid_tp_sizes,
+    validate_layout,
+)
+from rigsize.plan.options import BY_NAME
+from rigsize.speed.error_bands import gpu_class_key
+
+# Inference defaults (issue contract): one request of 1024 prompt + 256 output tokens.
+DEFAULT_PROMPT, DEFAULT_OUTPUT = 1024, 256
+# Training default sequence: min(4096, the model's maximum context).
+DEFAULT_TRAIN_SEQ = 4096
+
+
+def checkpoint_format(spec: ModelSpec) -> tuple[WeightFormat, str]:
+    """The weight format the checkpoint is stored in (with the modules it keeps in
+    another dtype), and why rigsize thinks so (``rigsize.model.inputs.stored_weight_format``)."""
+    return stored_weight_format(spec)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How a job's speed is evaluated, every default and override resolved: the
+    efficiency row (``speed.roofline.Efficiency`` for inference,
+    ``speed.training.TrainingEfficiency`` for training) and what training speed needs."""
+
+    engine: str                   # inference: the engine whose row applies; training: the framework
+    efficiency: Any
+    source: str                   # efficiency_source as reported
+    band_class: str | None        # error-band class; None when the efficiencies were overridden
+    network: str = ""
+    gpus_per_node: int = 8
+    vpp: int = 1
+    train_tokens: float | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one evaluation needs, every default resolved."""
+
+    spec: ModelSpec
+    gpu: GPU
+    workload: Workload
+    layout: Layout
+    weights: WeightFormat
+    kv: KVFormat
+    engine: runtime.Engine
+    gpu_memory_utilization: float
+    global_batch_given: bool = False
+    sp_given: bool = False
+    speed: Speed | None = None       # how speed is evaluated (resolve_speed); None: memory only
+
+
+def _gpu(opts: dict[str, Any], assumptions: dict[str, Any]) -> GPU:
+    if "gpu" in opts and "gpu_spec" in opts:
+        raise InputError("input.conflict", what="give either --gpu or --gpu-spec, not both")
+    if "gpu_spec" in opts:
+        return load_gpu_spec(opts["gpu_spec"])
+    if "gpu" not in opts:
+        assumptions["gpu"] = DEFAULT_GPU
+    return resolve_gpu(opts.get("gpu", DEFAULT_GPU))
+
+
+def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: dict[str, Any]) -> Workload:
+    def default(name: str, value: Any) -> Any:
+        if name in opts:
+            return opts[name]
+        assumptions[name] = value
+        return value
+
+    if task not in TRAINING_TASKS:
+        for name in ("micro_batch", "global_batch"):
+            if name in opts:
+                raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to training tasks")
+        batch = default("batch", 1)
+        prompt, output = _prompt_output(opts, arch)
+        if "seq" in opts and opts["seq"] != prompt + output:
+            raise InputError("input.conflict", what=f"--seq {opts['seq']} contradicts --prompt {prompt} + "
+                             f"--output {output}; give --seq alone or prompt and output")
+        for name, value in (("prompt", prompt), ("output", output)):
+            if name not in opts:
+                assumptions[name] = value
+        seq = default("seq", prompt + output)
+        _check_context(arch, seq)
+        return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output)  # type: ignore[arg-type]
+    if "prompt" in opts or "output" in opts:
+        raise InputError("input.conflict", what="--prompt and --output apply to inference; use --seq for training")
+    if "batch" in opts and "micro_batch" in opts and opts["batch"] != opts["micro_batch"]:
+        raise InputError("input.conflict", what=f"--batch {opts['batch']} and --micro-batch {opts['micro_batch']} "
+                         "differ; in training --batch is the micro-batch")
+    micro = opts.get("micro_batch", opts.get("batch"))
+    if micro is None:
+        micro = default("micro_batch", 1)
+    seq = default("seq", min(DEFAULT_TRAIN_SEQ, arch.max_position_embeddings or DEFAULT_TRAIN_SEQ))
+    _check_context(arch, seq)
+    framework = opts.get("framework") or default(
+        "framework", "megatron" if task == "pretrain" else ("deepspeed" if opts.get("zero", "0") != "0" else "hf"))
+    targets = opts.get("lora_targets")
+    if targets is not None and not any(x.strip() for x in targets.split(",")):
+        raise InputError("input.conflict", what="--lora-targets names no module; give e.g. q_proj,v_proj, or "
+                         "leave it out for every linear layer")
+    if targets:
+        _check_lora_targets(arch, targets)
+    if "adapter_dtype" in opts and task not in ("lora", "qlora"):
+        raise InputError("input.adapter_dtype_task", task=task)
+    fw = frameworks.defaults(framework, task)
+    recipe = frameworks.recipe(
+        framework, task, optimizer=opts.get("optimizer"), recompute=opts.get("recompute"),
+        optimizer_in_backward=opts.get("optimizer_in_backward"), chunked_loss=opts.get("chunked_loss"),
+        adapter_dtype=opts.get("adapter_dtype"), activation_offload=opts.get("activation_offload"),
+        zero=int(opts.get("zero", "0")))
+    no_offload = ("hf", "trl", "fsdp", "torchtitan", "llamafactory")
+    if opts.get("activation_offload") and framework in no_offload:
+        raise InputError("input.conflict", what=f"--activation-offload: {framework} has no activation offloading "
+                         "(torchtune, Unsloth, DeepSpeed and Megatron do)")
+    if opts.get("optimizer_in_backward") and framework in ("deepspeed", "megatron"):
+        raise InputError("input.conflict", what=f"--optimizer-in-backward: {framework} steps its own optimizer "
+                         "after backward (torchtune and torchtitan offer it)")
+    if task in ("lora", "qlora") and framework in ("torchtitan", "megatron"):
+        raise InputError("input.conflict", what=f"--task {task}: {framework} has no LoRA recipe; use hf, trl, "
+                         "torchtune, unsloth, llamafactory or deepspeed")
+    for name, on in (("optimizer_in_backward", fw.optimizer_in_backward), ("chunked_loss", fw.loss != "full"),
+                     ("activation_offload", fw.activation_offload)):
+        if name not in opts and on:      # echo the framework defaults that change the memory
+            assumptions[name] = True
+    return Workload(
+        task=task, batch=micro, seq=seq, framework=framework,  # type: ignore[arg-type]
+        optimizer=default("optimizer", fw.optimizer), lora_rank=default("lora_rank", 16),
+        lora_targets=frozenset(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
+        recipe=recipe,
+    )
+
+
+def _prompt_output(opts: dict[str, Any], arch: Architecture) -> tuple[int, int]:
+    """Prompt and output tokens: given, derived from --seq (seq = prompt + output), or
+    the defaults clamped to the model's context."""
+    seq, prompt, output = opts.get("seq"), opts.get("prompt"), opts.get("output")
+    if seq is not None and seq < 2 and (prompt is None or output is None):
+        raise InputError("input.too_small", option="--seq", value=seq, minimum=2)
+    if seq is not None and prompt is None and output is None:
+        output = min(DEFAULT_OUTPUT, seq // 2)
+        return seq - output, output
+    if seq is not None and prompt is None:
+        return max(1, seq - output), output
+    if seq is not None and output is None:
+        return prompt, max(1, seq - prompt)
+    limit = arch.max_position_embeddings or (DEFAULT_PROMPT + DEFAULT_OUTPUT)
+    output = output if output is not None else min(DEFAULT_OUTPUT, max(1, limit // 5))
+    prompt = prompt if prompt is not None else max(1, min(DEFAULT_PROMPT, limit - output))
+    return prompt, output
+
+
+def _check_lora_targets(arch: Architecture, targets: str) -> None:
+    """LoRA targets are PEFT module names (q_proj, ...) or rigsize roles (attn_q, ...)."""
+    import difflib
+
+    from rigsize.model.tensors import LINEAR_ROLES
+
+    modules = {t.name.rsplit(".", 2)[-2] for t in arch.tensors if t.is_linear and t.name.endswith(".weight")}
+    known = modules | set(LINEAR_ROLES)
+    for name in (x.strip() for x in targets.split(",")):
+        if name and name not in known:
+            close = difflib.get_close_matches(name, sorted(modules), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; this model has {', '.join(sorted(modules))}"
+            raise InputError("input.conflict", what=f"--lora-targets: '{name}' is not a linear module{hint}")
+
+
+def _check_context(arch: Architecture, seq: int) -> None:
+    limit = arch.max_position_embeddings
+    if limit and seq > limit:
+        raise InputError("input.conflict", what=f"sequence of {seq:,} tokens exceeds the model's "
+                         f"max_position_embeddings {limit:,}; use a shorter --seq (or --prompt/--output)")
+
+
+def default_inference_layout(arch: Architecture, gpus: int, node: int, fmt: WeightFormat | None = None) -> Layout:
+    """The largest valid tp up to one node (for ``fmt``'s quantization groups too,
+    when given), pipeline stages across nodes."""
+    for tp in reversed(valid_tp_sizes(arch, fmt, min(gpus, node))):
+        if gpus % tp == 0 and gpus // tp <= arch.num_hidden_layers:
+            return Layout(tp=tp, pp=gpus // tp)
+    raise PlanError("plan.invalid", why=f"{gpus} GPUs cannot be split as tp x pp with tp <= {node} dividing the "
+                    f"heads and pp <= {arch.num_hidden_layers} layers; use fewer GPUs, or --dp for replicas")
+
+
+def _layout(opts: dict[str, Any], job_arch: Architecture, workload: Workload, gpu: GPU,
+            assumptions: dict[str, Any]) -> tuple[Layout, bool]:
+    """The layout the user gave, or the default one for ``--gpus``.  Returns it and
+    whether rigsize chose model parallelism itself (training then searches for the
+    least that fits)."""
+    explicit = {k: opts[k] for k in ("tp", "pp", "dp", "cp") if k in opts}
+    gpus = opts.get("gpus")
+    training = workload.training
+    recompute = opts.get("recompute")
+    if recompute is None:
+        # the framework's documented default (data/frameworks.toml; PEFT's
+        # prepare_model_for_kbit_training checkpoints every layer for QLoRA)
+        recompute = workload.settings.recompute if training else "none"
+        if training:
+            assumptions["recompute"] = recompute
+    common = {
+        "ep": opts.get("ep", 1), "zero": int(opts.get("zero", "0")), "offload": opts.get("offload", "none"),
+        "recompute": recompute, "pp_first_layers": opts.get("pp_first_layers"),
+        "pp_last_layers": opts.get("pp_last_layers"),
+    }
+    if explicit:
+        tp, pp, dp, cp = (explicit.get(k, 1) for k in ("tp", "pp", "dp", "cp"))
+        if gpus is not None and gpus != tp * pp * dp * cp:
+            if set(explicit) <= {"tp", "pp", "cp"} and gpus % (tp * pp * cp) == 0 and training:
+                dp = gpus // (tp * pp * cp)
+                assumptions["dp"] = dp
+            else:
+                raise InputError("input.conflict", what=f"--gpus {gpus} is not tp x pp x dp x cp = {tp * pp * dp * cp}")
+        layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, **common)
+        chosen = False
+    else:
+        n = gpus or 1
+        if gpus is None:
+            assumptions["gpus"] = 1
+        if training:
+            layout = Layout(dp=n, **common)
+        else:
+            layout = replace(default_inference_layout(job_arch, n, gpu.node_size), **common)
+        chosen = True
+    sp = opts.get("sp")
+    if sp is None:
+        sp = training and layout.tp > 1
+        assumptions["sp"] = sp
+    return replace(layout, sp=sp), chosen
+
+
+def _formats(opts: dict[str, Any], spec: ModelSpec, task: str, gpu: GPU,
+             assumptions: dict[str, Any]) -> tuple[WeightFormat, KVFormat]:
+    stored, why = checkpoint_format(spec)
+    if "weights" in opts:
+        weights = formats.resolve_weight_format(opts["weights"])
+    else:
+        name = stored.name
+        if task == "qlora":
+            name, why = "nf4", "QLoRA default (Dettmers et al. 2023)"
+        elif task in ("finetune", "pretrain"):
+            name, why = "bf16", "mixed-precision training"
+        assumptions["weights"] = name
+        assumptions["weights_reason"] = why
+        weights = formats.resolve_weight_format(name)
+    if weights.name == stored.name:
+        weights = stored     # the checkpoint's own format, with the modules it keeps unquantized
+    if task in ("finetune", "pretrain") and weights.name not in ("bf16", "fp16", "fp32"):
+        raise InputError("input.conflict", what=f"full training updates 16/32-bit weights, not {weights.name}; "
+                         "use --task qlora for 4-bit or --weights bf16")
+    if task == "qlora" and weights.name not in ("nf4", "fp4"):
+        raise InputError("input.conflict", what=f"QLoRA quantizes the base to nf4 or fp4, not {weights.name}; "
+                         "use --task lora for other formats")
+    runs = formats.gpu_runs(weights, gpu.architecture)
+    if runs == "no":
+        raise FormatError("format.gpu_cannot", fmt=weights.name, gpu=gpu.name)
+    if "kv_dtype" in opts:
+        kv = formats.resolve_kv_format(opts["kv_dtype"])
+    else:
+        kv = formats.resolve_kv_format("bf16" if gpu.supports("bf16") else "fp16")
+        assumptions["kv_dtype"] = kv.name
+    return weights, kv
+
+
+def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Job, bool]:
+    """Resolve every option and default into one job (no evaluation)."""
+    task = opts.get("task") or "inference"
+    if "task" not in opts:
+        assumptions["task"] = task
+    kind = "training" if task in TRAINING_TASKS else "inference"
+    for name in opts:
+        wanted = BY_NAME[name].tasks
+        if wanted not in ("any", kind):
+            raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to {wanted} tasks, "
+                             f"not --task {task}")
+    gpu = _gpu(opts, assumptions)
+    if opts.get("gpus_per_node"):
+        gpu = gpu.model_copy(update={"gpus_per_node": opts["gpus_per_node"]})
+    workload = _workload(opts, spec.arch, task, assumptions)
+    layout, chosen = _layout(opts, spec.arch, workload, gpu, assumptions)
+    if workload.training:
+        global_batch = opts.get("global_batch") or workload.batch * layout.dp
+        if "global_batch" not in opts:
+            assumptions["global_batch"] = global_batch
+        workload = replace(workload, global_batch=global_batch)
+    weights, kv = _formats(opts, spec, task, gpu, assumptions)
+    engine = runtime.engine_for(gpu, max_position_embeddings=spec.arch.max_position_embeddings,
+                                mla=spec.arch.attention == "mla",
+                                opts=opts if not workload.training else {},
+                                assumptions=assumptions if not workload.training else {})
+    limit = spec.arch.max_position_embeddings
+    if not workload.training and limit and engine.max_model_len > limit:
+        # vLLM refuses unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (config/model.py _get_and_verify_max_len)
+        raise InputError("input.conflict", what=f"--max-model-len {engine.max_model_len:,} exceeds the model's "
+                         f"max_position_embeddings {limit:,}; vLLM refuses it (unless VLLM_ALLOW_LONG_MAX_MODEL_LEN)")
+    if not workload.training and workload.seq > engine.max_model_len:
+        raise InputError("input.conflict", what=f"a sequence of {workload.seq:,} tokens exceeds --max-model-len "
+                         f"{engine.max_model_len:,}; raise --max-model-len or shorten --prompt/--output")
+    util = opts.get("gpu_memory_utilization")
+    if util is None:
+        util = engine.gpu_memory_utilization
+        if not workload.training:
+            assumptions["gpu_memory_utilization"] = util
+    return Job(spec, gpu, workload, layout, weights, kv, engine, util,
+               global_batch_given="global_batch" in opts, sp_given="sp" in opts), chosen
+
+
+def validate_job(job: Job) -> None:
+    arch = job.spec.arch
+    shape = tp_problems(arch, job.layout.tp, job.weights)    # hints that suit the weight format too
+    if shape:
+        raise PlanError("plan.invalid", why=shape[0])
+    validate_layout(arch, job.layout, job.workload)
+    tensors = arch.tensors
+    dense = [t for t in tensors if not t.role.startswith("expert_")]
+    experts = [t for t in tensors if t.role.startswith("expert_")]
+    problems = formats.tp_group_problems(job.weights, dense, job.layout.tp)
+    if experts:     # experts are split over expert-tp ranks, not tp (layout.expert_tp)
+        problems += formats.tp_group_problems(job.weights, experts, job.layout.expert_tp)
+    if problems:    # name only the tp sizes every constraint allows (and the padded-checkpoint way out)
+        raise replace(problems[0], good=tuple(valid_tp_sizes(arch, job.weights))).error()
+
+
+def evaluate_memory(job: Job) -> MemoryResult:
+    """Memory per GPU of a job (no speed): what layout searches and suggestions need."""
+    return memory_per_gpu(job.spec.arch, job.workload, job.layout, job.gpu, job.weights, job.kv,
+                          job.engine, job.gpu_memory_utilization)
+
+
+def fitting_memory(job: Job) -> MemoryResult | None:
+    """The memory of a candidate job, or None if it is invalid or does not fit."""
+    try:
+        validate_job(job)
+    except (PlanError, FormatError):
+        return None
+    result = evaluate_memory(job)
+    return result if result.fits else None
+
+
+def least_parallel_training_layout(job: Job) -> Job:
+    """Training with only ``--gpus``: the least model parallelism that fits (tp inside
+    a node first, then pp), data parallelism for the rest."""
+    n = job.layout.gpus
+    node = job.gpu.node_size
+    if job.workload.framework != "megatron":   # transformers, DeepSpeed ZeRO and FSDP scale by dp
+        return job
+
+    def trial(tp: int, pp: int) -> Job | None:
+        sp = job.layout.sp if job.sp_given else tp > 1
+        layout = replace(job.layout, tp=tp, pp=pp, dp=n // (tp * pp), sp=sp)
+        if job.global_batch_given:
+            if job.workload.global_batch % (job.workload.batch * layout.dp):
+                return None       # this dp cannot split the batch the user asked for
+            gb = job.workload.global_batch
+        else:
+            gb = max(job.workload.global_batch, job.workload.batch * layout.dp)
+        return replace(job, layout=layout, workload=replace(job.workload, global_batch=gb))
+
+    best: tuple[int, int, Job] | None = None
+    for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:
+        # memory per GPU falls as pp grows, so the smallest pp that fits is found by bisection
+        layers = job.spec.arch.num_hidden_layers
+        # Megatron needs pp to divide the layers (layout.megatron_stage_problem)
+        pps = [pp for pp in divisors(n // tp, layers) if trial(tp, pp) is not None
+               and (pp == 1 or megatron_stage_problem(layers, pp, job.layout.pp_first_layers,
+                                                      job.layout.pp_last_layers) is None)]
+        lo, hi, found = 0, len(pps) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            candidate = trial(tp, pps[mid])
+            if candidate is not None and fitting_memory(candidate):
+                found, hi = candidate, mid - 1
+            else:
+                lo = mid + 1
+        if found is not None:
+            key = (found.layout.tp * found.layout.pp, found.layout.pp)
+            if best is None or key < best[:2]:
+                best = (*key, found)
+    return best[2] if best else job
+
+
+def resolve_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Job, bool]:
+    """Options -> the validated job ``estimate`` evaluates: ``build_job``, then for
+    training with only ``--gpus`` the least model parallelism that fits.  Suggestions
+    (``rigsize.plan.suggest``) evaluate their trials through this same function."""
+    job, chosen = build_job(spec, opts, assumptions)
+    if chosen and job.workload.training and job.layout.gpus > 1:
+        job = least_parallel_training_layout(job)
+    validate_job(job)
+    return job, chosen
+
+
+def parse_efficiency(text: str | None) -> dict[str, float]:
+    """``"compute=0.7,memory=0.85"`` -> {"compute": 0.7, "memory": 0.85}."""
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError("input.conflict", what=f"--efficiency: '{item}' is not KEY=VALUE")
+        number = parse_quantity(value, f"--efficiency {key.strip()}")
+        if number <= 0 or (not key.strip().endswith("_s") and number > 1.5):
+            raise InputError("input.conflict", what=f"--efficiency {key.strip()}={value}: fractions must be in "
+                             "(0, 1.5] and times (keys ending in _s) positive")
+        out[key.strip()] = number
+    return out
+
+
+def _profile_overrides(opts: dict[str, Any], assumptions: dict[str, Any]) -> dict[str, float]:
+    if not opts.get("profile"):
+        return {}
+    from rigsize.speed.calibrate import load_profile, profile_overrides
+
+    measured = profile_overrides(load_profile(opts["profile"]))
+    assumptions["profile_efficiency"] = measured
+    return measured
+
+def resolve_speed(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Speed, list[Note]]:
+    """The efficiency row and speed settings for ``job`` (defaults echoed in
+    ``assumptions``), with the notes a user should read about them."""
+    if job.workload.training:
+        return _training_speed_settings(job, opts, assumptions)
+    from rigsize.speed.roofline import efficiency
+
+    notes: list[Note] = []
+    engine_name = opts.get("engine") or "vllm"
+    if "engine" not in opts:
+        assumptions["engine_speed"] = engine_name
+    overrides = _profile_overrides(opts, assumptions)
+    overrides.update(parse_efficiency(opts.get("efficiency")))
+    eff, key = efficiency("inference", job.gpu, overrides, engine=engine_name)
+    if key.split(".")[1] != job.gpu.architecture:
+        notes.append(Note("perf.unfitted_gpu", {"gpu": job.gpu.name, "arch": job.gpu.architecture, "row": key}))
+    band = None if overrides else gpu_class_key(engine_name, job.gpu, job.spec.arch.num_experts > 0)
+    return Speed(engine_name, eff, f"{key}: {eff.source}", band), notes
+
+
+def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Speed, list[Note]]:
+    from rigsize.speed.training import networks, training_efficiency
+
+    notes: list[Note] = []
+    network = opts.get("network") or "ib-ndr-400"
+    if network not in networks():
+        raise InputError("input.bad_choice", option="--network", value=network, choices=", ".join(networks()))
+    if "network" not in opts:
+        assumptions["network"] = network
+    per_node = opts.get("gpus_per_node") or job.gpu.node_size
+    vpp = opts.get("vpp", 1)
+    if vpp > 1:
+        per_stage = job.spec.arch.num_hidden_layers // job.layout.pp
+        if job.layout.pp == 1 or per_stage % vpp:
+            raise InputError("input.conflict", what=f"--vpp {vpp} needs pp > 1 and must divide the {per_stage} "
+                             "layers of each pipeline stage")
+    if "gpus_per_node" not in opts:
+        assumptions["gpus_per_node"] = per_node
+    eff, key = training_efficiency(job.gpu.architecture, job.workload.framework)
+    # no row fitted on this family's runs of this framework: the A100 Megatron-LM row is borrowed
+    borrowed = key == "default" and (job.gpu.architecture, job.workload.framework) != ("ampere", "megatron")
+    if borrowed:
+        notes.append(Note("perf.training_framework", {"framework": job.workload.framework,
+                                                      "family": job.gpu.architecture}))
+    measured = _profile_overrides(opts, assumptions)
+    if "compute" in measured:       # a calibrated GPU: its large-GEMM efficiency is e_max
+        eff = replace(eff, e_max=measured["compute"], source=f"measured by rigsize calibrate ({opts['profile']})")
+    given = parse_efficiency(opts.get("efficiency"))
+    unknown = set(given) - {"compute", "link", "collective_latency_s"}
+    if unknown:
+        raise InputError("input.conflict", what=f"--efficiency {', '.join(sorted(unknown))}: training takes "
+                         "compute (the large-GEMM fraction), link and collective_latency_s")
+    if given:
+        eff = replace(eff, e_max=given.get("compute", eff.e_max), link=given.get("link", eff.link),
+                      collective_latency_s=given.get("collective_latency_s", eff.collective_latency_s),
+                      source="--efficiency")
+    if job.layout.offload != "none":
+        notes.append(Note("perf.offload", {}))
+    source = f"borrowed from training.default: {eff.source}" if borrowed else f"training.{key}: {eff.source}"
+    band = None if (measured or given) else gpu_class_key(job.workload.framework, job.gpu,
+                                                          job.spec.arch.num_experts > 0)
+    return Speed(job.workload.framework, eff, source, band, network, per_node, vpp, opts.get("train_tokens")), notes
