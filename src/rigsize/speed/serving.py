@@ -246,53 +246,14 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     """
     cost = model_cost(arch, layout, fmt, kv)
     clients = max(1, math.ceil(concurrency / layout.dp))
-    if kv_capacity is None:
-        running = clients
-    else:   # paged KV: blocks are allocated as tokens arrive, so on average a running
-        # sequence holds prompt + output/2 tokens, not its full length (vLLM's scheduler)
-        average = kv_capacity * (prompt + output) / (prompt + output / 2)
-        running = max(1, min(clients, math.floor(average)))
-    running = min(running, engine.max_num_seqs)      # the scheduler's cap on sequences per step
-    budget = engine.max_num_batched_tokens
-    waiting = [prompt] * running            # prompt tokens left, in arrival order
-    started: list[float] = []               # time of each request's first token
-    steps: list[float] = []                 # duration of each mixed (prefill phase) step
-    clock, decoding = 0.0, 0
-    prefill_bound = "compute"
-    while waiting:
-        free = max(1, budget - decoding)
-        chunk, take = 0, 0
-        for i, left in enumerate(waiting):
-            part = min(left, free - chunk)
-            if part <= 0:
-                break
-            chunk += part
-            waiting[i] -= part
-            take = i + 1 if waiting[i] == 0 else take
-        step = step_time(cost, arch, layout, gpu, fmt, eff, decoding, prompt, chunk, prompt / 2)
-        prefill_bound = step.bound if not steps else prefill_bound
-        clock += step.seconds
-        steps.append(step.seconds)
-        done = sum(1 for left in waiting[:take] if left == 0)
-        started += [clock] * done
-        decoding += done
-        waiting = waiting[done:]
+    running = _running(clients, kv_capacity, prompt, output, engine)
+    job = _Wave(cost, arch, layout, gpu, fmt, eff, engine.max_num_batched_tokens, prompt, output)
+    started, steps, prefill_bound = _prefill_phase(job, running)
     # pure decode phase: all requests decode together, context growing from the prompt
-    points = [step_time(cost, arch, layout, gpu, fmt, eff, running, prompt + f * output, 0, 0)
-              for f in (0.0, 0.5, 1.0)]
-    decode_step = (points[0].seconds + 2 * points[1].seconds + points[2].seconds) / 4
-    cumulative = [sum(steps[: i + 1]) for i in range(len(steps))]
-    tpots, ttfts = [], []
-    for t0 in started:
-        mixed = [d for d, end in zip(steps, cumulative) if end > t0 + 1e-15][: max(0, output - 1)]
-        rest = max(0, output - 1 - len(mixed))
-        decode_time = sum(mixed) + rest * decode_step
-        ttfts.append(t0)
-        tpots.append(decode_time / max(1, output - 1))
-    wave_ttft = sum(ttfts) / len(ttfts)
-    tpot = sum(tpots) / len(tpots)
-    wave = max(t + p * max(0, output - 1) for t, p in zip(ttfts, tpots))
-    steady_ttft = _steady_ttft(cost, arch, layout, gpu, fmt, eff, budget, running, prompt, output,
+    points = [job.step(running, prompt + f * output, 0, 0) for f in (0.0, 0.5, 1.0)]
+    decode_step = (points[0].seconds + 2 * points[1].seconds + points[2].seconds) / 4      # Simpson's rule
+    wave_ttft, tpot, wave = _wave_times(started, steps, output, decode_step)
+    steady_ttft = _steady_ttft(cost, arch, layout, gpu, fmt, eff, job.budget, running, prompt, output,
                                max(0, output - 1) * tpot, decode_step)
     burst = 1 / waves if waves > 1 else 1.0
     ttft = burst * wave_ttft + (1 - burst) * steady_ttft + eff.ttft_overhead_s
@@ -305,6 +266,79 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
         requests_per_second=total / output, prefill_bound=prefill_bound, decode_bound=points[1].bound,
         running=running,
     )
+
+
+def _running(clients: int, kv_capacity: int | None, prompt: int, output: int, engine: Engine) -> int:
+    """Sequences decoding at once: the clients, capped by the KV cache and the scheduler."""
+    running = clients
+    if kv_capacity is not None:   # paged KV: blocks are allocated as tokens arrive, so on average a running
+        # sequence holds prompt + output/2 tokens, not its full length (vLLM's scheduler)
+        average = kv_capacity * (prompt + output) / (prompt + output / 2)
+        running = max(1, min(clients, math.floor(average)))
+    return min(running, engine.max_num_seqs)      # the scheduler's cap on sequences per step
+
+
+@dataclass(frozen=True)
+class _Wave:
+    """One wave of identical requests on one replica: what each of its steps costs."""
+
+    cost: ModelCost
+    arch: Architecture
+    layout: Layout
+    gpu: GPU
+    fmt: WeightFormat
+    eff: Efficiency
+    budget: int               # max_num_batched_tokens
+    prompt: int
+    output: int
+
+    def step(self, decode_seqs: float, decode_ctx: float, prefill_tokens: float, prefill_ctx: float) -> Step:
+        return step_time(self.cost, self.arch, self.layout, self.gpu, self.fmt, self.eff, decode_seqs, decode_ctx,
+                         prefill_tokens, prefill_ctx)
+
+
+def _prefill_phase(job: _Wave, running: int) -> tuple[list[float], list[float], str]:
+    """The burst wave's prefill, step by step (vLLM's chunked prefill: decodes of started
+    requests first, then prompt chunks in arrival order up to the token budget).
+    Returns each request's first-token time, each mixed step's duration and the bound
+    of the first step."""
+    waiting = [job.prompt] * running         # prompt tokens left, in arrival order
+    started: list[float] = []
+    steps: list[float] = []
+    clock, decoding, bound = 0.0, 0, "compute"
+    while waiting:
+        free = max(1, job.budget - decoding)
+        chunk, take = 0, 0
+        for i, left in enumerate(waiting):
+            part = min(left, free - chunk)
+            if part <= 0:
+                break
+            chunk += part
+            waiting[i] -= part
+            take = i + 1 if waiting[i] == 0 else take
+        step = job.step(decoding, job.prompt, chunk, job.prompt / 2)
+        bound = step.bound if not steps else bound
+        clock += step.seconds
+        steps.append(step.seconds)
+        done = sum(1 for left in waiting[:take] if left == 0)
+        started += [clock] * done
+        decoding += done
+        waiting = waiting[done:]
+    return started, steps, bound
+
+
+def _wave_times(started: list[float], steps: list[float], output: int,
+                decode_step: float) -> tuple[float, float, float]:
+    """(mean TTFT, mean TPOT, duration) of the wave: a request's first ``output - 1``
+    steps after its first token are the mixed steps still running, then pure decode."""
+    cumulative = [sum(steps[: i + 1]) for i in range(len(steps))]
+    tpots = []
+    for t0 in started:
+        mixed = [d for d, end in zip(steps, cumulative) if end > t0 + 1e-15][: max(0, output - 1)]
+        rest = max(0, output - 1 - len(mixed))
+        tpots.append((sum(mixed) + rest * decode_step) / max(1, output - 1))
+    wave = max(t + p * max(0, output - 1) for t, p in zip(started, tpots))
+    return sum(started) / len(started), sum(tpots) / len(tpots), wave
 
 
 def serve_burst(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: KVFormat, eff: Efficiency,

@@ -254,82 +254,131 @@ def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff:
     return float(networks()[network]["per_gpu_bytes_per_second"])
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What every term of one training step needs: the job and its per-step shape."""
+
+    arch: Architecture
+    workload: Workload
+    layout: Layout
+    gpu: GPU
+    eff: TrainingEfficiency
+    gpus_per_node: int
+    network: str
+    micro_batches: int        # per pipeline per step
+    message: float            # bytes of one micro-batch's activations (b s/cp h)
+
+    @property
+    def link_eff(self):
+        from rigsize.speed.roofline import Efficiency
+
+        return Efficiency(1, 1, 1, self.eff.link, 0, self.eff.collective_latency_s)
+
+    def bandwidth(self, group: int) -> float:
+        return _bandwidth(self.gpu, group, self.gpus_per_node, self.network, self.eff)
+
+
+def _tp_comm(st: _Step) -> float:
+    """4 all-reduces of b s h per layer and micro-batch (2 forward, 2 backward), 2 more
+    with full recompute (Korthikanti et al. 2022 sec. 4.2.2)."""
+    lay = st.layout
+    if lay.tp == 1:
+        return 0.0
+    calls = 4 + (2 if lay.recompute == "full" else 0)
+    layers = st.arch.num_hidden_layers / lay.pp
+    return st.micro_batches * layers * calls * allreduce_seconds(st.message, lay.tp, st.bandwidth(lay.tp), st.link_eff)
+
+
+def _pp_comm(st: _Step, vpp: int) -> float:
+    """Each micro-batch's activations forward and gradients backward cross each stage
+    boundary (Narayanan et al. 2021 sec. 2.2), once per virtual stage."""
+    lay = st.layout
+    if lay.pp == 1:
+        return 0.0
+    bw = st.bandwidth(lay.tp * lay.cp * lay.dp * 2)       # neighbouring stages are tp*cp*dp ranks apart
+    return 2 * st.micro_batches * vpp * (st.message / lay.tp / (bw * st.eff.link) + st.eff.collective_latency_s)
+
+
+def _cp_comm(st: _Step) -> float:
+    """Ring exchange of K/V blocks (cp - 1 hops per pass; forward + 2x backward), hidden
+    behind the attention core it overlaps with."""
+    arch, lay, w = st.arch, st.layout, st.workload
+    if lay.cp == 1:
+        return 0.0
+    bw = st.bandwidth(lay.tp * lay.cp)
+    kv = 2 * arch.num_key_value_heads * arch.head_dim / max(1, lay.tp)
+    ring = (lay.cp - 1) * w.batch * w.seq / lay.cp * kv * ACT_BYTES / (bw * st.eff.link)
+    heads, q = _attn_dims(arch)
+    attn_time = (w.global_batch * w.seq * 12 * arch.num_hidden_layers * heads * q) / lay.gpus / (
+        peak_flops(st.gpu, "bf16") * _achieved(st.eff, arch.hidden_size / lay.tp))  # bf16 under FP8 recipes too
+    return max(0.0, 3 * st.micro_batches * arch.num_hidden_layers / lay.pp * ring - attn_time)
+
+
+def _ep_comm(st: _Step) -> float:
+    """All-to-all dispatch and combine of each MoE layer's tokens, forward and backward."""
+    arch, lay, w = st.arch, st.layout, st.workload
+    if lay.ep == 1 or not arch.num_experts:
+        return 0.0
+    bw = st.bandwidth(lay.expert_tp * lay.ep)
+    moe_layers = len(arch.moe_layers) / lay.pp
+    # each rank dispatches its own tokens: with sequence parallelism tp ranks split them
+    tokens = w.batch * w.seq / lay.cp / (lay.tp if lay.sp else 1)
+    volume = tokens * arch.experts_per_token * arch.hidden_size * ACT_BYTES
+    return st.micro_batches * moe_layers * 4 * (lay.ep - 1) / lay.ep * volume / (bw * st.eff.link)
+
+
+def _dp_comm(st: _Step, compute: float, bubble: float) -> float:
+    """Gradients reduced once per step (ring all-reduce, or reduce-scatter under ZeRO and
+    Megatron's distributed optimizer), hidden behind backward where the framework
+    overlaps it (DDP/FSDP); ZeRO-3 gathers parameters for forward and backward of every
+    micro-batch, overlapped with the step's compute and bubble time."""
+    from rigsize.memory.per_gpu import shard_factor
+
+    arch, lay, w = st.arch, st.layout, st.workload
+    dense = sum(t.numel / shard_factor(t, arch, lay) for t in arch.tensors
+                if not t.role.startswith("expert_")) / lay.pp
+    expert = sum(t.numel / shard_factor(t, arch, lay) for t in arch.tensors
+                 if t.role.startswith("expert_")) / lay.pp
+    grad_width = 4 if w.framework == "megatron" else 2      # Megatron reduces fp32 main grads
+    bw = st.bandwidth(lay.stage_ranks)
+    total = 0.0
+    for params, ranks in ((dense, lay.zero_shards), (expert, lay.expert_zero_shards)):
+        if ranks <= 1 or params == 0:
+            continue
+        if lay.zero == 3:
+            gather = allgather_seconds(params * ACT_BYTES, ranks, bw, st.link_eff)
+            per_micro = 2 * gather + allgather_seconds(params * grad_width, ranks, bw, st.link_eff)
+            total += max(0.0, st.micro_batches * per_micro - (compute + bubble))      # overlapped with compute
+        else:
+            reduce = allreduce_seconds(params * grad_width, ranks, bw, st.link_eff)
+            total += max(0.0, reduce - (2 / 3) * compute) if w.framework in ("hf", "fsdp") else reduce
+    return total
+
+
 def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, *, gpus_per_node: int,
                    network: str, vpp: int = 1, train_tokens: float | None = None,
                    eff: TrainingEfficiency | None = None, precision: str = "bf16") -> TrainingSpeed:
+    """One step's time as the sum of its terms (the module docstring's list), with MFU,
+    HFU and, for ``train_tokens``, days and GPU-hours."""
     if eff is None:
         eff, _ = training_efficiency(gpu.architecture)
-    from rigsize.speed.roofline import Efficiency
-
-    link_eff = Efficiency(1, 1, 1, eff.link, 0, eff.collective_latency_s)
     model_flops, hw_flops = step_flops(arch, workload, layout)
-    gpus = layout.gpus
-    peak = peak_flops(gpu, precision)     # the MFU denominator: fp8 peak for FP8 recipes
-    achieved = _achieved(eff, arch.hidden_size / layout.tp)
-    micro = workload.batch
-    m = max(1, workload.global_batch // (micro * layout.dp))          # micro-batches per pipeline per step
+    m = max(1, workload.global_batch // (workload.batch * layout.dp))     # micro-batches per pipeline per step
+    st = _Step(arch, workload, layout, gpu, eff, gpus_per_node, network, m,
+               workload.batch * workload.seq / layout.cp * arch.hidden_size * ACT_BYTES)
     # each GPU computes its stage's share; the slowest stage paces the pipeline
     compute = (compute_seconds(arch, workload, layout, gpu, eff, precision)
                + m * dequant_seconds(arch, workload, layout, gpu)) * stage_imbalance(arch, workload, layout)
-
     bubble = compute * (layout.pp - 1) / (m * vpp)
-    layers_per_stage = arch.num_hidden_layers / layout.pp
-    msg = micro * workload.seq / layout.cp * arch.hidden_size * ACT_BYTES
+    breakdown = {"compute": compute, "bubble": bubble, "tp_comm": _tp_comm(st), "dp_comm": 0.0,
+                 "pp_comm": _pp_comm(st, vpp), "ep_comm": _ep_comm(st), "cp_comm": _cp_comm(st)}
+    breakdown["dp_comm"] = _dp_comm(st, compute, bubble)
+    return _result(breakdown, model_flops, hw_flops, workload, layout.gpus, peak_flops(gpu, precision), train_tokens)
 
-    tp_comm = 0.0
-    if layout.tp > 1:
-        bw = _bandwidth(gpu, layout.tp, gpus_per_node, network, eff)
-        calls = 4 + (2 if layout.recompute == "full" else 0)
-        tp_comm = m * layers_per_stage * calls * allreduce_seconds(msg, layout.tp, bw, link_eff)
 
-    pp_comm = 0.0
-    if layout.pp > 1:
-        span = layout.tp * layout.cp * layout.dp * 2       # neighbouring stages are tp*cp*dp ranks apart
-        bw = _bandwidth(gpu, span, gpus_per_node, network, eff)
-        pp_comm = 2 * m * vpp * (msg / layout.tp / (bw * eff.link) + eff.collective_latency_s)
-
-    cp_comm = 0.0
-    if layout.cp > 1:
-        bw = _bandwidth(gpu, layout.tp * layout.cp, gpus_per_node, network, eff)
-        kv = 2 * arch.num_key_value_heads * arch.head_dim / max(1, layout.tp)
-        ring = (layout.cp - 1) * micro * workload.seq / layout.cp * kv * ACT_BYTES / (bw * eff.link)
-        heads, q = _attn_dims(arch)
-        attn_time = (workload.global_batch * workload.seq * 12 * arch.num_hidden_layers * heads * q) / gpus / (
-            peak_flops(gpu, "bf16") * achieved)      # the attention core runs in bf16 under FP8 recipes too
-        cp_comm = max(0.0, 3 * m * layers_per_stage * ring - attn_time)     # fwd + 2x bwd, overlapped with attention
-
-    ep_comm = 0.0
-    if layout.ep > 1 and arch.num_experts:
-        bw = _bandwidth(gpu, layout.expert_tp * layout.ep, gpus_per_node, network, eff)
-        moe_layers = len(arch.moe_layers) / layout.pp
-        # each rank dispatches its own tokens: with sequence parallelism tp ranks split them
-        tokens = micro * workload.seq / layout.cp / (layout.tp if layout.sp else 1)
-        volume = tokens * arch.experts_per_token * arch.hidden_size * ACT_BYTES
-        ep_comm = m * moe_layers * 4 * (layout.ep - 1) / layout.ep * volume / (bw * eff.link)
-
-    from rigsize.memory.per_gpu import shard_factor
-
-    dense = sum(t.numel / shard_factor(t, arch, layout) for t in arch.tensors
-                if not t.role.startswith("expert_")) / layout.pp
-    expert = sum(t.numel / shard_factor(t, arch, layout) for t in arch.tensors
-                 if t.role.startswith("expert_")) / layout.pp
-    grad_width = 4 if workload.framework == "megatron" else 2      # Megatron reduces fp32 main grads
-    dp_comm = 0.0
-    bw = _bandwidth(gpu, layout.stage_ranks, gpus_per_node, network, eff)
-    for params, ranks in ((dense, layout.zero_shards), (expert, layout.expert_zero_shards)):
-        if ranks <= 1 or params == 0:
-            continue
-        if layout.zero == 3:
-            gather = allgather_seconds(params * ACT_BYTES, ranks, bw, link_eff)
-            per_micro = 2 * gather + allgather_seconds(params * grad_width, ranks, bw, link_eff)
-            dp_comm += max(0.0, m * per_micro - (compute + bubble))      # overlapped with compute
-        else:
-            reduce = allreduce_seconds(params * grad_width, ranks, bw, link_eff)
-            overlapped = workload.framework in ("hf", "fsdp")
-            dp_comm += max(0.0, reduce - (2 / 3) * compute) if overlapped else reduce
-
-    breakdown = {"compute": compute, "bubble": bubble, "tp_comm": tp_comm, "dp_comm": dp_comm,
-                 "pp_comm": pp_comm, "ep_comm": ep_comm, "cp_comm": cp_comm}
+def _result(breakdown: dict[str, float], model_flops: float, hw_flops: float, workload: Workload, gpus: int,
+            peak: float, train_tokens: float | None) -> TrainingSpeed:
+    """Totals from the terms; ``peak`` is the MFU denominator (the fp8 peak for FP8 recipes)."""
     step = sum(breakdown.values())
     bound = max(breakdown.items(), key=lambda kv: kv[1])[0]
     tokens = workload.global_batch * workload.seq
