@@ -34,9 +34,27 @@ def test_names_and_aliases_are_unique() -> None:
             seen[_key(n)] = g.name
 
 
-def test_every_row_has_source_and_date() -> None:
+DOC_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+READ_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+SECONDARY_ONLY = {"A10G", "A800-SXM-80GB", "H800-SXM-80GB", "H20-96GB", "H20-141GB", "L20", "ASCEND-910B"}
+
+
+def test_every_row_has_source_and_dates() -> None:
+    """as_of is the source document's own date (or "unknown"); retrieved is when it was read."""
     for g in catalog():
-        assert g.source.strip() and re.match(r"\d{4}-\d{2}(-\d{2})?", g.as_of), g.name
+        assert g.source.strip(), g.name
+        assert g.as_of == "unknown" or DOC_DATE.fullmatch(g.as_of), (g.name, g.as_of)
+        assert g.retrieved and READ_DATE.fullmatch(g.retrieved), (g.name, g.retrieved)
+        assert g.as_of == "unknown" or g.as_of <= g.retrieved, (g.name, "document after reading")
+
+
+def test_rows_without_a_vendor_datasheet_say_secondary() -> None:
+    kinds = {g.name: g.source_kind for g in catalog()}
+    for name in SECONDARY_ONLY:
+        assert kinds[name] == "secondary", name
+    for g in catalog():
+        if g.source_kind == "secondary":
+            assert "secondary" in g.source.lower() or "secondary" in g.notes.lower(), g.name
 
 
 def test_units_are_plausible() -> None:

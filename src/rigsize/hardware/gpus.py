@@ -86,7 +86,15 @@ class GPU(BaseModel):
     gpus_per_node: int | Unknown = Field(description="Typical GPUs in one server")
     tdp_watts: float | Unknown
     source: str = Field(min_length=1)
-    as_of: str = Field(min_length=1)
+    as_of: str = Field(min_length=1, description="Date of the source document (YYYY, YYYY-MM or "
+                       "YYYY-MM-DD), or \"unknown\"")
+    retrieved: str | None = Field(None, description="Date the source was read (YYYY-MM-DD)")
+    source_kind: Literal["primary", "secondary"] = Field(
+        "primary", description="primary: the figures are the vendor's own (datasheet, whitepaper, product page, "
+        "even when read through a copy); secondary: they rest on third parties only")
+    skypilot_name: str | None = Field(
+        None, description="AcceleratorName in SkyPilot's catalogs (skypilot-org/skypilot-catalog), None where "
+        "SkyPilot lists none")
     notes: str = ""
 
     @field_validator("dense_flops")
