@@ -149,3 +149,26 @@ def test_gpu_spec_errors_are_one_line(tmp_path: Path, body: str, expect: str) ->
     with pytest.raises(HardwareError) as err:
         load_gpu_spec(spec)
     assert expect in str(err.value) and "\n" not in str(err.value)
+
+
+# AcceleratorName values of skypilot-org/skypilot-catalog catalogs/v7/common/accelerators.csv (read 2026-12-01)
+SKYPILOT_NAMES = {"A10", "A100", "A100-80GB", "A100-80GB-SXM", "A10G", "A40", "A4000", "A6000", "B200", "GH200",
+                  "H100", "H100-MEGA", "H100-NVL", "H100-NVLINK", "H100-SXM", "H200", "H200-SXM", "L4", "L40",
+                  "L40S", "MI300X", "RTX3090", "RTX4090", "RTX5090", "RTX6000-Ada", "RTXA6000", "T4",
+                  "V100", "V100-32GB"}
+
+
+def test_skypilot_names_are_catalog_names_and_unique() -> None:
+    seen: dict[str, str] = {}
+    for g in catalog():
+        if g.skypilot_name is None:
+            continue
+        assert g.skypilot_name in SKYPILOT_NAMES, g.name
+        assert seen.setdefault(g.skypilot_name, g.name) == g.name, g.skypilot_name
+
+
+@pytest.mark.parametrize("sky, name", [("H100", "H100-SXM-80GB"), ("A100-80GB", "A100-SXM-80GB"),
+                                       ("A100", "A100-SXM-40GB"), ("V100-32GB", "V100-SXM2-32GB"),
+                                       ("L40S", "L40S"), ("MI300X", "MI300X"), ("B200", "B200-180GB")])
+def test_skypilot_name_maps_to_row(sky: str, name: str) -> None:
+    assert next(g.name for g in catalog() if g.skypilot_name == sky) == name
