@@ -181,6 +181,40 @@ class TrainingPerformance(_Frozen):
     error_band: dict[str, ErrorBand | None] = Field(default_factory=dict, description=ERROR_BAND_DOC)
 
 
+class CostInstance(_Frozen):
+    provider: str
+    name: str
+    count: int = Field(description="Instances needed")
+    gpus_paid: int = Field(description="GPUs paid for (whole instances)")
+    usd_per_hour: float = Field(description="All the instances, at the chosen pricing")
+    price_as_of: str = Field(description="The price's publication date, or unknown")
+    stale: bool = Field(description="Older than --max-price-age days, or undated")
+    region: str = Field("", description="Region the price is for")
+    source: str = ""
+
+
+class OnPremCost(_Frozen):
+    usd_per_hour: float | None = Field(description="Per hour of ownership; null without --server-price")
+    capex_usd: float | None
+    power_watts: float | None = Field(description="GPUs' TDP + host draw, before PUE")
+    break_even_utilization: float | None = Field(
+        description="Share of hours the servers must be used for owning to cost less than renting")
+    amortization_years: float
+    pue: float
+    usd_per_kwh: float
+
+
+class CostReport(_Frozen):
+    pricing: str
+    usd_per_hour: float | None = Field(description="Cheapest way to run the plan at this pricing")
+    usd_per_million_output_tokens: float | None = Field(None, description="Inference, at the predicted throughput")
+    usd_total: float | None = Field(None, description="Training: the run, allowance included")
+    gpu_hours_with_allowance: float | None = None
+    days_with_allowance: float | None = None
+    instances: list[CostInstance] = Field(description="Instance types that hold the plan, cheapest first")
+    on_prem: OnPremCost
+
+
 class EstimateReport(_Frozen):
     schema_version: Literal[1] = SCHEMA_VERSION
     model: ModelReport
@@ -190,6 +224,7 @@ class EstimateReport(_Frozen):
     memory: MemoryReport
     performance: InferencePerformance | TrainingPerformance | None = Field(
         None, description="Speed; null when it cannot be estimated (e.g. the layout does not fit)")
+    cost: CostReport | None = Field(None, description="What the plan costs to rent or own; null when it does not fit")
     inputs: dict[str, Any] = Field(description="Options as the user gave them, parsed")
     assumptions: dict[str, Any] = Field(description="Every default applied, so the result can be reproduced")
     warnings: list[str]
@@ -257,6 +292,32 @@ class GpuList(_Frozen):
     gpus: list[GpuRow]
 
 
+class InstanceRow(_Frozen):
+    provider: str
+    name: str
+    gpu: str
+    gpus: int
+    vcpus: int | None
+    ram_gib: float | None
+    network: str
+    regions: list[str]
+    price_region: str
+    currency: str
+    prices_per_hour: dict[str, float] = Field(description="Published prices per instance-hour in `currency`, "
+                                              "by pricing (on-demand, spot, 1y, 3y); missing = not published")
+    usd_per_hour_on_demand: float | None
+    as_of: str = Field(description="The price's publication date, or unknown")
+    stale: bool
+    source: str
+
+
+class InstanceList(_Frozen):
+    """``rigsize clouds --json``."""
+
+    schema_version: Literal[1] = Field(description="Bumped when a field changes meaning or goes away")
+    instances: list[InstanceRow]
+
+
 class FormatList(_Frozen):
     """``rigsize formats --json``."""
 
@@ -322,7 +383,7 @@ class CalibrationReport(_Frozen):
 # command -> the model its --json prints; published as schema/<command>.schema.json
 SCHEMAS: dict[str, type[BaseModel]] = {
     "estimate": EstimateReport, "models": ModelList, "gpus": GpuList, "formats": FormatList,
-    "validate": ValidationReport, "calibrate": CalibrationReport,
+    "validate": ValidationReport, "calibrate": CalibrationReport, "clouds": InstanceList,
 }
 
 

@@ -52,6 +52,13 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
         from rigsize.plan.suggest import suggestions  # suggest evaluates through plan.job
 
         memory = memory.model_copy(update={"suggestions": suggestions(spec, opts, job)})
+    cost = None
+    if ev.memory.fits:
+        from rigsize.plan.cost import cost_settings, job_cost
+
+        cost_notes: list[Note] = []
+        cost = job_cost(job, ev.performance, cost_settings(opts, assumptions), cost_notes)
+        warnings += cost_notes
     return EstimateReport(
         model=model_report(spec, job.weights, job.kv),
         task=job.workload.task,
@@ -59,6 +66,7 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
         parallel=ev.parallel,
         memory=memory,
         performance=ev.performance,
+        cost=cost,
         inputs={"model": model if isinstance(model, str) else spec.name, **opts},
         assumptions=assumptions,
         warnings=[str(w) for w in warnings],

@@ -161,6 +161,31 @@ OPTIONS: tuple[Option, ...] = (
            maximum=1024, tasks="training"),
     Option("gpu_memory_utilization", "fraction", "Share of visible GPU memory the inference engine may use.",
            None, minimum=0.05, maximum=1.0, tasks="inference"),
+    # --- cost ---
+    Option("pricing", "choice", "Price to pay: cloud on-demand, spot, 1-year or 3-year commitment, or owning "
+           "(on-prem: needs --server-price).", "on-demand", ("on-demand", "spot", "1y", "3y", "on-prem")),
+    Option("provider", "text", "Only instances of this cloud provider (aws, gcp, azure, oci, lambda, ...; see "
+           "'rigsize clouds')."),
+    Option("region", "text", "Only instances offered in this region (e.g. us-east-1)."),
+    Option("prices", "text", "Your own prices: a TOML file of [[instance]] rows (schema in the README) or a "
+           "SkyPilot catalog vms.csv; its rows replace or add to the packaged ones."),
+    Option("max_price_age", "count", "Days after which a price is flagged stale.", 180, minimum=1, maximum=36500),
+    Option("server_price", "quantity", "Owning: purchase price of one server of this plan's GPUs per node, USD.",
+           None, minimum=1, maximum=1e9),
+    Option("amortization_years", "quantity", "Owning: years over which the server is written off (default: "
+           "data/ownership.toml).", None, minimum=0.1, maximum=50),
+    Option("power_price", "quantity", "Owning: electricity price, USD per kWh (default: data/ownership.toml, "
+           "US).", None, minimum=0.0, maximum=10),
+    Option("pue", "quantity", "Owning: data-centre power usage effectiveness (default: data/ownership.toml).",
+           None, minimum=1.0, maximum=5.0),
+    Option("colo_per_kw_month", "quantity", "Owning: colocation price per kW of IT load per month, USD.", 0,
+           minimum=0, maximum=1e6),
+    Option("ops_per_server_year", "quantity", "Owning: operations cost per server per year, USD.", 0, minimum=0,
+           maximum=1e9),
+    Option("epochs", "quantity", "Training: passes over --dataset-tokens (instead of --train-tokens).", None,
+           minimum=0.001, maximum=1e6, tasks="training"),
+    Option("dataset_tokens", "quantity", "Training: tokens in the dataset (with --epochs).", None, minimum=1,
+           maximum=limits.MAX_TOKENS, tasks="training"),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}

@@ -145,6 +145,44 @@ def gpus(ctx: click.Context, query: str) -> None:
 
 
 @cli.command()
+@click.option("--gpu", "gpu", default=None, help="Only instances of this catalog GPU.")
+@click.option("--provider", "provider", default=None, help="Only this provider (aws, gcp, azure, oci, ...).")
+@click.option("--region", "region", default=None, help="Only instances offered in this region.")
+@click.option("--prices", "prices", default=None, help="Your own prices (TOML [[instance]] rows or a SkyPilot vms.csv).")
+@click.option("--max-price-age", "max_age", default=180, type=int, help="Days after which a price is stale.")
+@_shell_options
+@click.pass_context
+def clouds(ctx: click.Context, gpu: str | None, provider: str | None, region: str | None, prices: str | None,
+           max_age: int) -> None:
+    """List cloud GPU instances with their prices, sources and dates."""
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.hardware.instances import catalog
+    from rigsize.report import InstanceList
+
+    rows = list(catalog(prices, provider))
+    if gpu:
+        name = resolve_gpu(gpu).name
+        rows = [i for i in rows if i.gpu == name]
+    if provider:
+        rows = [i for i in rows if i.provider == provider.lower()]
+    if region:
+        rows = [i for i in rows if region in i.regions or i.price_region == region]
+    if not rows:
+        raise InputError("input.conflict", what="no instance matches; drop a filter, or see 'rigsize clouds'")
+    table = [{"provider": i.provider, "name": i.name, "gpu": i.gpu, "gpus": i.gpus, "vcpus": i.vcpus,
+              "ram_gib": i.ram_gib, "network": i.network, "regions": list(i.regions), "price_region": i.price_region,
+              "currency": i.currency, "prices_per_hour": i.prices, "usd_per_hour_on_demand": i.usd_per_hour("on-demand"),
+              "as_of": i.as_of, "stale": i.stale(max_age), "source": i.source}
+             for i in sorted(rows, key=lambda i: (i.gpu, i.provider, i.usd_per_hour("on-demand") or float("inf")))]
+    if _as_json(ctx):
+        _emit_json(InstanceList.model_validate({"schema_version": 1, "instances": table}).model_dump(mode="json"))
+    else:
+        from rigsize.shells.render import print_instances
+
+        print_instances(table, _lang(ctx))
+
+
+@cli.command()
 @_shell_options
 @click.pass_context
 def formats(ctx: click.Context) -> None:

@@ -153,6 +153,7 @@ def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
                       + _band(perf, "output_tokens_per_second", lang))
         table.add_row(t("perf.requests", lang), f"{perf.requests_per_second:,.2f} req/s")
         console.print(table)
+    print_cost(report.cost, lang, console)
 
 
 def _band(perf: Any, field: str, lang: str) -> str:
@@ -167,6 +168,46 @@ def _band(perf: Any, field: str, lang: str) -> str:
     who, family, moe = names(b.class_)
     return " (" + render("perf.band", lang, median=b.median_abs, n=b.n, who=who, family=family,
                          moe=t("perf.band_moe", lang) if moe else "") + ")"
+
+
+def print_instances(rows: list[dict], lang: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=t("report.clouds", lang), title_justify="left")
+    for col in ("provider", "instance", "gpu", "gpus", "on_demand", "spot", "as_of"):
+        table.add_column(t(f"cloud.{col}", lang), justify="right" if col in ("gpus", "on_demand", "spot") else "left")
+    for r in rows:
+        def price(key: str) -> str:
+            v = r["prices_per_hour"].get(key)
+            return "-" if v is None else f"{v:,.2f} {r['currency']}"
+        table.add_row(r["provider"], r["name"], r["gpu"], str(r["gpus"]), price("on-demand"), price("spot"),
+                      r["as_of"] + (" ⚠" if r["stale"] else ""))
+    console.print(table)
+
+
+def print_cost(cost: Any, lang: str, console: Console) -> None:
+    """The cheapest few instances and the owning figure."""
+    if cost is None:
+        return
+    table = Table(title=render("report.cost", lang, pricing=cost.pricing), title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    if cost.usd_per_hour is not None:
+        table.add_row(t("cost.per_hour", lang), f"${cost.usd_per_hour:,.2f} / h")
+    if cost.usd_per_million_output_tokens is not None:
+        table.add_row(t("cost.per_mtok", lang), f"${cost.usd_per_million_output_tokens:,.2f}")
+    if cost.usd_total is not None:
+        table.add_row(t("cost.run", lang), f"${cost.usd_total:,.0f} ({cost.days_with_allowance:,.1f} "
+                      f"{t('perf.days_unit', lang)})")
+    for c in cost.instances[:3]:
+        table.add_row(f"  {c.count} x {c.provider} {c.name}", f"${c.usd_per_hour:,.2f} / h ({c.price_as_of}"
+                      + (", " + t("cost.stale_short", lang) if c.stale else "") + ")")
+    own = cost.on_prem
+    if own.usd_per_hour is not None:
+        line = f"${own.usd_per_hour:,.2f} / h"
+        if own.break_even_utilization is not None:
+            line += " (" + render("cost.break_even", lang, share=own.break_even_utilization) + ")"
+        table.add_row(t("cost.on_prem", lang), line)
+    console.print(table)
 
 
 def _print_list(console: Console, title: str, lines: list[str]) -> None:

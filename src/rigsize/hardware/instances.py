@@ -1,0 +1,183 @@
+"""Cloud GPU instances and their prices: the packaged catalog (``data/instances.toml``),
+extended or overridden by the user's own file (``--prices``: rigsize's schema, or a
+SkyPilot catalog ``vms.csv``).  Never goes to the network.
+
+A price is per instance-hour in the currency published; ``usd_per_hour`` converts with
+the row's stated rate (no rate: no USD figure, never a guess).  A price whose ``as_of``
+is older than ``max_age_days`` is *stale*; "today" is ``RIGSIZE_TODAY`` (YYYY-MM-DD)
+where set, so tests can fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rigsize.errors import InputError
+from rigsize.hardware.gpus import GPU
+from rigsize.hardware.gpus import catalog as gpu_catalog
+
+PRICINGS = ("on-demand", "spot", "1y", "3y")
+_PRICE_KEYS = {"on-demand": "price_on_demand_per_hour", "spot": "price_spot_per_hour",
+               "1y": "price_1y_per_hour", "3y": "price_3y_per_hour"}
+DEFAULT_MAX_PRICE_AGE_DAYS = 180
+
+
+@dataclass(frozen=True)
+class Instance:
+    provider: str
+    name: str
+    gpu: str                   # a catalog GPU name
+    gpus: int
+    prices: dict[str, float]   # pricing -> price per hour in ``currency`` (published ones only)
+    currency: str = "USD"
+    usd_rate: float | None = 1.0   # USD per unit of ``currency``
+    vcpus: int | None = None
+    ram_gib: float | None = None
+    network: str = "unknown"
+    regions: tuple[str, ...] = ()
+    price_region: str = ""
+    source: str = ""
+    as_of: str = "unknown"
+    notes: str = field(default="", compare=False)
+
+    def usd_per_hour(self, pricing: str) -> float | None:
+        price = self.prices.get(pricing)
+        if price is None or self.usd_rate is None:
+            return None
+        return price * self.usd_rate
+
+    def stale(self, max_age_days: int = DEFAULT_MAX_PRICE_AGE_DAYS) -> bool:
+        """True when the price is older than ``max_age_days`` or its date is unknown."""
+        try:
+            published = date.fromisoformat(self.as_of[:10])
+        except ValueError:
+            return True
+        return (today() - published).days > max_age_days
+
+
+def today() -> date:
+    fixed = os.environ.get("RIGSIZE_TODAY")
+    if fixed:
+        try:
+            return date.fromisoformat(fixed)
+        except ValueError:
+            raise InputError("input.conflict", what=f"RIGSIZE_TODAY={fixed!r} is not a date; write YYYY-MM-DD") from None
+    return date.today()
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _from_row(row: dict[str, Any], origin: str) -> Instance | None:
+    """One catalog row; placeholder rows (a provider known to offer a GPU, no instance
+    read yet), rows whose GPU is not in the GPU catalog (they cannot be planned) and rows
+    with no GPU count are kept out."""
+    if row.get("placeholder") or row.get("gpu_catalog") is False or not isinstance(row.get("gpus"), int):
+        return None
+    prices = {p: v for p, key in _PRICE_KEYS.items() if (v := _number(row.get(key))) is not None}
+    currency = str(row.get("currency", "USD")).upper()
+    rate = 1.0 if currency == "USD" else _number(row.get("usd_rate"))
+    return Instance(
+        provider=str(row["provider"]), name=str(row["name"]), gpu=str(row["gpu"]), gpus=row["gpus"], prices=prices,
+        currency=currency, usd_rate=rate, vcpus=row.get("vcpus") if isinstance(row.get("vcpus"), int) else None,
+        ram_gib=_number(row.get("ram_gib")), network=str(row.get("network", "unknown")),
+        regions=tuple(row.get("regions", ()) or ()), price_region=str(row.get("price_region", "")),
+        source=str(row.get("source", origin)), as_of=str(row.get("as_of", "unknown")), notes=str(row.get("notes", "")))
+
+
+@cache
+def packaged() -> tuple[Instance, ...]:
+    path = resources.files("rigsize.data").joinpath("instances.toml")
+    if not path.is_file():
+        return ()
+    rows = tomllib.loads(path.read_text()).get("instance", [])
+    return tuple(i for r in rows if (i := _from_row(r, "data/instances.toml")) is not None)
+
+
+def load_prices(path: str, provider: str | None = None) -> tuple[Instance, ...]:
+    """The user's price file: rigsize's TOML schema (``[[instance]]`` rows as in
+    data/instances.toml) or a SkyPilot ``vms.csv``."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("input.conflict", what=f"--prices {path}: no such file")
+    if p.suffix.lower() == ".csv":
+        return skypilot_csv(p, provider)
+    try:
+        rows = tomllib.loads(p.read_text()).get("instance", [])
+    except tomllib.TOMLDecodeError as err:
+        raise InputError("input.conflict", what=f"--prices {path}: not valid TOML ({err})") from None
+    out = []
+    for i, r in enumerate(rows):
+        missing = [k for k in ("provider", "name", "gpu", "gpus") if k not in r]
+        if missing:
+            raise InputError("input.conflict", what=f"--prices {path}: instance {i + 1} lacks {', '.join(missing)}")
+        inst = _from_row(r, str(p))
+        if inst is not None:
+            out.append(inst)
+    return tuple(out)
+
+
+def _skypilot_names() -> dict[str, str]:
+    """SkyPilot AcceleratorName -> catalog GPU name (the catalog's ``skypilot_name``)."""
+    return {g.skypilot_name: g.name for g in gpu_catalog() if getattr(g, "skypilot_name", None)}
+
+
+def skypilot_csv(path: Path, provider: str | None = None) -> tuple[Instance, ...]:
+    """SkyPilot's ``catalogs/<version>/<cloud>/vms.csv``: one row per instance type and
+    zone; the lowest on-demand and the lowest spot price per (instance type, region) are kept.  The provider is
+    ``provider``, else the file's parent folder (SkyPilot names it after the cloud)."""
+    cloud = provider or path.parent.name
+    names = _skypilot_names()
+    best: dict[tuple[str, str], dict[str, str]] = {}
+    lowest: dict[tuple[str, str], dict[str, float]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("AcceleratorName") not in names or not row.get("Price"):
+                continue
+            key = (row["InstanceType"], row.get("Region", ""))
+            best.setdefault(key, row)
+            low = lowest.setdefault(key, {})
+            for pricing, column in (("on-demand", "Price"), ("spot", "SpotPrice")):
+                if row.get(column):
+                    low[pricing] = min(low.get(pricing, float("inf")), float(row[column]))
+    out = []
+    for (name, region), row in sorted(best.items()):
+        prices = lowest[(name, region)]
+        out.append(Instance(provider=cloud, name=name, gpu=names[row["AcceleratorName"]],
+                            gpus=int(float(row["AcceleratorCount"])), prices=prices,
+                            vcpus=int(float(row["vCPUs"])) if row.get("vCPUs") else None,
+                            ram_gib=float(row["MemoryGiB"]) if row.get("MemoryGiB") else None,
+                            regions=(region,), price_region=region, source=f"{path} (SkyPilot catalog)",
+                            as_of=date.fromtimestamp(path.stat().st_mtime).isoformat()))
+    return tuple(out)
+
+
+def catalog(prices_file: str | None = None, provider: str | None = None) -> tuple[Instance, ...]:
+    """The packaged instances, with the user's file's rows replacing packaged rows of
+    the same (provider, name, price region) and adding the rest."""
+    rows = list(packaged())
+    if prices_file:
+        extra = load_prices(prices_file, provider)
+        keys = {(i.provider, i.name, i.price_region) for i in extra}
+        rows = [i for i in rows if (i.provider, i.name, i.price_region) not in keys] + list(extra)
+    return tuple(rows)
+
+
+def instances_for(gpu: GPU, rows: tuple[Instance, ...], provider: str | None = None,
+                  region: str | None = None) -> list[Instance]:
+    """Instances of ``gpu`` (by catalog name), optionally of one provider / region."""
+    out = [i for i in rows if i.gpu == gpu.name]
+    if provider:
+        out = [i for i in out if i.provider == provider]
+    if region:
+        out = [i for i in out if region in i.regions or i.price_region == region]
+    return out
