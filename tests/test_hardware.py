@@ -15,7 +15,7 @@ from rigsize.units import GiB
 REQUIRED = ["A100-SXM-40GB", "A100-SXM-80GB", "A100-PCIE-40GB", "A100-PCIE-80GB", "A800-SXM-80GB",
             "H100-SXM-80GB", "H100-PCIE-80GB", "H100-NVL-94GB", "H800-SXM-80GB", "H200-SXM-141GB",
             "L40S", "L20", "L4", "A10", "A10G", "T4", "RTX-3090", "RTX-4090", "RTX-5090", "MI300X",
-            "MI325X", "GB200"]
+            "MI325X", "GB200", "B300", "GB300", "GH200-96GB", "L40", "A40", "RTX-A6000"]
 
 
 def test_catalog_has_every_required_sku() -> None:
@@ -70,6 +70,9 @@ def test_units_are_plausible() -> None:
                 assert 1e12 <= flops <= 2e16, (g.name, dtype)
 
 
+BLACKWELL_ULTRA = {"B300", "GB300"}
+
+
 def test_no_sparsity_figure_in_dense_table() -> None:
     """Where a datasheet prints both, sparse is 2x dense; and within one GPU, halving
     the width never more than doubles dense throughput (a sparse figure would 4x)."""
@@ -81,7 +84,10 @@ def test_no_sparsity_figure_in_dense_table() -> None:
                 assert sparse / dense == pytest.approx(2.0, rel=0.02), (g.name, dtype)
         if re.match(r"RTX-\d", g.name):
             continue  # GeForce: FP8 with FP32 accumulate runs at half rate, FP4 does not (RTX Blackwell whitepaper, Table 3)
-        known = [(d, g.flops(d)) for d in order if g.flops(d)]
+        # Blackwell Ultra raised dense FP4 alone: FP8 4.5 PF -> FP4 13.5 PF dense per HGX B300 GPU (NVIDIA HGX
+        # page "144 PFLOPS | 108 PFLOPS" sparse | dense per 8 GPUs), so its FP4 step is exempt
+        steps = order[:-1] if g.name in BLACKWELL_ULTRA else order
+        known = [(d, g.flops(d)) for d in steps if g.flops(d)]
         for (d1, f1), (d2, f2) in zip(known, known[1:]):
             assert f2 / f1 <= 2.05, (g.name, d1, d2)
 
@@ -172,3 +178,63 @@ def test_skypilot_names_are_catalog_names_and_unique() -> None:
                                        ("L40S", "L40S"), ("MI300X", "MI300X"), ("B200", "B200-180GB")])
 def test_skypilot_name_maps_to_row(sky: str, name: str) -> None:
     assert next(g.name for g in catalog() if g.skypilot_name == sky) == name
+
+
+# Spot values for the rows added 2026-12-01 (issue 14), written from each row's cited source:
+# name -> {field: value}; flops in TFLOPS (dense), bandwidth in TB/s, memory in GB as printed, power in W.
+ADDED_SPOT_VALUES: dict[str, dict[str, float]] = {
+    # Blackwell Ultra datasheet, HGX B300 column; FP4 dense = HGX page 108 PF / 8
+    "B300": {"bf16": 2250, "fp8": 4500, "fp4": 13500, "int8": 153.5, "fp64": 1.2, "hbm": 7.7, "gb": 270, "w": 1100},
+    # Blackwell Ultra datasheet, GB300 column (FP4 20 | 15 PF); GB300 NVL72 page 1,080 PF dense / 72
+    "GB300": {"bf16": 2500, "fp8": 5000, "fp4": 15000, "int8": 165, "fp64": 1.3, "hbm": 8.0, "gb": 279, "w": 1400},
+    # NVIDIA L40 datasheet table (reseller copy): BF16 181.05 | 362.1*, FP8 362 | 724*, 864 GB/s, 300 W
+    "L40": {"bf16": 181.05, "fp8": 362, "int8": 362, "fp32": 90.5, "hbm": 0.864, "gb": 48, "w": 300},
+    # NVIDIA A40 datasheet (reseller copy): BF16 149.7 | 299.4*, INT8 299.3 | 598.6*, 696 GB/s, 300 W
+    "A40": {"bf16": 149.7, "tf32": 74.8, "int8": 299.3, "fp32": 37.4, "hbm": 0.696, "gb": 48, "w": 300},
+    # GA102 whitepaper v2 Table 3, RTX A6000: BF16 154.8/309.6, INT8 309.7/619.4, 768 GB/sec
+    "RTX-A6000": {"bf16": 154.8, "int8": 309.7, "hbm": 0.768, "gb": 48},
+    # secondary compilations: 96 GB HBM3 (rates not read -> unknown)
+    "GH200-96GB": {"gb": 96},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADDED_SPOT_VALUES))
+def test_added_rows_match_their_sources(name: str) -> None:
+    g = resolve_gpu(name)
+    for key, want in ADDED_SPOT_VALUES[name].items():
+        if key == "hbm":
+            assert g.hbm_bytes_per_second == pytest.approx(want * 1e12, rel=1e-3), key
+        elif key == "gb":
+            assert g.memory_gb == want and g.memory_bytes == int(want * GiB), key
+        elif key == "w":
+            assert g.tdp_watts == want, key
+        else:
+            assert g.flops(key) == pytest.approx(want * 1e12, rel=1e-3), key
+
+
+def test_fixed_rows_match_their_sources() -> None:
+    """The issue-14 fixes, each from its vendor document."""
+    assert resolve_gpu("H200-NVL").hbm_bytes_per_second == 4.8e12            # H200 product page
+    assert resolve_gpu("RTX-4090").flops("fp32") == 82.6e12                  # Ada whitepaper Appendix A Table 2
+    assert resolve_gpu("RTX-3090").flops("int8") == 284e12                   # GA102 whitepaper Appendix A Table 9
+    assert resolve_gpu("RTX-3090").sparse_flops["int8"] == 568e12
+    g3 = resolve_gpu("GAUDI3")                                               # Intel vLLM plugin scales; Gaudi 3 WP
+    assert g3.fp8_variant == "e4m3fn" and not g3.supports("int8")
+
+
+def test_gpus_and_formats_never_disagree() -> None:
+    """Every catalog GPU's architecture has a formats.toml [arch.*] row, and the two files agree on
+    which formats run natively and on the FP8 encoding: a dtype with a dense rate (known or "unknown")
+    in gpus.toml is a native format in formats.toml and vice versa."""
+    from rigsize.model import formats as F
+
+    paired = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8", "fp4": "nvfp4"}
+    for g in catalog():
+        assert g.architecture in F.architectures(), (g.name, g.architecture)
+        arch = F.arch_support(g.architecture)
+        for dtype, fmt in paired.items():
+            assert g.supports(dtype) == (fmt in arch.native), (g.name, dtype, fmt)
+        if g.supports("fp8"):
+            assert g.fp8_variant == arch.fp8_variant, (g.name, g.fp8_variant, arch.fp8_variant)
+        else:
+            assert g.fp8_variant is None and arch.fp8_variant == "none", g.name
