@@ -17,8 +17,12 @@ Selection rules (the same ones the packaged rows were built with):
   * price_region = the preferred region of the cloud when it has an on-demand price, else the
     region with the lowest on-demand price; regions = every region the file lists;
   * as_of = the commit date of vms.csv (git log -1 --format=%cI), source = repo@commit:path.
-GCP's vms.csv lists a2/a3/a4/g2 machine types WITHOUT an AcceleratorName (host price only; the
-GPU is priced on separate rows with an empty InstanceType), so GCP is not rebuilt here.
+GCP (--clouds gcp): vms.csv lists a2/a3/a4/g2 machine types WITHOUT an AcceleratorName (host price
+only); the GPUs are priced on separate rows with an empty InstanceType and AcceleratorName/Count set
+(their Price already covers Count GPUs). The instance price is host Price + the accelerator row's
+Price in the same region and zone (spot likewise), as SkyPilot's own gcp_catalog.list_accelerators
+does; the machine type -> (AcceleratorName, count) map is SkyPilot's _ACC_INSTANCE_TYPE_DICTS
+(GCP_MACHINE_GPUS below). Per region the lowest zone sum is kept.
 """
 import argparse
 import csv
@@ -38,8 +42,20 @@ GPU_MAP = {
     "A10G": "A10G", "A10": "A10", "T4": "T4", "V100": "V100-SXM2-16GB",
     "V100-32GB": "V100-SXM2-32GB", "MI300X": "MI300X",
 }
+# skypilot-org/skypilot sky/catalog/gcp_catalog.py _ACC_INSTANCE_TYPE_DICTS (machine -> GPU, count).
+GCP_MACHINE_GPUS = {
+    **{f"a2-highgpu-{n}g": ("A100", n) for n in (1, 2, 4, 8)}, "a2-megagpu-16g": ("A100", 16),
+    **{f"a2-ultragpu-{n}g": ("A100-80GB", n) for n in (1, 2, 4, 8)},
+    **{f"a3-highgpu-{n}g": ("H100", n) for n in (1, 2, 4, 8)},
+    "a3-megagpu-8g": ("H100-MEGA", 8), "a3-ultragpu-8g": ("H200", 8), "a4-highgpu-8g": ("B200", 8),
+    **{f"g2-standard-{c}": ("L4", 1) for c in (4, 8, 12, 16, 32)},
+    "g2-standard-24": ("L4", 2), "g2-standard-48": ("L4", 4), "g2-standard-96": ("L4", 8),
+}
+GPU_MAP["H100-MEGA"] = "H100-SXM-80GB"
 # Instance names whose GPU differs from what the AcceleratorName alone says.
-INSTANCE_GPU_OVERRIDE = {"gpu_1x_h100_pcie": "H100-PCIE-80GB"}
+INSTANCE_GPU_OVERRIDE = {"gpu_1x_h100_pcie": "H100-PCIE-80GB",
+                         # RunPod GpuInfo names these "A100 PCIe"
+                         "1x_A100-80GB_SECURE": "A100-PCIE-80GB", "2x_A100-80GB_SECURE": "A100-PCIE-80GB"}
 
 
 def num(text):
@@ -72,16 +88,50 @@ def toml_value(v):
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def gcp_rows(path):
+    """GCP: one synthetic row per (machine type, region, zone) = host row + accelerator row."""
+    hosts, accs = {}, {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("InstanceType") in GCP_MACHINE_GPUS and not row.get("AcceleratorName"):
+                hosts[(row["InstanceType"], row["Region"], row["AvailabilityZone"])] = row
+            elif not row.get("InstanceType") and row.get("AcceleratorName"):
+                key = (row["AcceleratorName"], int(num(row["AcceleratorCount"]) or 0), row["Region"],
+                       row["AvailabilityZone"])
+                accs[key] = row
+    for (name, region, zone), host in sorted(hosts.items()):
+        acc_name, count = GCP_MACHINE_GPUS[name]
+        acc = accs.get((acc_name, count, region, zone))
+        if acc is None:
+            continue
+        out = dict(host, AcceleratorName=acc_name, AcceleratorCount=str(count), GpuInfo=acc.get("GpuInfo", ""))
+        for col in ("Price", "SpotPrice"):
+            h, a = num(host.get(col)), num(acc.get(col))
+            out[col] = "" if h is None or a is None else repr(round(h + a, 5))
+        yield out
+
+
+def gpu_mib_each(info):
+    marker = "'SizeInMiB': "
+    if info and marker in info:
+        return num(info.split(marker, 1)[1].split("}", 1)[0].split(",", 1)[0])
+    return None
+
+
 def build(repo, version, cloud, retrieved):
     rel = f"catalogs/{version}/{cloud}/vms.csv"
     path = Path(repo) / rel
     commit, as_of = git(repo, "log", "-1", "--format=%H", "--", rel), \
         git(repo, "log", "-1", "--format=%cI", "--", rel)
+    if cloud == "gcp":
+        source_rows = list(gcp_rows(path))
+    else:
+        with open(path, newline="") as f:
+            source_rows = list(csv.DictReader(f))
     by_type = defaultdict(lambda: defaultdict(list))
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("AcceleratorName") and row.get("InstanceType"):
-                by_type[row["InstanceType"]][row["Region"]].append(row)
+    for row in source_rows:
+        if row.get("AcceleratorName") and row.get("InstanceType"):
+            by_type[row["InstanceType"]][row["Region"]].append(row)
     rows = []
     for name in sorted(by_type):
         regions = by_type[name]
@@ -97,6 +147,8 @@ def build(repo, version, cloud, retrieved):
         acc = first["AcceleratorName"]
         gpu = INSTANCE_GPU_OVERRIDE.get(name, GPU_MAP.get(acc))
         mib = gpu_mib_total(first.get("GpuInfo"))
+        if mib is None and cloud == "gcp" and gpu_mib_each(first.get("GpuInfo")):
+            mib = gpu_mib_each(first["GpuInfo"]) * num(first["AcceleratorCount"])
         disk = "unknown"
         if first.get("NVMeSupported") == "True" and num(first.get("LocalDiskSize")):
             disk = num(first["LocalDiskSize"]) * num(first.get("LocalDiskCount") or 1)
@@ -112,7 +164,9 @@ def build(repo, version, cloud, retrieved):
             "price_1y_per_hour": "unknown", "price_3y_per_hour": "unknown",
             "currency": "USD", "price_region": region,
             "source": f"skypilot-org/skypilot-catalog@{commit}:{rel} (rows InstanceType={name}, "
-                      f"Region={region}; lowest Price/SpotPrice over its zones)",
+                      f"Region={region}; lowest Price/SpotPrice over its zones"
+                      + (f"; GCP: host row + accelerator row {acc} x {first['AcceleratorCount']}, same zone)"
+                         if cloud == "gcp" else ")"),
             "as_of": as_of[:10], "retrieved": retrieved,
         }
         if gpu is None:
