@@ -2,7 +2,7 @@
 
 A ``Recipe`` is what a framework does by default for one task (adapter dtype, loss,
 optimizer placement, gradient checkpointing...) with the user's own options applied
-on top.  ``memory.py`` and ``activations.py`` read only the ``Recipe``; every default
+on top.  ``per_gpu.py`` and ``activations.py`` read only the ``Recipe``; every default
 carries its ``source`` and ``as_of`` in the data file (``provenance`` returns them).
 """
 

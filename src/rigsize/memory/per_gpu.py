@@ -15,6 +15,7 @@ from typing import Any
 
 from rigsize.hardware.gpus import GPU
 from rigsize.memory import runtime
+from rigsize.memory.activations import ALL_LINEAR, ActivationBreakdown, LoraSpec, activation_bytes
 from rigsize.memory.frameworks import Recipe
 from rigsize.model import formats
 from rigsize.model.architecture import Architecture
@@ -242,7 +243,7 @@ def _sharded_states(per_param: StateBytes, trainable: float, layout: Layout, sha
     return Parts(weights=math.ceil(w), gradients=math.ceil(g), optimizer=math.ceil(o))
 
 
-def _backward_peak(acts: object, grads: int, recipe: Recipe, accumulation: int) -> tuple[int, int]:
+def _backward_peak(acts: ActivationBreakdown, grads: int, recipe: Recipe, accumulation: int) -> tuple[int, int]:
     """(activations, gradients) charged so that their sum is what coexists at the step's peak.
 
     Backward frees each layer's saved activations as it produces that layer's gradients
@@ -253,11 +254,11 @@ def _backward_peak(acts: object, grads: int, recipe: Recipe, accumulation: int) 
     ``zero_grad(set_to_none=True)`` freed them and one micro-batch makes the step
     (``persistent_grads`` false, no accumulation); a persistent gradient buffer
     (Megatron's, DeepSpeed's contiguous one) coexists with everything."""
-    layers = acts.layers + acts.embedding                       # type: ignore[attr-defined]
-    logits, working = acts.logits_and_loss, acts.recompute_working_set   # type: ignore[attr-defined]
+    layers = acts.layers + acts.embedding
+    logits, working = acts.logits_and_loss, acts.recompute_working_set
     if recipe.persistent_grads or accumulation > 1:
         return layers + max(logits, working), grads
-    peak = max(logits, working, grads + working - acts.layers)   # type: ignore[attr-defined]
+    peak = max(logits, working, grads + working - acts.layers)
     # gradients are charged whole (their state size); activations get what coexists with them
     return max(0, layers + peak - grads), grads
 
@@ -434,58 +435,102 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
 
 def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, fmt: WeightFormat,
                  kv: KVFormat, engine: runtime.Engine, stage: Stage, attn: str) -> tuple[Parts, dict[str, int], int]:
-    tensors, layers = stage_tensors(arch, stage), stage.layers
+    """One rank of ``stage``: its parts, their sub-parts (``details``: overhead terms,
+    activation terms...) and, in inference, the KV bytes of one sequence."""
+    tensors = stage_tensors(arch, stage)
     overhead = runtime.overhead_bytes(layout, workload, gpu, engine)
     details = {f"overhead/{k}": v for k, v in overhead.items()}
     if not workload.training:
-        weights = rank_weight_bytes(tensors, arch, layout, fmt, training=False)
-        kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, layers, engine.kv_block_size,
-                                       engine.windows, engine.max_num_batched_tokens)
-        acts = _inference_activations(arch, layout, workload, 2, engine, last=stage.last)
-        per_replica = -(-workload.batch // layout.dp)      # dp replicas share the requests
-        return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts,
-                     overhead=sum(overhead.values())), details, kv_seq
-    adapters = workload.task in ("lora", "qlora")
-    recipe = workload.settings
-    per_param = state_bytes(recipe, workload.optimizer, adapters)
-    if adapters:
-        # PEFT's prepare_model_for_kbit_training casts every unquantized tensor (embeddings,
-        # lm_head, norms) to fp32; formats.tensor_bits(training=True) prices them so, once
-        upcast = workload.task == "qlora" and recipe.upcast_unquantized
-        frozen = rank_weight_bytes(tensors, arch, layout, fmt, training=upcast)
-        if upcast:
-            details["weights/unquantized_upcast_fp32"] = frozen - rank_weight_bytes(tensors, arch, layout, fmt,
-                                                                                     training=False)
-        if layout.zero == 3:      # ZeRO-3 / FSDP shard frozen parameters too
-            frozen = 0 if layout.offload == "params" else math.ceil(frozen / layout.zero_shards)
-        trainable = lora_params(tensors, arch, layout, workload.lora_rank, workload.lora_targets)
-        states = _sharded_states(per_param, trainable, layout, layout.zero_shards, recipe)
-        weights = frozen + states.weights
-    else:
-        dense = [t for t in tensors if not t.role.startswith("expert_")]
-        experts = [t for t in tensors if t.role.startswith("expert_")]
-        largest = max((t.numel / t.count / shard_factor(t, arch, layout) for t in tensors), default=0.0)
-        a = _sharded_states(per_param, _rank_params(dense, arch, layout), layout, layout.zero_shards, recipe, largest)
-        b = _sharded_states(per_param, _rank_params(experts, arch, layout), layout, layout.expert_zero_shards,
-                            recipe, largest)
-        states = Parts(weights=a.weights + b.weights, gradients=a.gradients + b.gradients,
-                       optimizer=a.optimizer + b.optimizer)
-        weights = states.weights
-        if layout.offload == "params":
-            weights = 0
-    from rigsize.memory.activations import ALL_LINEAR, LoraSpec, activation_bytes
-
+        parts, kv_seq = _inference_parts(arch, workload, layout, fmt, kv, engine, stage, tensors,
+                                         sum(overhead.values()))
+        return parts, details, kv_seq
+    weights, states = _training_states(arch, workload, layout, fmt, tensors, details)
     gathered = runtime.gathered_params_bytes(arch, layout, workload, tensors, shard_factor)
     details["weights/gathered_for_zero3"] = gathered
+    acts = _training_activations(arch, workload, layout, stage, attn)
+    for k, v in acts.parts.items():
+        details[f"activations/{k}"] = v
+    activations, gradients = _coexisting_at_peak(workload, layout, acts, states.gradients, details)
+    return Parts(weights=weights + gathered, activations=activations, gradients=gradients,
+                 optimizer=states.optimizer, overhead=sum(overhead.values())), details, 0
+
+
+def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt: WeightFormat, kv: KVFormat,
+                     engine: runtime.Engine, stage: Stage, tensors: list[Tensor], overhead: int) -> tuple[Parts, int]:
+    """Serving: the rank's weights, the KV cache of its replica's share of the requests
+    (``kv_bytes_per_sequence``) and the forward pass's transient peak
+    (``_inference_activations``).  Returns the parts and one sequence's KV bytes."""
+    weights = rank_weight_bytes(tensors, arch, layout, fmt, training=False)
+    kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, stage.layers, engine.kv_block_size,
+                                   engine.windows, engine.max_num_batched_tokens)
+    acts = _inference_activations(arch, layout, workload, 2, engine, last=stage.last)
+    per_replica = -(-workload.batch // layout.dp)      # dp replicas share the requests
+    return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts, overhead=overhead), kv_seq
+
+
+def _training_states(arch: Architecture, workload: Workload, layout: Layout, fmt: WeightFormat,
+                     tensors: list[Tensor], details: dict[str, int]) -> tuple[int, Parts]:
+    """(weights on the rank, the trained parameters' states after ZeRO sharding): LoRA
+    trains adapters on frozen weights (``_adapter_states``), the other tasks every
+    parameter (``_full_states``); bytes per trained parameter from ``state_bytes``."""
+    adapters = workload.task in ("lora", "qlora")
+    per_param = state_bytes(workload.settings, workload.optimizer, adapters)
+    if adapters:
+        return _adapter_states(arch, workload, layout, fmt, tensors, per_param, details)
+    return _full_states(arch, workload, layout, tensors, per_param)
+
+
+def _adapter_states(arch: Architecture, workload: Workload, layout: Layout, fmt: WeightFormat,
+                    tensors: list[Tensor], per_param: StateBytes, details: dict[str, int]) -> tuple[int, Parts]:
+    """LoRA / QLoRA: the frozen base weights (sharded under ZeRO-3, gone when offloaded)
+    plus the adapters (``lora_params``) with their gradients and optimizer states."""
+    recipe = workload.settings
+    # PEFT's prepare_model_for_kbit_training casts every unquantized tensor (embeddings,
+    # lm_head, norms) to fp32; formats.tensor_bits(training=True) prices them so, once
+    upcast = workload.task == "qlora" and recipe.upcast_unquantized
+    frozen = rank_weight_bytes(tensors, arch, layout, fmt, training=upcast)
+    if upcast:
+        details["weights/unquantized_upcast_fp32"] = frozen - rank_weight_bytes(tensors, arch, layout, fmt,
+                                                                                 training=False)
+    if layout.zero == 3:      # ZeRO-3 / FSDP shard frozen parameters too
+        frozen = 0 if layout.offload == "params" else math.ceil(frozen / layout.zero_shards)
+    trainable = lora_params(tensors, arch, layout, workload.lora_rank, workload.lora_targets)
+    states = _sharded_states(per_param, trainable, layout, layout.zero_shards, recipe)
+    return frozen + states.weights, states
+
+
+def _full_states(arch: Architecture, workload: Workload, layout: Layout, tensors: list[Tensor],
+                 per_param: StateBytes) -> tuple[int, Parts]:
+    """Every parameter trained: dense parameters sharded over the data-parallel group,
+    experts over the expert-data-parallel group (``_sharded_states``); no weights on the
+    GPU when parameters are offloaded."""
+    recipe = workload.settings
+    dense = [t for t in tensors if not t.role.startswith("expert_")]
+    experts = [t for t in tensors if t.role.startswith("expert_")]
+    largest = max((t.numel / t.count / shard_factor(t, arch, layout) for t in tensors), default=0.0)
+    a = _sharded_states(per_param, _rank_params(dense, arch, layout), layout, layout.zero_shards, recipe, largest)
+    b = _sharded_states(per_param, _rank_params(experts, arch, layout), layout, layout.expert_zero_shards,
+                        recipe, largest)
+    states = Parts(weights=a.weights + b.weights, gradients=a.gradients + b.gradients,
+                   optimizer=a.optimizer + b.optimizer)
+    return (0 if layout.offload == "params" else states.weights), states
+
+
+def _training_activations(arch: Architecture, workload: Workload, layout: Layout, stage: Stage,
+                          attn: str) -> ActivationBreakdown:
+    """The stage's saved activations (``activation_bytes``), with the framework's
+    accounting (megatron for Megatron-LM, hf otherwise) and its recipe's loss,
+    offloading and checkpointing settings."""
+    recipe = workload.settings
     lora = None
-    if adapters:   # adapter dtype per framework (PEFT's autocast_adapter_dtype=True: fp32)
+    if workload.task in ("lora", "qlora"):   # adapter dtype per framework (PEFT's autocast_adapter_dtype=True: fp32)
         lora = LoraSpec(targets=workload.lora_targets or ALL_LINEAR, rank=workload.lora_rank,
                         adapter_bits=recipe.adapter_bits)
-    acts = activation_bytes(
+    return activation_bytes(
         arch, micro_batch=workload.batch, seq=workload.seq,
         impl="megatron" if workload.framework == "megatron" else "hf",
         recompute=layout.recompute, attn=attn, lora=lora, tp=layout.tp, sp=layout.sp, cp=layout.cp,
-        pp=layout.pp, layers=layers, first=stage.first, last=stage.last,
+        pp=layout.pp, layers=stage.layers, first=stage.first, last=stage.last,
         # 1F1B: stage s keeps pp - s micro-batches in flight (Narayanan et al. 2021, sec. 2.2.1)
         in_flight_microbatches=max(1, min(layout.pp - stage.index, workload.grad_accum)),
         loss=recipe.loss, loss_chunks=recipe.loss_chunks, offload=recipe.activation_offload, loss_transient=True,
@@ -493,18 +538,21 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
         # PEFT's QLoRA upcast makes the embedding output, hence the residual stream, fp32 (activation_bytes)
         residual_bits=32 if workload.task == "qlora" and recipe.upcast_unquantized else None,
     )
-    for k, v in acts.parts.items():
-        details[f"activations/{k}"] = v
-    grads, peak_recipe = states.gradients, recipe
+
+
+def _coexisting_at_peak(workload: Workload, layout: Layout, acts: ActivationBreakdown, grads: int,
+                        details: dict[str, int]) -> tuple[int, int]:
+    """(activations, gradients) charged at the step's memory peak (``_backward_peak``),
+    after PyTorch DDP's gradient buckets where they apply."""
+    recipe = workload.settings
     if layout.zero == 0 and layout.zero_shards > 1 and workload.framework not in ("megatron", "deepspeed"):
         # PyTorch DDP allocates all-reduce buckets the size of every gradient at construction and
         # keeps them; with its default gradient_as_bucket_view=False the gradients are separate
         # tensors too, so gradient memory doubles and persists (torch.nn.parallel.
         # DistributedDataParallel docs, gradient_as_bucket_view; as_of 2026-12-01)
         details["gradients/ddp_buckets"] = grads
-        grads, peak_recipe = 2 * grads, replace(recipe, persistent_grads=True)
-    activations, gradients = _backward_peak(acts, grads, peak_recipe,
+        grads, recipe = 2 * grads, replace(recipe, persistent_grads=True)
+    activations, gradients = _backward_peak(acts, grads, recipe,
                                             workload.global_batch // max(1, workload.batch * layout.dp))
     details["activations/not_coexisting"] = acts.total - activations   # freed before the peak
-    return Parts(weights=weights + gathered, activations=activations, gradients=gradients,
-                 optimizer=states.optimizer, overhead=sum(overhead.values())), details, 0
+    return activations, gradients

@@ -20,6 +20,7 @@ from rigsize.hardware.gpus import GPU
 from rigsize.model.architecture import Architecture
 from rigsize.model.tensors import Tensor
 from rigsize.plan.layout import Layout, Workload
+from rigsize.units import GiB
 
 
 @cache
@@ -87,29 +88,44 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: boo
     written to ``assumptions``."""
     opts = opts or {}
     said = assumptions if assumptions is not None else {}
+    max_len = _pick(opts, said, "max_model_len", max_position_embeddings or 2048)
+    _check_engine_options(opts)
+    if opts.get("engine") == "transformers":
+        return _transformers_engine(opts, said, max_len)
+    if opts.get("engine") in ("sglang", "trtllm"):
+        said["memory_budget"] = (f"vLLM's: {opts['engine']}'s own memory budget (runtime.toml [sglang.*], "
+                                 "[tensorrt_llm.*]) is not modelled yet")
+    return _vllm_engine(gpu, opts, said, max_len, mla)
 
-    def pick(name: str, default: Any) -> Any:
-        if opts.get(name) is not None:
-            return opts[name]
-        said[name] = default
-        return default
 
+def _pick(opts: dict[str, Any], said: dict[str, Any], name: str, default: Any) -> Any:
+    """The user's value of ``name``, else ``default``, which is then written to ``said``."""
+    if opts.get(name) is not None:
+        return opts[name]
+    said[name] = default
+    return default
+
+
+def _check_engine_options(opts: dict[str, Any]) -> None:
+    """Options that do not apply to the chosen engine: vLLM's batching budget under
+    transformers ``generate()``; a version for sglang or TensorRT-LLM, sized by vLLM's rules."""
     from rigsize.errors import InputError
 
-    max_len = pick("max_model_len", max_position_embeddings or 2048)
     if opts.get("engine") == "transformers":
         vllm_only = [k for k in ("max_num_batched_tokens", "max_num_seqs", "enforce_eager", "gpu_memory_utilization")
                      if opts.get(k) not in (None, False)]
         if vllm_only:
             raise InputError("input.conflict", what=f"--{vllm_only[0].replace('_', '-')} is a serving-engine setting; "
                              "transformers generate() has no such budget (drop it, or use --engine vllm)")
-        return _transformers_engine(opts, said, max_len)
     if opts.get("engine") in ("sglang", "trtllm") and opts.get("engine_version"):
         raise InputError("input.conflict", what=f"--engine-version names a vLLM or transformers version; "
                          f"{opts['engine']}'s memory follows vLLM's newest rules (its own budget is not modelled)")
-    if opts.get("engine") in ("sglang", "trtllm"):
-        said["memory_budget"] = (f"vLLM's: {opts['engine']}'s own memory budget (runtime.toml [sglang.*], "
-                                 "[tensorrt_llm.*]) is not modelled yet")
+
+
+def _vllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: int, mla: bool) -> Engine:
+    """``vllm serve`` of the asked version (``[vllm.era.*]``; the newest when none or
+    "latest"): chunked prefill by era and context length, the batching defaults of
+    ``_batching_defaults`` unless set, the scheduler's own checks (``_check_scheduler``)."""
     d = data()
     asked = opts.get("engine_version")
     asked = None if asked is None or asked.strip().lower() == "latest" else asked
@@ -117,35 +133,12 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: boo
     version = asked or f">= {era['since']}"
     if not asked:
         said["engine_version"] = version
-    # GPUs of at least 70 GiB that are not A100s get the larger batching defaults
-    # (vllm/engine/arg_utils.py, usage-context defaults)
-    # (0.8.0-0.8.4: H100/H200 by name; 0.8.5-0.8.x: any GPU of >= 70 GiB; A100s excluded
-    # from 0.9.0 on: vllm_budget_rules.md sec. 3)
-    v = _version_tuple(asked) if asked else (99,)
-    name = gpu.name.upper()
-    if (0, 8) <= v[:2] and v < (0, 8, 5):
-        big = "H100" in name or "H200" in name
-    else:
-        big = gpu.memory_bytes >= 70 * 2**30 and ("A100" not in name or v < (0, 9))
-    size = "ge70gib_not_a100" if big else "other_gpu"
-    ctx = d["applied"]["usage_context"]
     chunked = era["chunked_prefill"] == "always" or (
         era["chunked_prefill"] == "long_context" and max_len > int(era["chunked_prefill_min_len"]))
-    if chunked:
-        table = era.get("max_num_batched_tokens") or d["vllm"]["max_num_batched_tokens"]
-        default_tokens = int(table[f"{ctx}_{size}"]) if f"{ctx}_{size}" in table else int(table["value"])
-    else:                            # the profile runs a whole max_model_len prompt
-        default_tokens = max(max_len, int(era["min_max_num_batched_tokens"]))
-    seqs_table = era.get("max_num_seqs") or d["vllm"]["max_num_seqs"]
-    tokens = pick("max_num_batched_tokens", default_tokens)
-    seqs = pick("max_num_seqs", min(int(seqs_table[f"{ctx}_{size}"]), tokens))
-    # vLLM's SchedulerConfig checks (vllm/config/scheduler.py _verify_args)
-    if tokens < seqs:
-        raise InputError("input.conflict", what=f"--max-num-batched-tokens {tokens:,} is below --max-num-seqs "
-                         f"{seqs:,}; vLLM refuses it (each scheduled sequence needs a token)")
-    if not chunked and tokens < max_len:
-        raise InputError("input.conflict", what=f"--max-num-batched-tokens {tokens:,} is below --max-model-len "
-                         f"{max_len:,} without chunked prefill (vLLM {version}); vLLM refuses it")
+    default_tokens, default_seqs = _batching_defaults(gpu, era, asked, max_len, chunked)
+    tokens = _pick(opts, said, "max_num_batched_tokens", default_tokens)
+    seqs = _pick(opts, said, "max_num_seqs", min(default_seqs, tokens))
+    _check_scheduler(tokens, seqs, chunked, max_len, version)
     eager = bool(opts.get("enforce_eager"))
     return Engine(
         name="vllm", era=era_key, version=version,
@@ -156,6 +149,45 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: boo
         chunked_prefill=chunked, windows=era.get("windows", "hybrid"),
         cuda_graphs="none" if eager else era["cuda_graphs"],
     )
+
+
+def _batching_defaults(gpu: GPU, era: dict[str, Any], asked: str | None, max_len: int,
+                       chunked: bool) -> tuple[int, int]:
+    """vLLM's default ``max_num_batched_tokens`` and ``max_num_seqs`` for this GPU, before
+    the seqs cap at the token budget.
+
+    GPUs of at least 70 GiB that are not A100s get the larger batching defaults
+    (vllm/engine/arg_utils.py, usage-context defaults) (0.8.0-0.8.4: H100/H200 by name;
+    0.8.5-0.8.x: any GPU of >= 70 GiB; A100s excluded from 0.9.0 on: vllm_budget_rules.md
+    sec. 3).  Without chunked prefill the profile runs a whole max_model_len prompt."""
+    d = data()
+    v = _version_tuple(asked) if asked else (99,)
+    name = gpu.name.upper()
+    if (0, 8) <= v[:2] and v < (0, 8, 5):
+        big = "H100" in name or "H200" in name
+    else:
+        big = gpu.memory_bytes >= 70 * GiB and ("A100" not in name or v < (0, 9))
+    size = "ge70gib_not_a100" if big else "other_gpu"
+    ctx = d["applied"]["usage_context"]
+    if chunked:
+        table = era.get("max_num_batched_tokens") or d["vllm"]["max_num_batched_tokens"]
+        default_tokens = int(table[f"{ctx}_{size}"]) if f"{ctx}_{size}" in table else int(table["value"])
+    else:
+        default_tokens = max(max_len, int(era["min_max_num_batched_tokens"]))
+    seqs_table = era.get("max_num_seqs") or d["vllm"]["max_num_seqs"]
+    return default_tokens, int(seqs_table[f"{ctx}_{size}"])
+
+
+def _check_scheduler(tokens: int, seqs: int, chunked: bool, max_len: int, version: str) -> None:
+    """vLLM's SchedulerConfig checks (vllm/config/scheduler.py _verify_args)."""
+    from rigsize.errors import InputError
+
+    if tokens < seqs:
+        raise InputError("input.conflict", what=f"--max-num-batched-tokens {tokens:,} is below --max-num-seqs "
+                         f"{seqs:,}; vLLM refuses it (each scheduled sequence needs a token)")
+    if not chunked and tokens < max_len:
+        raise InputError("input.conflict", what=f"--max-num-batched-tokens {tokens:,} is below --max-model-len "
+                         f"{max_len:,} without chunked prefill (vLLM {version}); vLLM refuses it")
 
 
 def _transformers_engine(opts: dict[str, Any], said: dict[str, Any], max_len: int) -> Engine:

@@ -89,27 +89,42 @@ def _gpu(opts: dict[str, Any], assumptions: dict[str, Any]) -> GPU:
 
 
 def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: dict[str, Any]) -> Workload:
-    def default(name: str, value: Any) -> Any:
-        if name in opts:
-            return opts[name]
-        assumptions[name] = value
-        return value
-
+    """The workload the options describe; the defaults rigsize fills in are written to
+    ``assumptions``."""
     if task not in TRAINING_TASKS:
-        for name in ("micro_batch", "global_batch"):
-            if name in opts:
-                raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to training tasks")
-        batch = default("batch", 1)
-        prompt, output = _prompt_output(opts, arch)
-        if "seq" in opts and opts["seq"] != prompt + output:
-            raise InputError("input.conflict", what=f"--seq {opts['seq']} contradicts --prompt {prompt} + "
-                             f"--output {output}; give --seq alone or prompt and output")
-        for name, value in (("prompt", prompt), ("output", output)):
-            if name not in opts:
-                assumptions[name] = value
-        seq = default("seq", prompt + output)
-        _check_context(arch, seq)
-        return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output)  # type: ignore[arg-type]
+        return _inference_workload(opts, arch, assumptions)
+    return _training_workload(opts, arch, task, assumptions)
+
+
+def _default(opts: dict[str, Any], assumptions: dict[str, Any], name: str, value: Any) -> Any:
+    """The option as given, else ``value``, which is then echoed as an assumption."""
+    if name in opts:
+        return opts[name]
+    assumptions[name] = value
+    return value
+
+
+def _inference_workload(opts: dict[str, Any], arch: Architecture, assumptions: dict[str, Any]) -> Workload:
+    """Requests of ``prompt + output`` tokens (``_prompt_output``), ``batch`` at once."""
+    for name in ("micro_batch", "global_batch"):
+        if name in opts:
+            raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to training tasks")
+    batch = _default(opts, assumptions, "batch", 1)
+    prompt, output = _prompt_output(opts, arch)
+    if "seq" in opts and opts["seq"] != prompt + output:
+        raise InputError("input.conflict", what=f"--seq {opts['seq']} contradicts --prompt {prompt} + "
+                         f"--output {output}; give --seq alone or prompt and output")
+    for name, value in (("prompt", prompt), ("output", output)):
+        if name not in opts:
+            assumptions[name] = value
+    seq = _default(opts, assumptions, "seq", prompt + output)
+    _check_context(arch, seq)
+    return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output)  # type: ignore[arg-type]
+
+
+def _training_workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: dict[str, Any]) -> Workload:
+    """Micro-batches of ``seq`` tokens, trained by a framework (megatron for pre-training,
+    deepspeed under ZeRO, hf otherwise) with its recipe (``frameworks.recipe``)."""
     if "prompt" in opts or "output" in opts:
         raise InputError("input.conflict", what="--prompt and --output apply to inference; use --seq for training")
     if "batch" in opts and "micro_batch" in opts and opts["batch"] != opts["micro_batch"]:
@@ -117,17 +132,13 @@ def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: 
                          "differ; in training --batch is the micro-batch")
     micro = opts.get("micro_batch", opts.get("batch"))
     if micro is None:
-        micro = default("micro_batch", 1)
-    seq = default("seq", min(DEFAULT_TRAIN_SEQ, arch.max_position_embeddings or DEFAULT_TRAIN_SEQ))
+        micro = _default(opts, assumptions, "micro_batch", 1)
+    seq = _default(opts, assumptions, "seq", min(DEFAULT_TRAIN_SEQ, arch.max_position_embeddings or DEFAULT_TRAIN_SEQ))
     _check_context(arch, seq)
-    framework = opts.get("framework") or default(
-        "framework", "megatron" if task == "pretrain" else ("deepspeed" if opts.get("zero", "0") != "0" else "hf"))
-    targets = opts.get("lora_targets")
-    if targets is not None and not any(x.strip() for x in targets.split(",")):
-        raise InputError("input.conflict", what="--lora-targets names no module; give e.g. q_proj,v_proj, or "
-                         "leave it out for every linear layer")
-    if targets:
-        _check_lora_targets(arch, targets)
+    framework = opts.get("framework") or _default(
+        opts, assumptions, "framework",
+        "megatron" if task == "pretrain" else ("deepspeed" if opts.get("zero", "0") != "0" else "hf"))
+    targets = _lora_targets(opts, arch)
     if "adapter_dtype" in opts and task not in ("lora", "qlora"):
         raise InputError("input.adapter_dtype_task", task=task)
     fw = frameworks.defaults(framework, task)
@@ -136,6 +147,32 @@ def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: 
         optimizer_in_backward=opts.get("optimizer_in_backward"), chunked_loss=opts.get("chunked_loss"),
         adapter_dtype=opts.get("adapter_dtype"), activation_offload=opts.get("activation_offload"),
         zero=int(opts.get("zero", "0")))
+    _check_framework_options(opts, framework, task)
+    for name, on in (("optimizer_in_backward", fw.optimizer_in_backward), ("chunked_loss", fw.loss != "full"),
+                     ("activation_offload", fw.activation_offload)):
+        if name not in opts and on:      # echo the framework defaults that change the memory
+            assumptions[name] = True
+    return Workload(
+        task=task, batch=micro, seq=seq, framework=framework,  # type: ignore[arg-type]
+        optimizer=_default(opts, assumptions, "optimizer", fw.optimizer),
+        lora_rank=_default(opts, assumptions, "lora_rank", 16), lora_targets=targets, recipe=recipe,
+    )
+
+
+def _lora_targets(opts: dict[str, Any], arch: Architecture) -> frozenset[str] | None:
+    """``--lora-targets`` as a set of module names (None: every linear layer), each checked."""
+    targets = opts.get("lora_targets")
+    if targets is not None and not any(x.strip() for x in targets.split(",")):
+        raise InputError("input.conflict", what="--lora-targets names no module; give e.g. q_proj,v_proj, or "
+                         "leave it out for every linear layer")
+    if not targets:
+        return None
+    _check_lora_targets(arch, targets)
+    return frozenset(x.strip() for x in targets.split(",") if x.strip())
+
+
+def _check_framework_options(opts: dict[str, Any], framework: str, task: str) -> None:
+    """Options the framework has no code for: activation offloading, optimizer-in-backward, LoRA."""
     no_offload = ("hf", "trl", "fsdp", "torchtitan", "llamafactory")
     if opts.get("activation_offload") and framework in no_offload:
         raise InputError("input.conflict", what=f"--activation-offload: {framework} has no activation offloading "
@@ -146,16 +183,6 @@ def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: 
     if task in ("lora", "qlora") and framework in ("torchtitan", "megatron"):
         raise InputError("input.conflict", what=f"--task {task}: {framework} has no LoRA recipe; use hf, trl, "
                          "torchtune, unsloth, llamafactory or deepspeed")
-    for name, on in (("optimizer_in_backward", fw.optimizer_in_backward), ("chunked_loss", fw.loss != "full"),
-                     ("activation_offload", fw.activation_offload)):
-        if name not in opts and on:      # echo the framework defaults that change the memory
-            assumptions[name] = True
-    return Workload(
-        task=task, batch=micro, seq=seq, framework=framework,  # type: ignore[arg-type]
-        optimizer=default("optimizer", fw.optimizer), lora_rank=default("lora_rank", 16),
-        lora_targets=frozenset(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
-        recipe=recipe,
-    )
 
 
 def _prompt_output(opts: dict[str, Any], arch: Architecture) -> tuple[int, int]:

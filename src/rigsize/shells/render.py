@@ -86,13 +86,34 @@ def print_estimate(report: EstimateReport, lang: str, console: Console | None = 
 
 
 def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
-    mem, hw, par = report.memory, report.hardware, report.parallel
+    """The memory table, what would make it fit, the speed table and the cost."""
+    console.print(_memory_table(report, lang))
+    _print_list(console, t("report.suggestions", lang), [_suggestion(s, lang) + f" -> {human_bytes(s.total_bytes)}"
+                                                         for s in report.memory.suggestions])
+    perf = report.performance
+    if perf is not None and hasattr(perf, "step_seconds"):
+        console.print(_training_speed_table(perf, lang))
+    elif perf is not None:
+        console.print(_serving_speed_table(perf, lang))
+    print_cost(report.cost, lang, console)
+
+
+def _layout_text(report: EstimateReport) -> str:
+    """``tp=8 pp=1 dp=1``, with ep and cp where used and, in training, zero, recompute, offload."""
+    par = report.parallel
     layout = f"tp={par.tp} pp={par.pp} dp={par.dp}" + (f" ep={par.ep}" if par.ep > 1 else "") + (
         f" cp={par.cp}" if par.cp > 1 else "")
     if report.task != "inference":
-        layout += f" zero={par.zero} recompute={par.recompute}" + (f" offload={par.offload}" if par.offload != "none" else "")
+        layout += f" zero={par.zero} recompute={par.recompute}" + (
+            f" offload={par.offload}" if par.offload != "none" else "")
+    return layout
+
+
+def _memory_table(report: EstimateReport, lang: str) -> Table:
+    """Bytes per GPU by part, the total against the usable memory, the KV pool and the stages."""
+    mem, hw = report.memory, report.hardware
     title = (f"{t('report.memory_per_gpu', lang)}: {t('task.' + report.task, lang)}, "
-             f"{hw.gpus}x {hw.gpu} ({layout})")
+             f"{hw.gpus}x {hw.gpu} ({_layout_text(report)})")
     table = Table(title=title, title_justify="left")
     table.add_column(t("report.component", lang))
     table.add_column(t("report.bytes", lang), justify="right")
@@ -119,41 +140,46 @@ def _print_memory(console: Console, report: EstimateReport, lang: str) -> None:
             table.add_row(render("mem.stage", lang, i=st.stage, role=t(f"stage.{st.role}", lang),
                                  first=st.first_layer, n=st.num_layers),
                           human_bytes(st.per_gpu.total))
-    console.print(table)
-    _print_list(console, t("report.suggestions", lang), [_suggestion(s, lang) + f" -> {human_bytes(s.total_bytes)}"
-                                                         for s in mem.suggestions])
-    perf = report.performance
-    if perf is not None and hasattr(perf, "step_seconds"):
-        table = Table(title=t("report.training_speed", lang), title_justify="left", show_header=False)
-        table.add_column(style="bold")
-        table.add_column(justify="right")
-        table.add_row(t("perf.step", lang), f"{perf.step_seconds:,.2f} s ({_bound(perf.bound, lang)})"
-                      + _band(perf, "step_seconds", lang))
-        table.add_row(t("perf.tokens", lang), f"{perf.tokens_per_second:,.0f} tokens/s"
-                      + _band(perf, "tokens_per_second", lang))
-        table.add_row(t("perf.mfu_hfu", lang), f"{perf.mfu:.1%} / {perf.hfu:.1%}" + _band(perf, "mfu", lang))
-        for key, value in perf.breakdown.model_dump().items():
-            if value:
-                table.add_row(f"  {_part(key, lang)}", f"{value:,.3f} s")
-        if perf.train_days is not None:
-            table.add_row(t("perf.days", lang), f"{perf.train_days:,.1f} {t('perf.days_unit', lang)}, "
-                          f"{perf.gpu_hours:,.0f} {t('perf.gpu_hours_unit', lang)}")
-        console.print(table)
-    elif perf is not None:
-        table = Table(title=t("report.performance", lang), title_justify="left", show_header=False)
-        table.add_column(style="bold")
-        table.add_column(justify="right")
-        table.add_row(t("perf.ttft", lang), f"{perf.ttft_seconds * 1e3:,.1f} ms ({_bound(perf.bound.prefill, lang)})"
-                      + _band(perf, "ttft_seconds", lang))
-        table.add_row(t("perf.tpot", lang), f"{perf.tpot_seconds * 1e3:,.2f} ms ({_bound(perf.bound.decode, lang)})"
-                      + _band(perf, "tpot_seconds", lang))
-        table.add_row(t("perf.e2e", lang), f"{perf.e2e_seconds:,.2f} s")
-        table.add_row(t("perf.throughput", lang), f"{perf.output_tokens_per_second:,.0f} tokens/s "
-                      f"({perf.output_tokens_per_second_per_gpu:,.0f} / GPU)"
-                      + _band(perf, "output_tokens_per_second", lang))
-        table.add_row(t("perf.requests", lang), f"{perf.requests_per_second:,.2f} req/s")
-        console.print(table)
-    print_cost(report.cost, lang, console)
+    return table
+
+
+def _speed_table(title: str) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    return table
+
+
+def _training_speed_table(perf: Any, lang: str) -> Table:
+    """Step time, tokens/s, MFU/HFU (each with its error band), the step's parts, days and GPU-hours."""
+    table = _speed_table(t("report.training_speed", lang))
+    table.add_row(t("perf.step", lang), f"{perf.step_seconds:,.2f} s ({_bound(perf.bound, lang)})"
+                  + _band(perf, "step_seconds", lang))
+    table.add_row(t("perf.tokens", lang), f"{perf.tokens_per_second:,.0f} tokens/s"
+                  + _band(perf, "tokens_per_second", lang))
+    table.add_row(t("perf.mfu_hfu", lang), f"{perf.mfu:.1%} / {perf.hfu:.1%}" + _band(perf, "mfu", lang))
+    for key, value in perf.breakdown.model_dump().items():
+        if value:
+            table.add_row(f"  {_part(key, lang)}", f"{value:,.3f} s")
+    if perf.train_days is not None:
+        table.add_row(t("perf.days", lang), f"{perf.train_days:,.1f} {t('perf.days_unit', lang)}, "
+                      f"{perf.gpu_hours:,.0f} {t('perf.gpu_hours_unit', lang)}")
+    return table
+
+
+def _serving_speed_table(perf: Any, lang: str) -> Table:
+    """TTFT, TPOT (each with its bound and error band), end-to-end time, throughput, requests/s."""
+    table = _speed_table(t("report.performance", lang))
+    table.add_row(t("perf.ttft", lang), f"{perf.ttft_seconds * 1e3:,.1f} ms ({_bound(perf.bound.prefill, lang)})"
+                  + _band(perf, "ttft_seconds", lang))
+    table.add_row(t("perf.tpot", lang), f"{perf.tpot_seconds * 1e3:,.2f} ms ({_bound(perf.bound.decode, lang)})"
+                  + _band(perf, "tpot_seconds", lang))
+    table.add_row(t("perf.e2e", lang), f"{perf.e2e_seconds:,.2f} s")
+    table.add_row(t("perf.throughput", lang), f"{perf.output_tokens_per_second:,.0f} tokens/s "
+                  f"({perf.output_tokens_per_second_per_gpu:,.0f} / GPU)"
+                  + _band(perf, "output_tokens_per_second", lang))
+    table.add_row(t("perf.requests", lang), f"{perf.requests_per_second:,.2f} req/s")
+    return table
 
 
 def _band(perf: Any, field: str, lang: str) -> str:
