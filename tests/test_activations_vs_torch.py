@@ -33,7 +33,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rigsize.memory.activations import LoraSpec, activation_bytes
-from rigsize.model.architecture import Architecture, build_architecture
+from rigsize.model.architecture import Architecture
+from rigsize.model.families import build_architecture
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

@@ -13,7 +13,7 @@ from _hf import meta_param_count
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rigsize.model.architecture import SUPPORTED_MODEL_TYPES, build_architecture
+from rigsize.model.families import SUPPORTED_MODEL_TYPES, build_architecture
 from rigsize.model.inputs import preset_config, presets
 
 pytest.importorskip("transformers")

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from rigsize.errors import FormatError, HardwareError
 from rigsize.model import formats as F
 from rigsize.model.tensors import LINEAR_ROLES, Tensor
+from rigsize.model.tp_groups import tp_group_problems
 
 AS_OF = "2026-11-27"
 CONTRACT = ("fp32 bf16 fp16 fp8 fp8-block int8 llm-int8 gptq-int4 gptq-int8 awq-int4 nf4 fp4 "
@@ -390,9 +391,9 @@ def qwen2_72b_rows() -> list[Tensor]:
 @pytest.mark.parametrize("fmt", ["gptq-int4", "awq-int4", "gptq-int8"])
 def test_qwen2_72b_intermediate_does_not_split_into_groups_of_128(fmt):
     rows = qwen2_72b_rows()
-    assert F.tp_group_problems(fmt, rows, 1) == []
+    assert tp_group_problems(fmt, rows, 1) == []
     for tp in (2, 4, 8):
-        problems = F.tp_group_problems(fmt, rows, tp)
+        problems = tp_group_problems(fmt, rows, tp)
         assert len(problems) == 1
         p = problems[0]
         assert (p.role, p.axis, p.dim, p.group, p.tp) == ("mlp_down", "in", 29568, 128, tp)
@@ -405,13 +406,13 @@ def test_qwen2_72b_intermediate_does_not_split_into_groups_of_128(fmt):
                               "group": 128, "tp": tp, "good": "1, 3, 7, 11, 21, 33"}
     # 8192 / 128 = 64 groups: attn_o splits at every power of two up to 64
     only_o = [t for t in rows if t.role == "attn_o"]
-    assert all(F.tp_group_problems(fmt, only_o, tp) == [] for tp in (2, 4, 8, 16, 32, 64))
+    assert all(tp_group_problems(fmt, only_o, tp) == [] for tp in (2, 4, 8, 16, 32, 64))
 
 
 def test_tp_groups_unquantized_and_per_channel_formats_have_none():
     rows = qwen2_72b_rows()
     for fmt in ("bf16", "fp8", "int8", "llm-int8", "nf4"):
-        assert F.tp_group_problems(fmt, rows, 8) == []
+        assert tp_group_problems(fmt, rows, 8) == []
 
 
 def test_fp8_block_checks_both_axes_qwen3_30b_a3b():
@@ -420,10 +421,10 @@ def test_fp8_block_checks_both_axes_qwen3_30b_a3b():
     rows = [Tensor("e.gate", "expert_gate", (768, 2048), 0, count=128),
             Tensor("e.up", "expert_up", (768, 2048), 0, count=128),
             Tensor("e.down", "expert_down", (2048, 768), 0, count=128)]
-    assert F.tp_group_problems("fp8-block", rows, 2) == []   # 384 = 3 x 128
-    problems = {(p.role, p.axis) for p in F.tp_group_problems("fp8-block", rows, 4)}
+    assert tp_group_problems("fp8-block", rows, 2) == []   # 384 = 3 x 128
+    problems = {(p.role, p.axis) for p in tp_group_problems("fp8-block", rows, 4)}
     assert problems == {("expert_gate", "out"), ("expert_up", "out"), ("expert_down", "in")}
-    out = next(p for p in F.tp_group_problems("fp8-block", rows, 4) if p.axis == "out")
+    out = next(p for p in tp_group_problems("fp8-block", rows, 4) if p.axis == "out")
     assert out.error().key == "format.tp_groups_out" and out.good == (1, 2, 3, 6)
 
 
@@ -435,19 +436,19 @@ def test_gguf_tp_blocks_follow_the_fallback_type():
     mix = F.gguf_mix(rows, 80)
     downs = [F.gguf_tensor_type("q4_k_m", t, mix) for t in rows if t.role == "mlp_down"]
     assert set(downs) == {"Q5_0", "Q8_0"}
-    assert F.tp_group_problems("q4_k_m", rows, 2) == F.tp_group_problems("q4_k_m", rows, 4) == []
-    problems = F.tp_group_problems("q4_k_m", rows, 8)
+    assert tp_group_problems("q4_k_m", rows, 2) == tp_group_problems("q4_k_m", rows, 4) == []
+    problems = tp_group_problems("q4_k_m", rows, 8)
     assert [(p.role, p.group, p.n_tensors) for p in problems] == [("mlp_down", 32, 80)]
     # a 256-block type on a row-parallel layer: 1280 = 5 blocks of 256
     odd = [Tensor("o", "attn_o", (1024, 1280), 0)]
-    assert [p.good for p in F.tp_group_problems("q4_k_m", odd, 2)] == [(1, 5)]
+    assert [p.good for p in tp_group_problems("q4_k_m", odd, 2)] == [(1, 5)]
 
 
 @settings(max_examples=200, deadline=None)
 @given(n_groups=st.integers(1, 400), tp=st.sampled_from([1, 2, 3, 4, 6, 8, 16]))
 def test_tp_rule_is_whole_groups_per_shard(n_groups, tp):
     rows = [Tensor("d", "mlp_down", (1024, 128 * n_groups), 0)]
-    problems = F.tp_group_problems("gptq-int4", rows, tp)
+    problems = tp_group_problems("gptq-int4", rows, tp)
     assert bool(problems) == (tp > 1 and n_groups % tp != 0)
     for p in problems:
         assert tp not in p.good and all(n_groups % g == 0 for g in p.good)
@@ -538,7 +539,7 @@ def test_format_table_rows():
 # properties
 # ----------------------------------------------------------------------------------
 
-ROLES = sorted(F._GGUF_CATEGORY) + ["norm", "bias", "router", "pos_embed"]
+ROLES = sorted(F.GGUF_CATEGORY) + ["norm", "bias", "router", "pos_embed"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

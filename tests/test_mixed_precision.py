@@ -29,7 +29,10 @@ from safetensors.torch import save_file
 import rigsize
 from rigsize.model import formats as F
 from rigsize.model.inputs import preset_config, resolve_model
+from rigsize.model.kept_modules import KeptModules
+from rigsize.model.quantization import quantization_format
 from rigsize.model.tensors import Tensor
+from rigsize.model.tp_groups import tp_group_problems
 from rigsize.shells.cli import main
 
 
@@ -155,7 +158,7 @@ def test_user_weights_other_than_the_checkpoint_format_drop_its_rules(tmp_path: 
 
 def _fmt(*patterns: str, base: str = "fp8") -> F.WeightFormat:
     from dataclasses import replace
-    return replace(F.resolve_weight_format(base), kept_modules=F.KeptModules(tuple((p, "bf16") for p in patterns)))
+    return replace(F.resolve_weight_format(base), kept_modules=KeptModules(tuple((p, "bf16") for p in patterns)))
 
 
 Q = Tensor("model.layers.0.self_attn.q_proj.weight", "attn_q", (64, 64), 0)
@@ -192,15 +195,15 @@ def test_patterns_touch_only_quantizable_tensors() -> None:
 
 def test_kept_modules_skip_tp_group_checks() -> None:
     down = Tensor("model.layers.0.mlp.down_proj.weight", "mlp_down", (64, 29568), 0)
-    assert F.tp_group_problems("gptq-int4", [down], 8)
+    assert tp_group_problems("gptq-int4", [down], 8)
     from dataclasses import replace
-    kept = replace(F.resolve_weight_format("gptq-int4"), kept_modules=F.KeptModules((("mlp", "fp16"),)))
-    assert not F.tp_group_problems(kept, [down], 8)
+    kept = replace(F.resolve_weight_format("gptq-int4"), kept_modules=KeptModules((("mlp", "fp16"),)))
+    assert not tp_group_problems(kept, [down], 8)
 
 
 def test_qlora_upcasts_kept_modules() -> None:
     from dataclasses import replace
-    nf4 = replace(F.resolve_weight_format("nf4"), kept_modules=F.KeptModules((("q_proj", "bf16"),)))
+    nf4 = replace(F.resolve_weight_format("nf4"), kept_modules=KeptModules((("q_proj", "bf16"),)))
     assert F.tensor_bits(nf4, Q, 1, training=True) == Q.numel * 32
 
 
@@ -225,7 +228,7 @@ def _ct(weights: dict, **extra) -> dict:
     ({"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": ["lm_head"]}, "nvfp4", 16),
 ])
 def test_quantization_configs(quant: dict, name: str, group: int | None) -> None:
-    found = F.quantization_format(quant)
+    found = quantization_format(quant)
     assert found is not None
     assert found[0].name == name
     if group is not None:
@@ -241,16 +244,16 @@ def test_quantization_configs(quant: dict, name: str, group: int | None) -> None
     {"quant_method": "hqq"},
 ])
 def test_unknown_schemes_are_refused_and_warned(tmp_path: Path, quant: dict) -> None:
-    assert F.quantization_format(quant) is None
+    assert quantization_format(quant) is None
     r = rigsize.estimate(str(_config_file(tmp_path, "llama-3.1-8b", quant, "bfloat16")))
     assert [w for w in r.warnings if "not a format rigsize knows" in w]
     assert r.model.weight_format == "bf16"
 
 
 def test_bitsandbytes_without_double_quant_stores_fp32_absmax() -> None:
-    dq = F.quantization_format({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+    dq = quantization_format({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
                                 "bnb_4bit_use_double_quant": True, "llm_int8_skip_modules": ["lm_head", "mlp"]})
-    single = F.quantization_format({"quant_method": "bitsandbytes", "load_in_4bit": True,
+    single = quantization_format({"quant_method": "bitsandbytes", "load_in_4bit": True,
                                     "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": False})
     assert dq and single
     n = 4096 * 4096

@@ -113,7 +113,7 @@ def test_gguf_file_metadata_and_tensor_types(tmp_path: Path) -> None:
 
 
 def resolve_model_dict(cfg: dict):
-    from rigsize.model.architecture import build_architecture
+    from rigsize.model.families import build_architecture
 
     return build_architecture(cfg)
 
@@ -174,7 +174,7 @@ def test_bare_70b_looks_like_llama3_70b() -> None:
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rigsize.model.architecture import build_architecture  # noqa: E402
+from rigsize.model.families import build_architecture  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)

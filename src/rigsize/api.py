@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rigsize.model.architecture import active_params, build_architecture
+from rigsize.model.architecture import active_params
+from rigsize.model.families import build_architecture
 from rigsize.model.inputs import find_presets, preset_config
 from rigsize.report import PresetRow
 

@@ -17,7 +17,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from rigsize.errors import ModelError
 
@@ -143,16 +143,28 @@ def _gguf_value(reader: Any, key: str) -> Any:
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], Checkpoint]:
     """A Hugging Face-style config and the stored totals of a GGUF file."""
-    try:
-        from gguf import GGUFReader, LlamaFileType
-
-        reader = GGUFReader(str(path))
-    except Exception as exc:  # the reader raises many types on malformed files
-        raise ModelError("model.bad_gguf", path=str(path), detail=str(exc).splitlines()[0][:200]) from None
+    reader = _open_gguf(path)
     arch = _gguf_value(reader, "general.architecture")
     model_type = _GGUF_ARCH.get(str(arch))
     if model_type is None:
         raise ModelError("model.gguf_arch", path=str(path), arch=arch, supported=", ".join(sorted(_GGUF_ARCH)))
+    config = _gguf_config(reader, str(arch), model_type)
+    return {k: v for k, v in config.items() if v is not None}, _gguf_checkpoint(reader, path)
+
+
+def _open_gguf(path: Path) -> Any:
+    """llama.cpp's own reader (``gguf.GGUFReader``) on ``path``; it memory-maps the file."""
+    try:
+        from gguf import GGUFReader
+
+        return GGUFReader(str(path))
+    except Exception as exc:  # the reader raises many types on malformed files
+        raise ModelError("model.bad_gguf", path=str(path), detail=str(exc).splitlines()[0][:200]) from None
+
+
+def _gguf_config(reader: Any, arch: str, model_type: str) -> dict[str, Any]:
+    """The config fields a GGUF file's ``{arch}.*`` metadata holds, under their Hugging
+    Face names (llama.cpp ``convert_hf_to_gguf.py`` writes them the other way)."""
     tensors = {t.name: t for t in reader.tensors}
 
     def meta(key: str) -> Any:
@@ -176,33 +188,51 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], Checkpoint]:
     if meta("attention.key_length"):
         config["head_dim"] = meta("attention.key_length")
     if meta("expert_count"):
-        experts = {"num_experts": meta("expert_count"), "num_experts_per_tok": meta("expert_used_count"),
-                   "moe_intermediate_size": meta("expert_feed_forward_length")}
         if model_type == "llama":   # llama.cpp stores Mixtral as "llama" with experts
             config["model_type"] = "mixtral"
-            experts = {"num_local_experts": experts["num_experts"],
-                       "num_experts_per_tok": experts["num_experts_per_tok"]}
-        if meta("expert_shared_feed_forward_length"):
-            experts["shared_expert_intermediate_size"] = meta("expert_shared_feed_forward_length")
-        config.update(experts)
+        config.update(_gguf_experts(meta, config["model_type"]))
     if meta("attention.sliding_window"):
         config["sliding_window"] = meta("attention.sliding_window")
+    return config
+
+
+def _gguf_experts(meta: Callable[[str], Any], model_type: str) -> dict[str, Any]:
+    """The MoE fields under the config's names (Mixtral's config calls its experts
+    ``num_local_experts`` and has no separate expert width)."""
+    experts = {"num_experts": meta("expert_count"), "num_experts_per_tok": meta("expert_used_count"),
+               "moe_intermediate_size": meta("expert_feed_forward_length")}
+    if model_type == "mixtral":
+        experts = {"num_local_experts": experts["num_experts"],
+                   "num_experts_per_tok": experts["num_experts_per_tok"]}
+    if meta("expert_shared_feed_forward_length"):
+        experts["shared_expert_intermediate_size"] = meta("expert_shared_feed_forward_length")
+    return experts
+
+
+def _gguf_weight_format(reader: Any) -> str | None:
+    """The rigsize format of the file's ``general.file_type`` (gguf.LlamaFileType), if known."""
+    from gguf import LlamaFileType
+
     file_type = _gguf_value(reader, "general.file_type")
-    fmt = None
-    if file_type is not None:
-        try:
-            fmt = _GGUF_FILE_TYPES.get(LlamaFileType(int(file_type)).name)
-        except ValueError:
-            fmt = None
+    if file_type is None:
+        return None
+    try:
+        return _GGUF_FILE_TYPES.get(LlamaFileType(int(file_type)).name)
+    except ValueError:
+        return None
+
+
+def _gguf_checkpoint(reader: Any, path: Path) -> Checkpoint:
+    """Elements and bytes the file stores, by ggml tensor type."""
     dtypes: Counter[str] = Counter()
     for t in reader.tensors:
         dtypes[t.tensor_type.name] += int(t.n_elements)
-    ckpt = Checkpoint(
+    return Checkpoint(
         stored_params=sum(int(t.n_elements) for t in reader.tensors),
         stored_bytes=sum(int(t.n_bytes) for t in reader.tensors),
-        dtypes=dict(dtypes), tensor_names=frozenset(tensors), weight_format=fmt, source=str(path),
+        dtypes=dict(dtypes), tensor_names=frozenset(t.name for t in reader.tensors),
+        weight_format=_gguf_weight_format(reader), source=str(path),
     )
-    return {k: v for k, v in config.items() if v is not None}, ckpt
 
 
 # ----------------------------------------------------------------------------------

@@ -10,14 +10,13 @@ The numbers live in ``rigsize/data/formats.toml`` (every row with ``source`` and
 * GGUF ``_M``/``_S`` files are per-tensor mixes: ``gguf_tensor_type`` ports
   ``llama_tensor_get_type`` from llama.cpp ``src/llama-quant.cpp`` (commit pinned in
   the catalog's ``[gguf]`` table) for the roles ``tensors.py`` knows;
-* mixed-precision checkpoints: ``KeptModules`` (modules a checkpoint stores outside
-  its format, from ``quantization_config`` lists or safetensors headers) travel on the
-  ``WeightFormat``, so every consumer of ``tensor_bits`` prices them the same way;
-  ``quantization_format`` reads a Hugging Face ``quantization_config``;
-* ``tp_group_problems``: quantization groups that a tensor-parallel split would cut;
+* mixed-precision checkpoints: the ``KeptModules`` of ``rigsize.model.kept_modules``
+  travel on the ``WeightFormat``, so every consumer of ``tensor_bits`` prices them the
+  same way (``rigsize.model.quantization`` reads them from a checkpoint);
 * ``gpu_runs``: whether an architecture runs a format natively or weight-only;
 * KV cache: ``kv_bytes_per_token`` (with DeepSeek's 656-byte FP8 MLA layout).
 
+Quantization groups that a tensor-parallel split would cut are ``rigsize.model.tp_groups``.
 All widths are bits (4-bit formats break byte arithmetic); convert with
 ``rigsize.units.bits_to_bytes`` at the edges.
 """
@@ -25,17 +24,16 @@ All widths are bits (4-bit formats break byte arithmetic); convert with
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import math
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, Protocol
 
 from rigsize.errors import FormatError, HardwareError
+from rigsize.model.kept_modules import KeptModules
 from rigsize.model.tensors import LINEAR_ROLES, Tensor
 from rigsize.units import bits_to_bytes
 
@@ -50,81 +48,6 @@ _KEPT_ROLES = ("embed", "pos_embed", "lm_head", "router", "norm", "bias", "other
 # ----------------------------------------------------------------------------------
 # Catalog rows
 # ----------------------------------------------------------------------------------
-
-_DENSE_DTYPES = ("bf16", "fp16", "fp32")
-
-
-@dataclass(frozen=True)
-class KeptModules:
-    """Modules a checkpoint stores outside its weight format: ``rules`` are (pattern,
-    format) pairs, the first match wins, and the format is a dense dtype (bf16, fp16,
-    fp32) or the checkpoint's own format name (a module the headers show quantized).
-
-    Patterns are Hugging Face module names as the quantizers write them: ``re:<regex>``
-    is ``re.match`` on the module name (compressed-tensors ``ignore``,
-    ``compressed_tensors.utils.match``), one with ``*`` a shell wildcard (ModelOpt
-    ``exclude_modules``); any other pattern matches whole dot-separated
-    components of the name, so ``lm_head``, ``self_attn``, ``model.layers.0.mlp`` and
-    ``model.layers.0.self_attn.q_proj`` all work (transformers ``modules_to_not_convert``
-    matches ``key == name`` or ``key + "."`` in name; AutoAWQ and vLLM a substring).  Only
-    tensors the format would quantize are affected; norms, biases and routers keep the
-    format's own rules."""
-
-    rules: tuple[tuple[str, str], ...] = ()
-    source: str = ""
-    _plain: Mapping[str, tuple[int, str]] = field(default_factory=dict, compare=False, repr=False)
-    _regex: tuple[tuple[int, Any, str], ...] = field(default=(), compare=False, repr=False)
-    _memo: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        plain: dict[str, tuple[int, str]] = {}
-        regex: list[tuple[int, Any, str]] = []
-        for i, (pattern, fmt) in enumerate(self.rules):
-            if pattern.startswith("re:") or "*" in pattern:
-                # ModelOpt exclude_modules use shell wildcards ("model.layers.0.self_attn*")
-                text = pattern[3:] if pattern.startswith("re:") else fnmatch.translate(pattern)
-                try:
-                    regex.append((i, re.compile(text), fmt))
-                except re.error:
-                    raise FormatError("format.bad_pattern", pattern=pattern[:80]) from None
-            else:
-                key = pattern.strip(".").removesuffix(".weight")
-                plain.setdefault(key, (i, fmt))
-        object.__setattr__(self, "_plain", plain)
-        object.__setattr__(self, "_regex", tuple(regex))
-
-    def __bool__(self) -> bool:
-        return bool(self.rules)
-
-    def format_of(self, tensor: Tensor) -> str | None:
-        """The format the rules give ``tensor``'s module, or None."""
-        if tensor.name in self._memo:
-            return self._memo[tensor.name]
-        found: tuple[int, str] | None = None
-        for name in _module_names(tensor):
-            parts = name.split(".")
-            for a in range(len(parts)):
-                for b in range(a + 1, len(parts) + 1):
-                    hit = self._plain.get(".".join(parts[a:b]))
-                    if hit and (found is None or hit[0] < found[0]):
-                        found = hit
-            for i, rx, fmt in self._regex:
-                if (found is None or i < found[0]) and rx.match(name):
-                    found = (i, fmt)
-        self._memo[tensor.name] = found[1] if found else None
-        return self._memo[tensor.name]
-
-
-def _module_names(tensor: Tensor) -> tuple[str, ...]:
-    """The module names a checkpoint would use for ``tensor``: its name without the
-    parameter suffix, and for merged expert rows (``...experts.gate_proj`` x count) the
-    name of expert 0 as ``transformers`` numbers them (``...experts.0.gate_proj``)."""
-    name = tensor.name.removesuffix(".weight").removesuffix(".bias")
-    if tensor.count > 1 and ".experts." in name:
-        head, _, tail = name.rpartition(".experts.")
-        return name, f"{head}.experts.0.{tail}"
-    return (name,)
-
 
 @dataclass(frozen=True)
 class WeightFormat:
@@ -339,160 +262,6 @@ def resolve_kv_format(name: str | KVFormat) -> KVFormat:
 
 
 # ----------------------------------------------------------------------------------
-# Checkpoints: quantization_config and safetensors dtypes -> a WeightFormat
-# ----------------------------------------------------------------------------------
-
-# Lists of modules a quantizer leaves unconverted, by config key:
-# transformers AwqConfig / FbgemmFp8Config / FineGrainedFP8Config / Mxfp4Config
-# ``modules_to_not_convert``; BitsAndBytesConfig ``llm_int8_skip_modules``;
-# compressed-tensors QuantizationConfig ``ignore``; ModelOpt ``exclude_modules``.
-_NOT_CONVERTED_KEYS = ("modules_to_not_convert", "llm_int8_skip_modules", "ignore", "exclude_modules")
-# safetensors dtypes of a weight stored unquantized -> rigsize dense format
-_STORED_DENSE = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}
-# tensor-name suffixes that mark a module as quantized in a checkpoint (GPTQ/AWQ qweight,
-# compressed-tensors pack-quantized weight_packed)
-_PACKED_SUFFIXES = (".qweight", ".weight_packed")
-
-
-def _group_size(value: Any, default: int) -> int:
-    """A config's group_size: -1 (GPTQ/compressed-tensors 'per channel') is 0 here."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return default
-    return 0 if value <= 0 else value
-
-
-def _compressed_tensors_format(q: Mapping[str, Any]) -> WeightFormat | None:
-    """compressed-tensors (src/compressed_tensors/quantization/quant_scheme.py presets
-    W4A16, W8A8, FP8, FP8_DYNAMIC, FP8_BLOCK, NVFP4): every config group's ``weights``
-    must agree; schemes rigsize does not store (asymmetric int4, 2:4 sparsity, other
-    widths) give None."""
-    if q.get("sparsity_config"):
-        return None
-    groups = q.get("config_groups")
-    if not isinstance(groups, Mapping) or not groups:
-        return None
-    schemes = [g.get("weights") for g in groups.values() if isinstance(g, Mapping)]
-    if not schemes or not all(isinstance(w, Mapping) for w in schemes):
-        return None
-    keys = {(w.get("type"), w.get("num_bits"), w.get("strategy"), w.get("group_size"),
-             w.get("symmetric", True), str(w.get("block_structure"))) for w in schemes}
-    if len(keys) != 1:
-        return None
-    kind, bits, strategy, group, symmetric, block = keys.pop()
-    if kind == "float" and bits == 8:
-        if strategy in ("tensor", "channel"):
-            # per-channel checkpoints store one 16-bit scale per output row instead of one
-            # fp32 per tensor: under 0.01% of the weights, not modelled
-            return resolve_weight_format("fp8")
-        if strategy == "block" and block in ("[128, 128]", "None"):
-            return resolve_weight_format("fp8-block")
-        return None
-    if kind == "float" and bits == 4 and group == 16:
-        return resolve_weight_format("nvfp4")
-    if kind == "int" and bits == 8 and symmetric and strategy in ("channel", "group"):
-        fmt = resolve_weight_format("int8")
-        return replace(fmt, group_size=_group_size(group, 0)) if strategy == "group" else fmt
-    if kind == "int" and bits == 4 and symmetric and strategy in ("channel", "group"):
-        fmt = resolve_weight_format("w4a16")
-        return replace(fmt, group_size=_group_size(group if strategy == "group" else 0, fmt.group_size))
-    return None
-
-
-def _method_format(method: str, q: Mapping[str, Any]) -> WeightFormat | None:
-    bits = q.get("bits")
-    if method == "fp8":
-        return resolve_weight_format("fp8-block" if q.get("weight_block_size") else "fp8")
-    if method == "fbgemm_fp8":
-        # transformers FbgemmFp8Linear: float8_e4m3fn weight + fp32 weight_scale per output
-        # row + input_scale_ub; the row scales (under 0.01%) are not modelled
-        return resolve_weight_format("fp8")
-    if method in ("gptq", "awq") and bits in (4, 8) and f"{method}-int{bits}" != "awq-int8":
-        fmt = resolve_weight_format(f"{method}-int{bits}")
-        return replace(fmt, group_size=_group_size(q.get("group_size"), fmt.group_size))
-    if method == "bitsandbytes":
-        if q.get("load_in_4bit"):
-            fmt = resolve_weight_format(str(q.get("bnb_4bit_quant_type", "fp4")).lower())
-            if q.get("bnb_4bit_use_double_quant") is False:
-                # bitsandbytes quantize_4bit(compress_statistics=False): fp32 absmax per
-                # block, no nested absmax, only the 16-entry fp32 code (quant_map)
-                fmt = replace(fmt, scale_bits=32, nested_block_size=0, nested_scale_bits=0, per_tensor_bits=16 * 32)
-            return fmt
-        if q.get("load_in_8bit"):
-            return resolve_weight_format("llm-int8")
-        return None
-    if method == "compressed-tensors":
-        return _compressed_tensors_format(q)
-    if method == "modelopt":
-        algo = str(q.get("quant_algo", "")).upper()
-        return resolve_weight_format({"FP8": "fp8", "NVFP4": "nvfp4"}[algo]) if algo in ("FP8", "NVFP4") else None
-    return None
-
-
-def not_converted_modules(quant: Mapping[str, Any]) -> tuple[str, ...]:
-    """The module patterns a ``quantization_config`` says were left unquantized."""
-    out: list[str] = []
-    for key in _NOT_CONVERTED_KEYS:
-        value = quant.get(key)
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, (list, tuple)):
-            out += [v for v in value if isinstance(v, str) and v.strip(". ")]
-    return tuple(dict.fromkeys(out))
-
-
-def quantization_format(quant: Any, stored: str = "bf16") -> tuple[WeightFormat, str] | None:
-    """The weight format a Hugging Face ``quantization_config`` describes, with the
-    modules it lists as unconverted kept in ``stored`` (the checkpoint's torch_dtype);
-    None for methods and schemes rigsize does not know."""
-    if not isinstance(quant, Mapping):
-        return None
-    method = str(quant.get("quant_method", "")).lower()
-    fmt = _method_format(method, quant)
-    if fmt is None:
-        return None
-    why = f"config quantization_config ({method})"
-    kept = not_converted_modules(quant)
-    if kept and fmt.quantized_roles:
-        fmt = replace(fmt, kept_modules=KeptModules(tuple((p, stored) for p in kept),
-                                                    source=f"quantization_config: {len(kept)} modules kept in {stored}"))
-        why += f"; {len(kept)} module patterns kept in {stored}"
-    return fmt, why
-
-
-def with_stored_dtypes(fmt: WeightFormat, tensors: Iterable[Tensor],
-                       stored: Mapping[str, str]) -> tuple[WeightFormat, int]:
-    """``fmt`` with the dtypes a checkpoint's safetensors headers show (``stored``:
-    tensor name -> dtype) taking precedence over its config lists: a quantizable weight
-    stored as BF16/F16/F32 is priced at that width, one stored quantized (F8, I8, U8,
-    packed I32 ``qweight``/``weight_packed``) in ``fmt``.  Tensors the headers do not
-    name keep the config's rules.  Returns the format and how many quantizable tensors
-    the headers show unquantized."""
-    if not fmt.quantized_roles or fmt.layout == "gguf" or not stored:
-        return fmt, 0
-    rules: list[tuple[str, str]] = []
-    dense = 0
-    for t in tensors:
-        if t.role not in fmt.quantized_roles or len(t.shape) < 2:
-            continue
-        for module in _module_names(t):
-            dtype = stored.get(f"{module}.weight")
-            if any(f"{module}{s}" in stored for s in _PACKED_SUFFIXES) or (dtype and dtype not in _STORED_DENSE):
-                rules.append((_module_names(t)[0], fmt.name))
-                break
-            if dtype in _STORED_DENSE:
-                rules.append((_module_names(t)[0], _STORED_DENSE[dtype]))
-                dense += 1
-                break
-    if not rules:
-        return fmt, 0
-    # header rules are exact module names and come first; the config's patterns remain
-    # for tensors the headers do not name
-    merged = KeptModules(tuple(rules) + fmt.kept_modules.rules,
-                         source=f"safetensors headers: {dense} quantizable tensors stored unquantized")
-    return replace(fmt, kept_modules=merged), dense
-
-
-# ----------------------------------------------------------------------------------
 # GGUF: llama.cpp's per-tensor type choice (src/llama-quant.cpp, commit in [gguf])
 # ----------------------------------------------------------------------------------
 
@@ -509,7 +278,7 @@ class GGUFMix:
 
 # tensors.py role -> llama-quant.cpp tensor_category.  MLA's attn_kv_b is OTHER because
 # convert_hf_to_gguf splits kv_b_proj into attn_k_b/attn_v_b, which match no category.
-_GGUF_CATEGORY: dict[str, str] = {
+GGUF_CATEGORY: dict[str, str] = {
     "embed": "TOKEN_EMBD", "lm_head": "OUTPUT",
     "attn_q": "ATTENTION_Q", "attn_k": "ATTENTION_K", "attn_v": "ATTENTION_V",
     "attn_qkv": "ATTENTION_QKV", "attn_o": "ATTENTION_OUTPUT",
@@ -560,7 +329,7 @@ def gguf_tensor_type(fmt: str | WeightFormat, tensor: Tensor, mix: GGUFMix) -> s
     if tensor.role in _GGUF_F32_ROLES or _ggml_n_dims(tensor.shape) < 2:
         return "F32"
     ftype, new = fmt.ftype, fmt.default_type
-    category = _GGUF_CATEGORY[tensor.role]
+    category = GGUF_CATEGORY[tensor.role]
     ncols = tensor.shape[-1]                       # ggml ne[0] = in_features
     i, n = tensor.layer or 0, mix.n_layers
     if category == "OUTPUT" or (mix.tied_embeddings and category == "TOKEN_EMBD"):
@@ -726,109 +495,6 @@ def bits_per_weight(fmt: str | WeightFormat, rows: int = 4096, cols: int = 4096)
     t = Tensor("linear.weight", "mlp_up", (rows, cols), layer=0)
     return tensor_bits(fmt, t, n_layers=1) / (rows * cols)
 
-
-# ----------------------------------------------------------------------------------
-# Tensor parallelism: shards must keep whole quantization groups
-# ----------------------------------------------------------------------------------
-
-# Megatron-style split (vLLM RowParallelLinear / ColumnParallelLinear).  attn_k/attn_v/
-# attn_qkv are left out (KV heads are replicated when tp exceeds them) and MLA's
-# attn_q_a/attn_kv_a are replicated, not split.
-_ROW_PARALLEL = frozenset({"attn_o", "mlp_down", "expert_down", "shared_down"})
-_COL_PARALLEL = frozenset({"attn_q", "attn_q_b", "attn_kv_b", "mlp_gate", "mlp_up", "mlp_gate_up",
-                           "expert_gate", "expert_up", "shared_gate", "shared_up"})
-_MAX_GOOD_TP = 64
-
-
-@dataclass(frozen=True)
-class TPGroupProblem:
-    """``tensor``'s ``axis`` (``dim`` features, in groups of ``group``) cannot be split
-    over ``tp`` shards of whole groups; ``good`` lists tp values that can."""
-
-    fmt: str
-    tensor: str
-    role: str
-    axis: Axis
-    dim: int
-    group: int
-    tp: int
-    good: tuple[int, ...]
-    n_tensors: int = 1          # tensors with the same problem (e.g. one per layer)
-
-    @property
-    def groups(self) -> float:
-        return self.dim / self.group
-
-    def error(self) -> FormatError:
-        """The user-facing error, for callers that decide this is fatal."""
-        key = "format.tp_groups" if self.axis == "in" else "format.tp_groups_out"
-        groups = self.dim // self.group if self.dim % self.group == 0 else round(self.groups, 2)
-        return FormatError(key, fmt=self.fmt, tensor=self.tensor, dim=self.dim, groups=groups,
-                           group=self.group, tp=self.tp, good=", ".join(map(str, self.good)))
-
-
-def _good_tps(dim: int, group: int) -> tuple[int, ...]:
-    if dim % group:
-        return (1,)
-    n_groups = dim // group
-    return tuple(d for d in range(1, min(n_groups, _MAX_GOOD_TP) + 1) if n_groups % d == 0)
-
-
-def _tp_groups(fmt: WeightFormat, t: Tensor, mix: GGUFMix | None) -> list[tuple[Axis, int, int]]:
-    """(axis, features, group) pairs that a tp split of ``t`` must keep whole."""
-    if len(t.shape) < 2:
-        return []
-    out_f, in_f = t.shape[-2], t.shape[-1]
-    if t.role == "mlp_gate_up":
-        out_f //= 2                         # MergedColumnParallelLinear splits each half
-    if fmt.layout == "gguf":
-        if mix is None or t.role not in _GGUF_CATEGORY:
-            return []
-        block = _catalog().gguf_types[gguf_tensor_type(fmt, t, mix)].block_size
-        return [("in", in_f, block)] if block > 1 and t.role in _ROW_PARALLEL else []
-    if t.role not in fmt.quantized_roles:
-        return []
-    if fmt.kept_modules and fmt.kept_modules.format_of(t) not in (None, fmt.name):
-        return []
-    pairs: list[tuple[Axis, int, int]] = []
-    if "in" in fmt.tp_axes and t.role in _ROW_PARALLEL:
-        group = fmt.tile_cols if fmt.layout == "tile" else fmt.group_size
-        if group:
-            pairs.append(("in", in_f, group))
-    if "out" in fmt.tp_axes and t.role in _COL_PARALLEL and fmt.layout == "tile":
-        pairs.append(("out", out_f, fmt.tile_rows))
-    return pairs
-
-
-def tp_group_problems(fmt: str | WeightFormat, tensors: Iterable[Tensor], tp: int) -> list[TPGroupProblem]:
-    """Quantization groups a tensor-parallel split over ``tp`` would cut.
-
-    Column-parallel layers split out_features, row-parallel layers (attn_o, mlp_down,
-    expert_down, shared_down) split in_features; group quantizers (GPTQ, AWQ, GGUF
-    blocks, NVFP4) group along in_features, so a row-parallel shard needs
-    ``(in_features / tp) % group == 0`` (Qwen2-72B: 29568 = 231 groups of 128, which
-    no tp of 2/4/8 splits).  fp8-block checks both axes (128x128 tiles).  Returns one
-    problem per distinct (role, axis, size); raises nothing: the caller decides.
-    """
-    fmt = resolve_weight_format(fmt)
-    rows = list(tensors)
-    if tp <= 1:
-        return []
-    n_layers = max((t.layer for t in rows if t.layer is not None), default=-1) + 1
-    mix = gguf_mix(rows, max(n_layers, 1)) if fmt.layout == "gguf" else None
-    found: dict[tuple[str, str, int, int], TPGroupProblem] = {}
-    for t in rows:
-        for axis, dim, group in _tp_groups(fmt, t, mix):
-            if dim % (group * tp) == 0:
-                continue
-            key = (t.role, axis, dim, group)
-            if key in found:
-                p = found[key]
-                found[key] = TPGroupProblem(p.fmt, p.tensor, p.role, p.axis, p.dim, p.group, p.tp, p.good,
-                                            p.n_tensors + 1)
-            else:
-                found[key] = TPGroupProblem(fmt.name, t.name, t.role, axis, dim, group, tp, _good_tps(dim, group))
-    return list(found.values())
 
 
 # ----------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from typing import Any, Literal, Mapping
 
 from rigsize.errors import ModelError
 from rigsize.messages import Note
-from rigsize.model import formats
-from rigsize.model.architecture import Architecture, build_architecture
+from rigsize.model import formats, quantization
+from rigsize.model.architecture import Architecture
 from rigsize.model.checkpoints import (
     Checkpoint,
     fetch_hub_checkpoint,
@@ -31,6 +31,7 @@ from rigsize.model.checkpoints import (
     read_folder_checkpoint,
     read_gguf,
 )
+from rigsize.model.families import build_architecture
 from rigsize.model.formats import WeightFormat
 
 Source = Literal["preset", "config", "folder", "gguf", "hub", "size"]
@@ -254,7 +255,7 @@ def stored_weight_format(spec: ModelSpec) -> tuple[WeightFormat, str]:
         return formats.resolve_weight_format(ckpt.weight_format), "GGUF general.file_type"
     dtype = spec.config.get("torch_dtype") or spec.config.get("dtype")
     dense = _TORCH_DTYPES.get(dtype) if isinstance(dtype, str) else None
-    found = formats.quantization_format(spec.config.get("quantization_config"), dense or "bf16")
+    found = quantization.quantization_format(spec.config.get("quantization_config"), dense or "bf16")
     if found is not None:
         fmt, why = found
     elif dense:
@@ -262,7 +263,7 @@ def stored_weight_format(spec: ModelSpec) -> tuple[WeightFormat, str]:
     else:
         fmt, why = formats.resolve_weight_format("bf16"), "default (config names no dtype)"
     if ckpt is not None and ckpt.tensor_dtypes:
-        fmt, n = formats.with_stored_dtypes(fmt, spec.arch.tensors, ckpt.tensor_dtypes)
+        fmt, n = quantization.with_stored_dtypes(fmt, spec.arch.tensors, ckpt.tensor_dtypes)
         if n:
             why += f"; safetensors headers: {n} quantizable tensors stored in 16/32 bits"
     return fmt, why

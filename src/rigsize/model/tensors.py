@@ -1,7 +1,8 @@
 """The list of a model's weight tensors, as ``transformers`` names and shapes them.
 
-The parameter counter (``rigsize.params``) produces these rows from a model
-specification; the format catalog (``rigsize.model.formats``) prices each row in bits, since
+The family builders (``rigsize.model.llama_like``, ``gpt_family``...) produce these rows
+from a Hugging Face config, with ``linear_rows`` and ``norm_rows`` for the two shapes
+most rows come in; the format catalog (``rigsize.model.formats``) prices each row in bits, since
 quantizers treat tensors differently by role (GGUF mixes, fp32 norms in QLoRA...).
 """
 
@@ -59,3 +60,21 @@ class Tensor:
     @property
     def is_linear(self) -> bool:
         return self.role in LINEAR_ROLES and len(self.shape) == 2
+
+
+def linear_rows(name: str, role: Role, out_f: int, in_f: int, bias: bool, layer: int | None,
+                count: int = 1) -> list[Tensor]:
+    """A linear layer's weight (out, in) and optional bias (a 1-D row of the same role),
+    as ``torch.nn.Linear`` holds them."""
+    rows = [Tensor(f"{name}.weight", role, (out_f, in_f), layer, count)]
+    if bias:
+        rows.append(Tensor(f"{name}.bias", role, (out_f,), layer, count))
+    return rows
+
+
+def norm_rows(name: str, width: int, bias: bool, layer: int | None, count: int = 1) -> list[Tensor]:
+    """A normalization layer's weight and optional bias (``nn.LayerNorm``; RMSNorm has no bias)."""
+    rows = [Tensor(f"{name}.weight", "norm", (width,), layer, count)]
+    if bias:
+        rows.append(Tensor(f"{name}.bias", "norm", (width,), layer, count))
+    return rows

@@ -19,6 +19,7 @@ from rigsize.model import formats
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.inputs import ModelSpec, stored_weight_format
+from rigsize.model.tp_groups import tp_group_problems
 from rigsize.numbers import parse_quantity
 from rigsize.plan.layout import (
     TRAINING_TASKS,
@@ -367,9 +368,9 @@ def validate_job(job: Job) -> None:
     tensors = arch.tensors
     dense = [t for t in tensors if not t.role.startswith("expert_")]
     experts = [t for t in tensors if t.role.startswith("expert_")]
-    problems = formats.tp_group_problems(job.weights, dense, job.layout.tp)
+    problems = tp_group_problems(job.weights, dense, job.layout.tp)
     if experts:     # experts are split over expert-tp ranks, not tp (layout.expert_tp)
-        problems += formats.tp_group_problems(job.weights, experts, job.layout.expert_tp)
+        problems += tp_group_problems(job.weights, experts, job.layout.expert_tp)
     if problems:    # name only the tp sizes every constraint allows (and the padded-checkpoint way out)
         raise replace(problems[0], good=tuple(valid_tp_sizes(arch, job.weights))).error()
 

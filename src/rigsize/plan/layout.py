@@ -17,6 +17,7 @@ from rigsize.messages import Note
 from rigsize.model import formats
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import WeightFormat
+from rigsize.model.tp_groups import tp_group_problems
 
 Task = Literal["inference", "finetune", "lora", "qlora", "pretrain"]
 Framework = Literal["hf", "trl", "deepspeed", "megatron", "fsdp", "torchtitan", "torchtune", "unsloth", "llamafactory"]
@@ -218,7 +219,7 @@ def valid_tp_sizes(arch: Architecture, fmt: str | WeightFormat | None = None, li
     dense = [t for t in arch.tensors if not t.role.startswith("expert_")]
     experts = [t for t in arch.tensors if t.role.startswith("expert_")]
     return [tp for tp in sizes
-            if not formats.tp_group_problems(fmt, dense, tp) and not formats.tp_group_problems(fmt, experts, tp)]
+            if not tp_group_problems(fmt, dense, tp) and not tp_group_problems(fmt, experts, tp)]
 
 
 def tp_hint(arch: Architecture, tp: int, fmt: str | WeightFormat | None = None) -> Note:

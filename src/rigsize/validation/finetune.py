@@ -28,7 +28,7 @@ def _finetune_model(row: dict[str, Any]) -> Any:
     """The row's model; a context beyond max_position_embeddings (Unsloth extends RoPE) is allowed."""
     from types import MappingProxyType
 
-    from rigsize.model.architecture import build_architecture
+    from rigsize.model.families import build_architecture
     from rigsize.model.inputs import ModelSpec, preset_config, presets, resolve_model
 
     if "config" in row:

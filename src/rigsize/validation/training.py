@@ -37,7 +37,7 @@ TRAINING_FIT_PREFIX = "narayanan2021-t1-"
 def training_case(run: dict[str, Any]) -> tuple[Any, Any, Any, Any, str] | None:
     """(arch, workload, layout, gpu, network) of a known-layout run, or None if rigsize
     cannot express it (unknown fields)."""
-    from rigsize.model.architecture import build_architecture
+    from rigsize.model.families import build_architecture
     from rigsize.model.inputs import preset_config
     from rigsize.plan.layout import Layout, Workload
 

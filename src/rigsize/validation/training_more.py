@@ -109,7 +109,7 @@ def _torchtitan_h100(gpu: Any) -> Any:
 
 
 def _arch(run: dict[str, Any]) -> Any | None:
-    from rigsize.model.architecture import build_architecture
+    from rigsize.model.families import build_architecture
     from rigsize.model.inputs import preset_config, presets
 
     if "config" in run:

@@ -1,0 +1,76 @@
+"""From a Hugging Face ``config.json`` to the exact list of weight tensors: which builder
+lays out each ``model_type``, and the config-class defaults published configs rely on.
+
+Each supported ``model_type`` is laid out as ``transformers`` (5.x) builds it, so that
+``sum(t.numel for t in tensors)`` equals the parameter count of
+``AutoModelForCausalLM.from_config(config)`` on the meta device (buffers excluded,
+tied weights once).  ``tests/test_architecture_vs_transformers.py`` checks this
+against ``transformers`` itself on real and random configs.
+
+Most decoders are "Llama-like" (``rigsize.model.llama_like``); the GPT-style families
+used by published training runs have a builder of their own (``gpt_family``).  Hybrids
+with recurrent layers (Jamba, Mamba, Qwen3-Next...) are not supported: their state is
+not a KV cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rigsize.errors import ModelError
+from rigsize.model import gpt_family, llama_like
+from rigsize.model.architecture import Architecture
+from rigsize.model.hf_config import Config
+from rigsize.plan import limits
+
+_BUILDERS: dict[str, Callable[[Config], Architecture]] = {
+    **{mt: llama_like.llama_like for mt in llama_like.MODEL_TYPES},
+    **{mt: gpt_family.gpt_family for mt in gpt_family.MODEL_TYPES},
+}
+
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_BUILDERS))
+
+
+# Config-class defaults that published configs rely on.  Gemma 3's multimodal Hub
+# configs store a sparse ``text_config`` (e.g. gemma-3-4b-it omits vocab_size and the
+# head counts); transformers fills them from ``Gemma3TextConfig.__init__`` defaults
+# (transformers 5.x, models/gemma3/configuration_gemma3.py), and so do we.
+_CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gemma3_text": {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,
+                    "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4,
+                    "head_dim": 256, "sliding_window": 4096, "max_position_embeddings": 131072},
+    # MLA widths (configuration_deepseek_v3.py, configuration_minicpm3.py; q_lora_rank: llama_like's _Q_LORA_DEFAULT)
+    **{mt: {"kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}
+       for mt in ("deepseek_v2", "deepseek_v3", "deepseek_v32")},
+    "minicpm3": {"kv_lora_rank": 256, "qk_nope_head_dim": 64, "qk_rope_head_dim": 32},
+}
+
+
+def build_architecture(raw: Mapping[str, Any]) -> Architecture:
+    """Lay out the model a Hugging Face config describes.
+
+    Multimodal configs (Gemma 3, Llama 4...) are read through their ``text_config``.
+    """
+    if not isinstance(raw.get("model_type"), str):
+        raise ModelError("model.no_model_type", path="config")
+    if raw["model_type"] not in _BUILDERS and isinstance(raw.get("text_config"), Mapping):
+        text = dict(raw["text_config"])
+        wrapped = {"gemma3": "gemma3_text", "llama4": "llama4_text"}.get(raw["model_type"])
+        if wrapped and text.get("model_type") in (None, raw["model_type"]):
+            text["model_type"] = wrapped
+        text.setdefault("tie_word_embeddings", raw.get("tie_word_embeddings"))
+        raw = text
+    defaults = _CLASS_DEFAULTS.get(str(raw.get("model_type")))
+    if defaults:
+        raw = {**raw, **{k: v for k, v in defaults.items() if raw.get(k) is None}}
+    cfg = Config(raw)
+    builder = _BUILDERS.get(cfg.model_type)
+    if builder is None:
+        raise ModelError("model.unsupported_type", model_type=cfg.model_type,
+                         supported=", ".join(SUPPORTED_MODEL_TYPES))
+    arch = builder(cfg)
+    if arch.params > limits.MAX_PARAMS:
+        raise ModelError("model.bad_field", field="(whole config)", value=arch.params,
+                         why=f"describes more than the cap of {limits.MAX_PARAMS:.0e} parameters")
+    return arch
