@@ -144,7 +144,7 @@ def test_api_accepts_hyphenated_keys_and_rejects_unknown() -> None:
 
 
 def test_readme_option_table_is_generated() -> None:
-    from rigsize.plan.options import markdown_table
+    from rigsize.planning.options import markdown_table
 
     assert markdown_table() in (ROOT / "README.md").read_text()
 

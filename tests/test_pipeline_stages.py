@@ -22,7 +22,7 @@ import rigsize
 from rigsize.errors import RigsizeError
 from rigsize.memory.activations import activation_bytes
 from rigsize.model.families import build_architecture
-from rigsize.plan.layout import Layout, pipeline_stages, stage_sizes
+from rigsize.planning.layout import Layout, pipeline_stages, stage_sizes
 
 H, HEADS, LAYERS, VOCAB, POS, S = 1024, 16, 16, 50304, 2048, 2048
 

@@ -19,7 +19,7 @@ from rigsize.hardware.gpus import resolve_gpu
 from rigsize.memory.runtime import engine_for
 from rigsize.model.formats import resolve_kv_format, resolve_weight_format
 from rigsize.model.inputs import resolve_model
-from rigsize.plan.layout import Layout
+from rigsize.planning.layout import Layout
 from rigsize.speed.roofline import efficiency
 from rigsize.speed.serving import serve
 

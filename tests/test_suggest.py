@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import rigsize
 from rigsize.errors import FormatError, PlanError
 from rigsize.model.inputs import presets, resolve_model
-from rigsize.plan.layout import tp_problems, valid_tp_sizes
+from rigsize.planning.layout import tp_problems, valid_tp_sizes
 from rigsize.units import GiB
 
 PRESETS = sorted(presets())
@@ -127,7 +127,7 @@ def test_valid_tp_sizes_are_exactly_the_sizes_estimate_accepts(model: str, fmt: 
     """valid_tp_sizes is the one source of suggested tp sizes: each size in it passes
     estimate's validation, each size outside it is refused (checked on the memory path
     only, with a tiny job)."""
-    from rigsize.plan.job import build_job, validate_job
+    from rigsize.planning.job import build_job, validate_job
 
     spec = resolve_model(model)
     ok = valid_tp_sizes(spec.arch, fmt, 16)

@@ -101,7 +101,7 @@ def test_borrowed_row_is_said() -> None:
 
 def _llama8b_step(precision: str) -> float:
     from rigsize.hardware.gpus import resolve_gpu
-    from rigsize.plan.layout import Layout, Workload
+    from rigsize.planning.layout import Layout, Workload
 
     arch = resolve_model("llama-3.1-8b").arch
     eff = TrainingEfficiency(e_max=0.5, width_half=0.0, link=1.0, collective_latency_s=0.0, fp8_ratio=1.0)
@@ -127,7 +127,7 @@ def test_fp8_runs_the_linear_layers_only_in_fp8() -> None:
 
 def test_qlora_dequantizes_in_forward_and_backward() -> None:
     from rigsize.hardware.gpus import resolve_gpu
-    from rigsize.plan.layout import Layout, Workload
+    from rigsize.planning.layout import Layout, Workload
 
     arch = resolve_model("llama-3.1-8b").arch
     work = Workload(task="qlora", batch=1, seq=4096, global_batch=1)

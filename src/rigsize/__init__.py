@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from rigsize.errors import FormatError, HardwareError, InputError, ModelError, PlanError, RigsizeError
 
 __all__ = [
-    "estimate", "resolve_model", "list_presets", "serving_curve", "EstimateReport", "ModelSpec",
+    "estimate", "plan", "resolve_model", "list_presets", "serving_curve", "EstimateReport", "ModelSpec",
     "RigsizeError", "ModelError", "HardwareError", "FormatError", "PlanError", "InputError",
 ]
 
 _LAZY = {
-    "estimate": ("rigsize.plan.estimate", "estimate"),
+    "estimate": ("rigsize.planning.estimate", "estimate"),
+    "plan": ("rigsize.planning.search", "search"),
     "resolve_model": ("rigsize.model.inputs", "resolve_model"),
     "ModelSpec": ("rigsize.model.inputs", "ModelSpec"),
     "list_presets": ("rigsize.api", "list_presets"),
@@ -33,7 +34,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from rigsize.api import list_presets, serving_curve
     from rigsize.model.inputs import ModelSpec, resolve_model
-    from rigsize.plan.estimate import estimate
+    from rigsize.planning.estimate import estimate
     from rigsize.report import EstimateReport
 
 

@@ -23,7 +23,7 @@ def serving_curve(model: str, concurrencies: tuple[int, ...] = (1, 2, 4, 8, 16, 
                   **options: object) -> list[dict[str, object]]:
     """Throughput and latency versus closed-loop concurrency, one ``estimate`` per point
     (for plots).  Points whose layout does not fit have ``fits: False`` and no speed."""
-    from rigsize.plan.estimate import estimate
+    from rigsize.planning.estimate import estimate
 
     points = []
     for c in concurrencies:

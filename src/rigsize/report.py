@@ -230,6 +230,39 @@ class EstimateReport(_Frozen):
     warnings: list[str]
 
 
+class PlanChoices(_Frozen):
+    gpu: str
+    gpus: int
+    weights: str
+    kv_dtype: str | None = None
+    engine: str | None = None
+    framework: str | None = None
+
+
+class Recommendation(EstimateReport):
+    """``estimate``'s full report for the plan, plus what the search chose and why."""
+
+    choices: PlanChoices
+    why: str
+
+
+class PlanReport(_Frozen):
+    """``rigsize plan --json``: recommendations in ranked order, with the search's counts."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    model: str
+    task: str
+    goals: dict[str, float | int] = Field(description="Goals and limits applied (ttft, tpot in seconds; ...)")
+    objective: Literal["cheapest", "fastest", "fewest-gpus", "pareto"]
+    assumptions: dict[str, Any]
+    candidates_considered: int = Field(ge=0)
+    pruned: int = Field(0, ge=0, description="Candidates skipped because a smaller count of the same GPU, formats "
+                        "and engine already met every goal (cannot rank first under cheapest / fewest-gpus)")
+    rejected: dict[str, int] = Field(description="Candidates rejected, by reason")
+    recommendations: list[Recommendation]
+    explain: str | None = None
+
+
 class PresetRow(_Frozen):
     name: str
     family: str
@@ -383,7 +416,7 @@ class CalibrationReport(_Frozen):
 # command -> the model its --json prints; published as schema/<command>.schema.json
 SCHEMAS: dict[str, type[BaseModel]] = {
     "estimate": EstimateReport, "models": ModelList, "gpus": GpuList, "formats": FormatList,
-    "validate": ValidationReport, "calibrate": CalibrationReport, "clouds": InstanceList,
+    "validate": ValidationReport, "calibrate": CalibrationReport, "clouds": InstanceList, "plan": PlanReport,
 }
 
 

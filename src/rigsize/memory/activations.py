@@ -173,7 +173,7 @@ def activation_bytes(
     The stage's parts: the first stage keeps the embedding's inputs, the last the final
     norm, lm_head input, logits and loss, a middle stage neither (``stage="middle"``);
     with ``pp == 1`` the one stage keeps both.  ``layers`` (decoder layer indices) and
-    ``first``/``last`` describe a stage exactly (``rigsize.plan.layout.Stage``) and take
+    ``first``/``last`` describe a stage exactly (``rigsize.planning.layout.Stage``) and take
     precedence over ``stage`` and ``layers_on_stage``.
 
     ``in_flight_microbatches``: micro-batches whose activations the stage holds at once;

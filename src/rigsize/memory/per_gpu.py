@@ -21,7 +21,7 @@ from rigsize.model import formats
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.tensors import LINEAR_ROLES, Tensor
-from rigsize.plan.layout import Layout, Stage, Workload, pipeline_stages
+from rigsize.planning.layout import Layout, Stage, Workload, pipeline_stages
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 from rigsize.hardware.gpus import GPU
 from rigsize.model.architecture import Architecture
 from rigsize.model.tensors import Tensor
-from rigsize.plan.layout import Layout, Workload
+from rigsize.planning.layout import Layout, Workload
 from rigsize.units import GiB
 
 

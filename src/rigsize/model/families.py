@@ -22,7 +22,7 @@ from rigsize.errors import ModelError
 from rigsize.model import gpt_family, llama_like
 from rigsize.model.architecture import Architecture
 from rigsize.model.hf_config import Config
-from rigsize.plan import limits
+from rigsize.planning import limits
 
 _BUILDERS: dict[str, Callable[[Config], Architecture]] = {
     **{mt: llama_like.llama_like for mt in llama_like.MODEL_TYPES},

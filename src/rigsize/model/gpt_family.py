@@ -17,7 +17,7 @@ from rigsize.errors import ModelError
 from rigsize.model.architecture import Architecture
 from rigsize.model.hf_config import Config
 from rigsize.model.tensors import Tensor, linear_rows, norm_rows
-from rigsize.plan import limits
+from rigsize.planning import limits
 
 MODEL_TYPES: tuple[str, ...] = ("gpt2", "gpt_bigcode", "gpt_neox", "opt", "bloom", "falcon")
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rigsize.errors import ModelError
-from rigsize.plan import limits
+from rigsize.planning import limits
 
 Flag = str | bool | tuple[str, bool]        # config key (default False), constant, or (key, default)
 Num = tuple[str | tuple[str, ...], int | None]   # config key(s), the class default (None: required)

@@ -18,7 +18,7 @@ from rigsize.model.hf_config import Config, Flag, When, whole_number
 from rigsize.model.moe import MOE, Moe, MoeSpec, moe_block, moe_of
 from rigsize.model.tensors import Role, Tensor, linear_rows, norm_rows
 from rigsize.model.windows import layer_windows
-from rigsize.plan import limits
+from rigsize.planning import limits
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rigsize.errors import ModelError
 from rigsize.model.hf_config import Config, Flag, Num
 from rigsize.model.tensors import Tensor, linear_rows
-from rigsize.plan import limits
+from rigsize.planning import limits
 
 
 @dataclass(frozen=True)

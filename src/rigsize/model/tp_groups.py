@@ -2,7 +2,7 @@
 
 ``tp_group_problems`` lists the quantization groups (GPTQ/AWQ groups, GGUF blocks,
 NVFP4 groups, fp8-block tiles) that a tensor-parallel split of a model's tensors would
-cut; the caller (``rigsize.plan``) decides whether that is fatal.
+cut; the caller (``rigsize.planning.job``) decides whether that is fatal.
 """
 
 from __future__ import annotations

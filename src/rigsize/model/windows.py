@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from rigsize.model.hf_config import Config, whole_number
-from rigsize.plan import limits
+from rigsize.planning import limits
 
 
 class WindowTraits(Protocol):

@@ -1,6 +1,6 @@
 """The ``rigsize`` command line: a thin shell over the public API.
 
-Flags are generated from ``rigsize.plan.options.OPTIONS``; values pass through the same
+Flags are generated from ``rigsize.planning.options.OPTIONS``; values pass through the same
 parser the Python API uses.  Every error is one line on stderr and exit code 2, in
 the language chosen by ``--lang`` or ``RIGSIZE_LANG``; click's own usage box is
 replaced (see ``main``).
@@ -19,7 +19,7 @@ import click
 
 from rigsize.errors import InputError, RigsizeError
 from rigsize.messages import LANGS, current_lang, render
-from rigsize.plan.options import Option, options_for
+from rigsize.planning.options import Option, options_for
 
 EXIT_USAGE = 2
 
@@ -91,7 +91,7 @@ def cli() -> None:
 @click.pass_context
 def estimate(ctx: click.Context, model: str, **options: Any) -> None:
     """Size MODEL (preset, config.json, folder, .gguf, Hub id or a size like 72B)."""
-    from rigsize.plan.estimate import estimate as run_estimate
+    from rigsize.planning.estimate import estimate as run_estimate
 
     given = {k: v for k, v in options.items() if v is not None}
     report = run_estimate(model, **given)
@@ -101,6 +101,27 @@ def estimate(ctx: click.Context, model: str, **options: Any) -> None:
         from rigsize.shells.render import print_estimate
 
         print_estimate(report, _lang(ctx))
+
+
+@cli.command()
+@click.argument("model")
+@_with_options("plan")
+@_shell_options
+@click.pass_context
+def plan(ctx: click.Context, model: str, **options: Any) -> None:
+    """Search GPUs, counts, layouts, formats and engines for MODEL; rank the plans that meet the goals."""
+    from rigsize.planning.search import search
+
+    given = {k: v for k, v in options.items() if v is not None}
+    result = search(model, **given)
+    if _as_json(ctx):
+        from rigsize.report import PlanReport
+
+        _emit_json(PlanReport.model_validate(result).model_dump(mode="json", by_alias=True))
+    else:
+        from rigsize.shells.render import print_plan
+
+        print_plan(result, _lang(ctx))
 
 
 @cli.command()

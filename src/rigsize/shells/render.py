@@ -196,6 +196,35 @@ def _band(perf: Any, field: str, lang: str) -> str:
                          moe=t("perf.band_moe", lang) if moe else "") + ")"
 
 
+def print_plan(result: dict, lang: str, console: Console | None = None) -> None:
+    """The ranked plans, one row each, and the search's counts."""
+    console = console or Console()
+    table = Table(title=render("report.plan", lang, model=result["model"], task=result["task"],
+                               objective=result["objective"]), title_justify="left")
+    for col in ("rank", "hardware", "formats", "engine", "speed", "cost", "memory"):
+        table.add_column(t(f"plan.{col}", lang), justify="right" if col in ("rank", "speed", "cost") else "left")
+    for i, r in enumerate(result["recommendations"], 1):
+        c, perf, cost = r["choices"], r["performance"], r["cost"]
+        lay = r["parallel"]
+        speed = (f"{perf['tokens_per_second']:,.0f} tok/s" if "step_seconds" in perf
+                 else f"TTFT {perf['ttft_seconds'] * 1e3:,.0f} ms, TPOT {perf['tpot_seconds'] * 1e3:,.1f} ms")
+        money = "-" if not cost or cost["usd_per_hour"] is None else f"${cost['usd_per_hour']:,.2f}/h"
+        if cost and cost.get("usd_total") is not None:
+            money += f", ${cost['usd_total']:,.0f}"
+        table.add_row(str(i), f"{c['gpus']} x {c['gpu']} (tp{lay['tp']} pp{lay['pp']} dp{lay['dp']})",
+                      c["weights"] + (f" / kv {c['kv_dtype']}" if c.get("kv_dtype") else ""),
+                      c.get("engine") or c.get("framework") or "-", speed, money,
+                      human_bytes(r["memory"]["per_gpu"]["total"]))
+    console.print(table)
+    rejected = ", ".join(f"{k} {v}" for k, v in result["rejected"].items() if v)
+    console.print(render("plan.counts", lang, n=result["candidates_considered"], pruned=result["pruned"],
+                         rejected=rejected or "-"), highlight=False)
+    if not result["recommendations"]:
+        console.print(t("plan.none", lang))
+    if result.get("explain"):
+        console.print(result["explain"], highlight=False)
+
+
 def print_instances(rows: list[dict], lang: str, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=t("report.clouds", lang), title_justify="left")

@@ -34,7 +34,7 @@ from rigsize.memory.runtime import Engine
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.tensors import Tensor
-from rigsize.plan.layout import Layout, Stage, pipeline_stages
+from rigsize.planning.layout import Layout, Stage, pipeline_stages
 from rigsize.speed.roofline import (
     Efficiency,
     allreduce_seconds,

@@ -39,7 +39,7 @@ from importlib import resources
 
 from rigsize.hardware.gpus import GPU
 from rigsize.model.architecture import Architecture, active_params
-from rigsize.plan.layout import Layout, Workload
+from rigsize.planning.layout import Layout, Workload
 from rigsize.speed.roofline import allgather_seconds, allreduce_seconds, link_bandwidth, peak_flops
 
 ACT_BYTES = 2

@@ -58,8 +58,8 @@ def predicted_bytes(row: dict[str, Any]) -> float:
     It is applied to the same job ``estimate`` resolves."""
     from dataclasses import replace
 
-    from rigsize.plan.job import evaluate_memory, resolve_job
-    from rigsize.plan.options import parse_options
+    from rigsize.planning.job import evaluate_memory, resolve_job
+    from rigsize.planning.options import parse_options
 
     opts = parse_options(dict(task=row["task"], framework=row["framework"], gpu=row["gpu"], gpus=row["gpus"],
                               seq=row["seq"], batch=row["batch"], **row.get("options", {})))

@@ -115,7 +115,7 @@ def _printed_tokens(printed: dict[str, Any]) -> int | None:
 
 def vllm_startup_rows() -> list[Row]:
     from rigsize.errors import RigsizeError
-    from rigsize.plan.estimate import estimate
+    from rigsize.planning.estimate import estimate
 
     rows = []
     for log in vllm_logs():
@@ -165,7 +165,7 @@ SOURCE_VERSIONS = {"qwen25_speed_benchmark": "4.46.0", "qwen2_speed_benchmark": 
 
 def transformers_rows() -> list[Row]:
     from rigsize.errors import RigsizeError
-    from rigsize.plan.estimate import estimate
+    from rigsize.planning.estimate import estimate
     from rigsize.units import GiB, MiB
 
     rows = []

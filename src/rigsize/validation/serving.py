@@ -25,7 +25,7 @@ from rigsize.hardware.gpus import resolve_gpu
 from rigsize.memory.runtime import engine_for
 from rigsize.model.formats import resolve_kv_format, resolve_weight_format
 from rigsize.model.inputs import resolve_model
-from rigsize.plan.layout import Layout
+from rigsize.planning.layout import Layout
 from rigsize.speed.error_bands import class_key
 from rigsize.speed.roofline import Efficiency, efficiency
 from rigsize.speed.serving import ServingResult, serve
@@ -84,7 +84,7 @@ def _is_moe(preset: str) -> bool:
 def _capacity(c: ServingCase) -> int | None:
     """Sequences of the case's length that the KV cache holds (rigsize's memory model)."""
     from rigsize.errors import RigsizeError
-    from rigsize.plan.estimate import estimate
+    from rigsize.planning.estimate import estimate
 
     try:
         r = estimate(c.preset, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weights=c.weights, kv_dtype=c.kv_dtype,
@@ -132,7 +132,7 @@ def published_rows() -> list[Row]:
     the largest concurrency the KV cache holds.  Only rows that state tp, lengths and
     precision; GPUs without published peaks are skipped."""
     from rigsize.errors import RigsizeError
-    from rigsize.plan.estimate import estimate
+    from rigsize.planning.estimate import estimate
 
     rows = []
     for r in published_throughput():

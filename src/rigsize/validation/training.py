@@ -39,7 +39,7 @@ def training_case(run: dict[str, Any]) -> tuple[Any, Any, Any, Any, str] | None:
     cannot express it (unknown fields)."""
     from rigsize.model.families import build_architecture
     from rigsize.model.inputs import preset_config
-    from rigsize.plan.layout import Layout, Workload
+    from rigsize.planning.layout import Layout, Workload
 
     needed = ("tp", "pp", "dp", "micro_batch", "global_batch", "seq", "gpu")
     if run.get("class") != "known_layout" or any(not isinstance(run.get(k), (int, str)) or run.get(k) == "unknown"
@@ -74,7 +74,7 @@ WHOLE_RUN_GPUS, WHOLE_RUN_BATCH_TOKENS, WHOLE_RUN_SEQ = 1024, 4 * 2**20, 4096
 
 
 def whole_run_rows() -> list[Row]:
-    from rigsize.plan.estimate import estimate
+    from rigsize.planning.estimate import estimate
 
     rows = []
     for run in training_runs():

@@ -164,7 +164,7 @@ def _fill(run: dict[str, Any], framework: str) -> dict[str, Any] | str:
 def training_case(run: dict[str, Any]) -> TrainingCase | str:
     """A run as a rigsize case, or the reason it is skipped."""
     from rigsize.hardware.gpus import resolve_gpu
-    from rigsize.plan.layout import Layout, Workload
+    from rigsize.planning.layout import Layout, Workload
 
     framework = FRAMEWORKS[run["framework"]]
     r = _fill(run, framework)

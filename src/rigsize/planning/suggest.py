@@ -2,8 +2,8 @@
 
 A suggestion is a set of option changes (``change``, keyed by ``rigsize estimate``
 option names) that is evaluated through the same path ``estimate`` takes
-(``plan.job.resolve_job``: options -> job, the training layout search, validation; then
-``plan.job.evaluate_memory``), never a hand-patched job.  So the total and ``fits`` it reports
+(``planning.job.resolve_job``: options -> job, the training layout search, validation; then
+``planning.job.evaluate_memory``), never a hand-patched job.  So the total and ``fits`` it reports
 are exactly what ``rigsize.estimate(model, **(options | change))`` prints: defaults
 that follow from the change (``--task qlora`` recomputes by default, ``--zero 3``
 picks DeepSpeed, ``--gpus`` picks a layout) apply as they would for the user.
@@ -26,9 +26,9 @@ from rigsize.errors import PlanError, RigsizeError
 from rigsize.memory.per_gpu import MemoryResult
 from rigsize.model import formats
 from rigsize.model.inputs import ModelSpec
-from rigsize.plan import limits
-from rigsize.plan.job import Job, default_inference_layout, evaluate_memory, resolve_job
-from rigsize.plan.options import parse_options
+from rigsize.planning import limits
+from rigsize.planning.job import Job, default_inference_layout, evaluate_memory, resolve_job
+from rigsize.planning.options import parse_options
 from rigsize.report import Suggestion
 
 _LAYOUT_KEYS = ("tp", "pp", "dp", "cp")

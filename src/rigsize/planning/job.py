@@ -1,7 +1,7 @@
 """A fully specified job: model, hardware, workload, layout, formats, engine or framework,
 and how its speed is evaluated.  ``resolve_job`` turns options into one (every default
 resolved and echoed as an assumption, the layout validated); ``resolve_speed`` adds the
-speed settings.  ``plan.evaluate.evaluate`` is then a function of the job alone, so
+speed settings.  ``planning.evaluate.evaluate`` is then a function of the job alone, so
 ``estimate`` and the planner run the same arithmetic.
 """
 
@@ -21,7 +21,7 @@ from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.inputs import ModelSpec, stored_weight_format
 from rigsize.model.tp_groups import tp_group_problems
 from rigsize.numbers import parse_quantity
-from rigsize.plan.layout import (
+from rigsize.planning.layout import (
     TRAINING_TASKS,
     Layout,
     Workload,
@@ -31,7 +31,7 @@ from rigsize.plan.layout import (
     valid_tp_sizes,
     validate_layout,
 )
-from rigsize.plan.options import BY_NAME
+from rigsize.planning.options import BY_NAME
 from rigsize.speed.error_bands import gpu_class_key
 
 # Inference defaults (issue contract): one request of 1024 prompt + 256 output tokens.
@@ -436,7 +436,7 @@ def least_parallel_training_layout(job: Job) -> Job:
 def resolve_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Job, bool]:
     """Options -> the validated job ``estimate`` evaluates: ``build_job``, then for
     training with only ``--gpus`` the least model parallelism that fits.  Suggestions
-    (``rigsize.plan.suggest``) evaluate their trials through this same function."""
+    (``rigsize.planning.suggest``) evaluate their trials through this same function."""
     job, chosen = build_job(spec, opts, assumptions)
     if chosen and job.workload.training and job.layout.gpus > 1:
         job = least_parallel_training_layout(job)

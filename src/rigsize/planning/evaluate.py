@@ -1,4 +1,4 @@
-"""The one evaluation path: a fully specified job (``plan.job.Job``) -> the report blocks.
+"""The one evaluation path: a fully specified job (``planning.job.Job``) -> the report blocks.
 
 ``estimate`` is option parsing, ``resolve_job`` / ``resolve_speed`` and one call of
 ``evaluate``; the planner evaluates its candidates through the same function, so no
@@ -16,7 +16,7 @@ from rigsize.model import formats
 from rigsize.model.architecture import active_params, breakdown
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.inputs import ModelSpec
-from rigsize.plan.job import Job, evaluate_memory
+from rigsize.planning.job import Job, evaluate_memory
 from rigsize.report import (
     Bound,
     HardwareReport,

@@ -25,9 +25,10 @@ from importlib import resources
 from typing import Any
 
 from rigsize.errors import InputError
+from rigsize.hardware.gpus import GPU
 from rigsize.hardware.instances import DEFAULT_MAX_PRICE_AGE_DAYS, Instance, catalog, instances_for
 from rigsize.messages import Note
-from rigsize.plan.job import Job
+from rigsize.planning.job import Job
 from rigsize.report import CostInstance, CostReport, InferencePerformance, OnPremCost, TrainingPerformance
 
 HOURS_PER_YEAR = 8760
@@ -76,10 +77,17 @@ def cost_settings(opts: dict[str, Any], assumptions: dict[str, Any]) -> CostSett
 
 def instance_options(job: Job, rows: tuple[Instance, ...], settings: CostSettings) -> list[CostInstance]:
     """Every instance type that can hold the plan, with how many and what they cost, cheapest first."""
-    gpus, group = job.layout.gpus, max(1, job.layout.tp)
+    return renting_options(job.gpu, job.layout.gpus, job.layout.tp, rows, settings)
+
+
+def renting_options(gpu: GPU, gpus: int, tp: int, rows: tuple[Instance, ...],
+                    settings: CostSettings) -> list[CostInstance]:
+    """``instance_options`` for ``gpus`` GPUs in tensor-parallel groups of ``tp``: known
+    before any memory or speed is evaluated, so the planner can order its search by it."""
+    group = max(1, tp)
     pricing = "on-demand" if settings.pricing == "on-prem" else settings.pricing
     out = []
-    for inst in instances_for(job.gpu, rows, settings.provider, settings.region):
+    for inst in instances_for(gpu, rows, settings.provider, settings.region):
         price = inst.usd_per_hour(pricing)
         if inst.gpus < group or price is None:
             continue

@@ -211,7 +211,7 @@ def valid_tp_sizes(arch: Architecture, fmt: str | WeightFormat | None = None, li
     every tp rigsize suggests or chooses.
 
     Experts are checked at expert-tp = tp (no expert parallelism); with ep > 1 more
-    sizes may work, which ``validate_layout`` and ``plan.job.validate_job`` judge."""
+    sizes may work, which ``validate_layout`` and ``planning.job.validate_job`` judge."""
     sizes = [tp for tp in range(1, max(1, limit) + 1) if not _shape_problems(arch, tp)]
     if fmt is None:
         return sizes

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rigsize.errors import InputError
-from rigsize.numbers import parse_count, parse_quantity
-from rigsize.plan import limits
+from rigsize.numbers import parse_count, parse_duration, parse_quantity
+from rigsize.planning import limits
 
-Kind = Literal["count", "quantity", "fraction", "choice", "flag", "text"]
+Kind = Literal["count", "quantity", "fraction", "choice", "flag", "text", "duration"]
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,10 @@ class Option:
             return text
         if self.kind == "text":
             return str(value)
-        number: float = (parse_count(value, self.flag) if self.kind == "count"
-                         else parse_quantity(value, self.flag))
+        if self.kind == "duration":
+            number: float = parse_duration(value, self.flag)
+        else:
+            number = parse_count(value, self.flag) if self.kind == "count" else parse_quantity(value, self.flag)
         if self.minimum is not None and number < self.minimum:
             raise InputError("input.too_small", option=self.flag, value=value, minimum=_fmt(self.minimum))
         if self.maximum is not None and number > self.maximum:
@@ -188,10 +190,44 @@ OPTIONS: tuple[Option, ...] = (
            maximum=limits.MAX_TOKENS, tasks="training"),
 )
 
-BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+_PLAN = ("plan",)
+
+# rigsize plan takes estimate's model, workload, precision and cost flags (a flag given pins
+# that choice), and these, which set goals and the search.
+PLAN_OPTIONS: tuple[Option, ...] = (
+    Option("objective", "choice", "Rank plans by: cheapest (lowest $/h; training: lowest run cost), fastest "
+           "(highest tokens/s), fewest-gpus, or pareto (the cost/speed front, by cost).", "cheapest",
+           ("cheapest", "fastest", "fewest-gpus", "pareto"), commands=_PLAN),
+    Option("ttft", "duration", "Goal: mean time to first token at most this (e.g. 200ms, 1.5).", None, minimum=1e-6,
+           commands=_PLAN, tasks="inference"),
+    Option("tpot", "duration", "Goal: mean time per output token at most this (e.g. 30ms).", None, minimum=1e-6,
+           commands=_PLAN, tasks="inference"),
+    Option("throughput", "quantity", "Goal: total output tokens per second at least this.", None, minimum=1e-6,
+           commands=_PLAN, tasks="inference"),
+    Option("users", "count", "Concurrent users (the same as --batch).", None, minimum=1, maximum=limits.MAX_BATCH,
+           commands=_PLAN, tasks="inference"),
+    Option("budget_per_hour", "quantity", "Limit: USD per hour at most this.", None, minimum=0, commands=_PLAN),
+    Option("max_gpus", "count", "Limit: at most this many GPUs (default 4096 for pre-training, 64 otherwise).",
+           None, minimum=1, maximum=limits.MAX_GPUS, commands=_PLAN),
+    Option("deadline_days", "quantity", "Goal (training, with --train-tokens): the run ends within this many days, "
+           "allowance included.", None, minimum=1e-3, commands=_PLAN, tasks="training"),
+    Option("allow_quant", "flag", "Search every weight format the GPU runs and an fp8 KV cache too.", False,
+           commands=_PLAN),
+    Option("any_count", "flag", "Search every GPU count, not only 1, 2, 4, 8 and whole nodes.", False,
+           commands=_PLAN),
+    Option("have", "text", "Hardware you have: '4x RTX-4090', '2x8 H100' (2 nodes of 8), '2x H100, 4x A100'.",
+           commands=_PLAN),
+    Option("dry_run", "flag", "Count the candidates without evaluating them.", False, commands=_PLAN),
+    Option("explain", "flag", "Say why the top plan beat the runner-up.", False, commands=_PLAN),
+    Option("top", "count", "Recommendations to return.", 3, minimum=1, maximum=100, commands=_PLAN),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS + PLAN_OPTIONS}
 
 
 def options_for(command: str) -> tuple[Option, ...]:
+    if command == "plan":       # estimate's flags pin choices; the plan's own set goals and the search
+        return tuple(o for o in OPTIONS if "estimate" in o.commands) + PLAN_OPTIONS
     return tuple(o for o in OPTIONS if command in o.commands)
 
 

@@ -2,7 +2,7 @@
 
 The flow (STYLE.md): parse options -> resolve model and GPU -> the job (workload, layout,
 formats, engine; defaults echoed as assumptions; validated) -> its speed settings ->
-``plan.evaluate.evaluate`` (memory per GPU, speed) -> suggestions where it does not fit
+``planning.evaluate.evaluate`` (memory per GPU, speed) -> suggestions where it does not fit
 -> report.  The planner runs the same evaluation over many jobs.
 """
 
@@ -15,9 +15,9 @@ from rigsize.errors import PlanError
 from rigsize.memory import runtime
 from rigsize.messages import Note
 from rigsize.model.inputs import ModelSpec, resolve_model
-from rigsize.plan.evaluate import evaluate, model_report
-from rigsize.plan.job import Job, default_inference_layout, fitting_memory, resolve_job, resolve_speed
-from rigsize.plan.options import parse_options
+from rigsize.planning.evaluate import evaluate, model_report
+from rigsize.planning.job import Job, default_inference_layout, fitting_memory, resolve_job, resolve_speed
+from rigsize.planning.options import parse_options
 from rigsize.report import EstimateReport
 
 
@@ -49,12 +49,12 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
     warnings += speed_notes + [n for n in ev.notes if not n.key.startswith("memory.")]
     memory = ev.memory_report
     if not ev.memory.fits:
-        from rigsize.plan.suggest import suggestions  # suggest evaluates through plan.job
+        from rigsize.planning.suggest import suggestions  # suggest evaluates through planning.job
 
         memory = memory.model_copy(update={"suggestions": suggestions(spec, opts, job)})
     cost = None
     if ev.memory.fits:
-        from rigsize.plan.cost import cost_settings, job_cost
+        from rigsize.planning.cost import cost_settings, job_cost
 
         cost_notes: list[Note] = []
         cost = job_cost(job, ev.performance, cost_settings(opts, assumptions), cost_notes)

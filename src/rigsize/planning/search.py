@@ -1,0 +1,477 @@
+"""``rigsize plan``: search GPUs, counts, layouts, formats and engines for a job, keep the
+plans that meet the user's goals, rank them.
+
+Enumerate, evaluate, rank are separate steps (STYLE.md):
+
+1. ``candidates``: every (GPU, count, layout, weight format, KV format, engine or
+   framework) the flags leave open; a flag that is given pins its choice.
+2. Cheap checks first, each rejecting with a named reason: the format must run on the
+   GPU; tp must split the heads, KV heads, MLP width and quantization groups; the
+   weights alone (or, for full training, the 16 bytes per parameter of weights,
+   gradients and Adam states however they are sharded) must fit in the GPUs' usable
+   memory; a training run must meet the deadline even at the dense peak.
+3. The survivors are evaluated through the same path as ``estimate``
+   (``planning.job.resolve_job`` -> ``planning.evaluate.evaluate`` -> ``planning.cost.job_cost``),
+   memory once per (GPU, count, layout, formats) and speed per engine.
+4. Goals filter (TTFT, TPOT, throughput, budget, deadline), the objective ranks, and each
+   recommendation is ``estimate``'s full report for its choices, so re-running
+   ``estimate`` with them gives the same numbers.
+
+Pruning that cannot change the answer: for ``cheapest`` and ``fewest-gpus``, counts of a
+(GPU, formats, engine) above the smallest that meets every goal are not evaluated
+(``pruned``); a plan on more GPUs of one type costs at least as much per hour (whole
+instances, priced per instance) and uses more GPUs.  ``tests/test_plan.py`` checks the
+pruned search against the exhaustive one on small spaces.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from rigsize.errors import FormatError, InputError, PlanError, RigsizeError
+from rigsize.hardware.gpus import GPU, catalog, resolve_gpu
+from rigsize.model import formats
+from rigsize.model.inputs import ModelSpec, resolve_model
+from rigsize.model.tp_groups import tp_group_problems
+from rigsize.planning.layout import TRAINING_TASKS, divisors, tp_problems
+from rigsize.planning.options import parse_options
+
+REASONS = ("out_of_memory", "heads_not_divisible", "kv_heads_not_divisible", "quant_groups_not_divisible",
+           "experts_not_divisible", "format_unsupported", "misses_ttft", "misses_tpot", "misses_throughput",
+           "misses_deadline", "over_budget", "invalid_layout")
+OBJECTIVES = ("cheapest", "fastest", "fewest-gpus", "pareto")
+ENGINES = ("vllm", "sglang", "trtllm")
+# --allow-quant: the weight formats a serving engine loads (GGUF belongs to llama.cpp,
+# the local-inference issue); kept to those gpu_runs says the GPU computes or dequantizes.
+QUANT_WEIGHTS = ("fp8", "fp8-block", "int8", "gptq-int4", "awq-int4", "nvfp4")
+QUANT_KV = ("fp8",)
+# 16 bytes per parameter for mixed-precision Adam: bf16 weights and gradients, fp32 master
+# weights and two moments (ZeRO paper, Rajbhandari et al. 2020, sec. 3.1: "2Psi + 2Psi + 12Psi").
+FULL_TRAINING_BYTES_PER_PARAM = 16
+DEFAULT_MAX_GPUS = {"pretrain": 4096}
+DEFAULT_MAX_GPUS_OTHER = 64
+
+
+@dataclass(frozen=True)
+class Goals:
+    ttft: float | None = None
+    tpot: float | None = None
+    throughput: float | None = None
+    budget_per_hour: float | None = None
+    deadline_days: float | None = None
+    max_gpus: int = DEFAULT_MAX_GPUS_OTHER
+
+
+@dataclass(frozen=True)
+class Candidate:
+    gpu: str
+    gpus: int
+    tp: int
+    pp: int
+    dp: int
+    weights: str
+    kv_dtype: str
+    engine: str            # inference engine, or training framework ("" = the task's default)
+
+    def options(self, training: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"gpu": self.gpu, "gpus": self.gpus, "weights": self.weights}
+        if training:
+            if self.engine:
+                out["framework"] = self.engine
+            return out
+        out.update(tp=self.tp, pp=self.pp, dp=self.dp, kv_dtype=self.kv_dtype, engine=self.engine)
+        return out
+
+
+def parse_have(text: str) -> list[tuple[str, int, int | None]]:
+    """``"4x RTX-4090"``, ``"2x8 H100"`` (2 nodes of 8), ``"2x H100, 4x A100"`` ->
+    [(GPU name, total count, GPUs per node or None)]."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        m = re.fullmatch(r"(\d+)\s*x\s*(?:(\d+)\s+)?(.+)", part, flags=re.I)
+        if not m:
+            raise InputError("input.conflict", what=f"--have '{part}': write COUNTx NAME or NODESxCOUNT NAME, "
+                             "e.g. '4x RTX-4090' or '2x8 H100'")
+        first, per_node, name = int(m.group(1)), m.group(2), m.group(3).strip()
+        gpu = resolve_gpu(name).name
+        out.append((gpu, first * int(per_node), int(per_node)) if per_node else (gpu, first, None))
+    return out
+
+
+def _counts(max_gpus: int, node: int, any_count: bool) -> list[int]:
+    """GPU counts a buyer can rent or buy: 1, 2, 4, 8 inside a node, whole nodes beyond."""
+    if any_count:
+        return list(range(1, max_gpus + 1))
+    inside = [c for c in (1, 2, 4, 8) if c <= min(node, max_gpus)]
+    return inside + [n * node for n in range(2, max_gpus // node + 1) if n * node > inside[-1]]
+
+
+def _layouts(count: int, node: int) -> list[tuple[int, int, int]]:
+    """(tp, pp, dp) for inference: tp inside one node; the rest all data-parallel
+    replicas or all pipeline stages (the two layouts serving engines document)."""
+    out = []
+    for tp in divisors(min(count, node), node):
+        if count % tp:
+            continue
+        rest = count // tp
+        out.append((tp, 1, rest))
+        if rest > 1:
+            out.append((tp, rest, 1))
+    return out
+
+
+def _shape_reason(arch: Any, tp: int, weights: str) -> str | None:
+    problems = tp_problems(arch, tp)
+    if problems:
+        key = problems[0].key
+        return {"plan.tp_heads": "heads_not_divisible", "plan.tp_kv": "kv_heads_not_divisible",
+                "plan.tp_kv_whole": "kv_heads_not_divisible"}.get(key, "invalid_layout")
+    dense = [t for t in arch.tensors if not t.role.startswith("expert_")]
+    experts = [t for t in arch.tensors if t.role.startswith("expert_")]
+    if tp_group_problems(weights, dense, tp) or tp_group_problems(weights, experts, tp):
+        return "quant_groups_not_divisible"
+    return None
+
+
+@dataclass
+class _Search:
+    spec: ModelSpec
+    opts: dict[str, Any]
+    task: str
+    goals: Goals
+    objective: str
+    rejected: Counter
+    considered: int = 0
+    pruned: int = 0
+    memo: dict = field(default_factory=dict)
+
+    @property
+    def training(self) -> bool:
+        return self.task in TRAINING_TASKS
+
+    def gpus(self) -> list[tuple[GPU, int | None, int | None]]:
+        """(GPU, the most GPUs of it one may use, GPUs per node if fixed by --have)."""
+        if self.opts.get("have"):
+            return [(resolve_gpu(name), count, node) for name, count, node in parse_have(self.opts["have"])]
+        if self.opts.get("gpu"):
+            return [(resolve_gpu(n.strip()), None, None) for n in str(self.opts["gpu"]).split(",") if n.strip()]
+        return [(g, None, None) for g in catalog() if isinstance(g.flops("bf16") or g.flops("fp16"), (int, float))]
+
+    def weight_choices(self, gpu: GPU) -> list[str]:
+        if "weights" in self.opts:
+            return [self.opts["weights"]]
+        from rigsize.planning.job import checkpoint_format
+
+        base = "nf4" if self.task == "qlora" else checkpoint_format(self.spec)[0].name
+        if self.training or not self.opts.get("allow_quant"):
+            return [base]
+        return [base] + [f for f in QUANT_WEIGHTS if f != base]
+
+    def kv_choices(self, gpu: GPU) -> list[str]:
+        if "kv_dtype" in self.opts:
+            return [self.opts["kv_dtype"]]
+        base = "bf16" if gpu.supports("bf16") else "fp16"
+        if self.training or not self.opts.get("allow_quant"):
+            return [base]
+        return [base] + [k for k in QUANT_KV if gpu.supports(k) or k == "fp8"]
+
+    def engines(self) -> list[str]:
+        if self.training:
+            return [self.opts.get("framework", "")]
+        return [self.opts["engine"]] if "engine" in self.opts else list(ENGINES)
+
+    def candidates(self) -> Iterator[Candidate]:
+        for gpu, cap, node in self.gpus():
+            node = node or gpu.node_size
+            most = min(self.goals.max_gpus, cap or self.goals.max_gpus)
+            counts = [self.opts["gpus"]] if "gpus" in self.opts else _counts(most, node, bool(self.opts.get("any_count")))
+            for count in counts:
+                shapes = [(1, 1, count)] if self.training else _layouts(count, node)
+                if not self.training and "tp" in self.opts:
+                    shapes = [s for s in shapes if s[0] == self.opts["tp"]]
+                for weights in self.weight_choices(gpu):
+                    for kv in self.kv_choices(gpu):
+                        for tp, pp, dp in shapes:
+                            for engine in self.engines():
+                                yield Candidate(gpu.name, count, tp, pp, dp, weights, kv, engine)
+
+
+def _lower_bound_reason(s: _Search, c: Candidate, gpu: GPU) -> str | None:
+    """Cheap necessary conditions (module docstring, step 2)."""
+    arch = s.spec.arch
+    if formats.gpu_runs(c.weights, gpu.architecture) == "no":
+        return "format_unsupported"
+    if not s.training:
+        reason = _shape_reason(arch, c.tp, c.weights)
+        if reason:
+            return reason
+    if total_state_bytes(s, c.weights) / c.gpus > gpu.usable_memory_bytes:
+        return "out_of_memory"
+    if s.training and s.goals.deadline_days and s.opts.get("train_tokens"):
+        from rigsize.model.architecture import active_params
+        from rigsize.speed.roofline import peak_flops
+
+        peak = peak_flops(gpu, "bf16")
+        best_days = 6 * active_params(arch) * s.opts["train_tokens"] / (c.gpus * peak) / 86400
+        if best_days > s.goals.deadline_days:
+            return "misses_deadline"
+    return None
+
+
+def total_state_bytes(s: _Search, weights: str) -> float:
+    """Bytes every GPU together must hold at least: the weights in ``weights`` (inference,
+    LoRA, QLoRA), or 16 bytes per parameter (full training); memoized per search."""
+    if weights not in s.memo:
+        arch = s.spec.arch
+        s.memo[weights] = (arch.params * FULL_TRAINING_BYTES_PER_PARAM if s.task in ("pretrain", "finetune")
+                           else formats.weights_bytes(weights, arch.tensors, arch.num_hidden_layers))
+    return s.memo[weights]
+
+
+def _classify(err: RigsizeError) -> str:
+    text = str(err)
+    if isinstance(err, FormatError):
+        return "format_unsupported" if "cannot" in text or "run" in text else "quant_groups_not_divisible"
+    if "expert" in text:
+        return "experts_not_divisible"
+    if "head" in text:
+        return "heads_not_divisible"
+    return "invalid_layout"
+
+
+@dataclass(frozen=True)
+class _Scored:
+    candidate: Candidate
+    usd_per_hour: float | None
+    usd_total: float | None
+    speed: float            # inference: output tokens/s; training: tokens/s
+    run_days: float | None
+    options: dict[str, Any]  # the estimate options that reproduce this plan
+
+
+def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
+    """One candidate through estimate's own path (resolve_job, resolve_speed, evaluate,
+    job_cost), without the suggestions a non-fitting estimate adds; a reason string when
+    it fails a constraint or a goal."""
+    from rigsize.planning.cost import cost_settings, job_cost
+    from rigsize.planning.evaluate import evaluate
+    from rigsize.planning.job import resolve_job, resolve_speed
+    from rigsize.planning.options import parse_options as parse
+
+    opts = {k: v for k, v in s.opts.items() if k not in PLAN_ONLY and k != "gpu"}
+    opts.update(c.options(s.training))
+    opts.setdefault("task", s.task)
+    assumptions: dict[str, Any] = {}
+    try:
+        job, _ = resolve_job(s.spec, parse(opts), assumptions)
+        speed, _ = resolve_speed(job, opts, assumptions)
+        from dataclasses import replace
+
+        ev = evaluate(replace(job, speed=speed))
+    except (PlanError, FormatError) as err:
+        return _classify(err)
+    if not ev.memory.fits or ev.performance is None:
+        return "out_of_memory"
+    perf = ev.performance
+    cost = job_cost(replace(job, speed=speed), perf, cost_settings(opts, assumptions), [])
+    g = s.goals
+    days = None
+    if s.training:
+        days = cost.days_with_allowance
+        if g.deadline_days and (days is None or days > g.deadline_days):
+            return "misses_deadline"
+        rate = perf.tokens_per_second
+    else:
+        if g.ttft and perf.ttft_seconds > g.ttft:
+            return "misses_ttft"
+        if g.tpot and perf.tpot_seconds > g.tpot:
+            return "misses_tpot"
+        if g.throughput and perf.output_tokens_per_second < g.throughput:
+            return "misses_throughput"
+        rate = perf.output_tokens_per_second
+    if g.budget_per_hour is not None and (cost.usd_per_hour is None or cost.usd_per_hour > g.budget_per_hour):
+        return "over_budget"
+    return _Scored(c, cost.usd_per_hour, cost.usd_total, rate, days, opts)
+
+
+def _rank_key(s: _Search, x: _Scored) -> tuple:
+    cost = (x.usd_total if s.training and x.usd_total is not None else x.usd_per_hour)
+    cost = math.inf if cost is None else cost
+    if s.objective == "fastest":
+        return (-x.speed, cost, x.candidate.gpus)
+    if s.objective == "fewest-gpus":
+        return (x.candidate.gpus, cost, -x.speed)
+    return (cost, -x.speed, x.candidate.gpus)
+
+
+def _pareto(s: _Search, plans: list[_Scored]) -> list[_Scored]:
+    front = [p for p in plans if not any(
+        (_rank_key(s, q)[0] <= _rank_key(s, p)[0] and q.speed >= p.speed)
+        and (_rank_key(s, q)[0] < _rank_key(s, p)[0] or q.speed > p.speed) for q in plans)]
+    return sorted(front, key=lambda p: _rank_key(s, p))
+
+
+def _goals(opts: dict[str, Any], task: str) -> Goals:
+    return Goals(ttft=opts.get("ttft"), tpot=opts.get("tpot"), throughput=opts.get("throughput"),
+                 budget_per_hour=opts.get("budget_per_hour"), deadline_days=opts.get("deadline_days"),
+                 max_gpus=int(opts.get("max_gpus") or DEFAULT_MAX_GPUS.get(task, DEFAULT_MAX_GPUS_OTHER)))
+
+
+PLAN_ONLY = ("objective", "ttft", "tpot", "throughput", "users", "budget_per_hour", "max_gpus", "deadline_days",
+             "allow_quant", "any_count", "have", "dry_run", "explain", "top")
+
+
+def search(model: str | ModelSpec, **options: Any) -> dict[str, Any]:
+    """The plan object (``rigsize plan --json``): ranked recommendations with rejection
+    counts.  Options are ``rigsize plan --help``'s."""
+    opts = parse_options(options, command="plan")
+    if "users" in opts:
+        if "batch" in opts and opts["batch"] != opts["users"]:
+            raise InputError("input.conflict", what="--users and --batch name the same thing; give one")
+        opts["batch"] = opts["users"]
+    task = opts.get("task")
+    if task is None:
+        raise InputError("input.conflict", what="rigsize plan needs --task (inference, finetune, lora, qlora, "
+                         "pretrain); the overview of every scenario is not built yet")
+    spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
+    objective = opts.get("objective", "cheapest")
+    s = _Search(spec, opts, task, _goals(opts, task), objective, Counter())
+    if s.training and s.goals.deadline_days and not opts.get("train_tokens"):
+        raise InputError("input.conflict", what="--deadline-days needs --train-tokens (how much to train)")
+    cands = list(s.candidates())
+    s.considered = len(cands)
+    if opts.get("dry_run"):
+        return _result(s, [], None)
+    plans = _run(s, cands)
+    ranked = _pareto(s, plans) if objective == "pareto" else sorted(plans, key=lambda p: _rank_key(s, p))
+    top = ranked[: int(opts.get("top", 3))]
+    return _result(s, top, _explain(s, top) if opts.get("explain") else None)
+
+
+def _run(s: _Search, cands: list[Candidate]) -> list[_Scored]:
+    """Cheap checks, then evaluation.  Under ``cheapest`` (inference) and ``fewest-gpus``
+    the ranking's first key (the rented instances' $/h, or the GPU count) is known before
+    any memory or speed is computed, so candidates are evaluated best-first and the search
+    stops once ``top`` plans meet every goal and the next candidate's key is worse than the
+    last of them: no skipped candidate can rank in the top (``pruned``)."""
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+    top = int(s.opts.get("top", 3))
+    key = _first_key(s)
+    order = sorted(cands, key=key) if key else cands
+    plans: list[_Scored] = []
+    bound: float | None = None
+    for i, c in enumerate(order):
+        if key and bound is not None and key(c) > bound:
+            s.pruned += len(order) - i
+            break
+        reason = _lower_bound_reason(s, c, gpus[c.gpu])
+        result = reason or _evaluate(s, c)
+        if isinstance(result, str):
+            s.rejected[result] += 1
+            continue
+        plans.append(result)
+        if key and len(plans) >= top:
+            bound = sorted(_rank_key(s, p)[0] for p in plans)[top - 1]
+    return plans
+
+
+def _first_key(s: _Search):
+    """A lower bound of the objective's first ranking key from the candidate alone, or
+    None: fewest-gpus, the count; cheapest inference, the rented instances' $/h (exact);
+    cheapest training run, that $/h times the run's hours at the dense bf16 peak with the
+    allowance (the run can only take longer)."""
+    if s.objective == "fewest-gpus":
+        return lambda c: c.gpus
+    if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
+        return None
+    from rigsize.hardware.instances import catalog as instance_catalog
+    from rigsize.planning.cost import cost_settings, renting_options
+
+    settings = cost_settings(s.opts, {})
+    rows = instance_catalog(settings.prices_file, settings.provider)
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+    memo: dict[tuple[str, int, int], float] = {}
+
+    def cost(c: Candidate) -> float:
+        k = (c.gpu, c.gpus, c.tp)
+        if k not in memo:
+            options = renting_options(gpus[c.gpu], c.gpus, c.tp, rows, settings)
+            memo[k] = options[0].usd_per_hour if options else math.inf
+        if not s.training or memo[k] == math.inf:
+            return memo[k]
+        return memo[k] * _best_hours(s, gpus[c.gpu], c.gpus)
+    return cost
+
+
+def _best_hours(s: _Search, gpu: GPU, count: int) -> float:
+    """Hours of the run at 100% of the dense bf16 peak (6 x active parameters x tokens,
+    Kaplan et al. 2020), divided by the allowance's effective training time."""
+    from rigsize.model.architecture import active_params
+    from rigsize.planning.cost import ownership
+    from rigsize.speed.roofline import peak_flops
+
+    flops = 6 * active_params(s.spec.arch) * s.opts["train_tokens"]
+    effective = ownership()["run_allowance"]["effective_training_time"]
+    return flops / (count * peak_flops(gpu, "bf16")) / 3600 / effective
+
+
+def _explain(s: _Search, top: list[_Scored]) -> str | None:
+    if len(top) < 2:
+        return None
+    a, b = top[0], top[1]
+
+    def money(x: _Scored) -> str:
+        v = x.usd_total if s.training else x.usd_per_hour
+        return "unpriced" if v is None else (f"${v:,.0f}" if s.training else f"${v:,.2f}/h")
+
+    unit = "tokens/s"
+    return (f"{a.candidate.gpus} x {a.candidate.gpu} ({a.candidate.weights}, {a.candidate.engine or 'default'}) "
+            f"beat {b.candidate.gpus} x {b.candidate.gpu} ({b.candidate.weights}, {b.candidate.engine or 'default'}) "
+            f"on {s.objective}: {money(a)} vs {money(b)}, {a.speed:,.0f} vs {b.speed:,.0f} {unit}")
+
+
+def _result(s: _Search, top: list[_Scored], explain: str | None) -> dict[str, Any]:
+    recs = []
+    from rigsize.planning.estimate import estimate
+
+    for i, x in enumerate(top):
+        c = x.candidate
+        report = estimate(s.spec, **x.options)        # the full report, exactly as estimate prints it
+        body = report.model_dump(mode="json")
+        choices = {"gpu": c.gpu, "gpus": c.gpus, "weights": c.weights}
+        if s.training:
+            choices["framework"] = report.inputs.get("framework") or report.assumptions.get("framework") or c.engine
+        else:
+            choices.update(kv_dtype=c.kv_dtype, engine=c.engine)
+        body["choices"] = choices
+        body["why"] = _why(s, x, i)
+        recs.append(body)
+    goals = {k: v for k, v in s.goals.__dict__.items() if v is not None}
+    out = {"schema_version": 1, "model": s.spec.name, "task": s.task, "goals": goals, "objective": s.objective,
+           "assumptions": {"search": "GPU counts 1, 2, 4, 8 and whole nodes (--any-count: every count); inference "
+                           "layouts: tp inside a node, the rest data-parallel or pipeline; training layouts: "
+                           "estimate's least model parallelism for the count"},
+           "candidates_considered": s.considered, "pruned": s.pruned,
+           "rejected": {r: s.rejected.get(r, 0) for r in REASONS}, "recommendations": recs}
+    if explain:
+        out["explain"] = explain
+    return out
+
+
+def _why(s: _Search, x: _Scored, rank: int) -> str:
+    c = x.candidate
+    parts = [f"rank {rank + 1} by {s.objective}"]
+    if x.usd_per_hour is not None:
+        parts.append(f"${x.usd_per_hour:,.2f}/h")
+    if s.training and x.run_days is not None:
+        parts.append(f"{x.run_days:,.1f} days with allowance")
+    parts.append(f"{x.speed:,.0f} tokens/s on {c.gpus} x {c.gpu}")
+    met = [k for k in ("ttft", "tpot", "throughput", "budget_per_hour", "deadline_days") if getattr(s.goals, k)]
+    if met:
+        parts.append("meets " + ", ".join(met))
+    return "; ".join(parts)
+

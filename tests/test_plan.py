@@ -1,0 +1,137 @@
+"""The planner (issue 16): known answers, properties, and the pruned search against the
+exhaustive one.  Known answers are the issue's, each a statement about real hardware
+(heads, memory) checked through the plan, not numbers computed here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import rigsize.planning.search as search_mod
+from rigsize.planning.estimate import estimate
+from rigsize.planning.search import REASONS, parse_have, search
+from rigsize.shells.cli import cli
+
+QWEN72_16_USERS = dict(task="inference", users=16, seq=8192)
+
+
+def _first(result: dict) -> dict:
+    assert result["recommendations"], result["rejected"]
+    return result["recommendations"][0]
+
+
+def test_qwen2_72b_bf16_needs_four_80gb_gpus_or_two_h200() -> None:
+    h100 = search("qwen2-72b", gpu="H100", objective="fewest-gpus", **QWEN72_16_USERS)
+    h200 = search("qwen2-72b", gpu="H200", objective="fewest-gpus", **QWEN72_16_USERS)
+    assert _first(h100)["choices"]["gpus"] == 4          # 2 leave no room for the KV cache
+    assert _first(h200)["choices"]["gpus"] == 2
+    assert h100["rejected"]["out_of_memory"] > 0
+
+
+def test_qwen2_72b_awq_fits_one_80gb_gpu_with_fp8_kv_and_needs_two_with_bf16_kv() -> None:
+    fp8 = search("qwen2-72b", gpu="H100", weights="awq-int4", kv_dtype="fp8", objective="fewest-gpus",
+                 **QWEN72_16_USERS)
+    bf16 = search("qwen2-72b", gpu="H100", weights="awq-int4", kv_dtype="bf16", objective="fewest-gpus",
+                  **QWEN72_16_USERS)
+    assert _first(fp8)["choices"]["gpus"] == 1 and _first(bf16)["choices"]["gpus"] == 2
+
+
+def test_llama_405b_bf16_needs_more_than_one_80gb_node_and_fits_eight_h200() -> None:
+    h100 = search("llama-3.1-405b", gpu="H100", objective="fewest-gpus", task="inference", engine="vllm")
+    h200 = search("llama-3.1-405b", gpu="H200", objective="fewest-gpus", task="inference", engine="vllm")
+    assert _first(h100)["choices"]["gpus"] > 8
+    assert _first(h200)["choices"]["gpus"] == 8
+
+
+def test_a_7b_qlora_fits_a_24gb_geforce_card() -> None:
+    r = search("llama-2-7b", task="qlora", gpu="RTX-4090", objective="fewest-gpus")
+    assert _first(r)["choices"]["gpus"] == 1 and _first(r)["memory"]["fits"]
+
+
+def test_no_recommended_tp_breaks_the_heads() -> None:
+    """Qwen2-72B: 64 heads, 8 KV heads; a 6-GPU layout (tp 6 or 3) is never admitted."""
+    r = search("qwen2-72b", gpu="H100", any_count=True, max_gpus=8, top=20, objective="fastest", engine="vllm",
+               **QWEN72_16_USERS)
+    for rec in r["recommendations"]:
+        tp = rec["parallel"]["tp"]
+        assert 64 % tp == 0 and (8 % tp == 0 or tp % 8 == 0)
+    assert r["rejected"]["heads_not_divisible"] + r["rejected"]["kv_heads_not_divisible"] > 0
+
+
+def test_every_recommendation_meets_its_goals() -> None:
+    r = search("llama-3.1-8b", task="inference", users=8, gpu="H100,A100-80GB,L40S", tpot="20ms", ttft="300ms",
+               top=10)
+    for rec in r["recommendations"]:
+        assert rec["performance"]["tpot_seconds"] <= 0.020 and rec["performance"]["ttft_seconds"] <= 0.300
+
+
+def test_a_recommendation_is_what_estimate_says_for_its_choices() -> None:
+    rec = _first(search("llama-3.1-8b", task="inference", users=8, gpu="H100,L40S"))
+    c, lay = rec["choices"], rec["parallel"]
+    again = estimate("llama-3.1-8b", task="inference", batch=8, gpu=c["gpu"], gpus=c["gpus"], tp=lay["tp"],
+                     pp=lay["pp"], dp=lay["dp"], weights=c["weights"], kv_dtype=c["kv_dtype"], engine=c["engine"])
+    assert again.performance.tpot_seconds == pytest.approx(rec["performance"]["tpot_seconds"])
+    assert again.cost.usd_per_hour == pytest.approx(rec["cost"]["usd_per_hour"])
+
+
+@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus"])
+def test_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPatch, objective: str) -> None:
+    args = dict(task="inference", users=8, gpu="H100,A100-80GB,L40S,A10G", allow_quant=True, objective=objective,
+                max_gpus=8, top=1)
+    pruned = _first(search("llama-3.1-8b", **args))
+    monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
+    full = search("llama-3.1-8b", **args)
+    best = _first(full)
+    key = (lambda r: r["cost"]["usd_per_hour"] or float("inf")) if objective == "cheapest" else \
+        (lambda r: r["choices"]["gpus"])
+    assert key(pruned) == pytest.approx(key(best)) and full["pruned"] == 0
+
+
+def test_more_formats_gpus_or_budget_never_make_the_best_plan_worse() -> None:
+    base = dict(task="inference", users=16, seq=4096, gpu="H100,A100-80GB,L40S")
+    plain = _first(search("qwen2.5-32b", **base))["cost"]["usd_per_hour"]
+    quant = _first(search("qwen2.5-32b", allow_quant=True, **base))["cost"]["usd_per_hour"]
+    assert quant <= plain
+    few = search("qwen2.5-32b", max_gpus=2, objective="fastest", **base)
+    many = search("qwen2.5-32b", max_gpus=8, objective="fastest", **base)
+    assert _first(many)["performance"]["output_tokens_per_second"] >= \
+        _first(few)["performance"]["output_tokens_per_second"]
+
+
+def test_a_budget_rejects_what_costs_more() -> None:
+    r = search("llama-3.1-8b", task="inference", gpu="H100", budget_per_hour=10, top=5, objective="fastest")
+    assert all(rec["cost"]["usd_per_hour"] <= 10 for rec in r["recommendations"])
+    assert r["rejected"]["over_budget"] > 0
+
+
+def test_dry_run_counts_without_evaluating() -> None:
+    r = search("llama-3.1-8b", task="inference", gpu="H100", dry_run=True)
+    assert r["candidates_considered"] > 0 and r["recommendations"] == []
+    assert set(r["rejected"]) == set(REASONS)
+
+
+def test_have_grammar() -> None:
+    assert parse_have("4x RTX-4090") == [("RTX-4090", 4, None)]
+    assert parse_have("2x8 H100, 4x A100-80GB") == [("H100-SXM-80GB", 16, 8), ("A100-SXM-80GB", 4, None)]
+    r = search("llama-3.1-70b", task="inference", have="2x8 H100", objective="fastest")
+    assert all(rec["choices"]["gpu"] == "H100-SXM-80GB" and rec["choices"]["gpus"] <= 16
+               for rec in r["recommendations"])
+
+
+def test_training_plan_meets_a_deadline() -> None:
+    r = search("llama-3.1-8b", task="pretrain", gpu="H100", train_tokens=2e11, deadline_days=10, max_gpus=256)
+    assert _first(r)["cost"]["days_with_allowance"] <= 10
+    few = search("llama-3.1-8b", task="pretrain", gpu="H100", train_tokens=2e11, deadline_days=10, max_gpus=4)
+    assert few["recommendations"] == [] and few["rejected"]["misses_deadline"] > 0
+
+
+def test_plan_json_matches_its_schema() -> None:
+    import jsonschema
+
+    from rigsize.report import schema
+
+    out = CliRunner().invoke(cli, ["plan", "llama-3.1-8b", "--task", "inference", "--gpu", "H100", "--json"])
+    assert out.exit_code == 0, out.output
+    jsonschema.validate(json.loads(out.output), schema("plan"))
