@@ -15,6 +15,9 @@
 from __future__ import annotations
 
 import math
+import re
+import tomllib
+from importlib import resources
 from types import SimpleNamespace
 
 import gguf
@@ -30,7 +33,6 @@ from rigsize.model import formats as F
 from rigsize.model.tensors import LINEAR_ROLES, Tensor
 from rigsize.model.tp_groups import tp_group_problems
 
-AS_OF = "2026-11-27"
 CONTRACT = ("fp32 bf16 fp16 fp8 fp8-block int8 llm-int8 gptq-int4 gptq-int8 awq-int4 nf4 fp4 "
             "q8_0 q6_k q5_k_m q4_k_m q3_k_m q2_k").split()
 
@@ -77,15 +79,27 @@ def test_contract_names_exist():
     assert {k.name for k in F.kv_formats()} >= {"bf16", "fp16", "fp8", "int8", "fp8-ds-mla"}
 
 
-def test_every_row_has_source_and_as_of():
-    for row in [*F.weight_formats(), *F.kv_formats()]:
-        assert row.source.strip(), row.name
-        assert row.as_of in (AS_OF, "2026-12-01"), row.name   # w4a16 (mixed-precision checkpoints) was read later
-    for arch in F.architectures():
-        a = F.arch_support(arch)
-        assert a.source.strip() and a.as_of == AS_OF
-    meta = F.gguf_source()
-    assert len(meta["llama_cpp_commit"]) == 40 and meta["as_of"] == AS_OF
+DOC_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+READ_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _dated_rows() -> dict[str, dict]:
+    """Every catalog row with its raw keys (the dataclasses keep as_of, not retrieved)."""
+    data = tomllib.loads(resources.files("rigsize.data").joinpath("formats.toml").read_text(encoding="utf-8"))
+    rows = {f"{kind}.{name}": row for kind in ("weight", "kv", "arch") for name, row in data[kind].items()}
+    rows["gguf"] = data["gguf"]
+    return rows
+
+
+def test_every_row_has_source_and_dates():
+    """as_of is the source document's own date (or "unknown"); retrieved is when it was read."""
+    for key, row in _dated_rows().items():
+        assert str(row["source"]).strip(), key
+        assert row["as_of"] == "unknown" or DOC_DATE.fullmatch(row["as_of"]), (key, row["as_of"])
+        assert READ_DATE.fullmatch(row["retrieved"]), (key, row.get("retrieved"))
+        assert row["as_of"] == "unknown" or row["as_of"] <= row["retrieved"], (key, "document after reading")
+    assert len(F.gguf_source()["llama_cpp_commit"]) == 40
+    assert F.resolve_weight_format("fp32").as_of == "2019"      # IEEE 754-2019, read 2026-11-27
 
 
 def test_aliases_are_unambiguous_and_resolve_to_their_owner():

@@ -15,7 +15,8 @@ from rigsize.units import GiB
 REQUIRED = ["A100-SXM-40GB", "A100-SXM-80GB", "A100-PCIE-40GB", "A100-PCIE-80GB", "A800-SXM-80GB",
             "H100-SXM-80GB", "H100-PCIE-80GB", "H100-NVL-94GB", "H800-SXM-80GB", "H200-SXM-141GB",
             "L40S", "L20", "L4", "A10", "A10G", "T4", "RTX-3090", "RTX-4090", "RTX-5090", "MI300X",
-            "MI325X", "GB200", "B300", "GB300", "GH200-96GB", "L40", "A40", "RTX-A6000"]
+            "MI325X", "GB200", "B300", "GB300", "GH200-96GB", "L40", "A40", "RTX-A6000", "MI250X", "MI355X",
+            "MI350X", "GAUDI2"]
 
 
 def test_catalog_has_every_required_sku() -> None:
@@ -36,7 +37,8 @@ def test_names_and_aliases_are_unique() -> None:
 
 DOC_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 READ_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-SECONDARY_ONLY = {"A10G", "A800-SXM-80GB", "H800-SXM-80GB", "H20-96GB", "H20-141GB", "L20", "ASCEND-910B"}
+SECONDARY_ONLY = {"A10G", "A800-SXM-80GB", "H800-SXM-80GB", "H20-96GB", "H20-141GB", "L20", "ASCEND-910B",
+                  "GH200-96GB", "GAUDI2"}
 
 
 def test_every_row_has_source_and_dates() -> None:
@@ -195,6 +197,18 @@ ADDED_SPOT_VALUES: dict[str, dict[str, float]] = {
     "RTX-A6000": {"bf16": 154.8, "int8": 309.7, "hbm": 0.768, "gb": 48},
     # secondary compilations: 96 GB HBM3 (rates not read -> unknown)
     "GH200-96GB": {"gb": 96},
+    # AMD CDNA 2 white paper Table 1, MI250X package / 2 GCDs: 47.9 TF FP64 vector, 383.0 TF FP16/BF16,
+    # 383.0 TOPS INT8, 128 GB, 3.2 TB/s (ROCm MI250 page: 1.6 TB/s per GCD), 560 W
+    "MI250X": {"bf16": 191.5, "fp16": 191.5, "int8": 191.5, "fp64": 23.95, "fp32": 23.95, "hbm": 1.6, "gb": 64,
+               "w": 280},
+    # ROCm 10.0.0 MI350 Series architecture note, MI355X column; product page 1400 W
+    "MI355X": {"bf16": 2500, "fp8": 5000, "int8": 5000, "mxfp4": 10000, "mxfp6": 10000, "fp32": 157.3,
+               "fp64": 78.6, "hbm": 8.0, "gb": 288, "w": 1400},
+    # same table, MI350X column; product page 1000 W
+    "MI350X": {"bf16": 2300, "fp8": 4600, "int8": 4600, "mxfp4": 9200, "fp32": 144.2, "fp64": 72.1, "hbm": 8.0,
+               "gb": 288, "w": 1000},
+    # secondary: dstack's Gaudi 2 | Gaudi 3 table (BF16 432, FP8 865 TFLOPs, 96 GB, 2.46 TB/s); 600 W (yobitel)
+    "GAUDI2": {"bf16": 432, "fp8": 865, "hbm": 2.46, "gb": 96, "w": 600},
 }
 
 
@@ -220,6 +234,15 @@ def test_fixed_rows_match_their_sources() -> None:
     assert resolve_gpu("RTX-3090").sparse_flops["int8"] == 568e12
     g3 = resolve_gpu("GAUDI3")                                               # Intel vLLM plugin scales; Gaudi 3 WP
     assert g3.fp8_variant == "e4m3fn" and not g3.supports("int8")
+
+
+def test_cdna4_keeps_ocp_mx_formats_apart_from_nvfp4() -> None:
+    """MI350X/MI355X: MXFP4 is OCP microscaling, not NVFP4 (ROCm MI350 note); FP8 is OCP e4m3fn, not fnuz;
+    no TF32 matrix path; and one MI250X device is one GCD (half the CDNA 2 white paper's package)."""
+    for name in ("MI355X", "MI350X"):
+        g = resolve_gpu(name)
+        assert not g.supports("fp4") and not g.supports("tf32") and g.fp8_variant == "e4m3fn"
+    assert resolve_gpu("MI250X").memory_bytes * 2 == 128 * GiB
 
 
 def test_gpus_and_formats_never_disagree() -> None:

@@ -296,7 +296,11 @@ class GpuRow(_CatalogRow):
     gpus_per_node: int | Unknown
     tdp_watts: float | Unknown
     source: str
-    as_of: str
+    as_of: str = Field(description="Date of the source document (YYYY, YYYY-MM or YYYY-MM-DD), or unknown")
+    retrieved: str | None = Field(None, description="Date the source was read (YYYY-MM-DD)")
+    source_kind: Literal["primary", "secondary"] = Field(
+        "primary", description="secondary: the figures rest on third parties only (no vendor datasheet)")
+    skypilot_name: str | None = Field(None, description="AcceleratorName in SkyPilot's catalogs, where listed")
 
 
 class FormatRow(_CatalogRow):

@@ -43,6 +43,8 @@ GPURun = Literal["native", "weight-only", "no"]
 Axis = Literal["in", "out"]
 
 _KEPT_ROLES = ("embed", "pos_embed", "lm_head", "router", "norm", "bias", "other")
+# catalog keys that describe where a row came from (read date, primary/secondary), not the format
+_PROVENANCE_ONLY = ("retrieved", "source_kind")
 
 
 # ----------------------------------------------------------------------------------
@@ -159,7 +161,8 @@ def _index(rows: Iterable[Any]) -> dict[str, Any]:
 def _weight_row(name: str, row: Mapping[str, Any]) -> WeightFormat:
     roles = row.get("quantized_roles", "none")
     quantized = LINEAR_ROLES if roles == "linear" else frozenset() if roles == "none" else frozenset(roles)
-    fields = {k: v for k, v in row.items() if k not in ("quantized_roles", "keep", "keep_1d", "aliases", "tp_axes")}
+    fields = {k: v for k, v in row.items()
+              if k not in ("quantized_roles", "keep", "keep_1d", "aliases", "tp_axes", *_PROVENANCE_ONLY)}
     return WeightFormat(
         name=name, quantized_roles=frozenset(quantized), aliases=tuple(row.get("aliases", ())),
         keep=tuple(row.get("keep", {}).items()), keep_1d=tuple(row.get("keep_1d", {}).items()),
@@ -172,7 +175,7 @@ def _catalog() -> _Catalog:
     data = tomllib.loads(resources.files("rigsize.data").joinpath("formats.toml").read_text(encoding="utf-8"))
     weights = tuple(_weight_row(n, r) for n, r in data["weight"].items())
     kvs = tuple(KVFormat(name=n, aliases=tuple(r.get("aliases", ())),
-                         **{k: v for k, v in r.items() if k != "aliases"})
+                         **{k: v for k, v in r.items() if k not in ("aliases", *_PROVENANCE_ONLY)})
                 for n, r in data["kv"].items())
     gtypes = {n: GGUFType(n, r["block_size"], r["type_bytes"]) for n, r in data["gguf_type"].items()}
     archs = {n: ArchSupport(n, frozenset(r["native"]), frozenset(r["weight_only"]), r["fp8_variant"],
