@@ -18,7 +18,7 @@ $(VENV)/.test: $(VENV)/.core
 	touch $@
 
 run: $(VENV)/.core
-	$(BIN)/rigsize estimate 72B --gpus 4 --batch 16
+	$(BIN)/rigsize plan 72B
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest

@@ -135,3 +135,61 @@ def test_plan_json_matches_its_schema() -> None:
     out = CliRunner().invoke(cli, ["plan", "llama-3.1-8b", "--task", "inference", "--gpu", "H100", "--json"])
     assert out.exit_code == 0, out.output
     jsonschema.validate(json.loads(out.output), schema("plan"))
+
+
+# ---- the scenario overview and whole servers (issue 17) ---------------------------
+
+@pytest.fixture(scope="module")
+def overview() -> dict:
+    return search("qwen2-72b")
+
+
+def test_overview_answers_every_scenario(overview: dict) -> None:
+    assert list(overview["scenarios"]) == ["low_latency", "high_throughput", "finetune", "lora", "qlora", "pretrain"]
+    low, high = overview["scenarios"]["low_latency"], overview["scenarios"]["high_throughput"]
+    assert _first(low)["inputs"]["batch"] == 1 and _first(low)["inputs"]["output"] == 512
+    assert _first(high)["inputs"]["batch"] == 64 and _first(high)["inputs"]["prompt"] == 2048
+    pretrain = _first(overview["scenarios"]["pretrain"])
+    assert pretrain["inputs"]["train_tokens"] == pytest.approx(20 * pretrain["model"]["params"])   # Chinchilla
+    assert pretrain["cost"]["days_with_allowance"] <= 30
+    for key in ("finetune", "lora", "qlora"):
+        assert _first(overview["scenarios"][key])["cost"]["days_with_allowance"] <= 3
+
+
+def test_the_low_latency_plan_is_the_lowest_latency_among_those_evaluated() -> None:
+    """Best-first by a roofline lower bound never drops the exhaustive winner."""
+    args = dict(task="inference", batch=1, prompt=1024, output=512, gpu="H100,A100-80GB,L40S",
+                objective="lowest-latency", max_gpus=8, top=1, engine="vllm")
+    best = _first(search("llama-3.1-8b", **args))
+    perf = best["performance"]
+    import rigsize.planning.search as mod
+
+    saved = mod._first_key
+    try:
+        mod._first_key = lambda s: None
+        exhaustive = _first(search("llama-3.1-8b", **args))
+    finally:
+        mod._first_key = saved
+    other = exhaustive["performance"]
+    assert perf["ttft_seconds"] + perf["tpot_seconds"] == pytest.approx(other["ttft_seconds"] + other["tpot_seconds"])
+
+
+def test_a_recommendation_is_a_whole_server(overview: dict) -> None:
+    rec = _first(overview["scenarios"]["pretrain"])
+    srv = rec["server"]
+    assert set(srv) >= {"cpu_cores", "cpu_class", "ram_bytes", "nvme_bytes", "nvme_write_bytes_per_second",
+                        "shared_storage", "network", "inter_node_bytes_per_second_per_gpu", "power_watts_per_node",
+                        "rules"}
+    assert all({"rule", "source"} <= set(r) for r in srv["rules"].values())
+    # the power per node is the cost block's own figure, split over the nodes
+    nodes = rec["hardware"]["nodes"]
+    assert srv["power_watts_per_node"] == pytest.approx(rec["cost"]["on_prem"]["power_watts"] / nodes)
+    assert "parallel file system" in srv["shared_storage"].lower() or "lustre" in srv["shared_storage"].lower()
+    assert any(x["name"] == "CUDA" for x in rec["software"])
+
+
+def test_the_overview_prints_one_table() -> None:
+    out = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["plan", "qwen2-72b"])
+    assert out.exit_code == 0, out.output
+    for label in ("low latency", "high throughput", "full fine-tuning", "LoRA", "QLoRA", "pre-training"):
+        assert label in out.output

@@ -12,7 +12,9 @@ import json
 import sys
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from rigsize.hardware.server_report import ServerReport, SoftwareItem
 
 SCHEMA_VERSION = 1
 
@@ -240,10 +242,13 @@ class PlanChoices(_Frozen):
 
 
 class Recommendation(EstimateReport):
-    """``estimate``'s full report for the plan, plus what the search chose and why."""
+    """``estimate``'s full report for the plan, plus what the search chose and why, and the
+    whole server (per node) and software stack it needs."""
 
     choices: PlanChoices
     why: str
+    server: ServerReport | None = Field(None, description="One node as a server, each figure with its rule")
+    software: list[SoftwareItem] = Field(default_factory=list)
 
 
 class PlanReport(_Frozen):
@@ -253,7 +258,7 @@ class PlanReport(_Frozen):
     model: str
     task: str
     goals: dict[str, float | int] = Field(description="Goals and limits applied (ttft, tpot in seconds; ...)")
-    objective: Literal["cheapest", "fastest", "fewest-gpus", "pareto"]
+    objective: Literal["cheapest", "fastest", "fewest-gpus", "pareto", "lowest-latency", "cheapest-per-token"]
     assumptions: dict[str, Any]
     candidates_considered: int = Field(ge=0)
     pruned: int = Field(0, ge=0, description="Candidates skipped because a smaller count of the same GPU, formats "
@@ -261,6 +266,23 @@ class PlanReport(_Frozen):
     rejected: dict[str, int] = Field(description="Candidates rejected, by reason")
     recommendations: list[Recommendation]
     explain: str | None = None
+
+
+class ScenarioError(_Frozen):
+    error: str = Field(description="Why this scenario has no plan (one line)")
+
+
+class PlanOverview(_Frozen):
+    """``rigsize plan MODEL --json`` without ``--task``: every scenario's plan."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    model: str
+    scenarios: dict[str, PlanReport | ScenarioError] = Field(
+        description="low_latency, high_throughput, finetune, lora, qlora, pretrain")
+
+
+class PlanOutput(RootModel[PlanReport | PlanOverview]):
+    """``rigsize plan --json``: one task's plan, or (without --task) the overview."""
 
 
 class PresetRow(_Frozen):
@@ -420,7 +442,7 @@ class CalibrationReport(_Frozen):
 # command -> the model its --json prints; published as schema/<command>.schema.json
 SCHEMAS: dict[str, type[BaseModel]] = {
     "estimate": EstimateReport, "models": ModelList, "gpus": GpuList, "formats": FormatList,
-    "validate": ValidationReport, "calibrate": CalibrationReport, "clouds": InstanceList, "plan": PlanReport,
+    "validate": ValidationReport, "calibrate": CalibrationReport, "clouds": InstanceList, "plan": PlanOutput,
 }
 
 

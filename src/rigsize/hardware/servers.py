@@ -269,33 +269,3 @@ def _job_keys(job: Job) -> list[str]:
     if name.startswith("gptq"):
         keys.append("gptq")
     return keys
-
-
-# ----------------------------------------------------------------------------------
-# Messages (merged into rigsize.messages by the shell's owner; glossary: GLOSSARY-zh.md)
-# ----------------------------------------------------------------------------------
-
-SERVER_MESSAGES: dict[str, dict[str, str]] = {
-    "server.title": {"en": "Server (per node)", "zh": "服务器配置 (每节点)"},
-    "server.gpu": {"en": "GPU        {gpus_per_node}x {gpu} ({nodes} node(s))",
-                   "zh": "GPU        {gpus_per_node} 卡 {gpu} ({nodes} 个节点)"},
-    "server.cpu": {"en": "CPU        {cpu_cores} cores: {cpu_class}", "zh": "CPU        {cpu_cores} 核: {cpu_class}"},
-    "server.ram": {"en": "RAM        {ram_gb:,.0f} GB", "zh": "内存       {ram_gb:,.0f} GB"},
-    "server.nvme": {"en": "Storage    {nvme_tb:,.1f} TB NVMe SSD; write {nvme_write}",
-                    "zh": "存储       {nvme_tb:,.1f} TB NVMe 固态硬盘; 写入 {nvme_write}"},
-    "server.checkpoint": {"en": "Checkpoint {checkpoint_gb:,.0f} GB (weights + optimizer states)",
-                          "zh": "检查点     {checkpoint_gb:,.0f} GB (模型权重 + 优化器状态)"},
-    "server.shared": {"en": "Shared     {shared_storage}", "zh": "共享存储   {shared_storage}"},
-    "server.shared_pfs": {"en": "parallel file system (Lustre, GPFS, WEKA, ...)",
-                          "zh": "并行文件系统 (Lustre, GPFS, WEKA 等)"},
-    "server.shared_none": {"en": "not required", "zh": "不需要"},
-    "server.network": {"en": "Network    {network}; needs {gbps:,.1f} Gb/s per GPU between nodes",
-                       "zh": "网络       {network}; 节点间每卡需 {gbps:,.1f} Gb/s"},
-    "server.network_single": {"en": "Network    none between nodes (single node)",
-                              "zh": "网络       无需节点间互联 (单节点)"},
-    "server.power": {"en": "Power      {kw:,.1f} kW per node, {rack_kw:,.1f} kW for {nodes} node(s) (before PUE)",
-                     "zh": "功耗       每节点 {kw:,.1f} kW, {nodes} 个节点共 {rack_kw:,.1f} kW (未计 PUE)"},
-    "server.software": {"en": "Software   {name} {version}: {why}", "zh": "软件       {name} {version}: {why}"},
-    "server.unknown": {"en": "unknown", "zh": "未知"},
-    "server.rule": {"en": "  {key}: {rule} [{source}]", "zh": "  {key}: {rule} [来源: {source}]"},
-}

@@ -289,6 +289,9 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
     step_tokens, seq)`` tokens plus one block."""
     wins = arch.layer_windows or ()
     uniform = bool(wins) and len(set(wins)) == 1 and wins[0] is not None
+    # one token's K/V is the same in every layer (kv_bytes_per_token_on_rank reads no
+    # per-layer field): computed once, not once per layer
+    per_token = kv_bytes_per_token_on_rank(arch, layout, kv, layers[0]) if len(layers) else 0
     total = 0
     for i in layers:
         window = wins[i] if wins else None
@@ -300,7 +303,7 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
         else:
             tokens = min(seq, window) if window else seq
         tokens = math.ceil(math.ceil(tokens / layout.cp) / block) * block + extra
-        total += tokens * kv_bytes_per_token_on_rank(arch, layout, kv, i)
+        total += tokens * per_token
     return total
 
 

@@ -8,6 +8,7 @@ parameter counts read from it (``breakdown``, ``active_params``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from rigsize.model.tensors import Tensor
 
@@ -35,8 +36,9 @@ class Architecture:
     layer_windows: tuple[int | None, ...] = ()   # sliding window per layer (None = full)
     notes: tuple[str, ...] = field(default=())
 
-    @property
+    @cached_property
     def params(self) -> int:
+        """Every weight, counted once (computed on first use: the tensor list is fixed)."""
         return sum(t.numel for t in self.tensors)
 
 

@@ -9,6 +9,7 @@ quantizers treat tensors differently by role (GGUF mixes, fp32 norms in QLoRA...
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 Role = Literal[
@@ -50,7 +51,7 @@ class Tensor:
     layer: int | None = None
     count: int = 1
 
-    @property
+    @cached_property
     def numel(self) -> int:
         n = 1
         for d in self.shape:

@@ -197,7 +197,7 @@ _PLAN = ("plan",)
 PLAN_OPTIONS: tuple[Option, ...] = (
     Option("objective", "choice", "Rank plans by: cheapest (lowest $/h; training: lowest run cost), fastest "
            "(highest tokens/s), fewest-gpus, or pareto (the cost/speed front, by cost).", "cheapest",
-           ("cheapest", "fastest", "fewest-gpus", "pareto"), commands=_PLAN),
+           ("cheapest", "fastest", "fewest-gpus", "pareto", "lowest-latency", "cheapest-per-token"), commands=_PLAN),
     Option("ttft", "duration", "Goal: mean time to first token at most this (e.g. 200ms, 1.5).", None, minimum=1e-6,
            commands=_PLAN, tasks="inference"),
     Option("tpot", "duration", "Goal: mean time per output token at most this (e.g. 30ms).", None, minimum=1e-6,

@@ -43,7 +43,7 @@ from rigsize.planning.options import parse_options
 REASONS = ("out_of_memory", "heads_not_divisible", "kv_heads_not_divisible", "quant_groups_not_divisible",
            "experts_not_divisible", "format_unsupported", "misses_ttft", "misses_tpot", "misses_throughput",
            "misses_deadline", "over_budget", "invalid_layout")
-OBJECTIVES = ("cheapest", "fastest", "fewest-gpus", "pareto")
+OBJECTIVES = ("cheapest", "fastest", "fewest-gpus", "pareto", "lowest-latency", "cheapest-per-token")
 ENGINES = ("vllm", "sglang", "trtllm")
 # --allow-quant: the weight formats a serving engine loads (GGUF belongs to llama.cpp,
 # the local-inference issue); kept to those gpu_runs says the GPU computes or dequantizes.
@@ -53,6 +53,16 @@ QUANT_KV = ("fp8",)
 # weights and two moments (ZeRO paper, Rajbhandari et al. 2020, sec. 3.1: "2Psi + 2Psi + 12Psi").
 FULL_TRAINING_BYTES_PER_PARAM = 16
 DEFAULT_MAX_GPUS = {"pretrain": 4096}
+# The stacks a team would use per task, (framework, ZeRO stage), the first for one GPU:
+# Megatron-LM for pre-training (Narayanan et al. 2021); full fine-tuning sharded by
+# DeepSpeed ZeRO-3 or FSDP (Rajbhandari et al. 2020; PyTorch FSDP, Zhao et al. 2023);
+# LoRA with PEFT on one GPU or ZeRO-3 across several; QLoRA with PEFT + bitsandbytes.
+TRAINING_STACKS: dict[str, list[tuple[str, int]]] = {
+    "pretrain": [("megatron", 0)],
+    "finetune": [("hf", 0), ("deepspeed", 3), ("fsdp", 3)],
+    "lora": [("hf", 0), ("deepspeed", 3)],
+    "qlora": [("hf", 0), ("deepspeed", 3)],
+}
 DEFAULT_MAX_GPUS_OTHER = 64
 
 
@@ -76,12 +86,18 @@ class Candidate:
     weights: str
     kv_dtype: str
     engine: str            # inference engine, or training framework ("" = the task's default)
+    zero: int = 0          # training: ZeRO stage
+    recompute: str = ""    # training: activation recomputation ("" = the framework's default)
 
     def options(self, training: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"gpu": self.gpu, "gpus": self.gpus, "weights": self.weights}
         if training:
             if self.engine:
                 out["framework"] = self.engine
+            if self.zero:
+                out["zero"] = str(self.zero)
+            if self.recompute:
+                out["recompute"] = self.recompute
             return out
         out.update(tp=self.tp, pp=self.pp, dp=self.dp, kv_dtype=self.kv_dtype, engine=self.engine)
         return out
@@ -148,6 +164,7 @@ class _Search:
     considered: int = 0
     pruned: int = 0
     memo: dict = field(default_factory=dict)
+    overview: bool = False      # the scenario overview: priced GPUs, power-of-two counts
 
     @property
     def training(self) -> bool:
@@ -159,7 +176,13 @@ class _Search:
             return [(resolve_gpu(name), count, node) for name, count, node in parse_have(self.opts["have"])]
         if self.opts.get("gpu"):
             return [(resolve_gpu(n.strip()), None, None) for n in str(self.opts["gpu"]).split(",") if n.strip()]
-        return [(g, None, None) for g in catalog() if isinstance(g.flops("bf16") or g.flops("fp16"), (int, float))]
+        rows = [g for g in catalog() if isinstance(g.flops("bf16") or g.flops("fp16"), (int, float))]
+        if self.overview:       # what one can rent: GPUs with a priced instance in the catalog
+            from rigsize.hardware.instances import catalog as instance_catalog
+
+            priced = {i.gpu for i in instance_catalog(self.opts.get("prices")) if i.prices}
+            rows = [g for g in rows if g.name in priced]
+        return [(g, None, None) for g in rows]
 
     def weight_choices(self, gpu: GPU) -> list[str]:
         if "weights" in self.opts:
@@ -182,18 +205,43 @@ class _Search:
     def engines(self) -> list[str]:
         if self.training:
             return [self.opts.get("framework", "")]
-        return [self.opts["engine"]] if "engine" in self.opts else list(ENGINES)
+        if "engine" in self.opts:
+            return [self.opts["engine"]]
+        return ["vllm"] if self.overview else list(ENGINES)   # the overview: vLLM unless --engine
+
+    def training_variants(self, count: int) -> list[tuple[str, int, str]]:
+        """(framework, ZeRO stage, recompute) to try: the task's usual stacks (TRAINING_STACKS)
+        unless pinned, with and without activation recomputation."""
+        stacks = TRAINING_STACKS[self.task] if count > 1 else TRAINING_STACKS[self.task][:1]
+        if "framework" in self.opts:
+            stacks = [(f, z) for f, z in stacks if f == self.opts["framework"]] or [(self.opts["framework"], 0)]
+        if "zero" in self.opts:
+            stacks = [(f, int(self.opts["zero"])) for f, _ in stacks]
+        out = []
+        for framework, zero in dict.fromkeys(stacks):
+            recomputes = [self.opts["recompute"]] if "recompute" in self.opts else (
+                ["selective", "full"] if framework == "megatron" else ["none", "full"])
+            out += [(framework, zero, r) for r in recomputes]
+        return out
 
     def candidates(self) -> Iterator[Candidate]:
         for gpu, cap, node in self.gpus():
             node = node or gpu.node_size
             most = min(self.goals.max_gpus, cap or self.goals.max_gpus)
             counts = [self.opts["gpus"]] if "gpus" in self.opts else _counts(most, node, bool(self.opts.get("any_count")))
+            if self.overview and "gpus" not in self.opts:     # powers of two: 1, 2, 4, ... nodes
+                counts = [c for c in counts if c & (c - 1) == 0]
             for count in counts:
                 shapes = [(1, 1, count)] if self.training else _layouts(count, node)
+                if self.objective == "lowest-latency":     # replicas do not shorten one request
+                    shapes = [sh for sh in shapes if sh[2] == 1]
                 if not self.training and "tp" in self.opts:
                     shapes = [s for s in shapes if s[0] == self.opts["tp"]]
                 for weights in self.weight_choices(gpu):
+                    if self.training:
+                        for framework, zero, recompute in self.training_variants(count):
+                            yield Candidate(gpu.name, count, 1, 1, count, weights, "", framework, zero, recompute)
+                        continue
                     for kv in self.kv_choices(gpu):
                         for tp, pp, dp in shapes:
                             for engine in self.engines():
@@ -251,6 +299,8 @@ class _Scored:
     speed: float            # inference: output tokens/s; training: tokens/s
     run_days: float | None
     options: dict[str, Any]  # the estimate options that reproduce this plan
+    latency: float = math.inf        # inference: TTFT + TPOT (seconds)
+    usd_per_mtok: float | None = None
 
 
 def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
@@ -295,7 +345,9 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
         rate = perf.output_tokens_per_second
     if g.budget_per_hour is not None and (cost.usd_per_hour is None or cost.usd_per_hour > g.budget_per_hour):
         return "over_budget"
-    return _Scored(c, cost.usd_per_hour, cost.usd_total, rate, days, opts)
+    latency = math.inf if s.training else perf.ttft_seconds + perf.tpot_seconds
+    per_mtok = None if s.training else cost.usd_per_million_output_tokens
+    return _Scored(c, cost.usd_per_hour, cost.usd_total, rate, days, opts, latency, per_mtok)
 
 
 def _rank_key(s: _Search, x: _Scored) -> tuple:
@@ -305,6 +357,10 @@ def _rank_key(s: _Search, x: _Scored) -> tuple:
         return (-x.speed, cost, x.candidate.gpus)
     if s.objective == "fewest-gpus":
         return (x.candidate.gpus, cost, -x.speed)
+    if s.objective == "lowest-latency":
+        return (x.latency, cost, x.candidate.gpus)
+    if s.objective == "cheapest-per-token":
+        return (math.inf if x.usd_per_mtok is None else x.usd_per_mtok, cost, x.candidate.gpus)
     return (cost, -x.speed, x.candidate.gpus)
 
 
@@ -333,13 +389,16 @@ def search(model: str | ModelSpec, **options: Any) -> dict[str, Any]:
         if "batch" in opts and opts["batch"] != opts["users"]:
             raise InputError("input.conflict", what="--users and --batch name the same thing; give one")
         opts["batch"] = opts["users"]
-    task = opts.get("task")
-    if task is None:
-        raise InputError("input.conflict", what="rigsize plan needs --task (inference, finetune, lora, qlora, "
-                         "pretrain); the overview of every scenario is not built yet")
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
+    if opts.get("task") is None:
+        return overview(spec, opts)
+    return _plan(spec, opts)
+
+
+def _plan(spec: ModelSpec, opts: dict[str, Any], overview: bool = False) -> dict[str, Any]:
+    task = opts["task"]
     objective = opts.get("objective", "cheapest")
-    s = _Search(spec, opts, task, _goals(opts, task), objective, Counter())
+    s = _Search(spec, opts, task, _goals(opts, task), objective, Counter(), overview=overview)
     if s.training and s.goals.deadline_days and not opts.get("train_tokens"):
         raise InputError("input.conflict", what="--deadline-days needs --train-tokens (how much to train)")
     cands = list(s.candidates())
@@ -350,6 +409,55 @@ def search(model: str | ModelSpec, **options: Any) -> dict[str, Any]:
     ranked = _pareto(s, plans) if objective == "pareto" else sorted(plans, key=lambda p: _rank_key(s, p))
     top = ranked[: int(opts.get("top", 3))]
     return _result(s, top, _explain(s, top) if opts.get("explain") else None)
+
+
+# The scenario overview (issue 17): each scenario's stated default workload, overridable by
+# the usual flags.  Training scenarios train on 1B tokens at 4K (fine-tuning) or 20 tokens
+# per parameter (pre-training: Hoffmann et al. 2022, "Chinchilla", Table 3's compute-optimal
+# ratio) within a deadline.
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "low_latency": {"task": "inference", "batch": 1, "prompt": 1024, "output": 512, "objective": "lowest-latency"},
+    "high_throughput": {"task": "inference", "batch": 64, "prompt": 2048, "output": 512,
+                        "objective": "cheapest-per-token"},
+    "finetune": {"task": "finetune", "train_tokens": 1e9, "seq": 4096, "deadline_days": 3, "objective": "cheapest"},
+    "lora": {"task": "lora", "train_tokens": 1e9, "seq": 4096, "deadline_days": 3, "objective": "cheapest"},
+    "qlora": {"task": "qlora", "train_tokens": 1e9, "seq": 4096, "deadline_days": 3, "objective": "cheapest"},
+    "pretrain": {"task": "pretrain", "tokens_per_param": 20, "seq": 4096, "deadline_days": 30,
+                 "objective": "cheapest"},
+}
+OVERVIEW_INFERENCE_MAX_GPUS = 16      # two 8-GPU nodes; --max-gpus widens it
+_WORKLOAD_KEYS = ("batch", "prompt", "output", "seq", "train_tokens", "deadline_days", "objective", "users")
+
+
+def overview(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
+    """``rigsize plan MODEL`` without ``--task``: every scenario's best plans.  A scenario
+    that fits nowhere (or whose flags do not apply to it) is reported with no
+    recommendation and the reason."""
+    scenarios: dict[str, Any] = {}
+    for key, defaults in SCENARIOS.items():
+        run = {k: v for k, v in opts.items() if k not in _WORKLOAD_KEYS}
+        run.update({k: v for k, v in defaults.items() if k != "tokens_per_param"})
+        if "tokens_per_param" in defaults:
+            run["train_tokens"] = defaults["tokens_per_param"] * spec.arch.params
+        for k in _WORKLOAD_KEYS:          # the user's workload flags override the scenario's
+            if k in opts and not (k == "objective"):
+                run[k] = opts[k]
+        run.setdefault("top", 1)
+        if run["task"] == "inference" and "max_gpus" not in opts:
+            run["max_gpus"] = OVERVIEW_INFERENCE_MAX_GPUS
+        try:
+            scenarios[key] = _plan(spec, _only_applicable(run), overview=True)
+        except InputError as err:
+            scenarios[key] = {"error": str(err)}
+    return {"schema_version": 1, "model": spec.name, "scenarios": scenarios}
+
+
+def _only_applicable(run: dict[str, Any]) -> dict[str, Any]:
+    """Drop the flags that do not apply to this scenario's kind of task."""
+    from rigsize.planning.options import BY_NAME
+
+    kind = "training" if run["task"] in TRAINING_TASKS else "inference"
+    return {k: v for k, v in run.items() if BY_NAME[k].tasks in ("any", kind)}
 
 
 def _run(s: _Search, cands: list[Candidate]) -> list[_Scored]:
@@ -386,6 +494,8 @@ def _first_key(s: _Search):
     allowance (the run can only take longer)."""
     if s.objective == "fewest-gpus":
         return lambda c: c.gpus
+    if s.objective == "lowest-latency" and not s.training:
+        return _latency_bound(s)
     if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
         return None
     from rigsize.hardware.instances import catalog as instance_catalog
@@ -405,6 +515,23 @@ def _first_key(s: _Search):
             return memo[k]
         return memo[k] * _best_hours(s, gpus[c.gpu], c.gpus)
     return cost
+
+
+def _latency_bound(s: _Search):
+    """TTFT + TPOT is at least one decode step: every weight of a tensor-parallel group
+    read once at the GPUs' peak HBM bandwidth (pipeline stages run one after another,
+    data-parallel replicas do not help one request); a roofline lower bound."""
+    from rigsize.speed.roofline import peak_bandwidth
+
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+
+    def bound(c: Candidate) -> float:
+        try:
+            bw = peak_bandwidth(gpus[c.gpu])
+        except RigsizeError:
+            return math.inf
+        return total_state_bytes(s, c.weights) / c.tp / bw
+    return bound
 
 
 def _best_hours(s: _Search, gpu: GPU, count: int) -> float:
@@ -449,6 +576,7 @@ def _result(s: _Search, top: list[_Scored], explain: str | None) -> dict[str, An
             choices.update(kv_dtype=c.kv_dtype, engine=c.engine)
         body["choices"] = choices
         body["why"] = _why(s, x, i)
+        body["server"], body["software"] = _server(s, x, report.cost)
         recs.append(body)
     goals = {k: v for k, v in s.goals.__dict__.items() if v is not None}
     out = {"schema_version": 1, "model": s.spec.name, "task": s.task, "goals": goals, "objective": s.objective,
@@ -460,6 +588,22 @@ def _result(s: _Search, top: list[_Scored], explain: str | None) -> dict[str, An
     if explain:
         out["explain"] = explain
     return out
+
+
+def _server(s: _Search, x: _Scored, cost: Any) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+    """The whole server (per node) and software a recommendation needs
+    (``rigsize.hardware.servers``), from the same job its report came from."""
+    from dataclasses import replace as with_
+
+    from rigsize.hardware.servers import server_for, software_for
+    from rigsize.planning.evaluate import evaluate
+    from rigsize.planning.job import resolve_job, resolve_speed
+    from rigsize.planning.options import parse_options as parse
+
+    job, _ = resolve_job(s.spec, parse(x.options), {})
+    speed, _ = resolve_speed(job, x.options, {})
+    job = with_(job, speed=speed)
+    return server_for(job, evaluate(job), cost), software_for(job)
 
 
 def _why(s: _Search, x: _Scored, rank: int) -> str:

@@ -109,19 +109,21 @@ def estimate(ctx: click.Context, model: str, **options: Any) -> None:
 @_shell_options
 @click.pass_context
 def plan(ctx: click.Context, model: str, **options: Any) -> None:
-    """Search GPUs, counts, layouts, formats and engines for MODEL; rank the plans that meet the goals."""
+    """Search GPUs, counts, layouts, formats and engines for MODEL; rank the plans that meet the goals.
+    Without --task: the overview of every scenario (low latency, high throughput, fine-tuning, LoRA, QLoRA,
+    pre-training)."""
     from rigsize.planning.search import search
 
     given = {k: v for k, v in options.items() if v is not None}
     result = search(model, **given)
     if _as_json(ctx):
-        from rigsize.report import PlanReport
+        from rigsize.report import PlanOutput
 
-        _emit_json(PlanReport.model_validate(result).model_dump(mode="json", by_alias=True))
+        _emit_json(PlanOutput.model_validate(result).model_dump(mode="json", by_alias=True))
     else:
-        from rigsize.shells.render import print_plan
+        from rigsize.shells.render import print_overview, print_plan
 
-        print_plan(result, _lang(ctx))
+        (print_overview if "scenarios" in result else print_plan)(result, _lang(ctx))
 
 
 @cli.command()

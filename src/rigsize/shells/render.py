@@ -216,6 +216,8 @@ def print_plan(result: dict, lang: str, console: Console | None = None) -> None:
                       c.get("engine") or c.get("framework") or "-", speed, money,
                       human_bytes(r["memory"]["per_gpu"]["total"]))
     console.print(table)
+    if result["recommendations"]:
+        _print_server(result["recommendations"][0], lang, console)
     rejected = ", ".join(f"{k} {v}" for k, v in result["rejected"].items() if v)
     console.print(render("plan.counts", lang, n=result["candidates_considered"], pruned=result["pruned"],
                          rejected=rejected or "-"), highlight=False)
@@ -223,6 +225,67 @@ def print_plan(result: dict, lang: str, console: Console | None = None) -> None:
         console.print(t("plan.none", lang))
     if result.get("explain"):
         console.print(result["explain"], highlight=False)
+
+
+def _print_server(rec: dict, lang: str, console: Console) -> None:
+    """The top plan's one-screen datasheet: GPU, CPU, RAM, storage, network, power, software."""
+    srv, hw = rec.get("server"), rec["hardware"]
+    if not srv:
+        return
+    unknown = t("server.unknown", lang)
+
+    def known(v: Any, fmt: str) -> str:
+        return unknown if v == "unknown" or v is None else format(v, fmt)
+
+    lines = [render("server.gpu", lang, gpus_per_node=hw["gpus_per_node"], gpu=hw["gpu"], nodes=hw["nodes"]),
+             render("server.cpu", lang, cpu_cores=srv["cpu_cores"], cpu_class=srv["cpu_class"]),
+             render("server.ram", lang, ram_gb=srv["ram_bytes"] / 1e9),
+             render("server.nvme", lang, nvme_tb=srv["nvme_bytes"] / 1e12,
+                    nvme_write=known(srv["nvme_write_bytes_per_second"], ",.0f")),
+             render("server.shared", lang, shared_storage=srv["shared_storage"])]
+    if hw["nodes"] > 1 and isinstance(srv["inter_node_bytes_per_second_per_gpu"], (int, float)):
+        lines.append(render("server.network", lang, network=srv["network"],
+                            gbps=srv["inter_node_bytes_per_second_per_gpu"] * 8 / 1e9))
+    else:
+        lines.append(t("server.network_single", lang))
+    if isinstance(srv["power_watts_per_node"], (int, float)):
+        kw = srv["power_watts_per_node"] / 1000
+        lines.append(render("server.power", lang, kw=kw, rack_kw=kw * hw["nodes"], nodes=hw["nodes"]))
+    lines += [render("server.software", lang, name=x["name"], version=x["version"], why=x["why"])
+              for x in rec.get("software", [])]
+    _print_list(console, t("server.title", lang), lines)
+
+
+def print_overview(result: dict, lang: str, console: Console | None = None) -> None:
+    """One row per scenario: its workload, the recommended configuration, time and cost."""
+    console = console or Console()
+    table = Table(title=render("report.overview", lang, model=result["model"]), title_justify="left")
+    for col in ("scenario", "workload", "hardware", "speed", "cost"):
+        table.add_column(t(f"overview.{col}", lang), justify="right" if col in ("speed", "cost") else "left")
+    for key, plan in result["scenarios"].items():
+        name = t(f"scenario.{key}", lang)
+        if "error" in plan or not plan["recommendations"]:
+            why = plan.get("error") or t("plan.none_short", lang)
+            table.add_row(name, "-", why, "-", "-")
+            continue
+        r = plan["recommendations"][0]
+        c, perf, cost, lay = r["choices"], r["performance"], r["cost"], r["parallel"]
+        if "step_seconds" in perf:
+            work = f"{r['inputs'].get('train_tokens', 0) / 1e9:,.0f}B tok, ≤ {plan['goals'].get('deadline_days', 0):g} d"
+            speed = f"{cost['days_with_allowance']:,.1f} {t('perf.days_unit', lang)}"
+            money = f"${cost['usd_total']:,.0f}" if cost.get("usd_total") is not None else "-"
+            stack = c.get("framework") or "-"
+        else:
+            work = f"{r['inputs'].get('batch', 1)} x {r['inputs'].get('prompt', '')}+{r['inputs'].get('output', '')}"
+            speed = f"TTFT {perf['ttft_seconds'] * 1e3:,.0f} ms, TPOT {perf['tpot_seconds'] * 1e3:,.1f} ms"
+            money = "-" if cost["usd_per_hour"] is None else f"${cost['usd_per_hour']:,.2f}/h"
+            if cost.get("usd_per_million_output_tokens") is not None:
+                money += f", ${cost['usd_per_million_output_tokens']:,.2f}/M tok"
+            stack = c.get("engine") or "-"
+        table.add_row(name, work, f"{c['gpus']} x {c['gpu']} ({c['weights']}, {stack}, tp{lay['tp']} pp{lay['pp']}"
+                      f" dp{lay['dp']})", speed, money)
+    console.print(table)
+    console.print(t("overview.narrow", lang), highlight=False)
 
 
 def print_instances(rows: list[dict], lang: str, console: Console | None = None) -> None:
