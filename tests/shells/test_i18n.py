@@ -19,7 +19,7 @@ import rigsize.shells.render as render_mod
 from rigsize.messages import MESSAGES
 from rigsize.shells.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 COMMANDS = [
     ("estimate", "llama-3.1-8b", "--batch", "8"),                         # inference with speed

@@ -19,7 +19,7 @@ from rigsize.hardware.gpus import resolve_gpu
 from rigsize.shells.cli import main
 from rigsize.speed.calibrate import build_profile, load_profile
 
-PROFILE = Path(__file__).parent / "fixtures" / "profile-h100-recorded.json"
+PROFILE = Path(__file__).parents[1] / "fixtures" / "profile-h100-recorded.json"
 
 
 def _has_cuda() -> bool:

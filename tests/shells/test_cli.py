@@ -12,7 +12,7 @@ import pytest
 from rigsize.report import schema
 from rigsize.shells.cli import main
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> object:

@@ -16,8 +16,8 @@ import pytest
 from rigsize.report import SCHEMAS, schema
 from rigsize.shells.cli import main
 
-ROOT = Path(__file__).parent.parent
-SAMPLES = Path(__file__).parent / "fixtures" / "schema_samples"
+ROOT = Path(__file__).parents[2]
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "schema_samples"
 COMMANDS = sorted(SCHEMAS)
 
 

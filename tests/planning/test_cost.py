@@ -18,7 +18,7 @@ import rigsize
 from rigsize.hardware.instances import skypilot_csv
 from rigsize.shells.cli import cli
 
-SKY = Path(__file__).parent / "fixtures" / "skypilot" / "aws" / "vms.csv"
+SKY = Path(__file__).parents[1] / "fixtures" / "skypilot" / "aws" / "vms.csv"
 
 
 def test_skypilot_csv_keeps_the_lowest_price_per_region() -> None:

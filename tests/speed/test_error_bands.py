@@ -25,7 +25,7 @@ from rigsize.shells.cli import cli
 from rigsize.speed.error_bands import MIN_ROWS, band, summarize
 from rigsize.validation import serving_cases, serving_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WIDE = {"COLUMNS": "240"}      # one table row per line
 
 

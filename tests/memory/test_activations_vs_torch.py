@@ -39,7 +39,7 @@ from rigsize.model.families import build_architecture
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-FIXTURE = Path(__file__).parent / "fixtures" / "torch_training_state_bytes.json"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "torch_training_state_bytes.json"
 TOLERANCE = 0.05
 SIZES = [(1, 64), (2, 128), (4, 256)]
 

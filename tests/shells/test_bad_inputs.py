@@ -11,7 +11,7 @@ import pytest
 
 from rigsize.shells.cli import main
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]
 CASES = tomllib.loads((HERE / "bad_inputs.toml").read_text())["case"]
 
 

@@ -23,7 +23,7 @@ from rigsize.speed.error_bands import band
 from rigsize.speed.training import TrainingEfficiency, compute_seconds, dequant_seconds
 from rigsize.validation.training_more import FRAMEWORKS, more_runs, more_training_rows, training_cases
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bands() -> dict:

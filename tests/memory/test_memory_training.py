@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import rigsize
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def _states(r: rigsize.EstimateReport) -> int:
