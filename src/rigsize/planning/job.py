@@ -60,6 +60,7 @@ class Speed:
     gpus_per_node: int = 8
     vpp: int = 1
     train_tokens: float | None = None
+    precision: str = "bf16"       # training GEMMs: bf16 or fp8
 
 
 @dataclass(frozen=True)
@@ -531,4 +532,13 @@ def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[s
     source = f"borrowed from training.default: {eff.source}" if borrowed else f"training.{key}: {eff.source}"
     band = None if (measured or given) else gpu_class_key(job.workload.framework, job.gpu,
                                                           job.spec.arch.num_experts > 0)
-    return Speed(job.workload.framework, eff, source, band, network, per_node, vpp, opts.get("train_tokens")), notes
+    precision = opts.get("precision", "bf16")
+    if precision == "fp8" and not job.gpu.flops("fp8"):
+        raise InputError("input.conflict", what=f"--precision fp8: {job.gpu.name} has no FP8 tensor cores; use bf16 "
+                         "or a GPU with FP8 (Hopper, Ada, Blackwell, MI300X)")
+    if precision == "fp8":
+        assumptions["precision_memory"] = ("fp8 GEMMs change speed only: memory is sized as bf16 mixed precision "
+                                           "(Transformer Engine keeps bf16 weights and fp32 master weights; its "
+                                           "FP8 weight copies and amax history are not counted)")
+    return Speed(job.workload.framework, eff, source, band, network, per_node, vpp, opts.get("train_tokens"),
+                 precision), notes

@@ -123,6 +123,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("activation_offload", "flag", "Training: move saved activations to CPU memory as they are produced "
            "(torchtune, Unsloth); default: the framework's.", tasks="training"),
     Option("optimizer", "choice", "Optimizer.", "adamw", ("adamw", "adamw-8bit", "adamw-bf16"), tasks="training"),
+    Option("precision", "choice", "Training: precision of the linear layers' GEMMs (fp8: Transformer Engine's FP8 "
+           "recipe; attention and the lm_head stay bf16; MFU is then against the fp8 peak, as NeMo reports it).",
+           "bf16", ("bf16", "fp8"), tasks="training"),
     # --- workload ---
     Option("batch", "count", "Concurrent sequences (inference) or micro-batch (training).", None,
            minimum=1, maximum=limits.MAX_BATCH),
