@@ -193,3 +193,9 @@ def test_the_overview_prints_one_table() -> None:
     assert out.exit_code == 0, out.output
     for label in ("low latency", "high throughput", "full fine-tuning", "LoRA", "QLoRA", "pre-training"):
         assert label in out.output
+
+
+def test_progress_is_reported_while_candidates_are_evaluated() -> None:
+    calls: list[tuple[int, int]] = []
+    search("llama-3.1-8b", task="inference", gpu="H100,L40S", objective="fastest", progress=lambda d, t: calls.append((d, t)))
+    assert calls and all(0 <= d < t for d, t in calls) and calls[0][0] == 0

@@ -30,7 +30,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rigsize.errors import FormatError, InputError, PlanError, RigsizeError
 from rigsize.hardware.gpus import GPU, catalog, resolve_gpu
@@ -165,6 +165,7 @@ class _Search:
     pruned: int = 0
     memo: dict = field(default_factory=dict)
     overview: bool = False      # the scenario overview: priced GPUs, power-of-two counts
+    progress: Callable[[int, int], None] | None = None
 
     @property
     def training(self) -> bool:
@@ -381,9 +382,11 @@ PLAN_ONLY = ("objective", "ttft", "tpot", "throughput", "users", "budget_per_hou
              "allow_quant", "any_count", "have", "dry_run", "explain", "top")
 
 
-def search(model: str | ModelSpec, **options: Any) -> dict[str, Any]:
+def search(model: str | ModelSpec, *, progress: Callable[[int, int], None] | None = None,
+           **options: Any) -> dict[str, Any]:
     """The plan object (``rigsize plan --json``): ranked recommendations with rejection
-    counts.  Options are ``rigsize plan --help``'s."""
+    counts.  Options are ``rigsize plan --help``'s; ``progress(done, total)`` is called as
+    candidates are evaluated (a shell draws a bar with it)."""
     opts = parse_options(options, command="plan")
     if "users" in opts:
         if "batch" in opts and opts["batch"] != opts["users"]:
@@ -391,14 +394,15 @@ def search(model: str | ModelSpec, **options: Any) -> dict[str, Any]:
         opts["batch"] = opts["users"]
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
     if opts.get("task") is None:
-        return overview(spec, opts)
-    return _plan(spec, opts)
+        return overview(spec, opts, progress)
+    return _plan(spec, opts, progress=progress)
 
 
-def _plan(spec: ModelSpec, opts: dict[str, Any], overview: bool = False) -> dict[str, Any]:
+def _plan(spec: ModelSpec, opts: dict[str, Any], overview: bool = False,
+          progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     task = opts["task"]
     objective = opts.get("objective", "cheapest")
-    s = _Search(spec, opts, task, _goals(opts, task), objective, Counter(), overview=overview)
+    s = _Search(spec, opts, task, _goals(opts, task), objective, Counter(), overview=overview, progress=progress)
     if s.training and s.goals.deadline_days and not opts.get("train_tokens"):
         raise InputError("input.conflict", what="--deadline-days needs --train-tokens (how much to train)")
     cands = list(s.candidates())
@@ -429,7 +433,8 @@ OVERVIEW_INFERENCE_MAX_GPUS = 16      # two 8-GPU nodes; --max-gpus widens it
 _WORKLOAD_KEYS = ("batch", "prompt", "output", "seq", "train_tokens", "deadline_days", "objective", "users")
 
 
-def overview(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
+def overview(spec: ModelSpec, opts: dict[str, Any],
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """``rigsize plan MODEL`` without ``--task``: every scenario's best plans.  A scenario
     that fits nowhere (or whose flags do not apply to it) is reported with no
     recommendation and the reason."""
@@ -446,7 +451,7 @@ def overview(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
         if run["task"] == "inference" and "max_gpus" not in opts:
             run["max_gpus"] = OVERVIEW_INFERENCE_MAX_GPUS
         try:
-            scenarios[key] = _plan(spec, _only_applicable(run), overview=True)
+            scenarios[key] = _plan(spec, _only_applicable(run), overview=True, progress=progress)
         except InputError as err:
             scenarios[key] = {"error": str(err)}
     return {"schema_version": 1, "model": spec.name, "scenarios": scenarios}
@@ -473,6 +478,8 @@ def _run(s: _Search, cands: list[Candidate]) -> list[_Scored]:
     plans: list[_Scored] = []
     bound: float | None = None
     for i, c in enumerate(order):
+        if s.progress and i % 16 == 0:
+            s.progress(i, len(order))
         if key and bound is not None and key(c) > bound:
             s.pruned += len(order) - i
             break

@@ -103,6 +103,33 @@ def estimate(ctx: click.Context, model: str, **options: Any) -> None:
         print_estimate(report, _lang(ctx))
 
 
+class _progress_bar:
+    """A bar on stderr for searches longer than a moment (half a second), only on a terminal."""
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        import time
+
+        if not sys.stderr.isatty():
+            return None
+        self.start, self.bar, self.task = time.monotonic(), None, None
+
+        def update(done: int, total: int) -> None:
+            if self.bar is None and time.monotonic() - self.start > 0.5:
+                from rich.console import Console
+                from rich.progress import Progress
+
+                self.bar = Progress(console=Console(stderr=True), transient=True)
+                self.bar.start()
+                self.task = self.bar.add_task("searching", total=total)
+            if self.bar is not None:
+                self.bar.update(self.task, completed=done, total=total)
+        return update
+
+    def __exit__(self, *_exc: object) -> None:
+        if getattr(self, "bar", None) is not None:
+            self.bar.stop()
+
+
 @cli.command()
 @click.argument("model")
 @_with_options("plan")
@@ -115,7 +142,8 @@ def plan(ctx: click.Context, model: str, **options: Any) -> None:
     from rigsize.planning.search import search
 
     given = {k: v for k, v in options.items() if v is not None}
-    result = search(model, **given)
+    with _progress_bar() as progress:
+        result = search(model, progress=progress, **given)
     if _as_json(ctx):
         from rigsize.report import PlanOutput
 
