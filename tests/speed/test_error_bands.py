@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 from collections import defaultdict
@@ -19,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from _bench import load_bench
 from click.testing import CliRunner
 
 from rigsize.shells.cli import cli
@@ -51,10 +51,7 @@ def test_no_deployment_is_on_both_sides_and_every_family_has_fit_rows() -> None:
 
 
 def _fit_script():
-    spec = importlib.util.spec_from_file_location("fit_inference", ROOT / "bench" / "fit_inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("fit_inference")
 
 
 def test_the_fitting_script_reads_fit_rows_only() -> None:

@@ -8,13 +8,13 @@ datasheet figures, never by the code under test.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
 import tomllib
 from importlib import resources
 from pathlib import Path
 
+from _bench import load_bench
 from click.testing import CliRunner
 
 from rigsize.model.inputs import resolve_model
@@ -43,10 +43,7 @@ def test_split_is_the_files_own() -> None:
 
 
 def _fit_script():
-    spec = importlib.util.spec_from_file_location("fit_training", ROOT / "bench" / "fit_training.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("fit_training")
 
 
 def test_the_fitting_script_sees_fit_rows_only() -> None:
