@@ -258,7 +258,7 @@ def _lower_bound_reason(s: _Search, c: Candidate, gpu: GPU) -> str | None:
         reason = _shape_reason(arch, c.tp, c.weights)
         if reason:
             return reason
-    if total_state_bytes(s, c.weights) / c.gpus > gpu.usable_memory_bytes:
+    if (total_state_bytes(s, c.weights) + kv_floor_bytes(s, c.kv_dtype)) / c.gpus > gpu.usable_memory_bytes:
         return "out_of_memory"
     if s.training and s.goals.deadline_days and s.opts.get("train_tokens"):
         from rigsize.model.architecture import active_params
@@ -279,6 +279,23 @@ def total_state_bytes(s: _Search, weights: str) -> float:
         s.memo[weights] = (arch.params * FULL_TRAINING_BYTES_PER_PARAM if s.task in ("pretrain", "finetune")
                            else formats.weights_bytes(weights, arch.tensors, arch.num_hidden_layers))
     return s.memo[weights]
+
+
+def kv_floor_bytes(s: _Search, kv: str) -> float:
+    """Inference: the KV cache the requested sequences need at full length, which every
+    GPU together must hold (``estimate`` counts ``batch`` sequences of ``prompt + output``
+    tokens); 0 for training, and for models with sliding windows (fewer tokens kept in
+    some layers: no simple floor)."""
+    if s.training or s.spec.arch.layer_windows:
+        return 0.0
+    key = ("kv", kv)
+    if key not in s.memo:
+        from rigsize.planning.job import DEFAULT_OUTPUT, DEFAULT_PROMPT
+
+        o = s.opts
+        tokens = o.get("seq") or (o.get("prompt", DEFAULT_PROMPT) + o.get("output", DEFAULT_OUTPUT))
+        s.memo[key] = o.get("batch", 1) * tokens * formats.kv_bytes_per_token(s.spec.arch, kv)
+    return s.memo[key]
 
 
 def _classify(err: RigsizeError) -> str:
