@@ -537,7 +537,7 @@ def _first_key(s: _Search):
             memo[k] = options[0].usd_per_hour if options else math.inf
         if not s.training or memo[k] == math.inf:
             return memo[k]
-        return memo[k] * _best_hours(s, gpus[c.gpu], c.gpus)
+        return memo[k] * _best_hours(s, gpus[c.gpu], c.gpus, c.engine)
     return cost
 
 
@@ -558,16 +558,24 @@ def _latency_bound(s: _Search):
     return bound
 
 
-def _best_hours(s: _Search, gpu: GPU, count: int) -> float:
-    """Hours of the run at 100% of the dense bf16 peak (6 x active parameters x tokens,
-    Kaplan et al. 2020), divided by the allowance's effective training time."""
+def _best_hours(s: _Search, gpu: GPU, count: int, framework: str) -> float:
+    """Hours of the run at the speed model's own ceiling: 6 x active parameters x tokens
+    (Kaplan et al. 2020) at ``e_max`` (the fitted asymptote of the GEMM efficiency for this
+    GPU family and framework, which rigsize.speed.training never exceeds) of the dense peak
+    (the FP8 peak times the fitted FP8 ratio under --precision fp8), divided by the
+    allowance's effective training time: the predicted run can only take longer."""
     from rigsize.model.architecture import active_params
     from rigsize.planning.cost import ownership
     from rigsize.speed.roofline import peak_flops
+    from rigsize.speed.training import training_efficiency
 
+    eff, _ = training_efficiency(gpu.architecture, framework or "megatron")
+    peak = peak_flops(gpu, "bf16")
+    if s.opts.get("precision") == "fp8" and gpu.flops("fp8"):
+        peak = max(peak, gpu.flops("fp8") * eff.fp8_ratio)
     flops = 6 * active_params(s.spec.arch) * s.opts["train_tokens"]
     effective = ownership()["run_allowance"]["effective_training_time"]
-    return flops / (count * peak_flops(gpu, "bf16")) / 3600 / effective
+    return flops / (count * peak * eff.e_max) / 3600 / effective
 
 
 def _explain(s: _Search, top: list[_Scored]) -> str | None:
