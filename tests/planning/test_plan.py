@@ -199,3 +199,13 @@ def test_progress_is_reported_while_candidates_are_evaluated() -> None:
     calls: list[tuple[int, int]] = []
     search("llama-3.1-8b", task="inference", gpu="H100,L40S", objective="fastest", progress=lambda d, t: calls.append((d, t)))
     assert calls and all(0 <= d < t for d, t in calls) and calls[0][0] == 0
+
+
+def test_training_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run-cost bound (e_max ceiling of the speed model) is a true lower bound."""
+    args = dict(task="pretrain", gpu="H100,A100-80GB", train_tokens=2e10, max_gpus=16, top=1)
+    pruned = search("llama-3.1-8b", **args)
+    monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
+    full = search("llama-3.1-8b", **args)
+    assert _first(pruned)["cost"]["usd_total"] == pytest.approx(_first(full)["cost"]["usd_total"])
+    assert pruned["pruned"] > 0 and full["pruned"] == 0
