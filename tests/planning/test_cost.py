@@ -97,3 +97,15 @@ def test_clouds_lists_the_user_file(tmp_path: Path) -> None:
     rows = json.loads(out.output)["instances"]
     assert {(r["name"], r["price_region"]) for r in rows if r["provider"] == "aws"} >= {
         ("p5.48xlarge", "us-east-1"), ("p5.48xlarge", "eu-west-1")}
+
+
+def test_a_row_whose_spot_price_exceeds_on_demand_is_not_priced(tmp_path: Path) -> None:
+    """Contradictory figures (GCP's a3-highgpu rows in us-central1 of the SkyPilot file) are
+    not used, so a wrong on-demand price can never rank first."""
+    from rigsize.hardware.instances import load_prices
+
+    f = tmp_path / "p.toml"
+    f.write_text('[[instance]]\nprovider = "x"\nname = "odd"\ngpu = "H100-SXM-80GB"\ngpus = 8\n'
+                 'price_on_demand_per_hour = 10.0\nprice_spot_per_hour = 12.0\n')
+    (row,) = load_prices(str(f))
+    assert row.prices == {} and row.usd_per_hour("on-demand") is None

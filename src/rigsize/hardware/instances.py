@@ -84,6 +84,12 @@ def _from_row(row: dict[str, Any], origin: str) -> Instance | None:
     if row.get("placeholder") or row.get("gpu_catalog") is False or not isinstance(row.get("gpus"), int):
         return None
     prices = {p: v for p, key in _PRICE_KEYS.items() if (v := _number(row.get(key))) is not None}
+    notes = str(row.get("notes", ""))
+    if prices.get("spot", 0) > prices.get("on-demand", float("inf")):
+        # a spot price above the on-demand one: the row's figures contradict each other, so
+        # neither is used (rather than a possibly wrong on-demand price ranking first)
+        prices = {}
+        notes = "prices not used: the source's spot price is above its on-demand price. " + notes
     currency = str(row.get("currency", "USD")).upper()
     rate = 1.0 if currency == "USD" else _number(row.get("usd_rate"))
     return Instance(
@@ -91,7 +97,7 @@ def _from_row(row: dict[str, Any], origin: str) -> Instance | None:
         currency=currency, usd_rate=rate, vcpus=row.get("vcpus") if isinstance(row.get("vcpus"), int) else None,
         ram_gib=_number(row.get("ram_gib")), network=str(row.get("network", "unknown")),
         regions=tuple(row.get("regions", ()) or ()), price_region=str(row.get("price_region", "")),
-        source=str(row.get("source", origin)), as_of=str(row.get("as_of", "unknown")), notes=str(row.get("notes", "")))
+        source=str(row.get("source", origin)), as_of=str(row.get("as_of", "unknown")), notes=notes)
 
 
 @cache
