@@ -127,4 +127,6 @@ def test_the_loader_keeps_priced_rows_and_skips_placeholders() -> None:
     assert not any(r.get("placeholder") and (r["provider"], r["name"]) in loaded for r in ROWS)
     assert ("baidu", "BML GPU实例_V100_12核50GB内存x1卡") not in loaded      # gpu_catalog = false
     a3 = next(i for i in packaged() if i.name == "a3-highgpu-8g")
-    assert a3.usd_per_hour("on-demand") == pytest.approx(43.06615)
+    assert a3.usd_per_hour("on-demand") is None       # its spot price exceeds on-demand: not used
+    a2 = next(i for i in packaged() if i.name == "a2-highgpu-8g")
+    assert a2.usd_per_hour("on-demand") == pytest.approx(29.38708)     # 5.91582 host + 23.47126 GPUs
