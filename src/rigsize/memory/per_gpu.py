@@ -136,11 +136,31 @@ def shard_factor(t: Tensor, arch: Architecture, layout: Layout) -> float:
 
 def rank_weight_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout, fmt: WeightFormat,
                        training: bool) -> int:
+    """Bytes of ``tensors`` (a stage's, or a subset) on one rank, in ``fmt``.
+
+    Memoized: a search evaluates the same stage of the same model in the same format and
+    tp/ep split many times.  The key names the tensor slice by its ends and length and
+    the one architecture object (held in the cache, so its id cannot be reused); only
+    the layout fields ``shard_factor`` reads are in it."""
+    if not tensors:
+        return 0
+    key = (id(arch), tensors[0].name, tensors[-1].name, len(tensors), layout.tp, layout.ep, layout.expert_tp,
+           fmt, training)
+    hit = _RANK_BYTES.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
     mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
     bits = 0.0
     for t in tensors:
         bits += formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix, training=training) / shard_factor(t, arch, layout)
-    return math.ceil(bits / 8)
+    value = math.ceil(bits / 8)
+    if len(_RANK_BYTES) > 4096:
+        _RANK_BYTES.clear()
+    _RANK_BYTES[key] = (arch, value)
+    return value
+
+
+_RANK_BYTES: dict[tuple, tuple[Architecture, int]] = {}
 
 
 def _rank_params(tensors: list[Tensor], arch: Architecture, layout: Layout) -> float:
