@@ -42,6 +42,15 @@ class ModelReport(_Frozen):
     hidden_size: int
     max_position_embeddings: int | None
     config: dict[str, Any] | None = Field(None, description="The synthesized config (bare sizes only)")
+    state_bytes_per_sequence: int = Field(0, description="Recurrent (Mamba) state of one sequence at the dtypes "
+                                          "transformers' cache keeps: conv state in the model dtype, SSM state "
+                                          "in fp32; 0 for attention-only models")
+    params_mtp: int = Field(0, description="Multi-token-prediction / draft layers, outside params (0 where none "
+                                           "are laid out)")
+    params_vision: int = Field(0, description="Vision tower plus projector, inside params (0 for text-only models)")
+    layer_types: dict[str, int] = Field(default_factory=dict, description="Layers by Hugging Face layer_types "
+                                        "value (full_attention, sliding_attention, chunked_attention, "
+                                        "linear_attention...), plus moe_mlp and dense_mlp counts")
 
 
 class HardwareReport(_Frozen):
@@ -76,6 +85,8 @@ class PerGpuReport(_Frozen):
     gradients: int
     optimizer: int
     overhead: int
+    recurrent_state: int = Field(0, description="Recurrent (Mamba) state of the rank's sequences at the engine's "
+                                 "dtype (vLLM: the model dtype for conv and SSM state); 0 without recurrent layers")
     total: int
 
 

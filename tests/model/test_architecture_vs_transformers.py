@@ -137,6 +137,16 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
         cfg["multi_query"] = draw(st.booleans())
     if model_type == "bloom":
         cfg.update(n_head=cfg.pop("num_attention_heads"), n_layer=cfg.pop("num_hidden_layers"))
+    if model_type == "mamba2":   # Mamba2Config: num_heads * head_dim == expand * hidden_size
+        expand, head_dim = draw(st.sampled_from([1, 2])), draw(st.sampled_from([8, 16]))
+        hidden = cfg["hidden_size"]
+        for k in ("num_attention_heads", "num_key_value_heads", "intermediate_size", "max_position_embeddings",
+                  "head_dim", "sliding_window", "use_sliding_window", "max_window_layers", "sliding_window_pattern"):
+            cfg.pop(k, None)
+        cfg.update(expand=expand, head_dim=head_dim, num_heads=expand * hidden // head_dim,
+                   n_groups=draw(st.sampled_from([1, 2])), state_size=draw(st.sampled_from([4, 16])),
+                   conv_kernel=draw(st.integers(2, 4)), use_bias=draw(st.booleans()),
+                   use_conv_bias=draw(st.booleans()))
     return cfg
 
 

@@ -17,11 +17,14 @@ from rigsize.hardware.gpus import GPU
 from rigsize.memory import runtime
 from rigsize.memory.activations import ALL_LINEAR, ActivationBreakdown, LoraSpec, activation_bytes
 from rigsize.memory.frameworks import Recipe
-from rigsize.model import formats
+from rigsize.model import formats, recurrent
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.tensors import LINEAR_ROLES, Tensor
 from rigsize.planning.layout import Layout, Stage, Workload, pipeline_stages
+
+# The serving engine's dtype for Mamba conv and SSM state (vLLM: the model dtype by default).
+RECURRENT_STATE_BITS = 16
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,12 @@ class Parts:
     gradients: int = 0
     optimizer: int = 0
     overhead: int = 0
+    recurrent_state: int = 0         # Mamba-style layers: a fixed state per sequence, not a KV cache
 
     @property
     def total(self) -> int:
-        return self.weights + self.kv_cache + self.activations + self.gradients + self.optimizer + self.overhead
+        return (self.weights + self.kv_cache + self.activations + self.gradients + self.optimizer + self.overhead
+                + self.recurrent_state)
 
 
 @dataclass(frozen=True)
@@ -290,6 +295,8 @@ def _backward_peak(acts: ActivationBreakdown, grads: int, recipe: Recipe, accumu
 def kv_bytes_per_token_on_rank(arch: Architecture, layout: Layout, kv: KVFormat, layer: int) -> int:
     """One token's K/V (or MLA latent) in one layer on one rank: KV heads per rank =
     max(1, kv_heads / tp); the MLA latent is replicated on every TP rank."""
+    if not arch.is_attention_layer(layer):
+        return 0     # a recurrent layer (Mamba): its state is ``recurrent_state``, not KV
     if arch.attention == "mla":
         kv_b = next(t for t in arch.tensors if t.role == "attn_kv_b" and len(t.shape) == 2)
         rank = kv_b.shape[1]
@@ -311,9 +318,10 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
     uniform = bool(wins) and len(set(wins)) == 1 and wins[0] is not None
     # one token's K/V is the same in every layer (kv_bytes_per_token_on_rank reads no
     # per-layer field): computed once, not once per layer
-    per_token = kv_bytes_per_token_on_rank(arch, layout, kv, layers[0]) if len(layers) else 0
+    attention = [i for i in layers if arch.is_attention_layer(i)]
+    per_token = kv_bytes_per_token_on_rank(arch, layout, kv, attention[0]) if attention else 0
     total = 0
-    for i in layers:
+    for i in attention:
         window = wins[i] if wins else None
         if windows == "full" or (windows == "uniform_cap" and not uniform):
             window = None
@@ -488,7 +496,12 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
                                    engine.windows, engine.max_num_batched_tokens)
     acts = _inference_activations(arch, layout, workload, 2, engine, last=stage.last)
     per_replica = -(-workload.batch // layout.dp)      # dp replicas share the requests
-    return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts, overhead=overhead), kv_seq
+    # vLLM CacheConfig.mamba_cache_dtype / mamba_ssm_cache_dtype default "auto": conv and
+    # SSM state both in the model dtype (vllm/config/cache.py), 16 bits here
+    state = recurrent.state_bytes_per_sequence(arch, RECURRENT_STATE_BITS, RECURRENT_STATE_BITS,
+                                               stage.layers, layout.tp)
+    return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts, overhead=overhead,
+                 recurrent_state=state * per_replica), kv_seq
 
 
 def _training_states(arch: Architecture, workload: Workload, layout: Layout, fmt: WeightFormat,

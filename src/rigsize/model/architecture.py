@@ -12,6 +12,8 @@ from functools import cached_property
 
 from rigsize.model.tensors import Tensor
 
+ATTENTION_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "chunked_attention", "attention"})
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -35,6 +37,14 @@ class Architecture:
     moe_layers: tuple[int, ...] = ()
     layer_windows: tuple[int | None, ...] = ()   # sliding window per layer (None = full)
     notes: tuple[str, ...] = field(default=())
+    # Hugging Face ``layer_types`` per layer (empty: every layer is attention); the KV
+    # cache covers only the attention kinds (``ATTENTION_LAYER_TYPES``)
+    layer_types: tuple[str, ...] = ()
+    conv_state_elements: int = 0      # per sequence, all recurrent layers (model dtype)
+    ssm_state_elements: int = 0       # per sequence, all recurrent layers (fp32 in transformers)
+
+    def is_attention_layer(self, i: int) -> bool:
+        return not self.layer_types or self.layer_types[i] in ATTENTION_LAYER_TYPES
 
     @cached_property
     def params(self) -> int:
@@ -62,6 +72,8 @@ def component_of(t: Tensor) -> str:
         return "moe/experts"
     if t.role.startswith("shared_"):
         return "moe/shared_experts"
+    if t.role.startswith("ssm_") or ".mixer." in t.name:
+        return "mamba"
     return "mlp"
 
 
@@ -81,3 +93,18 @@ def active_params(arch: Architecture) -> int:
         return arch.params
     routed = sum(t.numel for t in arch.tensors if t.role.startswith("expert_"))
     return arch.params - routed + routed * arch.experts_per_token // arch.num_experts
+
+
+def layer_type_counts(arch: Architecture) -> dict[str, int]:
+    """Layers by Hugging Face ``layer_types`` value (from the windows where the config
+    types none: a windowed layer is ``sliding_attention``), plus how many layers have a
+    routed-expert MLP (``moe_mlp``) and a dense one (``dense_mlp``)."""
+    kinds = arch.layer_types or tuple("sliding_attention" if w else "full_attention"
+                                      for w in (arch.layer_windows or (None,) * arch.num_hidden_layers))
+    out: dict[str, int] = {}
+    for k in kinds:
+        out[k] = out.get(k, 0) + 1
+    dense = {t.layer for t in arch.tensors if t.role.startswith("mlp_") and t.layer is not None}
+    out["moe_mlp"] = len(arch.moe_layers)
+    out["dense_mlp"] = len(dense - set(arch.moe_layers))
+    return out

@@ -34,6 +34,7 @@ _AUXILIARY_SUFFIXES = (
     ".scales", ".qzeros", ".g_idx", ".weight_scale_inv", ".weight_scale", ".input_scale",
     ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".SCB",
     ".quant_state.bitsandbytes__nf4", ".quant_state.bitsandbytes__fp4", ".e_score_correction_bias",
+    "_proj_scales",   # gpt-oss MXFP4: gate_up_proj_scales / down_proj_scales (one E8M0 byte per 32)
 )
 
 
@@ -57,6 +58,8 @@ def _packing_factor(name: str, quant: Any) -> int:
     bits = quant.get("bits", 4)
     if name.endswith(".qweight"):         # GPTQ/AWQ pack 32/bits values per int32
         return 32 // bits if isinstance(bits, int) and bits in (2, 3, 4, 8) else 1
+    if quant.get("quant_method") == "mxfp4" and name.endswith("_proj_blocks"):
+        return 2                          # gpt-oss: two E2M1 codes per uint8 (U8 [E, out, in/32, 16])
     if quant.get("quant_method") == "bitsandbytes" and quant.get("load_in_4bit"):
         return 2 if name.endswith(".weight") else 1   # two 4-bit codes per uint8
     return 1

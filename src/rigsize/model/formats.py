@@ -39,7 +39,7 @@ from rigsize.units import bits_to_bytes
 
 Layout = Literal["dense", "per_tensor", "group", "flat_block", "tile", "gguf"]
 KVLayout = Literal["element", "mla_fp8"]
-GPURun = Literal["native", "weight-only", "no"]
+GPURun = Literal["native", "weight-only", "dequantize", "no"]
 Axis = Literal["in", "out"]
 
 _KEPT_ROLES = ("embed", "pos_embed", "lm_head", "router", "norm", "bias", "other")
@@ -129,6 +129,7 @@ class ArchSupport:
     source: str
     as_of: str
     notes: str = ""
+    dequantize: frozenset[str] = frozenset()   # upcast to 16 bits at load: 16-bit memory
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,15 @@ def _catalog() -> _Catalog:
                 for n, r in data["kv"].items())
     gtypes = {n: GGUFType(n, r["block_size"], r["type_bytes"]) for n, r in data["gguf_type"].items()}
     archs = {n: ArchSupport(n, frozenset(r["native"]), frozenset(r["weight_only"]), r["fp8_variant"],
-                            r["source"], r["as_of"], r.get("notes", ""))
+                            r["source"], r["as_of"], r.get("notes", ""), frozenset(r.get("dequantize", ())))
              for n, r in data["arch"].items()}
     names = {w.name for w in weights}
     for a in archs.values():
-        unknown = (a.native | a.weight_only) - names
-        if unknown or a.native & a.weight_only:
-            raise ValueError(f"formats.toml: arch {a.name} lists {sorted(unknown or a.native & a.weight_only)}")
+        lists = (a.native, a.weight_only, a.dequantize)
+        unknown = frozenset().union(*lists) - names
+        twice = (a.native & a.weight_only) | ((a.native | a.weight_only) & a.dequantize)
+        if unknown or twice:
+            raise ValueError(f"formats.toml: arch {a.name} lists {sorted(unknown or twice)}")
     for w in weights:
         if w.layout == "gguf" and w.default_type not in gtypes:
             raise ValueError(f"formats.toml: {w.name} default_type {w.default_type} has no [gguf_type] row")
@@ -289,12 +292,14 @@ GGUF_CATEGORY: dict[str, str] = {
     "mlp_gate": "FFN_GATE", "mlp_up": "FFN_UP", "mlp_gate_up": "FFN_UP", "mlp_down": "FFN_DOWN",
     "expert_gate": "FFN_GATE", "expert_up": "FFN_UP", "expert_down": "FFN_DOWN",
     "shared_gate": "FFN_GATE", "shared_up": "FFN_UP", "shared_down": "FFN_DOWN",
+    "ssm_in": "OTHER", "ssm_out": "OTHER",
     "other": "OTHER",
 }
 # convert_hf_to_gguf.py prepare_tensors writes these F32 and llama-quantize leaves them
 # (tensor_allows_quantization: *_norm.weight, ffn_gate_inp, position embeddings,
 # names not ending in "weight", fewer than 2 dims).
-_GGUF_F32_ROLES = frozenset({"norm", "bias", "router", "pos_embed"})
+# tensor_allows_quantization also leaves ssm_conv1d.weight unquantized.
+_GGUF_F32_ROLES = frozenset({"norm", "bias", "router", "pos_embed", "ssm_conv"})
 _ATTN_V_LIKE = frozenset({"ATTENTION_V", "ATTENTION_QKV", "ATTENTION_KV_B"})  # category_is_attn_v
 # tensor_type_fallback: a row length not divisible by the block size.
 _GGUF_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
@@ -494,8 +499,11 @@ def weights_bytes(fmt: str | WeightFormat, tensors: Iterable[Tensor], n_layers: 
 
 def bits_per_weight(fmt: str | WeightFormat, rows: int = 4096, cols: int = 4096) -> float:
     """Effective bits per element of one (rows x cols) linear layer, overheads included
-    (for GGUF mixes: the file type's default ggml type, as for attn_q/ffn_up)."""
-    t = Tensor("linear.weight", "mlp_up", (rows, cols), layer=0)
+    (for GGUF mixes: the file type's default ggml type, as for attn_q/ffn_up; for a format
+    that quantizes only routed experts, such as mxfp4, an expert's up projection)."""
+    fmt = resolve_weight_format(fmt)
+    role = "expert_up" if fmt.quantized_roles and "mlp_up" not in fmt.quantized_roles else "mlp_up"
+    t = Tensor("linear.weight", role, (rows, cols), layer=0)
     return tensor_bits(fmt, t, n_layers=1) / (rows * cols)
 
 
@@ -506,13 +514,17 @@ def bits_per_weight(fmt: str | WeightFormat, rows: int = 4096, cols: int = 4096)
 
 def gpu_runs(fmt: str | WeightFormat, architecture: str) -> GPURun:
     """``"native"`` if ``architecture``'s matrix units compute in ``fmt``,
-    ``"weight-only"`` if kernels dequantize ``fmt`` weights to 16-bit, else ``"no"``."""
+    ``"weight-only"`` if kernels keep ``fmt`` weights in memory and dequantize them to
+    16 bits inside the matmul, ``"dequantize"`` if the loader upcasts them to 16 bits
+    (so they take 16-bit memory: transformers' MXFP4 below sm75), else ``"no"``."""
     fmt = resolve_weight_format(fmt)
     arch = arch_support(architecture)
     if fmt.name in arch.native:
         return "native"
     if fmt.name in arch.weight_only:
         return "weight-only"
+    if fmt.name in arch.dequantize:
+        return "dequantize"
     return "no"
 
 

@@ -96,6 +96,10 @@ def _method_format(method: str, q: Mapping[str, Any]) -> WeightFormat | None:
         return None
     if method == "compressed-tensors":
         return _compressed_tensors_format(q)
+    if method == "mxfp4":
+        # transformers Mxfp4Config / vLLM Mxfp4Config: gpt-oss's routed experts in OCP
+        # MXFP4; everything else stays in the checkpoint dtype (the format's own roles)
+        return resolve_weight_format("mxfp4")
     if method == "modelopt":
         algo = str(q.get("quant_algo", "")).upper()
         return resolve_weight_format({"FP8": "fp8", "NVFP4": "nvfp4"}[algo]) if algo in ("FP8", "NVFP4") else None

@@ -2,7 +2,9 @@
 
 ``tp_group_problems`` lists the quantization groups (GPTQ/AWQ groups, GGUF blocks,
 NVFP4 groups, fp8-block tiles) that a tensor-parallel split of a model's tensors would
-cut; the caller (``rigsize.planning.job``) decides whether that is fatal.
+cut; the caller (``rigsize.planning.job``) decides whether that is fatal.  MXFP4 (tp_axes
+empty) reports none: vLLM's gpt-oss loader gives each rank cdiv(I/32, tp) whole 32-wide
+blocks, the last rank fewer (vllm/model_executor/models/gpt_oss.py _load_weights_mxfp4).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from rigsize.model.tensors import Tensor
 # Megatron-style split (vLLM RowParallelLinear / ColumnParallelLinear).  attn_k/attn_v/
 # attn_qkv are left out (KV heads are replicated when tp exceeds them) and MLA's
 # attn_q_a/attn_kv_a are replicated, not split.
-_ROW_PARALLEL = frozenset({"attn_o", "mlp_down", "expert_down", "shared_down"})
+_ROW_PARALLEL = frozenset({"attn_o", "mlp_down", "expert_down", "shared_down", "ssm_out"})
 _COL_PARALLEL = frozenset({"attn_q", "attn_q_b", "attn_kv_b", "mlp_gate", "mlp_up", "mlp_gate_up",
-                           "expert_gate", "expert_up", "shared_gate", "shared_up"})
+                           "expert_gate", "expert_up", "shared_gate", "shared_up", "ssm_in"})
 _MAX_GOOD_TP = 64
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from rigsize.errors import InputError
 from rigsize.memory.per_gpu import MemoryResult, Parts
 from rigsize.messages import Note
-from rigsize.model import formats
-from rigsize.model.architecture import active_params, breakdown
+from rigsize.model import formats, recurrent
+from rigsize.model.architecture import active_params, breakdown, layer_type_counts
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.inputs import ModelSpec
 from rigsize.planning.job import Job, evaluate_memory
@@ -142,6 +142,9 @@ def model_report(spec: ModelSpec, weight_fmt: WeightFormat, kv_fmt: KVFormat) ->
         num_hidden_layers=arch.num_hidden_layers, hidden_size=arch.hidden_size,
         max_position_embeddings=arch.max_position_embeddings,
         config=dict(spec.config) if spec.approximate else None,
+        state_bytes_per_sequence=recurrent.state_bytes_per_sequence(
+            arch, 32 if spec.config.get("torch_dtype") == "float32" else 16, 32),
+        layer_types=layer_type_counts(arch),
     )
 
 
@@ -167,7 +170,7 @@ def parallel_report(job: Job) -> ParallelReport:
 
 def _per_gpu_report(p: Parts) -> PerGpuReport:
     return PerGpuReport(weights=p.weights, kv_cache=p.kv_cache, activations=p.activations, gradients=p.gradients,
-                        optimizer=p.optimizer, overhead=p.overhead, total=p.total)
+                        optimizer=p.optimizer, overhead=p.overhead, recurrent_state=p.recurrent_state, total=p.total)
 
 
 def memory_report(result: MemoryResult) -> MemoryReport:
