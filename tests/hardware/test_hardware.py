@@ -16,7 +16,8 @@ REQUIRED = ["A100-SXM-40GB", "A100-SXM-80GB", "A100-PCIE-40GB", "A100-PCIE-80GB"
             "H100-SXM-80GB", "H100-PCIE-80GB", "H100-NVL-94GB", "H800-SXM-80GB", "H200-SXM-141GB",
             "L40S", "L20", "L4", "A10", "A10G", "T4", "RTX-3090", "RTX-4090", "RTX-5090", "MI300X",
             "MI325X", "GB200", "B300", "GB300", "GH200-96GB", "L40", "A40", "RTX-A6000", "MI250X", "MI355X",
-            "MI350X", "GAUDI2"]
+            "MI350X", "GAUDI2", "A30", "RTX-6000-ADA", "A800-PCIE-80GB", "H800-PCIE-80GB", "ASCEND-910C",
+            "HYGON-K100"]
 
 
 def test_catalog_has_every_required_sku() -> None:
@@ -38,7 +39,8 @@ def test_names_and_aliases_are_unique() -> None:
 DOC_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 READ_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 SECONDARY_ONLY = {"A10G", "A800-SXM-80GB", "H800-SXM-80GB", "H20-96GB", "H20-141GB", "L20", "ASCEND-910B",
-                  "GH200-96GB", "GAUDI2"}
+                  "GH200-96GB", "GAUDI2", "A30", "RTX-6000-ADA", "A800-PCIE-80GB", "H800-PCIE-80GB",
+                  "ASCEND-910C", "HYGON-K100"}
 
 
 def test_every_row_has_source_and_dates() -> None:
@@ -209,6 +211,20 @@ ADDED_SPOT_VALUES: dict[str, dict[str, float]] = {
                "gb": 288, "w": 1000},
     # secondary: dstack's Gaudi 2 | Gaudi 3 table (BF16 432, FP8 865 TFLOPs, 96 GB, 2.46 TB/s); 600 W (yobitel)
     "GAUDI2": {"bf16": 432, "fp8": 865, "hbm": 2.46, "gb": 96, "w": 600},
+    # second pass, 2026-12-01:
+    # 'GPU Performance (Data Sheets) Quick Reference (2023)', A30 column: 165 W, 24GB HBM2, 933GB/s, FP32 10.3,
+    # BF16/FP16 TensorCore 165 TFLOPS, INT8 330 TOPS
+    "A30": {"bf16": 165, "fp16": 165, "int8": 330, "fp32": 10.3, "hbm": 0.933, "gb": 24, "w": 165},
+    # vendor listing of NVIDIA's RTX 6000 Ada spec: 48 GB GDDR6 ECC, 960 GB/s, FP32 91.1 TFLOPS, Max TDP 300W
+    "RTX-6000-ADA": {"fp32": 91.1, "hbm": 0.960, "gb": 48, "w": 300},
+    # quick-reference table, 'A800 (PCIe/SXM)': 300/400 watt, 80G HBM2e (rates blank there)
+    "A800-PCIE-80GB": {"gb": 80, "w": 300},
+    # same table, 'H800 (PCIe/SXM)': 80G (power and rates blank there)
+    "H800-PCIE-80GB": {"gb": 80},
+    # npu-smi on an Atlas A3 (910C) node: HBM 65536 MB per chip, two chips per module
+    "ASCEND-910C": {"gb": 64},
+    # hblas-bench DCU-bench.md, K100: FP64/FP32 24.5 TFLOPS, FP16 100 TFLOPS, INT8 200 TOPS, 64GB
+    "HYGON-K100": {"fp64": 24.5, "fp32": 24.5, "fp16": 100, "int8": 200, "gb": 64},
 }
 
 
@@ -261,3 +277,19 @@ def test_gpus_and_formats_never_disagree() -> None:
             assert g.fp8_variant == arch.fp8_variant, (g.name, g.fp8_variant, arch.fp8_variant)
         else:
             assert g.fp8_variant is None and arch.fp8_variant == "none", g.name
+
+
+def test_second_pass_rows_say_what_one_device_is() -> None:
+    """Ascend 910C is one die (npu-smi shows two 64 GB NPUs per package); the export PCIe parts keep
+    NVLink at 400 GB/s total; tensor rates that no source read printed stay unknown, not copied."""
+    c = resolve_gpu("ASCEND-910C")
+    assert c.memory_bytes == c.memory_bytes_visible == 64 * GiB and c.gpus_per_node == 16
+    assert not c.supports("fp8")
+    for name in ("A800-PCIE-80GB", "H800-PCIE-80GB"):
+        g = resolve_gpu(name)
+        assert g.interconnect.per_direction_bytes_per_second == 200e9
+        assert g.flops("bf16") is None and g.supports("bf16")
+    assert resolve_gpu("RTX-6000-ADA").flops("fp8") is None and resolve_gpu("RTX6000-Ada").name == "RTX-6000-ADA"
+    k = resolve_gpu("HYGON-K100")
+    assert not k.supports("bf16") and not k.supports("fp8") and k.supports("int8")
+    assert resolve_gpu("A800").name == "A800-SXM-80GB" and resolve_gpu("H800").name == "H800-SXM-80GB"
