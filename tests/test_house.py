@@ -15,7 +15,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "src" / "rigsize"
 TOP_LEVEL = {"__init__.py", "__main__.py", "api.py", "errors.py", "messages.py", "numbers.py", "report.py",
              "units.py"}
-CONCERNS = {"model", "hardware", "planning", "memory", "speed", "validation", "shells", "data"}
+CONCERNS = {"model", "hardware", "planning", "memory", "speed", "validation", "shells", "data", "launch"}
 
 
 def _imports(path: Path) -> list[ast.ImportFrom | ast.Import]:

@@ -225,10 +225,28 @@ PLAN_OPTIONS: tuple[Option, ...] = (
     Option("top", "count", "Recommendations to return.", 3, minimum=1, maximum=100, commands=_PLAN),
 )
 
-BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS + PLAN_OPTIONS}
+_LAUNCH = ("launch",)
+
+# rigsize launch takes the plan's flags (it plans first) or a saved plan, and these.
+LAUNCH_OPTIONS: tuple[Option, ...] = (
+    Option("plan_file", "text", "A saved 'rigsize plan --json' to launch instead of planning (with --rank or "
+           "--scenario).", commands=_LAUNCH),
+    Option("rank", "count", "Which recommendation of the plan to launch (1 = best).", 1, minimum=1, maximum=100,
+           commands=_LAUNCH),
+    Option("scenario", "text", "The overview's scenario to launch (low_latency, high_throughput, finetune, lora, "
+           "qlora, pretrain).", commands=_LAUNCH),
+    Option("target", "choice", "Where it runs: the bare commands, a SkyPilot task or a Slurm sbatch script.",
+           "local", ("local", "skypilot", "slurm"), commands=_LAUNCH),
+    Option("out_dir", "text", "Folder to write the files and rigsize-plan.json into (default: launch-<model>).",
+           commands=_LAUNCH),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS + PLAN_OPTIONS + LAUNCH_OPTIONS}
 
 
 def options_for(command: str) -> tuple[Option, ...]:
+    if command == "launch":     # the plan's flags, then the launch's own
+        return options_for("plan") + LAUNCH_OPTIONS
     if command == "plan":       # estimate's flags pin choices; the plan's own set goals and the search
         return tuple(o for o in OPTIONS if "estimate" in o.commands) + PLAN_OPTIONS
     return tuple(o for o in OPTIONS if command in o.commands)

@@ -155,6 +155,58 @@ def plan(ctx: click.Context, model: str, **options: Any) -> None:
 
 
 @cli.command()
+@click.argument("model", required=False, default=None)
+@_with_options("launch")
+@_shell_options
+@click.pass_context
+def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
+    """Turn a plan into the commands and files that run it (vLLM, SGLang, TRL/PEFT + DeepSpeed, Megatron-LM;
+    locally, on SkyPilot or under Slurm): plans MODEL first, or reads --plan-file."""
+    from pathlib import Path
+
+    from rigsize.launch import launch as run_launch
+    from rigsize.launch import read_plan_file, select
+    from rigsize.planning.options import LAUNCH_OPTIONS, parse_options
+
+    given = {k: v for k, v in options.items() if v is not None}
+    own = parse_options({k: given.pop(k) for k in [o.name for o in LAUNCH_OPTIONS] if k in given}, command="launch")
+    if own.get("plan_file"):
+        if model:
+            raise InputError("input.conflict", what="give MODEL or --plan-file, not both")
+        plan_obj, source = read_plan_file(own["plan_file"]), {"plan_file": own["plan_file"]}
+    elif model:
+        from rigsize.planning.search import search
+
+        if "task" not in given:
+            raise InputError("input.conflict", what="rigsize launch MODEL needs --task (or --plan-file FILE)")
+        plan_obj, source = search(model, **given), {"model": model, "options": given}
+    else:
+        raise InputError("input.conflict", what="rigsize launch needs MODEL --task T, or --plan-file FILE")
+    rec = select(plan_obj, int(own.get("rank", 1)), own.get("scenario"))
+    source.update(rank=int(own.get("rank", 1)), scenario=own.get("scenario"))
+    bundle = run_launch(rec, engine=given.get("engine") if own.get("plan_file") else None,
+                        framework=given.get("framework") if own.get("plan_file") else None,
+                        target=own.get("target", "local"), source=source)
+    out = Path(own.get("out_dir") or f"launch-{rec['model']['name'].replace('/', '-')}")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in bundle.files:
+        (out / f.name).write_text(f.text)
+        if f.executable:
+            (out / f.name).chmod(0o755)
+    if _as_json(ctx):
+        _emit_json({"tool": bundle.launch.tool, "version": bundle.launch.version, "target": bundle.target,
+                    "commands": list(bundle.commands), "files": [str(out / f.name) for f in bundle.files],
+                    "notes": list(bundle.launch.notes)})
+        return
+    click.echo(f"# {bundle.launch.tool} {bundle.launch.version}, target {bundle.target}; files in {out}/")
+    click.echo(f"# setup: {bundle.launch.setup}")
+    for note in bundle.launch.notes:
+        click.echo(f"# {note}")
+    for line in bundle.commands:
+        click.echo(line)
+
+
+@cli.command()
 @click.argument("query", required=False, default="")
 @_shell_options
 @click.pass_context

@@ -1,0 +1,88 @@
+"""Launch configurations: a plan turned into the commands and files of the engine and platform that run it.
+
+One emitter per engine or framework (vllm, sglang, trl with PEFT and DeepSpeed's ds_config, megatron) and
+per platform (skypilot, slurm; local = the bare commands), each pinned to the version whose flags it was
+checked against (``VERSION`` in each module; the flag lists in data/launch/).  The input is a
+recommendation of ``rigsize plan --json``; every value written is the plan's own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rigsize.launch import megatron, sglang, skypilot, slurm, trl, vllm
+from rigsize.launch.bundle import Launch, LaunchError, LaunchFile
+from rigsize.launch.plan import PlannedRun, planned_run, read_plan_file, select
+
+ENGINES = {"vllm": vllm, "sglang": sglang}
+FRAMEWORKS = {"megatron": megatron, "deepspeed": trl, "hf": trl, "trl": trl}
+TARGETS = ("local", "skypilot", "slurm")
+VERSIONS = {"vllm": vllm.VERSION, "sglang": sglang.VERSION, "trl": trl.VERSION, "megatron": megatron.VERSION,
+            "deepspeed": trl.deepspeed.VERSION, "skypilot": skypilot.VERSION}
+
+__all__ = ["Bundle", "Launch", "LaunchError", "LaunchFile", "PlannedRun", "launch", "planned_run", "read_plan_file",
+           "select", "ENGINES", "FRAMEWORKS", "TARGETS", "VERSIONS"]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What ``rigsize launch`` prints and writes: the engine's launch, wrapped for the target."""
+
+    target: str
+    launch: Launch
+    files: tuple[LaunchFile, ...]      # everything to write into --out-dir, rigsize-plan.json included
+    commands: tuple[str, ...]          # what to type (the platform's submit line, or the engine commands)
+
+
+def _emitter(run: PlannedRun, engine: str | None, framework: str | None) -> Any:
+    if run.task == "inference":
+        name = engine or run.engine or "vllm"
+        if name not in ENGINES:
+            raise LaunchError(f"no launch emitter for engine {name} yet ({', '.join(ENGINES)}). Nearest: rigsize "
+                              f"launch {run.model} --task inference --engine vllm")
+        if run.engine and name != run.engine:
+            raise LaunchError(f"this plan was sized for {run.engine}, not {name} (memory budgets and speed differ). "
+                              f"Nearest plan {name} can run: rigsize launch {run.model} --task inference --engine {name}")
+        return ENGINES[name]
+    if engine:
+        raise LaunchError(f"--engine is for inference; this is a {run.task} plan. Nearest: rigsize launch {run.model} "
+                          f"--task {run.task} --framework {run.framework or 'deepspeed'}")
+    name = framework or run.framework or ""
+    if run.framework and name != run.framework:
+        raise LaunchError(f"this plan was sized for {run.framework}, not {name}. Nearest plan {name} can run: "
+                          f"rigsize launch {run.model} --task {run.task} --framework {name}")
+    if name not in FRAMEWORKS:
+        raise LaunchError(f"no launch emitter for framework {name or 'default'} yet ({', '.join(FRAMEWORKS)}). "
+                          f"Nearest: rigsize launch {run.model} --task {run.task} --framework "
+                          f"{'megatron' if run.task == 'pretrain' else 'deepspeed'}")
+    return FRAMEWORKS[name]
+
+
+def launch(rec: dict[str, Any], engine: str | None = None, framework: str | None = None, target: str = "local",
+           source: dict[str, Any] | None = None) -> Bundle:
+    """The launch of one recommendation (``select(plan, rank, scenario)``) on ``target``.  ``source`` is
+    recorded in rigsize-plan.json (where the plan came from: a file, or the plan options)."""
+    if target not in TARGETS:
+        raise LaunchError(f"--target {target}: one of {', '.join(TARGETS)}")
+    run = planned_run(rec)
+    module = _emitter(run, engine, framework)
+    name = f"rigsize-{run.task}-{run.model.replace('/', '-').replace('.', '-')}".lower()[:60]
+    if target == "skypilot":
+        out = module.emit(run, head_addr=skypilot.HEAD_ADDR, node_rank=skypilot.NODE_RANK)
+        wrapper = LaunchFile("task.yaml", skypilot.task_yaml(run, out, name))
+        files, commands = (*out.files, wrapper), ("sky launch -c " + name + " task.yaml",)
+    elif target == "slurm":
+        out = module.emit(run, head_addr=slurm.HEAD_ADDR, node_rank=slurm.NODE_RANK)
+        wrapper = LaunchFile("job.sbatch", slurm.sbatch_script(run, out, name), True)
+        files, commands = (*out.files, wrapper), ("sbatch job.sbatch",)
+    else:
+        out = module.emit(run)
+        files, commands = out.files, out.commands
+    record = {"schema_version": 1, "tool": out.tool, "version": out.version, "target": target,
+              "skypilot_version": skypilot.VERSION if target == "skypilot" else None,
+              "source": source or {}, "commands": list(out.commands), "notes": list(out.notes),
+              "recommendation": rec}
+    plan_file = LaunchFile("rigsize-plan.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return Bundle(target, replace(out), (*files, plan_file), commands)

@@ -1,0 +1,136 @@
+"""The plan a launch starts from: one recommendation of ``rigsize plan --json`` (a task's plan, or the
+scenario overview), read into the fields the emitters need.  Nothing here recomputes a number: every
+value is the plan's own (``choices``, ``parallel``, ``hardware``, ``memory``, ``inputs``, ``assumptions``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rigsize.errors import InputError
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    model: str              # the name as planned (preset, Hub id, path)
+    hub_id: str | None      # what an engine loads (a preset's Hugging Face id, a Hub id as given, or None)
+    task: str
+    gpu: str
+    gpus: int
+    nodes: int
+    gpus_per_node: int
+    tp: int
+    pp: int
+    dp: int
+    ep: int
+    cp: int
+    sp: bool
+    zero: int
+    offload: str
+    recompute: str
+    micro_batch: int | None
+    global_batch: int | None
+    vpp: int
+    weights: str
+    kv_dtype: str
+    engine: str | None
+    framework: str | None
+    seq: int
+    batch: int
+    lora_rank: int
+    lora_targets: str | None
+    max_model_len: int | None
+    max_num_seqs: int | None
+    max_num_batched_tokens: int | None
+    gpu_memory_utilization: float | None
+    memory_visible_bytes: int
+    per_gpu: dict[str, int]          # the plan's busiest-GPU breakdown (weights, kv_cache, activations, ...)
+    kv_bytes_per_sequence: int
+    num_hidden_layers: int
+    record: dict[str, Any]           # the recommendation itself (written to rigsize-plan.json)
+
+
+def read_plan_file(path: str) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError("input.conflict", what=f"--plan {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError("input.conflict", what=f"--plan {path}: not valid JSON ({err})") from None
+
+
+def select(plan: dict[str, Any], rank: int = 1, scenario: str | None = None) -> dict[str, Any]:
+    """The recommendation ``rank`` (1 = best) of a plan, or of the overview's ``scenario``."""
+    if not isinstance(plan, dict):
+        raise InputError("input.conflict", what="not a rigsize plan: the file must hold the JSON object "
+                         "rigsize plan --json prints")
+    if "scenarios" in plan:
+        keys = ", ".join(plan["scenarios"])
+        if not scenario:
+            raise InputError("input.conflict", what=f"this plan file is an overview; add --scenario KEY ({keys})")
+        if scenario not in plan["scenarios"]:
+            raise InputError("input.conflict", what=f"--scenario {scenario}: not in this plan file ({keys})")
+        plan = plan["scenarios"][scenario]
+        if "error" in plan:
+            raise InputError("input.conflict", what=f"scenario {scenario} has no plan: {plan['error']}")
+    elif scenario:
+        raise InputError("input.conflict", what="--scenario needs an overview plan file (rigsize plan MODEL --json "
+                         "without --task)")
+    recs = plan.get("recommendations")
+    if not isinstance(recs, list):
+        raise InputError("input.conflict", what="not a rigsize plan: no 'recommendations' (save one with "
+                         "rigsize plan MODEL --task T --json)")
+    if not recs:
+        raise InputError("input.conflict", what="the plan has no recommendation (nothing met the goals); "
+                         "relax them and plan again")
+    if not 1 <= rank <= len(recs):
+        raise InputError("input.conflict", what=f"--rank {rank}: the plan has ranks 1 to {len(recs)}")
+    return recs[rank - 1]
+
+
+def _hub_id(model: dict[str, Any]) -> str | None:
+    if model["source"] == "hub":
+        return model["name"]
+    if model["source"] == "preset":
+        from rigsize.model.inputs import presets
+
+        row = presets().get(model["name"])
+        return row.hub_id if row else None
+    if model["source"] in ("config", "folder"):
+        return model["name"]
+    return None
+
+
+def planned_run(rec: dict[str, Any]) -> PlannedRun:
+    ch, par, hw, mem = rec["choices"], rec["parallel"], rec["hardware"], rec["memory"]
+    inp, asm = rec.get("inputs", {}), rec.get("assumptions", {})
+
+    def get(key: str, default: Any = None) -> Any:
+        return inp.get(key, asm.get(key, default))
+
+    return PlannedRun(
+        model=rec["model"]["name"], hub_id=_hub_id(rec["model"]), task=rec["task"], gpu=ch["gpu"],
+        gpus=ch["gpus"], nodes=hw["nodes"], gpus_per_node=hw["gpus_per_node"], tp=par["tp"], pp=par["pp"],
+        dp=par["dp"], ep=par["ep"], cp=par["cp"], sp=par["sp"], zero=par["zero"], offload=par["offload"],
+        recompute=par["recompute"], micro_batch=par["micro_batch"], global_batch=par["global_batch"],
+        vpp=int(get("vpp", 1)), weights=ch["weights"], kv_dtype=ch.get("kv_dtype") or rec["model"]["kv_dtype"],
+        engine=ch.get("engine"), framework=ch.get("framework"), seq=int(get("seq", 0)), batch=int(get("batch", 1)),
+        lora_rank=int(get("lora_rank", 16)), lora_targets=get("lora_targets"),
+        max_model_len=mem.get("max_model_len"), max_num_seqs=asm.get("max_num_seqs"),
+        max_num_batched_tokens=asm.get("max_num_batched_tokens"),
+        gpu_memory_utilization=asm.get("gpu_memory_utilization"),
+        memory_visible_bytes=hw["gpu_memory_bytes_visible"], per_gpu=dict(mem["per_gpu"]),
+        kv_bytes_per_sequence=mem["kv_bytes_per_sequence"], num_hidden_layers=rec["model"]["num_hidden_layers"],
+        record=rec)
+
+
+def model_id(run: PlannedRun) -> str:
+    from rigsize.launch.bundle import LaunchError
+
+    if run.hub_id:
+        return run.hub_id
+    raise LaunchError(f"model '{run.model}' has no checkpoint to load (a bare size is a sizing stand-in); plan a "
+                      "preset, a Hub id or a config.json, e.g. rigsize launch qwen2.5-72b ...")
