@@ -147,6 +147,18 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
                    n_groups=draw(st.sampled_from([1, 2])), state_size=draw(st.sampled_from([4, 16])),
                    conv_kernel=draw(st.integers(2, 4)), use_bias=draw(st.booleans()),
                    use_conv_bias=draw(st.booleans()))
+    if model_type == "jamba":   # JambaConfig: offsets below their periods; one expert = no MoE
+        for k in ("sliding_window", "use_sliding_window", "max_window_layers", "sliding_window_pattern"):
+            cfg.pop(k, None)
+        attn_period, expert_period = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        experts = draw(st.integers(1, 4))
+        cfg.update(attn_layer_period=attn_period, attn_layer_offset=draw(st.integers(0, attn_period - 1)),
+                   expert_layer_period=expert_period, expert_layer_offset=draw(st.integers(0, expert_period - 1)),
+                   num_experts=experts, num_experts_per_tok=draw(st.integers(1, max(1, min(2, experts)))),
+                   mamba_d_state=draw(st.sampled_from([4, 16])), mamba_d_conv=draw(st.integers(2, 4)),
+                   mamba_expand=draw(st.sampled_from([1, 2])),
+                   mamba_dt_rank=draw(st.sampled_from(["auto", 4, 8])), mamba_conv_bias=draw(st.booleans()),
+                   mamba_proj_bias=draw(st.booleans()))
     return cfg
 
 

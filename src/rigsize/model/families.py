@@ -9,8 +9,8 @@ against ``transformers`` itself on real and random configs.
 
 Most decoders are "Llama-like" (``rigsize.model.llama_like``); the GPT-style families
 used by published training runs have a builder of their own (``gpt_family``); Mamba 2's
-state-space layers are ``recurrent``.  Hybrids (Jamba, Qwen3-Next, Granite 4...) are
-not laid out yet.
+state-space layers are ``recurrent``; hybrids of Mamba and attention layers are
+``hybrid`` (Jamba).  Qwen3-Next, MiniMax and others are not laid out yet.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rigsize.errors import ModelError
-from rigsize.model import gpt_family, llama_like, recurrent
+from rigsize.model import gpt_family, hybrid, llama_like, recurrent
 from rigsize.model.architecture import Architecture
 from rigsize.model.hf_config import Config
 from rigsize.planning import limits
@@ -28,6 +28,7 @@ _BUILDERS: dict[str, Callable[[Config], Architecture]] = {
     **{mt: llama_like.llama_like for mt in llama_like.MODEL_TYPES},
     **{mt: gpt_family.gpt_family for mt in gpt_family.MODEL_TYPES},
     "mamba2": recurrent.mamba2,
+    "jamba": hybrid.jamba,
 }
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_BUILDERS))

@@ -292,7 +292,7 @@ GGUF_CATEGORY: dict[str, str] = {
     "mlp_gate": "FFN_GATE", "mlp_up": "FFN_UP", "mlp_gate_up": "FFN_UP", "mlp_down": "FFN_DOWN",
     "expert_gate": "FFN_GATE", "expert_up": "FFN_UP", "expert_down": "FFN_DOWN",
     "shared_gate": "FFN_GATE", "shared_up": "FFN_UP", "shared_down": "FFN_DOWN",
-    "ssm_in": "OTHER", "ssm_out": "OTHER",
+    "ssm_in": "OTHER", "ssm_out": "OTHER", "ssm_x": "OTHER", "ssm_dt": "OTHER",
     "other": "OTHER",
 }
 # convert_hf_to_gguf.py prepare_tensors writes these F32 and llama-quantize leaves them

@@ -20,7 +20,7 @@ class MoeSpec:
     experts: Num                 # routed experts per MoE layer (0 = a dense model)
     top_k: Num
     inter: Num                   # width of one routed expert
-    layers: str = "all"           # which layers are sparse: "all" | "qwen" | "deepseek" | "ernie" | "llama4"
+    layers: str = "all"           # which layers are sparse: "all" | "qwen" | "deepseek" | "ernie" | "llama4" | "jamba"
     first_dense: int = 0          # "deepseek": first_k_dense_replace when absent
     shared: Num | None = None    # shared-expert width (None: no shared expert)
     shared_per_expert: bool = False   # ``shared`` counts experts of ``inter`` width (DeepSeek, ERNIE)
@@ -78,6 +78,9 @@ MOE: dict[str, MoeSpec] = {
     "llama4_text": MoeSpec(("num_local_experts", 16), ("num_experts_per_tok", 1), ("intermediate_size", 8192),
                             layers="llama4", shared=("intermediate_size", 8192), shared_name="shared_expert",
                             router="router"),
+    # modeling_jamba.py: JambaSparseMoeBlock (router + fused experts) where layers_num_experts > 1
+    "jamba": MoeSpec((("num_experts", "num_local_experts"), 16), ("num_experts_per_tok", 2),
+                      ("intermediate_size", 14336), layers="jamba", router="router"),
 }
 MOE["deepseek_v32"] = MOE["deepseek_v3"]
 
@@ -123,6 +126,13 @@ def _sparse_layers(cfg: Config, spec: MoeSpec, n_layers: int) -> frozenset[int]:
             return frozenset(i for i in layers if i in listed)
         step = cfg.int("interleave_moe_layer_step", default=1)
         return frozenset(range(step - 1, n_layers, step))
+    if rule == "jamba":     # configuration_jamba.py layers_num_experts: i % expert_layer_period == offset
+        period = cfg.int("expert_layer_period", default=2)
+        offset = cfg.int("expert_layer_offset", default=1, minimum=0)
+        if offset >= period:
+            raise ModelError("model.bad_field", field="expert_layer_offset", value=offset,
+                             why=f"must be smaller than expert_layer_period ({period})")
+        return frozenset(i for i in layers if i % period == offset)
     return frozenset(layers)
 
 

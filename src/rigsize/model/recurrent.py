@@ -1,4 +1,6 @@
-"""Recurrent (state-space) layers: Mamba 2, as ``transformers`` (5.x) builds it.
+"""Recurrent (state-space) layers: Mamba 2 and Mamba 1 mixers, as ``transformers`` (5.x)
+builds them, and the Mamba 2 model.  Hybrids that mix them with attention are
+``rigsize.model.hybrid``.
 
 A Mamba 2 layer keeps no KV cache.  Each sequence carries a fixed-size state per layer
 (``transformers`` cache_utils ``LinearAttentionLayer``, filled by ``Mamba2Mixer``):
@@ -10,6 +12,11 @@ A Mamba 2 layer keeps no KV cache.  Each sequence carries a fixed-size state per
 Dao & Gu 2024, "Transformers are SSMs" (arXiv:2405.21060) sec. 7 / Listing 1 for the
 block (in_proj -> conv1d -> SSD -> gated RMSNorm -> out_proj); the exact tensors follow
 modeling_mamba2.py ``Mamba2Mixer.__init__``.
+
+A Mamba 1 layer (Gu & Dao 2023, "Mamba", arXiv:2312.00752, Algorithm 2: the selective
+scan with input-dependent dt, B, C) keeps per sequence a conv state ``(d_inner,
+d_conv)`` in the model dtype and an SSM state ``(d_inner, d_state)``, fp32 in
+``transformers``' scan (A is fp32, so the scanned state is).
 """
 
 from __future__ import annotations
@@ -80,6 +87,56 @@ def mamba2_mixer(prefix: str, d: Mamba2Dims, i: int) -> list[Tensor]:
     rows += [Tensor(f"{prefix}.{n}", "other", (d.num_heads,), i) for n in ("dt_bias", "A_log", "D")]
     rows += norm_rows(f"{prefix}.norm", d.intermediate, False, i)
     rows += linear_rows(f"{prefix}.out_proj", "ssm_out", d.hidden, d.intermediate, d.use_bias, i)
+    return rows
+
+
+@dataclass(frozen=True)
+class Mamba1Dims:
+    """The widths of one Mamba 1 mixer (JambaConfig's ``mamba_*`` names)."""
+
+    hidden: int
+    intermediate: int        # mamba_expand * hidden (d_inner)
+    state_size: int          # mamba_d_state
+    conv_kernel: int         # mamba_d_conv
+    dt_rank: int             # mamba_dt_rank ("auto": ceil(hidden / 16))
+    use_bias: bool           # mamba_proj_bias: in_proj and out_proj
+    use_conv_bias: bool
+
+    @property
+    def conv_state_elements(self) -> int:
+        return self.intermediate * self.conv_kernel
+
+    @property
+    def ssm_state_elements(self) -> int:
+        return self.intermediate * self.state_size
+
+
+def jamba_mamba_dims(cfg: Config, hidden: int) -> Mamba1Dims:
+    """JambaConfig's Mamba fields with its class defaults (configuration_jamba.py)."""
+    rank = cfg.get("mamba_dt_rank", "auto")
+    return Mamba1Dims(
+        hidden=hidden, intermediate=cfg.int("mamba_expand", default=2) * hidden,
+        state_size=cfg.int("mamba_d_state", default=16), conv_kernel=cfg.int("mamba_d_conv", default=4),
+        dt_rank=-(-hidden // 16) if rank == "auto" else cfg.int("mamba_dt_rank"),
+        use_bias=cfg.bool("mamba_proj_bias", False), use_conv_bias=cfg.bool("mamba_conv_bias", True))
+
+
+def jamba_mamba_mixer(prefix: str, d: Mamba1Dims, i: int) -> list[Tensor]:
+    """``JambaMambaMixer``: in_proj (x, z), depthwise conv1d, x_proj (dt, B, C), dt_proj
+    (always biased), A_log (d_inner x d_state), D, out_proj, and Jamba's RMSNorms on dt,
+    B and C (modeling_jamba.py ``JambaMambaMixer.__init__``)."""
+    rows = linear_rows(f"{prefix}.in_proj", "ssm_in", 2 * d.intermediate, d.hidden, d.use_bias, i)
+    rows.append(Tensor(f"{prefix}.conv1d.weight", "ssm_conv", (d.intermediate, 1, d.conv_kernel), i))
+    if d.use_conv_bias:
+        rows.append(Tensor(f"{prefix}.conv1d.bias", "ssm_conv", (d.intermediate,), i))
+    rows += linear_rows(f"{prefix}.x_proj", "ssm_x", d.dt_rank + 2 * d.state_size, d.intermediate, False, i)
+    rows += linear_rows(f"{prefix}.dt_proj", "ssm_dt", d.intermediate, d.dt_rank, True, i)
+    rows += [Tensor(f"{prefix}.A_log", "other", (d.intermediate, d.state_size), i),
+             Tensor(f"{prefix}.D", "other", (d.intermediate,), i)]
+    rows += linear_rows(f"{prefix}.out_proj", "ssm_out", d.hidden, d.intermediate, d.use_bias, i)
+    rows += norm_rows(f"{prefix}.dt_layernorm", d.dt_rank, False, i)
+    rows += norm_rows(f"{prefix}.b_layernorm", d.state_size, False, i)
+    rows += norm_rows(f"{prefix}.c_layernorm", d.state_size, False, i)
     return rows
 
 

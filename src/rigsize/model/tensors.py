@@ -22,6 +22,7 @@ Role = Literal[
     "expert_gate", "expert_up", "expert_down",          # routed experts (count = experts)
     "shared_gate", "shared_up", "shared_down",          # shared experts
     "ssm_in", "ssm_out",   # Mamba mixer in_proj / out_proj (linear)
+    "ssm_x", "ssm_dt",     # Mamba 1 x_proj (dt, B, C from x) / dt_proj (linear)
     "ssm_conv",       # Mamba depthwise conv1d (channels x 1 x kernel) and its bias
     "router",         # MoE gate (experts x hidden) and its bias
     "norm",           # any normalization weight or bias
@@ -35,7 +36,7 @@ LINEAR_ROLES: frozenset[str] = frozenset({
     "mlp_gate", "mlp_up", "mlp_gate_up", "mlp_down",
     "expert_gate", "expert_up", "expert_down",
     "shared_gate", "shared_up", "shared_down",
-    "ssm_in", "ssm_out",
+    "ssm_in", "ssm_out", "ssm_x", "ssm_dt",
 })
 """Roles of 2-D matmul weights: the tensors weight-only quantizers (GPTQ, AWQ, NF4) touch."""
 

@@ -28,9 +28,11 @@ from rigsize.model.tensors import Tensor
 # Megatron-style split (vLLM RowParallelLinear / ColumnParallelLinear).  attn_k/attn_v/
 # attn_qkv are left out (KV heads are replicated when tp exceeds them) and MLA's
 # attn_q_a/attn_kv_a are replicated, not split.
-_ROW_PARALLEL = frozenset({"attn_o", "mlp_down", "expert_down", "shared_down", "ssm_out"})
+_ROW_PARALLEL = frozenset({"attn_o", "mlp_down", "expert_down", "shared_down", "ssm_out",
+                           "ssm_x"})   # vLLM MambaMixer: x_proj RowParallelLinear, dt_proj ColumnParallelLinear
 _COL_PARALLEL = frozenset({"attn_q", "attn_q_b", "attn_kv_b", "mlp_gate", "mlp_up", "mlp_gate_up",
-                           "expert_gate", "expert_up", "shared_gate", "shared_up", "ssm_in"})
+                           "expert_gate", "expert_up", "shared_gate", "shared_up", "ssm_in",
+                           "ssm_dt"})
 _MAX_GOOD_TP = 64
 
 

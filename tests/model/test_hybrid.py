@@ -1,0 +1,95 @@
+"""Hybrid Mamba + attention models against ``transformers`` itself (5.x): parameters of
+the real preset on the meta device (exact; random configs are in
+test_architecture_vs_transformers.py), the recurrent state and the KV cache that a tiny
+model's cache allocates when run on CPU (exact shapes and dtypes), and the layer counts.
+
+Jamba (Mamba 1 mixers): conv state (d_inner, d_conv) in the model dtype, SSM state
+(d_inner, d_state) in fp32; K/V only in the attention layers.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from _hf import meta_param_count
+
+from rigsize.model.architecture import active_params, layer_type_counts
+from rigsize.model.families import build_architecture
+from rigsize.model.formats import kv_bytes_per_token, resolve_kv_format
+from rigsize.model.inputs import preset_config
+from rigsize.model.recurrent import state_bytes_per_sequence
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+# attention at 1 and 3, MoE (3 experts) at 0 and 2, d_inner 128
+TINY_JAMBA = {"model_type": "jamba", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "num_hidden_layers": 4, "intermediate_size": 32, "vocab_size": 100, "attn_layer_period": 2,
+              "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 0, "num_experts": 3,
+              "num_experts_per_tok": 2, "mamba_d_state": 8, "mamba_d_conv": 3, "mamba_expand": 2}
+
+
+def _run_cache(cfg: dict, dtype: torch.dtype, batch: int, tokens: int) -> list:
+    """The cache layers of a tiny model after one forward pass on CPU."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    kwargs = {k: v for k, v in cfg.items() if k != "model_type"}
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(cfg["model_type"], pad_token_id=None, **kwargs))
+        model = model.to(dtype).eval()
+        with torch.no_grad():
+            out = model(torch.ones((batch, tokens), dtype=torch.long), use_cache=True)
+    return list(out.past_key_values.layers)
+
+
+def _allocated(layers: list, dtype: torch.dtype) -> tuple[int, int]:
+    """(recurrent-state bytes, K/V elements) the cache holds, checking the state dtypes."""
+    state = kv = 0
+    for layer in layers:
+        for conv in getattr(layer, "conv_states", {}).values():
+            if conv is not None:
+                assert conv.dtype == dtype                       # conv state: the model dtype
+                state += conv.numel() * conv.dtype.itemsize
+        for rec in getattr(layer, "recurrent_states", {}).values():
+            if rec is not None:
+                assert rec.dtype == torch.float32                # SSM state: fp32 whatever the model
+                state += rec.numel() * rec.dtype.itemsize
+        keys = getattr(layer, "keys", None)
+        if keys is not None and keys.numel():
+            kv += keys.numel() + layer.values.numel()
+    return state, kv
+
+
+def test_real_jamba_config_param_count_equals_transformers() -> None:
+    cfg = preset_config("jamba-1.5-mini")
+    arch = build_architecture(cfg)
+    assert arch.params == meta_param_count(cfg) == 51_570_323_328
+    # model card: "12B active parameters and an overall of 52B parameters across all experts"
+    assert arch.params / 1e9 == pytest.approx(52, rel=0.01)
+    assert active_params(arch) / 1e9 == pytest.approx(12, rel=0.01)
+    assert layer_type_counts(arch) == {"linear_attention": 28, "full_attention": 4, "moe_mlp": 16, "dense_mlp": 16}
+
+
+def test_real_jamba_kv_covers_the_attention_layers_only() -> None:
+    arch = build_architecture(preset_config("jamba-1.5-mini"))
+    # 4 attention layers x K and V x 8 KV heads x 128 x 2 bytes
+    assert kv_bytes_per_token(arch, resolve_kv_format("bf16")) == 4 * 2 * 8 * 128 * 2
+    # 28 Mamba layers x (conv 8192 x 4 in bf16 + SSM 8192 x 16 in fp32)
+    assert state_bytes_per_sequence(arch) == 28 * (8192 * 4 * 2 + 8192 * 16 * 4)
+
+
+@pytest.mark.parametrize("dtype, conv_bits", [(torch.bfloat16, 16), (torch.float32, 32)])
+def test_jamba_state_and_kv_equal_what_the_cache_allocates(dtype: torch.dtype, conv_bits: int) -> None:
+    batch, tokens = 2, 5
+    layers = _run_cache(TINY_JAMBA, dtype, batch, tokens)
+    state, kv = _allocated(layers, dtype)
+    arch = build_architecture(TINY_JAMBA)
+    assert batch * state_bytes_per_sequence(arch, conv_bits, 32) == state
+    assert batch * tokens * arch.kv_elements_per_token == kv
+    assert [type(layer).__name__ for layer in layers] == ["LinearAttentionLayer", "DynamicLayer"] * 2
+    assert layer_type_counts(arch) == {"linear_attention": 2, "full_attention": 2, "moe_mlp": 2, "dense_mlp": 2}
