@@ -12,6 +12,15 @@ The spot values are transcribed from the files named in each row's `source` (rea
 * skypilot-org/skypilot-catalog@a5be5386 catalogs/v9/oci/vms.csv: ``BM.GPU.H100.8,H100,8,224,2048,...,80,,eu-amsterdam-1,...``.
 * skypilot-org/skypilot-catalog@d9bf3aa4 catalogs/v9/nebius/vms.csv:
   ``gpu-h200-sxm_8gpu-128vcpu-1600gb,H200,8,128,1600,28.00,us-central1,...,11.60``.
+* skypilot-org/skypilot-catalog@098741e7 catalogs/v6/azure/vms.csv (an older catalog version; Azure
+  has no vms.csv in v7-v9), eastus:
+  ``Standard_ND96amsr_A100_v4,A100-80GB,8,96.0,1800,A100-80GB,32.77,3.6047,eastus,V2``;
+  ``Standard_NC24ads_A100_v4,A100-80GB,1,24.0,220,A100-80GB,3.673,0.444433,eastus,V2``;
+  ``Standard_ND96isr_H100_v5,H100,12,96.0,1900,H100,98.32,98.32,eastus,V2`` (count 12 is the file's
+  error, the size has 8 GPUs; SpotPrice = Price, a copy, so spot is left unknown).
+* coreweave.com/pricing as transcribed in api-evangelist/coreweave@27bcc25e
+  plans/coreweave-plans-pricing.yml (2026-09-20): ``NVIDIA HGX H100 (on-demand)`` ``$49.24``,
+  8 GPUs, ``Spot Price: $19.71 / Hour (NA)``.
 """
 
 from __future__ import annotations
@@ -130,3 +139,24 @@ def test_the_loader_keeps_priced_rows_and_skips_placeholders() -> None:
     assert a3.usd_per_hour("on-demand") is None       # its spot price exceeds on-demand: not used
     a2 = next(i for i in packaged() if i.name == "a2-highgpu-8g")
     assert a2.usd_per_hour("on-demand") == pytest.approx(29.38708)     # 5.91582 host + 23.47126 GPUs
+
+
+def test_azure_figures_from_the_older_skypilot_file() -> None:
+    ndm = _row("azure", "Standard_ND96amsr_A100_v4")
+    assert (ndm["price_region"], ndm["gpus"]) == ("eastus", 8)
+    assert (ndm["price_on_demand_per_hour"], ndm["price_spot_per_hour"]) == (32.77, 3.6047)
+    nc = _row("azure", "Standard_NC24ads_A100_v4")
+    assert (nc["price_on_demand_per_hour"], nc["price_spot_per_hour"]) == (3.673, 0.444433)
+    h100 = _row("azure", "Standard_ND96isr_H100_v5")
+    assert h100["gpus"] == 8 and h100["price_on_demand_per_hour"] == 98.32
+    assert h100["price_spot_per_hour"] == "unknown"      # the file's SpotPrice merely repeats Price
+    assert _row("azure", "Standard_ND96isr_H200_v5").get("placeholder") is True   # not in the file
+
+
+def test_coreweave_hgx_h100_is_an_instance_price() -> None:
+    row = _row("coreweave", "NVIDIA HGX H100")
+    assert (row["gpus"], row["as_of"]) == (8, "2026-09-20")
+    assert (row["price_on_demand_per_hour"], row["price_spot_per_hour"]) == (49.24, 19.71)
+    loaded = next(i for i in packaged() if (i.provider, i.name) == ("coreweave", "NVIDIA HGX H100"))
+    assert loaded.usd_per_hour("spot") == pytest.approx(19.71)
+    assert ("coreweave", "NVIDIA A100") not in {(i.provider, i.name) for i in packaged()}  # variant unstated
