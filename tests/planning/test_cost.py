@@ -109,3 +109,11 @@ def test_a_row_whose_spot_price_exceeds_on_demand_is_not_priced(tmp_path: Path) 
                  'price_on_demand_per_hour = 10.0\nprice_spot_per_hour = 12.0\n')
     (row,) = load_prices(str(f))
     assert row.prices == {} and row.usd_per_hour("on-demand") is None
+
+
+def test_a_replica_split_over_stages_is_not_spread_over_single_gpu_instances() -> None:
+    """tp 1 x pp 4 is one replica the speed model places in one node (NVLink between
+    stages): it is priced on an instance holding all four, never on four 1-GPU VMs."""
+    r = _cost(model="qwen2-72b", gpu="H100", gpus=4, tp=1, pp=4, region="us-east-1")
+    top = r["cost"]["instances"][0]
+    assert top["count"] == 1 and top["gpus_paid"] >= 4

@@ -1,10 +1,13 @@
 """What a plan costs: the instances to rent (whole instances are paid for), per hour, per
 million output tokens (inference) and per run (training), and what owning costs instead.
 
-- Renting: a plan of G GPUs whose tensor-parallel groups of ``tp`` GPUs must share an
-  instance (NVLink) runs on ``ceil(G / usable)`` instances of a type with at least ``tp``
-  GPUs, ``usable`` being the whole groups one instance holds; every GPU of every instance
-  is paid (``gpus_paid``).  Options are listed cheapest first.
+- Renting: a plan of G GPUs runs on ``ceil(G / usable)`` instances of a type that holds
+  at least one of its *node groups*, ``usable`` being the whole groups one instance holds;
+  every GPU of every instance is paid (``gpus_paid``).  A node group is what the speed
+  and memory models put inside one node, on NVLink: for inference one replica's
+  tp x pp GPUs (replicas are independent servers), or a whole node where a replica
+  spans nodes; for training every node's GPUs (all of them exchange gradients and
+  activations at NVLink speed in the model).  Options are listed cheapest first.
 - $/M output tokens = $/h / (output tokens/s x 3600 / 1e6).
 - A run: compute hours = tokens / (tokens/s) / 3600; wall-clock and rented hours are
   divided by the effective-training-time fraction of data/ownership.toml (failures,
@@ -75,16 +78,26 @@ def cost_settings(opts: dict[str, Any], assumptions: dict[str, Any]) -> CostSett
         ops_per_server_year=float(opts.get("ops_per_server_year", 0.0)), run_tokens=tokens)
 
 
+def node_group(gpu: GPU, gpus: int, tp: int, pp: int, training: bool) -> int:
+    """GPUs that must share one instance (module docstring)."""
+    node = gpu.node_size
+    if training:
+        return min(gpus, node)
+    replica = max(1, tp * pp)
+    return replica if replica <= node else node
+
+
 def instance_options(job: Job, rows: tuple[Instance, ...], settings: CostSettings) -> list[CostInstance]:
     """Every instance type that can hold the plan, with how many and what they cost, cheapest first."""
-    return renting_options(job.gpu, job.layout.gpus, job.layout.tp, rows, settings)
+    group = node_group(job.gpu, job.layout.gpus, job.layout.tp, job.layout.pp, job.workload.training)
+    return renting_options(job.gpu, job.layout.gpus, group, rows, settings)
 
 
-def renting_options(gpu: GPU, gpus: int, tp: int, rows: tuple[Instance, ...],
+def renting_options(gpu: GPU, gpus: int, group: int, rows: tuple[Instance, ...],
                     settings: CostSettings) -> list[CostInstance]:
-    """``instance_options`` for ``gpus`` GPUs in tensor-parallel groups of ``tp``: known
-    before any memory or speed is evaluated, so the planner can order its search by it."""
-    group = max(1, tp)
+    """``instance_options`` for ``gpus`` GPUs in node groups of ``group``: known before any
+    memory or speed is evaluated, so the planner can order its search by it."""
+    group = max(1, group)
     pricing = "on-demand" if settings.pricing == "on-prem" else settings.pricing
     out = []
     for inst in instances_for(gpu, rows, settings.provider, settings.region):

@@ -523,7 +523,7 @@ def _first_key(s: _Search):
     if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
         return None
     from rigsize.hardware.instances import catalog as instance_catalog
-    from rigsize.planning.cost import cost_settings, renting_options
+    from rigsize.planning.cost import cost_settings, node_group, renting_options
 
     settings = cost_settings(s.opts, {})
     rows = instance_catalog(settings.prices_file, settings.provider)
@@ -531,9 +531,10 @@ def _first_key(s: _Search):
     memo: dict[tuple[str, int, int], float] = {}
 
     def cost(c: Candidate) -> float:
-        k = (c.gpu, c.gpus, c.tp)
+        group = node_group(gpus[c.gpu], c.gpus, c.tp, c.pp, s.training)
+        k = (c.gpu, c.gpus, group)
         if k not in memo:
-            options = renting_options(gpus[c.gpu], c.gpus, c.tp, rows, settings)
+            options = renting_options(gpus[c.gpu], c.gpus, group, rows, settings)
             memo[k] = options[0].usd_per_hour if options else math.inf
         if not s.training or memo[k] == math.inf:
             return memo[k]
