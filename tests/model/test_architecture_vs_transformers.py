@@ -159,6 +159,18 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
                    mamba_expand=draw(st.sampled_from([1, 2])),
                    mamba_dt_rank=draw(st.sampled_from(["auto", 4, 8])), mamba_conv_bias=draw(st.booleans()),
                    mamba_proj_bias=draw(st.booleans()))
+    if model_type == "nemotron_h":   # the pattern sets the depth; Mamba width = heads x head_dim
+        for k in ("sliding_window", "use_sliding_window", "max_window_layers", "sliding_window_pattern"):
+            cfg.pop(k, None)
+        experts = draw(st.integers(1, 4))
+        cfg.update(hybrid_override_pattern="".join(draw(st.lists(st.sampled_from("M*-E"), min_size=1, max_size=5))),
+                   head_dim=draw(st.sampled_from([8, 16])), mamba_num_heads=draw(st.sampled_from([2, 4])),
+                   mamba_head_dim=draw(st.sampled_from([8, 16])), n_groups=draw(st.sampled_from([1, 2])),
+                   ssm_state_size=draw(st.sampled_from([4, 16])), conv_kernel=draw(st.integers(2, 4)),
+                   use_bias=draw(st.booleans()), use_conv_bias=draw(st.booleans()), mlp_bias=draw(st.booleans()),
+                   n_routed_experts=experts, num_experts_per_tok=draw(st.integers(1, experts)),
+                   moe_intermediate_size=draw(_dims), moe_shared_expert_intermediate_size=draw(_dims),
+                   moe_latent_size=draw(st.sampled_from([None, 16])), chunk_size=16)
     return cfg
 
 

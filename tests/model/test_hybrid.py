@@ -93,3 +93,44 @@ def test_jamba_state_and_kv_equal_what_the_cache_allocates(dtype: torch.dtype, c
     assert batch * tokens * arch.kv_elements_per_token == kv
     assert [type(layer).__name__ for layer in layers] == ["LinearAttentionLayer", "DynamicLayer"] * 2
     assert layer_type_counts(arch) == {"linear_attention": 2, "full_attention": 2, "moe_mlp": 2, "dense_mlp": 2}
+
+
+# Mamba 2 (4 heads x 16, 2 groups, state 8), attention, MLP, MoE (3 experts, latent 16)
+TINY_NEMOTRON_H = {"model_type": "nemotron_h", "hidden_size": 32, "hybrid_override_pattern": "M*-EM*",
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "intermediate_size": 48,
+                   "mamba_num_heads": 4, "mamba_head_dim": 16, "n_groups": 2, "ssm_state_size": 8, "conv_kernel": 3,
+                   "n_routed_experts": 3, "num_experts_per_tok": 2, "moe_intermediate_size": 16,
+                   "moe_shared_expert_intermediate_size": 24, "moe_latent_size": 16, "vocab_size": 100,
+                   "chunk_size": 4}
+
+
+def test_real_nemotron_h_config_param_count_equals_transformers() -> None:
+    cfg = preset_config("nemotron-3-nano-30b-a3b")
+    arch = build_architecture(cfg)
+    assert arch.params == meta_param_count(cfg) == 31_577_937_344
+    assert layer_type_counts(arch) == {"linear_attention": 23, "moe": 23, "full_attention": 6,
+                                       "moe_mlp": 23, "dense_mlp": 0}
+    # 6 attention layers x K and V x 2 KV heads x 128 x 2 bytes
+    assert kv_bytes_per_token(arch, resolve_kv_format("bf16")) == 6 * 2 * 2 * 128 * 2
+    # 23 Mamba layers x (conv (4096 + 2 x 8 x 128) x 4 in bf16 + SSM 64 x 64 x 128 in fp32)
+    assert state_bytes_per_sequence(arch) == 23 * ((4096 + 2 * 8 * 128) * 4 * 2 + 64 * 64 * 128 * 4)
+
+
+@pytest.mark.parametrize("dtype, conv_bits", [(torch.bfloat16, 16), (torch.float32, 32)])
+def test_nemotron_h_state_and_kv_equal_what_the_cache_allocates(dtype: torch.dtype, conv_bits: int) -> None:
+    batch, tokens = 2, 5
+    layers = _run_cache(TINY_NEMOTRON_H, dtype, batch, tokens)
+    state, kv = _allocated(layers, dtype)
+    arch = build_architecture(TINY_NEMOTRON_H)
+    assert arch.params == meta_param_count(TINY_NEMOTRON_H)
+    assert batch * state_bytes_per_sequence(arch, conv_bits, 32) == state
+    assert batch * tokens * arch.kv_elements_per_token == kv
+    assert layer_type_counts(arch) == {"linear_attention": 2, "full_attention": 2, "mlp": 1, "moe": 1,
+                                       "moe_mlp": 1, "dense_mlp": 1}
+
+
+def test_mlp_and_moe_blocks_hold_neither_state_nor_kv() -> None:
+    """Pipeline stages: a stage of only MLP/MoE blocks carries no recurrent state."""
+    arch = build_architecture(TINY_NEMOTRON_H)
+    assert state_bytes_per_sequence(arch, layers=range(2, 4)) == 0          # "-" and "E"
+    assert state_bytes_per_sequence(arch, layers=range(0, 1)) * 2 == state_bytes_per_sequence(arch)

@@ -12,6 +12,11 @@ Jamba: Lieber et al. 2024, "Jamba: A Hybrid Transformer-Mamba Language Model"
 (arXiv:2403.19887) sec. 2 / Figure 1: blocks of one attention layer per
 ``attn_layer_period`` layers, MoE in place of the MLP every ``expert_layer_period``
 layers, Mamba 1 mixers elsewhere; the tensors follow modeling_jamba.py.
+
+Nemotron-H: NVIDIA 2025, "Nemotron-H: A Family of Accurate and Efficient Hybrid
+Mamba-Transformer Models" (arXiv:2504.03624) sec. 2.1: each block is one of Mamba 2,
+self-attention or FFN (and, in Nemotron 3, MoE), as ``hybrid_override_pattern`` spells
+it; the tensors follow modeling_nemotron_h.py.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from rigsize.errors import ModelError
 from rigsize.model import moe as moe_mod
 from rigsize.model.architecture import Architecture
 from rigsize.model.hf_config import Config
-from rigsize.model.recurrent import jamba_mamba_dims, jamba_mamba_mixer
+from rigsize.model.recurrent import Mamba2Dims, jamba_mamba_dims, jamba_mamba_mixer, mamba2_mixer
 from rigsize.model.tensors import Tensor, linear_rows, norm_rows
 from rigsize.planning import limits
 
-MODEL_TYPES: tuple[str, ...] = ("jamba",)
+MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h")
 
 
 def _gqa(prefix: str, h: int, nh: int, nkv: int, hd: int, i: int) -> list[Tensor]:
@@ -95,5 +100,112 @@ def jamba(cfg: Config) -> Architecture:
         tensors=tuple(rows), kv_elements_per_token=2 * n_attn * nkv * hd,
         num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
         moe_layers=tuple(sorted(sparse)), layer_windows=(None,) * n, layer_types=kinds,
+        conv_state_elements=n_mamba * d.conv_state_elements, ssm_state_elements=n_mamba * d.ssm_state_elements,
+    )
+
+
+# configuration_nemotron_h.py: _pattern_to_list and remap_legacy_layer_types
+_NEMOTRON_PATTERN = {"M": "linear_attention", "E": "moe", "*": "full_attention", "-": "mlp"}
+_NEMOTRON_LEGACY = {"mamba": "linear_attention", "attention": "full_attention"}
+
+
+def _nemotron_h_layer_types(cfg: Config) -> tuple[str, ...]:
+    """NemotronHConfig.layers_block_type (its length is the layer count; num_hidden_layers
+    is ignored), else hybrid_override_pattern, else the class default."""
+    listed = cfg.get("layers_block_type", cfg.get("layer_types"))
+    if isinstance(listed, list) and listed:
+        kinds = tuple(_NEMOTRON_LEGACY.get(k, k) for k in listed)
+    elif isinstance(cfg.get("hybrid_override_pattern"), str):
+        pattern = cfg.get("hybrid_override_pattern")
+        bad = sorted(set(pattern) - set(_NEMOTRON_PATTERN))
+        if bad:
+            raise ModelError("model.bad_field", field="hybrid_override_pattern", value=pattern,
+                             why=f"letters {bad} are none of M (Mamba), * (attention), - (MLP), E (MoE)")
+        kinds = tuple(_NEMOTRON_PATTERN[c] for c in pattern)
+    else:
+        kinds = ("linear_attention", "moe", "full_attention", "mlp")
+    unknown = sorted(set(kinds) - set(_NEMOTRON_PATTERN.values()))
+    if unknown or len(kinds) > limits.MAX_LAYERS:
+        raise ModelError("model.bad_field", field="layers_block_type", value=unknown or len(kinds),
+                         why="must list full_attention, linear_attention, moe or mlp per layer")
+    return kinds
+
+
+def _up_down_mlp(prefix: str, h: int, inter: int, bias: bool, i: int, shared: bool = False) -> list[Tensor]:
+    """NemotronHMLP: up_proj and down_proj only (squared-ReLU, no gate)."""
+    up, down = ("shared_up", "shared_down") if shared else ("mlp_up", "mlp_down")
+    return (linear_rows(f"{prefix}.up_proj", up, inter, h, bias, i)
+            + linear_rows(f"{prefix}.down_proj", down, h, inter, bias, i))
+
+
+def _nemotron_h_moe(prefix: str, cfg: Config, h: int, e: int, i: int) -> list[Tensor]:
+    """NemotronHMoE: router gate (experts x hidden; its e_score_correction_bias is a
+    buffer), up/down experts (on moe_latent_size when set, with fc1/fc2 latent
+    projections), one shared up/down MLP of moe_shared_expert_intermediate_size."""
+    inter = cfg.int("moe_intermediate_size", default=7688)
+    shared = cfg.int("moe_shared_expert_intermediate_size", default=7688)
+    bias = cfg.bool("mlp_bias", False)
+    latent = cfg.get("moe_latent_size")
+    width = h if latent is None else cfg.int("moe_latent_size")
+    rows = [Tensor(f"{prefix}.gate.weight", "router", (e, h), i),
+            Tensor(f"{prefix}.experts.up_proj", "expert_up", (inter, width), i, e),
+            Tensor(f"{prefix}.experts.down_proj", "expert_down", (width, inter), i, e)]
+    rows += _up_down_mlp(f"{prefix}.shared_experts", h, shared, bias, i, shared=True)
+    if latent is not None:
+        rows += (linear_rows(f"{prefix}.fc1_latent_proj", "other", width, h, bias, i)
+                 + linear_rows(f"{prefix}.fc2_latent_proj", "other", h, width, bias, i))
+    return rows
+
+
+def nemotron_h(cfg: Config) -> Architecture:
+    """NemotronHForCausalLM: embeddings; per block an RMSNorm and one mixer (Mamba 2,
+    attention, MLP or MoE, as layers_block_type says); norm_f; lm_head.  The MTP layers
+    (num_nextn_predict_layers) are not built by transformers and are not counted."""
+    h = cfg.int("hidden_size", default=4096, maximum=limits.MAX_HIDDEN)
+    vocab = cfg.int("vocab_size", default=131072, maximum=limits.MAX_VOCAB)
+    kinds = _nemotron_h_layer_types(cfg)
+    n = len(kinds)
+    nh = cfg.int("num_attention_heads", default=32)
+    nkv = cfg.int("num_key_value_heads", default=8 if "num_key_value_heads" not in cfg.raw else nh)
+    hd = cfg.int("head_dim", default=128)        # a class field: hidden / heads is never used
+    heads, head_dim = cfg.int("mamba_num_heads", default=128), cfg.int("mamba_head_dim", default=64)
+    d = Mamba2Dims(hidden=h, intermediate=heads * head_dim, num_heads=heads, head_dim=head_dim,
+                   state_size=cfg.int("ssm_state_size", default=128),
+                   n_groups=cfg.int("n_groups", "mamba_n_groups", default=8),
+                   conv_kernel=cfg.int("conv_kernel", "mamba_d_conv", default=4),
+                   use_bias=cfg.bool("use_bias", False),
+                   use_conv_bias=cfg.bool("use_conv_bias", cfg.bool("mamba_conv_bias", True)))
+    if d.intermediate % d.n_groups:
+        raise ModelError("model.bad_field", field="n_groups", value=d.n_groups,
+                         why=f"must divide mamba_num_heads * mamba_head_dim ({d.intermediate})")
+    e = cfg.int("n_routed_experts", "num_local_experts", default=8, maximum=limits.MAX_EXPERTS)
+    inter = cfg.int("intermediate_size", default=21504)
+    rows = [Tensor("backbone.embeddings.weight", "embed", (vocab, h))]
+    for i, kind in enumerate(kinds):
+        p = f"backbone.layers.{i}"
+        rows += norm_rows(f"{p}.norm", h, False, i)
+        if kind == "linear_attention":
+            rows += mamba2_mixer(f"{p}.mixer", d, i)
+        elif kind == "full_attention":
+            rows += _gqa(f"{p}.mixer", h, nh, nkv, hd, i)
+        elif kind == "mlp":
+            rows += _up_down_mlp(f"{p}.mixer", h, inter, cfg.bool("mlp_bias", False), i)
+        else:
+            rows += _nemotron_h_moe(f"{p}.mixer", cfg, h, e, i)
+    rows += norm_rows("backbone.norm_f", h, False, None)
+    # NemotronHForCausalLM._tied_weights_keys is empty: lm_head is its own weight even
+    # when the config says tie_word_embeddings
+    tied = False
+    rows += linear_rows("lm_head", "lm_head", vocab, h, False, None)
+    moe_layers = tuple(i for i, k in enumerate(kinds) if k == "moe")
+    n_mamba = kinds.count("linear_attention")
+    return Architecture(
+        model_type=cfg.model_type, hidden_size=h, num_hidden_layers=n, num_attention_heads=nh,
+        num_key_value_heads=nkv, head_dim=hd, vocab_size=vocab, intermediate_size=inter if "mlp" in kinds else 0,
+        max_position_embeddings=cfg.max_positions("max_position_embeddings"), tie_word_embeddings=tied,
+        tensors=tuple(rows), kv_elements_per_token=2 * kinds.count("full_attention") * nkv * hd,
+        num_experts=e if moe_layers else 0,
+        experts_per_token=cfg.int("num_experts_per_tok", default=2, maximum=e) if moe_layers else 0,
+        moe_layers=moe_layers, layer_windows=(None,) * n, layer_types=kinds,
         conv_state_elements=n_mamba * d.conv_state_elements, ssm_state_elements=n_mamba * d.ssm_state_elements,
     )

@@ -166,9 +166,14 @@ def mamba2(cfg: Config) -> Architecture:
     )
 
 
+# Hugging Face layer_types values of layers with a recurrent state (Nemotron-H's "mlp" and
+# "moe" layers have neither state nor KV)
+RECURRENT_LAYER_TYPES = frozenset({"linear_attention", "mamba"})
+
+
 def recurrent_layers(arch: Architecture) -> tuple[int, ...]:
     """The layers that carry a recurrent state instead of a KV cache."""
-    return tuple(i for i in range(arch.num_hidden_layers) if not arch.is_attention_layer(i))
+    return tuple(i for i, kind in enumerate(arch.layer_types) if kind in RECURRENT_LAYER_TYPES)
 
 
 def state_bytes_per_sequence(arch: Architecture, conv_bits: int = 16, ssm_bits: int = 32,
