@@ -76,7 +76,7 @@ def test_a_recommendation_is_what_estimate_says_for_its_choices() -> None:
     assert again.cost.usd_per_hour == pytest.approx(rec["cost"]["usd_per_hour"])
 
 
-@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus"])
+@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus", "cheapest-per-token"])
 def test_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPatch, objective: str) -> None:
     args = dict(task="inference", users=8, gpu="H100,A100-80GB,L40S,A10G", allow_quant=True, objective=objective,
                 max_gpus=8, top=1)
@@ -84,8 +84,9 @@ def test_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
     full = search("llama-3.1-8b", **args)
     best = _first(full)
-    key = (lambda r: r["cost"]["usd_per_hour"] or float("inf")) if objective == "cheapest" else \
-        (lambda r: r["choices"]["gpus"])
+    key = {"cheapest": lambda r: r["cost"]["usd_per_hour"] or float("inf"),
+           "fewest-gpus": lambda r: r["choices"]["gpus"],
+           "cheapest-per-token": lambda r: r["cost"]["usd_per_million_output_tokens"] or float("inf")}[objective]
     assert key(pruned) == pytest.approx(key(best)) and full["pruned"] == 0
 
 

@@ -520,6 +520,8 @@ def _first_key(s: _Search):
         return lambda c: c.gpus
     if s.objective == "lowest-latency" and not s.training:
         return _latency_bound(s)
+    if s.objective == "cheapest-per-token" and not s.training:
+        return _per_token_bound(s)
     if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
         return None
     from rigsize.hardware.instances import catalog as instance_catalog
@@ -556,6 +558,42 @@ def _latency_bound(s: _Search):
         except RigsizeError:
             return math.inf
         return total_state_bytes(s, c.weights) / c.tp / bw
+    return bound
+
+
+def _per_token_bound(s: _Search):
+    """$ per million output tokens is at least the instances' $/h over the most tokens per
+    second the plan could produce: each pipeline stage streams its share of the weights
+    per step at the peak HBM bandwidth (tokens/s <= users x tp x pp x bandwidth /
+    weights), and no GPU exceeds its dense peak (tokens/s <= GPUs x peak / (2 x active
+    parameters)).  The serving model reaches neither (efficiencies below 1, stages run
+    one after another), so the bound holds for its own figures."""
+    from rigsize.hardware.instances import catalog as instance_catalog
+    from rigsize.model.architecture import active_params
+    from rigsize.planning.cost import cost_settings, node_group, renting_options
+    from rigsize.speed.roofline import peak_bandwidth, peak_flops
+
+    settings = cost_settings(s.opts, {})
+    rows = instance_catalog(settings.prices_file, settings.provider)
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+    users = s.opts.get("batch", 1)
+    memo: dict[tuple, float] = {}
+
+    def bound(c: Candidate) -> float:
+        gpu = gpus[c.gpu]
+        group = node_group(gpu, c.gpus, c.tp, c.pp, False)
+        k = (c.gpu, c.gpus, group)
+        if k not in memo:
+            options = renting_options(gpu, c.gpus, group, rows, settings)
+            memo[k] = options[0].usd_per_hour if options else math.inf
+        if memo[k] == math.inf:
+            return math.inf
+        try:
+            by_bytes = users * c.tp * c.pp * peak_bandwidth(gpu) / total_state_bytes(s, c.weights)
+            by_flops = c.gpus * peak_flops(gpu, "bf16") / (2 * active_params(s.spec.arch))
+        except RigsizeError:
+            return math.inf
+        return memo[k] / (min(by_bytes, by_flops) * 3600 / 1e6)
     return bound
 
 
