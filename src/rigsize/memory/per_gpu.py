@@ -320,6 +320,8 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
     # per-layer field): computed once, not once per layer
     attention = [i for i in layers if arch.is_attention_layer(i)]
     per_token = kv_bytes_per_token_on_rank(arch, layout, kv, attention[0]) if attention else 0
+    if not wins:        # no sliding windows: every attention layer keeps the whole sequence
+        return len(attention) * math.ceil(math.ceil(seq / layout.cp) / block) * block * per_token
     total = 0
     for i in attention:
         window = wins[i] if wins else None
