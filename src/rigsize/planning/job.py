@@ -309,6 +309,13 @@ def _formats(opts: dict[str, Any], spec: ModelSpec, task: str, gpu: GPU,
     runs = formats.gpu_runs(weights, gpu.architecture)
     if runs == "no":
         raise FormatError("format.gpu_cannot", fmt=weights.name, gpu=gpu.name)
+    if runs == "dequantize":
+        # no kernel reads the format on this GPU: the loader upcasts it to 16 bits
+        # (formats.gpu_runs), so the weights take 16-bit memory and run as 16-bit GEMMs
+        wide = "bf16" if gpu.supports("bf16") else "fp16"
+        assumptions["weights_dequantized"] = (f"{weights.name} has no kernel on {gpu.name} ({gpu.architecture}): "
+                                              f"upcast to {wide} at load, so sized and run as {wide}")
+        weights = formats.resolve_weight_format(wide)
     if "kv_dtype" in opts:
         kv = formats.resolve_kv_format(opts["kv_dtype"])
     else:
