@@ -296,6 +296,18 @@ class PlanOutput(RootModel[PlanReport | PlanOverview]):
     """``rigsize plan --json``: one task's plan, or (without --task) the overview."""
 
 
+class LaunchReport(_Frozen):
+    """``rigsize launch --json``: the commands and files written for the plan."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    tool: str = Field(description="The engine, framework or platform the files target")
+    version: str = Field(description="The version the flags were checked against")
+    target: Literal["local", "skypilot", "slurm"]
+    commands: list[str]
+    files: list[str] = Field(description="Paths written, rigsize-plan.json among them")
+    notes: list[str]
+
+
 class PresetRow(_Frozen):
     name: str
     family: str
@@ -454,6 +466,7 @@ class CalibrationReport(_Frozen):
 SCHEMAS: dict[str, type[BaseModel]] = {
     "estimate": EstimateReport, "models": ModelList, "gpus": GpuList, "formats": FormatList,
     "validate": ValidationReport, "calibrate": CalibrationReport, "clouds": InstanceList, "plan": PlanOutput,
+    "launch": LaunchReport,
 }
 
 

@@ -44,6 +44,8 @@ def test_published_schemas_are_current(command: str) -> None:
     ("gpus", "--json"), ("gpus", "h100", "--json"), ("formats", "--json"), ("--json", "formats"),
     ("validate", "--source", "training", "--json"),
     ("estimate", "qwen2-72b", "--json"), ("estimate", "llama-3.1-8b", "--task", "lora", "--json"),
+    ("launch", "llama-3.1-8b", "--task", "inference", "--engine", "vllm", "--gpu", "H100",
+     "--out-dir", "/tmp/rigsize-contract-launch", "--json"),
 ])
 def test_every_json_output_is_one_object_matching_its_schema(capsys: pytest.CaptureFixture[str], args) -> None:
     command = next(a for a in args if not a.startswith("-"))

@@ -194,9 +194,11 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
         if f.executable:
             (out / f.name).chmod(0o755)
     if _as_json(ctx):
-        _emit_json({"tool": bundle.launch.tool, "version": bundle.launch.version, "target": bundle.target,
-                    "commands": list(bundle.commands), "files": [str(out / f.name) for f in bundle.files],
-                    "notes": list(bundle.launch.notes)})
+        from rigsize.report import LaunchReport
+
+        _emit_json(LaunchReport(tool=bundle.launch.tool, version=bundle.launch.version, target=bundle.target,
+                                commands=list(bundle.commands), files=[str(out / f.name) for f in bundle.files],
+                                notes=list(bundle.launch.notes)).model_dump(mode="json"))
         return
     click.echo(f"# {bundle.launch.tool} {bundle.launch.version}, target {bundle.target}; files in {out}/")
     click.echo(f"# setup: {bundle.launch.setup}")
