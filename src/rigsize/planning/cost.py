@@ -116,7 +116,7 @@ def renting_options(gpu: GPU, gpus: int, group: int, rows: tuple[Instance, ...],
 def on_prem(job: Job, settings: CostSettings, cloud_per_hour: float | None) -> OnPremCost:
     """Owning the plan's servers, per hour of ownership (module docstring)."""
     own = ownership()
-    nodes = job.layout.gpus and math.ceil(job.layout.gpus / job.gpu.node_size)
+    nodes = math.ceil(job.layout.gpus / job.gpu.node_size)
     tdp = job.gpu.tdp_watts if isinstance(job.gpu.tdp_watts, (int, float)) else None
     watts = None if tdp is None else job.layout.gpus * (tdp + own["host_power"]["watts_per_gpu"])
     pue = settings.pue or own["pue"]["value"]

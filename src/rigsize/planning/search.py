@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 from rigsize.errors import FormatError, InputError, PlanError, RigsizeError
@@ -319,6 +319,8 @@ class _Scored:
     options: dict[str, Any]  # the estimate options that reproduce this plan
     latency: float = math.inf        # inference: TTFT + TPOT (seconds)
     usd_per_mtok: float | None = None
+    job: Any = None                  # the evaluated planning.job.Job and its Evaluation,
+    evaluation: Any = None           # reused for the recommendation's server
 
 
 def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
@@ -337,15 +339,14 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
     try:
         job, _ = resolve_job(s.spec, parse(opts), assumptions)
         speed, _ = resolve_speed(job, opts, assumptions)
-        from dataclasses import replace
-
-        ev = evaluate(replace(job, speed=speed))
+        job = replace(job, speed=speed)
+        ev = evaluate(job)
     except (PlanError, FormatError) as err:
         return _classify(err)
     if not ev.memory.fits or ev.performance is None:
         return "out_of_memory"
     perf = ev.performance
-    cost = job_cost(replace(job, speed=speed), perf, cost_settings(opts, assumptions), [])
+    cost = job_cost(job, perf, cost_settings(opts, assumptions), [])
     g = s.goals
     days = None
     if s.training:
@@ -365,7 +366,7 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
         return "over_budget"
     latency = math.inf if s.training else perf.ttft_seconds + perf.tpot_seconds
     per_mtok = None if s.training else cost.usd_per_million_output_tokens
-    return _Scored(c, cost.usd_per_hour, cost.usd_total, rate, days, opts, latency, per_mtok)
+    return _Scored(c, cost.usd_per_hour, cost.usd_total, rate, days, opts, latency, per_mtok, job, ev)
 
 
 def _rank_key(s: _Search, x: _Scored) -> tuple:
@@ -524,6 +525,20 @@ def _first_key(s: _Search):
         return _per_token_bound(s)
     if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
         return None
+    hourly = _hourly(s)
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+
+    def cost(c: Candidate) -> float:
+        rate = hourly(c)
+        if not s.training or rate == math.inf:
+            return rate
+        return rate * _best_hours(s, gpus[c.gpu], c.gpus, c.engine)
+    return cost
+
+
+def _hourly(s: _Search):
+    """The cheapest rented instances' $/h for a candidate (planning.cost's rule), known
+    before any memory or speed is evaluated; inf where no priced instance holds it."""
     from rigsize.hardware.instances import catalog as instance_catalog
     from rigsize.planning.cost import cost_settings, node_group, renting_options
 
@@ -532,16 +547,14 @@ def _first_key(s: _Search):
     gpus = {g.name: g for g, _, _ in s.gpus()}
     memo: dict[tuple[str, int, int], float] = {}
 
-    def cost(c: Candidate) -> float:
+    def rate(c: Candidate) -> float:
         group = node_group(gpus[c.gpu], c.gpus, c.tp, c.pp, s.training)
         k = (c.gpu, c.gpus, group)
         if k not in memo:
             options = renting_options(gpus[c.gpu], c.gpus, group, rows, settings)
             memo[k] = options[0].usd_per_hour if options else math.inf
-        if not s.training or memo[k] == math.inf:
-            return memo[k]
-        return memo[k] * _best_hours(s, gpus[c.gpu], c.gpus, c.engine)
-    return cost
+        return memo[k]
+    return rate
 
 
 def _latency_bound(s: _Search):
@@ -568,32 +581,23 @@ def _per_token_bound(s: _Search):
     weights), and no GPU exceeds its dense peak (tokens/s <= GPUs x peak / (2 x active
     parameters)).  The serving model reaches neither (efficiencies below 1, stages run
     one after another), so the bound holds for its own figures."""
-    from rigsize.hardware.instances import catalog as instance_catalog
     from rigsize.model.architecture import active_params
-    from rigsize.planning.cost import cost_settings, node_group, renting_options
     from rigsize.speed.roofline import peak_bandwidth, peak_flops
 
-    settings = cost_settings(s.opts, {})
-    rows = instance_catalog(settings.prices_file, settings.provider)
+    hourly = _hourly(s)
     gpus = {g.name: g for g, _, _ in s.gpus()}
     users = s.opts.get("batch", 1)
-    memo: dict[tuple, float] = {}
 
     def bound(c: Candidate) -> float:
-        gpu = gpus[c.gpu]
-        group = node_group(gpu, c.gpus, c.tp, c.pp, False)
-        k = (c.gpu, c.gpus, group)
-        if k not in memo:
-            options = renting_options(gpu, c.gpus, group, rows, settings)
-            memo[k] = options[0].usd_per_hour if options else math.inf
-        if memo[k] == math.inf:
+        gpu, rate = gpus[c.gpu], hourly(c)
+        if rate == math.inf:
             return math.inf
         try:
             by_bytes = users * c.tp * c.pp * peak_bandwidth(gpu) / total_state_bytes(s, c.weights)
             by_flops = c.gpus * peak_flops(gpu, "bf16") / (2 * active_params(s.spec.arch))
         except RigsizeError:
             return math.inf
-        return memo[k] / (min(by_bytes, by_flops) * 3600 / 1e6)
+        return rate / (min(by_bytes, by_flops) * 3600 / 1e6)
     return bound
 
 
@@ -663,18 +667,10 @@ def _result(s: _Search, top: list[_Scored], explain: str | None) -> dict[str, An
 
 def _server(s: _Search, x: _Scored, cost: Any) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
     """The whole server (per node) and software a recommendation needs
-    (``rigsize.hardware.servers``), from the same job its report came from."""
-    from dataclasses import replace as with_
-
+    (``rigsize.hardware.servers``), from the job and evaluation the search scored."""
     from rigsize.hardware.servers import server_for, software_for
-    from rigsize.planning.evaluate import evaluate
-    from rigsize.planning.job import resolve_job, resolve_speed
-    from rigsize.planning.options import parse_options as parse
 
-    job, _ = resolve_job(s.spec, parse(x.options), {})
-    speed, _ = resolve_speed(job, x.options, {})
-    job = with_(job, speed=speed)
-    return server_for(job, evaluate(job), cost), software_for(job)
+    return server_for(x.job, x.evaluation, cost), software_for(x.job)
 
 
 def _why(s: _Search, x: _Scored, rank: int) -> str:
