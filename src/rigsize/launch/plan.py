@@ -134,3 +134,21 @@ def model_id(run: PlannedRun) -> str:
         return run.hub_id
     raise LaunchError(f"model '{run.model}' has no checkpoint to load (a bare size is a sizing stand-in); plan a "
                       "preset, a Hub id or a config.json, e.g. rigsize launch qwen2.5-72b ...")
+
+
+def check_servable(run: PlannedRun, tool: str, version: str, kv_dtypes: dict[str, str],
+                   weights: tuple[str, ...] | set[str], kv_hint: str) -> None:
+    """What every serving engine's emitter checks first: an inference plan, a KV dtype the
+    engine names (``kv_dtypes``: rigsize name -> the engine's) and weights it loads;
+    each refusal names the nearest plan the engine can run."""
+    from rigsize.launch.bundle import LaunchError
+
+    if run.task != "inference":
+        raise LaunchError(f"{tool} serves models; this is a {run.task} plan. Nearest plan {tool} can run: "
+                          f"rigsize launch {run.model} --task inference --engine {tool}")
+    if run.kv_dtype not in kv_dtypes:
+        raise LaunchError(f"{tool} {version} has no {run.kv_dtype} KV cache (it takes "
+                          f"{', '.join(kv_dtypes.values())}). Nearest plan {tool} can run: the same with {kv_hint}")
+    if run.weights not in weights:
+        raise LaunchError(f"{tool} {version} does not load {run.weights} weights in rigsize's list. Nearest plan "
+                          f"{tool} can run: the same with --weights fp8 or awq-int4")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from rigsize.launch.bundle import Launch, LaunchError, command_line
-from rigsize.launch.plan import PlannedRun, model_id
+from rigsize.launch.bundle import Launch, command_line
+from rigsize.launch.plan import PlannedRun, check_servable, model_id
 
 VERSION = "0.5.23"
 FLAGS_FILE = f"sglang-{VERSION}-flags.txt"
@@ -32,15 +32,8 @@ def mem_fraction_static(run: PlannedRun) -> float:
 
 
 def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK") -> Launch:
-    if run.task != "inference":
-        raise LaunchError(f"sglang serves models; this is a {run.task} plan. Nearest plan sglang can run: "
-                          f"rigsize launch {run.model} --task inference --engine sglang")
-    if run.kv_dtype not in KV_DTYPE:
-        raise LaunchError(f"sglang {VERSION} has no {run.kv_dtype} KV cache rigsize can name. Nearest plan sglang "
-                          "can run: the same with --kv-dtype bf16 or fp8")
-    if run.weights not in ONLINE_QUANT and run.weights not in PREQUANTIZED and run.weights not in DTYPE:
-        raise LaunchError(f"sglang {VERSION} does not load {run.weights} weights in rigsize's list. Nearest plan "
-                          "sglang can run: the same with --weights fp8 or awq-int4")
+    check_servable(run, "sglang", VERSION, KV_DTYPE, set(ONLINE_QUANT) | set(PREQUANTIZED) | set(DTYPE),
+                   "--kv-dtype bf16 or fp8")
     argv = ["python", "-m", "sglang.launch_server", "--model-path", model_id(run),
             "--tp-size", str(run.tp), "--pp-size", str(run.pp), "--dp-size", str(run.dp)]
     if run.ep > 1:

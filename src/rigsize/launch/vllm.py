@@ -10,7 +10,7 @@ arg_utils.py checks that --nnodes divides DP x PP x TP).
 from __future__ import annotations
 
 from rigsize.launch.bundle import Launch, LaunchError, command_line
-from rigsize.launch.plan import PlannedRun, model_id
+from rigsize.launch.plan import PlannedRun, check_servable, model_id
 
 VERSION = "0.33.0"
 FLAGS_FILE = f"vllm-{VERSION}-flags.txt"
@@ -26,15 +26,8 @@ KV_DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp8": "fp8"}
 
 
 def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK") -> Launch:
-    if run.task != "inference":
-        raise LaunchError(f"vllm serves models; this is a {run.task} plan. Nearest plan vllm can run: "
-                          f"rigsize launch {run.model} --task inference --engine vllm")
-    if run.kv_dtype not in KV_DTYPE:
-        raise LaunchError(f"vllm {VERSION} has no {run.kv_dtype} KV cache (--kv-cache-dtype takes "
-                          f"{', '.join(KV_DTYPE.values())}). Nearest plan vllm can run: the same with --kv-dtype fp8")
-    if run.weights not in ONLINE_QUANT and run.weights not in PREQUANTIZED and run.weights not in DTYPE:
-        raise LaunchError(f"vllm {VERSION} does not load {run.weights} weights in rigsize's list. Nearest plan vllm "
-                          "can run: the same with --weights fp8 or awq-int4")
+    check_servable(run, "vllm", VERSION, KV_DTYPE, set(ONLINE_QUANT) | set(PREQUANTIZED) | set(DTYPE),
+                   "--kv-dtype fp8")
     argv = ["vllm", "serve", model_id(run),
             "--tensor-parallel-size", str(run.tp), "--pipeline-parallel-size", str(run.pp),
             "--data-parallel-size", str(run.dp)]
