@@ -598,4 +598,7 @@ def test_gguf_file_types_order_on_whole_models(n_layers, h, ffn):
 
 def test_quantized_formats_touch_only_linear_roles():
     for f in F.weight_formats():
+        if f.name.startswith("mlx-"):     # mlx.nn.quantize takes Embedding too (formats.toml [weight.mlx-4bit])
+            assert f.quantized_roles == LINEAR_ROLES | {"embed", "lm_head"}
+            continue
         assert f.quantized_roles <= LINEAR_ROLES

@@ -38,7 +38,7 @@ from rigsize.model.tensors import LINEAR_ROLES, Tensor
 from rigsize.units import bits_to_bytes
 
 Layout = Literal["dense", "per_tensor", "group", "flat_block", "tile", "gguf"]
-KVLayout = Literal["element", "mla_fp8"]
+KVLayout = Literal["element", "mla_fp8", "ggml_block"]
 GPURun = Literal["native", "weight-only", "dequantize", "no"]
 Axis = Literal["in", "out"]
 
@@ -104,6 +104,8 @@ class KVFormat:
     tile: int = 0               # "mla_fp8": latent values per scale
     tile_scale_bits: int = 0
     rope_bits: int = 0          # "mla_fp8": width of the decoupled RoPE key, kept unquantized
+    block_size: int = 0         # "ggml_block": elements per block along a token's K (or V) row
+    block_bytes: int = 0        # "ggml_block": bytes per block (ggml-common.h block_q8_0 / block_q4_0)
     source: str = ""
     as_of: str = ""
     notes: str = ""
@@ -302,7 +304,7 @@ GGUF_CATEGORY: dict[str, str] = {
 _GGUF_F32_ROLES = frozenset({"norm", "bias", "router", "pos_embed", "ssm_conv"})
 _ATTN_V_LIKE = frozenset({"ATTENTION_V", "ATTENTION_QKV", "ATTENTION_KV_B"})  # category_is_attn_v
 # tensor_type_fallback: a row length not divisible by the block size.
-_GGUF_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+_GGUF_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "IQ4_XS": "IQ4_NL"}
 
 
 def _use_more_bits(i_layer: int, n_layers: int) -> bool:
@@ -351,6 +353,8 @@ def gguf_tensor_type(fmt: str | WeightFormat, tensor: Tensor, mix: GGUFMix) -> s
             new = "Q4_K" if mix.n_gqa >= 4 else "Q3_K"
         elif ftype == "Q3_K_M":
             new = "Q5_K" if i < 2 else "Q4_K"
+        elif ftype in ("IQ4_NL", "IQ4_XS") and mix.n_gqa >= 4:
+            new = "Q5_K"
         elif ftype in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
             new = "Q6_K"
         if mix.llama_70b and new in ("Q3_K", "Q4_K"):
@@ -365,11 +369,15 @@ def gguf_tensor_type(fmt: str | WeightFormat, tensor: Tensor, mix: GGUFMix) -> s
             new = "Q3_K"
         elif ftype == "Q3_K_M":
             new = "Q5_K" if i < n // 16 else "Q4_K"   # non-Falcon branch
-        elif ftype in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
+        elif ftype == "Q4_K_M" and _use_more_bits(i, n):
+            new = "Q6_K"
+        elif ftype in ("IQ4_NL", "IQ4_XS") and i < n // 8:     # without an imatrix
+            new = "Q5_K"
+        elif ftype == "Q5_K_M" and _use_more_bits(i, n):
             new = "Q6_K"
     elif category == "ATTENTION_OUTPUT":
         if mix.n_expert == 8:
-            if ftype in ("Q2_K", "Q3_K_M", "Q4_K_M"):
+            if ftype in ("Q2_K", "Q3_K_M", "Q4_K_M", "IQ4_NL", "IQ4_XS"):
                 new = "Q5_K"
         elif ftype == "Q2_K":
             new = "Q3_K"
@@ -553,8 +561,16 @@ def attention_kv_bytes_per_token(kv: str | KVFormat, num_key_value_heads: int, h
     kv = resolve_kv_format(kv)
     if kv.layout == "mla_fp8":
         raise FormatError("format.kv_mla_only", name=kv.name)
+    if kv.layout == "ggml_block":     # llama.cpp q8_0/q4_0 cache: each token's K row and V row in ggml blocks
+        v_dim = head_dim if v_head_dim is None else v_head_dim
+        return _kv_block_bytes(kv, num_key_value_heads * head_dim) + _kv_block_bytes(kv, num_key_value_heads * v_dim)
     elements = num_key_value_heads * (head_dim + (head_dim if v_head_dim is None else v_head_dim))
     return bits_to_bytes(elements * kv.element_bits)
+
+
+def _kv_block_bytes(kv: KVFormat, elements: int) -> int:
+    """Bytes of ``elements`` cached values in a ggml block type (ggml_row_size)."""
+    return math.ceil(elements / kv.block_size) * kv.block_bytes
 
 
 def mla_kv_bytes_per_token(kv: str | KVFormat, kv_lora_rank: int, qk_rope_head_dim: int) -> int:
@@ -567,6 +583,8 @@ def mla_kv_bytes_per_token(kv: str | KVFormat, kv_lora_rank: int, qk_rope_head_d
         bits = (kv_lora_rank * kv.element_bits + math.ceil(kv_lora_rank / kv.tile) * kv.tile_scale_bits
                 + qk_rope_head_dim * kv.rope_bits)
     else:
+        if kv.layout == "ggml_block":
+            return _kv_block_bytes(kv, kv_lora_rank + qk_rope_head_dim)
         bits = (kv_lora_rank + qk_rope_head_dim) * kv.element_bits
     return bits_to_bytes(bits)
 
@@ -590,6 +608,8 @@ def kv_bytes_per_token(arch: _KVShape, kv: str | KVFormat) -> int:
         return arch.num_hidden_layers * mla_kv_bytes_per_token(kv, rank, rope)
     if kv.layout == "mla_fp8":
         raise FormatError("format.kv_mla_only", name=kv.name)
+    if kv.layout == "ggml_block":
+        return _kv_block_bytes(kv, arch.kv_elements_per_token)
     return bits_to_bytes(arch.kv_elements_per_token * kv.element_bits)
 
 
@@ -625,7 +645,8 @@ def format_table() -> list[dict[str, Any]]:
     for k in kv_formats():
         rows.append({
             "name": k.name, "kind": "kv", "aliases": list(k.aliases),
-            "bits_per_weight": float(k.element_bits), "element_bits": k.element_bits,
+            "bits_per_weight": (k.block_bytes * 8 / k.block_size if k.layout == "ggml_block" else float(k.element_bits)),
+            "element_bits": k.element_bits,
             "high_precision_tensors": f"RoPE key dims at {k.rope_bits} bits" if k.rope_bits else "",
             "layout": k.layout, "training_upcast_bits": None,
             "source": k.source, "as_of": k.as_of, "notes": k.notes,
