@@ -138,6 +138,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "unknown GPU '{name}'{hint}; 'rigsize gpus' lists the catalog, --gpu-spec FILE describes another",
         "zh": "未知 GPU '{name}'{hint}；'rigsize gpus' 可列出目录，--gpu-spec FILE 可描述其他 GPU",
     },
+    "cpu.unknown": {
+        "en": "unknown CPU '{name}'{hint}; the CPU catalog (data/cpus.toml) lists the known hosts",
+        "zh": "未知 CPU '{name}'{hint}；CPU 目录（data/cpus.toml）列出了已知主机",
+    },
     "gpu.unknown_arch": {
         "en": "unknown GPU architecture '{name}'; use one of {suggestions}",
         "zh": "未知 GPU 架构 '{name}'；请使用 {suggestions} 之一",

@@ -57,6 +57,20 @@ class GPU(BaseModel):
 
     name: str
     aliases: tuple[str, ...] = ()
+    kind: Literal["gpu", "apple", "apu", "cpu"] = Field(
+        "gpu", description="gpu: a discrete accelerator with its own memory; apple: Apple silicon (GPU in a "
+        "unified-memory SoC); apu: a PC SoC whose GPU shares system memory (Ryzen AI Max, DGX Spark GB10); "
+        "cpu: a CPU used as the compute device")
+    unified_memory: bool = Field(
+        False, description="The GPU and CPU share one memory pool (memory_bytes is the whole system's RAM)")
+    gpu_wired_fraction: float | Unknown | None = Field(
+        None, description="Share of unified memory the OS lets the GPU wire by default (macOS "
+        "iogpu.wired_limit_mb default); None where memory is not unified, \"unknown\" where no source says")
+
+    @field_validator("gpu_wired_fraction")
+    @classmethod
+    def _fraction(cls, v: Any) -> Any:
+        return v if v is None else _in_range(v, 0.05, 1.0, "a fraction")
     vendor: str
     architecture: str
     memory_gb: float | None = Field(None, description="Capacity as printed on the datasheet")
