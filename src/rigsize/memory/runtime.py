@@ -275,6 +275,9 @@ def assumptions(eng: Engine, workload: Workload) -> dict[str, Any]:
     """The runtime constants an estimate applied, for the report."""
     if workload.training:
         return {"allocator_fragmentation": "not modelled (no published typical figure)"}
+    if eng.name in ("llamacpp", "ollama", "mlx"):      # local engines: memory.local_engines says the rest
+        return {"engine": f"{eng.name} {eng.version} (one request; weights, KV cache and compute buffers per "
+                          "device as the engine places them)"}
     if eng.name == "transformers":
         return {"engine": f"transformers {eng.version} generate() (contiguous KV cache, whole-prompt prefill)",
                 "prompt_logits": eng.prompt_logits}

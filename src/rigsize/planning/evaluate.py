@@ -68,6 +68,10 @@ def evaluate(job: Job) -> Evaluation:
 
 
 def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) -> InferencePerformance | None:
+    if job.local is not None:       # llama.cpp / Ollama / MLX: rigsize.speed.local
+        from rigsize.speed.local import local_performance
+
+        return local_performance(job, result, notes)
     from rigsize.speed.serving import serve
 
     sp = job.speed

@@ -78,6 +78,7 @@ class Job:
     global_batch_given: bool = False
     sp_given: bool = False
     speed: Speed | None = None       # how speed is evaluated (resolve_speed); None: memory only
+    local: Any = None                # llama.cpp / Ollama / MLX: memory.llamacpp.LocalSettings; None: serving
 
 
 def _gpu(opts: dict[str, Any], assumptions: dict[str, Any]) -> GPU:
@@ -318,6 +319,9 @@ def _formats(opts: dict[str, Any], spec: ModelSpec, task: str, gpu: GPU,
         weights = formats.resolve_weight_format(wide)
     if "kv_dtype" in opts:
         kv = formats.resolve_kv_format(opts["kv_dtype"])
+        if kv.layout == "ggml_block":
+            raise InputError("input.conflict", what=f"--kv-dtype {kv.name} is a llama.cpp cache type; use "
+                             "--engine llamacpp or ollama, or fp8/int8 for a serving engine")
     else:
         kv = formats.resolve_kv_format("bf16" if gpu.supports("bf16") else "fp16")
         assumptions["kv_dtype"] = kv.name
@@ -335,6 +339,11 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
         if wanted not in ("any", kind):
             raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to {wanted} tasks, "
                              f"not --task {task}")
+    from rigsize.memory import local_engines
+
+    local_engines.check_engine_options(opts)
+    if opts.get("engine") in local_engines.LOCAL_ENGINES:
+        return build_local_job(spec, opts, assumptions), False
     gpu = _gpu(opts, assumptions)
     if opts.get("gpus_per_node"):
         gpu = gpu.model_copy(update={"gpus_per_node": opts["gpus_per_node"]})
@@ -367,7 +376,50 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
                global_batch_given="global_batch" in opts, sp_given="sp" in opts), chosen
 
 
+def _local_weights(opts: dict[str, Any], spec: ModelSpec, engine: str, assumptions: dict[str, Any]) -> WeightFormat:
+    """The weight format of a local job: as given, else Ollama's library default (Q4_K_M)
+    or the checkpoint's own (llama.cpp converts it to a 16-bit GGUF; mlx-lm loads it)."""
+    stored, why = checkpoint_format(spec)
+    if "weights" in opts:
+        weights = formats.resolve_weight_format(opts["weights"])
+    elif engine == "ollama":
+        weights = formats.resolve_weight_format("q4_k_m")
+        assumptions["weights"] = "q4_k_m"
+        assumptions["weights_reason"] = "the Ollama library's default tags are Q4_K_M quantizations"
+    else:
+        weights = stored
+        assumptions["weights"] = stored.name
+        assumptions["weights_reason"] = why
+    if weights.name == stored.name:
+        weights = stored
+    return weights
+
+
+def build_local_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]) -> Job:
+    """A llama.cpp / Ollama / MLX job: one replica over ``--gpus`` identical devices (layer or
+    row split), the layers ``--gpu-layers`` leaves on the CPU in host RAM."""
+    from rigsize.memory import local_engines
+
+    engine = opts["engine"]
+    if opts.get("task", "inference") != "inference":
+        raise InputError("input.conflict", what=f"--engine {engine} runs inference only")
+    gpu = _gpu(opts, assumptions)
+    n = int(opts.get("gpus") or 1)
+    if "gpus" not in opts:
+        assumptions["gpus"] = 1
+    if engine == "mlx" and n > 1:
+        raise InputError("input.conflict", what="--engine mlx runs on one Apple silicon device here (--gpus 1)")
+    devices = (gpu,) * n
+    workload = _inference_workload(opts, spec.arch, assumptions)
+    weights = _local_weights(opts, spec, engine, assumptions)
+    eng, settings = local_engines.resolve_local(engine, gpu, devices, spec.arch, opts, assumptions, workload.seq,
+                                                weights)
+    return Job(spec, gpu, workload, Layout(), weights, settings.kv_k, eng, 1.0, local=settings)
+
+
 def validate_job(job: Job) -> None:
+    if job.local is not None:
+        return              # one replica, no tensor parallelism: nothing of the serving layout to check
     arch = job.spec.arch
     shape = tp_problems(arch, job.layout.tp, job.weights)    # hints that suit the weight format too
     if shape:
@@ -385,6 +437,11 @@ def validate_job(job: Job) -> None:
 
 def evaluate_memory(job: Job) -> MemoryResult:
     """Memory per GPU of a job (no speed): what layout searches and suggestions need."""
+    if job.local is not None:
+        from rigsize.memory.llamacpp import local_memory
+        from rigsize.memory.local_engines import overhead_per_gpu
+
+        return local_memory(job.spec.arch, job.workload, job.weights, job.local, overhead_per_gpu(job.gpu))
     return memory_per_gpu(job.spec.arch, job.workload, job.layout, job.gpu, job.weights, job.kv,
                           job.engine, job.gpu_memory_utilization)
 
@@ -485,6 +542,10 @@ def resolve_speed(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -
         return _training_speed_settings(job, opts, assumptions)
     from rigsize.speed.roofline import efficiency
 
+    if job.local is not None:
+        from rigsize.speed.local import local_speed_settings
+
+        return local_speed_settings(job, opts, assumptions)
     notes: list[Note] = []
     engine_name = opts.get("engine") or "vllm"
     if "engine" not in opts:

@@ -85,7 +85,8 @@ OPTIONS: tuple[Option, ...] = (
            "inference", ("inference", "finetune", "lora", "qlora", "pretrain")),
     Option("weights", "text", "Weight format (see 'rigsize formats'); default: the checkpoint's own "
            "(bf16 for presets and bare sizes; nf4 for qlora)."),
-    Option("kv_dtype", "text", "KV-cache format: bf16, fp16, fp8, int8; default: the activation dtype the GPU supports."),
+    Option("kv_dtype", "text", "KV-cache format: bf16, fp16, fp8, int8 (llama.cpp/Ollama: f16, q8_0, q4_0); "
+           "default: the activation dtype the GPU supports (llama.cpp: f16)."),
     Option("offline", "flag", "Use only the local Hugging Face cache for Hub ids.", False),
     # --- on what ---
     Option("gpu", "text", "GPU name from 'rigsize gpus' (case-insensitive; default H100-SXM-80GB)."),
@@ -140,10 +141,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("lora_rank", "count", "LoRA rank.", 16, minimum=1, maximum=65536, tasks="training"),
     Option("lora_targets", "text", "Comma-separated LoRA target modules (default: all linear layers).", tasks="training"),
     Option("engine", "choice", "Inference engine whose speed assumptions to use (fitted per engine on "
-           "measured H100/H200 runs); transformers: plain generate() (contiguous KV cache, no paging).", "vllm",
-           ("vllm", "sglang", "trtllm", "transformers"), tasks="inference"),
+           "measured H100/H200 runs); transformers: plain generate() (contiguous KV cache, no paging); llamacpp, "
+           "ollama, mlx: local inference (GGUF or MLX weights, one request, layers on GPU and CPU).", "vllm",
+           ("vllm", "sglang", "trtllm", "transformers", "llamacpp", "ollama", "mlx"), tasks="inference"),
     Option("engine_version", "text", "vLLM version whose memory-budget rules to follow (e.g. 0.6.6, 0.10.1, "
-           "0.21; default: the newest modelled).", tasks="inference"),
+           "0.21; default: the newest modelled); with --engine ollama the Ollama version whose default "
+           "context applies (2048 before 0.6.7, 4096 before 0.15.5, then by GPU memory).", tasks="inference"),
+    Option("gpu_layers", "count", "llama.cpp/Ollama: layers on the GPU (llama.cpp -ngl; the output layer counts "
+           "as one); the rest stay in system RAM and run on the CPU (default: all).", None, minimum=0,
+           maximum=limits.MAX_LAYERS + 1, tasks="inference"),
+    Option("n_cpu_moe", "count", "llama.cpp: keep the MoE expert tensors of the first N layers in system RAM "
+           "(--n-cpu-moe N).", None, minimum=0, maximum=limits.MAX_LAYERS, tasks="inference"),
+    Option("host_cpu", "text", "Local inference: the host CPU from the CPU catalog (its memory bandwidth and "
+           "FLOP/s serve offloaded layers; default stated in assumptions).", tasks="inference"),
+    Option("host_ram", "quantity", "Local inference: system RAM in bytes (e.g. 64GiB; default stated in "
+           "assumptions).", None, minimum=2**30, maximum=2**44, tasks="inference"),
+    Option("flash_attn", "flag", "llama.cpp/Ollama: flash attention on or off (--flash-attn; default: the "
+           "engine's).", tasks="inference"),
+    Option("split_mode", "choice", "llama.cpp with several GPUs: split whole layers (layer) or each matrix by "
+           "rows (row) across them (--split-mode).", None, ("layer", "row"), tasks="inference"),
     Option("max_model_len", "count", "Inference: the engine's context limit (vLLM --max-model-len; default: the "
            "model's max_position_embeddings).", None, minimum=16, maximum=limits.MAX_CONTEXT, tasks="inference"),
     Option("max_num_batched_tokens", "count", "Inference: tokens per engine step, the size of vLLM's profiling "

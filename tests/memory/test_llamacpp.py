@@ -1,0 +1,123 @@
+"""Local inference memory (rigsize.memory.llamacpp): placement by llama.cpp's rules, KV cache
+sizes as llama.cpp logs print them, Ollama's default context by version, refusals."""
+
+import pytest
+
+from rigsize import estimate
+from rigsize.errors import InputError, RigsizeError
+from rigsize.memory.llamacpp import i_gpu_start, weight_placement
+from rigsize.model.inputs import resolve_model
+
+MiB = 2**20
+
+
+def _job(model="llama-3.1-8b", **opts):
+    from rigsize.planning.job import build_job
+    from rigsize.planning.options import parse_options
+
+    spec = resolve_model(model)
+    job, _ = build_job(spec, parse_options(opts), {})
+    return job
+
+
+def test_i_gpu_start_counts_the_output_layer():
+    # llama-model.cpp load_tensors: i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0)
+    assert i_gpu_start(32, 33) == 0
+    assert i_gpu_start(32, 32) == 1
+    assert i_gpu_start(32, 1) == 32        # only the output layer on the GPU
+    assert i_gpu_start(32, 0) == 33
+
+
+def test_all_layers_leave_only_the_input_embedding_in_ram():
+    job = _job(engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=4096)
+    arch = job.spec.arch
+    placed = weight_placement(arch, job.weights, job.local)
+    embed = next(t for t in arch.tensors if t.role == "embed")
+    from rigsize.memory.llamacpp import tensor_bytes
+    assert placed["host"] == tensor_bytes(embed, arch, job.weights)
+    total = sum(tensor_bytes(t, arch, job.weights) for t in arch.tensors)
+    assert placed["gpu0"] + placed["host"] == total
+
+
+def test_gpu_layers_zero_keeps_every_weight_in_ram():
+    job = _job(engine="llamacpp", gpu="RTX-4090", weights="q4_0", max_model_len=4096, gpu_layers=0)
+    placed = weight_placement(job.spec.arch, job.weights, job.local)
+    assert placed["gpu0"] == 0
+
+
+def test_weights_move_to_ram_layer_by_layer():
+    full = _job(engine="llamacpp", gpu="RTX-4090", weights="q8_0", max_model_len=4096)
+    part = _job(engine="llamacpp", gpu="RTX-4090", weights="q8_0", max_model_len=4096, gpu_layers=17)
+    a = weight_placement(full.spec.arch, full.weights, full.local)
+    b = weight_placement(part.spec.arch, part.weights, part.local)
+    layer = (a["gpu0"] - b["gpu0"]) / 16       # 16 decoder layers moved (the output layer stays)
+    assert b["host"] - a["host"] == pytest.approx(16 * layer)
+
+
+@pytest.mark.parametrize("kv, mib", [("f16", 1024), ("q8_0", 544), ("q4_0", 288)])
+def test_kv_cache_of_llama3_8b_at_8192(kv, mib):
+    # llama.cpp prints for Llama 3 8B at -c 8192 "KV self size = 1024.00 MiB, K (f16): 512.00 MiB,
+    # V (f16): 512.00 MiB"; q8_0 is 34/64 of it and q4_0 18/64 (ggml-common.h block sizes)
+    r = estimate("llama-3.1-8b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=8192,
+                 kv_dtype=kv)
+    assert r.memory.per_gpu.kv_cache == mib * MiB
+
+
+def test_memory_grows_with_gpu_layers_on_the_gpu_and_falls_in_ram():
+    rows = [estimate("llama-3.1-70b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=4096,
+                     gpu_layers=n) for n in (10, 30, 50)]
+    gpu = [r.memory.per_gpu.total for r in rows]
+    ram = [r.memory.details["host/weights"] for r in rows]
+    assert gpu == sorted(gpu) and ram == sorted(ram, reverse=True)
+
+
+def test_70b_q4_with_40_layers_on_a_4090_fits_and_all_layers_do_not():
+    part = estimate("llama-3.1-70b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=8192,
+                    gpu_layers=40)
+    full = estimate("llama-3.1-70b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=8192)
+    assert part.memory.fits and not full.memory.fits
+
+
+@pytest.mark.parametrize("version, gpu, ctx", [
+    ("0.6.6", "RTX-4090", 2048),        # envconfig OLLAMA_CONTEXT_LENGTH default 2048 through v0.6.6
+    ("0.6.7", "RTX-4090", 4096),        # 4096 from v0.6.7
+    ("0.15.4", "RTX-4090", 4096),
+    ("0.15.5", "RTX-4090", 32768),      # routes.go VRAM tiers: >= 23 GiB -> 32768
+    ("0.32.15", "H100-SXM-80GB", 131072),   # >= 47 GiB -> 262144, capped at Llama 3.1's 131072
+])
+def test_ollama_default_context_by_version(version, gpu, ctx):
+    r = estimate("llama-3.1-8b", engine="ollama", engine_version=version, gpu=gpu)
+    assert r.memory.max_model_len == ctx
+
+
+def test_ollama_defaults_to_q4_k_m():
+    r = estimate("llama-3.1-8b", engine="ollama", gpu="RTX-4090")
+    assert r.model.weight_format == "q4_k_m"
+
+
+@pytest.mark.parametrize("opts, words", [
+    ({"engine": "vllm", "gpu_layers": 20}, "--gpu-layers"),
+    ({"engine": "mlx", "gpu": "RTX-4090"}, "Apple silicon"),
+    ({"engine": "llamacpp", "gpu": "RTX-4090", "weights": "awq-int4"}, "GGUF"),
+    ({"engine": "llamacpp", "gpu": "RTX-4090", "kv_dtype": "q8_0", "flash_attn": False}, "flash attention"),
+    ({"engine": "llamacpp", "gpu": "RTX-4090", "tp": 2}, "--tp"),
+    ({"engine": "llamacpp", "gpu": "RTX-4090", "n_cpu_moe": 4}, "no MoE"),
+    ({"engine": "vllm", "kv_dtype": "q8_0"}, "q8_0"),
+])
+def test_bad_combinations_are_one_line_errors(opts, words):
+    with pytest.raises(RigsizeError) as err:
+        estimate("llama-3.1-8b", **opts)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_n_cpu_moe_moves_only_experts():
+    base = _job("qwen3-30b-a3b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=4096)
+    moe = _job("qwen3-30b-a3b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=4096,
+               n_cpu_moe=48)
+    a = weight_placement(base.spec.arch, base.weights, base.local)
+    b = weight_placement(moe.spec.arch, moe.weights, moe.local)
+    from rigsize.memory.llamacpp import tensor_bytes
+    experts = sum(tensor_bytes(t, moe.spec.arch, moe.weights) for t in moe.spec.arch.tensors
+                  if t.role.startswith("expert_"))
+    assert b["host"] - a["host"] == experts
+    assert isinstance(InputError("input.conflict", what="x"), RigsizeError)
