@@ -286,6 +286,10 @@ def local_memory(arch: Architecture, workload: Workload, fmt: WeightFormat, s: L
     unified = s.host.unified and bool(s.devices)
     details = {f"{name}/{k}": getattr(p, k) for name, p, _ in devices for k in ("weights", "kv_cache", "activations")}
     details.update(host_details)
+    details["host/total"] = host_bytes
+    details["host/usable"] = s.host.ram_bytes
+    if unified:
+        details["host/unified_bytes"] = s.host.ram_bytes
     busiest = [i for i, d in enumerate(devices) if d is main]
     kv_seq = sum(kv.values())
     cap = KVCapacity(pool_bytes=sum(kv.values()), tokens=ctx, max_model_len=ctx,

@@ -306,7 +306,8 @@ def formats(ctx: click.Context) -> None:
 
 @cli.command()
 @click.option("--source", "source", default="all",
-              help="all, serving, training, finetune (peak memory) or kv (vLLM start-up logs, transformers memory).")
+              help="all, serving, training, finetune (peak memory), kv (vLLM start-up logs, transformers memory) "
+                   "or local (llama.cpp llama-bench runs and start-up buffer sizes).")
 @click.option("--cases", "show_cases", is_flag=True, help="List every case, not only the summary.")
 @_shell_options
 @click.pass_context
@@ -322,9 +323,9 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
         whole_run_rows,
     )
 
-    if source not in ("all", "serving", "training", "finetune", "kv"):
+    if source not in ("all", "serving", "training", "finetune", "kv", "local"):
         raise InputError("input.bad_choice", option="--source", value=source,
-                         choices="all, serving, training, finetune, kv")
+                         choices="all, serving, training, finetune, kv, local")
     rows = []
     if source in ("all", "training"):
         from rigsize.validation.training_more import more_training_rows
@@ -340,6 +341,10 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
         from rigsize.validation.serving_more import more_rows
 
         rows += serving_rows() + more_rows() + published_rows()
+    if source in ("all", "local"):
+        from rigsize.validation.local import local_rows
+
+        rows += local_rows()
     summary, by_class = summarize(rows), summarize_classes(rows)
     if _as_json(ctx):
         from rigsize.report import ValidationReport

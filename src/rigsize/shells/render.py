@@ -135,12 +135,31 @@ def _memory_table(report: EstimateReport, lang: str) -> Table:
                       f"{mem.max_concurrency_at_max_model_len:.2f}x")
         table.add_row(t("mem.max_context_single", lang), f"{mem.max_context_single:,}")
         table.add_row(t("mem.max_context_at_concurrency", lang), f"{mem.max_context_at_concurrency:,}")
-    if len(mem.per_stage) > 1:
+    _local_rows(table, mem, lang)
+    if len(mem.per_stage) > 1 and "host/weights" not in mem.details:
         for st in mem.per_stage:
             table.add_row(render("mem.stage", lang, i=st.stage, role=t(f"stage.{st.role}", lang),
                                  first=st.first_layer, n=st.num_layers),
                           human_bytes(st.per_gpu.total))
     return table
+
+
+def _local_rows(table: Table, mem: Any, lang: str) -> None:
+    """Local inference (llama.cpp / Ollama / MLX): each GPU's total and what lives in host RAM."""
+    d = mem.details
+    if "host/weights" not in d:
+        return
+    if len(mem.per_stage) > 1:
+        for st in mem.per_stage:
+            table.add_row(render("mem.device", lang, name=f"gpu{st.stage}", n=st.num_layers),
+                          human_bytes(st.per_gpu.total))
+    table.add_row(render("mem.host_ram", lang, w=human_bytes(d["host/weights"]), kv=human_bytes(d["host/kv_cache"]),
+                         c=human_bytes(d["host/compute"])), human_bytes(d["host/total"]))
+    if d.get("host/unified_bytes"):
+        table.add_row(t("mem.unified_total", lang),
+                      f"{human_bytes(d['host/total'] + mem.per_gpu.total)} / {human_bytes(d['host/unified_bytes'])}")
+    else:
+        table.add_row(t("mem.host_usable", lang), human_bytes(d["host/usable"]))
 
 
 def _speed_table(title: str) -> Table:
@@ -179,6 +198,12 @@ def _serving_speed_table(perf: Any, lang: str) -> Table:
                   f"({perf.output_tokens_per_second_per_gpu:,.0f} / GPU)"
                   + _band(perf, "output_tokens_per_second", lang))
     table.add_row(t("perf.requests", lang), f"{perf.requests_per_second:,.2f} req/s")
+    local = perf.efficiency
+    if "prompt_tokens_per_second" in local:         # local inference: prompt rate and where decode time goes
+        table.add_row(t("perf.prompt_rate", lang), f"{local['prompt_tokens_per_second']:,.0f} tokens/s")
+        for key, value in local.items():
+            if key.startswith("decode_s_per_token/") and value:
+                table.add_row(render("perf.decode_split", lang, where=key.split("/", 1)[1]), f"{value * 1e3:,.2f} ms")
     return table
 
 

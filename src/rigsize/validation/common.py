@@ -37,7 +37,8 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
 
 # Targets on reserved rows of a class with at least error_bands.MIN_ROWS rows (issue 11/12).
 TARGETS = {"tpot_s": 0.10, "ttft_s": 0.20, "output_tokens_per_s": 0.15, "step_s": 0.10, "mfu": 0.10,
-           "tflops_per_gpu": 0.10, "tokens_per_s_per_gpu": 0.10}
+           "tflops_per_gpu": 0.10, "tokens_per_s_per_gpu": 0.10,
+           "tg_tokens_per_s": 0.15, "pp_tokens_per_s": 0.25}       # local inference (issue 19)
 
 
 def summarize_classes(rows: list[Row]) -> list[dict[str, Any]]:

@@ -1,0 +1,176 @@
+"""Validation of local inference (llama.cpp, Ollama, MLX) against public measurements nobody here made.
+
+- ``data/validation/llamacpp_bench.toml``: llama-bench results from llama.cpp's performance
+  discussions and pull requests (prompt ``pp`` and generation ``tg`` tokens/s per model, GGUF
+  type and device).  Each run is re-run through ``rigsize.speed.local`` with the run's device,
+  preset, format, -ngl and flash attention.  Rows marked ``split = "fit"`` are the only ones
+  tools/fit_local_efficiency.py reads; ``reserved`` rows are compared here alone.
+- ``data/validation/llamacpp_memory.toml``: buffer sizes llama.cpp prints at start-up (model
+  buffer per device, KV cache K/V, compute buffers), compared with rigsize.memory.llamacpp.
+
+Targets per device family on reserved rows (issue 19): generation within 15% median, prompt
+within 25%.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from rigsize.validation.common import Row
+
+BENCH_SOURCE = "llama.cpp llama-bench"
+MEMORY_SOURCE = "llama.cpp start-up logs"
+TARGETS = {"tg_tokens_per_s": 0.15, "pp_tokens_per_s": 0.25}
+# GGUF types as llama-bench prints them -> rigsize weight formats
+FORMATS = {"Q4_0": "q4_0", "Q8_0": "q8_0", "F16": "fp16", "BF16": "bf16", "Q4_K_M": "q4_k_m", "Q4_K": "q4_k_m",
+           "Q5_K_M": "q5_k_m", "Q6_K": "q6_k", "Q3_K_M": "q3_k_m", "Q2_K": "q2_k", "IQ4_XS": "iq4_xs",
+           "IQ4_NL": "iq4_nl", "MXFP4": "mxfp4"}
+
+
+def _load(name: str) -> dict[str, Any]:
+    path = resources.files("rigsize.data").joinpath("validation", name)
+    if not path.is_file():
+        return {}
+    return tomllib.loads(path.read_text())
+
+
+@cache
+def bench_runs() -> tuple[dict[str, Any], ...]:
+    return tuple(_load("llamacpp_bench.toml").get("run", ()))
+
+
+@cache
+def memory_logs() -> tuple[dict[str, Any], ...]:
+    data = _load("llamacpp_memory.toml")
+    return tuple(data.get("log", data.get("run", ())))
+
+
+def run_options(run: dict[str, Any]) -> dict[str, Any] | None:
+    """``estimate`` options reproducing one llama-bench run, or None when rigsize cannot express it."""
+    fmt = FORMATS.get(str(run.get("format", "")).upper())
+    if fmt is None:
+        return None
+    n_prompt, n_gen = int(run.get("n_prompt") or 0), int(run.get("n_gen") or 0)
+    opts: dict[str, Any] = {"engine": "llamacpp", "weights": fmt, "gpu": run["device"], "output": max(n_gen, 1),
+                            "prompt": max(n_prompt, 1), "max_model_len": max(n_prompt + n_gen, 512) + 1}
+    ngl = run.get("ngl")
+    if isinstance(ngl, int) and ngl >= 0:
+        opts["gpu_layers"] = ngl
+    if isinstance(run.get("flash_attn"), bool):
+        opts["flash_attn"] = run["flash_attn"]
+    if run.get("host_cpu"):
+        opts["host_cpu"] = run["host_cpu"]
+    return opts
+
+
+def _job(run: dict[str, Any]) -> Any:
+    """The local job of a run, or None."""
+    from rigsize.errors import RigsizeError
+    from rigsize.model.inputs import resolve_model
+    from rigsize.planning.job import build_job
+    from rigsize.planning.options import parse_options
+
+    opts = run_options(run)
+    if opts is None:
+        return None
+    try:
+        spec = resolve_model(str(run["model"]), True)
+        job, _ = build_job(spec, parse_options(opts), {})
+    except RigsizeError:
+        return None
+    return job
+
+
+def predict_run(run: dict[str, Any], eff: Any = None) -> dict[str, float] | None:
+    """Predicted pp and tg tokens/s of one llama-bench run (``eff``: a LocalEfficiency; default
+    the packaged fitted row of the run's family).  llama-bench's pp test processes n_prompt
+    tokens from an empty cache; its tg test generates n_gen tokens from an empty cache."""
+    from rigsize.errors import RigsizeError
+    from rigsize.speed.local import device_family, local_efficiency, prompt_seconds, token_seconds
+
+    job = _job(run)
+    if job is None:
+        return None
+    if eff is None:
+        eff, _ = local_efficiency(device_family(job.gpu), "llamacpp")
+    arch, fmt, s = job.spec.arch, job.weights, job.local
+    out: dict[str, float] = {}
+    try:
+        if run.get("pp_tokens_per_s") and int(run.get("n_prompt") or 0) > 0:
+            n = int(run["n_prompt"])
+            out["pp_tokens_per_s"] = n / prompt_seconds(arch, fmt, replace(s, n_ctx=max(s.n_ctx, n)), eff, n)[0]
+        if run.get("tg_tokens_per_s") and int(run.get("n_gen") or 0) > 0:
+            t, _ = token_seconds(arch, fmt, s, eff, int(run["n_gen"]) // 2)
+            out["tg_tokens_per_s"] = 1.0 / t
+    except RigsizeError:
+        return None
+    return out
+
+
+def run_family(run: dict[str, Any]) -> str | None:
+    from rigsize.errors import RigsizeError
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.speed.local import device_family
+
+    try:
+        return device_family(resolve_gpu(str(run["device"])))
+    except RigsizeError:
+        return None
+
+
+def bench_rows(split: str | None = None) -> list[Row]:
+    """Measured vs predicted tokens/s, one row per run and metric, class = the device family."""
+    rows = []
+    for run in bench_runs():
+        if split is not None and run.get("split") != split:
+            continue
+        pred = predict_run(run)
+        family = run_family(run)
+        if not pred or family is None:
+            continue
+        for metric, value in pred.items():
+            rows.append(Row(BENCH_SOURCE, str(run["id"]), metric, str(run.get("split", "reserved")),
+                            float(run[metric]), value, cls=f"local.{family}", model=str(run["model"])))
+    return rows
+
+
+def memory_rows() -> list[Row]:
+    """Printed buffer sizes vs rigsize's, per log and buffer."""
+    from rigsize.errors import RigsizeError
+    from rigsize.planning.estimate import estimate
+
+    rows = []
+    for log in memory_logs():
+        fmt = FORMATS.get(str(log.get("format", "")).upper())
+        if fmt is None:
+            continue
+        opts: dict[str, Any] = {"engine": "llamacpp", "weights": fmt, "gpu": log["device"], "output": 1,
+                                "prompt": 1, "max_model_len": int(log["n_ctx"])}
+        if isinstance(log.get("ngl"), int) and log["ngl"] >= 0:
+            opts["gpu_layers"] = log["ngl"]
+        for key, opt in (("type_k", "kv_dtype"),):
+            if log.get(key):
+                opts[opt] = str(log[key]).lower()
+        if isinstance(log.get("flash_attn"), bool):
+            opts["flash_attn"] = log["flash_attn"]
+        try:
+            r = estimate(str(log["model"]), offline=True, **opts)
+        except RigsizeError:
+            continue
+        d = r.memory.details
+        pairs = {"model_buffer_gpu_bytes": d.get("gpu0/weights"), "model_buffer_cpu_bytes": d.get("host/weights"),
+                 "kv_bytes": r.memory.kv_bytes_per_sequence, "compute_buffer_gpu_bytes": d.get("gpu0/activations"),
+                 "compute_buffer_host_bytes": d.get("host/compute")}
+        for key, predicted in pairs.items():
+            measured = log.get(key)
+            if isinstance(measured, (int, float)) and measured > 0 and predicted is not None:
+                rows.append(Row(MEMORY_SOURCE, str(log["id"]), key, "published", float(measured), float(predicted)))
+    return rows
+
+
+def local_rows() -> list[Row]:
+    return bench_rows() + memory_rows()

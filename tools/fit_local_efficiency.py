@@ -1,0 +1,119 @@
+"""Fit the local-inference efficiencies (data/efficiency.toml [local.*]) on the FIT rows only.
+
+    python tools/fit_local_efficiency.py            # print the rows
+    python tools/fit_local_efficiency.py --write    # and replace the [local.*] section
+
+For every device family (rigsize.speed.local.device_family) with fit rows in
+data/validation/llamacpp_bench.toml (``split = "fit"``; reserved rows are never read here):
+
+* ``memory``  = the median over fit runs of measured tg tokens/s / the tokens/s at 100% of the
+  device's bandwidth (the median ratio minimises the median |log error| of a one-parameter
+  scale, since predicted tokens/s is proportional to it);
+* ``compute`` = the same for pp tokens/s against the dense fp16 peak.
+
+Families without fit rows take ``[local.default]`` (the median of the families' values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EFFICIENCY = ROOT / "src" / "rigsize" / "data" / "efficiency.toml"
+BEGIN, END = "# --- local inference (tools/fit_local_efficiency.py) ---", "# --- end local inference ---"
+
+
+def fit_runs() -> list[dict]:
+    """The fit rows and nothing else."""
+    from rigsize.validation.local import bench_runs
+
+    return [r for r in bench_runs() if r.get("split") == "fit"]
+
+
+def fit(runs: list[dict]) -> dict[str, dict]:
+    """Per family: memory and compute fractions and the counts they rest on."""
+    from rigsize.speed.local import LocalEfficiency
+    from rigsize.validation.local import predict_run, run_family
+
+    ideal = LocalEfficiency(memory=1.0, compute=1.0, cpu_memory=1.0, cpu_compute=1.0, pcie=1.0)
+    ratios: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        if run.get("split") != "fit":
+            continue                       # never fitted on reserved rows, whoever calls this
+        family = run_family(run)
+        pred = predict_run(run, ideal)
+        if family is None or not pred:
+            continue
+        slot = ratios.setdefault(family, {"tg": [], "pp": []})
+        if "tg_tokens_per_s" in pred:
+            slot["tg"].append(float(run["tg_tokens_per_s"]) / pred["tg_tokens_per_s"])
+        if "pp_tokens_per_s" in pred:
+            slot["pp"].append(float(run["pp_tokens_per_s"]) / pred["pp_tokens_per_s"])
+    out = {}
+    for family, r in sorted(ratios.items()):
+        row = {}
+        if r["tg"]:
+            row["memory"] = round(statistics.median(r["tg"]), 4)
+        if r["pp"]:
+            row["compute"] = round(statistics.median(r["pp"]), 4)
+        row["n_tg"], row["n_pp"] = len(r["tg"]), len(r["pp"])
+        out[family] = row
+    return out
+
+
+def section(rows: dict[str, dict]) -> str:
+    today = datetime.date.today().isoformat()
+    lines = [BEGIN,
+             "# Local inference (llama.cpp / Ollama / MLX; rigsize.speed.local): EMPIRICAL fractions of the",
+             "# device's memory bandwidth (memory: decode) and dense fp16 peak (compute: prompt processing),",
+             "# fitted by tools/fit_local_efficiency.py on the split = \"fit\" rows of",
+             "# data/validation/llamacpp_bench.toml only (reserved rows are compared by rigsize validate",
+             "# --source local alone).  cpu_memory / cpu_compute / pcie have no fit rows yet: they take",
+             "# the GPU family's memory and compute fractions, as stated in each row's source."]
+    mems = [r["memory"] for r in rows.values() if "memory" in r]
+    comps = [r["compute"] for r in rows.values() if "compute" in r]
+    default = {"memory": round(statistics.median(mems), 4) if mems else 0.7,
+               "compute": round(statistics.median(comps), 4) if comps else 0.5}
+    for family, r in [("default", {**default, "n_tg": 0, "n_pp": 0}), *rows.items()]:
+        memory = r.get("memory", default["memory"])
+        compute = r.get("compute", default["compute"])
+        how = ("the median of the fitted families" if family == "default"
+               else f"fitted on {r['n_tg']} tg and {r['n_pp']} pp fit rows")
+        lines += ["", f"[local.{family}]", f"memory = {memory}", f"compute = {compute}",
+                  f"cpu_memory = {memory}", f"cpu_compute = {compute}", f"pcie = {memory}",
+                  "token_overhead_s = 0",
+                  f'source = "{how} (tools/fit_local_efficiency.py, {today}); cpu_memory, cpu_compute and pcie '
+                  f'not fitted: set to memory / compute / memory"',
+                  f'as_of = "{today}"']
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def write(text: str) -> None:
+    current = EFFICIENCY.read_text()
+    if BEGIN in current:
+        current = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END) + "\n", lambda _: text, current, flags=re.S)
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    EFFICIENCY.write_text(current)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args(argv)
+    rows = fit(fit_runs())
+    text = section(rows)
+    print(text)
+    if args.write:
+        write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
