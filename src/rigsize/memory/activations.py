@@ -167,6 +167,7 @@ def activation_bytes(
     mask_bits: int = 8, layers: range | None = None, first: bool | None = None, last: bool | None = None,
     loss: Loss = "full", loss_chunks: int = 1, offload: bool = False, loss_transient: bool = False,
     selective_ac: str = "none", residual_bits: int | None = None, loss_shift_copy: bool = False,
+    head_copy: bool = False,
 ) -> ActivationBreakdown:
     """Bytes of activations kept for the backward pass on one GPU of pipeline ``stage``.
 
@@ -203,6 +204,9 @@ def activation_bytes(
     "cast all non INT8 parameters to fp32"), so ``embed_tokens`` returns fp32 and every
     ``hidden_states = residual + hidden_states`` of modeling_llama.py ``LlamaDecoderLayer``
     promotes to fp32 (torch type promotion): each checkpointed layer input is fp32.
+    ``head_copy`` (hf, last stage): the same upcast leaves the lm_head weight fp32, and under the
+    Trainer's bf16 autocast ``F.linear`` runs on a bf16 copy of it that the matmul keeps for the
+    input's gradient until the lm_head's backward (``activations_hf._output``).
     """
     _check_sizes(dtype_bits, micro_batch=micro_batch, seq=seq, tp=tp, cp=cp, pp=pp,
                  in_flight_microbatches=in_flight_microbatches or 1)
@@ -220,7 +224,7 @@ def activation_bytes(
     on_stage = stage_layers(arch, pp, layers_on_stage, stage, layers)
     if impl == "hf":
         terms = hf_stage(arch, on_stage, run, lora=lora, softcap=softcap, selective_ac=selective_ac,
-                         residual_bits=residual_bits)
+                         residual_bits=residual_bits, head_copy=head_copy)
     else:
         terms = megatron_stage(arch, on_stage, run)
     logits = terms.logits_and_loss + _loss_variant(arch, run, impl, loss, loss_chunks, loss_transient, loss_shift_copy)

@@ -259,12 +259,21 @@ def _embedding(c: _Hf, arch: Architecture, recompute: Recompute, first: bool = T
     return b
 
 
-def _output(c: _Hf, arch: Architecture) -> int:
+def _output(c: _Hf, arch: Architecture, head_copy: bool = False) -> int:
     """Final norm, lm_head input, the fp32 log-softmax output of ``cross_entropy`` (the
     loss upcasts the logits: loss_utils.py ``ForCausalLMLoss``), the int64 shifted labels
     and the scalar ``total_weight`` kept by ``nll_loss``; Gemma 2's final soft-capping
     keeps its tanh output.  The bf16 logits the model returns are not kept by autograd
-    (they live as long as the caller holds the output) and are not counted."""
+    (they live as long as the caller holds the output) and are not counted.
+
+    ``head_copy``: an fp32 lm_head weight (PEFT's QLoRA upcast) under bf16 autocast.
+    ``F.linear`` is on autocast's lower-precision list, so it runs on a bf16 cast of the
+    weight; autocast caches casts only of leaf tensors that require grad
+    (aten/src/ATen/autocast_mode.cpp ``cached_cast``: ``arg.requires_grad() && arg.is_leaf()``),
+    and the frozen head does not, so the cast is a fresh vocab x hidden bf16 tensor, which
+    ``MmBackward`` keeps (``mat2``) because the lm_head input needs a gradient
+    (tools/autograd/derivatives.yaml, ``mm``: ``self: mm_mat1_backward(grad, mat2, ...)``).
+    It lives until the lm_head's backward, beside the loss's logits."""
     T = c.tokens
     lm_head, lora = _linear_in(c, c.h, ("lm_head",))
     per_token = _norm(c, c.h, 1) + lm_head + lora
@@ -273,7 +282,8 @@ def _output(c: _Hf, arch: Architecture) -> int:
     # already contiguous and keeps the padded storage alive (one extra id).
     labels = INDEX_BYTES * (T + (1 if c.batch == 1 else 0))
     gemma = FP32_BYTES * c.h if c.norm == "gemma" else 0   # (1 + weight.float()) of the final norm
-    return T * per_token + labels + FP32_BYTES + gemma
+    head = c.a * arch.vocab_size * c.h // c.tp if head_copy else 0
+    return T * per_token + labels + FP32_BYTES + gemma + head
 
 
 def _sac_op(c: _Hf, L: DecoderLayer) -> tuple[int, int]:
@@ -341,7 +351,8 @@ def _settings(arch: Architecture, run: StageRun, lora: LoraSpec | None, softcap:
 
 
 def hf_stage(arch: Architecture, layers: tuple[DecoderLayer, ...], run: StageRun, *, lora: LoraSpec | None,
-             softcap: bool | None = None, selective_ac: str = "none", residual_bits: int | None = None) -> StageTerms:
+             softcap: bool | None = None, selective_ac: str = "none", residual_bits: int | None = None,
+             head_copy: bool = False) -> StageTerms:
     """What one GPU of the stage keeps for one micro-batch, layer by layer, plus the
     embedding's inputs (first stage) and the output side (last stage).
 
@@ -350,7 +361,8 @@ def hf_stage(arch: Architecture, layers: tuple[DecoderLayer, ...], run: StageRun
     every N-th block is checkpointed whole, ``ptd_checkpoint_wrapper._count % ac_freq ==
     0``, the others keep everything).  ``residual_bits``: element size of the residual
     stream, the checkpointed layer inputs (default: the model dtype; fp32 under PEFT's
-    QLoRA upcast, see ``rigsize.memory.activations.activation_bytes``)."""
+    QLoRA upcast, see ``rigsize.memory.activations.activation_bytes``).  ``head_copy``: autocast's
+    bf16 copy of an fp32 lm_head, kept for the backward (``_output``)."""
     c = _settings(arch, run, lora, softcap)
     recompute, sac = run.recompute, selective_ac
     rb = c.a if residual_bits is None else residual_bits // BITS_PER_BYTE
@@ -372,5 +384,5 @@ def hf_stage(arch: Architecture, layers: tuple[DecoderLayer, ...], run: StageRun
         per_layer.append(sum(p.values()))
     working = max(work, default=0)   # one block re-materialised during its backward
     emb = _embedding(c, arch, recompute, run.first) if (run.first or layers) else 0
-    out = _output(c, arch) if run.last else 0
+    out = _output(c, arch, head_copy) if run.last else 0
     return StageTerms(per_layer, parts, emb, out, working)

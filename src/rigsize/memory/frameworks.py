@@ -8,7 +8,9 @@ carries its ``source`` and ``as_of`` in the data file (``provenance`` returns th
 
 from __future__ import annotations
 
+import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
@@ -39,6 +41,15 @@ class Recipe:
     reduce_bucket_elements: int = 0
     selective_ac: str = "none"
     loss_shift_copy: bool = False
+    adapter_compute_bits: int = 0
+    fsdp_root_unsharded: bool = False
+
+    @property
+    def adapter_input_bits(self) -> int:
+        """Element size of what the adapters' matmuls read and keep in the forward pass:
+        ``adapter_compute_bits`` where the framework casts the adapters to the activations'
+        dtype (Unsloth), else the adapters' own dtype (PEFT casts the input to it)."""
+        return self.adapter_compute_bits or self.adapter_bits
 
 
 _FIELDS = frozenset(Recipe.__dataclass_fields__)
@@ -118,3 +129,25 @@ def recipe(framework: str, task: str, *, optimizer: str | None = None, recompute
     if activation_offload is not None:
         changes["activation_offload"] = activation_offload
     return replace(r, **changes)
+
+
+def fsdp_root_bytes(recipe: Recipe, layout: Any, arch: Any, tensors: list[Any],
+                    shard: Callable[[Any, Any, Any], float]) -> int:
+    """The root FSDP unit's parameters, gathered once and kept unsharded from its forward
+    to the end of the backward: bytes on one rank (bf16, the mixed-precision param dtype).
+
+    A framework that wraps each decoder layer and then the whole model (torchtitan 9dec370
+    ``parallelize_llama.apply_fsdp``: ``fully_shard(model, ...)`` after the blocks) leaves
+    the embedding, the final norm and the lm_head in the root unit, and FSDP never reshards
+    the root after forward: FSDP2 ``_fsdp_state.FSDPState._lazy_init`` sets the root's
+    ``post_forward_mesh_info = None`` ("For the root, do not reshard after forward since for
+    training, the parameters would be freed and all-gathered immediately"); FSDP1
+    ``_runtime_utils._post_forward_reshard`` frees only ``not state._is_root`` (both
+    torch/distributed, read 2026-12-01).  So those tensors' unsharded bf16 copy coexists
+    with the activations at every peak, beside the sharded (fp32) parameters.  ``tensors``
+    are the stage's; decoder layers (``t.layer`` set) are their own units and are not
+    counted here (runtime.gathered_params_bytes gathers two of them at a time)."""
+    if not recipe.fsdp_root_unsharded or layout.zero != 3 or layout.zero_shards == 1:
+        return 0
+    elements = sum(t.numel / shard(t, arch, layout) for t in tensors if t.layer is None)
+    return math.ceil(elements * 2)

@@ -16,7 +16,7 @@ from typing import Any
 from rigsize.hardware.gpus import GPU
 from rigsize.memory import runtime
 from rigsize.memory.activations import ALL_LINEAR, ActivationBreakdown, LoraSpec, activation_bytes
-from rigsize.memory.frameworks import Recipe
+from rigsize.memory.frameworks import Recipe, fsdp_root_bytes
 from rigsize.model import formats, recurrent
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
@@ -480,6 +480,9 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
     weights, states = _training_states(arch, workload, layout, fmt, tensors, details)
     gathered = runtime.gathered_params_bytes(arch, layout, workload, tensors, shard_factor)
     details["weights/gathered_for_zero3"] = gathered
+    root = fsdp_root_bytes(workload.settings, layout, arch, tensors, shard_factor)   # FSDP's root unit stays gathered
+    details["weights/fsdp_root_unsharded"] = root
+    gathered += root
     acts = _training_activations(arch, workload, layout, stage, attn)
     for k, v in acts.parts.items():
         details[f"activations/{k}"] = v
@@ -563,7 +566,7 @@ def _training_activations(arch: Architecture, workload: Workload, layout: Layout
     lora = None
     if workload.task in ("lora", "qlora"):   # adapter dtype per framework (PEFT's autocast_adapter_dtype=True: fp32)
         lora = LoraSpec(targets=workload.lora_targets or ALL_LINEAR, rank=workload.lora_rank,
-                        adapter_bits=recipe.adapter_bits)
+                        adapter_bits=recipe.adapter_input_bits)
     return activation_bytes(
         arch, micro_batch=workload.batch, seq=workload.seq,
         impl="megatron" if workload.framework == "megatron" else "hf",
@@ -575,6 +578,7 @@ def _training_activations(arch: Architecture, workload: Workload, layout: Layout
         selective_ac=recipe.selective_ac, loss_shift_copy=recipe.loss_shift_copy,
         # PEFT's QLoRA upcast makes the embedding output, hence the residual stream, fp32 (activation_bytes)
         residual_bits=32 if workload.task == "qlora" and recipe.upcast_unquantized else None,
+        head_copy=workload.task == "qlora" and recipe.upcast_unquantized,   # autocast's bf16 lm_head (activation_bytes)
     )
 
 

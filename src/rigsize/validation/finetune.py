@@ -49,8 +49,12 @@ def published_bytes(row: dict[str, Any]) -> float:
 
 
 def predicted_bytes(row: dict[str, Any]) -> float:
-    """rigsize's peak for the row, in the source's terms: torch.cuda statistics leave out the
-    CUDA context (it is not allocated through PyTorch's caching allocator).
+    """rigsize's peak for the row, in the source's terms: torch.cuda statistics count only the
+    blocks of PyTorch's caching allocator ("memory_reserved() ... the total amount of memory
+    managed by the caching allocator", PyTorch docs, CUDA semantics, memory management), so
+    they leave out the CUDA context and NCCL's communication buffers, which NCCL allocates
+    itself with cudaMalloc / cuMem (nccl src/include/alloc.h ``ncclCudaCalloc``); the cuBLAS
+    workspace is taken from the caching allocator and stays in.
 
     A row's ``recipe`` table names framework behaviour of the release the source ran that
     differs from the framework's current defaults (``rigsize.memory.frameworks.Recipe`` fields, e.g.
@@ -69,7 +73,7 @@ def predicted_bytes(row: dict[str, Any]) -> float:
     memory = evaluate_memory(job)
     total = memory.per_gpu.total
     if row["measure"].startswith("torch_"):
-        total -= memory.details.get("overhead/cuda_context", 0)
+        total -= memory.details.get("overhead/cuda_context", 0) + memory.details.get("overhead/nccl", 0)
     return float(total)
 
 
