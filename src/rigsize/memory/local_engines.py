@@ -198,11 +198,14 @@ def resolve_local(engine: str, gpu: GPU, devices: tuple[GPU, ...], arch: Archite
         raise InputError("input.conflict", what=f"a sequence of {workload_seq:,} tokens exceeds the context "
                          f"{n_ctx:,}; raise --max-model-len (-c / num_ctx) or shorten --prompt/--output")
     flash = opts.get("flash_attn")
+    quantized_kv = str(opts.get("kv_dtype") or "").lower() in ("q8_0", "q4_0")
     if flash is None:
-        flash = engine != "ollama"
-        assumptions["flash_attn"] = ("on (llama.cpp -fa auto: on where the backend supports it)" if engine == "llamacpp"
-                                     else "off (OLLAMA_FLASH_ATTENTION unset)" if engine == "ollama"
-                                     else "on (mlx fused scaled_dot_product_attention)")
+        flash = engine != "ollama" or quantized_kv
+        assumptions["flash_attn"] = (
+            "on (llama.cpp -fa auto: on where the backend supports it)" if engine == "llamacpp"
+            else "on (OLLAMA_FLASH_ATTENTION=1, which OLLAMA_KV_CACHE_TYPE needs)" if engine == "ollama" and flash
+            else "off (OLLAMA_FLASH_ATTENTION unset)" if engine == "ollama"
+            else "on (mlx fused scaled_dot_product_attention)")
     kv_k, kv_v = local_formats(engine, weights, opts.get("kv_dtype"), assumptions, flash)
     n_layer = arch.num_hidden_layers
     ngl = opts.get("gpu_layers")

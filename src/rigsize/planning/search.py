@@ -411,6 +411,10 @@ def search(model: str | ModelSpec, *, progress: Callable[[int, int], None] | Non
             raise InputError("input.conflict", what="--users and --batch name the same thing; give one")
         opts["batch"] = opts["users"]
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
+    if opts.get("engine") in ("llamacpp", "ollama", "mlx"):     # local inference: planning.local_plan
+        from rigsize.planning.local_plan import local_plan
+
+        return local_plan(spec, opts)
     if opts.get("task") is None:
         return overview(spec, opts, progress)
     return _plan(spec, opts, progress=progress)

@@ -1,0 +1,91 @@
+"""``rigsize plan`` for local inference (--engine llamacpp | ollama | mlx): no cloud search, the
+hardware you name.  Candidates are the given device (and count) in the given or each listed
+GGUF / MLX format, with every layer on the GPU and, where that does not fit, the most layers
+that do (llama.cpp -ngl); each is ``estimate``'s evaluation, ranked fastest first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rigsize.errors import RigsizeError
+from rigsize.model.inputs import ModelSpec
+
+# Formats tried when --weights is not given, fewest bits last (GGUF K-quants and Q4_0; MLX affine)
+GGUF_FORMATS = ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "iq4_xs", "q4_0", "q3_k_m", "q2_k")
+MLX_FORMATS = ("mlx-8bit", "mlx-4bit")
+
+
+def _options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The estimate options of a local plan (the plan's own search options dropped)."""
+    from rigsize.planning.options import PLAN_OPTIONS
+
+    own = {o.name for o in PLAN_OPTIONS}
+    return {k: v for k, v in opts.items() if k not in own}
+
+
+def local_plan(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
+    """The plan object (PlanReport shape) for a local engine."""
+    from rigsize.memory.llamacpp import most_gpu_layers_that_fit
+    from rigsize.memory.local_engines import overhead_per_gpu
+    from rigsize.planning.estimate import estimate
+    from rigsize.planning.job import build_job
+
+    base = _options(opts)
+    engine = base["engine"]
+    formats = [base["weights"]] if "weights" in base else list(MLX_FORMATS if engine == "mlx" else GGUF_FORMATS)
+    considered, rejected, recs = 0, {"memory": 0, "invalid": 0}, []
+    first_error: RigsizeError | None = None
+    for fmt in formats:
+        considered += 1
+        trial = {**base, "weights": fmt}
+        try:
+            report = estimate(spec, **trial)
+            if not report.memory.fits and engine != "mlx" and "gpu_layers" not in base:
+                job, _ = build_job(spec, _parsed(trial), {})
+                ngl = most_gpu_layers_that_fit(spec.arch, job.workload, job.weights, job.local,
+                                               overhead_per_gpu(job.gpu))
+                if ngl:
+                    trial["gpu_layers"] = ngl
+                    report = estimate(spec, **trial)
+        except RigsizeError as err:
+            rejected["invalid"] += 1
+            first_error = first_error or err
+            continue
+        if not report.memory.fits or report.performance is None:
+            rejected["memory"] += 1
+            continue
+        recs.append((report, fmt, trial))
+    if not recs and first_error is not None and not rejected["memory"]:
+        raise first_error          # every format refused for the same reason (engine, device, option)
+    if opts.get("objective") == "fastest":
+        recs.sort(key=lambda r: -r[0].performance.output_tokens_per_second)
+    else:       # quality first: every layer on the GPU, then the format with the most bits, then speed
+        recs.sort(key=lambda r: ("gpu_layers" in r[2], formats.index(r[1]),
+                                 -r[0].performance.output_tokens_per_second))
+    top = recs[: int(opts.get("top", 3))]
+    out = []
+    for i, (report, fmt, trial) in enumerate(top):
+        body = report.model_dump(mode="json")
+        body["choices"] = {"gpu": report.hardware.gpu, "gpus": report.hardware.gpus, "weights": fmt,
+                           "kv_dtype": report.model.kv_dtype, "engine": engine}
+        where = (f"{trial['gpu_layers']} of {spec.arch.num_hidden_layers + 1} layers on the GPU"
+                 if "gpu_layers" in trial else "every layer on the GPU")
+        body["why"] = (f"rank {i + 1}: {fmt}, {where}: {report.performance.output_tokens_per_second:,.1f} "
+                       f"tokens/s generated, {report.performance.ttft_seconds:,.2f} s to the first token")
+        body["server"], body["software"] = None, []
+        out.append(body)
+    objective = "fastest" if opts.get("objective") == "fastest" else "fewest-gpus"
+    ranking = ("tokens/s" if objective == "fastest" else "every layer on the GPU first, then the format with the "
+               "most bits (quality), then tokens/s (--objective fastest: tokens/s alone)")
+    return {"schema_version": 1, "model": spec.name, "task": "inference", "goals": {}, "objective": objective,
+            "assumptions": {"search": f"local inference ({engine}): the hardware given, each format in "
+                            f"{', '.join(formats)}; all layers on the GPU, else the most that fit",
+                            "ranking": ranking},
+            "candidates_considered": considered, "pruned": 0, "rejected": rejected, "recommendations": out}
+
+
+def _parsed(opts: dict[str, Any]) -> dict[str, Any]:
+    from rigsize.planning.options import parse_options
+
+    return parse_options(opts)
