@@ -1,0 +1,144 @@
+"""The issue-19 validation data: llama.cpp speed runs, llama.cpp buffer logs and local-setup reports.
+
+Checks the files' required fields, that every device and model name resolves in the catalogs, that the
+documented split rule is the one the rows follow, and spot values typed from the sources."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from importlib import resources
+
+import pytest
+
+from rigsize.hardware.gpus import resolve_gpu
+from rigsize.model.formats import gguf_types
+from rigsize.model.inputs import presets
+
+DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+BACKENDS = {"metal", "cuda", "rocm", "vulkan", "cpu", "sycl"}
+# GGUF file types as llama-bench prints them: the [gguf_type] names plus llama.cpp's K-quant mixes
+K_MIXES = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"}
+
+
+def _load(name: str) -> dict:
+    text = resources.files("rigsize.data").joinpath("validation", name).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+RUNS = _load("llamacpp_bench.toml")["run"]
+LOGS = _load("llamacpp_memory.toml")["log"]
+REPORTS = _load("local_reports.toml")["report"]
+
+
+def _formats() -> set[str]:
+    return set(gguf_types()) | K_MIXES
+
+
+def _date_ok(v: str) -> bool:
+    return v == "unknown" or bool(DATE.fullmatch(v))
+
+
+def test_sizes() -> None:
+    assert len(RUNS) >= 40 and len({r["device"] for r in RUNS}) >= 15
+    assert len(LOGS) >= 8 and len(REPORTS) >= 10
+
+
+def test_run_fields_and_names_resolve() -> None:
+    names = set(presets())
+    ids = [r["id"] for r in RUNS]
+    assert len(ids) == len(set(ids))
+    for r in RUNS:
+        for key in ("source", "as_of", "device", "backend", "model", "format", "n_prompt", "n_gen",
+                    "pp_tokens_per_s", "tg_tokens_per_s", "ngl", "build", "split", "notes"):
+            assert key in r, (r["id"], key)
+        assert r["source"].startswith("https://"), r["id"]
+        assert _date_ok(r["as_of"]), r["id"]
+        gpu = resolve_gpu(r["device"])
+        assert gpu.name == r["device"], r["id"]
+        if "gpu_cores" in r:
+            assert gpu.kind == "apple" and r["gpu_cores"] in gpu.gpu_cores_options, r["id"]
+        assert r["backend"] in BACKENDS, r["id"]
+        assert (r["backend"] == "metal") == (gpu.kind == "apple"), r["id"]
+        assert r["model"] in names, r["id"]
+        assert r["format"] in _formats(), (r["id"], r["format"])
+        assert r["n_prompt"] > 0 and r["n_gen"] > 0 and 0 <= r["ngl"] <= 999
+        # generation is slower than prompt processing on every device here
+        assert 0 < r["tg_tokens_per_s"] < r["pp_tokens_per_s"] < 1e5, r["id"]
+        assert r["split"] in {"fit", "reserved"}
+
+
+def test_split_follows_the_documented_rule() -> None:
+    """Header rule: within each vendor, devices sorted by sha256(name); every third from the first is reserved."""
+    vendor = {r["device"]: resolve_gpu(r["device"]).vendor for r in RUNS}
+    reserved: set[str] = set()
+    for v in set(vendor.values()):
+        devs = sorted((d for d in vendor if vendor[d] == v), key=lambda d: hashlib.sha256(d.encode()).hexdigest())
+        reserved |= set(devs[::3])
+    for r in RUNS:
+        assert r["split"] == ("reserved" if r["device"] in reserved else "fit"), r["id"]
+    share = sum(r["split"] == "reserved" for r in RUNS) / len(RUNS)
+    assert 0.25 <= share <= 0.5
+    for v in ("apple", "nvidia", "amd"):
+        assert any(r["split"] == "reserved" and vendor[r["device"]] == v for r in RUNS), v
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SHA-256" in text and "divisible by 3" in text
+
+
+# (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
+SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
+             ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
+             ("sb-rx-7900-xtx-q4_0", 3552.27, 167.11), ("spark-gpt-oss-120b", 1937.54, 59.02),
+             ("strix-llama-2-7b-q4_0-rocm", 1545.36, 50.59)]
+
+
+@pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)
+def test_run_spot_values(rid: str, pp: float, tg: float) -> None:
+    r = next(x for x in RUNS if x["id"] == rid)
+    assert r["pp_tokens_per_s"] == pp and r["tg_tokens_per_s"] == tg
+
+
+def test_memory_logs() -> None:
+    names = set(presets())
+    for log in LOGS:
+        for key in ("source", "as_of", "device", "backend", "engine", "model", "model_file", "format", "n_ctx",
+                    "type_k", "type_v", "flash_attn", "build", "model_buffer_mib", "kv", "compute_buffer_mib"):
+            assert key in log, (log["id"], key)
+        assert _date_ok(log["as_of"]) and log["backend"] in BACKENDS
+        assert log["device"] == "unknown" or resolve_gpu(log["device"]).name == log["device"]
+        assert log["model"] in names and log["format"] in _formats(), log["id"]
+        for kv in log["kv"]:
+            # llama.cpp prints K + V = the cache's size, and f16 K for one layer and cell = n_embd_k_gqa * 2 bytes
+            assert kv["k_mib"] + kv["v_mib"] == pytest.approx(kv["buffer_mib"]), log["id"]
+            assert kv["cells"] <= log["n_ctx"]
+        assert all(v > 0 for v in log["model_buffer_mib"].values())
+    # Llama 3.3 70B (80 layers, 8 KV heads x 128 = 1024 per layer): f16 K = 80 x 4096 x 1024 x 2 B = 640 MiB
+    ll = next(x for x in LOGS if x["id"] == "strix-llama-3.3-70b-q4_k_m-rocm")
+    assert ll["kv"][0]["k_mib"] == 80 * 4096 * 1024 * 2 / 2**20
+    assert ll["model_buffer_mib"] == {"ROCm0": 39979.48, "CPU": 563.62}
+
+
+HAVE = re.compile(r"^\s*(\d+)x\s+(\S+)\s*$")
+
+
+def test_local_reports() -> None:
+    names = set(presets())
+    ids = [r["id"] for r in REPORTS]
+    assert len(ids) == len(set(ids))
+    for r in REPORTS:
+        for key in ("source", "as_of", "have", "engine", "model", "format", "context", "tg_tokens_per_s"):
+            assert key in r, (r["id"], key)
+        assert r["source"].startswith("https://") and _date_ok(r["as_of"])
+        for part in r["have"].split(","):
+            m = HAVE.match(part)
+            assert m, r["have"]
+            assert resolve_gpu(m.group(2)).name == m.group(2)
+        assert r["model"] in names, r["id"]
+        assert r["format"] == "unknown" or r["format"] in _formats(), r["id"]
+        assert r["tg_tokens_per_s"] == "unknown" or 0 < r["tg_tokens_per_s"] < 1000
+    haves = {(r["have"], r["model"]) for r in REPORTS}
+    assert ("2x RTX-3090", "llama-3-70b") in haves           # the issue's two named cases
+    assert any(h == "1x M2-Ultra-192GB" for h, _ in haves)
+    two = next(r for r in REPORTS if r["id"] == "2x3090-llama-3-70b-q4_k_m")
+    assert two["tg_tokens_per_s"] == 16.57 and two["format"] == "Q4_K_M"   # XiongjieDai README, LLaMA 3 table
