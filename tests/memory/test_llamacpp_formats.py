@@ -14,6 +14,12 @@ from rigsize.model.inputs import resolve_model
     ("llama-2-7b", "q8_0", 6.67, "ggml-org/llama.cpp PR #10581 ('llama 7B Q8_0 6.67 GiB')"),
     ("llama-2-13b", "q4_0", 6.86, "ggml-org/llama.cpp PR #10581 ('llama 13B Q4_0 6.86 GiB')"),
     ("qwen2.5-7b", "q8_0", 7.54, "ggml-org/llama.cpp PR #16894 ('qwen2 7B Q8_0 7.54 GiB')"),
+    # llama.cpp benches/dgx-spark.md llama-bench tables (as quoted in data/validation/llamacpp_bench.toml)
+    ("gpt-oss-20b", "mxfp4_moe", 11.27, "dgx-spark.md: 'gpt-oss 20B MXFP4 MoE 11.27 GiB'"),
+    ("gpt-oss-120b", "mxfp4_moe", 59.02, "dgx-spark.md: ggml-org/gpt-oss-120b-GGUF 59.02 GiB"),
+    ("qwen3-30b-a3b", "q8_0", 30.25, "dgx-spark.md: 'qwen3moe 30B.A3B Q8_0 30.25 GiB'"),
+    # geerlingguy/beowulf-ai-cluster#17: 'deepseek2 671B Q4_K - Medium | 376.65 GiB'
+    ("deepseek-r1", "q4_k_m", 376.65, "geerlingguy/beowulf-ai-cluster#17 llama-bench"),
 ])
 def test_gguf_file_sizes_match_llama_bench(model, fmt, gib, where):
     arch = resolve_model(model).arch

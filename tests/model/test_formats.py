@@ -580,8 +580,9 @@ def test_lower_precision_never_costs_more(rows, cols, role, count):
     t = Tensor("w", role, (rows, cols), 0, count)
     # a format that leaves this role alone (mxfp4 quantizes only routed experts) stores it
     # at its kept width, whatever its element width
+    # (MXFP4_MOE has two widths by role: MXFP4 experts, Q8_0 elsewhere, so no single element width to order by)
     priced = [(f.element_bits, F.tensor_bits(f, t, 8), f.name) for f in F.weight_formats()
-              if f.layout in ("dense", "gguf") or role in f.quantized_roles]
+              if (f.layout in ("dense", "gguf") or role in f.quantized_roles) and f.ftype != "MXFP4_MOE"]
     for eb_a, bits_a, a in priced:
         for eb_b, bits_b, b in priced:
             if eb_a < eb_b:

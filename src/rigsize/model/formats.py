@@ -342,6 +342,11 @@ def gguf_tensor_type(fmt: str | WeightFormat, tensor: Tensor, mix: GGUFMix) -> s
     category = GGUF_CATEGORY[tensor.role]
     ncols = tensor.shape[-1]                       # ggml ne[0] = in_features
     i, n = tensor.layer or 0, mix.n_layers
+    if ftype == "MXFP4_MOE":
+        # llama-quant.cpp: the output (and a tied token_embd) Q8_0; 3-D expert tensors (ne[2] > 1) MXFP4;
+        # every other quantizable tensor Q8_0
+        expert = tensor.role.startswith("expert_") and tensor.count > 1
+        return _gguf_fallback("MXFP4" if expert and category != "OUTPUT" else "Q8_0", ncols)
     if category == "OUTPUT" or (mix.tied_embeddings and category == "TOKEN_EMBD"):
         if ncols % _catalog().gguf_types[new].block_size != 0:
             new = "Q8_0"
