@@ -94,17 +94,27 @@ class ActivationBreakdown:
 # ----------------------------------------------------------------------------------
 
 def _loss_logits(tokens: int, vocab: int, a: int, loss: Loss, chunks: int, impl_hf: bool,
-                 shift_copy: bool = False) -> int:
-    """Bytes the cross-entropy keeps for the logits of one micro-batch.
+                 shift_copy: bool = False, compiled: bool = False, head_grad: int = 0) -> int:
+    """Bytes the cross-entropy keeps for the logits of one micro-batch, at its peak.
 
     ``"full"``: the fp32 log-softmax output of every token (transformers' ``ForCausalLMLoss``
     upcasts the logits; Korthikanti et al. sec. 4.3: 4sbv), with hf's backward transient of two
     more fp32 copies (``activations_hf._output``; Megatron's vocab-parallel cross-entropy
-    works in place).  ``"chunked"`` (torchtune ``CEWithChunkedOutputLoss``): the lm_head's
-    model-dtype logits of every token, upcast to fp32 one chunk of ``tokens / chunks`` at a
-    time.  ``"fused"`` (Unsloth with Apple's Cut
+    works in place).  ``"fused"`` (Unsloth with Apple's Cut
     Cross-Entropy, Wijmans et al. 2024, arXiv:2411.09009): the logits are never materialised;
     one fp32 log-sum-exp per token is kept.
+
+    ``"chunked"`` (torchtune ``CEWithChunkedOutputLoss``, 1814feb
+    modules/loss/ce_chunked_output_loss.py): the lm_head returns model-dtype logits in ``chunks``
+    pieces and ``compute_cross_entropy`` runs ``F.cross_entropy(logits.float(), ...)`` on each.
+    Eager (torchtune's default ``compile: False``): every chunk's ``log_softmax`` keeps its fp32
+    output for the backward (PyTorch derivatives.yaml, ``_log_softmax``: ``result``), so at the
+    last chunk the model-dtype logits, every chunk's fp32 log-probabilities and that chunk's fp32
+    upcast coexist, ``a + 4`` bytes per logit plus 4 per logit of one chunk (the backward then
+    holds less: the recipe's ``del logits`` frees the model-dtype chunks).  ``compiled``
+    (``compile: True``: training/_compile.py ``compile_loss`` compiles ``compute_cross_entropy``):
+    inductor fuses the upcast, the log-softmax and its gradient, keeping the model-dtype chunk and
+    a log-sum-exp per token, so the logits plus one chunk's model-dtype gradient are the peak.
 
     ``shift_copy`` (transformers < 4.49, before PR #35646): ``ForCausalLMLoss`` runs
     ``logits = logits.float()`` then ``shift_logits = logits[..., :-1, :].contiguous()``, so at
@@ -113,15 +123,23 @@ def _loss_logits(tokens: int, vocab: int, a: int, loss: Loss, chunks: int, impl_
     per logit, above the backward's 12."""
     if loss == "fused":
         return FP32_BYTES * tokens
-    if loss == "chunked":   # + one chunk's fp32 upcast
-        return tokens * vocab * a + math.ceil(tokens / max(chunks, 1)) * vocab * FP32_BYTES
+    if loss == "chunked":
+        logits, chunk = tokens * vocab * a, math.ceil(tokens / max(chunks, 1)) * vocab
+        peak = logits + chunk * a if compiled else logits + tokens * vocab * FP32_BYTES + chunk * FP32_BYTES
+        # A trained lm_head (head_grad: its weight gradient's bytes): the autograd engine runs the
+        # ready node with the highest sequence number first (torch/csrc/autograd/engine.h, ReadyQueue),
+        # so every chunk's loss backward runs before any lm_head matmul's, leaving each chunk's
+        # model-dtype logit gradient; each matmul's weight gradient is then summed into the
+        # weight's InputBuffer (torch/csrc/autograd/input_buffer.cpp, in place): at the second
+        # matmul the running sum, the new partial and the other chunks' gradients coexist.
+        return max(peak, logits + head_grad, logits - chunk * a + 2 * head_grad) if head_grad else peak
     if impl_hf and shift_copy:
         return tokens * vocab * max(3 * FP32_BYTES, a + 3 * FP32_BYTES)
     return tokens * vocab * FP32_BYTES * (3 if impl_hf else 1)
 
 
 def _loss_variant(arch: Architecture, run: StageRun, impl: Impl, loss: Loss, chunks: int, transient: bool,
-                  shift_copy: bool) -> int:
+                  shift_copy: bool, compiled: bool = False, trained_head: bool = False) -> int:
     """Bytes the loss as configured keeps beyond (or below) the fp32 logits of the whole
     micro-batch that both accountings count on the last stage (Korthikanti et al. sec.
     4.3: 4sbv/t): another ``loss``, hf's backward transient, transformers < 4.49's
@@ -130,7 +148,8 @@ def _loss_variant(arch: Architecture, run: StageRun, impl: Impl, loss: Loss, chu
         return 0
     vocab = arch.vocab_size // run.tp if impl == "megatron" else arch.vocab_size
     hf = impl == "hf" and transient
-    return (_loss_logits(run.tokens, vocab, run.a, loss, chunks, hf, shift_copy)
+    head_grad = vocab * arch.hidden_size * run.a if trained_head else 0   # the lm_head weight's gradient
+    return (_loss_logits(run.tokens, vocab, run.a, loss, chunks, hf, shift_copy, compiled, head_grad)
             - _loss_logits(run.tokens, vocab, run.a, "full", 1, False))
 
 
@@ -167,7 +186,7 @@ def activation_bytes(
     mask_bits: int = 8, layers: range | None = None, first: bool | None = None, last: bool | None = None,
     loss: Loss = "full", loss_chunks: int = 1, offload: bool = False, loss_transient: bool = False,
     selective_ac: str = "none", residual_bits: int | None = None, loss_shift_copy: bool = False,
-    head_copy: bool = False,
+    head_copy: bool = False, loss_compiled: bool = False,
 ) -> ActivationBreakdown:
     """Bytes of activations kept for the backward pass on one GPU of pipeline ``stage``.
 
@@ -188,7 +207,8 @@ def activation_bytes(
     ``selective_ac="none"`` it counts as none under hf.
     ``mask_bits``: one dropout-mask element; 8 (bool) for CUDA's fused dropout, which is
     what Korthikanti et al. count; torch's CPU dropout keeps its mask in the input dtype.
-    ``loss`` / ``loss_chunks``: how the cross-entropy holds the logits (``_loss_logits``).
+    ``loss`` / ``loss_chunks``: how the cross-entropy holds the logits (``_loss_logits``);
+    ``loss_compiled``: the loss runs under ``torch.compile`` (``_loss_logits``: chunked loss only).
     ``offload``: saved activations move to host memory as the forward pass produces them
     (torchtune ``enable_activation_offloading``, Unsloth's offloaded gradient checkpointing):
     the GPU keeps one layer's worth in flight, not every layer's.
@@ -227,5 +247,6 @@ def activation_bytes(
                          residual_bits=residual_bits, head_copy=head_copy)
     else:
         terms = megatron_stage(arch, on_stage, run)
-    logits = terms.logits_and_loss + _loss_variant(arch, run, impl, loss, loss_chunks, loss_transient, loss_shift_copy)
+    logits = terms.logits_and_loss + _loss_variant(arch, run, impl, loss, loss_chunks, loss_transient, loss_shift_copy,
+                                                   loss_compiled, trained_head=lora is None)
     return _breakdown(impl, run, terms, logits, offload, notes)

@@ -43,6 +43,7 @@ class Recipe:
     loss_shift_copy: bool = False
     adapter_compute_bits: int = 0
     fsdp_root_unsharded: bool = False
+    compiled_loss: bool = False
 
     @property
     def adapter_input_bits(self) -> int:

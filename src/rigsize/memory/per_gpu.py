@@ -575,6 +575,7 @@ def _training_activations(arch: Architecture, workload: Workload, layout: Layout
         # 1F1B: stage s keeps pp - s micro-batches in flight (Narayanan et al. 2021, sec. 2.2.1)
         in_flight_microbatches=max(1, min(layout.pp - stage.index, workload.grad_accum)),
         loss=recipe.loss, loss_chunks=recipe.loss_chunks, offload=recipe.activation_offload, loss_transient=True,
+        loss_compiled=recipe.compiled_loss,
         selective_ac=recipe.selective_ac, loss_shift_copy=recipe.loss_shift_copy,
         # PEFT's QLoRA upcast makes the embedding output, hence the residual stream, fp32 (activation_bytes)
         residual_bits=32 if workload.task == "qlora" and recipe.upcast_unquantized else None,
