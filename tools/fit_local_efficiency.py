@@ -6,9 +6,9 @@
 For every device family (rigsize.speed.local.device_family) with fit rows in
 data/validation/llamacpp_bench.toml (``split = "fit"``; reserved rows are never read here):
 
-* ``memory``  = the median over fit runs of measured tg tokens/s / the tokens/s at 100% of the
-  device's bandwidth (the median ratio minimises the median |log error| of a one-parameter
-  scale, since predicted tokens/s is proportional to it);
+* ``memory`` and ``layer_overhead_s``: the time per generated token is t_bw / memory + n_layer x
+  layer_overhead_s (t_bw: the bytes read at 100% of the device's bandwidth); both are chosen on a grid
+  to minimise the mean |log error| of the fit runs' measured tg time per token;
 * ``compute`` = the same for pp tokens/s against the dense fp16 peak.
 
 Families without fit rows take ``[local.default]`` (the median of the families' values).
@@ -35,13 +35,30 @@ def fit_runs() -> list[dict]:
     return [r for r in bench_runs() if r.get("split") == "fit"]
 
 
+def _fit_decode(points: list[tuple[float, int, float]]) -> tuple[float, float]:
+    """(memory, layer_overhead_s) minimising the mean |log error| of the time per token
+    t = t_bw / memory + n_layer x layer_overhead_s over (t_bw at 100% bandwidth, n_layer, measured t).
+    A grid: memory 0.30-1.00 by 0.0025, layer_overhead_s 0-500 us by 1 us; with one point, the overhead is 0."""
+    import numpy as np
+
+    t_bw = np.array([p[0] for p in points])[:, None, None]
+    layers = np.array([p[1] for p in points], dtype=float)[:, None, None]
+    measured = np.array([p[2] for p in points])[:, None, None]
+    mem = np.arange(0.30, 1.0001, 0.0025)[None, :, None]
+    over = (np.arange(0, 501) * 1e-6)[None, None, :] if len(points) > 1 else np.zeros((1, 1, 1))
+    err = np.abs(np.log((t_bw / mem + layers * over) / measured)).mean(axis=0)
+    i, j = np.unravel_index(np.argmin(err), err.shape)
+    return float(mem[0, i, 0]), float(over[0, 0, j])
+
+
 def fit(runs: list[dict]) -> dict[str, dict]:
-    """Per family: memory and compute fractions and the counts they rest on."""
+    """Per family: memory fraction and per-layer overhead (decode), compute fraction (prompt), and the
+    counts they rest on."""
     from rigsize.speed.local import LocalEfficiency
-    from rigsize.validation.local import predict_run, run_family
+    from rigsize.validation.local import predict_run, run_family, run_job
 
     ideal = LocalEfficiency(memory=1.0, compute=1.0, cpu_memory=1.0, cpu_compute=1.0, pcie=1.0)
-    ratios: dict[str, dict[str, list[float]]] = {}
+    data: dict[str, dict[str, list]] = {}
     for run in runs:
         if run.get("split") != "fit":
             continue                       # never fitted on reserved rows, whoever calls this
@@ -49,16 +66,17 @@ def fit(runs: list[dict]) -> dict[str, dict]:
         pred = predict_run(run, ideal)
         if family is None or not pred:
             continue
-        slot = ratios.setdefault(family, {"tg": [], "pp": []})
+        slot = data.setdefault(family, {"tg": [], "pp": []})
         if "tg_tokens_per_s" in pred:
-            slot["tg"].append(float(run["tg_tokens_per_s"]) / pred["tg_tokens_per_s"])
+            layers = run_job(run).spec.arch.num_hidden_layers
+            slot["tg"].append((1.0 / pred["tg_tokens_per_s"], layers, 1.0 / float(run["tg_tokens_per_s"])))
         if "pp_tokens_per_s" in pred:
             slot["pp"].append(float(run["pp_tokens_per_s"]) / pred["pp_tokens_per_s"])
     out = {}
-    for family, r in sorted(ratios.items()):
-        row = {}
+    for family, r in sorted(data.items()):
+        row: dict = {}
         if r["tg"]:
-            row["memory"] = round(statistics.median(r["tg"]), 4)
+            row["memory"], row["layer_overhead_s"] = _fit_decode(r["tg"])
         if r["pp"]:
             row["compute"] = round(statistics.median(r["pp"]), 4)
         row["n_tg"], row["n_pp"] = len(r["tg"]), len(r["pp"])
@@ -77,16 +95,19 @@ def section(rows: dict[str, dict]) -> str:
              "# the GPU family's memory and compute fractions, as stated in each row's source."]
     mems = [r["memory"] for r in rows.values() if "memory" in r]
     comps = [r["compute"] for r in rows.values() if "compute" in r]
+    overs = [r["layer_overhead_s"] for r in rows.values() if "layer_overhead_s" in r]
     default = {"memory": round(statistics.median(mems), 4) if mems else 0.7,
-               "compute": round(statistics.median(comps), 4) if comps else 0.5}
+               "compute": round(statistics.median(comps), 4) if comps else 0.5,
+               "layer_overhead_s": statistics.median(overs) if overs else 0.0}
     for family, r in [("default", {**default, "n_tg": 0, "n_pp": 0}), *rows.items()]:
-        memory = r.get("memory", default["memory"])
+        memory = round(r.get("memory", default["memory"]), 4)
         compute = r.get("compute", default["compute"])
+        overhead = r.get("layer_overhead_s", default["layer_overhead_s"])
         how = ("the median of the fitted families" if family == "default"
                else f"fitted on {r['n_tg']} tg and {r['n_pp']} pp fit rows")
         lines += ["", f"[local.{family}]", f"memory = {memory}", f"compute = {compute}",
                   f"cpu_memory = {memory}", f"cpu_compute = {compute}", f"pcie = {memory}",
-                  "token_overhead_s = 0",
+                  "token_overhead_s = 0", f"layer_overhead_s = {overhead:.6g}",
                   f'source = "{how} (tools/fit_local_efficiency.py, {today}); cpu_memory, cpu_compute and pcie '
                   f'not fitted: set to memory / compute / memory"',
                   f'as_of = "{today}"']

@@ -12,6 +12,8 @@
   llama.cpp computes batches of 32+ tokens on the GPU even for weights left in host RAM
   (op offload, ``no_op_offload = false``): those weights then cross PCIe once per ubatch.
   With no GPU, the CPU's FP32 rate.
+* Each layer adds a fixed time per generated token (``layer_overhead_s``: kernel launches and
+  synchronisation, which do not shrink with the bytes read).
 * The fraction of each peak reached is EMPIRICAL, fitted per device family by
   tools/fit_local_efficiency.py on the ``split = "fit"`` rows of
   data/validation/llamacpp_bench.toml only (data/efficiency.toml ``[local.*]``).
@@ -52,14 +54,21 @@ class LocalEfficiency:
     cpu_compute: float = 0.5     # prompt on the CPU: fraction of its FP32 FLOP/s
     pcie: float = 0.7            # weights streamed host -> GPU for prompt batches
     token_overhead_s: float = 0.0
+    layer_overhead_s: float = 0.0   # decode: fixed time per layer per token (kernel launches, synchronisation)
     source: str = ""
 
 
+# llama.cpp backend (llama-bench's backend column) -> the family an efficiency row is fitted per
+BACKEND_FAMILY = {"metal": "apple", "cuda": "cuda", "rocm": "rocm", "hip": "rocm", "vulkan": "vulkan",
+                  "sycl": "sycl", "cpu": "cpu"}
+
+
 def device_family(gpu: GPU) -> str:
-    """The family an efficiency row is fitted per: apple, apu, cpu, or the GPU vendor's stack."""
-    kind = getattr(gpu, "kind", "gpu")
-    if kind in ("apple", "apu", "cpu"):
-        return kind
+    """The family an efficiency row is fitted per: llama.cpp's backend for the device (its kernels set
+    the fractions reached): Metal on Apple silicon, CUDA on NVIDIA (GeForce, workstation and DGX Spark
+    alike), ROCm/HIP on AMD (Radeon and Ryzen AI Max), SYCL on Intel, the CPU backend for CPUs."""
+    if getattr(gpu, "kind", "gpu") in ("apple", "cpu"):
+        return "apple" if gpu.kind == "apple" else "cpu"
     vendor = gpu.vendor.lower()
     return {"nvidia": "cuda", "amd": "rocm", "intel": "sycl"}.get(vendor, vendor)
 
@@ -176,7 +185,10 @@ def token_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff: 
         hops = 2 * arch.num_hidden_layers * arch.hidden_size * _ACT_BYTES * (len(s.devices) - 1)
         split["pcie"] = hops / (s.host.pcie_bytes_per_second * eff.pcie)
         gpu_time += split["pcie"]
-    return gpu_time + split.get("host", 0.0) + eff.token_overhead_s, split
+    fixed = eff.token_overhead_s + arch.num_hidden_layers * eff.layer_overhead_s
+    if fixed:
+        split["fixed"] = fixed
+    return gpu_time + split.get("host", 0.0) + fixed, split
 
 
 def prompt_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff: LocalEfficiency,
@@ -206,7 +218,8 @@ def local_speed(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff: Lo
     pp, pbound = prompt_seconds(arch, fmt, s, eff, prompt)
     tg, split = token_seconds(arch, fmt, s, eff, prompt + output // 2)
     bound = max(split, key=split.get) if split else "memory"
-    return LocalSpeed(pp, tg, split, pbound, "memory" if bound != "pcie" else "communication")
+    decode = {"pcie": "communication", "fixed": "overhead"}.get(bound, "memory")
+    return LocalSpeed(pp, tg, split, pbound, decode)
 
 
 # ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ TARGETS = {"tg_tokens_per_s": 0.15, "pp_tokens_per_s": 0.25}
 # GGUF types as llama-bench prints them -> rigsize weight formats
 FORMATS = {"Q4_0": "q4_0", "Q8_0": "q8_0", "F16": "fp16", "BF16": "bf16", "Q4_K_M": "q4_k_m", "Q4_K": "q4_k_m",
            "Q5_K_M": "q5_k_m", "Q6_K": "q6_k", "Q3_K_M": "q3_k_m", "Q2_K": "q2_k", "IQ4_XS": "iq4_xs",
-           "IQ4_NL": "iq4_nl", "MXFP4": "mxfp4"}
+           "IQ4_NL": "iq4_nl", "MXFP4": "mxfp4_moe"}
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def run_options(run: dict[str, Any]) -> dict[str, Any] | None:
     return opts
 
 
-def _job(run: dict[str, Any]) -> Any:
+def run_job(run: dict[str, Any]) -> Any:
     """The local job of a run, or None."""
     from rigsize.errors import RigsizeError
     from rigsize.model.inputs import resolve_model
@@ -92,30 +92,37 @@ def predict_run(run: dict[str, Any], eff: Any = None) -> dict[str, float] | None
     from rigsize.errors import RigsizeError
     from rigsize.speed.local import device_family, local_efficiency, prompt_seconds, token_seconds
 
-    job = _job(run)
+    job = run_job(run)
     if job is None:
         return None
     if eff is None:
-        eff, _ = local_efficiency(device_family(job.gpu), "llamacpp")
+        eff, _ = local_efficiency(run_family(run) or device_family(job.gpu), "llamacpp")
     arch, fmt, s = job.spec.arch, job.weights, job.local
     out: dict[str, float] = {}
-    try:
-        if run.get("pp_tokens_per_s") and int(run.get("n_prompt") or 0) > 0:
-            n = int(run["n_prompt"])
+    if run.get("pp_tokens_per_s") and int(run.get("n_prompt") or 0) > 0:
+        n = int(run["n_prompt"])
+        try:       # a device without a published fp16 rate has no prompt prediction; its tg still counts
             out["pp_tokens_per_s"] = n / prompt_seconds(arch, fmt, replace(s, n_ctx=max(s.n_ctx, n)), eff, n)[0]
-        if run.get("tg_tokens_per_s") and int(run.get("n_gen") or 0) > 0:
+        except RigsizeError:
+            pass
+    if run.get("tg_tokens_per_s") and int(run.get("n_gen") or 0) > 0:
+        try:
             t, _ = token_seconds(arch, fmt, s, eff, int(run["n_gen"]) // 2)
             out["tg_tokens_per_s"] = 1.0 / t
-    except RigsizeError:
-        return None
-    return out
+        except RigsizeError:
+            pass
+    return out or None
 
 
 def run_family(run: dict[str, Any]) -> str | None:
+    """The run's family: the backend llama-bench printed (metal, cuda, rocm, vulkan, ...), else the device's."""
     from rigsize.errors import RigsizeError
     from rigsize.hardware.gpus import resolve_gpu
-    from rigsize.speed.local import device_family
+    from rigsize.speed.local import BACKEND_FAMILY, device_family
 
+    backend = str(run.get("backend", "")).lower()
+    if backend in BACKEND_FAMILY:
+        return BACKEND_FAMILY[backend]
     try:
         return device_family(resolve_gpu(str(run["device"])))
     except RigsizeError:

@@ -1,0 +1,104 @@
+"""Local inference speed (rigsize.speed.local) and its fit (tools/fit_local_efficiency.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from rigsize import estimate
+from rigsize.speed.local import LocalEfficiency, decode_bytes, prompt_flops
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fit_module():
+    spec = importlib.util.spec_from_file_location("fit_local_efficiency", ROOT / "tools" / "fit_local_efficiency.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_fit_reads_fit_rows_only(monkeypatch):
+    from rigsize.validation import local
+
+    fit = _fit_module()
+    runs = local.bench_runs()
+    assert {r["split"] for r in runs} <= {"fit", "reserved"}
+    base = fit.fit(list(runs))
+    # reserved rows made absurd (100x faster): the fitted values must not move
+    poisoned = tuple({**r, "tg_tokens_per_s": r.get("tg_tokens_per_s", 1) * 100,
+                      "pp_tokens_per_s": r.get("pp_tokens_per_s", 1) * 100} if r["split"] == "reserved" else r
+                     for r in runs)
+    monkeypatch.setattr(local, "bench_runs", lambda: poisoned)
+    assert all(r["split"] == "fit" for r in fit.fit_runs())
+    assert fit.fit(list(poisoned)) == base
+    assert fit.fit(fit.fit_runs()) == base
+
+
+def test_packaged_rows_are_the_fit_of_today_s_data():
+    """data/efficiency.toml [local.*] equals what the fit script computes from the packaged fit rows."""
+    from rigsize.speed.local import local_efficiency
+
+    rows = _fit_module().fit(_fit_module().fit_runs())
+    for family, row in rows.items():
+        eff, key = local_efficiency(family)
+        assert key == f"local.{family}"
+        assert eff.memory == pytest.approx(row["memory"], abs=1e-4)
+        assert eff.layer_overhead_s == pytest.approx(row["layer_overhead_s"], rel=1e-3, abs=1e-9)
+        if "compute" in row:
+            assert eff.compute == pytest.approx(row["compute"], abs=1e-4)
+
+
+def _job(model, **opts):
+    from rigsize.model.inputs import resolve_model
+    from rigsize.planning.job import build_job
+    from rigsize.planning.options import parse_options
+
+    return build_job(resolve_model(model), parse_options(opts), {})[0]
+
+
+def test_decode_reads_every_weight_once_and_active_experts_only():
+    job = _job("llama-3.1-8b", engine="llamacpp", gpu="RTX-4090", weights="q4_0", max_model_len=4096)
+    read = decode_bytes(job.spec.arch, job.weights, job.local, 0)
+    embed = next(t for t in job.spec.arch.tensors if t.role == "embed")
+    from rigsize.memory.llamacpp import tensor_bytes, weight_placement
+    placed = weight_placement(job.spec.arch, job.weights, job.local)
+    # every weight on the GPU is read once per token; the input embedding (one row) is not counted
+    assert read["gpu0"] == placed["gpu0"] and placed["host"] == tensor_bytes(embed, job.spec.arch, job.weights)
+    moe = _job("qwen3-30b-a3b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=4096)
+    read = decode_bytes(moe.spec.arch, moe.weights, moe.local, 0)["gpu0"]
+    total = weight_placement(moe.spec.arch, moe.weights, moe.local)["gpu0"]
+    assert read < total / 4        # 8 of 128 experts per token (Qwen3-30B-A3B config)
+
+
+def test_prompt_flops_are_2n_per_token_plus_attention():
+    from rigsize.model.architecture import active_params
+    from rigsize.model.inputs import resolve_model
+
+    arch = resolve_model("llama-2-7b").arch
+    embed = sum(t.numel for t in arch.tensors if t.role == "embed")
+    n = 512
+    expected = 2 * (active_params(arch) - embed) * n + 2 * 32 * 4096 * n * n
+    assert prompt_flops(arch, n) == pytest.approx(expected)
+
+
+def test_offloaded_layers_slow_decode_by_host_bandwidth():
+    fast = estimate("llama-3.1-70b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=4096,
+                    gpu_layers=44, host_cpu="RYZEN-9-9950X")
+    slow = estimate("llama-3.1-70b", engine="llamacpp", gpu="RTX-4090", weights="q4_k_m", max_model_len=4096,
+                    gpu_layers=30, host_cpu="RYZEN-9-9950X")
+    assert fast.performance.output_tokens_per_second > slow.performance.output_tokens_per_second
+    # the host's 89.6 GB/s (2 x DDR5-5600, data/cpus.toml) bounds the offloaded half: under 4 tokens/s
+    assert slow.performance.output_tokens_per_second < 4
+
+
+def test_efficiency_override_scales_decode():
+    a = estimate("llama-3.1-8b", engine="llamacpp", gpu="RTX-4090", weights="q4_0", max_model_len=4096,
+                 efficiency="memory=0.5,layer_overhead_s=1e-12")
+    b = estimate("llama-3.1-8b", engine="llamacpp", gpu="RTX-4090", weights="q4_0", max_model_len=4096,
+                 efficiency="memory=1.0,layer_overhead_s=1e-12")
+    # KV reads at this context are small next to the weights: tokens/s nearly doubles
+    assert b.performance.output_tokens_per_second / a.performance.output_tokens_per_second == pytest.approx(2, rel=0.01)
+    assert isinstance(LocalEfficiency(), LocalEfficiency)
