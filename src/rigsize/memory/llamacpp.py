@@ -244,10 +244,10 @@ def compute_bytes(arch: Architecture, s: LocalSettings, ctx: int, logits: bool) 
 
 def host_compute_bytes(arch: Architecture, s: LocalSettings, ctx: int) -> int:
     """The host-side (CUDA_Host / CPU) buffer when every layer is offloaded: the token
-    embeddings of one ubatch (f32) and the KQ mask (n_ctx x n_ubatch; f16 with flash
-    attention, f32 without)."""
-    mask = 2 if s.flash_attn else 4
-    return s.n_ubatch * arch.hidden_size * 4 + ctx * s.n_ubatch * mask
+    embeddings of one ubatch gathered from token_embd on the CPU (f32) and the KQ mask input,
+    n_kv x n_ubatch in F32 whether or not flash attention casts it to F16 on the device
+    (llama-graph.cpp build_attn_inp_*: self_kq_mask GGML_TYPE_F32, self_kq_mask_cnv = ggml_cast)."""
+    return s.n_ubatch * arch.hidden_size * 4 + ctx * s.n_ubatch * 4
 
 
 # ----------------------------------------------------------------------------------

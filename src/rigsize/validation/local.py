@@ -145,37 +145,71 @@ def bench_rows(split: str | None = None) -> list[Row]:
     return rows
 
 
+_HOST_BUFFERS = ("CPU", "CPU_Mapped")
+
+
+def _is_host(buffer: str) -> bool:
+    """llama.cpp buffer names: CUDA0 / ROCm0 / Vulkan0 / MTL0 are device memory; CPU, CPU_Mapped and
+    <backend>_Host are host memory (pinned or mapped)."""
+    return buffer in _HOST_BUFFERS or buffer.endswith("_Host")
+
+
+def _split_mib(table: dict[str, Any] | None) -> tuple[float, float]:
+    """(device bytes, host bytes) of a {buffer = MiB} table."""
+    dev = host = 0.0
+    for name, mib in (table or {}).items():
+        if _is_host(str(name)):
+            host += float(mib) * 2**20
+        else:
+            dev += float(mib) * 2**20
+    return dev, host
+
+
+def log_options(log: dict[str, Any]) -> dict[str, Any] | None:
+    """``estimate`` options reproducing one start-up log, or None when rigsize cannot express it."""
+    fmt = FORMATS.get(str(log.get("format", "")).upper())
+    if fmt is None or str(log.get("device", "unknown")) == "unknown":
+        return None
+    engine = "ollama" if str(log.get("engine", "")).lower() == "ollama" else "llamacpp"
+    opts: dict[str, Any] = {"engine": engine, "weights": fmt, "gpu": log["device"], "output": 1, "prompt": 1,
+                            "max_model_len": int(log["n_ctx"])}
+    offloaded = str(log.get("offloaded_layers", ""))
+    if "/" in offloaded:
+        opts["gpu_layers"] = int(offloaded.split("/")[0])
+    if log.get("type_k"):
+        opts["kv_dtype"] = str(log["type_k"]).lower()
+    if isinstance(log.get("flash_attn"), bool):
+        opts["flash_attn"] = log["flash_attn"]
+    return opts
+
+
 def memory_rows() -> list[Row]:
-    """Printed buffer sizes vs rigsize's, per log and buffer."""
+    """Printed buffer sizes vs rigsize's, per log and buffer kind: the model buffers on the device and on
+    the host, the KV cache, the device and host compute buffers."""
     from rigsize.errors import RigsizeError
     from rigsize.planning.estimate import estimate
 
     rows = []
     for log in memory_logs():
-        fmt = FORMATS.get(str(log.get("format", "")).upper())
-        if fmt is None:
+        opts = log_options(log)
+        if opts is None:
             continue
-        opts: dict[str, Any] = {"engine": "llamacpp", "weights": fmt, "gpu": log["device"], "output": 1,
-                                "prompt": 1, "max_model_len": int(log["n_ctx"])}
-        if isinstance(log.get("ngl"), int) and log["ngl"] >= 0:
-            opts["gpu_layers"] = log["ngl"]
-        for key, opt in (("type_k", "kv_dtype"),):
-            if log.get(key):
-                opts[opt] = str(log[key]).lower()
-        if isinstance(log.get("flash_attn"), bool):
-            opts["flash_attn"] = log["flash_attn"]
         try:
             r = estimate(str(log["model"]), offline=True, **opts)
         except RigsizeError:
             continue
         d = r.memory.details
-        pairs = {"model_buffer_gpu_bytes": d.get("gpu0/weights"), "model_buffer_cpu_bytes": d.get("host/weights"),
-                 "kv_bytes": r.memory.kv_bytes_per_sequence, "compute_buffer_gpu_bytes": d.get("gpu0/activations"),
-                 "compute_buffer_host_bytes": d.get("host/compute")}
-        for key, predicted in pairs.items():
-            measured = log.get(key)
-            if isinstance(measured, (int, float)) and measured > 0 and predicted is not None:
-                rows.append(Row(MEMORY_SOURCE, str(log["id"]), key, "published", float(measured), float(predicted)))
+        gpu_w = sum(v for k, v in d.items() if k.startswith("gpu") and k.endswith("/weights"))
+        gpu_c = sum(v for k, v in d.items() if k.startswith("gpu") and k.endswith("/activations"))
+        model_dev, model_host = _split_mib(log.get("model_buffer_mib"))
+        comp_dev, comp_host = _split_mib(log.get("compute_buffer_mib"))
+        kv = sum(float(k.get("buffer_mib", 0)) for k in log.get("kv", ())) * 2**20
+        pairs = [("model_buffer_device", model_dev, gpu_w), ("model_buffer_host", model_host, d.get("host/weights")),
+                 ("kv_cache", kv, r.memory.kv_bytes_per_sequence), ("compute_buffer_device", comp_dev, gpu_c),
+                 ("compute_buffer_host", comp_host, d.get("host/compute"))]
+        for metric, measured, predicted in pairs:
+            if measured > 0 and predicted is not None:
+                rows.append(Row(MEMORY_SOURCE, str(log["id"]), metric, "published", measured, float(predicted)))
     return rows
 
 
