@@ -53,7 +53,7 @@ __all__ = ["ALL_LINEAR", "FP32_BYTES", "HF_MEASURED", "INDEX_BYTES", "OFFSET_BYT
            "Impl", "LoraSpec", "Loss", "Recompute", "Stage", "activation_bytes"]
 
 Impl = Literal["hf", "megatron"]
-Loss = Literal["full", "chunked", "fused"]
+Loss = Literal["full", "chunked", "fused", "inplace"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,11 @@ def _loss_logits(tokens: int, vocab: int, a: int, loss: Loss, chunks: int, impl_
     more fp32 copies (``activations_hf._output``; Megatron's vocab-parallel cross-entropy
     works in place).  ``"fused"`` (Unsloth with Apple's Cut
     Cross-Entropy, Wijmans et al. 2024, arXiv:2411.09009): the logits are never materialised;
-    one fp32 log-sum-exp per token is kept.
+    one fp32 log-sum-exp per token is kept.  ``"inplace"`` (Unsloth without Cut Cross-Entropy:
+    kernels/cross_entropy_loss.py ``Fast_CrossEntropyLoss`` @d9ed4be, also what current Unsloth
+    runs when it returns logits): the lm_head's model-dtype logits are kept, with an fp32 loss
+    and one fp32 log-sum-exp per row and per 65,536-wide vocabulary chunk (``MAX_FUSED_SIZE``);
+    the backward writes the gradient into the logits in place.
 
     ``"chunked"`` (torchtune ``CEWithChunkedOutputLoss``, 1814feb
     modules/loss/ce_chunked_output_loss.py): the lm_head returns model-dtype logits in ``chunks``
@@ -123,6 +127,8 @@ def _loss_logits(tokens: int, vocab: int, a: int, loss: Loss, chunks: int, impl_
     per logit, above the backward's 12."""
     if loss == "fused":
         return FP32_BYTES * tokens
+    if loss == "inplace":
+        return tokens * vocab * a + FP32_BYTES * tokens * (1 + math.ceil(vocab / 65_536))
     if loss == "chunked":
         logits, chunk = tokens * vocab * a, math.ceil(tokens / max(chunks, 1)) * vocab
         peak = logits + chunk * a if compiled else logits + tokens * vocab * FP32_BYTES + chunk * FP32_BYTES

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 FRAMEWORKS: tuple[str, ...] = ("hf", "trl", "deepspeed", "megatron", "fsdp", "torchtitan", "torchtune",
                                "unsloth", "llamafactory")
-Loss = Literal["full", "chunked", "fused"]
+Loss = Literal["full", "chunked", "fused", "inplace"]
 
 
 @dataclass(frozen=True)
