@@ -364,7 +364,9 @@ def _inference_activations(arch: Architecture, layout: Layout, workload: Workloa
     vLLM: the profiling run of ``max_num_batched_tokens`` tokens
     (``gpu_model_runner.profile_run``; vllm_budget_rules.md sec. 2) with the live
     intermediates of ``_live_per_token``, plus, on the last pipeline stage, the sampler
-    warm-up's fp32 logits for ``min(max_num_seqs, max_num_batched_tokens)`` rows.  Like
+    warm-up's fp32 logits for ``min(max_num_seqs, max_num_batched_tokens)`` rows; where
+    the warm-up sorts them (PyTorch top-k/top-p: V0, V1 before 0.17 without FlashInfer)
+    its own peak, about ten such copies over the hidden states, is larger.  Like
     vLLM's budget it depends on the batching limits, not on the requested concurrency
     (the KV cache takes the rest).  An estimate; vLLM prints the measured figure.
 
@@ -379,8 +381,15 @@ def _inference_activations(arch: Architecture, layout: Layout, workload: Workloa
         logits = logits_rows * vocab * (dtype_bytes + 4) if last else 0
         return math.ceil(tokens * _live_per_token(arch, layout) * dtype_bytes + logits)
     tokens = engine.max_num_batched_tokens
-    logits = min(engine.max_num_seqs, tokens) * vocab * 4 if last else 0
-    return math.ceil(tokens * _live_per_token(arch, layout) * dtype_bytes + logits)
+    rows = min(engine.max_num_seqs, tokens)
+    forward = tokens * _live_per_token(arch, layout) * dtype_bytes
+    if not last:
+        return math.ceil(forward)
+    logits = rows * vocab * 4
+    # the sampler warm-up after the forward pass: the hidden states stay, the layer
+    # intermediates are freed (data/runtime.toml [vllm.sampler])
+    warm_up = tokens * arch.hidden_size * dtype_bytes + runtime.sampler_copies(engine) * logits
+    return math.ceil(max(forward + logits, warm_up))
 
 
 # transformers has no flash/SDPA path for these (Gemma 2's attention soft-capping needs

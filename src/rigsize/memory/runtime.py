@@ -47,6 +47,7 @@ class Engine:
     chunked_prefill: bool
     cuda_graphs: str                # "inside" the budget | "outside" it (after KV sizing) | "none" (eager)
     prompt_logits: bool = False     # transformers < 4.45: fp32 logits over the whole prompt
+    sampler: str = "flashinfer"     # top-k/top-p of the profiling warm-up: "sort" (PyTorch) | "flashinfer" | "triton"
     windows: str = "cap"            # sliding-window layers: "full" (charged whole), "hybrid" (vLLM >= 0.9.2:
                                     # window - 1 + max_num_batched_tokens, + 1 block), "cap" (at the window)
 
@@ -112,7 +113,8 @@ def _check_engine_options(opts: dict[str, Any]) -> None:
     from rigsize.errors import InputError
 
     if opts.get("engine") == "transformers":
-        vllm_only = [k for k in ("max_num_batched_tokens", "max_num_seqs", "enforce_eager", "gpu_memory_utilization")
+        vllm_only = [k for k in ("max_num_batched_tokens", "max_num_seqs", "enforce_eager", "gpu_memory_utilization",
+                                 "sampler")
                      if opts.get(k) not in (None, False)]
         if vllm_only:
             raise InputError("input.conflict", what=f"--{vllm_only[0].replace('_', '-')} is a serving-engine setting; "
@@ -140,6 +142,7 @@ def _vllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: 
     seqs = _pick(opts, said, "max_num_seqs", min(default_seqs, tokens))
     _check_scheduler(tokens, seqs, chunked, max_len, version)
     eager = bool(opts.get("enforce_eager"))
+    sampler = _pick(opts, said, "sampler", _default_sampler(asked))
     return Engine(
         name="vllm", era=era_key, version=version,
         gpu_memory_utilization=float(era["gpu_memory_utilization"]),
@@ -147,8 +150,28 @@ def _vllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: 
         # MLA models get FlashMLA's 64-token blocks (vllm_budget_rules.md sec. 3)
         kv_block_size=int(d["vllm"]["kv_block_size"]["mla" if mla else "value"]), max_model_len=max_len,
         chunked_prefill=chunked, windows=era.get("windows", "hybrid"),
-        cuda_graphs="none" if eager else era["cuda_graphs"],
+        cuda_graphs="none" if eager else era["cuda_graphs"], sampler=sampler,
     )
+
+
+def _default_sampler(asked: str | None) -> str:
+    """The top-k/top-p sampler a plain ``pip install vllm==X`` runs in its start-up
+    warm-up (data/runtime.toml [[vllm.sampler.default]], read from the wheels)."""
+    rows = data()["vllm"]["sampler"]["default"]
+    if asked is None:
+        return str(max(rows, key=lambda r: _version_tuple(r["since"]))["value"])
+    v = _version_tuple(asked)
+    for row in rows:
+        if _version_tuple(row["since"]) <= v and ("until" not in row or v < _version_tuple(row["until"])):
+            return str(row["value"])
+    return "sort"
+
+
+def sampler_copies(eng: Engine) -> float:
+    """fp32 [rows, vocab] tensors alive at the peak of the sampler warm-up
+    (data/runtime.toml [vllm.sampler]: measured for the sort path)."""
+    table = data()["vllm"]["sampler"]
+    return float(table["sort_copies"] if eng.sampler == "sort" else table["one_pass_copies"])
 
 
 def _batching_defaults(gpu: GPU, era: dict[str, Any], asked: str | None, max_len: int,
@@ -284,4 +307,4 @@ def assumptions(eng: Engine, workload: Workload) -> dict[str, Any]:
     return {"engine": f"vllm {eng.version} (vllm serve defaults; rules of era {eng.era})",
             "kv_block_size": eng.kv_block_size, "max_num_batched_tokens": eng.max_num_batched_tokens,
             "max_num_seqs": eng.max_num_seqs, "chunked_prefill": eng.chunked_prefill,
-            "cuda_graphs": eng.cuda_graphs}
+            "cuda_graphs": eng.cuda_graphs, "sampler": eng.sampler}

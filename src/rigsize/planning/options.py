@@ -168,6 +168,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_num_seqs", "count", "Inference: sequences per engine step (default: the version's default).",
            None, minimum=1, maximum=limits.MAX_BATCH, tasks="inference"),
     Option("enforce_eager", "flag", "Inference: no CUDA graphs (vLLM --enforce-eager).", False, tasks="inference"),
+    Option("sampler", "choice", "Inference, vLLM: the top-k/top-p sampler of its start-up warm-up, which sets "
+           "part of the profiled peak: sort (PyTorch; no FlashInfer, or VLLM_USE_FLASHINFER_SAMPLER=0 before "
+           "0.17), flashinfer, triton (default: what pip install of the version runs).", None,
+           ("sort", "flashinfer", "triton"), tasks="inference"),
     Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
            "compute, memory, attention_compute, link, step_overhead_s, collective_latency_s, ttft_overhead_s."),
     Option("profile", "text", "A GPU profile written by 'rigsize calibrate': its measured efficiencies replace "

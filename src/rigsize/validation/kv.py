@@ -101,6 +101,8 @@ def log_case(log: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         opts["ep"] = int(log["tp"])
     if log.get("enforce_eager") is True:
         opts["enforce_eager"] = True
+    if log.get("sampler") in ("sort", "flashinfer", "triton"):   # what the log printed it used
+        opts["sampler"] = log["sampler"]
     opts["prompt"] = min(1024, int(opts.get("max_model_len", 2048)) - 1)
     return preset, opts
 
