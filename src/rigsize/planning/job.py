@@ -403,13 +403,24 @@ def build_local_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str
     engine = opts["engine"]
     if opts.get("task", "inference") != "inference":
         raise InputError("input.conflict", what=f"--engine {engine} runs inference only")
-    gpu = _gpu(opts, assumptions)
-    n = int(opts.get("gpus") or 1)
-    if "gpus" not in opts:
-        assumptions["gpus"] = 1
+    names = [x.strip() for x in str(opts.get("gpu") or "").split(",") if x.strip()]
+    if len(names) > 1:      # a mixed set (--gpu "RTX-4090,RTX-3090"): llama.cpp's layer split only
+        if engine != "llamacpp" or opts.get("split_mode") == "row":
+            raise InputError("input.conflict", what="several different GPUs are planned together only for "
+                             "--engine llamacpp with --split-mode layer")
+        if opts.get("gpus") not in (None, len(names)):
+            raise InputError("input.conflict", what=f"--gpus {opts['gpus']} contradicts the {len(names)} GPUs "
+                             "named in --gpu")
+        devices = tuple(resolve_gpu(x) for x in names)
+        gpu, n = devices[0], len(devices)
+    else:
+        gpu = _gpu(opts, assumptions)
+        n = int(opts.get("gpus") or 1)
+        if "gpus" not in opts:
+            assumptions["gpus"] = 1
+        devices = (gpu,) * n
     if engine == "mlx" and n > 1:
         raise InputError("input.conflict", what="--engine mlx runs on one Apple silicon device here (--gpus 1)")
-    devices = (gpu,) * n
     workload = _inference_workload(opts, spec.arch, assumptions)
     weights = _local_weights(opts, spec, engine, assumptions)
     eng, settings = local_engines.resolve_local(engine, gpu, devices, spec.arch, opts, assumptions, workload.seq,

@@ -32,6 +32,8 @@ def local_plan(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
     from rigsize.planning.job import build_job
 
     base = _options(opts)
+    if opts.get("have"):
+        base.update(_have(opts["have"], base))
     engine = base["engine"]
     formats = [base["weights"]] if "weights" in base else list(MLX_FORMATS if engine == "mlx" else GGUF_FORMATS)
     considered, rejected, recs = 0, {"memory": 0, "invalid": 0}, []
@@ -52,17 +54,19 @@ def local_plan(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
             rejected["invalid"] += 1
             first_error = first_error or err
             continue
-        if not report.memory.fits or report.performance is None:
+        if not report.memory.fits:
             rejected["memory"] += 1
             continue
         recs.append((report, fmt, trial))
     if not recs and first_error is not None and not rejected["memory"]:
         raise first_error          # every format refused for the same reason (engine, device, option)
+    def speed(r: tuple) -> float:      # tokens/s; 0 where the device's peaks leave it unknown
+        return r[0].performance.output_tokens_per_second if r[0].performance else 0.0
+
     if opts.get("objective") == "fastest":
-        recs.sort(key=lambda r: -r[0].performance.output_tokens_per_second)
+        recs.sort(key=lambda r: -speed(r))
     else:       # quality first: every layer on the GPU, then the format with the most bits, then speed
-        recs.sort(key=lambda r: ("gpu_layers" in r[2], formats.index(r[1]),
-                                 -r[0].performance.output_tokens_per_second))
+        recs.sort(key=lambda r: ("gpu_layers" in r[2], formats.index(r[1]), -speed(r)))
     top = recs[: int(opts.get("top", 3))]
     out = []
     for i, (report, fmt, trial) in enumerate(top):
@@ -71,8 +75,10 @@ def local_plan(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
                            "kv_dtype": report.model.kv_dtype, "engine": engine}
         where = (f"{trial['gpu_layers']} of {spec.arch.num_hidden_layers + 1} layers on the GPU"
                  if "gpu_layers" in trial else "every layer on the GPU")
-        body["why"] = (f"rank {i + 1}: {fmt}, {where}: {report.performance.output_tokens_per_second:,.1f} "
-                       f"tokens/s generated, {report.performance.ttft_seconds:,.2f} s to the first token")
+        perf = report.performance
+        body["why"] = (f"rank {i + 1}: {fmt}, {where}: " + (
+            f"{perf.output_tokens_per_second:,.1f} tokens/s generated, {perf.ttft_seconds:,.2f} s to the first token"
+            if perf else "speed unknown (see warnings)"))
         body["server"], body["software"] = None, []
         out.append(body)
     objective = "fastest" if opts.get("objective") == "fastest" else "fewest-gpus"
@@ -83,6 +89,23 @@ def local_plan(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
                             f"{', '.join(formats)}; all layers on the GPU, else the most that fit",
                             "ranking": ranking},
             "candidates_considered": considered, "pruned": 0, "rejected": rejected, "recommendations": out}
+
+
+def _have(text: str, base: dict[str, Any]) -> dict[str, Any]:
+    """``--have "2x RTX-3090"`` -> gpu and gpus; ``"1x RTX-4090, 1x RTX-3090"`` -> the mixed list in --gpu
+    (llama.cpp's layer split over PCIe, the only case where different GPUs are planned together)."""
+    from rigsize.errors import InputError
+    from rigsize.planning.search import parse_have
+
+    if "gpu" in base or "gpus" in base:
+        raise InputError("input.conflict", what="give --have, or --gpu/--gpus, not both")
+    parts = parse_have(text)
+    if any(per_node for _, _, per_node in parts):
+        raise InputError("input.conflict", what="--have NODESxCOUNT: local inference runs on one machine")
+    names = [name for name, count, _ in parts for _ in range(count)]
+    if len({*names}) == 1:
+        return {"gpu": names[0], "gpus": len(names)}
+    return {"gpu": ",".join(names)}
 
 
 def _parsed(opts: dict[str, Any]) -> dict[str, Any]:

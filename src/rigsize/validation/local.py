@@ -213,5 +213,78 @@ def memory_rows() -> list[Row]:
     return rows
 
 
+REPORTS_SOURCE = "local reports (--have)"
+
+
+@cache
+def local_reports() -> tuple[dict[str, Any], ...]:
+    return tuple(_load("local_reports.toml").get("report", ()))
+
+
+def report_options(rep: dict[str, Any]) -> dict[str, Any] | None:
+    """``rigsize plan --have`` options (and the format and context) of one public report, or None."""
+    fmt = FORMATS.get(str(rep.get("format", "")).upper())
+    ctx = rep.get("context")
+    if fmt is None or not isinstance(ctx, int):
+        return None
+    opts: dict[str, Any] = {"engine": "llamacpp", "have": rep["have"], "weights": fmt,
+                            "max_model_len": max(int(ctx), 2), "prompt": 1, "output": 1}
+    if rep.get("split_mode") in ("layer", "row"):
+        opts["split_mode"] = rep["split_mode"]
+    return opts
+
+
+def report_checks() -> list[tuple[dict[str, Any], Any]]:
+    """Each report with rigsize's ``plan --have`` answer for its model, format and context (None: no plan fits)."""
+    from rigsize.errors import RigsizeError
+    from rigsize.planning.search import search
+
+    out = []
+    for rep in local_reports():
+        opts = report_options(rep)
+        if opts is None:
+            continue
+        try:
+            plan = search(str(rep["model"]), task="inference", offline=True, **opts)
+        except RigsizeError:
+            out.append((rep, None))
+            continue
+        recs = plan["recommendations"]
+        out.append((rep, recs[0] if recs else None))
+    return out
+
+
+def planned_tg(rep: dict[str, Any], rec: dict[str, Any]) -> float | None:
+    """Generation tokens/s of the planned job at the report's context (speed.local with the packaged
+    family row); None where the device has no bandwidth figure."""
+    from rigsize.errors import RigsizeError
+    from rigsize.model.inputs import resolve_model
+    from rigsize.planning.job import build_job
+    from rigsize.planning.options import parse_options
+    from rigsize.speed.local import device_family, local_efficiency, token_seconds
+
+    inputs = {k: v for k, v in rec["inputs"].items() if k != "model"}
+    try:
+        job, _ = build_job(resolve_model(str(rep["model"]), True), parse_options(inputs), {})
+        eff, _ = local_efficiency(device_family(job.gpu), "llamacpp")
+        t, _ = token_seconds(job.spec.arch, job.weights, job.local, eff, int(rep["context"]))
+    except RigsizeError:
+        return None
+    return 1.0 / t
+
+
+def report_rows() -> list[Row]:
+    """Reported vs predicted generation tokens/s where rigsize's plan runs the report's setup."""
+    rows = []
+    for rep, rec in report_checks():
+        if rec is None or not isinstance(rep.get("tg_tokens_per_s"), (int, float)):
+            continue
+        tg = planned_tg(rep, rec)
+        if tg is not None:
+            rows.append(Row(REPORTS_SOURCE, str(rep["id"]), "tg_tokens_per_s", "reported",
+                            float(rep["tg_tokens_per_s"]), tg, model=str(rep["model"])))
+    return rows
+
+
 def local_rows() -> list[Row]:
-    return bench_rows() + memory_rows()
+    return bench_rows() + memory_rows() + report_rows()
