@@ -425,7 +425,10 @@ def build_local_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str
     weights = _local_weights(opts, spec, engine, assumptions)
     eng, settings = local_engines.resolve_local(engine, gpu, devices, spec.arch, opts, assumptions, workload.seq,
                                                 weights)
-    return Job(spec, gpu, workload, Layout(), weights, settings.kv_k, eng, 1.0, local=settings)
+    # the layout as the report names it: llama.cpp's layer split is a pipeline over the GPUs ("split layers and
+    # KV across GPUs (pipelined)"), its row split a tensor-parallel split of each matrix
+    layout = Layout(tp=n, pp=1) if settings.split_mode == "row" and n > 1 else Layout(pp=n)
+    return Job(spec, gpu, workload, layout, weights, settings.kv_k, eng, 1.0, local=settings)
 
 
 def validate_job(job: Job) -> None:

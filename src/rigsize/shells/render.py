@@ -231,7 +231,7 @@ def print_plan(result: dict, lang: str, console: Console | None = None) -> None:
     for i, r in enumerate(result["recommendations"], 1):
         c, perf, cost = r["choices"], r["performance"], r["cost"]
         lay = r["parallel"]
-        speed = (f"{perf['tokens_per_second']:,.0f} tok/s" if "step_seconds" in perf
+        speed = ("-" if perf is None else f"{perf['tokens_per_second']:,.0f} tok/s" if "step_seconds" in perf
                  else f"TTFT {perf['ttft_seconds'] * 1e3:,.0f} ms, TPOT {perf['tpot_seconds'] * 1e3:,.1f} ms")
         money = "-" if not cost or cost["usd_per_hour"] is None else f"${cost['usd_per_hour']:,.2f}/h"
         if cost and cost.get("usd_total") is not None:

@@ -260,7 +260,13 @@ def local_performance(job: Any, result: Any, notes: list[Note]) -> Any:
     try:
         sp = local_speed(job.spec.arch, job.weights, job.local, eff, w.prompt, w.output)
     except InputError as err:
-        notes.append(Note("perf.unknown", {"why": str(err)}))
+        why = str(err)
+        try:        # the prompt rate is unknown (no fp16 peak): generation, bound by bandwidth, still is
+            tg, _ = token_seconds(job.spec.arch, job.weights, job.local, eff, w.prompt + w.output // 2)
+            why += f"; generation alone: {1 / tg:,.1f} tokens/s (memory-bound)"
+        except InputError:
+            pass
+        notes.append(Note("perf.unknown", {"why": why}))
         return None
     ttft = sp.prompt_seconds + sp.token_seconds
     e2e = ttft + sp.token_seconds * max(w.output - 1, 0)
