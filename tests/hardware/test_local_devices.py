@@ -100,6 +100,7 @@ def test_wired_fraction_rule() -> None:
     ("RTX-4090D", 24, 1008, None, "gen4 x16"),
     ("ARC-PRO-B60", 24, 456, 98.3, "gen5 x8"),      # hmc-tech: 98.3 TFLOPS XMX FP32-acc
     ("RX-7900-XTX", 24, 960, None, "gen4 x16"),
+    ("RADEON-AI-PRO-R9700", 32, 640, None, "gen5 x16"),   # vesper TARGET.md: 'Peak bandwidth 640 GB/s'
 ])
 def test_consumer_gpu_spot_values(name: str, gb: int, bw_gb_s: float, bf16_tflops: float | None, pcie: str) -> None:
     g = resolve_gpu(name)
