@@ -78,6 +78,9 @@ def test_apple_flops_follow_the_secondary_figures() -> None:
     assert resolve_gpu("M2-Max-96GB").flops("fp32") == pytest.approx(13.6e12, rel=3e-3)
     assert resolve_gpu("M2-Ultra-192GB").flops("fp16") == pytest.approx(27.20e12, rel=2e-3)
     assert resolve_gpu("M3-Ultra-512GB").flops("fp16") is None      # no clock read for M3 Ultra
+    # hmc-tech: 16-core M4 Pro 6.02 TFLOPS at 1470 MHz -> 20 cores x 128 x 2 x 1.47 GHz
+    assert resolve_gpu("M4-Pro-64GB").flops("fp32") == pytest.approx(20 * 128 * 2 * 1.47e9, rel=1e-3)
+    assert resolve_gpu("M4-Pro-24GB").flops("fp32") * 16 / 20 == pytest.approx(6.02e12, rel=2e-3)
 
 
 def test_wired_fraction_rule() -> None:
