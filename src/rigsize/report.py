@@ -302,7 +302,7 @@ class LaunchReport(_Frozen):
     schema_version: Literal[1] = SCHEMA_VERSION
     tool: str = Field(description="The engine, framework or platform the files target")
     version: str = Field(description="The version the flags were checked against")
-    target: Literal["local", "skypilot", "slurm"]
+    target: Literal["local", "skypilot", "slurm", "k8s"]
     commands: list[str]
     files: list[str] = Field(description="Paths written, rigsize-plan.json among them")
     notes: list[str]

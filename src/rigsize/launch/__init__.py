@@ -12,13 +12,13 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rigsize.launch import llamacpp, megatron, mlx, ollama, sglang, skypilot, slurm, trl, vllm
+from rigsize.launch import k8s, llamacpp, megatron, mlx, ollama, sglang, skypilot, slurm, trl, vllm
 from rigsize.launch.bundle import Launch, LaunchError, LaunchFile
 from rigsize.launch.plan import PlannedRun, planned_run, read_plan_file, select
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "llamacpp": llamacpp, "ollama": ollama, "mlx": mlx}
 FRAMEWORKS = {"megatron": megatron, "deepspeed": trl, "hf": trl, "trl": trl}
-TARGETS = ("local", "skypilot", "slurm")
+TARGETS = ("local", "skypilot", "slurm", "k8s")
 VERSIONS = {"vllm": vllm.VERSION, "sglang": sglang.VERSION, "trl": trl.VERSION, "megatron": megatron.VERSION,
             "deepspeed": trl.deepspeed.VERSION, "skypilot": skypilot.VERSION, "llamacpp": llamacpp.VERSION,
             "ollama": ollama.VERSION, "mlx": mlx.VERSION}
@@ -78,11 +78,15 @@ def launch(rec: dict[str, Any], engine: str | None = None, framework: str | None
         out = module.emit(run, head_addr=slurm.HEAD_ADDR, node_rank=slurm.NODE_RANK)
         wrapper = LaunchFile("job.sbatch", slurm.sbatch_script(run, out, name), True)
         files, commands = (*out.files, wrapper), ("sbatch job.sbatch",)
+    elif target == "k8s":
+        out, wrapper = k8s.wrap(run, module, name)
+        files, commands = (*out.files, wrapper), ("kubectl apply -f k8s.yaml",)
     else:
         out = module.emit(run)
         files, commands = out.files, out.commands
     record = {"schema_version": 1, "tool": out.tool, "version": out.version, "target": target,
               "skypilot_version": skypilot.VERSION if target == "skypilot" else None,
+              "k8s_versions": k8s.VERSION if target == "k8s" else None,
               "source": source or {}, "commands": list(out.commands), "notes": list(out.notes),
               "recommendation": rec}
     plan_file = LaunchFile("rigsize-plan.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")

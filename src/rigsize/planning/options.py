@@ -255,8 +255,9 @@ LAUNCH_OPTIONS: tuple[Option, ...] = (
            commands=_LAUNCH),
     Option("scenario", "text", "The overview's scenario to launch (low_latency, high_throughput, finetune, lora, "
            "qlora, pretrain).", commands=_LAUNCH),
-    Option("target", "choice", "Where it runs: the bare commands, a SkyPilot task or a Slurm sbatch script.",
-           "local", ("local", "skypilot", "slurm"), commands=_LAUNCH),
+    Option("target", "choice", "Where it runs: the bare commands, a SkyPilot task, a Slurm sbatch script or "
+           "Kubernetes manifests (LeaderWorkerSet for inference, JobSet for training).",
+           "local", ("local", "skypilot", "slurm", "k8s"), commands=_LAUNCH),
     Option("out_dir", "text", "Folder to write the files and rigsize-plan.json into (default: launch-<model>).",
            commands=_LAUNCH),
 )
