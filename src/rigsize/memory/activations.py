@@ -172,16 +172,30 @@ def _check_sizes(dtype_bits: int, **sizes: int) -> None:
 
 
 def _breakdown(impl: Impl, run: StageRun, terms: StageTerms, logits_and_loss: int, offload: bool,
-               notes: list[str]) -> ActivationBreakdown:
+               notes: list[str], dequantized: int = 0) -> ActivationBreakdown:
     """The stage's total: every layer's bytes for each in-flight micro-batch (1F1B,
     Narayanan et al. 2021), or one layer's when saved activations go to host memory as
-    they are produced (``offload``), plus the embedding, output and recomputation terms."""
+    they are produced (``offload``), plus the embedding, output and recomputation terms
+    (the last with the ``dequantized`` weight a 4-bit layer's matmul works on)."""
     in_layers = max(terms.per_layer, default=0) if offload else sum(terms.per_layer) * run.in_flight
+    working = terms.working_set + dequantized
     return ActivationBreakdown(
         impl=impl, recompute=run.recompute, attn=run.attn, per_layer=tuple(terms.per_layer),
         layer_parts=MappingProxyType(terms.parts), in_flight_microbatches=run.in_flight, layers=in_layers,
-        embedding=terms.embedding, logits_and_loss=logits_and_loss, recompute_working_set=terms.working_set,
-        total=in_layers + terms.embedding + logits_and_loss + terms.working_set, notes=tuple(notes))
+        embedding=terms.embedding, logits_and_loss=logits_and_loss, recompute_working_set=working,
+        total=in_layers + terms.embedding + logits_and_loss + working, notes=tuple(notes))
+
+
+def _dequantized_weight(arch: Architecture, layers: range, tp: int, a: int) -> int:
+    """Bytes of the largest decoder-layer linear weight in the model dtype: QLoRA's 4-bit base
+    layers run each matmul, forward and backward, on a full dequantized copy of the weight
+    (bitsandbytes autograd/_functions.py ``MatMul4Bit``: ``F.linear(A, F.dequantize_4bit(B,
+    quant_state).to(A.dtype).t())`` and, for the input gradient, ``F.dequantize_4bit(B,
+    ctx.state).to(grad_output.dtype).t()``; torchao ``linear_nf4``: ``F.linear(input,
+    weight.to(input.dtype))``; Unsloth kernels/utils.py ``fast_dequantize``), freed after it:
+    one such copy is live beside whatever the layer's forward or backward holds."""
+    per_copy = [t.numel // t.count for t in arch.tensors if t.layer in layers and t.is_linear]
+    return a * max(per_copy, default=0) // tp
 
 
 def activation_bytes(
@@ -192,7 +206,7 @@ def activation_bytes(
     mask_bits: int = 8, layers: range | None = None, first: bool | None = None, last: bool | None = None,
     loss: Loss = "full", loss_chunks: int = 1, offload: bool = False, loss_transient: bool = False,
     selective_ac: str = "none", residual_bits: int | None = None, loss_shift_copy: bool = False,
-    head_copy: bool = False, loss_compiled: bool = False,
+    head_copy: bool = False, loss_compiled: bool = False, dequantized_base: bool = False,
 ) -> ActivationBreakdown:
     """Bytes of activations kept for the backward pass on one GPU of pipeline ``stage``.
 
@@ -233,6 +247,8 @@ def activation_bytes(
     ``head_copy`` (hf, last stage): the same upcast leaves the lm_head weight fp32, and under the
     Trainer's bf16 autocast ``F.linear`` runs on a bf16 copy of it that the matmul keeps for the
     input's gradient until the lm_head's backward (``activations_hf._output``).
+    ``dequantized_base`` (QLoRA): the recomputation term also holds one dequantized copy of the
+    largest 4-bit weight, which every base-layer matmul materialises (``_dequantized_weight``).
     """
     _check_sizes(dtype_bits, micro_batch=micro_batch, seq=seq, tp=tp, cp=cp, pp=pp,
                  in_flight_microbatches=in_flight_microbatches or 1)
@@ -255,4 +271,6 @@ def activation_bytes(
         terms = megatron_stage(arch, on_stage, run)
     logits = terms.logits_and_loss + _loss_variant(arch, run, impl, loss, loss_chunks, loss_transient, loss_shift_copy,
                                                    loss_compiled, trained_head=lora is None)
-    return _breakdown(impl, run, terms, logits, offload, notes)
+    span = layers if layers is not None else range(arch.num_hidden_layers)
+    dequantized = _dequantized_weight(arch, span, tp, run.a) if dequantized_base and on_stage else 0
+    return _breakdown(impl, run, terms, logits, offload, notes, dequantized)

@@ -589,6 +589,7 @@ def _training_activations(arch: Architecture, workload: Workload, layout: Layout
         # PEFT's QLoRA upcast makes the embedding output, hence the residual stream, fp32 (activation_bytes)
         residual_bits=32 if workload.task == "qlora" and recipe.upcast_unquantized else None,
         head_copy=workload.task == "qlora" and recipe.upcast_unquantized,   # autocast's bf16 lm_head (activation_bytes)
+        dequantized_base=workload.task == "qlora",   # a 4-bit layer's matmul on a dequantized weight copy
     )
 
 
