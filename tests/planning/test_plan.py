@@ -210,3 +210,104 @@ def test_training_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.
     full = search("llama-3.1-8b", **args)
     assert _first(pruned)["cost"]["usd_total"] == pytest.approx(_first(full)["cost"]["usd_total"])
     assert pruned["pruned"] > 0 and full["pruned"] == 0
+
+
+# ---- the search's speed: best-first order and every lower bound, against the plain search ----
+
+def _search_state(model: str, **options):
+    from collections import Counter
+
+    from rigsize.model.inputs import resolve_model
+    from rigsize.planning.options import parse_options
+
+    opts = parse_options(options, command="plan")
+    if "users" in opts:
+        opts["batch"] = opts["users"]
+    task = opts["task"]
+    return search_mod._Search(resolve_model(model), opts, task, search_mod._goals(opts, task),
+                              opts.get("objective", "cheapest"), Counter())
+
+
+@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus", "cheapest-per-token", "lowest-latency"])
+def test_best_first_order_is_the_sorted_candidate_list(objective: str) -> None:
+    """The lazy best-first queue yields exactly ``sorted(candidates, key=_first_key)``
+    (stable), and the places it reports are those of that list."""
+    s = _search_state("llama-3.1-8b", task="inference", users=8, gpu="H100,A100-80GB,L40S", allow_quant=True,
+                      max_gpus=16, objective=objective)
+    key = search_mod._first_key(s)
+    listed = list(s.candidates())
+    expected = sorted(range(len(listed)), key=lambda i: key(listed[i]))
+    got = list(search_mod._best_first(s, s.blocks(), key, lambda: None))
+    assert [c for c, _, _ in got] == [listed[i] for i in expected]
+    assert [order[1] for _, order, _ in got] == expected
+    assert len(got) == sum(len(b) for b in s.blocks()) == len(listed)
+
+
+def test_training_best_first_order_is_the_sorted_candidate_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search_mod, "_refine_key", lambda s: None)
+    s = _search_state("llama-3.1-8b", task="pretrain", gpu="H100,A100-80GB", train_tokens=2e10, max_gpus=64)
+    key = search_mod._first_key(s)
+    listed = list(s.candidates())
+    got = [c for c, _, _ in search_mod._best_first(s, s.blocks(), key, lambda: None)]
+    assert got == sorted(listed, key=key)
+
+
+@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus"])
+def test_the_block_floor_is_below_every_key_of_its_block(objective: str) -> None:
+    for task, extra in (("inference", dict(users=8, allow_quant=True)), ("pretrain", dict(train_tokens=2e10))):
+        s = _search_state("llama-3.1-8b", task=task, gpu="H100,A100-80GB,L40S", max_gpus=32, objective=objective,
+                          **extra)
+        key, floor = search_mod._first_key(s), search_mod._block_floor(s)
+        for b in s.blocks():
+            assert all(floor(b) <= key(b.member(i)) for i in range(len(b))), b
+
+
+@pytest.fixture(scope="module")
+def training_scored() -> tuple:
+    """Every candidate of a small pre-training space, evaluated (no pruning), with the
+    search state that scored them: the ground truth for the training bounds."""
+    args = dict(task="pretrain", gpu="H100,A100-80GB,L40S", train_tokens=2e10, max_gpus=64, global_batch=96)
+    s = _search_state("llama-3.1-8b", **args)
+    scored = [(c, search_mod._evaluate(s, c)) for c in s.candidates()]
+    return s, [(c, x) for c, x in scored if not isinstance(x, str)], [c for c, x in scored if isinstance(x, str)]
+
+
+def test_the_training_floors_are_below_the_evaluated_cost(training_scored: tuple) -> None:
+    """``_layout_floor`` and ``_trial_floor`` never exceed the run cost ``estimate``'s own
+    evaluation gives the candidate; a candidate they rule out (inf) has no plan."""
+    s, scored, failed = training_scored
+    key = search_mod._first_key(s)
+    layout_floor, trial_floor = search_mod._refine_key(s)
+    assert scored and failed
+    for c, x in scored:
+        cheap = key(c)
+        assert cheap <= x.usd_total * (1 + 1e-12)
+        assert layout_floor(c, cheap, None) <= x.usd_total * (1 + 1e-12), c
+        assert trial_floor(c, cheap, None) <= x.usd_total * (1 + 1e-12), c
+    ruled_out = [c for c in failed if layout_floor(c, key(c), None) == float("inf")]
+    assert ruled_out, "the global batch of 96 leaves counts no dp can split"
+
+
+@pytest.mark.parametrize("top", [1, 3])
+def test_refined_training_search_gives_the_exhaustive_answer(monkeypatch: pytest.MonkeyPatch, top: int) -> None:
+    """The refined bounds (block floor, layout floor, trial floor) change which candidates
+    are evaluated, never the recommendations: identical to the unrefined best-first search
+    and to the exhaustive one, in order."""
+    args = dict(task="pretrain", gpu="H100,A100-80GB,L40S", train_tokens=2e10, max_gpus=64, global_batch=96, top=top)
+    refined = search("llama-3.1-8b", **args)
+    with monkeypatch.context() as m:
+        m.setattr(search_mod, "_refine_key", lambda s: None)
+        m.setattr(search_mod, "_block_floor", lambda s: None)
+        plain = search("llama-3.1-8b", **args)
+        m.setattr(search_mod, "_first_key", lambda s: None)
+        full = search("llama-3.1-8b", **args)
+    assert refined["recommendations"] == plain["recommendations"] == full["recommendations"]
+    assert refined["candidates_considered"] == full["candidates_considered"]
+    assert refined["pruned"] >= plain["pruned"] > 0 == full["pruned"]
+
+
+def test_inference_search_without_the_block_floor_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = dict(task="inference", users=8, gpu="H100,A100-80GB,L40S,A10G", allow_quant=True, max_gpus=16, top=3)
+    fast = search("llama-3.1-8b", **args)
+    monkeypatch.setattr(search_mod, "_block_floor", lambda s: None)
+    assert search("llama-3.1-8b", **args) == fast

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from rigsize.model.architecture import Architecture
@@ -138,14 +137,28 @@ def _layer_of(arch: Architecture, tensors: list[Tensor]) -> DecoderLayer:
         **dims, **moe)
 
 
-@lru_cache(maxsize=64)
 def decoder_layers(arch: Architecture) -> tuple[DecoderLayer, ...]:
-    """Every decoder layer's widths, in order."""
+    """Every decoder layer's widths, in order.
+
+    Memoized by the architecture object itself, not its hash: hashing an Architecture
+    hashes every tensor (about 1 ms for a 96-layer model, paid on every call under
+    ``lru_cache``, and a training search calls this once per pipeline stage per trial).
+    The cache holds the object, so its id cannot be reused."""
+    hit = _DECODER_LAYERS.get(id(arch))
+    if hit is not None and hit[0] is arch:
+        return hit[1]
     by_layer: dict[int, list[Tensor]] = {}
     for t in arch.tensors:
         if t.layer is not None:
             by_layer.setdefault(t.layer, []).append(t)
-    return tuple(_layer_of(arch, by_layer.get(i, [])) for i in range(arch.num_hidden_layers))
+    value = tuple(_layer_of(arch, by_layer.get(i, [])) for i in range(arch.num_hidden_layers))
+    if len(_DECODER_LAYERS) >= 64:
+        _DECODER_LAYERS.clear()
+    _DECODER_LAYERS[id(arch)] = (arch, value)
+    return value
+
+
+_DECODER_LAYERS: dict[int, tuple[Architecture, tuple[DecoderLayer, ...]]] = {}
 
 
 def stage_layers(arch: Architecture, pp: int, layers_on_stage: int | None, stage: Stage,

@@ -99,7 +99,14 @@ def stage_tensors(arch: Architecture, stage: Stage) -> list[Tensor]:
     on the first; the final norm and lm_head on the last; a middle stage holds neither.
     A tied embedding is held by the last stage too: Megatron-LM keeps a copy there
     (weights, gradients and optimizer state; ``LanguageModule.setup_embeddings_and_
-    output_layer``) and vLLM builds ``embed_tokens`` on the last rank to tie the head."""
+    output_layer``) and vLLM builds ``embed_tokens`` on the last rank to tie the head.
+
+    Memoized per architecture object and stage (a search asks for the same stages many
+    times); callers read the list and must not change it."""
+    key = (id(arch), stage.layers.start, stage.layers.stop, stage.first, stage.last)
+    hit = _STAGE_TENSORS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
     rows = []
     for t in arch.tensors:
         if t.layer is not None:
@@ -110,7 +117,13 @@ def stage_tensors(arch: Architecture, stage: Stage) -> list[Tensor]:
                 rows.append(t)
         elif stage.last:   # final norm, lm_head
             rows.append(t)
+    if len(_STAGE_TENSORS) > 4096:
+        _STAGE_TENSORS.clear()
+    _STAGE_TENSORS[key] = (arch, rows)
     return rows
+
+
+_STAGE_TENSORS: dict[tuple, tuple[Architecture, list[Tensor]]] = {}
 
 
 def shard_factor(t: Tensor, arch: Architecture, layout: Layout) -> float:
@@ -169,7 +182,22 @@ _RANK_BYTES: dict[tuple, tuple[Architecture, int]] = {}
 
 
 def _rank_params(tensors: list[Tensor], arch: Architecture, layout: Layout) -> float:
-    return sum(t.numel / shard_factor(t, arch, layout) for t in tensors)
+    """Parameters of ``tensors`` on one rank; memoized like ``rank_weight_bytes`` (the key
+    names the slice and the layout fields ``shard_factor`` reads)."""
+    if not tensors:
+        return 0
+    key = (id(arch), tensors[0].name, tensors[-1].name, len(tensors), layout.tp, layout.ep, layout.expert_tp)
+    hit = _RANK_PARAMS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    value = sum(t.numel / shard_factor(t, arch, layout) for t in tensors)
+    if len(_RANK_PARAMS) > 4096:
+        _RANK_PARAMS.clear()
+    _RANK_PARAMS[key] = (arch, value)
+    return value
+
+
+_RANK_PARAMS: dict[tuple, tuple[Architecture, float]] = {}
 
 
 def lora_params(tensors: list[Tensor], arch: Architecture, layout: Layout, rank: int,

@@ -470,6 +470,22 @@ def fitting_memory(job: Job) -> MemoryResult | None:
     return result if result.fits else None
 
 
+def training_trial(job: Job, tp: int, pp: int) -> Job | None:
+    """``job`` on its GPUs with tp x pp model parallelism and data parallelism for the
+    rest, as ``least_parallel_training_layout`` tries it (the planner bounds a count's
+    cost over the same trials); None where dp cannot split a global batch the user gave."""
+    n = job.layout.gpus
+    sp = job.layout.sp if job.sp_given else tp > 1
+    layout = replace(job.layout, tp=tp, pp=pp, dp=n // (tp * pp), sp=sp)
+    if job.global_batch_given:
+        if job.workload.global_batch % (job.workload.batch * layout.dp):
+            return None       # this dp cannot split the batch the user asked for
+        gb = job.workload.global_batch
+    else:
+        gb = max(job.workload.global_batch, job.workload.batch * layout.dp)
+    return replace(job, layout=layout, workload=replace(job.workload, global_batch=gb))
+
+
 def least_parallel_training_layout(job: Job) -> Job:
     """Training with only ``--gpus``: the least model parallelism that fits (tp inside
     a node first, then pp), data parallelism for the rest."""
@@ -479,15 +495,7 @@ def least_parallel_training_layout(job: Job) -> Job:
         return job
 
     def trial(tp: int, pp: int) -> Job | None:
-        sp = job.layout.sp if job.sp_given else tp > 1
-        layout = replace(job.layout, tp=tp, pp=pp, dp=n // (tp * pp), sp=sp)
-        if job.global_batch_given:
-            if job.workload.global_batch % (job.workload.batch * layout.dp):
-                return None       # this dp cannot split the batch the user asked for
-            gb = job.workload.global_batch
-        else:
-            gb = max(job.workload.global_batch, job.workload.batch * layout.dp)
-        return replace(job, layout=layout, workload=replace(job.workload, global_batch=gb))
+        return training_trial(job, tp, pp)
 
     best: tuple[int, int, Job] | None = None
     for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:

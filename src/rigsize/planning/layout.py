@@ -186,6 +186,28 @@ def divisors(n: int, limit: int) -> list[int]:
     return sorted(x for x in out if x <= limit)
 
 
+def training_layouts(arch: Architecture, gpus: int, node: int, framework: str, micro_batch: int,
+                     global_batch: int | None, tp_sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Every (tp, pp) a training job on ``gpus`` GPUs may be given when rigsize picks its
+    model parallelism (``planning.job.least_parallel_training_layout``, then
+    ``validate_layout``): Megatron-LM tries tp dividing the count inside one node and pp
+    dividing the rest, pp dividing the layers (``megatron_stage_problem``), and a given
+    global batch must split over dp x micro-batch; the other frameworks scale by dp alone.
+    ``tp_sizes``: the tp sizes the heads, widths and quantization groups admit
+    (``valid_tp_sizes``).  Necessary conditions only: a layout listed may still not fit."""
+    def splits(dp: int) -> bool:
+        return global_batch is None or global_batch % (micro_batch * dp) == 0
+
+    if framework != "megatron":
+        return [(1, 1)] if splits(gpus) else []
+    out = []
+    for tp in (d for d in range(1, min(gpus, node) + 1) if gpus % d == 0 and d in tp_sizes):
+        for pp in divisors(gpus // tp, arch.num_hidden_layers):
+            if splits(gpus // (tp * pp)) and (pp == 1 or arch.num_hidden_layers % pp == 0):
+                out.append((tp, pp))
+    return out
+
+
 def _shape_problems(arch: Architecture, tp: int) -> list[tuple[str, dict[str, object]]]:
     """The attention and MLP constraints ``tp`` breaks, as (message key, parameters).
 

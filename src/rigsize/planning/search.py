@@ -26,6 +26,7 @@ pruned search against the exhaustive one on small spaces.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -225,28 +226,96 @@ class _Search:
             out += [(framework, zero, r) for r in recomputes]
         return out
 
-    def candidates(self) -> Iterator[Candidate]:
+    def blocks(self) -> list[_Block]:
+        """The candidates, one block per (GPU, count), in the order ``candidates`` lists them."""
+        out = []
         for gpu, cap, node in self.gpus():
             node = node or gpu.node_size
             most = min(self.goals.max_gpus, cap or self.goals.max_gpus)
             counts = [self.opts["gpus"]] if "gpus" in self.opts else _counts(most, node, bool(self.opts.get("any_count")))
             if self.overview and "gpus" not in self.opts:     # powers of two: 1, 2, 4, ... nodes
                 counts = [c for c in counts if c & (c - 1) == 0]
+            weights = tuple(self.weight_choices(gpu))
+            variants = {}       # training_variants reads only whether the count is above 1
             for count in counts:
-                shapes = [(1, 1, count)] if self.training else _layouts(count, node)
+                if self.training:
+                    if (count > 1) not in variants:
+                        variants[count > 1] = tuple(self.training_variants(count))
+                    out.append(_Block(gpu.name, count, weights, ("",), ((1, 1, count),), ("",), variants[count > 1]))
+                    continue
+                shapes = _layouts(count, node)
                 if self.objective == "lowest-latency":     # replicas do not shorten one request
                     shapes = [sh for sh in shapes if sh[2] == 1]
-                if not self.training and "tp" in self.opts:
-                    shapes = [s for s in shapes if s[0] == self.opts["tp"]]
-                for weights in self.weight_choices(gpu):
-                    if self.training:
-                        for framework, zero, recompute in self.training_variants(count):
-                            yield Candidate(gpu.name, count, 1, 1, count, weights, "", framework, zero, recompute)
-                        continue
-                    for kv in self.kv_choices(gpu):
-                        for tp, pp, dp in shapes:
-                            for engine in self.engines():
-                                yield Candidate(gpu.name, count, tp, pp, dp, weights, kv, engine)
+                if "tp" in self.opts:
+                    shapes = [sh for sh in shapes if sh[0] == self.opts["tp"]]
+                out.append(_Block(gpu.name, count, weights, tuple(self.kv_choices(gpu)), tuple(shapes),
+                                  tuple(self.engines())))
+        return out
+
+    def candidates(self) -> Iterator[Candidate]:
+        for block in self.blocks():
+            for i in range(len(block)):
+                yield block.member(i)
+
+
+@dataclass(slots=True, eq=False)
+class _Block:
+    """The candidates of one (GPU, count): every weight format x KV format x (tp, pp, dp)
+    x engine for inference, every weight format x (framework, ZeRO, recompute) for
+    training.  A member is named by its index, in that nesting order, so a search can
+    order, count and skip members without building them."""
+
+    gpu: str
+    gpus: int
+    weights: tuple[str, ...]
+    kvs: tuple[str, ...]
+    shapes: tuple[tuple[int, int, int], ...]
+    engines: tuple[str, ...]
+    variants: tuple[tuple[str, int, str], ...] = ()     # training only
+
+    def __len__(self) -> int:
+        if self.variants:
+            return len(self.weights) * len(self.variants)
+        return len(self.weights) * len(self.kvs) * len(self.shapes) * len(self.engines)
+
+    def index(self, w: int, k: int, inner: int, e: int) -> int:
+        """The member index of (weights, KV, shape or variant, engine) positions."""
+        if self.variants:
+            return w * len(self.variants) + inner
+        return ((w * len(self.kvs) + k) * len(self.shapes) + inner) * len(self.engines) + e
+
+    def member(self, i: int) -> Candidate:
+        if self.variants:
+            w, v = divmod(i, len(self.variants))
+            framework, zero, recompute = self.variants[v]
+            return Candidate(self.gpu, self.gpus, 1, 1, self.gpus, self.weights[w], "", framework, zero, recompute)
+        rest, e = divmod(i, len(self.engines))
+        rest, sh = divmod(rest, len(self.shapes))
+        w, k = divmod(rest, len(self.kvs))
+        tp, pp, dp = self.shapes[sh]
+        return Candidate(self.gpu, self.gpus, tp, pp, dp, self.weights[w], self.kvs[k], self.engines[e])
+
+    def cells(self) -> Iterator[tuple[int, int]]:
+        """(weights, shape or variant) positions: the members of one cell differ only in
+        KV format and engine, which no ranking bound reads (``_first_key``)."""
+        for w in range(len(self.weights)):
+            for inner in range(len(self.variants) or len(self.shapes)):
+                yield w, inner
+
+    def signature(self, w: int, inner: int) -> tuple:
+        """What of a cell any ``_first_key`` reads besides the GPU and count: the weights
+        and (tp, pp) for inference; the weights and framework for training (not ZeRO or
+        recompute, which ``_refine_key`` reads)."""
+        if self.variants:
+            return self.weights[w], self.variants[inner][0]
+        return self.weights[w], self.shapes[inner][:2]
+
+    def cell_members(self, cells: list[tuple[int, int]]) -> list[int]:
+        """The member indices of some cells, ascending (the order ``candidates`` lists them)."""
+        if self.variants:
+            return sorted(self.index(w, 0, v, 0) for w, v in cells)
+        kvs, engines = range(len(self.kvs)), range(len(self.engines))
+        return sorted(self.index(w, k, sh, e) for w, sh in cells for k in kvs for e in engines)
 
 
 def _lower_bound_reason(s: _Search, c: Candidate, gpu: GPU) -> str | None:
@@ -255,7 +324,10 @@ def _lower_bound_reason(s: _Search, c: Candidate, gpu: GPU) -> str | None:
     if formats.gpu_runs(c.weights, gpu.architecture) == "no":
         return "format_unsupported"
     if not s.training:
-        reason = _shape_reason(arch, c.tp, c.weights)
+        key = ("shape", c.tp, c.weights)
+        if key not in s.memo:       # depends on the model, tp and format only
+            s.memo[key] = _shape_reason(arch, c.tp, c.weights)
+        reason = s.memo[key]
         if reason:
             return reason
     if (total_state_bytes(s, c.weights) + kv_floor_bytes(s, c.kv_dtype)) / c.gpus > gpu.usable_memory_bytes:
@@ -321,6 +393,7 @@ class _Scored:
     usd_per_mtok: float | None = None
     job: Any = None                  # the evaluated planning.job.Job and its Evaluation,
     evaluation: Any = None           # reused for the recommendation's server
+    order: tuple[float, int] = (0.0, 0)    # place in the best-first order (``_best_first``): breaks ties
 
 
 def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
@@ -332,9 +405,7 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
     from rigsize.planning.job import resolve_job, resolve_speed
     from rigsize.planning.options import parse_options as parse
 
-    opts = {k: v for k, v in s.opts.items() if k not in PLAN_ONLY and k != "gpu"}
-    opts.update(c.options(s.training))
-    opts.setdefault("task", s.task)
+    opts = _candidate_opts(s, c)
     assumptions: dict[str, Any] = {}
     try:
         job, _ = resolve_job(s.spec, parse(opts), assumptions)
@@ -369,6 +440,14 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
     return _Scored(c, cost.usd_per_hour, cost.usd_total, rate, days, opts, latency, per_mtok, job, ev)
 
 
+def _candidate_opts(s: _Search, c: Candidate) -> dict[str, Any]:
+    """The ``estimate`` options of a candidate: the user's, with the candidate's choices."""
+    opts = {k: v for k, v in s.opts.items() if k not in PLAN_ONLY and k != "gpu"}
+    opts.update(c.options(s.training))
+    opts.setdefault("task", s.task)
+    return opts
+
+
 def _rank_key(s: _Search, x: _Scored) -> tuple:
     cost = (x.usd_total if s.training and x.usd_total is not None else x.usd_per_hour)
     cost = math.inf if cost is None else cost
@@ -387,7 +466,7 @@ def _pareto(s: _Search, plans: list[_Scored]) -> list[_Scored]:
     front = [p for p in plans if not any(
         (_rank_key(s, q)[0] <= _rank_key(s, p)[0] and q.speed >= p.speed)
         and (_rank_key(s, q)[0] < _rank_key(s, p)[0] or q.speed > p.speed) for q in plans)]
-    return sorted(front, key=lambda p: _rank_key(s, p))
+    return sorted(front, key=lambda p: (_rank_key(s, p), p.order))
 
 
 def _goals(opts: dict[str, Any], task: str) -> Goals:
@@ -427,12 +506,12 @@ def _plan(spec: ModelSpec, opts: dict[str, Any], overview: bool = False,
     s = _Search(spec, opts, task, _goals(opts, task), objective, Counter(), overview=overview, progress=progress)
     if s.training and s.goals.deadline_days and not opts.get("train_tokens"):
         raise InputError("input.conflict", what="--deadline-days needs --train-tokens (how much to train)")
-    cands = list(s.candidates())
-    s.considered = len(cands)
+    blocks = s.blocks()
+    s.considered = sum(len(b) for b in blocks)
     if opts.get("dry_run"):
         return _result(s, [], None)
-    plans = _run(s, cands)
-    ranked = _pareto(s, plans) if objective == "pareto" else sorted(plans, key=lambda p: _rank_key(s, p))
+    plans = _run(s, blocks)
+    ranked = _pareto(s, plans) if objective == "pareto" else sorted(plans, key=lambda p: (_rank_key(s, p), p.order))
     top = ranked[: int(opts.get("top", 3))]
     return _result(s, top, _explain(s, top) if opts.get("explain") else None)
 
@@ -487,33 +566,305 @@ def _only_applicable(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if BY_NAME[k].tasks in ("any", kind)}
 
 
-def _run(s: _Search, cands: list[Candidate]) -> list[_Scored]:
+def _run(s: _Search, blocks: list[_Block]) -> list[_Scored]:
     """Cheap checks, then evaluation.  Under ``cheapest`` (inference) and ``fewest-gpus``
     the ranking's first key (the rented instances' $/h, or the GPU count) is known before
     any memory or speed is computed, so candidates are evaluated best-first and the search
     stops once ``top`` plans meet every goal and the next candidate's key is worse than the
-    last of them: no skipped candidate can rank in the top (``pruned``)."""
+    last of them: no skipped candidate can rank in the top (``pruned``).  Each plan keeps
+    its place in the best-first order of the cheap key (``_Scored.order``), which breaks
+    ranking ties as the plain sorted search did, whatever order the search evaluated in."""
     gpus = {g.name: g for g, _, _ in s.gpus()}
     top = int(s.opts.get("top", 3))
     key = _first_key(s)
-    order = sorted(cands, key=key) if key else cands
+    total = s.considered
     plans: list[_Scored] = []
     bound: float | None = None
-    for i, c in enumerate(order):
+    for i, (c, order, lower) in enumerate(_best_first(s, blocks, key, lambda: bound)):
         if s.progress and i % 16 == 0:
-            s.progress(i, len(order))
-        if key and bound is not None and key(c) > bound:
-            s.pruned += len(order) - i
+            s.progress(i, total)
+        if key and bound is not None and lower > bound:
+            s.pruned += total - i
             break
         reason = _lower_bound_reason(s, c, gpus[c.gpu])
         result = reason or _evaluate(s, c)
         if isinstance(result, str):
             s.rejected[result] += 1
             continue
-        plans.append(result)
+        plans.append(replace(result, order=order))
         if key and len(plans) >= top:
             bound = sorted(_rank_key(s, p)[0] for p in plans)[top - 1]
     return plans
+
+
+def _best_first(s: _Search, blocks: list[_Block], key: Callable[[Candidate], float] | None,
+                bound: Callable[[], float | None]) -> Iterator[tuple[Candidate, tuple[float, int], float]]:
+    """(candidate, its place in ``sorted(candidates, key=key)``, a lower bound of its first
+    ranking key), in that sorted order, without building the candidate list: the key is
+    computed once per cell (``_Block.cells``: members that differ only in formats the key
+    does not read), and a member is built only when the search reaches it.  Without a key:
+    the listing order.  With ``_refine_key``, a cell whose refined bound is above the next
+    cell's key is put back at its refined key, so cells known to be worse are reached later
+    (or never, once the search stops) while the places reported stay those of the cheap key."""
+    offsets, at = [], 0
+    for b in blocks:
+        offsets.append(at)
+        at += len(b)
+    if key is None:
+        for b, off in zip(blocks, offsets):
+            for i in range(len(b)):
+                yield b.member(i), (0.0, off + i), 0.0
+        return
+    refiners = _refine_key(s) or []
+    # (bound, block, first member, cheap key, weights, shape or variant, refiners applied);
+    # first member -1: a block whose cells are not queued yet, at a bound of all their keys
+    heap: list[tuple] = []
+
+    def expand(bi: int, b: _Block) -> Iterator[tuple]:
+        keys: dict[tuple, float] = {}
+        for w, inner in b.cells():
+            first = b.index(w, 0, inner, 0)
+            sig = b.signature(w, inner)
+            if sig not in keys:
+                keys[sig] = key(b.member(first))
+            yield keys[sig], bi, first, keys[sig], w, inner, 0
+
+    floor = _block_floor(s)
+    for bi, b in enumerate(blocks):
+        if floor is None:
+            heap.extend(expand(bi, b))
+        elif len(b):
+            heap.append((floor(b), bi, -1, 0.0, 0, 0, 0))
+    heapq.heapify(heap)
+    while heap:
+        lower, bi, first, cheap, w, inner, level = heapq.heappop(heap)
+        b = blocks[bi]
+        if bound() is not None and lower > bound():      # everything left is worse: the search stops here
+            yield b.member(max(first, 0)), (cheap, offsets[bi] + max(first, 0)), lower
+            return
+        if first < 0:
+            for entry in expand(bi, b):
+                heapq.heappush(heap, entry)
+            continue
+        tighter = lower
+        while level < len(refiners) and tighter == lower and (bound() is None or lower <= bound()):
+            tighter = max(lower, refiners[level](b.member(first), lower, bound()))
+            level += 1
+        if tighter > lower:         # worse than it looked: back in the queue at its new bound
+            heapq.heappush(heap, (tighter, bi, first, cheap, w, inner, level))
+            continue
+        # the other cells of this block at the same key: their members interleave in listing order
+        group = [(w, inner)]
+        while not refiners and heap and heap[0][0] == lower and heap[0][1] == bi:
+            group.append(heapq.heappop(heap)[4:6])
+        for i in b.cell_members(group):
+            yield b.member(i), (cheap, offsets[bi] + i), lower
+
+
+def _block_floor(s: _Search) -> Callable[[_Block], float] | None:
+    """A lower bound of ``_first_key`` over all of a block's candidates, so a block is
+    expanded into cells only when the search reaches it; None where there is none.
+    fewest-gpus: the count.  cheapest: the instances' $/h is at least the count times the
+    GPU's lowest price per GPU of any priced instance (``planning.cost.renting_options``
+    rents whole instances: ceil(count / usable) x price >= count x price / instance GPUs),
+    and for a training run times ``_best_hours`` (one factor of 1 - 1e-12 absorbs rounding)."""
+    if s.objective == "fewest-gpus":
+        return lambda b: float(b.gpus)
+    if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
+        return None
+    from rigsize.hardware.instances import catalog as instance_catalog
+    from rigsize.hardware.instances import instances_for
+    from rigsize.planning.cost import cost_settings
+
+    settings = cost_settings(s.opts, {})
+    rows = instance_catalog(settings.prices_file, settings.provider)
+    pricing = "on-demand" if settings.pricing == "on-prem" else settings.pricing
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+    per_gpu = {}
+    for name, g in gpus.items():
+        prices = [p / i.gpus for i in instances_for(g, rows, settings.provider, settings.region)
+                  if (p := i.usd_per_hour(pricing)) is not None and i.gpus]
+        per_gpu[name] = min(prices, default=math.inf)
+
+    def floor(b: _Block) -> float:
+        rate = b.gpus * per_gpu[b.gpu] * (1 - 1e-12)
+        if not s.training or rate == math.inf:
+            return rate
+        return rate * min(_best_hours(s, gpus[b.gpu], b.gpus, f) for f in {v[0] for v in b.variants})
+    return floor
+
+
+def _refine_key(s: _Search) -> list[Callable[[Candidate, float, float | None], float]] | None:
+    """Costlier lower bounds of the first ranking key, cheapest first, each computed only
+    for cells the search reaches at the previous bound (``_best_first``; called with the
+    candidate, its bound so far and the search's current cut-off); None where there are
+    none.  Training runs under ``cheapest``: ``_layout_floor``, then ``_trial_floor``."""
+    if not (s.training and s.objective == "cheapest" and s.opts.get("train_tokens")):
+        return None
+    if any(k in s.opts for k in ("tp", "pp", "dp", "cp", "ep", "pp_first_layers", "pp_last_layers")):
+        return None       # a layout the user fixed: estimate does not search it
+    if s.opts.get("pricing") == "on-prem":
+        return None       # the cheap key prices rented instances
+    if "efficiency" in s.opts or "profile" in s.opts:
+        return [_trial_floor(s)]      # _layout_floor reads the packaged efficiency rows
+    first = _layout_floor(s)
+    return [_trial_floor(s)] if first is None else [first, _trial_floor(s)]
+
+
+def _layout_floor(s: _Search) -> Callable[[Candidate, float, float | None], float] | None:
+    """The run's cost at the cheapest step any layout ``estimate`` may pick could take.
+
+    The run's cost is the instances' $/h times its hours,
+    and its hours follow from the step time of the layout ``estimate`` picks for the count
+    (``planning.job.least_parallel_training_layout``), which is one of ``training_layouts``
+    (the necessary conditions it and ``validate_job`` impose: tp a valid size dividing the
+    count inside a node, pp a divisor Megatron admits, the global batch split by dp).  No
+    such layout: no plan (inf).  Otherwise the step is at least the cheapest of those
+    layouts' compute at the speed model's own efficiency plus its 1F1B bubble
+    (``speed.training.compute_seconds``, the function ``training_speed`` calls; the stage
+    imbalance it multiplies by is >= 1 and every communication term is >= 0)."""
+    from rigsize.planning.layout import Layout, training_layouts
+    from rigsize.speed.training import training_efficiency
+
+    hourly = _hourly(s)
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+    base = _base_training_job(s)
+    if base is None:
+        return None
+    arch, w = s.spec.arch, base.workload
+    given = s.opts.get("global_batch")
+    vpp = s.opts.get("vpp", 1)
+    tokens = s.opts["train_tokens"]
+
+    def refine(c: Candidate, cheap: float, cutoff: float | None) -> float:
+        gpu, n = gpus[c.gpu], c.gpus
+        rate = hourly(c)
+        if rate == math.inf or c.engine != w.framework and c.engine:
+            return cheap
+        node = s.opts.get("gpus_per_node") or gpu.node_size
+        layouts = training_layouts(arch, n, node, w.framework, w.batch, given, valid_tps(s, c.weights, node))
+        if not layouts:
+            return math.inf
+        gb = given or w.batch * n
+        work = replace(w, global_batch=gb)
+        eff, _ = training_efficiency(gpu.architecture, w.framework)
+        precision = s.opts.get("precision", "bf16")
+        step = math.inf
+        for tp, pp in layouts:
+            lay = Layout(tp=tp, pp=pp, dp=n // (tp * pp), zero=c.zero, recompute=c.recompute or base.layout.recompute)
+            step = min(step, _compute_and_bubble(arch, work, lay, gpu, eff, precision, vpp))
+        return max(cheap, _run_cost(rate, tokens, gb * w.seq / step))
+    return refine
+
+
+def _compute_and_bubble(arch: Any, workload: Any, layout: Any, gpu: GPU, eff: Any, precision: str, vpp: int) -> float:
+    """A lower bound of ``speed.training.training_speed``'s step: its compute term before
+    the stage imbalance (>= 1) multiplies it, plus the 1F1B bubble on that compute; the
+    communication terms (>= 0) left out."""
+    from rigsize.speed.training import compute_seconds
+
+    m = max(1, workload.global_batch // (workload.batch * layout.dp))
+    return compute_seconds(arch, workload, layout, gpu, eff, precision) * (1 + (layout.pp - 1) / (m * vpp))
+
+
+def _run_cost(usd_per_hour: float, train_tokens: float, tokens_per_second: float) -> float:
+    """$ of a run (``planning.cost.job_cost``): $/h times the hours of ``train_tokens`` at
+    ``tokens_per_second``, over the allowance's effective training time."""
+    return usd_per_hour * (train_tokens / tokens_per_second / 3600 / _effective_time())
+
+
+def _trial_floor(s: _Search) -> Callable[[Candidate, float, float | None], float]:
+    """The run's cost at the best of the layouts ``estimate`` may pick, each timed by
+    ``speed.training.training_speed`` exactly as ``evaluate`` times it (the trials of
+    ``planning.job.training_trial``, on the job ``build_job`` makes of the candidate), but
+    without sizing memory: the layout chosen is one of them, so its cost is at least
+    their least.  Layouts whose model states alone cannot fit are left out where that is
+    certain: with no ZeRO sharding, offloading or paging, a GPU holds at least the state
+    bytes of 1 / (tp x pp) of the parameters (shards are at most tp; the busiest stage at
+    least the mean), and ``memory.per_gpu`` charges weights, gradients and optimizer whole."""
+    from rigsize.memory.per_gpu import state_bytes
+    from rigsize.planning.job import build_job, resolve_speed, training_trial
+    from rigsize.planning.layout import training_layouts
+    from rigsize.planning.options import parse_options as parse
+    from rigsize.speed.training import training_speed
+
+    hourly = _hourly(s)
+    arch = s.spec.arch
+    params = sum(t.numel for t in arch.tensors)
+    tokens = s.opts["train_tokens"]
+
+    def refine(c: Candidate, lower: float, cutoff: float | None) -> float:
+        rate = hourly(c)
+        opts = _candidate_opts(s, c)
+        try:
+            job, _ = build_job(s.spec, parse(opts), {})
+            speed, _ = resolve_speed(job, opts, {})
+        except RigsizeError:
+            return lower
+        w, lay = job.workload, job.layout
+        recipe = w.settings
+        certain = (w.task in ("pretrain", "finetune") and lay.zero == 0 and lay.offload == "none"
+                   and not recipe.paged_optimizer and not recipe.optimizer_in_backward)
+        per_param = state_bytes(recipe, w.optimizer, False)
+        states = (per_param.weights + per_param.gradients + per_param.optimizer) * params
+        node = job.gpu.node_size
+        trials = []         # (a lower bound of its cost, trial job), best first
+        for tp, pp in training_layouts(arch, lay.gpus, node, w.framework, w.batch,
+                                       w.global_batch if job.global_batch_given else None,
+                                       valid_tps(s, c.weights, node)):
+            if certain and states / (tp * pp) > job.gpu.usable_memory_bytes * (1 + 1e-9) + 64:
+                continue
+            trial = training_trial(job, tp, pp)
+            if trial is not None:
+                t = trial.workload
+                step = _compute_and_bubble(arch, t, trial.layout, trial.gpu, speed.efficiency, speed.precision,
+                                           speed.vpp)
+                trials.append((_run_cost(rate, tokens, t.global_batch * t.seq / step), len(trials), trial))
+        best = math.inf
+        for floor, _, trial in sorted(trials, key=lambda x: x[:2]):
+            if floor >= best or (cutoff is not None and floor > cutoff):
+                return min(best, floor)     # the rest cost at least this
+            try:
+                run = training_speed(arch, trial.workload, trial.layout, trial.gpu, gpus_per_node=speed.gpus_per_node,
+                                     network=speed.network, vpp=speed.vpp, train_tokens=speed.train_tokens,
+                                     eff=speed.efficiency, precision=speed.precision)
+            except RigsizeError:
+                return lower
+            best = min(best, _run_cost(rate, tokens, run.tokens_per_second))
+        return best
+    return refine
+
+
+def _effective_time() -> float:
+    from rigsize.planning.cost import ownership
+
+    return ownership()["run_allowance"]["effective_training_time"]
+
+
+def valid_tps(s: _Search, weights: str, limit: int) -> tuple[int, ...]:
+    """``layout.valid_tp_sizes`` for this model and format, memoized per search."""
+    key = ("tps", weights, limit)
+    if key not in s.memo:
+        from rigsize.planning.layout import valid_tp_sizes
+
+        s.memo[key] = tuple(valid_tp_sizes(s.spec.arch, weights, limit))
+    return s.memo[key]
+
+
+def _base_training_job(s: _Search) -> Any:
+    """The job ``estimate`` builds for these options on one GPU (``planning.job.build_job``):
+    the workload every candidate shares (micro-batch, sequence, framework) and the
+    framework's default recompute; None if the options do not build one."""
+    from rigsize.planning.job import build_job
+    from rigsize.planning.options import parse_options as parse
+
+    opts = {k: v for k, v in s.opts.items() if k not in PLAN_ONLY and k not in ("gpu", "gpus")}
+    opts.setdefault("task", s.task)
+    try:
+        job, _ = build_job(s.spec, parse(opts), {})
+    except RigsizeError:
+        return None
+    return job
 
 
 def _first_key(s: _Search):
@@ -544,18 +895,21 @@ def _hourly(s: _Search):
     """The cheapest rented instances' $/h for a candidate (planning.cost's rule), known
     before any memory or speed is evaluated; inf where no priced instance holds it."""
     from rigsize.hardware.instances import catalog as instance_catalog
+    from rigsize.hardware.instances import instances_for
     from rigsize.planning.cost import cost_settings, node_group, renting_options
 
     settings = cost_settings(s.opts, {})
     rows = instance_catalog(settings.prices_file, settings.provider)
     gpus = {g.name: g for g, _, _ in s.gpus()}
     memo: dict[tuple[str, int, int], float] = {}
+    # each GPU's instances, filtered once (renting_options filters them the same way again)
+    own = {name: tuple(instances_for(g, rows, settings.provider, settings.region)) for name, g in gpus.items()}
 
     def rate(c: Candidate) -> float:
         group = node_group(gpus[c.gpu], c.gpus, c.tp, c.pp, s.training)
         k = (c.gpu, c.gpus, group)
         if k not in memo:
-            options = renting_options(gpus[c.gpu], c.gpus, group, rows, settings)
+            options = renting_options(gpus[c.gpu], c.gpus, group, own[c.gpu], settings)
             memo[k] = options[0].usd_per_hour if options else math.inf
         return memo[k]
     return rate
@@ -611,18 +965,20 @@ def _best_hours(s: _Search, gpu: GPU, count: int, framework: str) -> float:
     GPU family and framework, which rigsize.speed.training never exceeds) of the dense peak
     (the FP8 peak times the fitted FP8 ratio under --precision fp8), divided by the
     allowance's effective training time: the predicted run can only take longer."""
-    from rigsize.model.architecture import active_params
-    from rigsize.planning.cost import ownership
-    from rigsize.speed.roofline import peak_flops
-    from rigsize.speed.training import training_efficiency
+    key = ("best_hours", gpu.name, framework)
+    if key not in s.memo:       # the terms that do not depend on the count
+        from rigsize.model.architecture import active_params
+        from rigsize.speed.roofline import peak_flops
+        from rigsize.speed.training import training_efficiency
 
-    eff, _ = training_efficiency(gpu.architecture, framework or "megatron")
-    peak = peak_flops(gpu, "bf16")
-    if s.opts.get("precision") == "fp8" and gpu.flops("fp8"):
-        peak = max(peak, gpu.flops("fp8") * eff.fp8_ratio)
-    flops = 6 * active_params(s.spec.arch) * s.opts["train_tokens"]
-    effective = ownership()["run_allowance"]["effective_training_time"]
-    return flops / (count * peak * eff.e_max) / 3600 / effective
+        eff, _ = training_efficiency(gpu.architecture, framework or "megatron")
+        peak = peak_flops(gpu, "bf16")
+        if s.opts.get("precision") == "fp8" and gpu.flops("fp8"):
+            peak = max(peak, gpu.flops("fp8") * eff.fp8_ratio)
+        flops = 6 * active_params(s.spec.arch) * s.opts["train_tokens"]
+        s.memo[key] = (flops, peak, eff.e_max, _effective_time())
+    flops, peak, e_max, effective = s.memo[key]
+    return flops / (count * peak * e_max) / 3600 / effective
 
 
 def _explain(s: _Search, top: list[_Scored]) -> str | None:

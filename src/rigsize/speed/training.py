@@ -32,10 +32,12 @@ Each group's bandwidth is NVLink inside a node and the network (``--network``) a
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any, Callable
 
 from rigsize.hardware.gpus import GPU
 from rigsize.model.architecture import Architecture, active_params
@@ -94,6 +96,26 @@ class TrainingSpeed:
     gpu_hours: float | None = None
 
 
+def _per_arch(fn: Callable[[Architecture], Any]) -> Callable[[Architecture], Any]:
+    """Memoize a function of the architecture alone, by the object itself: hashing an
+    Architecture hashes every tensor, and a planner's search times thousands of layouts
+    of one model.  The cache holds the object, so its id cannot be reused."""
+    memo: dict[int, tuple[Architecture, Any]] = {}
+
+    @functools.wraps(fn)
+    def cached(arch: Architecture) -> Any:
+        hit = memo.get(id(arch))
+        if hit is not None and hit[0] is arch:
+            return hit[1]
+        value = fn(arch)
+        if len(memo) >= 64:
+            memo.clear()
+        memo[id(arch)] = (arch, value)
+        return value
+    return cached
+
+
+@_per_arch
 def _matmul_params(arch: Architecture) -> float:
     """Parameters in matmuls per token: active parameters minus the input embedding
     lookup (a tied embedding still serves as the lm_head matmul)."""
@@ -104,6 +126,7 @@ def _matmul_params(arch: Architecture) -> float:
     return active_params(arch) - embed + tied_head - (pos if tied_head else 0)
 
 
+@_per_arch
 def _attn_dims(arch: Architecture) -> tuple[int, int]:
     """(heads, per-head width used by QK^T/PV)."""
     q = next((t for t in arch.tensors if t.role in ("attn_q", "attn_q_b") and len(t.shape) == 2), None)
@@ -127,6 +150,7 @@ def step_flops(arch: Architecture, workload: Workload, layout: Layout) -> tuple[
     return model, model + extra
 
 
+@_per_arch
 def _lm_head_params(arch: Architecture) -> float:
     """The output projection's matmul parameters (a tied embedding serves as it)."""
     lm_head = sum(t.numel for t in arch.tensors if t.role == "lm_head" and len(t.shape) == 2)
@@ -135,6 +159,7 @@ def _lm_head_params(arch: Architecture) -> float:
     return sum(t.numel for t in arch.tensors if t.role == "embed")
 
 
+@_per_arch
 def _expert_params(arch: Architecture) -> tuple[float, int]:
     """(routed-expert matmul parameters a token uses (top-k of E), one expert's intermediate width)."""
     if not arch.num_experts:
@@ -176,6 +201,23 @@ def stage_imbalance(arch: Architecture, workload: Workload, layout: Layout) -> f
     experts at top-k), the lm_head on the last; attention ``12 H Q T`` per layer."""
     if layout.pp == 1:
         return 1.0
+    key = (id(arch), layout.pp, layout.pp_first_layers, layout.pp_last_layers, workload.seq)
+    hit = _STAGE_FLOPS.get(key)
+    if hit is None or hit[0] is not arch:
+        hit = (arch, _stage_flops(arch, workload, layout))
+        if len(_STAGE_FLOPS) >= 1024:
+            _STAGE_FLOPS.clear()
+        _STAGE_FLOPS[key] = hit
+    flops = hit[1]
+    return layout.pp * max(flops) / max(1.0, sum(flops))
+
+
+_STAGE_FLOPS: dict[tuple, tuple[Architecture, list[float]]] = {}
+
+
+def _stage_flops(arch: Architecture, workload: Workload, layout: Layout) -> list[float]:
+    """Per token, each pipeline stage's matmul parameters and attention (``stage_imbalance``);
+    reads the stages' split and the sequence only."""
     from rigsize.memory.per_gpu import stage_tensors, stages
 
     heads, q = _attn_dims(arch)
@@ -191,7 +233,7 @@ def stage_imbalance(arch: Architecture, workload: Workload, layout: Layout) -> f
         if st.last and arch.tie_word_embeddings:
             n += sum(t.numel for t in arch.tensors if t.role == "embed")
         flops.append(n + attn_per_layer * len(st.layers))
-    return layout.pp * max(flops) / max(1.0, sum(flops))
+    return flops
 
 
 def _achieved(eff: TrainingEfficiency, width: float) -> float:
@@ -327,18 +369,34 @@ def _ep_comm(st: _Step) -> float:
     return st.micro_batches * moe_layers * 4 * (lay.ep - 1) / lay.ep * volume / (bw * st.eff.link)
 
 
+def _rank_param_sums(arch: Architecture, lay: Layout) -> tuple[float, float]:
+    """(dense, expert) parameters of the whole model one rank of each stage holds
+    together, split as ``memory.per_gpu.shard_factor`` splits them; memoized per
+    architecture object and the layout fields shard_factor reads."""
+    from rigsize.memory.per_gpu import shard_factor
+
+    key = (id(arch), lay.tp, lay.ep, lay.expert_tp)
+    hit = _RANK_PARAM_SUMS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    dense = sum(t.numel / shard_factor(t, arch, lay) for t in arch.tensors if not t.role.startswith("expert_"))
+    expert = sum(t.numel / shard_factor(t, arch, lay) for t in arch.tensors if t.role.startswith("expert_"))
+    if len(_RANK_PARAM_SUMS) >= 1024:
+        _RANK_PARAM_SUMS.clear()
+    _RANK_PARAM_SUMS[key] = (arch, (dense, expert))
+    return dense, expert
+
+
+_RANK_PARAM_SUMS: dict[tuple, tuple[Architecture, tuple[float, float]]] = {}
+
+
 def _dp_comm(st: _Step, compute: float, bubble: float) -> float:
     """Gradients reduced once per step (ring all-reduce, or reduce-scatter under ZeRO and
     Megatron's distributed optimizer), hidden behind backward where the framework
     overlaps it (DDP/FSDP); ZeRO-3 gathers parameters for forward and backward of every
     micro-batch, overlapped with the step's compute and bubble time."""
-    from rigsize.memory.per_gpu import shard_factor
-
     arch, lay, w = st.arch, st.layout, st.workload
-    dense = sum(t.numel / shard_factor(t, arch, lay) for t in arch.tensors
-                if not t.role.startswith("expert_")) / lay.pp
-    expert = sum(t.numel / shard_factor(t, arch, lay) for t in arch.tensors
-                 if t.role.startswith("expert_")) / lay.pp
+    dense, expert = (x / lay.pp for x in _rank_param_sums(arch, lay))
     grad_width = 4 if w.framework == "megatron" else 2      # Megatron reduces fp32 main grads
     bw = st.bandwidth(lay.stage_ranks)
     total = 0.0
