@@ -12,16 +12,30 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rigsize.launch import k8s, llamacpp, megatron, mlx, ollama, sglang, skypilot, slurm, trl, trtllm, vllm
+from rigsize.launch import (
+    k8s,
+    llamacpp,
+    llamafactory,
+    megatron,
+    mlx,
+    ollama,
+    sglang,
+    skypilot,
+    slurm,
+    trl,
+    trtllm,
+    vllm,
+)
 from rigsize.launch.bundle import Launch, LaunchError, LaunchFile
 from rigsize.launch.plan import PlannedRun, planned_run, read_plan_file, select
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm, "llamacpp": llamacpp, "ollama": ollama, "mlx": mlx}
-FRAMEWORKS = {"megatron": megatron, "deepspeed": trl, "hf": trl, "trl": trl}
+FRAMEWORKS = {"megatron": megatron, "deepspeed": trl, "hf": trl, "trl": trl, "llamafactory": llamafactory}
 TARGETS = ("local", "skypilot", "slurm", "k8s")
 VERSIONS = {"vllm": vllm.VERSION, "sglang": sglang.VERSION, "trl": trl.VERSION, "megatron": megatron.VERSION,
             "deepspeed": trl.deepspeed.VERSION, "skypilot": skypilot.VERSION, "llamacpp": llamacpp.VERSION,
-            "ollama": ollama.VERSION, "mlx": mlx.VERSION, "trtllm": trtllm.VERSION, "k8s": k8s.VERSION}
+            "ollama": ollama.VERSION, "mlx": mlx.VERSION, "trtllm": trtllm.VERSION, "k8s": k8s.VERSION,
+            "llamafactory": llamafactory.VERSION}
 
 __all__ = ["Bundle", "Launch", "LaunchError", "LaunchFile", "PlannedRun", "launch", "planned_run", "read_plan_file",
            "select", "ENGINES", "FRAMEWORKS", "TARGETS", "VERSIONS"]

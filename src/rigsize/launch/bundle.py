@@ -49,3 +49,18 @@ def known_flags(name: str) -> frozenset[str]:
 def flags_of(argv: list[str] | tuple[str, ...]) -> list[str]:
     """The option names in an argv (``--x`` or ``--x=v``), for checking against ``known_flags``."""
     return [a.split("=", 1)[0] for a in argv if a.startswith("--")]
+
+
+def known_sections(name: str) -> dict[str, frozenset[str]]:
+    """The ``[section]`` lists of a pinned file in ``data/launch/`` (comment lines start with #)."""
+    out: dict[str, set[str]] = {}
+    current = ""
+    for line in resources.files("rigsize.data").joinpath("launch", name).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+            continue
+        out.setdefault(current, set()).add(line)
+    return {k: frozenset(v) for k, v in out.items()}

@@ -18,9 +18,8 @@ fp8 / nvfp4 weights mean a ModelOpt-quantized checkpoint.
 from __future__ import annotations
 
 import math
-from importlib import resources
 
-from rigsize.launch.bundle import Launch, LaunchError, LaunchFile, command_line
+from rigsize.launch.bundle import Launch, LaunchError, LaunchFile, command_line, known_sections
 from rigsize.launch.plan import PlannedRun, check_servable, model_id
 
 VERSION = "1.2.1"
@@ -35,18 +34,8 @@ DTYPE = {"bf16": "auto", "fp16": "float16"}                      # BaseLlmArgs.d
 
 
 def sections(name: str = FLAGS_FILE) -> dict[str, frozenset[str]]:
-    """The pinned file's ``[section]`` lists (comment lines start with #)."""
-    out: dict[str, set[str]] = {}
-    current = ""
-    for line in resources.files("rigsize.data").joinpath("launch", name).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            current = line.strip("[]")
-            continue
-        out.setdefault(current, set()).add(line)
-    return {k: frozenset(v) for k, v in out.items()}
+    """The pinned file's ``[section]`` lists."""
+    return known_sections(name)
 
 
 def kv_fraction(run: PlannedRun) -> float:
