@@ -121,3 +121,21 @@ def test_n_cpu_moe_moves_only_experts():
                   if t.role.startswith("expert_"))
     assert b["host"] - a["host"] == experts
     assert isinstance(InputError("input.conflict", what="x"), RigsizeError)
+
+
+@pytest.mark.parametrize("model, opts", [
+    ("llama-3.1-70b", dict(gpu="RTX-4090", weights="q4_k_m", gpu_layers=44)),
+    ("llama-3.1-8b", dict(gpu="RTX-3060-12GB", weights="q8_0")),
+    ("gemma-3-27b", dict(gpu="M2-Max-32GB", weights="q4_k_m")),
+    ("qwen3-30b-a3b", dict(gpu="RTX-4090", weights="q4_k_m", n_cpu_moe=30)),
+])
+def test_longest_context_is_the_edge_of_fitting(model, opts):
+    """The longest context reported fits, one more token does not (or it is the model's limit)."""
+    r = estimate(model, engine="llamacpp", max_model_len=4096, **opts)
+    longest = r.memory.max_context_single
+    assert longest > 0
+    at = estimate(model, engine="llamacpp", max_model_len=longest, **opts)
+    assert at.memory.fits
+    limit = resolve_model(model).arch.max_position_embeddings
+    if longest < limit:
+        assert not estimate(model, engine="llamacpp", max_model_len=longest + 1, **opts).memory.fits

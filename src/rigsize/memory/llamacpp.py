@@ -134,8 +134,27 @@ def layer_device(il: int, n_layer: int, s: LocalSettings) -> int | None:
 
 
 def tensor_bytes(t: Tensor, arch: Architecture, fmt: WeightFormat) -> int:
+    """Bytes of ``t`` in ``fmt`` (GGUF: llama-quantize's type for it)."""
+    return _bytes_by_name(arch, fmt)[t.name]
+
+
+def _bytes_by_name(arch: Architecture, fmt: WeightFormat) -> dict[str, int]:
+    """Every tensor's bytes, computed once per (architecture, format): placement and decode read
+    them many times (the GGUF mix looks at the whole model, so it is built once here)."""
+    key = (id(arch), fmt)
+    hit = _BYTES.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
     mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
-    return math.ceil(formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix) / 8)
+    table = {t.name: math.ceil(formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix) / 8)
+             for t in arch.tensors}
+    if len(_BYTES) > 256:
+        _BYTES.clear()
+    _BYTES[key] = (arch, table)
+    return table
+
+
+_BYTES: dict[tuple, tuple[Architecture, dict[str, int]]] = {}
 
 
 def weight_placement(arch: Architecture, fmt: WeightFormat, s: LocalSettings) -> dict[str, int]:
@@ -292,9 +311,11 @@ def local_memory(arch: Architecture, workload: Workload, fmt: WeightFormat, s: L
         details["host/unified_bytes"] = s.host.ram_bytes
     busiest = [i for i, d in enumerate(devices) if d is main]
     kv_seq = sum(kv.values())
+    limit = arch.max_position_embeddings or max(ctx, 1)
+    longest = longest_context(arch, s, weights, overhead_per_gpu, max(limit, ctx))
     cap = KVCapacity(pool_bytes=sum(kv.values()), tokens=ctx, max_model_len=ctx,
-                     concurrency_at_max_model_len=float(s.n_parallel), max_context_single=ctx,
-                     max_context_at_concurrency=ctx, starts=True)
+                     concurrency_at_max_model_len=float(s.n_parallel), max_context_single=longest,
+                     max_context_at_concurrency=longest, starts=True)
     result = LocalMemory(
         per_gpu=main[1], stage=busiest[0] if busiest else 0, usable_bytes=main[2], kv_bytes_per_sequence=kv_seq,
         max_concurrency=None, details=details, stages=tuple(stages), kv=cap,
@@ -302,6 +323,43 @@ def local_memory(arch: Architecture, workload: Workload, fmt: WeightFormat, s: L
         devices=tuple(devices), unified_total_bytes=s.host.ram_bytes if unified else 0, placement=weights)
     fits = result.fits and workload.seq <= ctx
     return _with_concurrency(result, s.n_parallel if fits else 0)
+
+
+def _fits_at(arch: Architecture, s: LocalSettings, weights: dict[str, int], overhead: int, ctx: int) -> bool:
+    """Whether the same placement fits with a context of ``ctx`` cells (KV and compute buffers resized)."""
+    from dataclasses import replace
+
+    t = replace(s, n_ctx=ctx)
+    kv = kv_placement(arch, t)
+    n = arch.num_hidden_layers
+    layers = _device_layers(n, t)
+    gpu_total = 0
+    for i, gpu in enumerate(s.devices):
+        out_here = layer_device(n, n, t) == i
+        busy = bool(layers.get(i)) or out_here
+        total = weights[f"gpu{i}"] + kv[f"gpu{i}"] + (compute_bytes(arch, t, ctx, out_here) + overhead if busy else 0)
+        if total > _gpu_usable(gpu):
+            return False
+        gpu_total = max(gpu_total, total)
+    host = weights["host"] + kv["host"] + host_compute_bytes(arch, t, ctx)
+    if min(i_gpu_start(n, t.gpu_layers), n) or not s.devices:
+        host = weights["host"] + kv["host"] + max(host_compute_bytes(arch, t, ctx),
+                                                  compute_bytes(arch, t, ctx, logits=not s.devices))
+    if s.host.unified and s.devices:
+        return gpu_total + host <= s.host.ram_bytes
+    return host <= s.host.ram_bytes
+
+
+def longest_context(arch: Architecture, s: LocalSettings, weights: dict[str, int], overhead: int, limit: int) -> int:
+    """The longest context (llama.cpp -c) the same layers fit with, up to ``limit``; 0 if none."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _fits_at(arch, s, weights, overhead, mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _with_concurrency(r: LocalMemory, n: int) -> LocalMemory:

@@ -76,6 +76,7 @@ def local_plan(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
         where = (f"{trial['gpu_layers']} of {spec.arch.num_hidden_layers + 1} layers on the GPU"
                  if "gpu_layers" in trial else "every layer on the GPU")
         perf = report.performance
+        where += f", contexts up to {report.memory.max_context_single:,} tokens"
         body["why"] = (f"rank {i + 1}: {fmt}, {where}: " + (
             f"{perf.output_tokens_per_second:,.1f} tokens/s generated, {perf.ttft_seconds:,.2f} s to the first token"
             if perf else "speed unknown (see warnings)"))
