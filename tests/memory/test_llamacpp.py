@@ -139,3 +139,18 @@ def test_longest_context_is_the_edge_of_fitting(model, opts):
     limit = resolve_model(model).arch.max_position_embeddings
     if longest < limit:
         assert not estimate(model, engine="llamacpp", max_model_len=longest + 1, **opts).memory.fits
+
+
+def test_ollama_offloads_the_most_layers_that_fit():
+    r = estimate("llama-3.1-70b", engine="ollama", gpu="RTX-4090")
+    assert r.memory.fits
+    ngl = int(str(r.assumptions["gpu_layers"]).split()[0])
+    assert 0 < ngl < 81
+    more = estimate("llama-3.1-70b", engine="ollama", gpu="RTX-4090", gpu_layers=ngl + 1)
+    assert not more.memory.fits
+
+
+def test_mlx_has_no_prompt_logits_buffer():
+    # mlx-lm evaluates only the cache during prefill: no 2048 x vocab logits; llama.cpp keeps n_ubatch x vocab f32
+    mlx = estimate("llama-3.1-8b", engine="mlx", gpu="M2-Max-32GB", weights="mlx-4bit")
+    assert mlx.memory.per_gpu.activations < 2048 * 128256 * 4

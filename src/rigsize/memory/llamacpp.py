@@ -256,7 +256,9 @@ def compute_bytes(arch: Architecture, s: LocalSettings, ctx: int, logits: bool) 
         terms.append(hidden + 3 * u * arch.experts_per_token * expert.shape[1] * 4)
     if not s.flash_attn:
         terms.append(hidden + u * ctx * arch.num_attention_heads * 4)
-    if logits:
+    if logits and s.engine != "mlx":
+        # mlx-lm evaluates only the cache state during prefill (lazy graphs): the logits of the last
+        # token alone are computed, so no n_ubatch x vocab buffer
         terms.append(u * h * 4 + u * arch.vocab_size * 4)
     return max(terms)
 

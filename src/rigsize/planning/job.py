@@ -425,6 +425,16 @@ def build_local_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str
     weights = _local_weights(opts, spec, engine, assumptions)
     eng, settings = local_engines.resolve_local(engine, gpu, devices, spec.arch, opts, assumptions, workload.seq,
                                                 weights)
+    if engine == "ollama" and "gpu_layers" not in opts:
+        # Ollama sets num_gpu itself (api/types.go DefaultOptions NumGPU -1, "set dynamically"): the most
+        # layers that fit, as rigsize sizes them (Ollama's own estimate of the buffers may differ)
+        from rigsize.memory.llamacpp import most_gpu_layers_that_fit
+
+        ngl = most_gpu_layers_that_fit(spec.arch, workload, weights, settings, local_engines.overhead_per_gpu(gpu))
+        if ngl is not None and ngl < settings.gpu_layers:
+            settings = replace(settings, gpu_layers=ngl)
+            assumptions["gpu_layers"] = (f"{ngl} of {spec.arch.num_hidden_layers + 1} (Ollama's num_gpu default: "
+                                         "the most layers that fit)")
     # the layout as the report names it: llama.cpp's layer split is a pipeline over the GPUs ("split layers and
     # KV across GPUs (pipelined)"), its row split a tensor-parallel split of each matrix
     layout = Layout(tp=n, pp=1) if settings.split_mode == "row" and n > 1 else Layout(pp=n)
