@@ -311,3 +311,22 @@ def test_inference_search_without_the_block_floor_gives_the_same_answer(monkeypa
     fast = search("llama-3.1-8b", **args)
     monkeypatch.setattr(search_mod, "_block_floor", lambda s: None)
     assert search("llama-3.1-8b", **args) == fast
+
+
+@pytest.mark.parametrize("model, users, seq", [("llama-3.1-8b", 64, 8192), ("qwen2-72b", 32, 8192)])
+def test_the_memory_floor_rejects_only_what_does_not_fit(model: str, users: int, seq: int) -> None:
+    """A candidate the weights-and-KV floor (per replica, over tp x pp) calls out of memory
+    is one ``estimate``'s evaluation says does not fit; and the floor does reject some."""
+    s = _search_state(model, task="inference", users=users, seq=seq, gpu="H100,L40S,A10G,RTX-4090",
+                      allow_quant=True, max_gpus=8, engine="vllm")
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+    rejected = [c for c in s.candidates() if search_mod._lower_bound_reason(s, c, gpus[c.gpu]) == "out_of_memory"]
+    assert rejected and any(c.dp > 1 for c in rejected)
+
+    def floor(c: search_mod.Candidate) -> float:      # as _lower_bound_reason computes it, over usable memory
+        sequences = -(-users // c.dp)
+        need = search_mod.total_state_bytes(s, c.weights) + sequences * search_mod.kv_floor_bytes(s, c.kv_dtype)
+        return need / (c.tp * c.pp) / gpus[c.gpu].usable_memory_bytes
+
+    for c in sorted(rejected, key=floor)[:60]:        # the closest calls
+        assert isinstance(search_mod._evaluate(s, c), str), c

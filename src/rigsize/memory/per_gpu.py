@@ -346,13 +346,13 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
     uniform = bool(wins) and len(set(wins)) == 1 and wins[0] is not None
     # one token's K/V is the same in every layer (kv_bytes_per_token_on_rank reads no
     # per-layer field): computed once, not once per layer
-    attention = [i for i in layers if arch.is_attention_layer(i)]
+    attention, by_window = _attention_windows(arch, layers)
     per_token = kv_bytes_per_token_on_rank(arch, layout, kv, attention[0]) if attention else 0
     if not wins:        # no sliding windows: every attention layer keeps the whole sequence
         return len(attention) * math.ceil(math.ceil(seq / layout.cp) / block) * block * per_token
     total = 0
-    for i in attention:
-        window = wins[i] if wins else None
+    for window, layers_with_it in by_window:     # the layers of one window add the same bytes each
+        window = window if wins else None
         if windows == "full" or (windows == "uniform_cap" and not uniform):
             window = None
         extra = 0
@@ -361,8 +361,31 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
         else:
             tokens = min(seq, window) if window else seq
         tokens = math.ceil(math.ceil(tokens / layout.cp) / block) * block + extra
-        total += tokens * per_token
+        total += layers_with_it * tokens * per_token
     return total
+
+
+def _attention_windows(arch: Architecture, layers: range) -> tuple[tuple[int, ...], tuple[tuple[int | None, int], ...]]:
+    """The attention layers among ``layers`` and how many of them have each sliding window
+    (``arch.layer_windows``; None: full attention), memoized per architecture object and
+    layer range (a search sizes the KV cache of the same stages many times)."""
+    key = (id(arch), layers.start, layers.stop, layers.step)
+    hit = _ATTENTION_WINDOWS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    attention = tuple(i for i in layers if arch.is_attention_layer(i))
+    counts: dict[int | None, int] = {}
+    for i in attention:
+        window = arch.layer_windows[i] if arch.layer_windows else None
+        counts[window] = counts.get(window, 0) + 1
+    value = attention, tuple(counts.items())
+    if len(_ATTENTION_WINDOWS) > 4096:
+        _ATTENTION_WINDOWS.clear()
+    _ATTENTION_WINDOWS[key] = (arch, value)
+    return value
+
+
+_ATTENTION_WINDOWS: dict[tuple, tuple[Architecture, tuple]] = {}
 
 
 def _live_per_token(arch: Architecture, layout: Layout) -> float:

@@ -330,7 +330,12 @@ def _lower_bound_reason(s: _Search, c: Candidate, gpu: GPU) -> str | None:
         reason = s.memo[key]
         if reason:
             return reason
-    if (total_state_bytes(s, c.weights) + kv_floor_bytes(s, c.kv_dtype)) / c.gpus > gpu.usable_memory_bytes:
+    if s.training:
+        floor = total_state_bytes(s, c.weights) / c.gpus
+    else:       # each data-parallel replica holds all the weights and its share of the requests
+        sequences = -(-s.opts.get("batch", 1) // c.dp)
+        floor = (total_state_bytes(s, c.weights) + sequences * kv_floor_bytes(s, c.kv_dtype)) / (c.tp * c.pp)
+    if floor > gpu.usable_memory_bytes * max(1.0, s.opts.get("gpu_memory_utilization", 1.0)):
         return "out_of_memory"
     if s.training and s.goals.deadline_days and s.opts.get("train_tokens"):
         from rigsize.model.architecture import active_params
@@ -354,11 +359,13 @@ def total_state_bytes(s: _Search, weights: str) -> float:
 
 
 def kv_floor_bytes(s: _Search, kv: str) -> float:
-    """Inference: the KV cache the requested sequences need at full length, which every
-    GPU together must hold (``estimate`` counts ``batch`` sequences of ``prompt + output``
-    tokens); 0 for training, and for models with sliding windows (fewer tokens kept in
-    some layers: no simple floor)."""
-    if s.training or s.spec.arch.layer_windows:
+    """Inference: the KV cache one requested sequence needs at full length (``estimate``
+    counts ``batch`` sequences of ``prompt + output`` tokens, ``ceil(batch / dp)`` on each
+    data-parallel replica, whose tp x pp GPUs together hold them); 0 for training, and for
+    models with a sliding window in any layer (fewer tokens kept there: no simple floor).
+    The busiest GPU holds at least the mean of its replica's weights and KV cache: shards
+    are at most 1 / tp of a tensor or a token's K/V, and the busiest stage at least 1 / pp."""
+    if s.training or any(w is not None for w in s.spec.arch.layer_windows):
         return 0.0
     key = ("kv", kv)
     if key not in s.memo:
@@ -366,7 +373,7 @@ def kv_floor_bytes(s: _Search, kv: str) -> float:
 
         o = s.opts
         tokens = o.get("seq") or (o.get("prompt", DEFAULT_PROMPT) + o.get("output", DEFAULT_OUTPUT))
-        s.memo[key] = o.get("batch", 1) * tokens * formats.kv_bytes_per_token(s.spec.arch, kv)
+        s.memo[key] = tokens * formats.kv_bytes_per_token(s.spec.arch, kv)
     return s.memo[key]
 
 
