@@ -334,6 +334,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "perf.requests": {"en": "Requests", "zh": "请求速率"},
     "perf.prompt_rate": {"en": "Prompt processing", "zh": "提示词处理速度"},
     "perf.decode_split": {"en": "  per token from {where}", "zh": "  每个 token 读取 {where}"},
+    "perf.decode_fixed": {"en": "  per token, fixed per-layer cost", "zh": "  每个 token 的逐层固定开销"},
     "report.gpus": {"en": "GPU catalog (dense peaks)", "zh": "GPU 目录（稠密峰值算力）"},
     "report.memory": {"en": "Memory", "zh": "显存"},
     "report.visible": {"en": "Visible", "zh": "可见显存"},

@@ -102,3 +102,14 @@ def test_efficiency_override_scales_decode():
     # KV reads at this context are small next to the weights: tokens/s nearly doubles
     assert b.performance.output_tokens_per_second / a.performance.output_tokens_per_second == pytest.approx(2, rel=0.01)
     assert isinstance(LocalEfficiency(), LocalEfficiency)
+
+
+def test_row_split_reads_rows_on_every_gpu_and_says_its_bound():
+    r = estimate("llama-3.1-70b", engine="llamacpp", gpu="RTX-3090", gpus=2, split_mode="row", weights="q4_k_m",
+                 max_model_len=8192)
+    e = r.performance.efficiency
+    assert e["decode_s_per_token/gpu0"] == pytest.approx(e["decode_s_per_token/gpu1"], rel=0.2)
+    assert "upper bound" in r.assumptions["row_split_speed"]
+    layer = estimate("llama-3.1-70b", engine="llamacpp", gpu="RTX-3090", gpus=2, weights="q4_k_m",
+                     max_model_len=8192)
+    assert r.performance.output_tokens_per_second > layer.performance.output_tokens_per_second

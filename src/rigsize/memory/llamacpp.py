@@ -163,7 +163,7 @@ def weight_placement(arch: Architecture, fmt: WeightFormat, s: LocalSettings) ->
     out: dict[str, int] = {f"gpu{i}": 0 for i in range(len(s.devices))}
     out["host"] = 0
     tied = not any(t.role == "lm_head" for t in arch.tensors)
-    row_shares = _row_shares(s)
+    shares = row_shares(s)
     for t in arch.tensors:
         b = tensor_bytes(t, arch, fmt)
         if t.layer is None and t.role in ("embed", "pos_embed", "other"):
@@ -175,15 +175,16 @@ def weight_placement(arch: Architecture, fmt: WeightFormat, s: LocalSettings) ->
         dev = layer_device(il, n, s)
         if dev is not None and t.role.startswith("expert_") and t.layer is not None and t.layer < s.n_cpu_moe:
             dev = None                                          # --n-cpu-moe: the experts stay in RAM
-        if dev is not None and row_shares and len(t.shape) >= 2 and t.layer is not None:
-            for i, share in enumerate(row_shares):              # --split-mode row: matrices by rows
+        if dev is not None and shares and len(t.shape) >= 2 and t.layer is not None:
+            for i, share in enumerate(shares):              # --split-mode row: matrices by rows
                 out[f"gpu{i}"] += math.ceil(b * share)
             continue
         _add(out, dev, b)
     return out
 
 
-def _row_shares(s: LocalSettings) -> list[float]:
+def row_shares(s: LocalSettings) -> list[float]:
+    """--split-mode row: each GPU's share of every matrix (by memory; none for a layer split)."""
     if s.split_mode != "row" or len(s.devices) < 2:
         return []
     total = sum(d.usable_memory_bytes for d in s.devices)

@@ -220,6 +220,10 @@ def resolve_local(engine: str, gpu: GPU, devices: tuple[GPU, ...], arch: Archite
     split = opts.get("split_mode") or "layer"
     if len(devices) > 1 and "split_mode" not in opts:
         assumptions["split_mode"] = "layer (llama.cpp default)"
+    if len(devices) > 1 and split == "row":
+        assumptions["row_split_speed"] = ("the GPUs read their rows at once; the per-layer exchange of partial "
+                                          "results is counted as PCIe bandwidth only (no latency figure was read, "
+                                          "and no -sm row run is in the validation data): an upper bound")
     host = host_for(gpu, opts, assumptions)
     settings = LocalSettings(engine=engine, version=version, n_ctx=int(n_ctx), n_ubatch=n_ubatch, gpu_layers=ngl,
                              n_cpu_moe=n_cpu_moe, flash_attn=bool(flash), split_mode=split, kv_k=kv_k, kv_v=kv_v,

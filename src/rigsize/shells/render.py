@@ -203,7 +203,10 @@ def _serving_speed_table(perf: Any, lang: str) -> Table:
         table.add_row(t("perf.prompt_rate", lang), f"{local['prompt_tokens_per_second']:,.0f} tokens/s")
         for key, value in local.items():
             if key.startswith("decode_s_per_token/") and value:
-                table.add_row(render("perf.decode_split", lang, where=key.split("/", 1)[1]), f"{value * 1e3:,.2f} ms")
+                where = key.split("/", 1)[1]
+                label = t("perf.decode_fixed", lang) if where == "fixed" else render("perf.decode_split", lang,
+                                                                                     where=where)
+                table.add_row(label, f"{value * 1e3:,.2f} ms")
     return table
 
 

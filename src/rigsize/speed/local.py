@@ -34,6 +34,7 @@ from rigsize.memory.llamacpp import (
     kv_cells,
     kv_layer_bytes_per_cell,
     layer_device,
+    row_shares,
     tensor_bytes,
 )
 from rigsize.messages import Note
@@ -110,6 +111,7 @@ def decode_bytes(arch: Architecture, fmt: WeightFormat, s: LocalSettings, contex
     out["host"] = 0.0
     routed = arch.experts_per_token / arch.num_experts if arch.num_experts else 1.0
     tied = not any(t.role == "lm_head" for t in arch.tensors)
+    shares = row_shares(s)
     for t in arch.tensors:
         if t.layer is None and t.role in ("embed", "pos_embed", "other"):
             if t.role == "embed" and tied:        # the tied output reads the whole matrix
@@ -120,6 +122,10 @@ def decode_bytes(arch: Architecture, fmt: WeightFormat, s: LocalSettings, contex
         dev = layer_device(il, n, s)
         if dev is not None and _is_expert(t) and t.layer is not None and t.layer < s.n_cpu_moe:
             dev = None
+        if dev is not None and shares and len(t.shape) >= 2 and t.layer is not None:
+            for i, share in enumerate(shares):      # --split-mode row: each GPU reads its rows
+                out[f"gpu{i}"] += b * share
+            continue
         _put(out, dev, b)
     cells = min(context, s.n_ctx)
     for il in range(n):
