@@ -134,3 +134,33 @@ def test_mlp_and_moe_blocks_hold_neither_state_nor_kv() -> None:
     arch = build_architecture(TINY_NEMOTRON_H)
     assert state_bytes_per_sequence(arch, layers=range(2, 4)) == 0          # "-" and "E"
     assert state_bytes_per_sequence(arch, layers=range(0, 1)) * 2 == state_bytes_per_sequence(arch)
+
+
+# attention at 3 (full_attention_interval 4), MoE everywhere but layer 1 (mlp_only_layers)
+TINY_QWEN3_NEXT = {"model_type": "qwen3_next", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+                   "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 96, "moe_intermediate_size": 32,
+                   "shared_expert_intermediate_size": 48, "num_experts": 4, "num_experts_per_tok": 2,
+                   "linear_num_key_heads": 2, "linear_num_value_heads": 4, "linear_key_head_dim": 8,
+                   "linear_value_head_dim": 12, "linear_conv_kernel_dim": 4, "vocab_size": 100, "mlp_only_layers": [1]}
+
+
+def test_real_qwen3_next_config_param_count_equals_transformers() -> None:
+    cfg = preset_config("qwen3-next-80b-a3b")
+    arch = build_architecture(cfg)
+    # the total and active counts a public test states for this architecture (Qwen3-Coder-Next)
+    assert arch.params == meta_param_count(cfg) == 79_674_391_296
+    assert active_params(arch) == 3_874_929_408
+    assert layer_type_counts(arch)["linear_attention"] == 36 and layer_type_counts(arch)["full_attention"] == 12
+    # 12 attention layers x K and V x 2 KV heads x 256 x 2 bytes
+    assert kv_bytes_per_token(arch, resolve_kv_format("bf16")) == 12 * 2 * 2 * 256 * 2
+
+
+@pytest.mark.parametrize("dtype, conv_bits", [(torch.bfloat16, 16), (torch.float32, 32)])
+def test_qwen3_next_state_and_kv_equal_what_the_cache_allocates(dtype: torch.dtype, conv_bits: int) -> None:
+    batch, tokens = 2, 5
+    layers = _run_cache(TINY_QWEN3_NEXT, dtype, batch, tokens)
+    state, kv = _allocated(layers, dtype)
+    arch = build_architecture(TINY_QWEN3_NEXT)
+    assert arch.params == meta_param_count(TINY_QWEN3_NEXT)
+    assert batch * state_bytes_per_sequence(arch, conv_bits, 32) == state
+    assert batch * tokens * arch.kv_elements_per_token == kv

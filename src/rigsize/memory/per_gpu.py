@@ -483,6 +483,74 @@ def _longest(bytes_at: Any, budget: int, hi: int) -> int:
     return lo
 
 
+@dataclass(frozen=True)
+class HybridPages:
+    """vLLM's one page size for attention blocks and recurrent states (vllm_budget_rules.md
+    sec. 10): ``page_bytes`` per layer slot, ``group_size`` layer slots, each shared by one
+    layer of every group; a request holds ceil(len / block_size) blocks in each attention
+    group and one block in each state group."""
+
+    block_size: int
+    page_bytes: int
+    group_size: int
+    attention_groups: int
+    state_groups: int
+
+    def blocks_per_request(self, tokens: int) -> int:
+        return self.attention_groups * -(-tokens // self.block_size) + self.state_groups
+
+
+def hybrid_pages(arch: Architecture, layout: Layout, kv: KVFormat, engine: runtime.Engine,
+                 layers: range) -> HybridPages | None:
+    """The unified pages of a hybrid (attention + recurrent) model's stage under vLLM's
+    V1 hybrid allocator, from the version runtime.toml [vllm.hybrid_pages] names; None for
+    other models, engines and versions.  As read in 0.10.2 (model_executor/models/config.py
+    HybridAttentionMambaModelConfig, v1/core/kv_cache_utils.py
+    _get_kv_cache_config_uniform_page_size) and 0.33.0 (platforms/interface.py
+    _align_hybrid_block_size, the same rule with FlashAttention's 16-token kernel blocks):
+    the attention block grows to 16 * ceil(state_page / (16 * attention_page_per_token))
+    tokens and the state page is padded to the attention page; layers are grouped by kind
+    into groups of min(attention layers, recurrent layers)."""
+    if engine.name != "vllm" or not runtime.hybrid_pages_apply(engine):
+        return None
+    attn = [i for i in layers if arch.is_attention_layer(i)]
+    rec_all = recurrent.recurrent_layers(arch)
+    rec = [i for i in rec_all if i in layers]
+    if not attn or not rec:
+        return None
+    per_token = max(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in attn)
+    conv = arch.conv_state_elements / len(rec_all)
+    if arch.conv_kernel:
+        conv = conv * (arch.conv_kernel - 1) / arch.conv_kernel     # vLLM keeps kernel - 1 columns
+    bytes_ = RECURRENT_STATE_BITS // 8
+    state_page = math.ceil((conv + arch.ssm_state_elements / len(rec_all)) * bytes_ / layout.tp)
+    align = engine.kv_block_size
+    block = max(align, align * -(-state_page // (align * per_token)))
+    size = min(len(attn), len(rec))
+    return HybridPages(block_size=block, page_bytes=block * per_token, group_size=size,
+                       attention_groups=-(-len(attn) // size), state_groups=-(-len(rec) // size))
+
+
+def _hybrid_capacity(pages: HybridPages, pool: int, engine: runtime.Engine, seq: int, per_replica: int,
+                     limit: int) -> tuple[KVCapacity, int]:
+    """What vLLM prints and admits with unified pages: ``num_blocks = pool // page //
+    group_size``; "GPU KV cache size" = num_blocks // number of groups * block_size;
+    concurrency = num_blocks / blocks per max_model_len request (kv_cache_utils.py 0.10.2)."""
+    blocks = pool // pages.page_bytes // pages.group_size
+    groups = pages.attention_groups + pages.state_groups
+    tokens = blocks // groups * pages.block_size
+
+    def longest(count: int) -> int:
+        fit = (blocks // count - pages.state_groups) // pages.attention_groups * pages.block_size
+        return max(0, min(fit, limit))
+
+    need = pages.blocks_per_request(engine.max_model_len)
+    cap = KVCapacity(pool_bytes=pool, tokens=tokens, max_model_len=engine.max_model_len,
+                     concurrency_at_max_model_len=blocks / need, max_context_single=longest(1),
+                     max_context_at_concurrency=longest(per_replica), starts=need <= blocks)
+    return cap, blocks // pages.blocks_per_request(max(1, seq))
+
+
 def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFormat, engine: runtime.Engine,
                 usable: int, every: list[tuple[Stage, Parts]]) -> tuple[KVCapacity, int | None]:
     """The KV pool of every stage and what it holds (vllm_budget_rules.md sec. 4): the
@@ -496,6 +564,15 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
     best: KVCapacity | None = None
     fit_requested: int | None = None
     for stage, parts in every:
+        pages = hybrid_pages(arch, layout, kv, engine, stage.layers)
+        if pages is not None:
+            # vLLM carves the recurrent state from the same pool as the KV blocks
+            pool = max(0, usable - (parts.total - parts.kv_cache - parts.recurrent_state))
+            cap, requested = _hybrid_capacity(pages, pool, engine, workload.seq, per_replica, limit)
+            fit_requested = requested if fit_requested is None else min(fit_requested, requested)
+            if best is None or cap.tokens < best.tokens:
+                best = cap
+            continue
         pool = max(0, usable - (parts.total - parts.kv_cache))
         layers = stage.layers
         block_bytes = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers) * block

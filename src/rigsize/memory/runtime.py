@@ -167,6 +167,14 @@ def _default_sampler(asked: str | None) -> str:
     return "sort"
 
 
+def hybrid_pages_apply(eng: Engine) -> bool:
+    """vLLM versions whose V1 allocator gives attention and recurrent layers one page size
+    (data/runtime.toml [vllm.hybrid_pages])."""
+    if eng.name != "vllm" or eng.version.startswith(">="):
+        return eng.name == "vllm"
+    return _version_tuple(eng.version) >= _version_tuple(data()["vllm"]["hybrid_pages"]["since"])
+
+
 def sampler_copies(eng: Engine) -> float:
     """fp32 [rows, vocab] tensors alive at the peak of the sampler warm-up
     (data/runtime.toml [vllm.sampler]: measured for the sort path)."""

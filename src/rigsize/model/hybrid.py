@@ -13,6 +13,11 @@ Jamba: Lieber et al. 2024, "Jamba: A Hybrid Transformer-Mamba Language Model"
 ``attn_layer_period`` layers, MoE in place of the MLP every ``expert_layer_period``
 layers, Mamba 1 mixers elsewhere; the tensors follow modeling_jamba.py.
 
+Qwen3-Next: Qwen team 2025, "Qwen3-Next" (Qwen/Qwen3-Next-80B-A3B-Instruct model card): Gated
+DeltaNet linear attention (Yang et al. 2024, "Gated Delta Networks", arXiv:2412.06464) in three of
+every four layers, gated full attention in the fourth, a sparse MoE with a gated shared expert
+in every layer; the tensors follow modeling_qwen3_next.py.
+
 Nemotron-H: NVIDIA 2025, "Nemotron-H: A Family of Accurate and Efficient Hybrid
 Mamba-Transformer Models" (arXiv:2504.03624) sec. 2.1: each block is one of Mamba 2,
 self-attention or FFN (and, in Nemotron 3, MoE), as ``hybrid_override_pattern`` spells
@@ -29,7 +34,7 @@ from rigsize.model.recurrent import Mamba2Dims, jamba_mamba_dims, jamba_mamba_mi
 from rigsize.model.tensors import Tensor, linear_rows, norm_rows
 from rigsize.planning import limits
 
-MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h")
+MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h", "qwen3_next")
 
 
 def _gqa(prefix: str, h: int, nh: int, nkv: int, hd: int, i: int) -> list[Tensor]:
@@ -101,6 +106,7 @@ def jamba(cfg: Config) -> Architecture:
         num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
         moe_layers=tuple(sorted(sparse)), layer_windows=(None,) * n, layer_types=kinds,
         conv_state_elements=n_mamba * d.conv_state_elements, ssm_state_elements=n_mamba * d.ssm_state_elements,
+        conv_kernel=d.conv_kernel,
     )
 
 
@@ -208,4 +214,95 @@ def nemotron_h(cfg: Config) -> Architecture:
         experts_per_token=cfg.int("num_experts_per_tok", default=2, maximum=e) if moe_layers else 0,
         moe_layers=moe_layers, layer_windows=(None,) * n, layer_types=kinds,
         conv_state_elements=n_mamba * d.conv_state_elements, ssm_state_elements=n_mamba * d.ssm_state_elements,
+        conv_kernel=d.conv_kernel,
+    )
+
+
+def _qwen3_next_layer_types(cfg: Config, n: int) -> tuple[str, ...]:
+    """Qwen3NextConfig.layer_types, else full attention where (i + 1) % full_attention_interval
+    == 0 (configuration_qwen3_next.py; interval 4 by default)."""
+    listed = cfg.get("layer_types")
+    if isinstance(listed, list) and listed:
+        if len(listed) != n or set(listed) - {"full_attention", "linear_attention"}:
+            raise ModelError("model.bad_field", field="layer_types", value=len(listed),
+                             why=f"must list full_attention or linear_attention for each of the {n} layers")
+        return tuple(listed)
+    interval = cfg.int("full_attention_interval", default=4)
+    return tuple("full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n))
+
+
+def _gated_delta_net(prefix: str, cfg: Config, h: int, i: int) -> tuple[list[Tensor], int, int, int]:
+    """Qwen3NextGatedDeltaNet: in_proj_qkvz (q, k of key_dim, v, z of value_dim), in_proj_ba
+    (beta and alpha per value head), a depthwise conv1d over q, k, v (no bias), dt_bias and
+    A_log per value head, a gated RMSNorm of head_v_dim, out_proj.  Returns the tensors, the
+    conv channels, the conv kernel and the recurrent state's elements
+    (num_v_heads x head_k_dim x head_v_dim)."""
+    nk, nv = cfg.int("linear_num_key_heads", default=16), cfg.int("linear_num_value_heads", default=32)
+    dk, dv = cfg.int("linear_key_head_dim", default=128), cfg.int("linear_value_head_dim", default=128)
+    kernel = cfg.int("linear_conv_kernel_dim", default=4)
+    if nv % nk:
+        raise ModelError("model.bad_field", field="linear_num_value_heads", value=nv,
+                         why=f"must be a multiple of linear_num_key_heads ({nk})")
+    key_dim, value_dim = nk * dk, nv * dv
+    conv_dim = 2 * key_dim + value_dim
+    rows = (linear_rows(f"{prefix}.in_proj_qkvz", "ssm_in", 2 * key_dim + 2 * value_dim, h, False, i)
+            + linear_rows(f"{prefix}.in_proj_ba", "ssm_in", 2 * nv, h, False, i))
+    rows.append(Tensor(f"{prefix}.conv1d.weight", "ssm_conv", (conv_dim, 1, kernel), i))
+    rows += [Tensor(f"{prefix}.{n}", "other", (nv,), i) for n in ("dt_bias", "A_log")]
+    rows += norm_rows(f"{prefix}.norm", dv, False, i)
+    rows += linear_rows(f"{prefix}.out_proj", "ssm_out", h, value_dim, False, i)
+    return rows, conv_dim, kernel, nv * dk * dv
+
+
+def qwen3_next(cfg: Config) -> Architecture:
+    """Qwen3NextForCausalLM: embed_tokens; per layer input_layernorm, a Gated DeltaNet or a
+    gated attention (q_proj twice as wide: query and its output gate; q_norm and k_norm per
+    head), post_attention_layernorm, a sparse MoE (router, experts, a shared expert with a
+    sigmoid gate) or, in mlp_only_layers, a SwiGLU MLP; norm; lm_head (untied by default).
+    The checkpoint's MTP layers (mtp.*) are not built by transformers and are not counted."""
+    h = cfg.int("hidden_size", default=2048, maximum=limits.MAX_HIDDEN)
+    n = cfg.int("num_hidden_layers", default=48, maximum=limits.MAX_LAYERS)
+    vocab = cfg.int("vocab_size", default=151936, maximum=limits.MAX_VOCAB)
+    nh = cfg.int("num_attention_heads", default=16)
+    nkv = cfg.int("num_key_value_heads", default=2)
+    if nh % nkv:
+        raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
+                         why=f"must divide num_attention_heads ({nh})")
+    hd = cfg.int("head_dim", default=256)
+    inter = cfg.int("intermediate_size", default=5632)
+    kinds = _qwen3_next_layer_types(cfg, n)
+    moe = moe_mod.moe_of(cfg, moe_mod.MOE["qwen3_next"], n)
+    sparse = moe.sparse_layers if moe else frozenset()
+    bias = cfg.bool("attention_bias", False)
+    rows = [Tensor("model.embed_tokens.weight", "embed", (vocab, h))]
+    conv_dim = kernel = state = 0
+    for i, kind in enumerate(kinds):
+        p = f"model.layers.{i}"
+        rows += norm_rows(f"{p}.input_layernorm", h, False, i)
+        if kind == "linear_attention":
+            mixer, conv_dim, kernel, state = _gated_delta_net(f"{p}.linear_attn", cfg, h, i)
+            rows += mixer
+        else:
+            a = f"{p}.self_attn"
+            rows += (linear_rows(f"{a}.q_proj", "attn_q", 2 * nh * hd, h, bias, i)
+                     + linear_rows(f"{a}.k_proj", "attn_k", nkv * hd, h, bias, i)
+                     + linear_rows(f"{a}.v_proj", "attn_v", nkv * hd, h, bias, i)
+                     + linear_rows(f"{a}.o_proj", "attn_o", h, nh * hd, bias, i)
+                     + norm_rows(f"{a}.q_norm", hd, False, i) + norm_rows(f"{a}.k_norm", hd, False, i))
+        rows += norm_rows(f"{p}.post_attention_layernorm", h, False, i)
+        rows += moe_mod.moe_block(f"{p}.mlp", h, moe, i) if i in sparse else _gated_mlp(f"{p}.mlp", h, inter, i)
+    rows += norm_rows("model.norm", h, False, None)
+    tied = cfg.bool("tie_word_embeddings", False)
+    if not tied:
+        rows += linear_rows("lm_head", "lm_head", vocab, h, False, None)
+    n_linear = kinds.count("linear_attention")
+    return Architecture(
+        model_type=cfg.model_type, hidden_size=h, num_hidden_layers=n, num_attention_heads=nh,
+        num_key_value_heads=nkv, head_dim=hd, vocab_size=vocab, intermediate_size=inter if len(sparse) < n else 0,
+        max_position_embeddings=cfg.max_positions("max_position_embeddings"), tie_word_embeddings=tied,
+        tensors=tuple(rows), kv_elements_per_token=2 * kinds.count("full_attention") * nkv * hd,
+        num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
+        moe_layers=tuple(sorted(sparse)), layer_windows=(None,) * n, layer_types=kinds,
+        conv_state_elements=n_linear * conv_dim * kernel, ssm_state_elements=n_linear * state,
+        conv_kernel=kernel,
     )

@@ -45,6 +45,11 @@ MOE: dict[str, MoeSpec] = {
                           shared_gate=True),
     "qwen3_moe": MoeSpec((("num_local_experts", "num_experts"), 128), ("num_experts_per_tok", 8),
                           ("moe_intermediate_size", 768), layers="qwen"),
+    # modeling_qwen3_next.py Qwen3NextSparseMoeBlock: Qwen2-MoE's shared expert and sigmoid gate
+    "qwen3_next": MoeSpec((("num_experts", "num_local_experts"), 512), ("num_experts_per_tok", 10),
+                           ("moe_intermediate_size", 512), layers="qwen",
+                           shared=("shared_expert_intermediate_size", 512), shared_name="shared_expert",
+                           shared_gate=True),
     "deepseek_v2": MoeSpec((("n_routed_experts", "num_experts"), 64), ("num_experts_per_tok", None),
                             ("moe_intermediate_size", 1407), layers="deepseek", shared=("n_shared_experts", 2),
                             shared_per_expert=True, shared_bias="mlp_bias", shared_at_zero=True),

@@ -163,6 +163,7 @@ def mamba2(cfg: Config) -> Architecture:
         kv_elements_per_token=0, layer_windows=(None,) * n,
         layer_types=("linear_attention",) * n,    # Mamba2Config.layer_types
         conv_state_elements=n * d.conv_state_elements, ssm_state_elements=n * d.ssm_state_elements,
+        conv_kernel=d.conv_kernel,
     )
 
 

@@ -33,6 +33,8 @@ LOG_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": ("qwen3-235b-a22b", {"weights": "fp8-block"}),
     "Qwen/Qwen3-235B-A22B-FP8": ("qwen3-235b-a22b", {"weights": "fp8-block"}),
     "Qwen/Qwen3-30B-A3B": ("qwen3-30b-a3b", {}),
+    "Qwen/Qwen3-Next-80B-A3B-Instruct": ("qwen3-next-80b-a3b", {}),
+    "deepseek-ai/DeepSeek-R1": ("deepseek-r1", {"weights": "fp8-block"}),
     # Qwen3-30B-A3B-Instruct-2507 is the July 2025 re-release of Qwen3-30B-A3B: same
     # Qwen3MoeForCausalLM shape (48 layers, 32 q / 4 kv heads, 128 experts of 768, top-8;
     # its log's MoE lookup E=128,N=192 at tp=4); only the context differs (262144 vs 40960)
@@ -41,7 +43,7 @@ LOG_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 # GPUs as the logs name them -> catalog rows (the logs' A100/H100 variant is not stated;
 # the 80/40 GB SXM rows are taken, whose memory equals the PCIe cards')
-LOG_GPUS = {"RTX-3090": "RTX-3090", "RTX-4090": "RTX-4090", "L40S": "L40S", "L4": "L4",
+LOG_GPUS = {"RTX-PRO-6000-SERVER": "RTX-PRO-6000-SERVER", "RTX-3090": "RTX-3090", "RTX-4090": "RTX-4090", "L40S": "L40S", "L4": "L4",
             "A100 80GB": "A100-SXM-80GB", "A100 40GB": "A100-SXM-40GB", "H100": "H100-SXM-80GB",
             "H200": "H200-SXM-141GB",
             "GH200": "GH200-96GB",                      # the only GH200 row (96 GB)
