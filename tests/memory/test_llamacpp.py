@@ -154,3 +154,24 @@ def test_mlx_has_no_prompt_logits_buffer():
     # mlx-lm evaluates only the cache during prefill: no 2048 x vocab logits; llama.cpp keeps n_ubatch x vocab f32
     mlx = estimate("llama-3.1-8b", engine="mlx", gpu="M2-Max-32GB", weights="mlx-4bit")
     assert mlx.memory.per_gpu.activations < 2048 * 128256 * 4
+
+
+def test_cpu_only_runs_everything_in_ram_at_the_cpu_bandwidth():
+    r = estimate("llama-3.1-8b", engine="llamacpp", gpu="cpu", host_cpu="EPYC-9654", host_ram="384GiB",
+                 weights="q4_k_m", max_model_len=8192)
+    assert r.memory.fits and r.memory.usable_bytes == 384 * 2**30
+    # decode is bound by 12 x DDR5-4800 = 460.8 GB/s (data/cpus.toml): at most that over the 4.3 GiB read
+    assert r.performance.output_tokens_per_second < 460.8e9 / (4.3 * 2**30)
+    assert any("not fitted" in w for w in r.warnings)
+    with pytest.raises(RigsizeError):
+        estimate("llama-3.1-8b", engine="mlx", gpu="cpu")
+    with pytest.raises(RigsizeError):
+        estimate("llama-3.1-8b", engine="llamacpp", gpu="cpu", gpu_layers=10)
+
+
+@pytest.mark.parametrize("text, n", [("64GiB", 64 * 2**30), ("64G", 64 * 2**30), ("192GB", 192 * 10**9),
+                                     ("68719476736", 2**36)])
+def test_host_ram_spellings(text, n):
+    from rigsize.memory.local_engines import parse_ram
+
+    assert parse_ram(text) == n

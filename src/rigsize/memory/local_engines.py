@@ -40,12 +40,57 @@ def check_engine_options(opts: dict[str, Any]) -> None:
                                  "has no such option (use --gpus and --split-mode for several GPUs)")
 
 
+def parse_ram(text: Any) -> int:
+    """``--host-ram``: "64GiB" / "64G" (binary), "192GB" (decimal), "512MiB", or a byte count."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*(b|[kmgt]i?b?)?\s*", str(text), flags=re.I)
+    if not m:
+        raise InputError("input.conflict", what=f"--host-ram '{text}': write e.g. 64GiB, 192GB or a byte count")
+    unit = (m.group(2) or "b").lower()
+    scale = 1 if unit == "b" else {"k": 1, "m": 2, "g": 3, "t": 4}[unit[0]]
+    base = 1000 if unit.endswith("b") and "i" not in unit and unit != "b" else 1024
+    value = float(m.group(1)) * (base ** scale if unit != "b" else 1)
+    if not 2**30 <= value <= 2**44:
+        raise InputError("input.conflict", what=f"--host-ram {text}: between 1 GiB and 16 TiB")
+    return int(value)
+
+
 def is_unified(gpu: GPU) -> bool:
-    return bool(getattr(gpu, "unified_memory", False)) or getattr(gpu, "kind", "gpu") in ("apple", "apu")
+    return bool(getattr(gpu, "unified_memory", False)) or getattr(gpu, "kind", "gpu") in ("apple", "apu", "cpu")
+
+
+CPU_ONLY = ("cpu", "none")      # --gpu cpu: llama.cpp on the host CPU alone (-ngl 0, no GPU backend)
+
+
+def cpu_device(opts: dict[str, Any], assumptions: dict[str, Any]) -> GPU:
+    """The host CPU as the one compute device of a CPU-only run: its catalog bandwidth (measured where
+    cited, else the channels x 8 B x MT/s peak) and FP32 rate, and the RAM as its memory."""
+    name = opts.get("host_cpu") or DEFAULT_HOST_CPU
+    row = _cpu(name, given=True)
+    assert row is not None
+    if "host_cpu" not in opts:
+        assumptions["host_cpu"] = f"{row['name']} (assumed desktop host; give --host-cpu)"
+    ram = parse_ram(opts["host_ram"]) if opts.get("host_ram") is not None else None
+    if ram is None:
+        ram = int(data()["host"]["default_ram_bytes"])
+        assumptions["host_ram"] = f"{ram / GiB:.0f} GiB (assumed; give --host-ram)"
+    measured = row.get("measured_bytes_per_second")
+    bw = measured if isinstance(measured, (int, float)) else row["memory_bytes_per_second"]
+    return GPU.model_validate({
+        "name": row["name"], "kind": "cpu", "unified_memory": True, "gpu_wired_fraction": None,
+        "vendor": row["vendor"], "architecture": row["architecture"], "memory_bytes": int(ram),
+        "hbm_bytes_per_second": bw, "dense_flops": {"fp32": row.get("fp32_flops", "unknown")},
+        "interconnect": {"kind": "none", "per_direction_bytes_per_second": "unknown"}, "gpus_per_node": 1,
+        "tdp_watts": row.get("tdp_watts", "unknown"), "source": f"CPU catalog: {row['source']}",
+        "as_of": row["as_of"], "notes": "the host CPU as the compute device (--gpu cpu)"})
 
 
 def check_device(engine: str, gpu: GPU) -> None:
     kind = getattr(gpu, "kind", "gpu")
+    if kind == "cpu" and engine == "mlx":
+        raise InputError("input.conflict", what="--engine mlx runs on Apple silicon only; --gpu cpu runs "
+                         "llama.cpp or Ollama on the host CPU")
     if engine == "mlx" and kind != "apple":
         raise InputError("input.conflict", what=f"--engine mlx runs on Apple silicon only (Metal); {gpu.name} is "
                          f"a {kind}; use --engine llamacpp or ollama")
@@ -114,6 +159,9 @@ def host_for(gpu: GPU, opts: dict[str, Any], assumptions: dict[str, Any]) -> Hos
     ic = gpu.interconnect
     if ic.kind == "pcie" and isinstance(ic.per_direction_bytes_per_second, (int, float)):
         pcie = float(ic.per_direction_bytes_per_second)
+    if getattr(gpu, "kind", "gpu") == "cpu":
+        return Host(gpu.name, gpu.memory_bytes, float(gpu.hbm_bytes_per_second), gpu.flops("fp32"), pcie,
+                    unified=True, source=gpu.source)
     if is_unified(gpu):
         if opts.get("host_ram") is not None:
             raise InputError("input.conflict", what=f"--host-ram: {gpu.name} has unified memory; its RAM is the "
@@ -130,7 +178,7 @@ def host_for(gpu: GPU, opts: dict[str, Any], assumptions: dict[str, Any]) -> Hos
         assumptions["host_cpu"] = (f"{cpu['name']} (assumed desktop host, {cpu['memory_channels']} x "
                                    f"{cpu['memory_type']}; give --host-cpu)" if cpu
                                    else f"unknown (no CPU catalog row {DEFAULT_HOST_CPU})")
-    ram = opts.get("host_ram")
+    ram = parse_ram(opts["host_ram"]) if opts.get("host_ram") is not None else None
     if ram is None:
         ram = int(h["default_ram_bytes"])
         assumptions["host_ram"] = f"{ram / GiB:.0f} GiB (assumed; give --host-ram)"

@@ -395,6 +395,33 @@ def _local_weights(opts: dict[str, Any], spec: ModelSpec, engine: str, assumptio
     return weights
 
 
+def _local_devices(opts: dict[str, Any], engine: str, assumptions: dict[str, Any]) -> tuple[GPU, tuple[GPU, ...]]:
+    """The devices of a local job: ``--gpu cpu`` (the host CPU alone), a mixed ``--gpu "A,B"`` (llama.cpp's
+    layer split), or ``--gpus`` copies of one ``--gpu``."""
+    from rigsize.memory import local_engines
+
+    names = [x.strip() for x in str(opts.get("gpu") or "").split(",") if x.strip()]
+    if len(names) == 1 and names[0].lower() in local_engines.CPU_ONLY:
+        if opts.get("gpus") not in (None, 1) or opts.get("gpu_layers") or opts.get("split_mode"):
+            raise InputError("input.conflict", what="--gpu cpu runs on the host CPU alone: no --gpus, "
+                             "--gpu-layers or --split-mode")
+        cpu = local_engines.cpu_device(opts, assumptions)
+        return cpu, (cpu,)
+    if len(names) > 1:
+        if engine != "llamacpp" or opts.get("split_mode") == "row":
+            raise InputError("input.conflict", what="several different GPUs are planned together only for "
+                             "--engine llamacpp with --split-mode layer")
+        if opts.get("gpus") not in (None, len(names)):
+            raise InputError("input.conflict", what=f"--gpus {opts['gpus']} contradicts the {len(names)} GPUs "
+                             "named in --gpu")
+        devices = tuple(resolve_gpu(x) for x in names)
+        return devices[0], devices
+    gpu = _gpu(opts, assumptions)
+    if "gpus" not in opts:
+        assumptions["gpus"] = 1
+    return gpu, (gpu,) * int(opts.get("gpus") or 1)
+
+
 def build_local_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]) -> Job:
     """A llama.cpp / Ollama / MLX job: one replica over ``--gpus`` identical devices (layer or
     row split), the layers ``--gpu-layers`` leaves on the CPU in host RAM."""
@@ -403,22 +430,8 @@ def build_local_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str
     engine = opts["engine"]
     if opts.get("task", "inference") != "inference":
         raise InputError("input.conflict", what=f"--engine {engine} runs inference only")
-    names = [x.strip() for x in str(opts.get("gpu") or "").split(",") if x.strip()]
-    if len(names) > 1:      # a mixed set (--gpu "RTX-4090,RTX-3090"): llama.cpp's layer split only
-        if engine != "llamacpp" or opts.get("split_mode") == "row":
-            raise InputError("input.conflict", what="several different GPUs are planned together only for "
-                             "--engine llamacpp with --split-mode layer")
-        if opts.get("gpus") not in (None, len(names)):
-            raise InputError("input.conflict", what=f"--gpus {opts['gpus']} contradicts the {len(names)} GPUs "
-                             "named in --gpu")
-        devices = tuple(resolve_gpu(x) for x in names)
-        gpu, n = devices[0], len(devices)
-    else:
-        gpu = _gpu(opts, assumptions)
-        n = int(opts.get("gpus") or 1)
-        if "gpus" not in opts:
-            assumptions["gpus"] = 1
-        devices = (gpu,) * n
+    gpu, devices = _local_devices(opts, engine, assumptions)
+    n = len(devices)
     if engine == "mlx" and n > 1:
         raise InputError("input.conflict", what="--engine mlx runs on one Apple silicon device here (--gpus 1)")
     workload = _inference_workload(opts, spec.arch, assumptions)

@@ -89,7 +89,8 @@ OPTIONS: tuple[Option, ...] = (
            "default: the activation dtype the GPU supports (llama.cpp: f16)."),
     Option("offline", "flag", "Use only the local Hugging Face cache for Hub ids.", False),
     # --- on what ---
-    Option("gpu", "text", "GPU name from 'rigsize gpus' (case-insensitive; default H100-SXM-80GB)."),
+    Option("gpu", "text", "GPU name from 'rigsize gpus' (case-insensitive; default H100-SXM-80GB); local inference: "
+           "'A,B' for a mixed llama.cpp layer split, 'cpu' for the host CPU alone."),
     Option("gpu_spec", "text", "A TOML/JSON file describing a GPU the catalog lacks (same fields as the catalog)."),
     Option("gpus", "count", "Total GPU count.", None, minimum=1, maximum=limits.MAX_GPUS),
     # --- how it runs ---
@@ -154,8 +155,8 @@ OPTIONS: tuple[Option, ...] = (
            "(--n-cpu-moe N).", None, minimum=0, maximum=limits.MAX_LAYERS, tasks="inference"),
     Option("host_cpu", "text", "Local inference: the host CPU from the CPU catalog (its memory bandwidth and "
            "FLOP/s serve offloaded layers; default stated in assumptions).", tasks="inference"),
-    Option("host_ram", "quantity", "Local inference: system RAM in bytes (e.g. 64GiB; default stated in "
-           "assumptions).", None, minimum=2**30, maximum=2**44, tasks="inference"),
+    Option("host_ram", "text", "Local inference: system RAM (64GiB, 192GB or bytes; default stated in "
+           "assumptions).", tasks="inference"),
     Option("flash_attn", "flag", "llama.cpp/Ollama: flash attention on or off (--flash-attn; default: the "
            "engine's).", tasks="inference"),
     Option("split_mode", "choice", "llama.cpp with several GPUs: split whole layers (layer) or each matrix by "

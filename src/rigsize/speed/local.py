@@ -205,6 +205,12 @@ def prompt_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff:
         if not s.host.fp32_flops:
             raise InputError("input.conflict", what=f"host {s.host.name} has no FP32 rate in the CPU catalog")
         return flops / (s.host.fp32_flops * eff.cpu_compute), "compute"
+    if all(getattr(g, "kind", "gpu") == "cpu" for g in s.devices):     # --gpu cpu: the CPU's FP32 rate
+        fp32 = s.devices[0].flops("fp32")
+        if not fp32:
+            raise InputError("input.conflict", what=f"{s.devices[0].name} has no FP32 rate in the CPU catalog; "
+                             "prompt speed unknown")
+        return flops / (fp32 * eff.cpu_compute), "compute"
     peak = sum((g.flops("fp16") or g.flops("bf16") or 0.0) for g in s.devices) / len(s.devices)
     if not peak:
         raise InputError("input.conflict", what=f"{s.devices[0].name} has no published fp16 rate; speed unknown")
@@ -241,6 +247,8 @@ def local_speed_settings(job: Any, opts: dict[str, Any], assumptions: dict[str, 
     family = device_family(job.gpu)
     eff, key = local_efficiency(family, job.local.engine)
     notes: list[Note] = []
+    if key == "local.default":      # no llama-bench run of this family was fitted
+        notes.append(Note("perf.unfitted_gpu", {"gpu": job.gpu.name, "arch": family, "row": key}))
     given = parse_efficiency(opts.get("efficiency"))
     if given:
         known = {f.name for f in fields(LocalEfficiency)} - {"source"}
