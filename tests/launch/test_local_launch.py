@@ -76,3 +76,11 @@ def test_refusals_are_one_line(opts, words):
     with pytest.raises(RigsizeError) as err:
         _bundle("llama-3.1-8b", **opts)
     assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cpu_only_llama_server_offloads_nothing():
+    rec, b = _bundle("llama-3.1-8b", engine="llamacpp", gpu="cpu", host_cpu="EPYC-9654", weights="q4_k_m",
+                     max_model_len=8192)
+    argv = b.launch.argv[-1]
+    assert argv[argv.index("--device") + 1] == "none" and argv[argv.index("--n-gpu-layers") + 1] == "0"
+    assert set(_opts(argv)) <= known_flags(llamacpp.FLAGS_FILE)

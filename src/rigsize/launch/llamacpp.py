@@ -98,8 +98,10 @@ def emit(run: PlannedRun, head_addr: str = "", node_rank: str = "") -> Launch:
                           "llama.cpp can run: the same with --kv-dtype q8_0")
     steps, notes = gguf_steps(run)
     ngl = "all" if lr.gpu_layers is None or lr.gpu_layers > lr.n_layer else str(lr.gpu_layers)
-    argv = ["llama-server", "--model", gguf_name(run), "--n-gpu-layers", ngl, "--ctx-size", str(lr.n_ctx),
-            "--cache-type-k", CACHE_TYPE[lr.kv], "--cache-type-v", CACHE_TYPE[lr.kv]]
+    cpu_only = str(run.record.get("inputs", {}).get("gpu", "")).lower() in ("cpu", "none")
+    argv = ["llama-server", "--model", gguf_name(run)]
+    argv += ["--device", "none", "--n-gpu-layers", "0"] if cpu_only else ["--n-gpu-layers", ngl]
+    argv += ["--ctx-size", str(lr.n_ctx), "--cache-type-k", CACHE_TYPE[lr.kv], "--cache-type-v", CACHE_TYPE[lr.kv]]
     if lr.flash_attn is not None:
         argv += ["--flash-attn", "on" if lr.flash_attn else "off"]
     elif lr.kv in ("q8_0", "q4_0"):
