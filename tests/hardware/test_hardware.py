@@ -293,3 +293,14 @@ def test_second_pass_rows_say_what_one_device_is() -> None:
     k = resolve_gpu("HYGON-K100")
     assert not k.supports("bf16") and not k.supports("fp8") and k.supports("int8")
     assert resolve_gpu("A800").name == "A800-SXM-80GB" and resolve_gpu("H800").name == "H800-SXM-80GB"
+
+
+def test_mi325x_rates_from_the_cdna3_white_paper() -> None:
+    """AMD CDNA 3 white paper (2025 revision), Table 2, MI325X column: FP64 vector 81.7 TF, INT8 2,614.9 TOPs
+    dense and 5,229.8 with sparsity, TF32 653.7 | 1,307.4, FP16/BF16 1,307.4 | 2,614.9 (issue 14: FP64 and
+    INT8 were "unknown")."""
+    g = resolve_gpu("MI325X")
+    assert g.flops("fp64") == pytest.approx(81.7e12) and g.flops("int8") == pytest.approx(2614.9e12)
+    assert g.sparse_flops["int8"] == pytest.approx(5229.8e12) and g.sparse_flops["tf32"] == pytest.approx(1307.4e12)
+    assert g.flops("tf32") == pytest.approx(653.7e12) and g.sparse_flops["bf16"] == pytest.approx(2614.9e12)
+    assert g.as_of == "2025-04-09" and g.source_kind == "primary"
