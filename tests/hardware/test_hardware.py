@@ -39,7 +39,7 @@ def test_names_and_aliases_are_unique() -> None:
 DOC_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 READ_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 SECONDARY_ONLY = {"A10G", "A800-SXM-80GB", "H800-SXM-80GB", "H20-96GB", "H20-141GB", "L20", "ASCEND-910B",
-                  "GH200-96GB", "GAUDI2", "A30", "RTX-6000-ADA", "A800-PCIE-80GB", "H800-PCIE-80GB",
+                  "GAUDI2", "A30", "RTX-6000-ADA", "A800-PCIE-80GB", "H800-PCIE-80GB",
                   "ASCEND-910C", "HYGON-K100"}
 
 
@@ -197,8 +197,10 @@ ADDED_SPOT_VALUES: dict[str, dict[str, float]] = {
     "A40": {"bf16": 149.7, "tf32": 74.8, "int8": 299.3, "fp32": 37.4, "hbm": 0.696, "gb": 48, "w": 300},
     # GA102 whitepaper v2 Table 3, RTX A6000: BF16 154.8/309.6, INT8 309.7/619.4, 768 GB/sec
     "RTX-A6000": {"bf16": 154.8, "int8": 309.7, "hbm": 0.768, "gb": 48},
-    # secondary compilations: 96 GB HBM3 (rates not read -> unknown)
-    "GH200-96GB": {"gb": 96},
+    # NVIDIA GH200 datasheet, GH200 column: BF16 1,979* | 990, FP8 3,958* | 1,979, INT8 1,979 TOPS dense, TF32 494,
+    # FP64 34, FP32 67 teraFLOPS, 96GB HBM3, up to 4TB/s
+    "GH200-96GB": {"bf16": 990, "fp16": 990, "fp8": 1979, "int8": 1979, "tf32": 494, "fp64": 34, "fp32": 67,
+                   "hbm": 4.0, "gb": 96},
     # AMD CDNA 2 white paper Table 1, MI250X package / 2 GCDs: 47.9 TF FP64 vector, 383.0 TF FP16/BF16,
     # 383.0 TOPS INT8, 128 GB, 3.2 TB/s (ROCm MI250 page: 1.6 TB/s per GCD), 560 W
     "MI250X": {"bf16": 191.5, "fp16": 191.5, "int8": 191.5, "fp64": 23.95, "fp32": 23.95, "hbm": 1.6, "gb": 64,
