@@ -161,11 +161,12 @@ def test_gpu_spec_errors_are_one_line(tmp_path: Path, body: str, expect: str) ->
     assert expect in str(err.value) and "\n" not in str(err.value)
 
 
-# AcceleratorName values of skypilot-org/skypilot-catalog catalogs/v7/common/accelerators.csv (read 2026-12-01)
+# AcceleratorName values of skypilot-org/skypilot-catalog catalogs/v7/common/accelerators.csv (read 2026-12-01),
+# plus names SkyPilot's `sky show-gpus -a` lists (skypilot-org/skypilot docs/source/compute/show-gpus-all.txt, 1c9d60b)
 SKYPILOT_NAMES = {"A10", "A100", "A100-80GB", "A100-80GB-SXM", "A10G", "A40", "A4000", "A6000", "B200", "GH200",
                   "H100", "H100-MEGA", "H100-NVL", "H100-NVLINK", "H100-SXM", "H200", "H200-SXM", "L4", "L40",
                   "L40S", "MI300X", "RTX3090", "RTX4090", "RTX5090", "RTX6000-Ada", "RTXA6000", "T4",
-                  "V100", "V100-32GB"}
+                  "V100", "V100-32GB", "A800", "RTX3060", "RTX5080"}
 
 
 def test_skypilot_names_are_catalog_names_and_unique() -> None:
@@ -306,3 +307,20 @@ def test_mi325x_rates_from_the_cdna3_white_paper() -> None:
     assert g.sparse_flops["int8"] == pytest.approx(5229.8e12) and g.sparse_flops["tf32"] == pytest.approx(1307.4e12)
     assert g.flops("tf32") == pytest.approx(653.7e12) and g.sparse_flops["bf16"] == pytest.approx(2614.9e12)
     assert g.as_of == "2025-04-09" and g.source_kind == "primary"
+
+
+@pytest.mark.parametrize("printed, name", [
+    ("NVIDIA B300 SXM6 AC", "B300"),              # torch.cuda.get_device_name(), NVIDIA/cosmos-framework PR #114
+    ("AMD-Instinct-MI300X-OAM", "MI300X"),        # Ray amd_product_dict 0x74a1
+    ("AMD-Instinct-MI325X-OAM", "MI325X"),        # 0x74a5
+    ("AMD-Instinct-MI350X-OAM", "MI350X"),        # 0x75a0
+    ("AMD-Instinct-MI355X-OAM", "MI355X"),        # 0x75a3
+    ("NVIDIA GH200 480GB", "GH200-96GB"),         # CUDA device name, mredenti/PowerCapping OpenCL_benchmark.md
+])
+def test_names_runtimes_print_resolve(printed: str, name: str) -> None:
+    assert resolve_gpu(printed).name == name
+
+
+def test_skypilot_rtx5080_is_the_16gb_card() -> None:
+    """`sky show-gpus -a` lists RTX5080; the RTX 5080 ships in one memory size (16 GB)."""
+    assert next(g.name for g in catalog() if g.skypilot_name == "RTX5080") == "RTX-5080"
