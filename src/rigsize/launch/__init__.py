@@ -22,6 +22,7 @@ from rigsize.launch import (
     sglang,
     skypilot,
     slurm,
+    torchtitan,
     trl,
     trtllm,
     vllm,
@@ -30,12 +31,13 @@ from rigsize.launch.bundle import Launch, LaunchError, LaunchFile
 from rigsize.launch.plan import PlannedRun, planned_run, read_plan_file, select
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm, "llamacpp": llamacpp, "ollama": ollama, "mlx": mlx}
-FRAMEWORKS = {"megatron": megatron, "deepspeed": trl, "hf": trl, "trl": trl, "llamafactory": llamafactory}
+FRAMEWORKS = {"megatron": megatron, "deepspeed": trl, "hf": trl, "trl": trl, "llamafactory": llamafactory,
+              "torchtitan": torchtitan}
 TARGETS = ("local", "skypilot", "slurm", "k8s")
 VERSIONS = {"vllm": vllm.VERSION, "sglang": sglang.VERSION, "trl": trl.VERSION, "megatron": megatron.VERSION,
             "deepspeed": trl.deepspeed.VERSION, "skypilot": skypilot.VERSION, "llamacpp": llamacpp.VERSION,
             "ollama": ollama.VERSION, "mlx": mlx.VERSION, "trtllm": trtllm.VERSION, "k8s": k8s.VERSION,
-            "llamafactory": llamafactory.VERSION}
+            "llamafactory": llamafactory.VERSION, "torchtitan": torchtitan.VERSION}
 
 __all__ = ["Bundle", "Launch", "LaunchError", "LaunchFile", "PlannedRun", "launch", "planned_run", "read_plan_file",
            "select", "ENGINES", "FRAMEWORKS", "TARGETS", "VERSIONS"]
