@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rigsize.errors import RigsizeError
-from rigsize.launch import k8s, launch, megatron, trl, vllm
+from rigsize.launch import k8s, launch, megatron, sglang, trl, vllm
 from rigsize.launch.bundle import flags_of, known_flags
 from rigsize.launch.plan import planned_run, select
 from rigsize.planning.search import search
@@ -32,6 +32,8 @@ CASES = {
                                   engine="vllm", batch=32)),
     "k8s-vllm-0.33.0-tp8pp2": ("llama-3.1-405b", dict(task="inference", gpu="H100-SXM-80GB", gpus=16, tp=8, pp=2,
                                engine="vllm")),
+    "k8s-sglang-0.5.23-tp8pp2": ("llama-3.1-405b", dict(task="inference", gpu="H100-SXM-80GB", gpus=16, tp=8, pp=2,
+                                 engine="sglang")),
     "k8s-trl-1.16.0-deepspeed-2node": ("qwen2-7b", dict(task="finetune", gpu="H100-SXM-80GB", gpus=16,
                                        framework="deepspeed", zero="3", global_batch=64)),
     "k8s-trl-1.16.0-lora-1node": ("qwen2-7b", dict(task="lora", gpu="H100-SXM-80GB", gpus=1, framework="hf")),
@@ -184,7 +186,7 @@ def test_shared_memory_and_multi_node_network(case: str) -> None:
 @pytest.mark.parametrize("case", list(CASES))
 def test_engine_command_flags_are_pinned_and_sizes_multiply(case: str) -> None:
     b, run = bundle(case), planned_run(rec(case))
-    allowed = {"vllm": known_flags(vllm.FLAGS_FILE),
+    allowed = {"vllm": known_flags(vllm.FLAGS_FILE), "sglang": known_flags(sglang.FLAGS_FILE),
                "trl": known_flags(trl.FLAGS_FILE) | known_flags(trl.ACCELERATE_FLAGS_FILE),
                "megatron": known_flags(megatron.FLAGS_FILE) | known_flags(megatron.TORCHRUN_FLAGS_FILE)}[b.launch.tool]
     (argv,) = b.launch.argv
@@ -201,6 +203,12 @@ def test_engine_command_flags_are_pinned_and_sizes_multiply(case: str) -> None:
         if t["size"] > 1:
             assert argv[argv.index("--node-rank") + 1] == "$LWS_WORKER_INDEX"
             assert argv[argv.index("--nnodes") + 1] == str(t["size"])
+    if b.launch.tool == "sglang":
+        t = workload(case)["spec"]["leaderWorkerTemplate"]
+        val = {f: int(argv[argv.index(f) + 1]) for f in ("--tp-size", "--pp-size", "--dp-size")}
+        assert val["--tp-size"] * val["--pp-size"] * val["--dp-size"] * workload(case)["spec"]["replicas"] == run.gpus
+        assert argv[argv.index("--node-rank") + 1] == "$LWS_WORKER_INDEX"
+        assert argv[argv.index("--dist-init-addr") + 1] == "$LWS_LEADER_ADDRESS:5000"
 
 
 def test_jobset_head_is_pod_zero_of_the_indexed_job() -> None:
@@ -244,7 +252,7 @@ def test_names_are_dns_labels() -> None:
 
 
 def test_refusals_name_the_nearest_plan() -> None:
-    r = select(search("qwen2-7b", task="inference", gpu="H100-SXM-80GB", engine="sglang", top=1))
+    r = select(search("qwen2-7b", task="inference", gpu="H100-SXM-80GB", engine="trtllm", top=1))
     with pytest.raises(RigsizeError, match="Nearest plan it can run: rigsize launch qwen2-7b --task inference "
                                            "--engine vllm --target k8s"):
         launch(r, target="k8s")

@@ -1,4 +1,4 @@
-"""Kubernetes manifests around an engine's launch: inference as a LeaderWorkerSet running ``vllm serve``,
+"""Kubernetes manifests around an engine's launch: inference as a LeaderWorkerSet running vLLM or SGLang,
 training as a JobSet running the framework's command, one pod per node.
 
 Kinds: LeaderWorkerSet ``leaderworkerset.x-k8s.io/v1`` (kubernetes-sigs/lws v0.10.0) and JobSet
@@ -9,9 +9,9 @@ manifest against them.
 - Inference: vLLM's documented LWS pattern with its multiprocessing backend (docs.vllm.ai, deployment/
   frameworks/lws): every pod of a group runs the same ``vllm serve ... --nnodes N --node-rank
   $LWS_WORKER_INDEX --master-addr $LWS_LEADER_ADDRESS``, the variables LWS sets in each container
-  (api/leaderworkerset/v1/leaderworkerset_types.go).  A plan whose data-parallel ranks are whole groups of
-  nodes and have no expert parallelism between them runs as LWS replicas (one vLLM instance per replica,
-  --data-parallel-size 1) behind one Service; otherwise one group holds the planned command as it is.
+  (api/leaderworkerset/v1/leaderworkerset_types.go); SGLang the same with --dist-init-addr.  A plan whose data-parallel ranks are whole groups of
+  nodes and have no expert parallelism between them runs as LWS replicas (one engine instance per replica,
+  data-parallel size 1) behind one Service; otherwise one group holds the planned command as it is.
 - Training: one replicated job of ``nodes`` pods (an Indexed Job, parallelism = completions = nodes); the node
   rank is the pod's JOB_COMPLETION_INDEX and the head is pod 0, whose DNS name JobSet gives as
   ``<jobset>-<replicatedJob>-<jobIndex>-<podIndex>.<subdomain>``, subdomain = the JobSet's name
@@ -37,15 +37,16 @@ LWS_API, JOBSET_API = "leaderworkerset.x-k8s.io/v1", "jobset.x-k8s.io/v1alpha2"
 LWS_SCHEMA_FILE = f"lws-{LWS_VERSION}-crd.schema.json"
 JOBSET_SCHEMA_FILE = f"jobset-{JOBSET_VERSION}-crd.schema.json"
 VERSION = f"lws {LWS_VERSION}, jobset {JOBSET_VERSION}"
-# vLLM publishes vllm/vllm-openai:v<version> per release (docs.vllm.ai, "Using Docker"); training pods start
-# from NVIDIA's PyTorch container (CUDA, nvcc, git; Megatron-LM's README recommends it) and run the setup line.
-SERVE_IMAGES = {"vllm": "vllm/vllm-openai:v{version}"}
+# vLLM publishes vllm/vllm-openai:v<version> per release (docs.vllm.ai, "Using Docker"), SGLang
+# lmsysorg/sglang:v<version> (the tag deployments cite, e.g. v0.5.12, v0.5.15); training pods start from
+# NVIDIA's PyTorch container (CUDA, nvcc, git; Megatron-LM's README recommends it) and run the setup line.
+SERVE_IMAGES = {"vllm": "vllm/vllm-openai:v{version}", "sglang": "lmsysorg/sglang:v{version}"}
 TRAIN_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
 LWS_RANK, LWS_HEAD = "$LWS_WORKER_INDEX", "$LWS_LEADER_ADDRESS"
 JOB_RANK, JOB_HEAD = "$JOB_COMPLETION_INDEX", "$HEAD_ADDR"
 REPLICATED_JOB = "node"
 CONFIG_DIR = "/etc/rigsize"
-SERVE_PORTS = {"vllm": 8000}
+SERVE_PORTS = {"vllm": 8000, "sglang": 30000}      # each engine's default --port
 
 
 def k8s_name(name: str) -> str:
@@ -61,7 +62,7 @@ def addresses(run: PlannedRun) -> tuple[str, str]:
 
 def serving_run(run: PlannedRun) -> tuple[PlannedRun, int]:
     """The run one LWS group serves and the number of replicas: data-parallel ranks become replicas when
-    each holds whole nodes and no expert parallelism spans them (each replica is then a whole vLLM)."""
+    each holds whole nodes and no expert parallelism spans them (each replica is then a whole server)."""
     if run.dp > 1 and run.ep == 1 and run.nodes % run.dp == 0 and \
             (run.nodes // run.dp) * run.gpus_per_node == run.tp * run.pp:
         nodes = run.nodes // run.dp
@@ -98,7 +99,7 @@ def _pod(run: PlannedRun, script: str, image: str, env: dict[str, str], files: b
         volumes.append({"name": "rigsize-files", "configMap": {"name": f"{name}-files"}})
     if port:
         container["ports"] = [{"name": "http", "containerPort": port}]
-    if probe and port:     # vLLM's /health answers 200 once the engine is up (vllm/entrypoints/openai/api_server.py)
+    if probe and port:     # /health answers 200 once the engine is up (vLLM's api_server.py, SGLang's http_server.py)
         container["readinessProbe"] = {"httpGet": {"path": "/health", "port": port}}
     if run.nodes > 1:
         container["securityContext"] = {"capabilities": {"add": ["IPC_LOCK"]}}
@@ -127,7 +128,8 @@ def _config_map(name: str, engine: Launch) -> dict[str, Any] | None:
 
 def leader_worker_set(run: PlannedRun, engine: Launch, name: str, replicas: int) -> list[dict[str, Any]]:
     if engine.tool not in SERVE_IMAGES:
-        raise LaunchError(f"--target k8s runs vLLM for inference (a LeaderWorkerSet); this plan is for {engine.tool}. "
+        raise LaunchError(f"--target k8s runs vLLM or SGLang for inference (a LeaderWorkerSet); this plan is for "
+                          f"{engine.tool}. "
                           f"Nearest plan it can run: rigsize launch {run.model} --task inference --engine vllm "
                           "--target k8s, or --target skypilot")
     image, port = SERVE_IMAGES[engine.tool].format(version=engine.version), SERVE_PORTS[engine.tool]
@@ -173,7 +175,7 @@ def notes(run: PlannedRun, engine: Launch, replicas: int) -> list[str]:
     if user_variables(engine):
         out.append(f"set {', '.join(user_variables(engine))} in k8s.yaml (declared empty)")
     if replicas > 1:
-        out.append(f"{replicas} LWS replicas of {run.nodes} node(s) each serve one vLLM instance; the Service "
+        out.append(f"{replicas} LWS replicas of {run.nodes} node(s) each serve one {engine.tool} instance; the Service "
                    "spreads requests over their leaders")
     if run.nodes > 1:
         out.append("RDMA: add your cluster's RDMA device resource (e.g. the NVIDIA Network Operator's "
