@@ -171,6 +171,29 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
                    n_routed_experts=experts, num_experts_per_tok=draw(st.integers(1, experts)),
                    moe_intermediate_size=draw(_dims), moe_shared_expert_intermediate_size=draw(_dims),
                    moe_latent_size=draw(st.sampled_from([None, 16])), chunk_size=16)
+    if model_type in ("qwen3_next", "bamba", "granitemoehybrid"):
+        for k in ("sliding_window", "use_sliding_window", "max_window_layers", "sliding_window_pattern"):
+            cfg.pop(k, None)
+    if model_type == "qwen3_next":   # Gated DeltaNet: value heads a multiple of key heads
+        nk = draw(st.sampled_from([1, 2]))
+        cfg.update(linear_num_key_heads=nk, linear_num_value_heads=nk * draw(st.sampled_from([1, 2])),
+                   linear_key_head_dim=draw(st.sampled_from([4, 8])), linear_value_head_dim=draw(st.sampled_from([4, 12])),
+                   linear_conv_kernel_dim=draw(st.integers(2, 4)), full_attention_interval=draw(st.integers(1, 3)),
+                   num_experts=draw(st.integers(2, 4)), num_experts_per_tok=2, moe_intermediate_size=draw(_dims),
+                   shared_expert_intermediate_size=draw(_dims), decoder_sparse_step=draw(st.integers(1, 2)),
+                   mlp_only_layers=draw(st.lists(st.integers(0, n - 1), max_size=2, unique=True)))
+    if model_type in ("bamba", "granitemoehybrid"):   # Mamba width = heads x head_dim = expand x hidden
+        expand, heads = draw(st.sampled_from([1, 2])), draw(st.sampled_from([2, 4, 8]))
+        cfg.pop("head_dim", None)
+        cfg.update(mamba_expand=expand, mamba_n_heads=heads, mamba_n_groups=draw(st.sampled_from([1, 2])),
+                   mamba_d_state=draw(st.sampled_from([4, 16])), mamba_d_conv=draw(st.integers(2, 4)),
+                   mamba_proj_bias=draw(st.booleans()), mamba_conv_bias=draw(st.booleans()), mamba_chunk_size=16)
+    if model_type == "bamba":
+        cfg["attn_layer_indices"] = draw(st.lists(st.integers(0, n - 1), max_size=n, unique=True))
+    if model_type == "granitemoehybrid":
+        cfg.update(layer_types=draw(st.lists(st.sampled_from(["mamba", "attention"]), min_size=n, max_size=n)),
+                   num_local_experts=draw(st.integers(0, 4)), num_experts_per_tok=1,
+                   shared_intermediate_size=draw(_dims))
     return cfg
 
 

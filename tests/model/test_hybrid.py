@@ -164,3 +164,37 @@ def test_qwen3_next_state_and_kv_equal_what_the_cache_allocates(dtype: torch.dty
     assert arch.params == meta_param_count(TINY_QWEN3_NEXT)
     assert batch * state_bytes_per_sequence(arch, conv_bits, 32) == state
     assert batch * tokens * arch.kv_elements_per_token == kv
+
+
+TINY_BAMBA = {"model_type": "bamba", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "intermediate_size": 96, "vocab_size": 100, "mamba_n_heads": 4,
+              "mamba_n_groups": 1, "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 1,
+              "attn_layer_indices": [1], "mamba_chunk_size": 16}
+TINY_GRANITE_H = {"model_type": "granitemoehybrid", "hidden_size": 64, "num_hidden_layers": 4,
+                  "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96, "vocab_size": 100,
+                  "num_local_experts": 4, "num_experts_per_tok": 2, "shared_intermediate_size": 48,
+                  "mamba_n_heads": 4, "mamba_n_groups": 1, "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_expand": 1,
+                  "layer_types": ["mamba", "attention", "mamba", "mamba"], "mamba_chunk_size": 16}
+
+
+@pytest.mark.parametrize("cfg", [TINY_BAMBA, TINY_GRANITE_H], ids=["bamba", "granitemoehybrid"])
+@pytest.mark.parametrize("dtype, conv_bits", [(torch.bfloat16, 16), (torch.float32, 32)])
+def test_ibm_hybrids_state_and_kv_equal_what_the_cache_allocates(cfg: dict, dtype: torch.dtype, conv_bits: int) -> None:
+    batch, tokens = 2, 5
+    layers = _run_cache(cfg, dtype, batch, tokens)
+    state, kv = _allocated(layers, dtype)
+    arch = build_architecture(cfg)
+    assert arch.params == meta_param_count(cfg)
+    assert batch * state_bytes_per_sequence(arch, conv_bits, 32) == state
+    assert batch * tokens * arch.kv_elements_per_token == kv
+    assert layer_type_counts(arch)["full_attention"] == 1 and layer_type_counts(arch)["linear_attention"] == 3
+
+
+def test_deepseek_v3_mtp_layer_completes_the_checkpoint() -> None:
+    """The Hub's safetensors summary of deepseek-ai/DeepSeek-V3 (quoted in public copies of
+    its API response, code-index ids 67469160833 and 58758039937): BF16 3,918,786,560 and
+    F8_E4M3 680,571,043,840 weights (F32 41,555,600 are the FP8 block scales).  The main model
+    (params) and the MTP layer (params_mtp) together are exactly those weights."""
+    arch = build_architecture(preset_config("deepseek-v3"))
+    assert arch.params + arch.params_mtp == 3_918_786_560 + 680_571_043_840
+    assert arch.params == meta_param_count(preset_config("deepseek-v3"))      # transformers builds no MTP

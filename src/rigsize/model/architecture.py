@@ -43,6 +43,7 @@ class Architecture:
     conv_state_elements: int = 0      # per sequence, all recurrent layers (model dtype)
     ssm_state_elements: int = 0       # per sequence, all recurrent layers (fp32 in transformers)
     conv_kernel: int = 0              # the recurrent layers' conv width (transformers keeps all of it; vLLM kernel - 1)
+    params_mtp: int = 0               # multi-token-prediction layers the checkpoint carries, outside ``params``
 
     def is_attention_layer(self, i: int) -> bool:
         return not self.layer_types or self.layer_types[i] in ATTENTION_LAYER_TYPES

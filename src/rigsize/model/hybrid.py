@@ -18,6 +18,11 @@ DeltaNet linear attention (Yang et al. 2024, "Gated Delta Networks", arXiv:2412.
 every four layers, gated full attention in the fourth, a sparse MoE with a gated shared expert
 in every layer; the tensors follow modeling_qwen3_next.py.
 
+Bamba (IBM, 2025, "Bamba-9B", ibm-ai-platform/Bamba-9B model card) and Granite 4.0 hybrids (IBM
+2025, "Granite 4.0" model cards): Mamba 2 layers with attention at listed indices; Bamba has a
+SwiGLU MLP per layer, Granite 4 a shared MLP and, unless num_local_experts is 0, an MoE; the
+tensors follow modeling_bamba.py and modeling_granitemoehybrid.py.
+
 Nemotron-H: NVIDIA 2025, "Nemotron-H: A Family of Accurate and Efficient Hybrid
 Mamba-Transformer Models" (arXiv:2504.03624) sec. 2.1: each block is one of Mamba 2,
 self-attention or FFN (and, in Nemotron 3, MoE), as ``hybrid_override_pattern`` spells
@@ -34,7 +39,7 @@ from rigsize.model.recurrent import Mamba2Dims, jamba_mamba_dims, jamba_mamba_mi
 from rigsize.model.tensors import Tensor, linear_rows, norm_rows
 from rigsize.planning import limits
 
-MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h", "qwen3_next")
+MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h", "qwen3_next", "bamba", "granitemoehybrid")
 
 
 def _gqa(prefix: str, h: int, nh: int, nkv: int, hd: int, i: int) -> list[Tensor]:
@@ -304,5 +309,145 @@ def qwen3_next(cfg: Config) -> Architecture:
         num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
         moe_layers=tuple(sorted(sparse)), layer_windows=(None,) * n, layer_types=kinds,
         conv_state_elements=n_linear * conv_dim * kernel, ssm_state_elements=n_linear * state,
-        conv_kernel=kernel,
+        conv_kernel=kernel, params_mtp=_qwen3_next_mtp(cfg, h, nh, nkv, hd, bias, moe, inter),
+    )
+
+
+def _qwen3_next_mtp(cfg: Config, h: int, nh: int, nkv: int, hd: int, bias: bool, moe: moe_mod.Moe | None,
+                    inter: int) -> int:
+    """The checkpoint's mtp.* tensors (vLLM Qwen3NextMultiTokenPredictor, qwen3_next_mtp.py in
+    the 0.33.0 wheel): fc (2h -> h), pre_fc_norm_embedding, pre_fc_norm_hidden, norm and
+    num_nextn_predict_layers full-attention decoder layers; the embedding and lm_head are the
+    main model's.  transformers builds none of them."""
+    count = cfg.int("num_nextn_predict_layers", default=0, minimum=0, maximum=limits.MAX_LAYERS)
+    if not count:
+        return 0
+    attn = 2 * nh * hd * h + 2 * nkv * hd * h + nh * hd * h + 2 * hd + (3 * nh * hd + 2 * nkv * hd if bias else 0)
+    mlp = sum(t.numel for t in moe_mod.moe_block("mtp", h, moe, 0)) if moe else 3 * h * inter
+    return 2 * h * h + 3 * h + count * (attn + mlp + 2 * h)
+
+
+def _ibm_mamba_dims(cfg: Config, h: int) -> Mamba2Dims:
+    """BambaConfig / GraniteMoeHybridConfig Mamba fields: d_inner = mamba_expand * hidden,
+    mamba_d_head "auto" = d_inner / mamba_n_heads (the configs' __post_init__)."""
+    inner = cfg.int("mamba_expand", default=2) * h
+    heads = cfg.int("mamba_n_heads", default=128)
+    auto = cfg.get("mamba_d_head", "auto") in ("auto", None)
+    head = inner // heads if auto else cfg.int("mamba_d_head")
+    if heads * head != inner:
+        raise ModelError("model.bad_field", field="mamba_d_head", value=head,
+                         why=f"mamba_n_heads x mamba_d_head must equal mamba_expand x hidden_size ({inner})")
+    d = Mamba2Dims(hidden=h, intermediate=inner, num_heads=heads, head_dim=head,
+                   state_size=cfg.int("mamba_d_state", default=256), n_groups=cfg.int("mamba_n_groups", default=1),
+                   conv_kernel=cfg.int("mamba_d_conv", default=4), use_bias=cfg.bool("mamba_proj_bias", False),
+                   use_conv_bias=cfg.bool("mamba_conv_bias", True))
+    if d.intermediate % d.n_groups:
+        raise ModelError("model.bad_field", field="mamba_n_groups", value=d.n_groups,
+                         why=f"must divide the mixer width ({d.intermediate})")
+    return d
+
+
+def _mha(prefix: str, h: int, nh: int, nkv: int, bias: bool, i: int) -> list[Tensor]:
+    hd = h // nh
+    return (linear_rows(f"{prefix}.q_proj", "attn_q", nh * hd, h, bias, i)
+            + linear_rows(f"{prefix}.k_proj", "attn_k", nkv * hd, h, bias, i)
+            + linear_rows(f"{prefix}.v_proj", "attn_v", nkv * hd, h, bias, i)
+            + linear_rows(f"{prefix}.o_proj", "attn_o", h, nh * hd, bias, i))
+
+
+def _heads(cfg: Config, h: int, default_kv: int | None) -> tuple[int, int]:
+    nh = cfg.int("num_attention_heads", default=32)
+    nkv = cfg.int("num_key_value_heads", default=default_kv if default_kv is not None else nh) \
+        if cfg.get("num_key_value_heads") is not None else nh
+    if nh % nkv or h % nh:
+        raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
+                         why=f"must divide num_attention_heads ({nh}), which must divide hidden_size ({h})")
+    return nh, nkv
+
+
+def bamba(cfg: Config) -> Architecture:
+    """BambaForCausalLM: embed_tokens; per layer input_layernorm, a Mamba 2 mixer or, at
+    attn_layer_indices, attention (head_dim = hidden / heads), pre_ff_layernorm and a SwiGLU
+    feed_forward; final_layernorm; lm_head (untied by default)."""
+    h = cfg.int("hidden_size", default=4096, maximum=limits.MAX_HIDDEN)
+    n = cfg.int("num_hidden_layers", default=32, maximum=limits.MAX_LAYERS)
+    vocab = cfg.int("vocab_size", default=128000, maximum=limits.MAX_VOCAB)
+    nh, nkv = _heads(cfg, h, 8)
+    inter = cfg.int("intermediate_size", default=14336)
+    listed = cfg.get("attn_layer_indices") or []
+    if not isinstance(listed, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in listed):
+        raise ModelError("model.bad_field", field="attn_layer_indices", value=listed, why="must be a list of layer indices")
+    kinds = tuple("full_attention" if i in listed else "linear_attention" for i in range(n))
+    d = _ibm_mamba_dims(cfg, h)
+    attn_bias, mlp_bias = cfg.bool("attention_bias", False), cfg.bool("mlp_bias", False)
+    rows = [Tensor("model.embed_tokens.weight", "embed", (vocab, h))]
+    for i, kind in enumerate(kinds):
+        p = f"model.layers.{i}"
+        rows += norm_rows(f"{p}.input_layernorm", h, False, i)
+        rows += mamba2_mixer(f"{p}.mamba", d, i) if kind == "linear_attention" else \
+            _mha(f"{p}.self_attn", h, nh, nkv, attn_bias, i)
+        rows += norm_rows(f"{p}.pre_ff_layernorm", h, False, i)
+        rows += (linear_rows(f"{p}.feed_forward.gate_proj", "mlp_gate", inter, h, mlp_bias, i)
+                 + linear_rows(f"{p}.feed_forward.up_proj", "mlp_up", inter, h, mlp_bias, i)
+                 + linear_rows(f"{p}.feed_forward.down_proj", "mlp_down", h, inter, mlp_bias, i))
+    rows += norm_rows("model.final_layernorm", h, False, None)
+    return _ibm_hybrid(cfg, rows, kinds, d, h, nh, nkv, vocab, inter, None)
+
+
+# GraniteMoeHybridConfig.layer_types values on the Hub ("mamba", "attention") and as
+# transformers names them
+_GRANITE_KINDS = {"mamba": "linear_attention", "attention": "full_attention",
+                  "linear_attention": "linear_attention", "full_attention": "full_attention"}
+
+
+def granite_moe_hybrid(cfg: Config) -> Architecture:
+    """GraniteMoeHybridForCausalLM (Granite 4.0 H): embed_tokens; per layer
+    input_layernorm, a Mamba 2 mixer or attention as layer_types says (default: all
+    Mamba), post_attention_layernorm, an MoE (router + experts of intermediate_size) unless
+    num_local_experts is 0, and a shared MLP (input_linear = gate and up fused, output_linear
+    of shared_intermediate_size); norm; lm_head (untied by default)."""
+    h = cfg.int("hidden_size", default=4096, maximum=limits.MAX_HIDDEN)
+    n = cfg.int("num_hidden_layers", default=32, maximum=limits.MAX_LAYERS)
+    vocab = cfg.int("vocab_size", default=32000, maximum=limits.MAX_VOCAB)
+    nh, nkv = _heads(cfg, h, None)
+    listed = cfg.get("layer_types") or ["mamba"] * n
+    if not isinstance(listed, list) or len(listed) != n or any(k not in _GRANITE_KINDS for k in listed):
+        raise ModelError("model.bad_field", field="layer_types", value=listed if not isinstance(listed, list) else len(listed),
+                         why=f"must list mamba or attention for each of the {n} layers")
+    kinds = tuple(_GRANITE_KINDS[k] for k in listed)
+    d = _ibm_mamba_dims(cfg, h)
+    moe = moe_mod.moe_of(cfg, moe_mod.MOE["granitemoe"], n)
+    shared = cfg.int("shared_intermediate_size", default=1024)
+    bias = cfg.bool("attention_bias", False)
+    rows = [Tensor("model.embed_tokens.weight", "embed", (vocab, h))]
+    for i, kind in enumerate(kinds):
+        p = f"model.layers.{i}"
+        rows += norm_rows(f"{p}.input_layernorm", h, False, i) + norm_rows(f"{p}.post_attention_layernorm", h, False, i)
+        if moe is not None:
+            rows += moe_mod.moe_block(f"{p}.block_sparse_moe", h, moe, i)
+        rows += (linear_rows(f"{p}.shared_mlp.input_linear", "shared_up", 2 * shared, h, False, i)
+                 + linear_rows(f"{p}.shared_mlp.output_linear", "shared_down", h, shared, False, i))
+        rows += mamba2_mixer(f"{p}.mamba", d, i) if kind == "linear_attention" else \
+            _mha(f"{p}.self_attn", h, nh, nkv, bias, i)
+    rows += norm_rows("model.norm", h, False, None)
+    return _ibm_hybrid(cfg, rows, kinds, d, h, nh, nkv, vocab, 0 if moe else shared, moe)
+
+
+def _ibm_hybrid(cfg: Config, rows: list[Tensor], kinds: tuple[str, ...], d: Mamba2Dims, h: int, nh: int, nkv: int,
+                vocab: int, inter: int, moe: moe_mod.Moe | None) -> Architecture:
+    tied = cfg.bool("tie_word_embeddings", False)
+    if not tied:
+        rows += linear_rows("lm_head", "lm_head", vocab, h, False, None)
+    n = len(kinds)
+    n_mamba = kinds.count("linear_attention")
+    sparse = tuple(sorted(moe.sparse_layers)) if moe else ()
+    return Architecture(
+        model_type=cfg.model_type, hidden_size=h, num_hidden_layers=n, num_attention_heads=nh,
+        num_key_value_heads=nkv, head_dim=h // nh, vocab_size=vocab, intermediate_size=inter,
+        max_position_embeddings=cfg.max_positions("max_position_embeddings"), tie_word_embeddings=tied,
+        tensors=tuple(rows), kv_elements_per_token=2 * kinds.count("full_attention") * nkv * (h // nh),
+        num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
+        moe_layers=sparse, layer_windows=(None,) * n, layer_types=kinds,
+        conv_state_elements=n_mamba * d.conv_state_elements, ssm_state_elements=n_mamba * d.ssm_state_elements,
+        conv_kernel=d.conv_kernel,
     )

@@ -293,6 +293,7 @@ def llama_like(cfg: Config) -> Architecture:
     tied = cfg.bool("tie_word_embeddings", tr.tie_default)
     rows += _lm_head(cfg, tr, vocab, h, tied)
     kv_heads, kv_width, kv_per_token, notes = _kv_cache_shape(cfg, tr, n_layers, nkv, hd)
+    mtp = _mtp_params(cfg, tr, widths, moe, mlp_bias, n_layers, vocab)
     return Architecture(
         model_type=cfg.model_type, hidden_size=h, num_hidden_layers=n_layers,
         num_attention_heads=nh, num_key_value_heads=kv_heads, head_dim=kv_width,
@@ -302,8 +303,29 @@ def llama_like(cfg: Config) -> Architecture:
         attention="mla" if tr.attention == "mla" else "standard",
         num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
         moe_layers=tuple(sorted(moe.sparse_layers)) if moe else (),
-        layer_windows=layer_windows(cfg, tr, n_layers), notes=notes,
+        layer_windows=layer_windows(cfg, tr, n_layers), notes=notes, params_mtp=mtp,
     )
+
+
+# Families whose checkpoints carry DeepSeek-V3's multi-token-prediction module (DeepSeek-V3
+# tech report, arXiv:2412.19437 sec. 2.2): per MTP layer its own embedding, enorm and hnorm,
+# eh_proj (2h -> h), one decoder layer (an MoE layer), shared_head.norm and shared_head.head;
+# vLLM's DeepSeekMTP builds the same (deepseek_mtp.py, 0.33.0 wheel).  transformers builds none.
+_MTP_FAMILIES = frozenset({"deepseek_v3", "deepseek_v32", "glm4_moe"})
+
+
+def _mtp_params(cfg: Config, tr: _Traits, widths: dict[str, int], moe: Moe | None, mlp_bias: bool,
+                n_layers: int, vocab: int) -> int:
+    """Parameters of the num_nextn_predict_layers MTP layers, outside ``params``."""
+    if cfg.model_type not in _MTP_FAMILIES:
+        return 0
+    count = cfg.int("num_nextn_predict_layers", default=0, minimum=0, maximum=limits.MAX_LAYERS)
+    if not count:
+        return 0
+    h = widths["hidden"]
+    last = n_layers - 1 if moe is None or (n_layers - 1) in moe.sparse_layers else max(moe.sparse_layers)
+    layer = sum(t.numel for t in _decoder_layer(cfg, tr, last, widths, moe, mlp_bias))
+    return count * (layer + 2 * vocab * h + 2 * h * h + 3 * h)
 
 
 def _decoder_layer(cfg: Config, tr: _Traits, i: int, widths: dict[str, int], moe: Moe | None,

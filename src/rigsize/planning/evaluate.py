@@ -148,7 +148,7 @@ def model_report(spec: ModelSpec, weight_fmt: WeightFormat, kv_fmt: KVFormat) ->
         config=dict(spec.config) if spec.approximate else None,
         state_bytes_per_sequence=recurrent.state_bytes_per_sequence(
             arch, 32 if spec.config.get("torch_dtype") == "float32" else 16, 32),
-        layer_types=layer_type_counts(arch),
+        layer_types=layer_type_counts(arch), params_mtp=arch.params_mtp,
     )
 
 
