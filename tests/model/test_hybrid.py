@@ -198,3 +198,14 @@ def test_deepseek_v3_mtp_layer_completes_the_checkpoint() -> None:
     arch = build_architecture(preset_config("deepseek-v3"))
     assert arch.params + arch.params_mtp == 3_918_786_560 + 680_571_043_840
     assert arch.params == meta_param_count(preset_config("deepseek-v3"))      # transformers builds no MTP
+
+
+def test_kimi_k2_is_laid_out_as_deepseek_v3() -> None:
+    """Moonshot's guide: Kimi K2 is DeepseekV3ForCausalLM under model_type kimi_k2."""
+    tiny = {"hidden_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4,
+            "q_lora_rank": 16, "kv_lora_rank": 8, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8,
+            "n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1, "moe_intermediate_size": 16,
+            "intermediate_size": 48, "first_k_dense_replace": 1, "vocab_size": 100, "n_group": 1, "topk_group": 1}
+    kimi = build_architecture({"model_type": "kimi_k2", **tiny})
+    assert kimi.params == meta_param_count({"model_type": "deepseek_v3", **tiny})
+    assert kimi.attention == "mla" and kimi.num_experts == 4

@@ -57,6 +57,13 @@ _CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# model_type values that name a laid-out architecture under another name.  Kimi K2:
+# "Kimi-K2 reuses the DeepSeekV3CausalLM architecture ... model_type kimi_k2 lets engines tell it
+# apart; setting model_type to deepseek_v3 runs it" (Moonshot's Kimi-K2 deployment guide, quoted in
+# code-index id 67396502577); its config's architectures is ["DeepseekV3ForCausalLM"].
+_SAME_AS: dict[str, str] = {"kimi_k2": "deepseek_v3"}
+
+
 def build_architecture(raw: Mapping[str, Any]) -> Architecture:
     """Lay out the model a Hugging Face config describes.
 
@@ -78,6 +85,8 @@ def build_architecture(raw: Mapping[str, Any]) -> Architecture:
 
 
 def _build(raw: Mapping[str, Any]) -> Architecture:
+    if raw.get("model_type") in _SAME_AS:
+        raw = {**raw, "model_type": _SAME_AS[str(raw["model_type"])]}
     defaults = _CLASS_DEFAULTS.get(str(raw.get("model_type")))
     if defaults:
         raw = {**raw, **{k: v for k, v in defaults.items() if raw.get(k) is None}}
