@@ -237,10 +237,10 @@ def test_best_first_order_is_the_sorted_candidate_list(objective: str) -> None:
     key = search_mod._first_key(s)
     listed = list(s.candidates())
     expected = sorted(range(len(listed)), key=lambda i: key(listed[i]))
-    got = list(search_mod._best_first(s, s.blocks(), key, lambda: None))
+    got = list(search_mod._best_first(s, s.runs(), key, lambda: None))
     assert [c for c, _, _ in got] == [listed[i] for i in expected]
     assert [order[1] for _, order, _ in got] == expected
-    assert len(got) == sum(len(b) for b in s.blocks()) == len(listed)
+    assert len(got) == sum(sum(r.sizes) for r in s.runs()) == len(listed)
 
 
 def test_training_best_first_order_is_the_sorted_candidate_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -248,18 +248,22 @@ def test_training_best_first_order_is_the_sorted_candidate_list(monkeypatch: pyt
     s = _search_state("llama-3.1-8b", task="pretrain", gpu="H100,A100-80GB", train_tokens=2e10, max_gpus=64)
     key = search_mod._first_key(s)
     listed = list(s.candidates())
-    got = [c for c, _, _ in search_mod._best_first(s, s.blocks(), key, lambda: None)]
+    got = [c for c, _, _ in search_mod._best_first(s, s.runs(), key, lambda: None)]
     assert got == sorted(listed, key=key)
 
 
 @pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus"])
 def test_the_block_floor_is_below_every_key_of_its_block(objective: str) -> None:
+    """And the GPU floor below every block floor of that GPU."""
     for task, extra in (("inference", dict(users=8, allow_quant=True)), ("pretrain", dict(train_tokens=2e10))):
         s = _search_state("llama-3.1-8b", task=task, gpu="H100,A100-80GB,L40S", max_gpus=32, objective=objective,
                           **extra)
-        key, floor = search_mod._first_key(s), search_mod._block_floor(s)
-        for b in s.blocks():
-            assert all(floor(b) <= key(b.member(i)) for i in range(len(b))), b
+        key, (floor, gpu_floor) = search_mod._first_key(s), search_mod._block_floor(s)
+        for run in s.runs():
+            blocks = [run.block(j) for j in range(len(run.counts))]
+            for b in blocks:
+                assert all(floor(b) <= key(b.member(i)) for i in range(len(b))), b
+            assert gpu_floor(run) <= min(floor(b) for b in blocks if len(b)), run.gpu
 
 
 @pytest.fixture(scope="module")

@@ -200,6 +200,25 @@ def _rank_params(tensors: list[Tensor], arch: Architecture, layout: Layout) -> f
 _RANK_PARAMS: dict[tuple, tuple[Architecture, float]] = {}
 
 
+def _largest_shard(tensors: list[Tensor], arch: Architecture, layout: Layout) -> float:
+    """The largest single parameter's elements on one rank (0 for none); memoized like
+    ``_rank_params``."""
+    if not tensors:
+        return 0.0
+    key = (id(arch), tensors[0].name, tensors[-1].name, len(tensors), layout.tp, layout.ep, layout.expert_tp)
+    hit = _LARGEST_SHARD.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    value = max(t.numel / t.count / shard_factor(t, arch, layout) for t in tensors)
+    if len(_LARGEST_SHARD) > 4096:
+        _LARGEST_SHARD.clear()
+    _LARGEST_SHARD[key] = (arch, value)
+    return value
+
+
+_LARGEST_SHARD: dict[tuple, tuple[Architecture, float]] = {}
+
+
 def lora_params(tensors: list[Tensor], arch: Architecture, layout: Layout, rank: int,
                 targets: frozenset[str] | None) -> float:
     """LoRA adapter parameters a rank holds: r x (in + out) per targeted linear weight
@@ -685,7 +704,7 @@ def _full_states(arch: Architecture, workload: Workload, layout: Layout, tensors
     recipe = workload.settings
     dense = [t for t in tensors if not t.role.startswith("expert_")]
     experts = [t for t in tensors if t.role.startswith("expert_")]
-    largest = max((t.numel / t.count / shard_factor(t, arch, layout) for t in tensors), default=0.0)
+    largest = _largest_shard(tensors, arch, layout)
     a = _sharded_states(per_param, _rank_params(dense, arch, layout), layout, layout.zero_shards, recipe, largest)
     b = _sharded_states(per_param, _rank_params(experts, arch, layout), layout, layout.expert_zero_shards,
                         recipe, largest)

@@ -26,6 +26,7 @@ pruned search against the exhaustive one on small spaces.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import re
@@ -226,8 +227,10 @@ class _Search:
             out += [(framework, zero, r) for r in recomputes]
         return out
 
-    def blocks(self) -> list[_Block]:
-        """The candidates, one block per (GPU, count), in the order ``candidates`` lists them."""
+    def runs(self) -> list[_Run]:
+        """The candidates by GPU, in the order ``candidates`` lists them: each GPU's counts,
+        the size of each count's block, and the blocks themselves built when asked for
+        (a pre-training search lists thousands of counts per GPU that it never reaches)."""
         out = []
         for gpu, cap, node in self.gpus():
             node = node or gpu.node_size
@@ -236,26 +239,53 @@ class _Search:
             if self.overview and "gpus" not in self.opts:     # powers of two: 1, 2, 4, ... nodes
                 counts = [c for c in counts if c & (c - 1) == 0]
             weights = tuple(self.weight_choices(gpu))
-            variants = {}       # training_variants reads only whether the count is above 1
+            if self.training:      # training_variants reads only whether the count is above 1
+                variants = {many: tuple(self.training_variants(2 if many else 1)) for many in {c > 1 for c in counts}}
+
+                def make(j: int, gpu: GPU = gpu, counts: list[int] = counts, weights: tuple[str, ...] = weights,
+                         variants: dict = variants) -> _Block:
+                    count = counts[j]
+                    return _Block(gpu.name, count, weights, ("",), ((1, 1, count),), ("",), variants[count > 1])
+                out.append(_Run(gpu.name, counts, [len(weights) * len(variants[c > 1]) for c in counts], make,
+                                tuple(variants.values())))
+                continue
+            blocks = []
             for count in counts:
-                if self.training:
-                    if (count > 1) not in variants:
-                        variants[count > 1] = tuple(self.training_variants(count))
-                    out.append(_Block(gpu.name, count, weights, ("",), ((1, 1, count),), ("",), variants[count > 1]))
-                    continue
                 shapes = _layouts(count, node)
                 if self.objective == "lowest-latency":     # replicas do not shorten one request
                     shapes = [sh for sh in shapes if sh[2] == 1]
                 if "tp" in self.opts:
                     shapes = [sh for sh in shapes if sh[0] == self.opts["tp"]]
-                out.append(_Block(gpu.name, count, weights, tuple(self.kv_choices(gpu)), tuple(shapes),
-                                  tuple(self.engines())))
+                blocks.append(_Block(gpu.name, count, weights, tuple(self.kv_choices(gpu)), tuple(shapes),
+                                     tuple(self.engines())))
+            out.append(_Run(gpu.name, counts, [b.size for b in blocks], blocks.__getitem__))
         return out
+
+    def blocks(self) -> list[_Block]:
+        """The candidates, one block per (GPU, count), in the order ``candidates`` lists them."""
+        return [r.block(j) for r in self.runs() for j in range(len(r.counts))]
 
     def candidates(self) -> Iterator[Candidate]:
         for block in self.blocks():
             for i in range(len(block)):
                 yield block.member(i)
+
+
+@dataclass(eq=False)
+class _Run:
+    """One GPU's blocks (``_Block``), one per count, each built on first use."""
+
+    gpu: str
+    counts: list[int]
+    sizes: list[int]                        # candidates per count
+    make: Callable[[int], _Block]
+    variants: tuple[tuple[tuple[str, int, str], ...], ...] = ()    # training: the variant lists used
+    built: dict[int, _Block] = field(default_factory=dict)
+
+    def block(self, j: int) -> _Block:
+        if j not in self.built:
+            self.built[j] = self.make(j)
+        return self.built[j]
 
 
 @dataclass(slots=True, eq=False)
@@ -272,11 +302,14 @@ class _Block:
     shapes: tuple[tuple[int, int, int], ...]
     engines: tuple[str, ...]
     variants: tuple[tuple[str, int, str], ...] = ()     # training only
+    size: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.size = (len(self.weights) * len(self.variants) if self.variants
+                     else len(self.weights) * len(self.kvs) * len(self.shapes) * len(self.engines))
 
     def __len__(self) -> int:
-        if self.variants:
-            return len(self.weights) * len(self.variants)
-        return len(self.weights) * len(self.kvs) * len(self.shapes) * len(self.engines)
+        return self.size
 
     def index(self, w: int, k: int, inner: int, e: int) -> int:
         """The member index of (weights, KV, shape or variant, engine) positions."""
@@ -513,11 +546,11 @@ def _plan(spec: ModelSpec, opts: dict[str, Any], overview: bool = False,
     s = _Search(spec, opts, task, _goals(opts, task), objective, Counter(), overview=overview, progress=progress)
     if s.training and s.goals.deadline_days and not opts.get("train_tokens"):
         raise InputError("input.conflict", what="--deadline-days needs --train-tokens (how much to train)")
-    blocks = s.blocks()
-    s.considered = sum(len(b) for b in blocks)
+    runs = s.runs()
+    s.considered = sum(sum(r.sizes) for r in runs)
     if opts.get("dry_run"):
         return _result(s, [], None)
-    plans = _run(s, blocks)
+    plans = _run(s, runs)
     ranked = _pareto(s, plans) if objective == "pareto" else sorted(plans, key=lambda p: (_rank_key(s, p), p.order))
     top = ranked[: int(opts.get("top", 3))]
     return _result(s, top, _explain(s, top) if opts.get("explain") else None)
@@ -573,7 +606,7 @@ def _only_applicable(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if BY_NAME[k].tasks in ("any", kind)}
 
 
-def _run(s: _Search, blocks: list[_Block]) -> list[_Scored]:
+def _run(s: _Search, runs: list[_Run]) -> list[_Scored]:
     """Cheap checks, then evaluation.  Under ``cheapest`` (inference) and ``fewest-gpus``
     the ranking's first key (the rented instances' $/h, or the GPU count) is known before
     any memory or speed is computed, so candidates are evaluated best-first and the search
@@ -587,7 +620,7 @@ def _run(s: _Search, blocks: list[_Block]) -> list[_Scored]:
     total = s.considered
     plans: list[_Scored] = []
     bound: float | None = None
-    for i, (c, order, lower) in enumerate(_best_first(s, blocks, key, lambda: bound)):
+    for i, (c, order, lower) in enumerate(_best_first(s, runs, key, lambda: bound)):
         if s.progress and i % 16 == 0:
             s.progress(i, total)
         if key and bound is not None and lower > bound:
@@ -604,27 +637,40 @@ def _run(s: _Search, blocks: list[_Block]) -> list[_Scored]:
     return plans
 
 
-def _best_first(s: _Search, blocks: list[_Block], key: Callable[[Candidate], float] | None,
-                bound: Callable[[], float | None]) -> Iterator[tuple[Candidate, tuple[float, int], float]]:
+def _best_first(s: _Search, runs: list[_Run], key: Callable[[Candidate], float] | None,
+                bound: Callable[[], float | None]) -> Iterator[tuple[Candidate | None, tuple[float, int], float]]:
     """(candidate, its place in ``sorted(candidates, key=key)``, a lower bound of its first
-    ranking key), in that sorted order, without building the candidate list: the key is
+    ranking key), in that sorted order (a last None once every bound left is above
+    ``bound()``, where the search stops), without building the candidate list: the key is
     computed once per cell (``_Block.cells``: members that differ only in formats the key
     does not read), and a member is built only when the search reaches it.  Without a key:
-    the listing order.  With ``_refine_key``, a cell whose refined bound is above the next
-    cell's key is put back at its refined key, so cells known to be worse are reached later
-    (or never, once the search stops) while the places reported stay those of the cheap key."""
-    offsets, at = [], 0
-    for b in blocks:
-        offsets.append(at)
-        at += len(b)
+    the listing order.  With ``_block_floor``, a GPU's blocks, and a block's cells, are
+    queued only when the search reaches that GPU's or block's floor.  With
+    ``_refine_key``, a cell whose refined bound is above its key is put back at the
+    refined bound, so cells known to be worse are reached later (or never, once the search
+    stops) while the places reported stay those of the cheap key."""
+    starts, offsets, n, at = [], [], 0, 0      # first block of each run; first candidate of each block
+    for r in runs:
+        starts.append(n)
+        n += len(r.counts)
+        for size in r.sizes:
+            offsets.append(at)
+            at += size
+
+    def block(bi: int) -> _Block:
+        ri = bisect.bisect_right(starts, bi) - 1
+        return runs[ri].block(bi - starts[ri])
+
     if key is None:
-        for b, off in zip(blocks, offsets):
+        for bi, off in enumerate(offsets):
+            b = block(bi)
             for i in range(len(b)):
                 yield b.member(i), (0.0, off + i), 0.0
         return
     refiners = _refine_key(s) or []
     # (bound, block, first member, cheap key, weights, shape or variant, refiners applied);
-    # first member -1: a block whose cells are not queued yet, at a bound of all their keys
+    # first member -1: a block whose cells are not queued yet, at a bound of all their keys;
+    # -2: a GPU whose blocks are not (the weights slot holds its run)
     heap: list[tuple] = []
 
     def expand(bi: int, b: _Block) -> Iterator[tuple]:
@@ -636,20 +682,27 @@ def _best_first(s: _Search, blocks: list[_Block], key: Callable[[Candidate], flo
                 keys[sig] = key(b.member(first))
             yield keys[sig], bi, first, keys[sig], w, inner, 0
 
-    floor = _block_floor(s)
-    for bi, b in enumerate(blocks):
-        if floor is None:
-            heap.extend(expand(bi, b))
-        elif len(b):
-            heap.append((floor(b), bi, -1, 0.0, 0, 0, 0))
+    floors = _block_floor(s)
+    if floors is None:
+        for bi in range(n):
+            heap.extend(expand(bi, block(bi)))
+    else:
+        floor, gpu_floor = floors
+        heap.extend((gpu_floor(r), starts[ri], -2, 0.0, ri, 0, 0) for ri, r in enumerate(runs) if r.counts)
     heapq.heapify(heap)
     while heap:
         lower, bi, first, cheap, w, inner, level = heapq.heappop(heap)
-        b = blocks[bi]
         if bound() is not None and lower > bound():      # everything left is worse: the search stops here
-            yield b.member(max(first, 0)), (cheap, offsets[bi] + max(first, 0)), lower
+            yield None, (cheap, offsets[bi]), lower
             return
-        if first < 0:
+        if first == -2:
+            r = runs[w]
+            for j, size in enumerate(r.sizes):
+                if size:
+                    heapq.heappush(heap, (floor(r.block(j)), bi + j, -1, 0.0, 0, 0, 0))
+            continue
+        b = block(bi)
+        if first == -1:
             for entry in expand(bi, b):
                 heapq.heappush(heap, entry)
             continue
@@ -668,15 +721,16 @@ def _best_first(s: _Search, blocks: list[_Block], key: Callable[[Candidate], flo
             yield b.member(i), (cheap, offsets[bi] + i), lower
 
 
-def _block_floor(s: _Search) -> Callable[[_Block], float] | None:
-    """A lower bound of ``_first_key`` over all of a block's candidates, so a block is
-    expanded into cells only when the search reaches it; None where there is none.
-    fewest-gpus: the count.  cheapest: the instances' $/h is at least the count times the
-    GPU's lowest price per GPU of any priced instance (``planning.cost.renting_options``
-    rents whole instances: ceil(count / usable) x price >= count x price / instance GPUs),
-    and for a training run times ``_best_hours`` (one factor of 1 - 1e-12 absorbs rounding)."""
+def _block_floor(s: _Search) -> tuple[Callable[[_Block], float], Callable[[_Run], float]] | None:
+    """Lower bounds of ``_first_key`` over all of a block's candidates, and over all of one
+    GPU's blocks, so a GPU is expanded into blocks, and a block into cells, only when the
+    search reaches it; None where there are none.  fewest-gpus: the count.  cheapest: the
+    instances' $/h is at least the count times the GPU's lowest price per GPU of any priced
+    instance (``planning.cost.renting_options`` rents whole instances: ceil(count / usable)
+    x price >= count x price / instance GPUs), and for a training run times ``_best_hours``,
+    in which the count cancels (rounding absorbed by factors of 1 - 1e-12 and 1 - 1e-9)."""
     if s.objective == "fewest-gpus":
-        return lambda b: float(b.gpus)
+        return (lambda b: float(b.gpus)), (lambda run: float(min(run.counts)))
     if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
         return None
     from rigsize.hardware.instances import catalog as instance_catalog
@@ -698,7 +752,15 @@ def _block_floor(s: _Search) -> Callable[[_Block], float] | None:
         if not s.training or rate == math.inf:
             return rate
         return rate * min(_best_hours(s, gpus[b.gpu], b.gpus, f) for f in {v[0] for v in b.variants})
-    return floor
+
+    def gpu_floor(run: _Run) -> float:
+        if per_gpu[run.gpu] == math.inf:
+            return math.inf
+        if not s.training:
+            return min((floor(run.block(j)) for j, size in enumerate(run.sizes) if size), default=math.inf)
+        frameworks = {v[0] for variants in run.variants for v in variants}
+        return per_gpu[run.gpu] * min(_best_hours(s, gpus[run.gpu], 1, f) for f in frameworks) * (1 - 1e-9)
+    return floor, gpu_floor
 
 
 def _refine_key(s: _Search) -> list[Callable[[Candidate, float, float | None], float]] | None:
