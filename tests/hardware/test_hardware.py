@@ -17,7 +17,7 @@ REQUIRED = ["A100-SXM-40GB", "A100-SXM-80GB", "A100-PCIE-40GB", "A100-PCIE-80GB"
             "L40S", "L20", "L4", "A10", "A10G", "T4", "RTX-3090", "RTX-4090", "RTX-5090", "MI300X",
             "MI325X", "GB200", "B300", "GB300", "GH200-96GB", "L40", "A40", "RTX-A6000", "MI250X", "MI355X",
             "MI350X", "GAUDI2", "A30", "RTX-6000-ADA", "A800-PCIE-80GB", "H800-PCIE-80GB", "ASCEND-910C",
-            "HYGON-K100"]
+            "HYGON-K100", "KUNLUN-P800"]
 
 
 def test_catalog_has_every_required_sku() -> None:
@@ -40,7 +40,7 @@ DOC_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 READ_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 SECONDARY_ONLY = {"A10G", "A800-SXM-80GB", "H800-SXM-80GB", "H20-96GB", "H20-141GB", "L20", "ASCEND-910B",
                   "GAUDI2", "A30", "RTX-6000-ADA", "A800-PCIE-80GB", "H800-PCIE-80GB",
-                  "ASCEND-910C", "HYGON-K100"}
+                  "ASCEND-910C", "HYGON-K100", "KUNLUN-P800"}
 
 
 def test_every_row_has_source_and_dates() -> None:
@@ -228,6 +228,8 @@ ADDED_SPOT_VALUES: dict[str, dict[str, float]] = {
     "ASCEND-910C": {"gb": 64},
     # hblas-bench DCU-bench.md, K100: FP64/FP32 24.5 TFLOPS, FP16 100 TFLOPS, INT8 200 TOPS, 64GB
     "HYGON-K100": {"fp64": 24.5, "fp32": 24.5, "fp16": 100, "int8": 200, "gb": 64},
+    # HAMi pkg/device/kunlun/vdevice.go: KunlunMaxMemory = 98304 (MiB) for a P800-OAM card
+    "KUNLUN-P800": {"gb": 98304 / 1024},
 }
 
 
@@ -324,3 +326,15 @@ def test_names_runtimes_print_resolve(printed: str, name: str) -> None:
 def test_skypilot_rtx5080_is_the_16gb_card() -> None:
     """`sky show-gpus -a` lists RTX5080; the RTX 5080 ships in one memory size (16 GB)."""
     assert next(g.name for g in catalog() if g.skypilot_name == "RTX5080") == "RTX-5080"
+
+
+def test_kunlun_p800_claims_only_what_its_sources_show() -> None:
+    """No vendor rate is published: every rate unknown; fp16 and int8 (W8A8) are the dtypes Baidu's vLLM plugin
+    runs, bf16/fp8 are not claimed; W4A16 weight-only formats run (vLLM-Kunlun quantization guide)."""
+    from rigsize.model import formats as F
+
+    g = resolve_gpu("Kunlunxin P800 OAM")
+    assert g.name == "KUNLUN-P800" and g.memory_bytes == 98304 * 2**20
+    assert all(v == "unknown" for v in g.dense_flops.values()) and g.hbm_bytes_per_second == "unknown"
+    assert g.supports("fp16") and g.supports("int8") and not g.supports("bf16") and not g.supports("fp8")
+    assert {"awq-int4", "gptq-int4", "w4a16"} <= F.arch_support("kunlun3").weight_only
