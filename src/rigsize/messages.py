@@ -398,6 +398,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "part.moe/experts": {"en": "moe/experts", "zh": "MoE 路由专家"},
     "part.moe/shared_experts": {"en": "moe/shared_experts", "zh": "MoE 共享专家"},
     "part.moe/router": {"en": "moe/router", "zh": "MoE 路由器"},
+    "part.vision/tower": {"en": "vision/tower", "zh": "视觉编码器"},
+    "part.vision/projector": {"en": "vision/projector", "zh": "视觉投影层"},
     "val.source": {"en": "source", "zh": "数据来源"},
     "val.case": {"en": "case", "zh": "用例"},
     "val.metric": {"en": "metric", "zh": "指标"},

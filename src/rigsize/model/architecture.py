@@ -61,6 +61,7 @@ class Architecture:
 _GROUPS: dict[str, str] = {
     "embed": "embedding", "pos_embed": "embedding", "lm_head": "lm_head",
     "router": "moe/router", "norm": "norms", "other": "other",
+    "vision": "vision/tower", "vision_proj": "vision/projector",
 }
 
 
@@ -89,12 +90,14 @@ def breakdown(arch: Architecture) -> dict[str, int]:
 
 
 def active_params(arch: Architecture) -> int:
-    """Parameters used per token as model cards count them: embedding and lm_head
-    included, routed experts at top-k (e.g. Mixtral 8x7B: 12.9B of 46.7B)."""
+    """Parameters used per text token: embedding and lm_head included, routed experts
+    at top-k (e.g. Mixtral 8x7B: 12.9B of 46.7B); a vision tower and projector
+    (``vision`` roles) run once per image, not per token, and are left out."""
+    text = arch.params - sum(t.numel for t in arch.tensors if t.role in ("vision", "vision_proj"))
     if not arch.num_experts:
-        return arch.params
+        return text
     routed = sum(t.numel for t in arch.tensors if t.role.startswith("expert_"))
-    return arch.params - routed + routed * arch.experts_per_token // arch.num_experts
+    return text - routed + routed * arch.experts_per_token // arch.num_experts
 
 
 def layer_type_counts(arch: Architecture) -> dict[str, int]:

@@ -338,6 +338,11 @@ def gguf_tensor_type(fmt: str | WeightFormat, tensor: Tensor, mix: GGUFMix) -> s
         raise ValueError(f"{fmt.name} is not a GGUF file type")
     if tensor.role in _GGUF_F32_ROLES or _ggml_n_dims(tensor.shape) < 2:
         return "F32"
+    if tensor.role in ("vision", "vision_proj"):
+        # a vision tower is not in the model's GGUF: llama.cpp loads it from a separate
+        # mmproj file (convert_hf_to_gguf.py --mmproj); priced F16 (an assumption: the
+        # mmproj-*-f16.gguf files publishers ship; llama-quantize's mix is not applied)
+        return "F16"
     ftype, new = fmt.ftype, fmt.default_type
     category = GGUF_CATEGORY[tensor.role]
     ncols = tensor.shape[-1]                       # ggml ne[0] = in_features

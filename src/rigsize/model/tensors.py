@@ -28,6 +28,8 @@ Role = Literal[
     "norm",           # any normalization weight or bias
     "bias",           # linear biases (QKV bias, GPT-2 biases)
     "other",          # anything else (e.g. shared-expert gate vector)
+    "vision",         # a vision-language model's vision tower (rigsize.model.vision)
+    "vision_proj",    # ... and its projector into the text model (mergers, multimodal projector)
 ]
 
 LINEAR_ROLES: frozenset[str] = frozenset({

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from rigsize.errors import InputError
 from rigsize.memory.per_gpu import MemoryResult, Parts
 from rigsize.messages import Note
-from rigsize.model import formats, recurrent
+from rigsize.model import formats, recurrent, vision
 from rigsize.model.architecture import active_params, breakdown, layer_type_counts
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.inputs import ModelSpec
@@ -149,6 +149,7 @@ def model_report(spec: ModelSpec, weight_fmt: WeightFormat, kv_fmt: KVFormat) ->
         state_bytes_per_sequence=recurrent.state_bytes_per_sequence(
             arch, 32 if spec.config.get("torch_dtype") == "float32" else 16, 32),
         layer_types=layer_type_counts(arch), params_mtp=arch.params_mtp,
+        params_vision=vision.vision_params(arch.tensors),
     )
 
 

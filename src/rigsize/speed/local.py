@@ -113,7 +113,7 @@ def decode_bytes(arch: Architecture, fmt: WeightFormat, s: LocalSettings, contex
     tied = not any(t.role == "lm_head" for t in arch.tensors)
     shares = row_shares(s)
     for t in arch.tensors:
-        if t.layer is None and t.role in ("embed", "pos_embed", "other"):
+        if t.layer is None and t.role in ("embed", "pos_embed", "other", "vision", "vision_proj"):   # vision: per image
             if t.role == "embed" and tied:        # the tied output reads the whole matrix
                 _put(out, layer_device(n, n, s), float(tensor_bytes(t, arch, fmt)))
             continue

@@ -62,6 +62,9 @@ class ModelCost:
     layers: int
 
 
+_NOT_PER_TOKEN = ("embed", "pos_embed", "vision", "vision_proj")
+
+
 def model_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFormat) -> ModelCost:
     """The cost of the slowest pipeline stage, which paces every step: the stage (vLLM's
     layer split, the same stages memory sizes) that streams the most weight bytes."""
@@ -73,7 +76,8 @@ def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFor
     tensors = stage_tensors(arch, st)
     layers = st.layers
     experts = [t for t in tensors if t.role.startswith("expert_")]
-    dense = [t for t in tensors if not t.role.startswith("expert_") and t.role not in ("embed", "pos_embed")]
+    # a vision tower and projector run once per image, not per token (rigsize.model.vision)
+    dense = [t for t in tensors if not t.role.startswith("expert_") and t.role not in _NOT_PER_TOKEN]
     lm_head = [t for t in tensors if t.role == "lm_head" and len(t.shape) == 2]
     if arch.tie_word_embeddings and st.last:
         lm_head = [t for t in arch.tensors if t.role == "embed"]
@@ -91,8 +95,9 @@ def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFor
         linear += per_expert_flops * arch.experts_per_token * moe_layers / layout.ep
     lm_flops = sum(2 * t.numel / layout.tp for t in lm_head)
     # bytes a step streams: every non-expert weight except the embedding table (a lookup
-    # reads only its rows), which is read in full when it doubles as the lm_head
-    streamed = [t for t in tensors if not t.role.startswith("expert_") and t.role not in ("embed", "pos_embed")]
+    # reads only its rows), which is read in full when it doubles as the lm_head; the vision
+    # tower is not read by a decode step
+    streamed = [t for t in tensors if not t.role.startswith("expert_") and t.role not in _NOT_PER_TOKEN]
     if arch.tie_word_embeddings and st.last:
         streamed += [t for t in arch.tensors if t.role == "embed"]
     weight_bytes = rank_weight_bytes(streamed, arch, layout, fmt, training=False)

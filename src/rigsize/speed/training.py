@@ -227,7 +227,7 @@ def _stage_flops(arch: Architecture, workload: Workload, layout: Layout) -> list
     for st in stages(arch, layout):
         n = 0.0
         for t in stage_tensors(arch, st):
-            if len(t.shape) < 2 or t.role in ("embed", "pos_embed"):
+            if len(t.shape) < 2 or t.role in ("embed", "pos_embed", "vision", "vision_proj"):   # vision: per image
                 continue
             n += t.numel * (share if t.role.startswith("expert_") else 1.0)
         if st.last and arch.tie_word_embeddings:

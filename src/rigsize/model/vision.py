@@ -1,0 +1,413 @@
+"""Vision-language models: the vision tower and the projector into the text model, as
+``transformers`` (5.x) builds them in each family's ``ForConditionalGeneration``.
+
+``text_config`` takes the text config out of a multimodal one, typed for a text builder
+(``llama_like``: Qwen 2/3, Gemma 3, Llama 4, Mistral, GLM-4); ``tower`` lays out the
+vision tower's and projector's tensors from the family's vision config with the config
+classes' defaults.  ``sum(t.numel)`` over text and vision rows equals the parameters of
+``AutoModelForImageTextToText.from_config(config)`` on the meta device;
+``tests/model/test_vision.py`` checks it on real and random configs of each family.
+
+The rows carry role ``vision`` (the tower) or ``vision_proj`` (the projector and the
+towers' own mergers), ``layer`` None: they are no decoder layer, run once per image
+rather than per token, and are stored unquantized by the quantizers rigsize prices
+(their roles are not in any format's ``quantized_roles``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rigsize.errors import ModelError
+from rigsize.model.hf_config import Config, whole_number
+from rigsize.model.tensors import Role, Tensor
+from rigsize.planning import limits
+
+VISION_ROLES: frozenset[str] = frozenset({"vision", "vision_proj"})
+"""Roles of the vision tower (``vision``) and the projector into the text model (``vision_proj``)."""
+
+_Rows = list[Tensor]
+
+
+def _lin(rows: _Rows, name: str, out_f: int, in_f: int, bias: bool, role: Role = "vision") -> None:
+    rows.append(Tensor(f"{name}.weight", role, (out_f, in_f)))
+    if bias:
+        rows.append(Tensor(f"{name}.bias", role, (out_f,)))
+
+
+def _norm(rows: _Rows, name: str, width: int, bias: bool, role: Role = "vision") -> None:
+    rows.append(Tensor(f"{name}.weight", role, (width,)))
+    if bias:
+        rows.append(Tensor(f"{name}.bias", role, (width,)))
+
+
+def _side(v: Config, key: str, default: int) -> tuple[int, int]:
+    """An image or patch size: one int (square) or ``[height, width]`` (InternVL)."""
+    value = v.get(key, default)
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return whole_number(key, value[0]), whole_number(key, value[1])
+    n = whole_number(key, value)
+    return n, n
+
+
+def _grid(v: Config, image_default: int, patch_default: int) -> int:
+    """Patches per image side x side: (image // patch) per axis, as the embeddings size them."""
+    (ih, iw), (ph, pw) = _side(v, "image_size", image_default), _side(v, "patch_size", patch_default)
+    return (ih // ph) * (iw // pw)
+
+
+def _width(v: Config, key: str, default: int | None = None) -> int:
+    return v.int(key, default=default, maximum=limits.MAX_HIDDEN)
+
+
+# ----------------------------------------------------------------------------------
+# Towers
+# ----------------------------------------------------------------------------------
+
+def _qwen2_5_vl(v: Config, outer: Config, text_h: int) -> _Rows:
+    """modeling_qwen2_5_vl.py: Conv3d patch embedding (no bias), blocks of RMSNorm, fused
+    biased qkv and proj, a biased SwiGLU MLP; the PatchMerger (RMSNorm, two linears over
+    spatial_merge_size^2 patches) is the projector."""
+    h, depth, inter = _width(v, "hidden_size", 3584), v.int("depth", default=32, maximum=limits.MAX_LAYERS), \
+        _width(v, "intermediate_size", 3420)
+    p, t, ch = v.int("patch_size", default=14), v.int("temporal_patch_size", default=2), v.int("in_channels", default=3)
+    m = v.int("spatial_merge_size", default=2)
+    out = _width(v, "out_hidden_size", 3584)
+    rows = [Tensor("model.visual.patch_embed.proj.weight", "vision", (h, ch, t, p, p))]
+    for i in range(depth):
+        b = f"model.visual.blocks.{i}"
+        _norm(rows, f"{b}.norm1", h, False)
+        _norm(rows, f"{b}.norm2", h, False)
+        _lin(rows, f"{b}.attn.qkv", 3 * h, h, True)
+        _lin(rows, f"{b}.attn.proj", h, h, True)
+        for name, o, i_ in (("gate_proj", inter, h), ("up_proj", inter, h), ("down_proj", h, inter)):
+            _lin(rows, f"{b}.mlp.{name}", o, i_, True)
+    _norm(rows, "model.visual.merger.ln_q", h, False, "vision_proj")
+    _lin(rows, "model.visual.merger.mlp.0", h * m * m, h * m * m, True, "vision_proj")
+    _lin(rows, "model.visual.merger.mlp.2", out, h * m * m, True, "vision_proj")
+    return rows
+
+
+def _qwen3_vl_merger(rows: _Rows, name: str, h: int, m: int, out: int, postshuffle: bool) -> None:
+    """Qwen3VLVisionPatchMerger: LayerNorm (over h, or h*m^2 after the shuffle), fc1, fc2."""
+    _norm(rows, f"{name}.norm", h * m * m if postshuffle else h, True, "vision_proj")
+    _lin(rows, f"{name}.linear_fc1", h * m * m, h * m * m, True, "vision_proj")
+    _lin(rows, f"{name}.linear_fc2", out, h * m * m, True, "vision_proj")
+
+
+def _qwen3_vl(v: Config, outer: Config, text_h: int) -> _Rows:
+    """modeling_qwen3_vl.py (and qwen3_vl_moe, the same tower): biased Conv3d patches, a
+    learned position table, LayerNorm blocks with biased qkv/proj and a biased 2-layer
+    MLP, the merger, and one DeepStack merger per ``deepstack_visual_indexes`` entry."""
+    h, depth, inter = _width(v, "hidden_size", 1152), v.int("depth", default=27, maximum=limits.MAX_LAYERS), \
+        _width(v, "intermediate_size", 4304)
+    p, t, ch = v.int("patch_size", default=16), v.int("temporal_patch_size", default=2), v.int("in_channels", default=3)
+    m, out = v.int("spatial_merge_size", default=2), _width(v, "out_hidden_size", 3584)
+    rows = [Tensor("model.visual.patch_embed.proj.weight", "vision", (h, ch, t, p, p)),
+            Tensor("model.visual.patch_embed.proj.bias", "vision", (h,)),
+            Tensor("model.visual.pos_embed.weight", "vision", (v.int("num_position_embeddings", default=2304), h))]
+    for i in range(depth):
+        b = f"model.visual.blocks.{i}"
+        _norm(rows, f"{b}.norm1", h, True)
+        _norm(rows, f"{b}.norm2", h, True)
+        _lin(rows, f"{b}.attn.qkv", 3 * h, h, True)
+        _lin(rows, f"{b}.attn.proj", h, h, True)
+        _lin(rows, f"{b}.mlp.linear_fc1", inter, h, True)
+        _lin(rows, f"{b}.mlp.linear_fc2", h, inter, True)
+    _qwen3_vl_merger(rows, "model.visual.merger", h, m, out, False)
+    deepstack = v.get("deepstack_visual_indexes", (8, 16, 24))
+    for j in range(len(deepstack)):
+        _qwen3_vl_merger(rows, f"model.visual.deepstack_merger_list.{j}", h, m, out, True)
+    return rows
+
+
+def _glm4v(v: Config, outer: Config, text_h: int) -> _Rows:
+    """modeling_glm4v.py (glm4v_moe and glm46v build the same tower): a learned position
+    table, biased Conv3d patches, RMSNorm blocks (qkv bias = attention_bias, proj without)
+    with a SwiGLU MLP out_hidden_size wide, post-conv RMSNorm, a Conv2d downsample over
+    spatial_merge_size^2 patches, and the merger (proj, LayerNorm, SwiGLU intermediate_size)."""
+    h, depth = _width(v, "hidden_size", 1536), v.int("depth", default=24, maximum=limits.MAX_LAYERS)
+    inter, out = _width(v, "intermediate_size", 13696), _width(v, "out_hidden_size", 4096)
+    p, t, ch = v.int("patch_size", default=14), v.int("temporal_patch_size", default=2), v.int("in_channels", default=3)
+    m, qkv_bias = v.int("spatial_merge_size", default=2), v.bool("attention_bias", False)
+    rows = [Tensor("model.visual.embeddings.position_embedding.weight", "vision", (_grid(v, 336, 14), h)),
+            Tensor("model.visual.patch_embed.proj.weight", "vision", (h, ch, t, p, p)),
+            Tensor("model.visual.patch_embed.proj.bias", "vision", (h,))]
+    for i in range(depth):
+        b = f"model.visual.blocks.{i}"
+        _norm(rows, f"{b}.norm1", h, False)
+        _norm(rows, f"{b}.norm2", h, False)
+        _lin(rows, f"{b}.attn.qkv", 3 * h, h, qkv_bias)
+        _lin(rows, f"{b}.attn.proj", h, h, False)
+        for name, o, i_ in (("gate_proj", out, h), ("up_proj", out, h), ("down_proj", h, out)):
+            _lin(rows, f"{b}.mlp.{name}", o, i_, False)
+    _norm(rows, "model.visual.post_conv_layernorm", h, False)
+    rows += [Tensor("model.visual.downsample.weight", "vision", (out, h, m, m)),
+             Tensor("model.visual.downsample.bias", "vision", (out,))]
+    _norm(rows, "model.visual.post_layernorm", h, False)
+    _lin(rows, "model.visual.merger.proj", out, out, False, "vision_proj")
+    _norm(rows, "model.visual.merger.post_projection_norm", out, True, "vision_proj")
+    for name, o, i_ in (("gate_proj", inter, out), ("up_proj", inter, out), ("down_proj", out, inter)):
+        _lin(rows, f"model.visual.merger.{name}", o, i_, False, "vision_proj")
+    return rows
+
+
+def _siglip_layer(rows: _Rows, b: str, h: int, inter: int) -> None:
+    """SiglipEncoderLayer (modeling_siglip.py): LayerNorms, biased q/k/v/out, biased fc1/fc2."""
+    _norm(rows, f"{b}.layer_norm1", h, True)
+    for name in ("k_proj", "v_proj", "q_proj", "out_proj"):
+        _lin(rows, f"{b}.self_attn.{name}", h, h, True)
+    _norm(rows, f"{b}.layer_norm2", h, True)
+    _lin(rows, f"{b}.mlp.fc1", inter, h, True)
+    _lin(rows, f"{b}.mlp.fc2", h, inter, True)
+
+
+def _gemma3(v: Config, outer: Config, text_h: int) -> _Rows:
+    """Gemma3ForConditionalGeneration: a SigLIP vision model (modeling_siglip.py,
+    SiglipVisionConfig defaults; the attention-pooling head only with vision_use_head)
+    and Gemma3MultiModalProjector (one h_vision x h_text matrix and an RMSNorm)."""
+    if v.model_type not in ("", "siglip_vision_model"):
+        raise ModelError("model.unsupported_type", model_type=f"gemma3 vision_config {v.model_type}",
+                         supported="siglip_vision_model")
+    h, inter = _width(v, "hidden_size", 768), _width(v, "intermediate_size", 3072)
+    layers, ch = v.int("num_hidden_layers", default=12, maximum=limits.MAX_LAYERS), v.int("num_channels", default=3)
+    p = _side(v, "patch_size", 16)
+    pre = "model.vision_tower"
+    rows = [Tensor(f"{pre}.embeddings.patch_embedding.weight", "vision", (h, ch, *p)),
+            Tensor(f"{pre}.embeddings.patch_embedding.bias", "vision", (h,)),
+            Tensor(f"{pre}.embeddings.position_embedding.weight", "vision", (_grid(v, 224, 16), h))]
+    for i in range(layers):
+        _siglip_layer(rows, f"{pre}.encoder.layers.{i}", h, inter)
+    _norm(rows, f"{pre}.post_layernorm", h, True)
+    if v.bool("vision_use_head", True):   # SiglipMultiheadAttentionPoolingHead
+        rows.append(Tensor(f"{pre}.head.probe", "vision", (1, 1, h)))
+        rows += [Tensor(f"{pre}.head.attention.in_proj_weight", "vision", (3 * h, h)),
+                 Tensor(f"{pre}.head.attention.in_proj_bias", "vision", (3 * h,))]
+        _lin(rows, f"{pre}.head.attention.out_proj", h, h, True)
+        _norm(rows, f"{pre}.head.layernorm", h, True)
+        _lin(rows, f"{pre}.head.mlp.fc1", inter, h, True)
+        _lin(rows, f"{pre}.head.mlp.fc2", h, inter, True)
+    rows += [Tensor("model.multi_modal_projector.mm_input_projection_weight", "vision_proj", (h, text_h)),
+             Tensor("model.multi_modal_projector.mm_soft_emb_norm.weight", "vision_proj", (h,))]
+    return rows
+
+
+def _llama4(v: Config, outer: Config, text_h: int) -> _Rows:
+    """modeling_llama4.py: Llama4VisionModel (unfold + linear patch embedding, class token,
+    position table over (image/patch)^2 + 1, pre/post LayerNorms, biased attention and
+    fc1/fc2, LayerNorms), its pixel-shuffle adapter (two linears) and the projector."""
+    h, inter = _width(v, "hidden_size", 768), _width(v, "intermediate_size", 5632)
+    layers, ch = v.int("num_hidden_layers", default=34, maximum=limits.MAX_LAYERS), v.int("num_channels", default=3)
+    heads, p = v.int("num_attention_heads", default=16), v.int("patch_size", default=14)
+    qkv = heads * (h // heads)
+    pre = "vision_model"
+    rows = [Tensor(f"{pre}.class_embedding", "vision", (h,)),
+            Tensor(f"{pre}.positional_embedding_vlm", "vision", (_grid(v, 448, 14) + 1, h)),
+            Tensor(f"{pre}.patch_embedding.linear.weight", "vision", (h, ch * p * p))]
+    _norm(rows, f"{pre}.layernorm_pre", h, True)
+    _norm(rows, f"{pre}.layernorm_post", h, True)
+    for i in range(layers):
+        b = f"{pre}.model.layers.{i}"
+        for name in ("q_proj", "k_proj", "v_proj"):
+            _lin(rows, f"{b}.self_attn.{name}", qkv, h, True)
+        _lin(rows, f"{b}.self_attn.o_proj", h, qkv, True)
+        _lin(rows, f"{b}.mlp.fc1", inter, h, True)
+        _lin(rows, f"{b}.mlp.fc2", h, inter, True)
+        _norm(rows, f"{b}.input_layernorm", h, True)
+        _norm(rows, f"{b}.post_attention_layernorm", h, True)
+    p_in, p_out = _width(v, "projector_input_dim", 4096), _width(v, "projector_output_dim", 4096)
+    _lin(rows, f"{pre}.vision_adapter.mlp.fc1", p_in, inter, False, "vision_proj")
+    _lin(rows, f"{pre}.vision_adapter.mlp.fc2", p_out, p_out, False, "vision_proj")
+    _lin(rows, "multi_modal_projector.linear_1", text_h, _width(v, "vision_output_dim", 7680), False, "vision_proj")
+    return rows
+
+
+# Mistral3Config.sub_configs_defaults["vision_config"] init_kwargs (configuration_mistral3.py)
+_PIXTRAL_DEFAULTS = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14,
+                     "num_hidden_layers": 24, "num_attention_heads": 16}
+
+
+def _mistral3(v: Config, outer: Config, text_h: int) -> _Rows:
+    """Mistral3ForConditionalGeneration: a Pixtral vision model (modeling_pixtral.py: Conv2d
+    patches without bias, RMSNorms, bias-free attention and SwiGLU) and
+    Mistral3MultiModalProjector (RMSNorm, patch merger over spatial_merge_size^2 patches,
+    two linears with multimodal_projector_bias)."""
+    if v.model_type not in ("", "pixtral"):
+        raise ModelError("model.unsupported_type", model_type=f"mistral3 vision_config {v.model_type}",
+                         supported="pixtral")
+    v = Config({**_PIXTRAL_DEFAULTS, **{k: x for k, x in v.raw.items() if x is not None}})
+    h, inter = _width(v, "hidden_size"), _width(v, "intermediate_size")
+    layers, ch = v.int("num_hidden_layers", maximum=limits.MAX_LAYERS), v.int("num_channels", default=3)
+    p = _side(v, "patch_size", 14)
+    pre = "model.vision_tower"
+    rows = [Tensor(f"{pre}.patch_conv.weight", "vision", (h, ch, *p))]
+    _norm(rows, f"{pre}.ln_pre", h, False)
+    for i in range(layers):
+        b = f"{pre}.transformer.layers.{i}"
+        _norm(rows, f"{b}.attention_norm", h, False)
+        for name, o, i_ in (("gate_proj", inter, h), ("up_proj", inter, h), ("down_proj", h, inter)):
+            _lin(rows, f"{b}.feed_forward.{name}", o, i_, False)
+        for name in ("k_proj", "v_proj", "q_proj", "o_proj"):
+            _lin(rows, f"{b}.attention.{name}", h, h, False)
+        _norm(rows, f"{b}.ffn_norm", h, False)
+    m = outer.int("spatial_merge_size", default=2)
+    feature = outer.get("vision_feature_layer", -1)
+    n_feature = 1 if isinstance(feature, int) else len(feature)
+    bias = outer.bool("multimodal_projector_bias", False)
+    _norm(rows, "model.multi_modal_projector.norm", h, False, "vision_proj")
+    _lin(rows, "model.multi_modal_projector.patch_merger.merging_layer", h, h * m * m, False, "vision_proj")
+    _lin(rows, "model.multi_modal_projector.linear_1", text_h, h * n_feature, bias, "vision_proj")
+    _lin(rows, "model.multi_modal_projector.linear_2", text_h, text_h, bias, "vision_proj")
+    return rows
+
+
+def _internvl(v: Config, outer: Config, text_h: int) -> _Rows:
+    """modeling_internvl.py: InternViT (class token, optional mask token and absolute
+    positions, biased Conv2d patches; layers with q/k/v (attention_bias), a biased output
+    projection, optional q/k RMSNorms, LayerNorm or RMSNorm, layer-scale vectors; a final
+    LayerNorm unless use_mean_pooling) and the projector (LayerNorm and two biased linears
+    over the pixel-shuffled 1/downsample_ratio^2 patches)."""
+    if v.model_type not in ("", "internvl_vision"):
+        raise ModelError("model.unsupported_type", model_type=f"internvl vision_config {v.model_type}",
+                         supported="internvl_vision")
+    h, inter = _width(v, "hidden_size", 1024), _width(v, "intermediate_size", 4096)
+    layers, ch = v.int("num_hidden_layers", default=24, maximum=limits.MAX_LAYERS), v.int("num_channels", default=3)
+    p = _side(v, "patch_size", 14)
+    qkv_bias, qk_norm = v.bool("attention_bias", False), v.bool("use_qk_norm", False)
+    norm_type = v.get("norm_type", "layer_norm")
+    if norm_type not in ("layer_norm", "rms_norm"):
+        raise ModelError("model.bad_field", field="vision_config.norm_type", value=norm_type,
+                         why="must be layer_norm or rms_norm")
+    pre = "model.vision_tower"
+    rows = [Tensor(f"{pre}.embeddings.cls_token", "vision", (1, 1, h))]
+    if v.bool("use_mask_token", False):
+        rows.append(Tensor(f"{pre}.embeddings.mask_token", "vision", (1, 1, h)))
+    rows += [Tensor(f"{pre}.embeddings.patch_embeddings.projection.weight", "vision", (h, ch, *p)),
+             Tensor(f"{pre}.embeddings.patch_embeddings.projection.bias", "vision", (h,))]
+    if v.bool("use_absolute_position_embeddings", True):
+        rows.append(Tensor(f"{pre}.embeddings.position_embeddings", "vision", (1, _grid(v, 448, 14) + 1, h)))
+    for i in range(layers):
+        b = f"{pre}.encoder.layer.{i}"
+        for name in ("q_proj", "k_proj", "v_proj"):
+            _lin(rows, f"{b}.attention.{name}", h, h, qkv_bias)
+        _lin(rows, f"{b}.attention.projection_layer", h, h, True)
+        if qk_norm:
+            _norm(rows, f"{b}.attention.q_norm", h, False)
+            _norm(rows, f"{b}.attention.k_norm", h, False)
+        _lin(rows, f"{b}.mlp.fc1", inter, h, True)
+        _lin(rows, f"{b}.mlp.fc2", h, inter, True)
+        _norm(rows, f"{b}.layernorm_before", h, norm_type == "layer_norm")
+        _norm(rows, f"{b}.layernorm_after", h, norm_type == "layer_norm")
+        rows += [Tensor(f"{b}.lambda_1", "vision", (h,)), Tensor(f"{b}.lambda_2", "vision", (h,))]
+    if not v.bool("use_mean_pooling", True):
+        _norm(rows, f"{pre}.layernorm", h, True)
+    ratio = outer.get("downsample_ratio", 0.5)
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
+        raise ModelError("model.bad_field", field="downsample_ratio", value=ratio, why="must be in (0, 1]")
+    merged = h * int(1 / ratio) ** 2
+    _norm(rows, "model.multi_modal_projector.layer_norm", merged, True, "vision_proj")
+    _lin(rows, "model.multi_modal_projector.linear_1", text_h, merged, True, "vision_proj")
+    _lin(rows, "model.multi_modal_projector.linear_2", text_h, text_h, True, "vision_proj")
+    return rows
+
+
+# ----------------------------------------------------------------------------------
+# Wrappers: where each family keeps its text config and how tying is decided
+# ----------------------------------------------------------------------------------
+
+# text config model_type -> (the rigsize text builder's model_type, fields its modeling
+# file fixes whatever the config says): Glm4vTextAttention has head_dim = hidden // heads and
+# biased q/k/v; Glm4vMoeTextAttention has no q/k norms and head_dim = getattr(config,
+# "head_dim", hidden // heads).
+_TEXT_TYPES: dict[str, tuple[str, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {
+    "qwen2_5_vl_text": ("qwen2", lambda t: {}),
+    "qwen3_vl_text": ("qwen3", lambda t: {}),
+    "qwen3_vl_moe_text": ("qwen3_moe", lambda t: {}),
+    "glm4v_text": ("glm4", lambda t: {"attention_bias": True, "head_dim": _head_dim(t)}),
+    "glm4v_moe_text": ("glm4_moe", lambda t: {"use_qk_norm": False, "head_dim": t.get("head_dim") or _head_dim(t)}),
+    "gemma3_text": ("gemma3_text", lambda t: {}),
+    "llama4_text": ("llama4_text", lambda t: {}),
+}
+
+
+def _head_dim(t: Mapping[str, Any]) -> int | None:
+    h, nh = t.get("hidden_size"), t.get("num_attention_heads")
+    return h // nh if isinstance(h, int) and isinstance(nh, int) and 0 < nh <= h else None
+
+
+@dataclass(frozen=True)
+class _Wrapper:
+    """One ``ForConditionalGeneration`` family (configuration_<family>.py)."""
+
+    tower: Callable[[Config, Config, int], _Rows]
+    text_type: str                  # the text_config's model_type when it names none
+    tie_default: bool               # the outer config class's tie_word_embeddings default
+    text_tie: bool = False          # the BC hook: a text_config tie_word_embeddings true ties too
+    inner_head: bool = False        # the lm_head is the text model's own (Llama4ForCausalLM): its config ties
+    flat_text: bool = False         # Hub configs keep the text fields at the top level
+    text_defaults: tuple[tuple[str, Any], ...] = ()   # the text config class's defaults rigsize needs
+
+
+# tie defaults: configuration_qwen2_5_vl.py / qwen3_vl / qwen3_vl_moe / glm4v / glm4v_moe
+# (False, with the pre-v5 text_config hook in qwen2_5_vl and glm4v*), gemma3 / internvl /
+# mistral3 (True); llama4: Llama4ForConditionalGeneration holds a Llama4ForCausalLM, whose
+# Llama4TextConfig (default False) decides, whatever the outer config says
+_WRAPPERS: dict[str, _Wrapper] = {
+    "qwen2_5_vl": _Wrapper(_qwen2_5_vl, "qwen2_5_vl_text", False, text_tie=True, flat_text=True,
+                           text_defaults=(("num_key_value_heads", 8),)),
+    "qwen3_vl": _Wrapper(_qwen3_vl, "qwen3_vl_text", False),
+    "qwen3_vl_moe": _Wrapper(_qwen3_vl, "qwen3_vl_moe_text", False, text_defaults=(("num_key_value_heads", 16),)),
+    "glm4v": _Wrapper(_glm4v, "glm4v_text", False, text_tie=True),
+    "glm4v_moe": _Wrapper(_glm4v, "glm4v_moe_text", False, text_tie=True),
+    "glm46v": _Wrapper(_glm4v, "glm4v_text", False),
+    "gemma3": _Wrapper(_gemma3, "gemma3_text", True),
+    "llama4": _Wrapper(_llama4, "llama4_text", False, inner_head=True),
+    "mistral3": _Wrapper(_mistral3, "mistral", True),
+    "internvl": _Wrapper(_internvl, "qwen2", True),
+}
+
+MODEL_TYPES: tuple[str, ...] = tuple(_WRAPPERS)
+
+
+def text_config(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The text config of multimodal ``raw``, typed for a rigsize text builder, with the
+    family's tie rule applied (the lm_head belongs to the outer model in transformers 5)."""
+    wrapper = _WRAPPERS[str(raw["model_type"])]
+    text_raw = raw.get("text_config")
+    if text_raw is None and wrapper.flat_text:
+        text_raw = {k: x for k, x in raw.items() if k not in ("vision_config", "model_type", "architectures")}
+    if text_raw is None:
+        text_raw = {}
+    if not isinstance(text_raw, Mapping):
+        raise ModelError("model.bad_field", field="text_config", value=type(text_raw).__name__, why="must be an object")
+    text = dict(text_raw)
+    text_type = str(text.get("model_type") or wrapper.text_type)
+    if text_type == raw["model_type"]:
+        text_type = wrapper.text_type
+    builder_type, fixed = _TEXT_TYPES.get(text_type, (text_type, lambda t: {}))
+    for key, value in wrapper.text_defaults:
+        text.setdefault(key, value)
+    text.update(fixed(text))
+    tied = Config(text if wrapper.inner_head else raw).bool("tie_word_embeddings", wrapper.tie_default)
+    if wrapper.text_tie and not tied and text.get("tie_word_embeddings") is True:
+        tied = True
+    text.update(model_type=builder_type, tie_word_embeddings=tied)
+    return text
+
+
+def tower(raw: Mapping[str, Any], text_hidden: int) -> tuple[Tensor, ...]:
+    """The vision tower's and projector's tensors of multimodal ``raw``, projecting into
+    a text model ``text_hidden`` wide."""
+    vision_raw = raw.get("vision_config") or {}
+    if not isinstance(vision_raw, Mapping):
+        raise ModelError("model.bad_field", field="vision_config", value=type(vision_raw).__name__,
+                         why="must be an object")
+    build = _WRAPPERS[str(raw["model_type"])].tower
+    return tuple(build(Config(vision_raw), Config(raw), text_hidden))
+
+
+def vision_params(tensors: tuple[Tensor, ...] | list[Tensor]) -> int:
+    """Parameters of the vision tower and projector (0 for a text-only model)."""
+    return sum(t.numel for t in tensors if t.role in VISION_ROLES)
