@@ -15,11 +15,12 @@ state-space layers are ``recurrent``; hybrids of Mamba and attention layers are
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from rigsize.errors import ModelError
-from rigsize.model import gpt_family, hybrid, llama_like, recurrent
+from rigsize.model import gpt_family, hybrid, llama_like, recurrent, vision
 from rigsize.model.architecture import Architecture
 from rigsize.model.hf_config import Config
 from rigsize.planning import limits
@@ -36,6 +37,9 @@ _BUILDERS: dict[str, Callable[[Config], Architecture]] = {
 }
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_BUILDERS))
+# vision-language wrappers: their text_config goes to a builder above, the vision tower
+# and projector are laid out by ``rigsize.model.vision``
+MULTIMODAL_MODEL_TYPES: tuple[str, ...] = tuple(sorted(vision.MODEL_TYPES))
 
 
 # Config-class defaults that published configs rely on.  Gemma 3's multimodal Hub
@@ -63,17 +67,24 @@ _SAME_AS: dict[str, str] = {"kimi_k2": "deepseek_v3"}
 def build_architecture(raw: Mapping[str, Any]) -> Architecture:
     """Lay out the model a Hugging Face config describes.
 
-    Multimodal configs (Gemma 3, Llama 4...) are read through their ``text_config``.
+    Vision-language configs (``MULTIMODAL_MODEL_TYPES``: Gemma 3, Llama 4, Qwen2.5-VL...)
+    are their text model plus the vision tower and projector (``rigsize.model.vision``);
+    other wrappers are read through their ``text_config`` alone.
     """
     if not isinstance(raw.get("model_type"), str):
         raise ModelError("model.no_model_type", path="config")
+    if raw["model_type"] in vision.MODEL_TYPES:
+        text = _build(vision.text_config(raw))
+        rows = text.tensors + vision.tower(raw, text.hidden_size)
+        return _capped(dataclasses.replace(text, tensors=rows))
     if raw["model_type"] not in _BUILDERS and isinstance(raw.get("text_config"), Mapping):
         text = dict(raw["text_config"])
-        wrapped = {"gemma3": "gemma3_text", "llama4": "llama4_text"}.get(raw["model_type"])
-        if wrapped and text.get("model_type") in (None, raw["model_type"]):
-            text["model_type"] = wrapped
         text.setdefault("tie_word_embeddings", raw.get("tie_word_embeddings"))
         raw = text
+    return _capped(_build(raw))
+
+
+def _build(raw: Mapping[str, Any]) -> Architecture:
     if raw.get("model_type") in _SAME_AS:
         raw = {**raw, "model_type": _SAME_AS[str(raw["model_type"])]}
     defaults = _CLASS_DEFAULTS.get(str(raw.get("model_type")))
@@ -83,8 +94,11 @@ def build_architecture(raw: Mapping[str, Any]) -> Architecture:
     builder = _BUILDERS.get(cfg.model_type)
     if builder is None:
         raise ModelError("model.unsupported_type", model_type=cfg.model_type,
-                         supported=", ".join(SUPPORTED_MODEL_TYPES))
-    arch = builder(cfg)
+                         supported=", ".join(SUPPORTED_MODEL_TYPES + MULTIMODAL_MODEL_TYPES))
+    return builder(cfg)
+
+
+def _capped(arch: Architecture) -> Architecture:
     if arch.params > limits.MAX_PARAMS:
         raise ModelError("model.bad_field", field="(whole config)", value=arch.params,
                          why=f"describes more than the cap of {limits.MAX_PARAMS:.0e} parameters")
