@@ -368,7 +368,7 @@ def _lower_bound_reason(s: _Search, c: Candidate, gpu: GPU) -> str | None:
     else:       # each data-parallel replica holds all the weights and its share of the requests
         sequences = -(-s.opts.get("batch", 1) // c.dp)
         floor = (total_state_bytes(s, c.weights) + sequences * kv_floor_bytes(s, c.kv_dtype)) / (c.tp * c.pp)
-    if floor > gpu.usable_memory_bytes * max(1.0, s.opts.get("gpu_memory_utilization", 1.0)):
+    if floor > gpu.usable_memory_bytes * _memory_utilization(s, c):
         return "out_of_memory"
     if s.training and s.goals.deadline_days and s.opts.get("train_tokens"):
         from rigsize.model.architecture import active_params
@@ -379,6 +379,27 @@ def _lower_bound_reason(s: _Search, c: Candidate, gpu: GPU) -> str | None:
         if best_days > s.goals.deadline_days:
             return "misses_deadline"
     return None
+
+
+def _memory_utilization(s: _Search, c: Candidate) -> float:
+    """The fraction of the GPU's usable memory the candidate's job may fill (``memory.per_gpu``:
+    ``int(usable x gpu_memory_utilization)``): 1 for training, the job's
+    ``gpu_memory_utilization`` for a serving engine (given, else the engine's default for
+    the version asked, ``memory.runtime``), read from the job ``build_job`` makes for this
+    GPU and engine (memoized: nothing else of the candidate changes it)."""
+    if s.training:
+        return 1.0
+    key = ("utilization", c.gpu, c.engine)
+    if key not in s.memo:
+        from rigsize.planning.job import build_job
+        from rigsize.planning.options import parse_options as parse
+
+        try:
+            job, _ = build_job(s.spec, parse(_candidate_opts(s, c)), {})
+            s.memo[key] = job.gpu_memory_utilization
+        except RigsizeError:       # estimate refuses it too; the plain floor then
+            s.memo[key] = max(1.0, s.opts.get("gpu_memory_utilization", 1.0))
+    return s.memo[key]
 
 
 def total_state_bytes(s: _Search, weights: str) -> float:
