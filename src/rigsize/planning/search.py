@@ -4,12 +4,14 @@ plans that meet the user's goals, rank them.
 Enumerate, evaluate, rank are separate steps (STYLE.md):
 
 1. ``candidates``: every (GPU, count, layout, weight format, KV format, engine or
-   framework) the flags leave open; a flag that is given pins its choice.
+   framework) the flags leave open; a flag that is given pins its choice.  They are held
+   as blocks (``_Run`` per GPU, ``_Block`` per count), counted without being built.
 2. Cheap checks first, each rejecting with a named reason: the format must run on the
    GPU; tp must split the heads, KV heads, MLP width and quantization groups; the
-   weights alone (or, for full training, the 16 bytes per parameter of weights,
-   gradients and Adam states however they are sharded) must fit in the GPUs' usable
-   memory; a training run must meet the deadline even at the dense peak.
+   weights and the requested sequences' KV cache (per data-parallel replica, over its
+   tp x pp GPUs, within the job's memory utilization) or, for full training, the 16 bytes
+   per parameter of weights, gradients and Adam states however they are sharded, must fit
+   in the GPUs' usable memory; a training run must meet the deadline even at the dense peak.
 3. The survivors are evaluated through the same path as ``estimate``
    (``planning.job.resolve_job`` -> ``planning.evaluate.evaluate`` -> ``planning.cost.job_cost``),
    memory once per (GPU, count, layout, formats) and speed per engine.
@@ -17,10 +19,15 @@ Enumerate, evaluate, rank are separate steps (STYLE.md):
    recommendation is ``estimate``'s full report for its choices, so re-running
    ``estimate`` with them gives the same numbers.
 
-Pruning that cannot change the answer: for ``cheapest`` and ``fewest-gpus``, counts of a
-(GPU, formats, engine) above the smallest that meets every goal are not evaluated
-(``pruned``); a plan on more GPUs of one type costs at least as much per hour (whole
-instances, priced per instance) and uses more GPUs.  ``tests/test_plan.py`` checks the
+Pruning that cannot change the answer (``_run``, ``_best_first``): where the objective's
+first ranking key has a lower bound known before evaluation (``_first_key``), candidates
+are taken best-first from a queue and the search stops once ``top`` plans meet every goal
+and every bound left is worse (``pruned``).  The queue holds GPUs, then blocks, then cells
+at lower bounds of all they contain (``_block_floor``), and for training runs refines a
+cell's bound in steps before evaluating it (``_refine_key``: the layouts ``estimate`` may
+pick, their compute and bubble, then their full step time).  Ties rank in the order the
+plain sorted search gave.  ``tests/planning/test_plan.py`` checks the queue's order
+against the sorted candidate list, each bound against the evaluated values, and the
 pruned search against the exhaustive one on small spaces.
 """
 
