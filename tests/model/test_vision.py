@@ -187,3 +187,101 @@ def _vlm(draw: st.DrawFn, model_type: str) -> dict:
 @given(data=st.data())
 def test_random_config_equals_transformers(model_type: str, data: st.DataObject) -> None:
     _assert_equal(data.draw(_vlm(model_type)))
+
+
+# ---- tokens per image, against the processors' own functions -----------------------------
+
+def _hf_functions(module: str, names: list[str], env: dict) -> dict:
+    """Functions of a transformers module, executed from its source alone (the modules
+    import torchvision, which the test extra does not install)."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(importlib.util.find_spec("transformers").origin).parent / f"{module}.py"
+    tree = ast.parse(path.read_text())
+    body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    ns = dict(env)
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), ns)
+    return {n: ns[n] for n in names}
+
+
+_SIZES = st.tuples(st.integers(16, 6000), st.integers(16, 6000)).filter(lambda s: max(s) / min(s) <= 200)
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=_SIZES, family=st.sampled_from(["qwen2_5_vl", "qwen3_vl"]))
+def test_qwen_image_tokens_equal_smart_resize(size: tuple[int, int], family: str) -> None:
+    """(H/f)(W/f) image_pad tokens after transformers' smart_resize (f = patch x merge), with
+    the checkpoints' preprocessor pixel bounds, plus vision_start and vision_end."""
+    import math
+
+    from rigsize.model.vision import image_tokens
+
+    smart_resize = _hf_functions("models/qwen2_vl/image_processing_qwen2_vl", ["smart_resize"],
+                                 {"math": math})["smart_resize"]
+    width, height = size
+    factor, bounds = (28, (3136, 12845056)) if family == "qwen2_5_vl" else (32, (65536, 16777216))
+    h, w = smart_resize(height, width, factor=factor, min_pixels=bounds[0], max_pixels=bounds[1])
+    assert image_tokens({"model_type": family}, width, height) == (h // factor) * (w // factor) + 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=_SIZES)
+def test_llama4_image_tokens_equal_the_processor(size: tuple[int, int]) -> None:
+    """Llama4ImageProcessor's canvas (find_supported_resolutions, get_best_fit over 16 tiles
+    of 336 px) and Llama4Processor._prompt_split_image's tokens (144 patches a tile)."""
+    import collections
+    import functools
+    import math
+
+    import torch
+    from transformers.models.llama4.processing_llama4 import Llama4Processor
+
+    from rigsize.model.vision import image_tokens
+
+    class _Size:
+        def __init__(self, height: int, width: int) -> None:
+            self.height, self.width = height, width
+
+    f = _hf_functions("models/llama4/image_processing_llama4",
+                      ["get_factors", "find_supported_resolutions", "get_best_fit"],
+                      {"math": math, "torch": torch, "defaultdict": collections.defaultdict,
+                       "lru_cache": functools.lru_cache, "SizeDict": _Size})
+    width, height = size
+    canvases = torch.tensor(f["find_supported_resolutions"](16, _Size(336, 336)))
+    best = f["get_best_fit"]((height, width), canvases)
+    text = Llama4Processor._prompt_split_image(None, (int(best[0]) // 336, int(best[1]) // 336), 144)
+    assert image_tokens({"model_type": "llama4"}, width, height) == text.count("<|")
+
+
+def test_gemma3_image_tokens_are_the_processor_sequence() -> None:
+    """Gemma3Processor: boi, image_seq_length (256) soft tokens, eoi, at any size."""
+    import inspect
+
+    from transformers.models.gemma3.processing_gemma3 import Gemma3Processor
+
+    from rigsize.model.vision import image_tokens
+
+    seq = inspect.signature(Gemma3Processor.__init__).parameters["image_seq_length"].default
+    cfg = preset_config("gemma-3-27b")
+    assert image_tokens(cfg, 640, 480) == image_tokens(cfg, 4000, 3000) == seq + 2
+
+
+def test_images_add_their_tokens_to_the_prompt() -> None:
+    """Two 1280x720 images on Qwen2.5-VL-7B: 2 x (26 x 46 + 2) tokens, sized like a
+    text prompt that much longer; text-only models and bad sizes are one-line errors."""
+    from rigsize.errors import InputError
+    from rigsize.planning.estimate import estimate
+
+    with_images = estimate("qwen2.5-vl-7b", gpu="H100", prompt=500, output=100, images_per_request=2,
+                           image_size="1280x720")
+    longer = estimate("qwen2.5-vl-7b", gpu="H100", prompt=500 + 2 * 1198, output=100)
+    assert with_images.assumptions["image_tokens"].startswith("2 x 1198")
+    assert with_images.memory.per_gpu.kv_cache == longer.memory.per_gpu.kv_cache
+    assert with_images.model.params_vision == 676_550_144
+    assert estimate("llama-3.1-8b", gpu="H100").model.params_vision == 0
+    for bad in (dict(model="llama-3.1-8b", images_per_request=1), dict(model="qwen2.5-vl-7b", image_size="9x9"),
+                dict(model="qwen2.5-vl-7b", images_per_request=1, image_size="wide")):
+        with pytest.raises(InputError):
+            estimate(bad.pop("model"), gpu="H100", **bad)

@@ -146,7 +146,10 @@ def _bytes_by_name(arch: Architecture, fmt: WeightFormat) -> dict[str, int]:
     if hit is not None and hit[0] is arch:
         return hit[1]
     mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
-    table = {t.name: math.ceil(formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix) / 8)
+    # a vision tower is not in the model's GGUF: llama.cpp loads it only from a separate
+    # --mmproj file (not modelled), so the local engines size the text model alone
+    table = {t.name: 0 if t.role in ("vision", "vision_proj")
+             else math.ceil(formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix) / 8)
              for t in arch.tensors}
     if len(_BYTES) > 256:
         _BYTES.clear()

@@ -16,11 +16,12 @@ rather than per token, and are stored unquantized by the quantizers rigsize pric
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rigsize.errors import ModelError
+from rigsize.errors import InputError, ModelError
 from rigsize.model.hf_config import Config, whole_number
 from rigsize.model.tensors import Role, Tensor
 from rigsize.planning import limits
@@ -411,3 +412,89 @@ def tower(raw: Mapping[str, Any], text_hidden: int) -> tuple[Tensor, ...]:
 def vision_params(tensors: tuple[Tensor, ...] | list[Tensor]) -> int:
     """Parameters of the vision tower and projector (0 for a text-only model)."""
     return sum(t.numel for t in tensors if t.role in VISION_ROLES)
+
+
+# ----------------------------------------------------------------------------------
+# Image tokens: what one image adds to the prompt, by each family's processor
+# ----------------------------------------------------------------------------------
+
+# The Qwen-VL processors' pixel bounds, from the checkpoints' preprocessor_config.json (they
+# override the image processor class's own 56*56 .. 28*28*1280): Qwen2.5-VL min_pixels 3136,
+# max_pixels 12845056 (quoted with processor_class Qwen2_5_VLProcessor in public fixtures,
+# code-index ids 69393411951, 5590532836); Qwen3-VL 65536 .. 16777216 (id 62983406432,
+# "qwen3": patch 16, merge 2); as of 2026-12-01.
+_QWEN_PIXELS = {"qwen2_5_vl": (3136, 12845056), "qwen3_vl": (65536, 16777216), "qwen3_vl_moe": (65536, 16777216)}
+# Llama4ImageProcessor's class defaults (image_processing_llama4.py, transformers 5.24): 336-px
+# tiles, at most 16 of them, no upscaling to the largest canvas.
+_LLAMA4_TILE, _LLAMA4_MAX_TILES = 336, 16
+
+IMAGE_TOKEN_TYPES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "gemma3", "llama4")
+"""Families whose tokens per image are modelled (``image_tokens``)."""
+
+
+def _smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """The Qwen-VL resize (image_processing_qwen2_vl.py ``smart_resize``): both sides to
+    multiples of ``factor`` (patch x merge), the area kept within [min_pixels, max_pixels]."""
+    h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar, w_bar = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def _llama4_canvas(height: int, width: int, tile: int, max_tiles: int) -> tuple[int, int]:
+    """Tiles (rows, columns) of the canvas Llama4ImageProcessor picks: its
+    ``find_supported_resolutions`` and ``get_best_fit`` (the smallest upscale that fits,
+    else the least downscale; ties to the smallest area)."""
+    shapes: dict[float, list[tuple[int, int]]] = {}
+    for chunks in range(max_tiles, 0, -1):
+        for f in sorted(d for d in range(1, chunks + 1) if chunks % d == 0):
+            shapes.setdefault(f / (chunks // f), []).append((f, chunks // f))
+    canvases = [(r * tile, c * tile) for group in shapes.values() for r, c in group]
+    scales = [min(th / height, tw / width) for th, tw in canvases]
+    up = [s for s in scales if s >= 1]
+    pick = min(up) if up else max(s for s in scales if s < 1)
+    chosen = [cv for cv, s in zip(canvases, scales) if s == pick]
+    best = min(chosen, key=lambda cv: cv[0] * cv[1])
+    return best[0] // tile, best[1] // tile
+
+
+def image_tokens(raw: Mapping[str, Any], width: int, height: int) -> int:
+    """Prompt tokens one ``width`` x ``height`` image becomes: the embeddings the vision
+    tower hands the text model plus the image's own marker tokens, as the family's
+    processor writes them (transformers 5.24 processing_<family>.py):
+
+    - Qwen2.5-VL / Qwen3-VL: ``smart_resize`` to multiples of patch x merge (28 / 32 px),
+      then (H/28)(W/28) ``<|image_pad|>`` tokens, plus vision_start and vision_end;
+    - Gemma 3: ``mm_tokens_per_image`` soft tokens (256) between boi and eoi, whatever the
+      size (pan-and-scan off, the processor's default); the "\\n\\n" text around them is
+      not counted;
+    - Llama 4: the image is fitted to a canvas of up to 16 336-px tiles; each tile is
+      (336/patch)^2 x pixel_shuffle_ratio^2 patch tokens (144), with x/y separators, plus
+      one global tile when there are several, between image_start and image_end.
+    """
+    mt = str(raw.get("model_type"))
+    if mt not in IMAGE_TOKEN_TYPES:
+        raise InputError("input.conflict", what=f"--images-per-request: tokens per image are not modelled for "
+                         f"{mt} (only {', '.join(IMAGE_TOKEN_TYPES)})")
+    vcfg = Config(raw.get("vision_config") or {})
+    if mt in _QWEN_PIXELS:
+        patch = vcfg.int("patch_size", default=14 if mt == "qwen2_5_vl" else 16)
+        factor = patch * vcfg.int("spatial_merge_size", default=2)
+        if max(width, height) / min(width, height) > 200:
+            raise InputError("input.conflict", what=f"--image-size {width}x{height}: the Qwen-VL processor "
+                             "refuses aspect ratios above 200")
+        h, w = _smart_resize(height, width, factor, *_QWEN_PIXELS[mt])
+        return (h // factor) * (w // factor) + 2
+    if mt == "gemma3":
+        return Config(raw).int("mm_tokens_per_image", default=256) + 2
+    rows, cols = _llama4_canvas(height, width, _LLAMA4_TILE, _LLAMA4_MAX_TILES)
+    ratio = vcfg.get("pixel_shuffle_ratio", 0.5)
+    per_tile = int((_LLAMA4_TILE // vcfg.int("patch_size", default=14)) ** 2 // round(1 / ratio ** 2))
+    tiles = rows * cols
+    local = tiles * per_tile + rows * (cols - 1) + rows if tiles > 1 else 0   # x separators between, a y one per row
+    return 1 + local + 1 + per_tile + 1

@@ -7,6 +7,7 @@ speed settings.  ``planning.evaluate.evaluate`` is then a function of the job al
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,7 +16,7 @@ from rigsize.hardware.gpus import DEFAULT_GPU, GPU, load_gpu_spec, resolve_gpu
 from rigsize.memory import frameworks, runtime
 from rigsize.memory.per_gpu import MemoryResult, memory_per_gpu
 from rigsize.messages import Note
-from rigsize.model import formats
+from rigsize.model import formats, vision
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.inputs import ModelSpec, stored_weight_format
@@ -91,11 +92,12 @@ def _gpu(opts: dict[str, Any], assumptions: dict[str, Any]) -> GPU:
     return resolve_gpu(opts.get("gpu", DEFAULT_GPU))
 
 
-def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: dict[str, Any]) -> Workload:
+def _workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: dict[str, Any],
+              config: Mapping[str, Any] | None = None) -> Workload:
     """The workload the options describe; the defaults rigsize fills in are written to
     ``assumptions``."""
     if task not in TRAINING_TASKS:
-        return _inference_workload(opts, arch, assumptions)
+        return _inference_workload(opts, arch, assumptions, config)
     return _training_workload(opts, arch, task, assumptions)
 
 
@@ -107,22 +109,50 @@ def _default(opts: dict[str, Any], assumptions: dict[str, Any], name: str, value
     return value
 
 
-def _inference_workload(opts: dict[str, Any], arch: Architecture, assumptions: dict[str, Any]) -> Workload:
-    """Requests of ``prompt + output`` tokens (``_prompt_output``), ``batch`` at once."""
+def _inference_workload(opts: dict[str, Any], arch: Architecture, assumptions: dict[str, Any],
+                        config: Mapping[str, Any] | None = None) -> Workload:
+    """Requests of ``prompt + output`` tokens (``_prompt_output``), ``batch`` at once; a
+    request's images add their tokens to its prompt (``_image_tokens``)."""
     for name in ("micro_batch", "global_batch"):
         if name in opts:
             raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to training tasks")
     batch = _default(opts, assumptions, "batch", 1)
     prompt, output = _prompt_output(opts, arch)
+    images = _image_tokens(opts, config, assumptions)
+    if images and "seq" in opts:
+        raise InputError("input.conflict", what="--seq with --images-per-request: give --prompt (text tokens) "
+                         "and --output; the images' tokens are added to the prompt")
     if "seq" in opts and opts["seq"] != prompt + output:
         raise InputError("input.conflict", what=f"--seq {opts['seq']} contradicts --prompt {prompt} + "
                          f"--output {output}; give --seq alone or prompt and output")
     for name, value in (("prompt", prompt), ("output", output)):
         if name not in opts:
             assumptions[name] = value
-    seq = _default(opts, assumptions, "seq", prompt + output)
+    prompt += images    # the echoed prompt stays the text's, so the assumptions reproduce the run
+    seq = prompt + output if images else _default(opts, assumptions, "seq", prompt + output)
     _check_context(arch, seq)
     return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output)  # type: ignore[arg-type]
+
+
+def _image_tokens(opts: dict[str, Any], config: Mapping[str, Any] | None, assumptions: dict[str, Any]) -> int:
+    """Prompt tokens of a request's ``images_per_request`` images at ``image_size``, by the
+    model's own rule (``rigsize.model.vision.image_tokens``); 0 without images."""
+    count = opts.get("images_per_request") or 0
+    if not count:
+        if "image_size" in opts:
+            raise InputError("input.conflict", what="--image-size needs --images-per-request")
+        return 0
+    model_type = (config or {}).get("model_type")
+    if model_type not in vision.MODEL_TYPES:
+        raise InputError("input.conflict", what=f"--images-per-request: model_type {model_type} has no vision tower")
+    size = str(_default(opts, assumptions, "image_size", "1024x1024"))
+    parts = size.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and 0 < int(p) <= 65536 for p in parts):
+        raise InputError("input.conflict", what=f"--image-size {size}: give width x height in pixels, e.g. 1280x720")
+    width, height = (int(p) for p in parts)
+    per_image = vision.image_tokens(config or {}, width, height)
+    assumptions["image_tokens"] = f"{count} x {per_image} ({model_type} at {width}x{height})"
+    return int(count) * per_image
 
 
 def _training_workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: dict[str, Any]) -> Workload:
@@ -347,7 +377,7 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
     gpu = _gpu(opts, assumptions)
     if opts.get("gpus_per_node"):
         gpu = gpu.model_copy(update={"gpus_per_node": opts["gpus_per_node"]})
-    workload = _workload(opts, spec.arch, task, assumptions)
+    workload = _workload(opts, spec.arch, task, assumptions, spec.config)
     layout, chosen = _layout(opts, spec.arch, workload, gpu, assumptions)
     if workload.training:
         global_batch = opts.get("global_batch") or workload.batch * layout.dp
@@ -434,7 +464,7 @@ def build_local_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str
     n = len(devices)
     if engine == "mlx" and n > 1:
         raise InputError("input.conflict", what="--engine mlx runs on one Apple silicon device here (--gpus 1)")
-    workload = _inference_workload(opts, spec.arch, assumptions)
+    workload = _inference_workload(opts, spec.arch, assumptions, spec.config)
     weights = _local_weights(opts, spec, engine, assumptions)
     eng, settings = local_engines.resolve_local(engine, gpu, devices, spec.arch, opts, assumptions, workload.seq,
                                                 weights)

@@ -135,6 +135,11 @@ OPTIONS: tuple[Option, ...] = (
            minimum=1, maximum=limits.MAX_CONTEXT),
     Option("prompt", "count", "Prompt (input) tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT, tasks="inference"),
     Option("output", "count", "Output tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT, tasks="inference"),
+    Option("images_per_request", "count", "Images in each request (vision-language models: Qwen2.5-VL, Qwen3-VL, "
+           "Gemma 3, Llama 4): each adds the model's own tokens per image at --image-size to the prompt.", None,
+           minimum=0, maximum=1024, tasks="inference"),
+    Option("image_size", "text", "Image width x height in pixels for --images-per-request, e.g. 1280x720 "
+           "(default 1024x1024).", tasks="inference"),
     Option("micro_batch", "count", "Sequences per micro-batch per data-parallel rank.", None,
            minimum=1, maximum=limits.MAX_BATCH),
     Option("global_batch", "count", "Sequences per optimizer step across all ranks.", None,
