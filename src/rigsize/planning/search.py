@@ -839,7 +839,11 @@ def _layout_floor(s: _Search) -> Callable[[Candidate, float, float | None], floa
         if rate == math.inf or c.engine != w.framework and c.engine:
             return cheap
         node = s.opts.get("gpus_per_node") or gpu.node_size
-        layouts = training_layouts(arch, n, node, w.framework, w.batch, given, valid_tps(s, c.weights, node))
+        memo_key = ("layouts", n, node, c.weights)      # the same for every recompute and ZeRO variant
+        if memo_key not in s.memo:
+            s.memo[memo_key] = training_layouts(arch, n, node, w.framework, w.batch, given,
+                                                valid_tps(s, c.weights, node))
+        layouts = s.memo[memo_key]
         if not layouts:
             return math.inf
         gb = given or w.batch * n
