@@ -74,8 +74,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{path}: 缺少 'model_type' 字段；请补上（例如 \"model_type\": \"llama\"）",
     },
     "model.unsupported_type": {
-        "en": "model_type '{model_type}' is not supported yet; supported: {supported}",
-        "zh": "暂不支持 model_type '{model_type}'；已支持：{supported}",
+        "en": "model_type '{model_type}' is not supported yet (give its checkpoint folder or Hub id and its safetensors headers size it); supported: {supported}",
+        "zh": "暂不支持 model_type '{model_type}'（给出检查点文件夹或 Hub id，即可按其 safetensors 头估算）；已支持：{supported}",
     },
     "model.missing_field": {
         "en": "{model_type} config lacks '{field}', which is needed to count parameters; add it to the config",
@@ -116,6 +116,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "model.bare_size": {
         "en": "'{name}': a bare size must be between {minimum} and {maximum} parameters",
         "zh": "'{name}'：规模必须介于 {minimum} 与 {maximum} 个参数之间",
+    },
+    "model.from_checkpoint": {
+        "en": "model_type '{model_type}' is not laid out by rigsize: sized from its checkpoint's {tensors} tensors (weights exact; KV cache from the config's attention fields, every layer taken as full attention; activations approximate)",
+        "zh": "rigsize 尚未解析 model_type '{model_type}'：已按其检查点的 {tensors} 个张量估算（权重精确；KV 缓存按配置中的注意力字段、每层都按全注意力计算；激活值为近似）",
     },
     "model.approximate": {
         "en": "'{name}' is a bare size: rigsize synthesized a Llama-3-style GQA-8 decoder ({summary}); all numbers are approximate",

@@ -49,6 +49,7 @@ class Checkpoint:
     weight_format: str | None = None   # rigsize format name when the file says (GGUF)
     source: str = ""
     tensor_dtypes: Mapping[str, str] = field(default_factory=dict)   # safetensors: name -> dtype
+    tensor_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)   # parameters, unpacked
 
 
 def _packing_factor(name: str, quant: Any) -> int:
@@ -70,6 +71,7 @@ def summarize_safetensors(headers: dict[str, dict[str, Any]], quant: dict[str, A
     """Totals from safetensors headers: ``{tensor_name: {"dtype", "shape", ...}}``."""
     params = total_bits = 0
     dtypes: Counter[str] = Counter()
+    shapes: dict[str, tuple[int, ...]] = {}
     for name, info in headers.items():
         if name == "__metadata__":
             continue
@@ -85,10 +87,13 @@ def summarize_safetensors(headers: dict[str, dict[str, Any]], quant: dict[str, A
         dtypes[dtype] += numel
         total_bits += numel * _SAFETENSORS_BITS[dtype]
         if not name.endswith(_AUXILIARY_SUFFIXES):
-            params += numel * _packing_factor(name, quant)
+            factor = _packing_factor(name, quant)
+            params += numel * factor
+            shapes[name] = (shape[0] * factor, *shape[1:]) if shape else (factor,)
     names = frozenset(n for n in headers if n != "__metadata__")
     stored = {n: headers[n]["dtype"] for n in names}
-    return Checkpoint(params, total_bits // 8, dict(dtypes), names, source=source, tensor_dtypes=stored)
+    return Checkpoint(params, total_bits // 8, dict(dtypes), names, source=source, tensor_dtypes=stored,
+                      tensor_shapes=shapes)
 
 
 def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:

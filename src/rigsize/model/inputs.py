@@ -33,6 +33,7 @@ from rigsize.model.checkpoints import (
 )
 from rigsize.model.families import build_architecture
 from rigsize.model.formats import WeightFormat
+from rigsize.model.from_checkpoint import architecture_from_checkpoint
 
 Source = Literal["preset", "config", "folder", "gguf", "hub", "size"]
 
@@ -177,7 +178,16 @@ def _stored_warning(arch: Architecture, ckpt: Checkpoint | None) -> tuple[Note, 
 
 def _from_config(name: str, source: Source, origin: str, raw: dict[str, Any],
                  ckpt: Checkpoint | None = None) -> ModelSpec:
-    arch = build_architecture(raw)
+    try:
+        arch = build_architecture(raw)
+    except ModelError as exc:
+        # a model_type rigsize does not lay out: its checkpoint's tensors still size it
+        if exc.key != "model.unsupported_type" or ckpt is None or not ckpt.tensor_shapes:
+            raise
+        arch = architecture_from_checkpoint(raw, ckpt.tensor_shapes)
+        note = Note("model.from_checkpoint", {"model_type": str(raw.get("model_type")), "tensors": f"{len(arch.tensors):,}"})
+        return ModelSpec(name, source, origin, MappingProxyType(raw), arch, approximate=True,
+                         checkpoint=ckpt, warnings=(note,))
     return ModelSpec(name, source, origin, MappingProxyType(raw), arch,
                      checkpoint=ckpt, warnings=_stored_warning(arch, ckpt))
 

@@ -323,7 +323,8 @@ def _mtp_params(cfg: Config, tr: _Traits, widths: dict[str, int], moe: Moe | Non
     if not count:
         return 0
     h = widths["hidden"]
-    last = n_layers - 1 if moe is None or (n_layers - 1) in moe.sparse_layers else max(moe.sparse_layers)
+    sparse = moe.sparse_layers if moe else frozenset()
+    last = max(sparse) if sparse and (n_layers - 1) not in sparse else n_layers - 1   # an MoE layer where any
     layer = sum(t.numel for t in _decoder_layer(cfg, tr, last, widths, moe, mlp_bias))
     return count * (layer + 2 * vocab * h + 2 * h * h + 3 * h)
 
