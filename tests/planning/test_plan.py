@@ -334,3 +334,14 @@ def test_the_memory_floor_rejects_only_what_does_not_fit(model: str, users: int,
 
     for c in sorted(rejected, key=floor)[:60]:        # the closest calls
         assert isinstance(search_mod._evaluate(s, c), str), c
+
+
+@pytest.mark.parametrize("task", ["lora", "qlora"])
+def test_adapter_training_pruning_gives_the_exhaustive_answer(monkeypatch: pytest.MonkeyPatch, task: str) -> None:
+    """The run-cost bound counts LoRA's 4 N FLOPs per token (frozen weights: no weight
+    gradients), not 6 N: with 6 N it exceeded the cost of a plan that tied the third, and
+    the 8-GPU H100 run was pruned in favour of the slower 1-GPU run at the same price."""
+    args = dict(task=task, train_tokens=1e9, seq=4096, top=3, gpu="H100,B200,L40S,A100-80GB", max_gpus=8)
+    pruned = search("llama-3.1-8b", **args)
+    monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
+    assert pruned["recommendations"] == search("llama-3.1-8b", **args)["recommendations"]

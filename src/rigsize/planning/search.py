@@ -378,14 +378,29 @@ def _lower_bound_reason(s: _Search, c: Candidate, gpu: GPU) -> str | None:
     if floor > gpu.usable_memory_bytes * _memory_utilization(s, c):
         return "out_of_memory"
     if s.training and s.goals.deadline_days and s.opts.get("train_tokens"):
-        from rigsize.model.architecture import active_params
-        from rigsize.speed.roofline import peak_flops
-
-        peak = peak_flops(gpu, "bf16")
-        best_days = 6 * active_params(arch) * s.opts["train_tokens"] / (c.gpus * peak) / 86400
-        if best_days > s.goals.deadline_days:
+        # the run's days with the allowance (cost.days_with_allowance) at the speed model's ceiling
+        if _best_hours(s, gpu, c.gpus, c.engine) / 24 > s.goals.deadline_days:
             return "misses_deadline"
     return None
+
+
+def _flops_per_token(s: _Search) -> float:
+    """Model FLOPs per trained token (``speed.training.step_flops``: 6 N + 12 L H Q T, 4 N
+    for LoRA's frozen weights; no recomputation), at this search's sequence length: what
+    every GPU together must at least compute.  0 where the options build no job (no bound).
+    It was 6 x active parameters, which overstates LoRA (4 N) and, with the input embedding
+    counted, a short-sequence run, so the "lower bound" could exceed the run it bounded."""
+    if "flops_per_token" not in s.memo:
+        from rigsize.planning.layout import Layout
+        from rigsize.speed.training import step_flops
+
+        base = _base_training_job(s)
+        if base is None:
+            s.memo["flops_per_token"] = 0.0
+        else:
+            w = replace(base.workload, global_batch=1)
+            s.memo["flops_per_token"] = step_flops(s.spec.arch, w, Layout())[0] / w.seq
+    return s.memo["flops_per_token"]
 
 
 def _memory_utilization(s: _Search, c: Candidate) -> float:
@@ -1061,14 +1076,13 @@ def _per_token_bound(s: _Search):
 
 
 def _best_hours(s: _Search, gpu: GPU, count: int, framework: str) -> float:
-    """Hours of the run at the speed model's own ceiling: 6 x active parameters x tokens
-    (Kaplan et al. 2020) at ``e_max`` (the fitted asymptote of the GEMM efficiency for this
+    """Hours of the run at the speed model's own ceiling: the model FLOPs of its tokens
+    (``_flops_per_token``) at ``e_max`` (the fitted asymptote of the GEMM efficiency for this
     GPU family and framework, which rigsize.speed.training never exceeds) of the dense peak
     (the FP8 peak times the fitted FP8 ratio under --precision fp8), divided by the
     allowance's effective training time: the predicted run can only take longer."""
     key = ("best_hours", gpu.name, framework)
     if key not in s.memo:       # the terms that do not depend on the count
-        from rigsize.model.architecture import active_params
         from rigsize.speed.roofline import peak_flops
         from rigsize.speed.training import training_efficiency
 
@@ -1076,8 +1090,11 @@ def _best_hours(s: _Search, gpu: GPU, count: int, framework: str) -> float:
         peak = peak_flops(gpu, "bf16")
         if s.opts.get("precision") == "fp8" and gpu.flops("fp8"):
             peak = max(peak, gpu.flops("fp8") * eff.fp8_ratio)
-        flops = 6 * active_params(s.spec.arch) * s.opts["train_tokens"]
-        s.memo[key] = (flops, peak, eff.e_max, _effective_time())
+        # a measured or given GEMM efficiency replaces e_max: --efficiency caps fractions at 1.5
+        # (planning.job.parse_efficiency); a profile's is unbounded, so no bound then
+        e_max = math.inf if "profile" in s.opts else (1.5 if "efficiency" in s.opts else eff.e_max)
+        flops = _flops_per_token(s) * s.opts["train_tokens"]
+        s.memo[key] = (flops, peak, e_max, _effective_time())
     flops, peak, e_max, effective = s.memo[key]
     return flops / (count * peak * e_max) / 3600 / effective
 
