@@ -455,6 +455,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "scenario.lora": {"en": "LoRA", "zh": "LoRA 微调"},
     "scenario.qlora": {"en": "QLoRA", "zh": "QLoRA 微调"},
     "scenario.pretrain": {"en": "pre-training", "zh": "预训练"},
+    "scenario.workstation": {"en": "workstation (llama.cpp, 1 user)", "zh": "工作站（llama.cpp，1 个用户）"},
     "plan.none_short": {"en": "no plan meets the goals", "zh": "没有满足目标的方案"},
     "plan.hardware": {"en": "hardware", "zh": "硬件"},
     "plan.formats": {"en": "formats", "zh": "格式"},

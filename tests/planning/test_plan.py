@@ -146,7 +146,8 @@ def overview() -> dict:
 
 
 def test_overview_answers_every_scenario(overview: dict) -> None:
-    assert list(overview["scenarios"]) == ["low_latency", "high_throughput", "finetune", "lora", "qlora", "pretrain"]
+    assert list(overview["scenarios"]) == ["low_latency", "high_throughput", "finetune", "lora", "qlora", "pretrain",
+                                        "workstation"]
     low, high = overview["scenarios"]["low_latency"], overview["scenarios"]["high_throughput"]
     assert _first(low)["inputs"]["batch"] == 1 and _first(low)["inputs"]["output"] == 512
     assert _first(high)["inputs"]["batch"] == 64 and _first(high)["inputs"]["prompt"] == 2048
@@ -345,3 +346,19 @@ def test_adapter_training_pruning_gives_the_exhaustive_answer(monkeypatch: pytes
     pruned = search("llama-3.1-8b", **args)
     monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
     assert pruned["recommendations"] == search("llama-3.1-8b", **args)["recommendations"]
+
+
+def test_workstation_scenario_names_the_smallest_setup_that_holds_the_model() -> None:
+    """A public report runs Llama 3 70B Q4_K_M on 2 x RTX 3090 at 16.57 tokens/s
+    (data/validation/local_reports.toml): the overview's workstation answer for a 70B-class
+    model is that setup, every layer on the GPUs (one 24 or 32 GB card holds too little)."""
+    from rigsize.model.inputs import resolve_model
+    from rigsize.planning.search import workstation
+
+    w = workstation(resolve_model("llama-3.1-70b"), {})
+    rec = w["recommendations"][0]
+    assert rec["choices"]["gpu"] == "RTX-3090" and rec["choices"]["gpus"] == 2
+    assert rec["inputs"].get("gpu_layers") is None
+    assert rec["performance"]["output_tokens_per_second"] == pytest.approx(16.57, rel=0.25)
+    small = workstation(resolve_model("llama-3.1-8b"), {})["recommendations"][0]
+    assert small["choices"]["gpus"] == 1 and small["choices"]["gpu"] == "RTX-4090"

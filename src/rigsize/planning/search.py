@@ -614,6 +614,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                  "objective": "cheapest"},
 }
 OVERVIEW_INFERENCE_MAX_GPUS = 16      # two 8-GPU nodes; --max-gpus widens it
+# The workstation scenario (issue 19): llama.cpp at Q4_K_M, the usual local quality point,
+# on the desk-side setups the issue names and the catalog holds, smallest memory first.
+WORKSTATION = {"engine": "llamacpp", "weights": "q4_k_m", "batch": 1, "prompt": 1024, "output": 512,
+               "max_model_len": 8192}     # llama-server -c 8192: a chat-sized context, not the trained one
+WORKSTATION_SETUPS = ("1x RTX-4090", "1x RTX-5090", "2x RTX-3090", "2x RTX-4090", "1x RTX-PRO-6000",
+                      "1x DGX-SPARK", "1x RYZEN-AI-MAX-395-128GB", "1x M2-Ultra-192GB", "1x M3-Ultra-512GB")
 _WORKLOAD_KEYS = ("batch", "prompt", "output", "seq", "train_tokens", "deadline_days", "objective", "users")
 
 
@@ -638,7 +644,50 @@ def overview(spec: ModelSpec, opts: dict[str, Any],
             scenarios[key] = _plan(spec, _only_applicable(run), overview=True, progress=progress)
         except InputError as err:
             scenarios[key] = {"error": str(err)}
+    scenarios["workstation"] = workstation(spec, opts)
     return {"schema_version": 1, "model": spec.name, "scenarios": scenarios}
+
+
+def workstation(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
+    """The overview's workstation answer: the first of WORKSTATION_SETUPS (smallest device
+    memory first) that holds every layer at Q4_K_M under llama.cpp, planned by
+    ``planning.local_plan``; when none does, the largest with layers in system RAM."""
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.model.formats import weights_bytes
+    from rigsize.planning.estimate import estimate
+    from rigsize.planning.local_plan import local_plan
+
+    floor = weights_bytes(WORKSTATION["weights"], spec.arch.tensors, spec.arch.num_hidden_layers)
+    tried, errors, chosen = 0, 0, None
+    for setup in WORKSTATION_SETUPS:
+        count, name = setup.split("x ", 1)
+        tried += 1
+        if floor > int(count) * resolve_gpu(name.strip()).usable_memory_bytes:
+            continue                    # the weights alone exceed the devices' memory: out of memory
+        try:      # every layer on the GPUs: one estimate, no offload search
+            fits = estimate(spec, **WORKSTATION, gpu=name.strip(), gpus=int(count)).memory.fits
+        except RigsizeError:
+            errors += 1
+            continue
+        if fits:
+            chosen = setup
+            break
+    if chosen is None:
+        chosen = WORKSTATION_SETUPS[-1]      # the most memory: the best offload answer
+    try:
+        recs = local_plan(spec, {**WORKSTATION, "have": chosen, "top": 1})["recommendations"]
+    except RigsizeError:
+        recs = []
+    for rec in recs:
+        rec["why"] = f"{chosen}: " + rec["why"]
+    full = sum(1 for r in recs if r.get("inputs", {}).get("gpu_layers") is None)
+    return {"schema_version": 1, "model": spec.name, "task": "inference", "goals": {}, "objective": "fewest-gpus",
+            "assumptions": {"search": f"llama.cpp at q4_k_m, -c 8192, 1 user, on {', '.join(WORKSTATION_SETUPS)}",
+                            "ranking": "the setup with the least device memory that holds every layer on its GPUs; "
+                                       "when none does, the largest with layers in system RAM"},
+            "candidates_considered": len(WORKSTATION_SETUPS), "pruned": len(WORKSTATION_SETUPS) - tried,
+            "rejected": {"out_of_memory": tried - errors - full, "invalid_layout": errors},
+            "recommendations": recs}
 
 
 def _only_applicable(run: dict[str, Any]) -> dict[str, Any]:
