@@ -87,6 +87,9 @@ class PerGpuReport(_Frozen):
     overhead: int
     recurrent_state: int = Field(0, description="Recurrent (Mamba) state of the rank's sequences at the engine's "
                                  "dtype (vLLM: the model dtype for conv and SSM state); 0 without recurrent layers")
+    encoder_cache: int = Field(0, description="vLLM: the image embeddings its memory profiling holds for a "
+                               "vision-language model (encoder budget / tokens per image items, model dtype); 0 for "
+                               "text-only models and --images-per-request 0")
     total: int
 
 

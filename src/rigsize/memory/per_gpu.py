@@ -16,6 +16,7 @@ from typing import Any
 from rigsize.hardware.gpus import GPU
 from rigsize.memory import runtime
 from rigsize.memory.activations import ALL_LINEAR, ActivationBreakdown, LoraSpec, activation_bytes
+from rigsize.memory.encoder_cache import encoder_cache_bytes
 from rigsize.memory.frameworks import Recipe, fsdp_root_bytes
 from rigsize.model import formats, recurrent
 from rigsize.model.architecture import Architecture
@@ -38,11 +39,12 @@ class Parts:
     optimizer: int = 0
     overhead: int = 0
     recurrent_state: int = 0         # Mamba-style layers: a fixed state per sequence, not a KV cache
+    encoder_cache: int = 0           # vLLM: image embeddings its profiling holds (memory.encoder_cache)
 
     @property
     def total(self) -> int:
         return (self.weights + self.kv_cache + self.activations + self.gradients + self.optimizer + self.overhead
-                + self.recurrent_state)
+                + self.recurrent_state + self.encoder_cache)
 
 
 @dataclass(frozen=True)
@@ -661,8 +663,12 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
     # SSM state both in the model dtype (vllm/config/cache.py), 16 bits here
     state = recurrent.state_bytes_per_sequence(arch, RECURRENT_STATE_BITS, RECURRENT_STATE_BITS,
                                                stage.layers, layout.tp)
+    encoder = 0
+    if engine.name == "vllm" and stage.first:    # the tower runs where the embeddings are looked up
+        encoder = encoder_cache_bytes(arch, engine.max_num_batched_tokens, engine.max_num_seqs,
+                                      engine.max_model_len, 0 if workload.images == 0 else None)
     return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts, overhead=overhead,
-                 recurrent_state=state * per_replica), kv_seq
+                 recurrent_state=state * per_replica, encoder_cache=encoder), kv_seq
 
 
 def _training_states(arch: Architecture, workload: Workload, layout: Layout, fmt: WeightFormat,

@@ -11,7 +11,13 @@ classes' defaults.  ``sum(t.numel)`` over text and vision rows equals the parame
 The rows carry role ``vision`` (the tower) or ``vision_proj`` (the projector and the
 towers' own mergers), ``layer`` None: they are no decoder layer, run once per image
 rather than per token, and are stored unquantized by the quantizers rigsize prices
-(their roles are not in any format's ``quantized_roles``).
+(their roles are not in any format's ``quantized_roles``).  Serving memory shards them
+by tp like the text model's matrices (``memory.per_gpu.shard_factor``'s default; vLLM's
+towers use column/row-parallel linears, their norms and embeddings replicated, which
+is not told apart here) and holds them on the last pipeline stage (its default for
+layer-less rows; SGLang builds Qwen2.5-VL's tower on the first pp rank only, and vLLM
+builds a tower only when the image/video limit per prompt is not 0, neither modelled
+there yet).
 """
 
 from __future__ import annotations
@@ -498,3 +504,18 @@ def image_tokens(raw: Mapping[str, Any], width: int, height: int) -> int:
     tiles = rows * cols
     local = tiles * per_tile + rows * (cols - 1) + rows if tiles > 1 else 0   # x separators between, a y one per row
     return 1 + local + 1 + per_tile + 1
+
+
+def max_image_tokens(raw: Mapping[str, Any]) -> int:
+    """The most tokens one image can become (the processor at its largest size), the unit of
+    vLLM's encoder budget; 0 where ``image_tokens`` has no rule for the family.  Qwen-VL:
+    the embeddings of a max_pixels square (vLLM's ``get_image_size_with_most_features``
+    resizes a 9999999-px side); Gemma 3: mm_tokens_per_image; Llama 4: a 4 x 4-tile canvas
+    and its global tile."""
+    mt = str(raw.get("model_type"))
+    if mt not in IMAGE_TOKEN_TYPES:
+        return 0
+    if mt == "llama4":
+        side = _LLAMA4_TILE * math.isqrt(_LLAMA4_MAX_TILES)
+        return image_tokens(raw, side, side)
+    return image_tokens(raw, 9_999_999, 9_999_999) - 2     # the embeddings, without the two markers

@@ -175,7 +175,8 @@ def parallel_report(job: Job) -> ParallelReport:
 
 def _per_gpu_report(p: Parts) -> PerGpuReport:
     return PerGpuReport(weights=p.weights, kv_cache=p.kv_cache, activations=p.activations, gradients=p.gradients,
-                        optimizer=p.optimizer, overhead=p.overhead, recurrent_state=p.recurrent_state, total=p.total)
+                        optimizer=p.optimizer, overhead=p.overhead, recurrent_state=p.recurrent_state,
+                        encoder_cache=p.encoder_cache, total=p.total)
 
 
 def memory_report(result: MemoryResult) -> MemoryReport:

@@ -131,7 +131,8 @@ def _inference_workload(opts: dict[str, Any], arch: Architecture, assumptions: d
     prompt += images    # the echoed prompt stays the text's, so the assumptions reproduce the run
     seq = prompt + output if images else _default(opts, assumptions, "seq", prompt + output)
     _check_context(arch, seq)
-    return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output)  # type: ignore[arg-type]
+    return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output,  # type: ignore[arg-type]
+                    images=opts.get("images_per_request"))
 
 
 def _image_tokens(opts: dict[str, Any], config: Mapping[str, Any] | None, assumptions: dict[str, Any]) -> int:

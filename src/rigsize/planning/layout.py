@@ -80,6 +80,7 @@ class Workload:
     seq: int                   # tokens per sequence held in memory
     prompt: int = 0            # inference only
     output: int = 0            # inference only
+    images: int | None = None  # inference: images per request (None: not said; 0: a text-only deployment)
     global_batch: int = 0      # training: sequences per optimizer step
     framework: Framework = "hf"
     optimizer: Literal["adamw", "adamw-8bit", "adamw-bf16"] = "adamw"

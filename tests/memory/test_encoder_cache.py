@@ -1,0 +1,42 @@
+"""vLLM's encoder cache for vision-language models (``rigsize.memory.encoder_cache``).
+
+Expected values restate vLLM V1's rule from its source (``compute_mm_encoder_budget``,
+``MultiModalBudget.get_max_items``, ``profile_run``; see the module docstring) with the
+model's own numbers: T tokens per image at the processor's largest size, the text hidden
+size from the config, the engine's max_num_batched_tokens as rigsize echoes it.
+"""
+
+from __future__ import annotations
+
+from rigsize.model.inputs import preset_config
+from rigsize.planning.estimate import estimate
+
+
+def _run(model: str, **opts):
+    return estimate(model, gpu="H100", **opts)
+
+
+def test_qwen2_5_vl_holds_one_max_size_image() -> None:
+    """T = (3584/28)^2 = 16,384 (a 12,845,056-px square), above max_num_batched_tokens: one
+    item of T x 3,584 bf16 values."""
+    r = _run("qwen2.5-vl-7b")
+    assert r.assumptions["max_num_batched_tokens"] <= 16384
+    hidden = preset_config("qwen2.5-vl-7b")["hidden_size"]
+    assert r.memory.per_gpu.encoder_cache == 16384 * hidden * 2
+
+
+def test_gemma3_fills_the_batch_budget_with_256_token_images() -> None:
+    r = _run("gemma-3-27b")
+    budget = max(r.assumptions["max_num_batched_tokens"], 256)
+    hidden = preset_config("gemma-3-27b")["text_config"]["hidden_size"]
+    assert r.memory.per_gpu.encoder_cache == budget // 256 * 256 * hidden * 2
+
+
+def test_text_only_models_and_image_limit_zero_hold_none() -> None:
+    assert _run("llama-3.1-8b").memory.per_gpu.encoder_cache == 0
+    text_only = _run("qwen2.5-vl-7b", images_per_request=0)
+    default = _run("qwen2.5-vl-7b")
+    assert text_only.memory.per_gpu.encoder_cache == 0
+    # the KV pool gets what the encoder cache no longer takes
+    assert text_only.memory.kv_cache_tokens > default.memory.kv_cache_tokens
+    assert default.memory.per_gpu.total - text_only.memory.per_gpu.total == default.memory.per_gpu.encoder_cache
