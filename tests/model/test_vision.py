@@ -255,6 +255,29 @@ def test_llama4_image_tokens_equal_the_processor(size: tuple[int, int]) -> None:
     assert image_tokens({"model_type": "llama4"}, width, height) == text.count("<|")
 
 
+@settings(max_examples=40, deadline=None)
+@given(size=_SIZES)
+def test_mistral3_image_tokens_equal_the_pixtral_processor(size: tuple[int, int]) -> None:
+    """PixtralImageProcessor's get_resize_output_image_size (longest edge 1540, patches of
+    14 x merge 2) and PixtralProcessor.replace_image_token's [IMG]/[IMG_BREAK]/[IMG_END]."""
+    import math
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+    from transformers.models.pixtral.processing_pixtral import PixtralProcessor
+
+    from rigsize.model.vision import image_tokens
+
+    width, height = size
+    f = _hf_functions("models/pixtral/image_processing_pixtral", ["_num_image_tokens", "get_resize_output_image_size"],
+                      {"math": math, "get_image_size": lambda image, fmt: image})
+    h, w = f["get_resize_output_image_size"]((height, width), 1540, 28)
+    fake = SimpleNamespace(patch_size=14, spatial_merge_size=2, image_token="A", image_break_token="B",
+                           image_end_token="E")
+    text = PixtralProcessor.replace_image_token(fake, {"image_sizes": [(h, w)]}, 0)
+    assert image_tokens(AutoConfig.for_model("mistral3").to_dict(), width, height) == len(text)
+
+
 def test_gemma3_image_tokens_are_the_processor_sequence() -> None:
     """Gemma3Processor: boi, image_seq_length (256) soft tokens, eoi, at any size."""
     import inspect

@@ -434,7 +434,7 @@ _QWEN_PIXELS = {"qwen2_5_vl": (3136, 12845056), "qwen3_vl": (65536, 16777216), "
 # tiles, at most 16 of them, no upscaling to the largest canvas.
 _LLAMA4_TILE, _LLAMA4_MAX_TILES = 336, 16
 
-IMAGE_TOKEN_TYPES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "gemma3", "llama4")
+IMAGE_TOKEN_TYPES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "gemma3", "llama4", "mistral3")
 """Families whose tokens per image are modelled (``image_tokens``)."""
 
 
@@ -469,6 +469,19 @@ def _llama4_canvas(height: int, width: int, tile: int, max_tiles: int) -> tuple[
     return best[0] // tile, best[1] // tile
 
 
+def _pixtral_tokens(vcfg: Config, merge: int, width: int, height: int) -> int:
+    """PixtralImageProcessor's ``get_resize_output_image_size`` (floor-scaled to the longest
+    edge, then rounded up to whole patches) and PixtralProcessor's [IMG]/[IMG_BREAK]/[IMG_END]
+    rows (processing_pixtral.py ``replace_image_token``)."""
+    p = vcfg.int("patch_size") * merge
+    edge = vcfg.int("image_size")
+    ratio = max(height / edge, width / edge)
+    if ratio > 1:
+        height, width = math.floor(height / ratio), math.floor(width / ratio)
+    rows, cols = (height - 1) // p + 1, (width - 1) // p + 1
+    return rows * (cols + 1)
+
+
 def image_tokens(raw: Mapping[str, Any], width: int, height: int) -> int:
     """Prompt tokens one ``width`` x ``height`` image becomes: the embeddings the vision
     tower hands the text model plus the image's own marker tokens, as the family's
@@ -481,7 +494,11 @@ def image_tokens(raw: Mapping[str, Any], width: int, height: int) -> int:
       not counted;
     - Llama 4: the image is fitted to a canvas of up to 16 336-px tiles; each tile is
       (336/patch)^2 x pixel_shuffle_ratio^2 patch tokens (144), with x/y separators, plus
-      one global tile when there are several, between image_start and image_end.
+      one global tile when there are several, between image_start and image_end;
+    - Mistral 3 (Pixtral processor): the longest edge scaled down to vision_config.image_size
+      (1540 by Mistral3Config's default; taken as the processor's longest_edge, an
+      assumption), then ceil(H/p) rows of ceil(W/p) [IMG] tokens and one [IMG_BREAK]
+      ([IMG_END] last) each, p = patch_size x spatial_merge_size (28).
     """
     mt = str(raw.get("model_type"))
     if mt not in IMAGE_TOKEN_TYPES:
@@ -498,6 +515,9 @@ def image_tokens(raw: Mapping[str, Any], width: int, height: int) -> int:
         return (h // factor) * (w // factor) + 2
     if mt == "gemma3":
         return Config(raw).int("mm_tokens_per_image", default=256) + 2
+    if mt == "mistral3":
+        return _pixtral_tokens(Config({**_PIXTRAL_DEFAULTS, "image_size": 1540, **(raw.get("vision_config") or {})}),
+                               Config(raw).int("spatial_merge_size", default=2), width, height)
     rows, cols = _llama4_canvas(height, width, _LLAMA4_TILE, _LLAMA4_MAX_TILES)
     ratio = vcfg.get("pixel_shuffle_ratio", 0.5)
     per_tile = int((_LLAMA4_TILE // vcfg.int("patch_size", default=14)) ** 2 // round(1 / ratio ** 2))
@@ -511,11 +531,13 @@ def max_image_tokens(raw: Mapping[str, Any]) -> int:
     vLLM's encoder budget; 0 where ``image_tokens`` has no rule for the family.  Qwen-VL:
     the embeddings of a max_pixels square (vLLM's ``get_image_size_with_most_features``
     resizes a 9999999-px side); Gemma 3: mm_tokens_per_image; Llama 4: a 4 x 4-tile canvas
-    and its global tile."""
+    and its global tile; Mistral 3: a square at the longest edge (55 x 56 tokens at 1540)."""
     mt = str(raw.get("model_type"))
     if mt not in IMAGE_TOKEN_TYPES:
         return 0
     if mt == "llama4":
         side = _LLAMA4_TILE * math.isqrt(_LLAMA4_MAX_TILES)
         return image_tokens(raw, side, side)
+    if mt == "mistral3":                                     # a square at the longest edge
+        return image_tokens(raw, 9_999_999, 9_999_999)
     return image_tokens(raw, 9_999_999, 9_999_999) - 2     # the embeddings, without the two markers
