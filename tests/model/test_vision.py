@@ -257,6 +257,51 @@ def test_llama4_image_tokens_equal_the_processor(size: tuple[int, int]) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(size=_SIZES)
+def test_internvl_image_tokens_equal_the_processor(size: tuple[int, int]) -> None:
+    """GotOcr2ImageProcessor.get_number_of_image_patches' tiling (get_optimal_tiled_canvas over
+    1..12 tiles of 448 px, plus the thumbnail) and InternVLProcessor's 2 + 256 x patches."""
+    import ast
+    import functools
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+
+    from rigsize.model.vision import image_tokens
+
+    ns = _hf_functions("models/got_ocr2/image_processing_got_ocr2",
+                       ["get_all_supported_aspect_ratios", "get_optimal_tiled_canvas"],
+                       {"lru_cache": functools.lru_cache})
+    path = Path(importlib.util.find_spec("transformers").origin).parent / "models/got_ocr2/image_processing_got_ocr2.py"
+    cls = next(n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef)
+               and n.name == "GotOcr2ImageProcessor")
+    method = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "get_number_of_image_patches")
+    exec(compile(ast.Module(body=[method], type_ignores=[]), str(path), "exec"), ns)
+    fake = SimpleNamespace(min_patches=1, max_patches=12, size={"height": 448, "width": 448}, crop_to_patches=True)
+    width, height = size
+    patches = ns["get_number_of_image_patches"](fake, height, width, {})
+    assert image_tokens(AutoConfig.for_model("internvl").to_dict(), width, height) == 2 + 256 * patches
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=_SIZES, family=st.sampled_from(["glm4v", "glm4v_moe", "glm46v"]))
+def test_glm4v_image_tokens_equal_its_smart_resize(size: tuple[int, int], family: str) -> None:
+    """GLM-4V's smart_resize for one image (two temporal frames, factor 28, the image
+    processor's class bounds) and replace_image_token's grid_t x grid_h x grid_w / 4."""
+    import math
+
+    from rigsize.model.vision import image_tokens
+
+    smart_resize = _hf_functions("models/glm4v/image_processing_glm4v", ["smart_resize"], {"math": math})["smart_resize"]
+    width, height = size
+    h, w = smart_resize(2, height, width, temporal_factor=2, factor=28, min_pixels=112 * 112,
+                        max_pixels=28 * 28 * 15000)
+    assert image_tokens({"model_type": family}, width, height) == (h // 14) * (w // 14) // 4 + 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=_SIZES)
 def test_mistral3_image_tokens_equal_the_pixtral_processor(size: tuple[int, int]) -> None:
     """PixtralImageProcessor's get_resize_output_image_size (longest edge 1540, patches of
     14 x merge 2) and PixtralProcessor.replace_image_token's [IMG]/[IMG_BREAK]/[IMG_END]."""

@@ -434,7 +434,14 @@ _QWEN_PIXELS = {"qwen2_5_vl": (3136, 12845056), "qwen3_vl": (65536, 16777216), "
 # tiles, at most 16 of them, no upscaling to the largest canvas.
 _LLAMA4_TILE, _LLAMA4_MAX_TILES = 336, 16
 
-IMAGE_TOKEN_TYPES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "gemma3", "llama4", "mistral3")
+# Glm4vImageProcessor's class defaults (image_processing_glm4v.py, transformers 5.24): 112*112 ..
+# 28*28*15000 pixels; the checkpoints' preprocessor_config.json files were not read.
+_GLM4V_PIXELS = (112 * 112, 28 * 28 * 15000)
+
+IMAGE_TOKEN_TYPES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "gemma3", "llama4", "mistral3",
+                                      "glm4v", "glm4v_moe", "glm46v", "internvl")
+# GotOcr2ImageProcessor (InternVL's) class defaults: 1 .. 12 tiles (image_processing_got_ocr2.py)
+_INTERNVL_TILES = (1, 12)
 """Families whose tokens per image are modelled (``image_tokens``)."""
 
 
@@ -450,6 +457,41 @@ def _smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pix
         beta = math.sqrt(min_pixels / (height * width))
         h_bar, w_bar = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
     return h_bar, w_bar
+
+
+def _glm4v_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """GLM-4V's ``smart_resize`` for one image (image_processing_glm4v.py): sides under a
+    factor scaled up first, and the area bounds applied to two temporal frames."""
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height, width = int(height * scale), int(width * scale)
+    h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
+    if 2 * h_bar * w_bar > max_pixels:
+        beta = math.sqrt(2 * height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif 2 * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (2 * height * width))
+        h_bar, w_bar = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def _internvl_tiles(height: int, width: int, tile: int, min_tiles: int, max_tiles: int) -> int:
+    """Tiles GotOcr2ImageProcessor cuts (``get_optimal_tiled_canvas``: the grid nearest the
+    image's aspect ratio, ties to more tiles while they cover under twice its area), plus
+    the thumbnail when there are several."""
+    grids = sorted(((c, r) for c in range(1, max_tiles + 1) for r in range(1, max_tiles + 1)
+                    if min_tiles <= c * r <= max_tiles), key=lambda g: g[0] * g[1])
+    aspect, area = width / height, width * height
+    best, best_diff = (1, 1), float("inf")
+    for c, r in grids:
+        diff = abs(aspect - c / r)
+        if diff < best_diff:
+            best, best_diff = (c, r), diff
+        elif diff == best_diff and area > 0.5 * tile * tile * c * r:
+            best = (c, r)
+    tiles = best[0] * best[1]
+    return 1 + tiles if tiles > 1 else 1
 
 
 def _llama4_canvas(height: int, width: int, tile: int, max_tiles: int) -> tuple[int, int]:
@@ -498,7 +540,12 @@ def image_tokens(raw: Mapping[str, Any], width: int, height: int) -> int:
     - Mistral 3 (Pixtral processor): the longest edge scaled down to vision_config.image_size
       (1540 by Mistral3Config's default; taken as the processor's longest_edge, an
       assumption), then ceil(H/p) rows of ceil(W/p) [IMG] tokens and one [IMG_BREAK]
-      ([IMG_END] last) each, p = patch_size x spatial_merge_size (28).
+      ([IMG_END] last) each, p = patch_size x spatial_merge_size (28);
+    - GLM-4.1V/4.5V/4.6V: GLM's own smart_resize (factor 28, the class's pixel bounds over
+      two temporal frames), then (H/28)(W/28) image tokens plus begin/end_of_image;
+    - InternVL: 1 to 12 tiles of vision_config.image_size (448) on the grid nearest the
+      image's aspect ratio, plus a thumbnail when several, each (448/14)^2 x
+      downsample_ratio^2 tokens (256), between <img> and </img>.
     """
     mt = str(raw.get("model_type"))
     if mt not in IMAGE_TOKEN_TYPES:
@@ -515,6 +562,19 @@ def image_tokens(raw: Mapping[str, Any], width: int, height: int) -> int:
         return (h // factor) * (w // factor) + 2
     if mt == "gemma3":
         return Config(raw).int("mm_tokens_per_image", default=256) + 2
+    if mt in ("glm4v", "glm4v_moe", "glm46v"):
+        factor = vcfg.int("patch_size", default=14) * vcfg.int("spatial_merge_size", default=2)
+        if max(width, height) / min(width, height) > 200:
+            raise InputError("input.conflict", what=f"--image-size {width}x{height}: the GLM-4V processor "
+                             "refuses aspect ratios above 200")
+        h, w = _glm4v_resize(height, width, factor, *_GLM4V_PIXELS)
+        return (h // factor) * (w // factor) + 2
+    if mt == "internvl":
+        tile = _side(vcfg, "image_size", 448)[0]
+        patch = _side(vcfg, "patch_size", 14)[0]
+        ratio = raw.get("downsample_ratio", 0.5)
+        per_tile = round((tile // patch) ** 2 * ratio * ratio)
+        return 2 + per_tile * _internvl_tiles(height, width, tile, *_INTERNVL_TILES)
     if mt == "mistral3":
         return _pixtral_tokens(Config({**_PIXTRAL_DEFAULTS, "image_size": 1540, **(raw.get("vision_config") or {})}),
                                Config(raw).int("spatial_merge_size", default=2), width, height)
@@ -540,4 +600,9 @@ def max_image_tokens(raw: Mapping[str, Any]) -> int:
         return image_tokens(raw, side, side)
     if mt == "mistral3":                                     # a square at the longest edge
         return image_tokens(raw, 9_999_999, 9_999_999)
+    if mt in ("glm4v", "glm4v_moe", "glm46v"):
+        return image_tokens(raw, 9_999_999, 9_999_999) - 2
+    if mt == "internvl":                                   # 12 tiles (a 3 x 4 grid) and the thumbnail
+        tile = _side(Config(raw.get("vision_config") or {}), "image_size", 448)[0]
+        return image_tokens(raw, 4 * tile, 3 * tile)
     return image_tokens(raw, 9_999_999, 9_999_999) - 2     # the embeddings, without the two markers

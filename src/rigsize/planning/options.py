@@ -136,7 +136,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("prompt", "count", "Prompt (input) tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT, tasks="inference"),
     Option("output", "count", "Output tokens per request.", None, minimum=1, maximum=limits.MAX_CONTEXT, tasks="inference"),
     Option("images_per_request", "count", "Images in each request (vision-language models: Qwen2.5-VL, Qwen3-VL, "
-           "Gemma 3, Llama 4, Mistral 3): each adds the model's own tokens per image at --image-size to the prompt.", None,
+           "Gemma 3, Llama 4, Mistral 3, GLM-4V, InternVL): each adds the model's own tokens per image at --image-size to the prompt.", None,
            minimum=0, maximum=1024, tasks="inference"),
     Option("image_size", "text", "Image width x height in pixels for --images-per-request, e.g. 1280x720 "
            "(default 1024x1024).", tasks="inference"),
