@@ -295,8 +295,29 @@ class PlanOverview(_Frozen):
         description="low_latency, high_throughput, finetune, lora, qlora, pretrain")
 
 
-class PlanOutput(RootModel[PlanReport | PlanOverview]):
-    """``rigsize plan --json``: one task's plan, or (without --task) the overview."""
+class FitRow(_Frozen):
+    model: str = Field(description="Preset name")
+    params: int = Field(ge=0)
+    weights: str = Field(description="The first format, most bits first, whose every layer fits")
+    max_context: int = Field(ge=0, description="The longest context that fits in that format")
+    output_tokens_per_second: float | None = Field(None, description="One user; null where a peak is unknown")
+    ttft_seconds: float | None = None
+
+
+class WhatFits(_Frozen):
+    """``rigsize plan --have SETUP --json`` without MODEL: which presets fit and how fast."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    have: str
+    engine: str
+    assumptions: dict[str, Any]
+    models: list[FitRow] = Field(description="Largest first")
+    does_not_fit: list[str] = Field(description="Presets that fit in none of the formats tried")
+
+
+class PlanOutput(RootModel[PlanReport | PlanOverview | WhatFits]):
+    """``rigsize plan --json``: one task's plan, (without --task) the overview, or (without
+    MODEL, with --have) which presets fit."""
 
 
 class LaunchReport(_Frozen):

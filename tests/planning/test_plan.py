@@ -362,3 +362,21 @@ def test_workstation_scenario_names_the_smallest_setup_that_holds_the_model() ->
     assert rec["performance"]["output_tokens_per_second"] == pytest.approx(16.57, rel=0.25)
     small = workstation(resolve_model("llama-3.1-8b"), {})["recommendations"][0]
     assert small["choices"]["gpus"] == 1 and small["choices"]["gpu"] == "RTX-4090"
+
+
+def test_have_without_model_lists_what_fits() -> None:
+    """`rigsize plan --have "2x RTX-3090"`: a public report runs Llama 3 70B Q4_K_M there at
+    16.57 tokens/s (data/validation/local_reports.toml); Llama 3.1 405B (about 230 GB even at
+    Q4) fits in no format on 48 GB."""
+    from rigsize.planning.search import what_fits_on
+
+    r = what_fits_on(have="2x RTX-3090")
+    rows = {row["model"]: row for row in r["models"]}
+    assert rows["llama-3-70b"]["weights"] == "q4_k_m"
+    assert rows["llama-3-70b"]["output_tokens_per_second"] == pytest.approx(16.57, rel=0.25)
+    assert "llama-3.1-405b" in r["does_not_fit"]
+    assert [row["params"] for row in r["models"]] == sorted((row["params"] for row in r["models"]), reverse=True)
+    from rigsize.errors import RigsizeError
+
+    with pytest.raises(RigsizeError, match="--have"):
+        what_fits_on()

@@ -113,3 +113,66 @@ def _parsed(opts: dict[str, Any]) -> dict[str, Any]:
     from rigsize.planning.options import parse_options
 
     return parse_options(opts)
+
+
+# What fits on the hardware you have (``rigsize plan --have SETUP`` without MODEL): every
+# preset at the best format that keeps every layer on the devices, with an 8K context (the
+# longest context that fits is reported beside it).
+WHAT_FITS_CONTEXT = 8192
+SERVING_FORMATS = ("bf16", "fp8", "awq-int4")      # vLLM: 16-bit, then the common 8- and 4-bit checkpoints
+
+
+def what_fits(opts: dict[str, Any]) -> dict[str, Any]:
+    """For each preset, the first format (most bits first) whose every layer fits on the
+    devices ``opts["have"]`` names, and how fast one user is served; presets that fit in none
+    are listed apart.  llama.cpp by default; --engine vllm|sglang|trtllm sizes serving on
+    the same devices (one user, tp over the devices)."""
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.model.formats import resolve_weight_format, weights_bytes
+    from rigsize.model.inputs import presets, resolve_model
+    from rigsize.planning.estimate import estimate
+
+    base = {k: v for k, v in _options(opts).items() if k not in ("top",)}
+    base.update(_have(opts["have"], base))
+    engine = base.setdefault("engine", "llamacpp")
+    local = engine in ("llamacpp", "ollama", "mlx")
+    formats = ([base.pop("weights")] if "weights" in base else
+               list(MLX_FORMATS if engine == "mlx" else GGUF_FORMATS if local else SERVING_FORMATS))
+    base.setdefault("max_model_len", WHAT_FITS_CONTEXT)
+    base.setdefault("batch", 1)
+    if not local:
+        base.setdefault("tp", int(base.get("gpus", 1)))
+    names = base["gpu"].split(",")
+    memory = int(base.get("gpus", 1)) * sum(resolve_gpu(n).usable_memory_bytes for n in names) // len(names) \
+        if len(names) == 1 else sum(resolve_gpu(n).usable_memory_bytes for n in names)
+    rows, misses = [], []
+    for name in sorted(presets()):
+        spec = resolve_model(name)
+        hit = None
+        for fmt in formats:
+            if weights_bytes(resolve_weight_format(fmt), spec.arch.tensors, spec.arch.num_hidden_layers) > memory:
+                continue                      # the weights alone exceed the devices
+            try:
+                report = estimate(spec, **{**base, "weights": fmt,
+                                           "max_model_len": min(base["max_model_len"],
+                                                                spec.arch.max_position_embeddings or base["max_model_len"])})
+            except RigsizeError:
+                continue
+            if report.memory.fits:
+                hit = (fmt, report)
+                break
+        if hit is None:
+            misses.append(name)
+            continue
+        fmt, report = hit
+        perf = report.performance
+        rows.append({"model": name, "params": spec.arch.params, "weights": fmt,
+                     "max_context": report.memory.max_context_single,
+                     "output_tokens_per_second": perf.output_tokens_per_second if perf else None,
+                     "ttft_seconds": perf.ttft_seconds if perf else None})
+    rows.sort(key=lambda r: -r["params"])
+    return {"schema_version": 1, "have": opts["have"], "engine": engine,
+            "assumptions": {"context": f"{WHAT_FITS_CONTEXT:,} tokens (max_context: the longest that fits)",
+                            "users": 1, "formats": f"the first of {', '.join(formats)} that keeps every layer "
+                            "on the devices"},
+            "models": rows, "does_not_fit": misses}

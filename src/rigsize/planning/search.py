@@ -582,6 +582,16 @@ def search(model: str | ModelSpec, *, progress: Callable[[int, int], None] | Non
     return _plan(spec, opts, progress=progress)
 
 
+def what_fits_on(**options: Any) -> dict[str, Any]:
+    """``rigsize plan --have SETUP`` without MODEL (``planning.local_plan.what_fits``)."""
+    from rigsize.planning.local_plan import what_fits
+
+    opts = parse_options(options, command="plan")
+    if not opts.get("have"):
+        raise InputError("input.conflict", what="give MODEL, or --have to list which models fit on that hardware")
+    return what_fits(opts)
+
+
 def _plan(spec: ModelSpec, opts: dict[str, Any], overview: bool = False,
           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     task = opts["task"]

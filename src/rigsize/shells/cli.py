@@ -131,27 +131,28 @@ class _progress_bar:
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", required=False, default=None)
 @_with_options("plan")
 @_shell_options
 @click.pass_context
-def plan(ctx: click.Context, model: str, **options: Any) -> None:
+def plan(ctx: click.Context, model: str | None, **options: Any) -> None:
     """Search GPUs, counts, layouts, formats and engines for MODEL; rank the plans that meet the goals.
     Without --task: the overview of every scenario (low latency, high throughput, fine-tuning, LoRA, QLoRA,
-    pre-training)."""
-    from rigsize.planning.search import search
+    pre-training, workstation). Without MODEL, with --have: which presets fit on that hardware and how fast."""
+    from rigsize.planning.search import search, what_fits_on
 
     given = {k: v for k, v in options.items() if v is not None}
     with _progress_bar() as progress:
-        result = search(model, progress=progress, **given)
+        result = search(model, progress=progress, **given) if model is not None else what_fits_on(**given)
     if _as_json(ctx):
         from rigsize.report import PlanOutput
 
         _emit_json(PlanOutput.model_validate(result).model_dump(mode="json", by_alias=True))
     else:
-        from rigsize.shells.render import print_overview, print_plan
+        from rigsize.shells.render import print_overview, print_plan, print_what_fits
 
-        (print_overview if "scenarios" in result else print_plan)(result, _lang(ctx))
+        show = print_overview if "scenarios" in result else print_what_fits if "have" in result else print_plan
+        show(result, _lang(ctx))
 
 
 @cli.command()

@@ -316,6 +316,21 @@ def print_overview(result: dict, lang: str, console: Console | None = None) -> N
     console.print(t("overview.narrow", lang), highlight=False)
 
 
+def print_what_fits(result: dict, lang: str, console: Console | None = None) -> None:
+    """``plan --have SETUP`` without MODEL: one row per preset that fits."""
+    console = console or Console()
+    table = Table(title=render("report.what_fits", lang, have=result["have"], engine=result["engine"]),
+                  title_justify="left")
+    for col in ("model", "params", "weights", "context", "speed"):
+        table.add_column(t(f"fits.{col}", lang), justify="right" if col in ("params", "context", "speed") else "left")
+    for r in result["models"]:
+        speed = "-" if r["output_tokens_per_second"] is None else f"{r['output_tokens_per_second']:,.1f} tok/s"
+        table.add_row(r["model"], f"{r['params'] / 1e9:,.1f}B", r["weights"], f"{r['max_context']:,}", speed)
+    console.print(table)
+    if result["does_not_fit"]:
+        console.print(render("fits.none", lang, models=", ".join(result["does_not_fit"])), highlight=False)
+
+
 def print_instances(rows: list[dict], lang: str, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=t("report.clouds", lang), title_justify="left")
