@@ -213,3 +213,24 @@ def test_hybrid_pages_follow_the_printed_block_size() -> None:
     assert (pages.group_size, pages.attention_groups, pages.state_groups) == (12, 1, 3)
     old = engine_for(resolve_gpu("H200"), opts={"engine_version": "0.9.2"})
     assert hybrid_pages(arch, Layout(tp=2), resolve_kv_format("bf16"), old, range(48)) is None
+
+
+def test_deepseek_v32_indexer_keys_are_cached_as_vllm_stores_them(tmp_path) -> None:
+    """vLLM's DeepseekV32IndexerCache (deepseek_v2.py, 0.33.0): the indexer's key in fp8 plus
+    one fp32 scale per 128 values, uint8 storage: 128 + 4 = 132 bytes per token per layer,
+    beside MLA's latent (512 + 64 values, 1,152 bytes in bf16)."""
+    import json
+
+    from rigsize.model.inputs import preset_config
+
+    cfg = {**preset_config("deepseek-v3"), "model_type": "deepseek_v32", "index_n_heads": 64,
+           "index_head_dim": 128, "index_topk": 2048}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    v32 = rigsize.estimate(str(path), gpu="H200", tp=8, max_model_len=8192, prompt=1024, output=1)
+    v3 = rigsize.estimate("deepseek-v3", gpu="H200", tp=8, max_model_len=8192, prompt=1024, output=1)
+    cached = 64 * -(-1025 // 64)        # 1,025 tokens in FlashMLA's 64-token blocks
+    per_token_v3 = v3.memory.kv_bytes_per_sequence / (61 * cached)
+    per_token_v32 = v32.memory.kv_bytes_per_sequence / (61 * cached)
+    assert per_token_v3 == 1152 and per_token_v32 == 1152 + 132
+    assert v32.model.kv_bytes_per_token == v3.model.kv_bytes_per_token      # K/V only, as documented

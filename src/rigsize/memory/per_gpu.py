@@ -349,7 +349,8 @@ def kv_bytes_per_token_on_rank(arch: Architecture, layout: Layout, kv: KVFormat,
     if arch.attention == "mla":
         kv_b = next(t for t in arch.tensors if t.role == "attn_kv_b" and len(t.shape) == 2)
         rank = kv_b.shape[1]
-        return formats.mla_kv_bytes_per_token(kv, rank, arch.head_dim - rank)
+        # DeepSeek-V3.2's indexer keys sit beside the latent, replicated like it
+        return formats.mla_kv_bytes_per_token(kv, rank, arch.head_dim - rank) + arch.indexer_key_bytes
     heads = max(1, math.ceil(arch.num_key_value_heads / layout.tp))
     return formats.attention_kv_bytes_per_token(kv, heads, arch.head_dim)
 

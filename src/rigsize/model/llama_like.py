@@ -304,6 +304,7 @@ def llama_like(cfg: Config) -> Architecture:
         num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
         moe_layers=tuple(sorted(moe.sparse_layers)) if moe else (),
         layer_windows=layer_windows(cfg, tr, n_layers), notes=notes, params_mtp=mtp,
+        indexer_key_bytes=_indexer_key_bytes(cfg),
     )
 
 
@@ -371,5 +372,19 @@ def _kv_cache_shape(cfg: Config, tr: _Traits, n_layers: int, nkv: int,
     kv_width = cfg.int("kv_lora_rank") + cfg.int("qk_rope_head_dim")
     notes: tuple[str, ...] = ()
     if cfg.model_type == "deepseek_v32":
-        notes = ("the DSA indexer's key cache (index_head_dim per layer per token) is not in the KV cache",)
+        notes = ("the DSA indexer's keys (index_head_dim per layer per token) are cached beside the latent: "
+                 "in the serving memory, not in kv_bytes_per_token",)
     return 1, kv_width, n_layers * kv_width, notes
+
+
+# vLLM's DeepseekV32IndexerCache (deepseek_v2.py, 0.33.0 wheel): "we store value in fp8 and
+# scale in fp32 per self.quant_block_size element", quant_block_size = 128, uint8 storage:
+# index_head_dim + index_head_dim // 128 * 4 bytes per token per layer, whatever the KV dtype
+INDEXER_QUANT_BLOCK = 128
+
+
+def _indexer_key_bytes(cfg: Config) -> int:
+    if cfg.model_type != "deepseek_v32":
+        return 0
+    dim = cfg.int("index_head_dim", default=128)
+    return dim + dim // INDEXER_QUANT_BLOCK * 4
