@@ -170,7 +170,11 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
                    n_routed_experts=experts, num_experts_per_tok=draw(st.integers(1, experts)),
                    moe_intermediate_size=draw(_dims), moe_shared_expert_intermediate_size=draw(_dims),
                    moe_latent_size=draw(st.sampled_from([None, 16])), chunk_size=16)
-    if model_type in ("qwen3_next", "bamba", "granitemoehybrid"):
+    if model_type == "minimax":
+        cfg.update(num_local_experts=draw(st.integers(1, 4)), num_experts_per_tok=1, block_size=4,
+                   layer_types=draw(st.lists(st.sampled_from(["full_attention", "linear_attention"]),
+                                             min_size=n, max_size=n)))
+    if model_type in ("qwen3_next", "bamba", "granitemoehybrid", "minimax"):
         for k in ("sliding_window", "use_sliding_window", "max_window_layers", "sliding_window_pattern"):
             cfg.pop(k, None)
     if model_type == "qwen3_next":   # Gated DeltaNet: value heads a multiple of key heads

@@ -209,3 +209,27 @@ def test_kimi_k2_is_laid_out_as_deepseek_v3() -> None:
     kimi = build_architecture({"model_type": "kimi_k2", **tiny})
     assert kimi.params == meta_param_count({"model_type": "deepseek_v3", **tiny})
     assert kimi.attention == "mla" and kimi.num_experts == 4
+
+
+TINY_MINIMAX = {"model_type": "minimax", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 32, "vocab_size": 100,
+                "num_local_experts": 4, "num_experts_per_tok": 2, "block_size": 4}
+
+
+@pytest.mark.parametrize("dtype, bits", [(torch.bfloat16, 16), (torch.float32, 32)])
+def test_minimax_lightning_state_and_kv_equal_what_the_cache_allocates(dtype: torch.dtype, bits: int) -> None:
+    """MiniMaxCache keeps each lightning layer's (heads, head_dim, head_dim) state in the
+    model dtype (linear_cache) and K/V for the softmax layers only."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kwargs = {k: v for k, v in TINY_MINIMAX.items() if k != "model_type"}
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model("minimax", **kwargs)).to(dtype).eval()
+    with torch.no_grad():
+        cache = model(torch.ones((2, 5), dtype=torch.long), use_cache=True).past_key_values
+    state = sum(x.numel() * x.dtype.itemsize for x in cache.linear_cache if isinstance(x, torch.Tensor))
+    kv = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers
+             if getattr(layer, "keys", None) is not None and layer.keys.numel())
+    arch = build_architecture(TINY_MINIMAX)
+    assert arch.params == meta_param_count(TINY_MINIMAX)
+    assert 2 * state_bytes_per_sequence(arch, bits, 32) == state
+    assert 2 * 5 * arch.kv_elements_per_token == kv

@@ -10,7 +10,7 @@ against ``transformers`` itself on real and random configs.
 Most decoders are "Llama-like" (``rigsize.model.llama_like``); the GPT-style families
 used by published training runs have a builder of their own (``gpt_family``); Mamba 2's
 state-space layers are ``recurrent``; hybrids of Mamba and attention layers are
-``hybrid`` (Jamba, Nemotron-H, Qwen3-Next, Bamba, Granite 4).  MiniMax and others are not laid out yet.
+``hybrid`` (Jamba, Nemotron-H, Qwen3-Next, Bamba, Granite 4, MiniMax).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ _BUILDERS: dict[str, Callable[[Config], Architecture]] = {
     "qwen3_next": hybrid.qwen3_next,
     "bamba": hybrid.bamba,
     "granitemoehybrid": hybrid.granite_moe_hybrid,
+    "minimax": hybrid.minimax,
 }
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_BUILDERS))

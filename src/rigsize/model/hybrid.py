@@ -23,6 +23,10 @@ Bamba (IBM, 2025, "Bamba-9B", ibm-ai-platform/Bamba-9B model card) and Granite 4
 SwiGLU MLP per layer, Granite 4 a shared MLP and, unless num_local_experts is 0, an MoE; the
 tensors follow modeling_bamba.py and modeling_granitemoehybrid.py.
 
+MiniMax-01 (MiniMax 2025, "MiniMax-01: Scaling Foundation Models with Lightning Attention",
+arXiv:2501.08313 sec. 2): lightning (linear) attention layers with a softmax-attention layer
+among them, an MoE in every layer; the tensors follow modeling_minimax.py.
+
 Nemotron-H: NVIDIA 2025, "Nemotron-H: A Family of Accurate and Efficient Hybrid
 Mamba-Transformer Models" (arXiv:2504.03624) sec. 2.1: each block is one of Mamba 2,
 self-attention or FFN (and, in Nemotron 3, MoE), as ``hybrid_override_pattern`` spells
@@ -39,7 +43,7 @@ from rigsize.model.recurrent import Mamba2Dims, jamba_mamba_dims, jamba_mamba_mi
 from rigsize.model.tensors import Tensor, linear_rows, norm_rows
 from rigsize.planning import limits
 
-MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h", "qwen3_next", "bamba", "granitemoehybrid")
+MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h", "qwen3_next", "bamba", "granitemoehybrid", "minimax")
 
 
 def _gqa(prefix: str, h: int, nh: int, nkv: int, hd: int, i: int) -> list[Tensor]:
@@ -450,4 +454,60 @@ def _ibm_hybrid(cfg: Config, rows: list[Tensor], kinds: tuple[str, ...], d: Mamb
         moe_layers=sparse, layer_windows=(None,) * n, layer_types=kinds,
         conv_state_elements=n_mamba * d.conv_state_elements, ssm_state_elements=n_mamba * d.ssm_state_elements,
         conv_kernel=d.conv_kernel,
+    )
+
+
+def minimax(cfg: Config) -> Architecture:
+    """MiniMaxForCausalLM: embed_tokens; per layer input_layernorm, softmax attention
+    (q/k/v/o) or lightning attention (an RMSNorm over heads x head_dim, fused qkv_proj,
+    out_proj and output_gate), post_attention_layernorm and a Mixtral-style MoE; norm;
+    lm_head.  layer_types defaults to full attention on even layers (configuration_minimax.py).
+    A lightning layer keeps per sequence a (heads, head_dim, head_dim) state in the model
+    dtype (transformers' MiniMaxCache.linear_cache), counted with the model-dtype state."""
+    h = cfg.int("hidden_size", default=4096, maximum=limits.MAX_HIDDEN)
+    n = cfg.int("num_hidden_layers", default=32, maximum=limits.MAX_LAYERS)
+    vocab = cfg.int("vocab_size", default=32000, maximum=limits.MAX_VOCAB)
+    nh = cfg.int("num_attention_heads", default=32)
+    nkv = cfg.int("num_key_value_heads", default=8) if cfg.get("num_key_value_heads") is not None else nh
+    if nh % nkv:
+        raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
+                         why=f"must divide num_attention_heads ({nh})")
+    hd = cfg.int("head_dim", default=h // nh) if cfg.get("head_dim") is not None else h // nh
+    listed = cfg.get("layer_types")
+    if isinstance(listed, list) and listed:
+        if len(listed) != n or set(listed) - {"full_attention", "linear_attention"}:
+            raise ModelError("model.bad_field", field="layer_types", value=len(listed),
+                             why=f"must list full_attention or linear_attention for each of the {n} layers")
+        kinds = tuple(listed)
+    else:
+        kinds = tuple("full_attention" if (i + 1) % 2 else "linear_attention" for i in range(n))
+    moe = moe_mod.moe_of(cfg, moe_mod.MOE["mixtral"], n)
+    rows = [Tensor("model.embed_tokens.weight", "embed", (vocab, h))]
+    for i, kind in enumerate(kinds):
+        p = f"model.layers.{i}"
+        rows += norm_rows(f"{p}.input_layernorm", h, False, i)
+        if kind == "full_attention":
+            rows += _gqa(f"{p}.self_attn", h, nh, nkv, hd, i)
+        else:
+            a = f"{p}.self_attn"
+            rows += (norm_rows(f"{a}.norm", nh * hd, False, i)
+                     + linear_rows(f"{a}.qkv_proj", "attn_qkv", 3 * nh * hd, h, False, i)
+                     + linear_rows(f"{a}.out_proj", "attn_o", h, nh * hd, False, i)
+                     + linear_rows(f"{a}.output_gate", "attn_q", nh * hd, h, False, i))
+        rows += norm_rows(f"{p}.post_attention_layernorm", h, False, i)
+        rows += moe_mod.moe_block(f"{p}.mlp", h, moe, i) if moe else \
+            _gated_mlp(f"{p}.mlp", h, cfg.int("intermediate_size", default=14336), i)
+    rows += norm_rows("model.norm", h, False, None)
+    tied = cfg.bool("tie_word_embeddings", False)
+    if not tied:
+        rows += linear_rows("lm_head", "lm_head", vocab, h, False, None)
+    n_linear = kinds.count("linear_attention")
+    return Architecture(
+        model_type=cfg.model_type, hidden_size=h, num_hidden_layers=n, num_attention_heads=nh,
+        num_key_value_heads=nkv, head_dim=hd, vocab_size=vocab, intermediate_size=0 if moe else cfg.int("intermediate_size"),
+        max_position_embeddings=cfg.max_positions("max_position_embeddings"), tie_word_embeddings=tied,
+        tensors=tuple(rows), kv_elements_per_token=2 * kinds.count("full_attention") * nkv * hd,
+        num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
+        moe_layers=tuple(sorted(moe.sparse_layers)) if moe else (), layer_windows=(None,) * n, layer_types=kinds,
+        conv_state_elements=n_linear * nh * hd * hd,      # model dtype, like Mamba's conv state
     )
