@@ -174,7 +174,15 @@ def _config(draw: st.DrawFn, model_type: str) -> dict:
         cfg.update(num_local_experts=draw(st.integers(1, 4)), num_experts_per_tok=1, block_size=4,
                    layer_types=draw(st.lists(st.sampled_from(["full_attention", "linear_attention"]),
                                              min_size=n, max_size=n)))
-    if model_type in ("qwen3_next", "bamba", "granitemoehybrid", "minimax"):
+    if model_type == "falcon_h1":   # Mamba width = mamba_d_ssm (1024 absent, expand x hidden when null)
+        heads = draw(st.sampled_from([2, 4]))
+        ssm = draw(st.sampled_from([None, 32, 64]))
+        cfg.update(mamba_n_heads=heads, mamba_d_ssm=ssm, mamba_expand=draw(st.sampled_from([1, 2])),
+                   mamba_n_groups=draw(st.sampled_from([1, 2])), mamba_d_state=draw(st.sampled_from([4, 8])),
+                   mamba_d_conv=draw(st.integers(2, 4)), mamba_rms_norm=draw(st.booleans()),
+                   mamba_proj_bias=draw(st.booleans()), mamba_conv_bias=draw(st.booleans()),
+                   projectors_bias=draw(st.booleans()), mamba_chunk_size=16)
+    if model_type in ("qwen3_next", "bamba", "granitemoehybrid", "minimax", "falcon_h1"):
         for k in ("sliding_window", "use_sliding_window", "max_window_layers", "sliding_window_pattern"):
             cfg.pop(k, None)
     if model_type == "qwen3_next":   # Gated DeltaNet: value heads a multiple of key heads

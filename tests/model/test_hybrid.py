@@ -233,3 +233,22 @@ def test_minimax_lightning_state_and_kv_equal_what_the_cache_allocates(dtype: to
     assert arch.params == meta_param_count(TINY_MINIMAX)
     assert 2 * state_bytes_per_sequence(arch, bits, 32) == state
     assert 2 * 5 * arch.kv_elements_per_token == kv
+
+
+TINY_FALCON_H1 = {"model_type": "falcon_h1", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                  "num_key_value_heads": 2, "intermediate_size": 96, "vocab_size": 100, "mamba_n_heads": 4,
+                  "mamba_n_groups": 1, "mamba_d_state": 8, "mamba_d_conv": 4, "mamba_d_ssm": 128,
+                  "mamba_chunk_size": 16}
+
+
+@pytest.mark.parametrize("dtype, conv_bits", [(torch.bfloat16, 16), (torch.float32, 32)])
+def test_falcon_h1_layers_keep_both_kv_and_state(dtype: torch.dtype, conv_bits: int) -> None:
+    """Falcon-H1 runs attention and Mamba side by side: every layer caches K/V and a state."""
+    batch, tokens = 2, 5
+    layers = _run_cache(TINY_FALCON_H1, dtype, batch, tokens)
+    state, kv = _allocated(layers, dtype)
+    arch = build_architecture(TINY_FALCON_H1)
+    assert arch.params == meta_param_count(TINY_FALCON_H1)
+    assert batch * state_bytes_per_sequence(arch, conv_bits, 32) == state
+    assert batch * tokens * arch.kv_elements_per_token == kv
+    assert layer_type_counts(arch)["hybrid"] == 2

@@ -12,7 +12,8 @@ from functools import cached_property
 
 from rigsize.model.tensors import Tensor
 
-ATTENTION_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "chunked_attention", "attention"})
+# "hybrid": Falcon-H1's layers run attention and a Mamba mixer side by side (both a KV cache and a state)
+ATTENTION_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "chunked_attention", "attention", "hybrid"})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ against ``transformers`` itself on real and random configs.
 Most decoders are "Llama-like" (``rigsize.model.llama_like``); the GPT-style families
 used by published training runs have a builder of their own (``gpt_family``); Mamba 2's
 state-space layers are ``recurrent``; hybrids of Mamba and attention layers are
-``hybrid`` (Jamba, Nemotron-H, Qwen3-Next, Bamba, Granite 4, MiniMax).
+``hybrid`` (Jamba, Nemotron-H, Qwen3-Next, Bamba, Granite 4, MiniMax, Falcon-H1).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ _BUILDERS: dict[str, Callable[[Config], Architecture]] = {
     "bamba": hybrid.bamba,
     "granitemoehybrid": hybrid.granite_moe_hybrid,
     "minimax": hybrid.minimax,
+    "falcon_h1": hybrid.falcon_h1,
 }
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_BUILDERS))

@@ -23,6 +23,10 @@ Bamba (IBM, 2025, "Bamba-9B", ibm-ai-platform/Bamba-9B model card) and Granite 4
 SwiGLU MLP per layer, Granite 4 a shared MLP and, unless num_local_experts is 0, an MoE; the
 tensors follow modeling_bamba.py and modeling_granitemoehybrid.py.
 
+Falcon-H1 (TII 2025, "Falcon-H1: A Family of Hybrid-Head Language Models", arXiv:2507.22448
+sec. 2): attention and a Mamba 2 mixer side by side in every layer (FalconH1Config.layers_block_type
+"hybrid"), then a SwiGLU MLP; the tensors follow modeling_falcon_h1.py.
+
 MiniMax-01 (MiniMax 2025, "MiniMax-01: Scaling Foundation Models with Lightning Attention",
 arXiv:2501.08313 sec. 2): lightning (linear) attention layers with a softmax-attention layer
 among them, an MoE in every layer; the tensors follow modeling_minimax.py.
@@ -43,7 +47,8 @@ from rigsize.model.recurrent import Mamba2Dims, jamba_mamba_dims, jamba_mamba_mi
 from rigsize.model.tensors import Tensor, linear_rows, norm_rows
 from rigsize.planning import limits
 
-MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h", "qwen3_next", "bamba", "granitemoehybrid", "minimax")
+MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h", "qwen3_next", "bamba", "granitemoehybrid", "minimax",
+                                "falcon_h1")
 
 
 def _gqa(prefix: str, h: int, nh: int, nkv: int, hd: int, i: int) -> list[Tensor]:
@@ -359,10 +364,17 @@ def _mha(prefix: str, h: int, nh: int, nkv: int, bias: bool, i: int) -> list[Ten
             + linear_rows(f"{prefix}.o_proj", "attn_o", h, nh * hd, bias, i))
 
 
+def _kv_heads(cfg: Config, nh: int, default_kv: int | None) -> int:
+    """num_key_value_heads: the config class's default when the key is absent, the query
+    heads when it is null (the IBM, Falcon-H1 and MiniMax configs' __post_init__)."""
+    if "num_key_value_heads" not in cfg.raw:
+        return nh if default_kv is None else default_kv
+    return nh if cfg.raw["num_key_value_heads"] is None else cfg.int("num_key_value_heads")
+
+
 def _heads(cfg: Config, h: int, default_kv: int | None) -> tuple[int, int]:
     nh = cfg.int("num_attention_heads", default=32)
-    nkv = cfg.int("num_key_value_heads", default=default_kv if default_kv is not None else nh) \
-        if cfg.get("num_key_value_heads") is not None else nh
+    nkv = _kv_heads(cfg, nh, default_kv)
     if nh % nkv or h % nh:
         raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
                          why=f"must divide num_attention_heads ({nh}), which must divide hidden_size ({h})")
@@ -468,7 +480,7 @@ def minimax(cfg: Config) -> Architecture:
     n = cfg.int("num_hidden_layers", default=32, maximum=limits.MAX_LAYERS)
     vocab = cfg.int("vocab_size", default=32000, maximum=limits.MAX_VOCAB)
     nh = cfg.int("num_attention_heads", default=32)
-    nkv = cfg.int("num_key_value_heads", default=8) if cfg.get("num_key_value_heads") is not None else nh
+    nkv = _kv_heads(cfg, nh, 8)
     if nh % nkv:
         raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
                          why=f"must divide num_attention_heads ({nh})")
@@ -510,4 +522,69 @@ def minimax(cfg: Config) -> Architecture:
         num_experts=moe.num_experts if moe else 0, experts_per_token=moe.top_k if moe else 0,
         moe_layers=tuple(sorted(moe.sparse_layers)) if moe else (), layer_windows=(None,) * n, layer_types=kinds,
         conv_state_elements=n_linear * nh * hd * hd,      # model dtype, like Mamba's conv state
+    )
+
+
+def falcon_h1(cfg: Config) -> Architecture:
+    """FalconH1ForCausalLM: embed_tokens; per layer input_layernorm, attention AND a Mamba 2
+    mixer of mamba_d_ssm channels (or mamba_expand x hidden) in parallel, its gated RMSNorm only
+    with mamba_rms_norm, pre_ff_layernorm, a SwiGLU feed_forward; final_layernorm; lm_head.
+    Every layer keeps K/V and a recurrent state (layer type "hybrid")."""
+    h = cfg.int("hidden_size", default=4096, maximum=limits.MAX_HIDDEN)
+    n = cfg.int("num_hidden_layers", default=32, maximum=limits.MAX_LAYERS)
+    vocab = cfg.int("vocab_size", default=128000, maximum=limits.MAX_VOCAB)
+    nh = cfg.int("num_attention_heads", default=32)
+    nkv = _kv_heads(cfg, nh, 8)
+    if nh % nkv:
+        raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
+                         why=f"must divide num_attention_heads ({nh})")
+    hd = cfg.int("head_dim") if cfg.get("head_dim") is not None else h // nh
+    # FalconH1Config: mamba_d_ssm 1024 when the key is absent; null means mamba_expand x hidden
+    if "mamba_d_ssm" in cfg.raw and cfg.raw["mamba_d_ssm"] is None:
+        inner = cfg.int("mamba_expand", default=2) * h
+    else:
+        inner = cfg.int("mamba_d_ssm", default=1024)
+    heads = cfg.int("mamba_n_heads", default=128)
+    head = inner // heads if cfg.get("mamba_d_head", "auto") in ("auto", None) else cfg.int("mamba_d_head")
+    if heads * head != inner:
+        raise ModelError("model.bad_field", field="mamba_d_head", value=head,
+                         why=f"mamba_n_heads x mamba_d_head must equal the Mamba width ({inner})")
+    d = Mamba2Dims(hidden=h, intermediate=inner, num_heads=heads, head_dim=head,
+                   state_size=cfg.int("mamba_d_state", default=256), n_groups=cfg.int("mamba_n_groups", default=1),
+                   conv_kernel=cfg.int("mamba_d_conv", default=4), use_bias=cfg.bool("mamba_proj_bias", False),
+                   use_conv_bias=cfg.bool("mamba_conv_bias", True))
+    gated_norm = cfg.bool("mamba_rms_norm", False)
+    out_bias = cfg.bool("projectors_bias", False)
+    attn_bias, mlp_bias = cfg.bool("attention_bias", False), cfg.bool("mlp_bias", False)
+    inter = cfg.int("intermediate_size", default=14336)
+    rows = [Tensor("model.embed_tokens.weight", "embed", (vocab, h))]
+    for i in range(n):
+        p = f"model.layers.{i}"
+        rows += norm_rows(f"{p}.input_layernorm", h, False, i)
+        mixer = [t for t in mamba2_mixer(f"{p}.mamba", d, i) if gated_norm or not t.name.endswith(".norm.weight")]
+        # out_proj's bias follows projectors_bias, not mamba_proj_bias (FalconH1Mixer)
+        mixer = [t for t in mixer if t.name != f"{p}.mamba.out_proj.bias"]
+        if out_bias:
+            mixer.append(Tensor(f"{p}.mamba.out_proj.bias", "ssm_out", (h,), i))
+        rows += mixer
+        rows += (linear_rows(f"{p}.self_attn.q_proj", "attn_q", nh * hd, h, attn_bias, i)
+                 + linear_rows(f"{p}.self_attn.k_proj", "attn_k", nkv * hd, h, attn_bias, i)
+                 + linear_rows(f"{p}.self_attn.v_proj", "attn_v", nkv * hd, h, attn_bias, i)
+                 + linear_rows(f"{p}.self_attn.o_proj", "attn_o", h, nh * hd, attn_bias, i))
+        rows += norm_rows(f"{p}.pre_ff_layernorm", h, False, i)
+        rows += (linear_rows(f"{p}.feed_forward.gate_proj", "mlp_gate", inter, h, mlp_bias, i)
+                 + linear_rows(f"{p}.feed_forward.up_proj", "mlp_up", inter, h, mlp_bias, i)
+                 + linear_rows(f"{p}.feed_forward.down_proj", "mlp_down", h, inter, mlp_bias, i))
+    rows += norm_rows("model.final_layernorm", h, False, None)
+    tied = cfg.bool("tie_word_embeddings", False)
+    if not tied:
+        rows += linear_rows("lm_head", "lm_head", vocab, h, False, None)
+    return Architecture(
+        model_type=cfg.model_type, hidden_size=h, num_hidden_layers=n, num_attention_heads=nh,
+        num_key_value_heads=nkv, head_dim=hd, vocab_size=vocab, intermediate_size=inter,
+        max_position_embeddings=cfg.max_positions("max_position_embeddings"), tie_word_embeddings=tied,
+        tensors=tuple(rows), kv_elements_per_token=2 * n * nkv * hd, layer_windows=(None,) * n,
+        layer_types=("hybrid",) * n,
+        conv_state_elements=n * d.conv_state_elements, ssm_state_elements=n * d.ssm_state_elements,
+        conv_kernel=d.conv_kernel,
     )

@@ -169,7 +169,7 @@ def mamba2(cfg: Config) -> Architecture:
 
 # Hugging Face layer_types values of layers with a recurrent state (Nemotron-H's "mlp" and
 # "moe" layers have neither state nor KV)
-RECURRENT_LAYER_TYPES = frozenset({"linear_attention", "mamba"})
+RECURRENT_LAYER_TYPES = frozenset({"linear_attention", "mamba", "hybrid"})      # hybrid: Falcon-H1
 
 
 def recurrent_layers(arch: Architecture) -> tuple[int, ...]:
