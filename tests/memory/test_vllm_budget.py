@@ -234,3 +234,14 @@ def test_deepseek_v32_indexer_keys_are_cached_as_vllm_stores_them(tmp_path) -> N
     per_token_v32 = v32.memory.kv_bytes_per_sequence / (61 * cached)
     assert per_token_v3 == 1152 and per_token_v32 == 1152 + 132
     assert v32.model.kv_bytes_per_token == v3.model.kv_bytes_per_token      # K/V only, as documented
+
+
+def test_text_only_vllm_builds_no_vision_tower() -> None:
+    """vLLM skips the tower "when --limit-mm-per-prompt is set to zero for all of their
+    modalities" (interfaces.py _mark_tower_model, 0.33.0): --images-per-request 0 drops the
+    tower and projector (params_vision, 2 bytes each in bf16) and the encoder cache."""
+    with_tower = rigsize.estimate("qwen2.5-vl-7b", gpu="H100")
+    text_only = rigsize.estimate("qwen2.5-vl-7b", gpu="H100", images_per_request=0)
+    assert with_tower.memory.per_gpu.weights - text_only.memory.per_gpu.weights == 2 * with_tower.model.params_vision
+    assert text_only.memory.per_gpu.encoder_cache == 0
+    assert text_only.memory.kv_cache_tokens > with_tower.memory.kv_cache_tokens

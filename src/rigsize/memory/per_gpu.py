@@ -654,7 +654,14 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
                      engine: runtime.Engine, stage: Stage, tensors: list[Tensor], overhead: int) -> tuple[Parts, int]:
     """Serving: the rank's weights, the KV cache of its replica's share of the requests
     (``kv_bytes_per_sequence``) and the forward pass's transient peak
-    (``_inference_activations``).  Returns the parts and one sequence's KV bytes."""
+    (``_inference_activations``).  Returns the parts and one sequence's KV bytes.
+
+    A text-only vLLM deployment (``--images-per-request 0``: ``--limit-mm-per-prompt`` 0 for
+    the tower's modalities) builds no vision tower or projector: "Tower model components are
+    automatically skipped when --limit-mm-per-prompt is set to zero for all of their
+    modalities" (vllm/model_executor/models/interfaces.py _mark_tower_model, 0.33.0 wheel)."""
+    if engine.name == "vllm" and workload.images == 0:
+        tensors = [t for t in tensors if t.role not in ("vision", "vision_proj")]
     weights = rank_weight_bytes(tensors, arch, layout, fmt, training=False)
     kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, stage.layers, engine.kv_block_size,
                                    engine.windows, engine.max_num_batched_tokens)
