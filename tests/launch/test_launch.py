@@ -235,3 +235,13 @@ def test_layout_refusals() -> None:
     r = rec("deepspeed-0.19.8-finetune-slurm")
     with pytest.raises(RigsizeError, match="--zero 1"):
         megatron.megatron_args(planned_run(r))       # ZeRO-3: not Megatron's
+
+
+def test_text_only_vlm_launch_limits_images_to_zero() -> None:
+    """The memory of --images-per-request 0 assumes vLLM builds no vision tower, which it does
+    only when --limit-mm-per-prompt is 0 for every modality (interfaces.py _mark_tower_model)."""
+    args = dict(task="inference", gpu="H100-SXM-80GB", engine="vllm", top=1)
+    text_only = launch(select(search("qwen2.5-vl-7b", images_per_request=0, **args)))
+    with_images = launch(select(search("qwen2.5-vl-7b", **args)))
+    assert "--limit-mm-per-prompt" in str(text_only.commands) and '"image": 0' in str(text_only.commands)
+    assert "--limit-mm-per-prompt" not in str(with_images.commands)

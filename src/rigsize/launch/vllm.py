@@ -46,6 +46,9 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
                         ("--gpu-memory-utilization", run.gpu_memory_utilization)):
         if value is not None:
             argv += [flag, str(value)]
+    if run.record.get("inputs", {}).get("images_per_request") == 0 and run.record["model"].get("params_vision"):
+        # the text-only deployment the memory was sized for: vLLM then builds no vision tower
+        argv += ["--limit-mm-per-prompt", '{"image": 0, "video": 0}']
     argv += ["--port", str(PORT)]
     notes = []
     if run.weights in PREQUANTIZED:
