@@ -37,6 +37,8 @@ def test_text_only_models_and_image_limit_zero_hold_none() -> None:
     text_only = _run("qwen2.5-vl-7b", images_per_request=0)
     default = _run("qwen2.5-vl-7b")
     assert text_only.memory.per_gpu.encoder_cache == 0
-    # the KV pool gets what the encoder cache no longer takes
+    # the KV pool gets what the encoder cache and the tower (not built with the image limit at 0:
+    # vLLM's _mark_tower_model) no longer take; the tower is params_vision in bf16
     assert text_only.memory.kv_cache_tokens > default.memory.kv_cache_tokens
-    assert default.memory.per_gpu.total - text_only.memory.per_gpu.total == default.memory.per_gpu.encoder_cache
+    assert default.memory.per_gpu.total - text_only.memory.per_gpu.total == (
+        default.memory.per_gpu.encoder_cache + 2 * default.model.params_vision)
