@@ -153,6 +153,7 @@ def test_transformers_prefills_the_prompt_in_one_pass() -> None:
     {"engine": "sglang", "engine_version": "0.5.4"},               # not a vLLM version
     {"engine": "transformers", "enforce_eager": True},             # no such setting in generate()
     {"engine": "transformers", "sampler": "sort"},                 # no vLLM warm-up in generate()
+    {"engine": "sglang", "sampler": "sort"},                       # vLLM's warm-up only
     {"engine_version": "1e3"},
 ])
 def test_contradictory_engine_settings_are_refused(opts) -> None:
@@ -245,3 +246,22 @@ def test_text_only_vllm_builds_no_vision_tower() -> None:
     assert with_tower.memory.per_gpu.weights - text_only.memory.per_gpu.weights == 2 * with_tower.model.params_vision
     assert text_only.memory.per_gpu.encoder_cache == 0
     assert text_only.memory.kv_cache_tokens > with_tower.memory.kv_cache_tokens
+
+
+def test_nemotron_h_state_page_is_fp32_as_vllm_keeps_it() -> None:
+    """vLLM's NemotronH hook keeps the SSM cache at the config's mamba_ssm_cache_dtype, else
+    float32 (DEFAULT_MAMBA_SSM_CACHE_DTYPE, model_executor/models/config.py 0.33.0): per layer
+    conv (4096 + 2 x 8 x 128) x 3 x 2 B + SSM 64 x 64 x 128 x 4 B = 2,134,016 B, so the
+    attention block (1,024 B per token per layer) grows to 16 x ceil(2,134,016 / 16,384)."""
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.memory.per_gpu import hybrid_pages
+    from rigsize.memory.runtime import engine_for
+    from rigsize.model.families import build_architecture
+    from rigsize.model.formats import resolve_kv_format
+    from rigsize.model.inputs import preset_config
+    from rigsize.planning.layout import Layout
+
+    arch = build_architecture(preset_config("nemotron-3-nano-30b-a3b"))
+    pages = hybrid_pages(arch, Layout(), resolve_kv_format("bf16"), engine_for(resolve_gpu("H100")),
+                         range(arch.num_hidden_layers))
+    assert pages is not None and pages.block_size == 16 * -(-2_134_016 // 16_384) == 2096

@@ -57,3 +57,28 @@ def test_without_a_checkpoint_it_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "not_a_laid_out_type", "hidden_size": 8}))
     with pytest.raises(rigsize.RigsizeError, match="safetensors headers size it"):
         rigsize.estimate(str(tmp_path / "config.json"))
+
+
+def test_moe_checkpoint_counts_its_active_experts() -> None:
+    """Experts per token from the config: 8 experts of 6,144 parameters in each of 2 layers,
+    2 per token, so the active count drops 6/8 of the routed weights; a fused (experts, out,
+    in) tensor counts the same way."""
+    from rigsize.model.architecture import active_params
+
+    shapes = {"model.embed_tokens.weight": (100, 64), "lm_head.weight": (100, 64)}
+    for i in range(2):
+        for e in range(8):
+            shapes[f"model.layers.{i}.mlp.experts.{e}.gate_proj.weight"] = (32, 64)
+            shapes[f"model.layers.{i}.mlp.experts.{e}.up_proj.weight"] = (32, 64)
+            shapes[f"model.layers.{i}.mlp.experts.{e}.down_proj.weight"] = (64, 32)
+    cfg = {"model_type": "x", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+           "num_experts_per_tok": 2}
+    arch = architecture_from_checkpoint(cfg, shapes)
+    routed = 2 * 8 * 3 * 64 * 32
+    assert (arch.num_experts, arch.experts_per_token, arch.moe_layers) == (8, 2, (0, 1))
+    assert active_params(arch) == arch.params - routed + routed * 2 // 8
+    fused = architecture_from_checkpoint({**cfg, "num_hidden_layers": 1}, {
+        "model.embed_tokens.weight": (100, 64), "model.layers.0.mlp.experts.gate_up_proj": (8, 64, 64),
+        "model.layers.0.mlp.experts.down_proj": (8, 64, 32)})
+    assert fused.params == 6400 + 8 * 64 * 64 + 8 * 64 * 32
+    assert active_params(fused) == 6400 + 2 * (64 * 64 + 64 * 32)

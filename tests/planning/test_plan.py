@@ -380,3 +380,17 @@ def test_have_without_model_lists_what_fits() -> None:
 
     with pytest.raises(RigsizeError, match="--have"):
         what_fits_on()
+
+
+def test_have_without_model_finds_a_layout_the_heads_admit() -> None:
+    """8 x H100 under vLLM: Qwen2-7B's 28 heads admit no tp=8, but one replica per GPU fits
+    (a wrong tp is not "does not fit"); a zero count is refused in one line."""
+    from rigsize.errors import RigsizeError
+    from rigsize.planning.search import what_fits_on
+
+    r = what_fits_on(have="8x H100", engine="vllm")
+    assert "qwen2-7b" in {row["model"] for row in r["models"]} and not r["does_not_fit"]
+    with pytest.raises(RigsizeError, match="counts start at 1"):
+        what_fits_on(have="0x RTX-4090")
+    with pytest.raises(RigsizeError, match="not a GGUF type"):
+        what_fits_on(have="1x RTX-4090", weights="fp8")

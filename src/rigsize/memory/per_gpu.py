@@ -544,8 +544,8 @@ def hybrid_pages(arch: Architecture, layout: Layout, kv: KVFormat, engine: runti
     conv = arch.conv_state_elements / len(rec_all)
     if arch.conv_kernel:
         conv = conv * (arch.conv_kernel - 1) / arch.conv_kernel     # vLLM keeps kernel - 1 columns
-    bytes_ = RECURRENT_STATE_BITS // 8
-    state_page = math.ceil((conv + arch.ssm_state_elements / len(rec_all)) * bytes_ / layout.tp)
+    state_bits = conv * RECURRENT_STATE_BITS + arch.ssm_state_elements / len(rec_all) * arch.serving_ssm_bits
+    state_page = math.ceil(state_bits / 8 / layout.tp)
     align = engine.kv_block_size
     block = max(align, align * -(-state_page // (align * per_token)))
     size = min(len(attn), len(rec))
@@ -669,7 +669,7 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
     per_replica = -(-workload.batch // layout.dp)      # dp replicas share the requests
     # vLLM CacheConfig.mamba_cache_dtype / mamba_ssm_cache_dtype default "auto": conv and
     # SSM state both in the model dtype (vllm/config/cache.py), 16 bits here
-    state = recurrent.state_bytes_per_sequence(arch, RECURRENT_STATE_BITS, RECURRENT_STATE_BITS,
+    state = recurrent.state_bytes_per_sequence(arch, RECURRENT_STATE_BITS, arch.serving_ssm_bits,
                                                stage.layers, layout.tp)
     encoder = 0
     if engine.name == "vllm" and stage.first:    # the tower runs where the embeddings are looked up

@@ -119,6 +119,9 @@ def _check_engine_options(opts: dict[str, Any]) -> None:
         if vllm_only:
             raise InputError("input.conflict", what=f"--{vllm_only[0].replace('_', '-')} is a serving-engine setting; "
                              "transformers generate() has no such budget (drop it, or use --engine vllm)")
+    if opts.get("sampler") and opts.get("engine") not in (None, "vllm"):
+        raise InputError("input.conflict", what=f"--sampler sizes vLLM's start-up warm-up; {opts['engine']} has none "
+                         "modelled (drop it, or use --engine vllm)")
     if opts.get("engine") in ("sglang", "trtllm") and opts.get("engine_version"):
         raise InputError("input.conflict", what=f"--engine-version names a vLLM or transformers version; "
                          f"{opts['engine']}'s memory follows vLLM's newest rules (its own budget is not modelled)")

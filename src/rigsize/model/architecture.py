@@ -46,6 +46,8 @@ class Architecture:
     conv_kernel: int = 0              # the recurrent layers' conv width (transformers keeps all of it; vLLM kernel - 1)
     params_mtp: int = 0               # multi-token-prediction layers the checkpoint carries, outside ``params``
     indexer_key_bytes: int = 0        # DeepSeek-V3.2: the sparse-attention indexer's cached key, bytes/token/layer
+    serving_ssm_bits: int = 16        # SSM state width a serving engine keeps (vLLM: the model dtype unless the
+                                      # config names mamba_ssm_cache_dtype, as Nemotron-H's does)
     max_image_tokens: int = 0         # vision-language models: the most tokens one image becomes (0: none/unknown)
 
     def is_attention_layer(self, i: int) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from rigsize.errors import ModelError
@@ -74,7 +75,17 @@ def architecture_from_checkpoint(raw: Mapping[str, Any], shapes: Mapping[str, tu
         m = _LAYER.search(name)
         layer = int(m.group(1)) if m and int(m.group(1)) < n else None
         rows.append(Tensor(name, _role(name), tuple(shape) or (1,), layer))
-    experts = {m.group(1) for name in shapes if (m := re.search(r"\.experts\.(\d+)\.", name))}
+    expert_rows = [t for t in rows if t.role.startswith("expert_")]
+    indexed = {m.group(1) for t in expert_rows if (m := re.search(r"\.experts\.(\d+)\.", t.name))}
+    fused = next((t.shape[0] for t in expert_rows if len(t.shape) == 3), 0)   # (experts, out, in) tensors
+    experts = cfg.int("num_experts", "num_local_experts", "n_routed_experts", default=len(indexed) or fused) \
+        if expert_rows else 0
+    if fused:      # one fused tensor holds every expert: count them apart, as the laid-out MoE tensors do
+        rows = [replace(t, shape=t.shape[1:], count=experts) if t.role.startswith("expert_") and len(t.shape) == 3
+                else t for t in rows]
+    top_k = cfg.int("num_experts_per_tok", "moe_topk", "top_k", "num_experts_per_token", default=experts) \
+        if experts else 0
+    moe_layers = tuple(sorted({t.layer for t in rows if t.role.startswith("expert_") and t.layer is not None}))
     tied = not any(t.role == "lm_head" for t in rows)
     vocab = next((t.shape[0] for t in rows if t.role == "embed"), cfg.int("vocab_size", default=0))
     return Architecture(
@@ -83,7 +94,9 @@ def architecture_from_checkpoint(raw: Mapping[str, Any], shapes: Mapping[str, tu
         intermediate_size=cfg.int("intermediate_size", "n_inner", default=4 * h),
         max_position_embeddings=cfg.max_positions("max_position_embeddings", "n_positions"),
         tie_word_embeddings=tied, tensors=tuple(rows), kv_elements_per_token=2 * n * nkv * hd,
-        num_experts=len(experts), layer_windows=(None,) * n,
+        num_experts=experts, experts_per_token=top_k, moe_layers=moe_layers, layer_windows=(None,) * n,
         notes=("laid out from the checkpoint's tensors: weights exact, KV cache from the config's attention "
-               "fields (every layer full attention), activations approximate",),
+               "fields (every layer full attention), activations approximate"
+               + ("" if not experts or cfg.get("num_experts_per_tok", cfg.get("moe_topk")) is not None
+                  else "; the config names no experts per token: every expert taken as active"),),
     )

@@ -228,8 +228,20 @@ def nemotron_h(cfg: Config) -> Architecture:
         experts_per_token=cfg.int("num_experts_per_tok", default=2, maximum=e) if moe_layers else 0,
         moe_layers=moe_layers, layer_windows=(None,) * n, layer_types=kinds,
         conv_state_elements=n_mamba * d.conv_state_elements, ssm_state_elements=n_mamba * d.ssm_state_elements,
-        conv_kernel=d.conv_kernel,
+        conv_kernel=d.conv_kernel, serving_ssm_bits=_ssm_cache_bits(cfg),
     )
+
+
+# vLLM's NemotronHForCausalLMConfig.update_mamba_ssm_cache_dtype: when the engine's is "auto",
+# getattr(hf_config, "mamba_ssm_cache_dtype", DEFAULT_MAMBA_SSM_CACHE_DTYPE) (model_executor/
+# models/config.py, 0.33.0 wheel); the Nemotron 3 Hub configs say "float32"
+_SSM_CACHE_BITS = {"float32": 32, "bfloat16": 16, "float16": 16}
+
+
+def _ssm_cache_bits(cfg: Config) -> int:
+    """Nemotron-H's SSM cache width under vLLM: the config's mamba_ssm_cache_dtype, else the
+    hook's DEFAULT_MAMBA_SSM_CACHE_DTYPE = "float32"."""
+    return _SSM_CACHE_BITS.get(str(cfg.get("mamba_ssm_cache_dtype", "float32")), 32)
 
 
 def _qwen3_next_layer_types(cfg: Config, n: int) -> tuple[str, ...]:
@@ -328,7 +340,9 @@ def _qwen3_next_mtp(cfg: Config, h: int, nh: int, nkv: int, hd: int, bias: bool,
     the 0.33.0 wheel): fc (2h -> h), pre_fc_norm_embedding, pre_fc_norm_hidden, norm and
     num_nextn_predict_layers full-attention decoder layers; the embedding and lm_head are the
     main model's.  transformers builds none of them."""
-    count = cfg.int("num_nextn_predict_layers", default=0, minimum=0, maximum=limits.MAX_LAYERS)
+    # Qwen3-Next configs spell it mtp_num_hidden_layers; vLLM reads num_nextn_predict_layers (default 1)
+    key = "mtp_num_hidden_layers" if "mtp_num_hidden_layers" in cfg.raw else "num_nextn_predict_layers"
+    count = cfg.int(key, default=0, minimum=0, maximum=limits.MAX_LAYERS)
     if not count:
         return 0
     attn = 2 * nh * hd * h + 2 * nkv * hd * h + nh * hd * h + 2 * hd + (3 * nh * hd + 2 * nkv * hd if bias else 0)

@@ -140,8 +140,13 @@ def what_fits(opts: dict[str, Any]) -> dict[str, Any]:
                list(MLX_FORMATS if engine == "mlx" else GGUF_FORMATS if local else SERVING_FORMATS))
     base.setdefault("max_model_len", WHAT_FITS_CONTEXT)
     base.setdefault("batch", 1)
-    if not local:
-        base.setdefault("tp", int(base.get("gpus", 1)))
+    count = int(base.get("gpus", 1))
+    # serving engines: tp over the devices, else the largest tp the model's heads admit (the
+    # rest of the devices as data-parallel replicas); local engines split layers themselves
+    tps = [base["tp"]] if "tp" in base else sorted((t for t in range(1, count + 1) if count % t == 0), reverse=True)
+    probe = {**base, "weights": formats[0], "max_model_len": 512, "prompt": 16, "output": 16}
+    estimate("qwen2-0.5b", **({**probe, "tp": 1, "gpus": 1} if not local else probe))   # a wrong engine,
+    # format or device for the setup is refused here in one line, not reported as "does not fit"
     names = base["gpu"].split(",")
     memory = int(base.get("gpus", 1)) * sum(resolve_gpu(n).usable_memory_bytes for n in names) // len(names) \
         if len(names) == 1 else sum(resolve_gpu(n).usable_memory_bytes for n in names)
@@ -149,17 +154,22 @@ def what_fits(opts: dict[str, Any]) -> dict[str, Any]:
     for name in sorted(presets()):
         spec = resolve_model(name)
         hit = None
+        context = min(base["max_model_len"], spec.arch.max_position_embeddings or base["max_model_len"])
         for fmt in formats:
             if weights_bytes(resolve_weight_format(fmt), spec.arch.tensors, spec.arch.num_hidden_layers) > memory:
                 continue                      # the weights alone exceed the devices
-            try:
-                report = estimate(spec, **{**base, "weights": fmt,
-                                           "max_model_len": min(base["max_model_len"],
-                                                                spec.arch.max_position_embeddings or base["max_model_len"])})
-            except RigsizeError:
-                continue
-            if report.memory.fits:
-                hit = (fmt, report)
+            for tp in ([None] if local else tps):
+                trial = {**base, "weights": fmt, "max_model_len": context}
+                if tp is not None:
+                    trial.update(tp=tp, dp=count // tp)
+                try:
+                    report = estimate(spec, **trial)
+                except RigsizeError:
+                    continue                  # this format or tp does not apply to the model
+                if report.memory.fits:
+                    hit = (fmt, report)
+                    break
+            if hit:
                 break
         if hit is None:
             misses.append(name)

@@ -122,6 +122,8 @@ def parse_have(text: str) -> list[tuple[str, int, int | None]]:
             raise InputError("input.conflict", what=f"--have '{part}': write COUNTx NAME or NODESxCOUNT NAME, "
                              "e.g. '4x RTX-4090' or '2x8 H100'")
         first, per_node, name = int(m.group(1)), m.group(2), m.group(3).strip()
+        if first < 1 or (per_node is not None and int(per_node) < 1):
+            raise InputError("input.conflict", what=f"--have '{part}': counts start at 1, e.g. '1x RTX-4090'")
         gpu = resolve_gpu(name).name
         out.append((gpu, first * int(per_node), int(per_node)) if per_node else (gpu, first, None))
     return out
