@@ -362,6 +362,8 @@ def test_workstation_scenario_names_the_smallest_setup_that_holds_the_model() ->
     assert rec["performance"]["output_tokens_per_second"] == pytest.approx(16.57, rel=0.25)
     small = workstation(resolve_model("llama-3.1-8b"), {})["recommendations"][0]
     assert small["choices"]["gpus"] == 1 and small["choices"]["gpu"] == "RTX-4090"
+    # GPT-2's 1,024-token context cannot hold the scenario's 1,024 + 512: said, as other scenarios do
+    assert "max_position_embeddings" in workstation(resolve_model("gpt2"), {})["error"]
 
 
 def test_have_without_model_lists_what_fits() -> None:

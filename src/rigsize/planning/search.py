@@ -670,7 +670,7 @@ def workstation(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
     from rigsize.planning.local_plan import local_plan
 
     floor = weights_bytes(WORKSTATION["weights"], spec.arch.tensors, spec.arch.num_hidden_layers)
-    tried, errors, chosen = 0, 0, None
+    tried, errors, chosen, first_error = 0, 0, None, None
     for setup in WORKSTATION_SETUPS:
         count, name = setup.split("x ", 1)
         tried += 1
@@ -678,12 +678,15 @@ def workstation(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, Any]:
             continue                    # the weights alone exceed the devices' memory: out of memory
         try:      # every layer on the GPUs: one estimate, no offload search
             fits = estimate(spec, **WORKSTATION, gpu=name.strip(), gpus=int(count)).memory.fits
-        except RigsizeError:
+        except RigsizeError as err:
             errors += 1
+            first_error = first_error or err
             continue
         if fits:
             chosen = setup
             break
+    if chosen is None and first_error is not None and errors == tried:
+        return {"error": str(first_error)}   # the workload does not apply to the model (e.g. its context)
     if chosen is None:
         chosen = WORKSTATION_SETUPS[-1]      # the most memory: the best offload answer
     try:
