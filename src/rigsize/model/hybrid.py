@@ -51,18 +51,30 @@ MODEL_TYPES: tuple[str, ...] = ("jamba", "nemotron_h", "qwen3_next", "bamba", "g
                                 "falcon_h1")
 
 
-def _gqa(prefix: str, h: int, nh: int, nkv: int, hd: int, i: int) -> list[Tensor]:
-    """Unbiased q/k/v/o projections (``JambaAttention``)."""
-    return (linear_rows(f"{prefix}.q_proj", "attn_q", nh * hd, h, False, i)
-            + linear_rows(f"{prefix}.k_proj", "attn_k", nkv * hd, h, False, i)
-            + linear_rows(f"{prefix}.v_proj", "attn_v", nkv * hd, h, False, i)
-            + linear_rows(f"{prefix}.o_proj", "attn_o", h, nh * hd, False, i))
+def _gqa(prefix: str, h: int, nh: int, nkv: int, hd: int, i: int, bias: bool = False) -> list[Tensor]:
+    """q/k/v/o projections (``JambaAttention``; biased where the family's attention_bias says)."""
+    return (linear_rows(f"{prefix}.q_proj", "attn_q", nh * hd, h, bias, i)
+            + linear_rows(f"{prefix}.k_proj", "attn_k", nkv * hd, h, bias, i)
+            + linear_rows(f"{prefix}.v_proj", "attn_v", nkv * hd, h, bias, i)
+            + linear_rows(f"{prefix}.o_proj", "attn_o", h, nh * hd, bias, i))
 
 
-def _gated_mlp(prefix: str, h: int, inter: int, i: int) -> list[Tensor]:
-    return (linear_rows(f"{prefix}.gate_proj", "mlp_gate", inter, h, False, i)
-            + linear_rows(f"{prefix}.up_proj", "mlp_up", inter, h, False, i)
-            + linear_rows(f"{prefix}.down_proj", "mlp_down", h, inter, False, i))
+def _gated_mlp(prefix: str, h: int, inter: int, i: int, bias: bool = False) -> list[Tensor]:
+    return (linear_rows(f"{prefix}.gate_proj", "mlp_gate", inter, h, bias, i)
+            + linear_rows(f"{prefix}.up_proj", "mlp_up", inter, h, bias, i)
+            + linear_rows(f"{prefix}.down_proj", "mlp_down", h, inter, bias, i))
+
+
+def _listed_layer_types(cfg: Config, n: int) -> tuple[str, ...] | None:
+    """A config's own layer_types (full_attention / linear_attention per layer), checked;
+    None when it lists none."""
+    listed = cfg.get("layer_types")
+    if not (isinstance(listed, list) and listed):
+        return None
+    if len(listed) != n or set(listed) - {"full_attention", "linear_attention"}:
+        raise ModelError("model.bad_field", field="layer_types", value=len(listed),
+                         why=f"must list full_attention or linear_attention for each of the {n} layers")
+    return tuple(listed)
 
 
 def _jamba_layer_types(cfg: Config, n: int) -> tuple[str, ...]:
@@ -247,12 +259,9 @@ def _ssm_cache_bits(cfg: Config) -> int:
 def _qwen3_next_layer_types(cfg: Config, n: int) -> tuple[str, ...]:
     """Qwen3NextConfig.layer_types, else full attention where (i + 1) % full_attention_interval
     == 0 (configuration_qwen3_next.py; interval 4 by default)."""
-    listed = cfg.get("layer_types")
-    if isinstance(listed, list) and listed:
-        if len(listed) != n or set(listed) - {"full_attention", "linear_attention"}:
-            raise ModelError("model.bad_field", field="layer_types", value=len(listed),
-                             why=f"must list full_attention or linear_attention for each of the {n} layers")
-        return tuple(listed)
+    listed = _listed_layer_types(cfg, n)
+    if listed is not None:
+        return listed
     interval = cfg.int("full_attention_interval", default=4)
     return tuple("full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n))
 
@@ -350,16 +359,17 @@ def _qwen3_next_mtp(cfg: Config, h: int, nh: int, nkv: int, hd: int, bias: bool,
     return 2 * h * h + 3 * h + count * (attn + mlp + 2 * h)
 
 
-def _ibm_mamba_dims(cfg: Config, h: int) -> Mamba2Dims:
-    """BambaConfig / GraniteMoeHybridConfig Mamba fields: d_inner = mamba_expand * hidden,
-    mamba_d_head "auto" = d_inner / mamba_n_heads (the configs' __post_init__)."""
-    inner = cfg.int("mamba_expand", default=2) * h
+def _ibm_mamba_dims(cfg: Config, h: int, inner: int | None = None) -> Mamba2Dims:
+    """BambaConfig / GraniteMoeHybridConfig / FalconH1Config Mamba fields: d_inner =
+    mamba_expand * hidden unless given, mamba_d_head "auto" = d_inner / mamba_n_heads (the
+    configs' __post_init__)."""
+    inner = cfg.int("mamba_expand", default=2) * h if inner is None else inner
     heads = cfg.int("mamba_n_heads", default=128)
     auto = cfg.get("mamba_d_head", "auto") in ("auto", None)
     head = inner // heads if auto else cfg.int("mamba_d_head")
     if heads * head != inner:
         raise ModelError("model.bad_field", field="mamba_d_head", value=head,
-                         why=f"mamba_n_heads x mamba_d_head must equal mamba_expand x hidden_size ({inner})")
+                         why=f"mamba_n_heads x mamba_d_head must equal the Mamba width ({inner})")
     d = Mamba2Dims(hidden=h, intermediate=inner, num_heads=heads, head_dim=head,
                    state_size=cfg.int("mamba_d_state", default=256), n_groups=cfg.int("mamba_n_groups", default=1),
                    conv_kernel=cfg.int("mamba_d_conv", default=4), use_bias=cfg.bool("mamba_proj_bias", False),
@@ -370,14 +380,6 @@ def _ibm_mamba_dims(cfg: Config, h: int) -> Mamba2Dims:
     return d
 
 
-def _mha(prefix: str, h: int, nh: int, nkv: int, bias: bool, i: int) -> list[Tensor]:
-    hd = h // nh
-    return (linear_rows(f"{prefix}.q_proj", "attn_q", nh * hd, h, bias, i)
-            + linear_rows(f"{prefix}.k_proj", "attn_k", nkv * hd, h, bias, i)
-            + linear_rows(f"{prefix}.v_proj", "attn_v", nkv * hd, h, bias, i)
-            + linear_rows(f"{prefix}.o_proj", "attn_o", h, nh * hd, bias, i))
-
-
 def _kv_heads(cfg: Config, nh: int, default_kv: int | None) -> int:
     """num_key_value_heads: the config class's default when the key is absent, the query
     heads when it is null (the IBM, Falcon-H1 and MiniMax configs' __post_init__)."""
@@ -386,10 +388,12 @@ def _kv_heads(cfg: Config, nh: int, default_kv: int | None) -> int:
     return nh if cfg.raw["num_key_value_heads"] is None else cfg.int("num_key_value_heads")
 
 
-def _heads(cfg: Config, h: int, default_kv: int | None) -> tuple[int, int]:
+def _heads(cfg: Config, h: int, default_kv: int | None, *, head_dim_from_hidden: bool = True) -> tuple[int, int]:
+    """(query heads, KV heads), KV heads dividing the query heads and, where head_dim is
+    hidden / heads, the heads dividing hidden_size."""
     nh = cfg.int("num_attention_heads", default=32)
     nkv = _kv_heads(cfg, nh, default_kv)
-    if nh % nkv or h % nh:
+    if nh % nkv or (head_dim_from_hidden and h % nh):
         raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
                          why=f"must divide num_attention_heads ({nh}), which must divide hidden_size ({h})")
     return nh, nkv
@@ -415,11 +419,9 @@ def bamba(cfg: Config) -> Architecture:
         p = f"model.layers.{i}"
         rows += norm_rows(f"{p}.input_layernorm", h, False, i)
         rows += mamba2_mixer(f"{p}.mamba", d, i) if kind == "linear_attention" else \
-            _mha(f"{p}.self_attn", h, nh, nkv, attn_bias, i)
+            _gqa(f"{p}.self_attn", h, nh, nkv, h // nh, i, attn_bias)
         rows += norm_rows(f"{p}.pre_ff_layernorm", h, False, i)
-        rows += (linear_rows(f"{p}.feed_forward.gate_proj", "mlp_gate", inter, h, mlp_bias, i)
-                 + linear_rows(f"{p}.feed_forward.up_proj", "mlp_up", inter, h, mlp_bias, i)
-                 + linear_rows(f"{p}.feed_forward.down_proj", "mlp_down", h, inter, mlp_bias, i))
+        rows += _gated_mlp(f"{p}.feed_forward", h, inter, i, mlp_bias)
     rows += norm_rows("model.final_layernorm", h, False, None)
     return _ibm_hybrid(cfg, rows, kinds, d, h, nh, nkv, vocab, inter, None)
 
@@ -458,7 +460,7 @@ def granite_moe_hybrid(cfg: Config) -> Architecture:
         rows += (linear_rows(f"{p}.shared_mlp.input_linear", "shared_up", 2 * shared, h, False, i)
                  + linear_rows(f"{p}.shared_mlp.output_linear", "shared_down", h, shared, False, i))
         rows += mamba2_mixer(f"{p}.mamba", d, i) if kind == "linear_attention" else \
-            _mha(f"{p}.self_attn", h, nh, nkv, bias, i)
+            _gqa(f"{p}.self_attn", h, nh, nkv, h // nh, i, bias)
     rows += norm_rows("model.norm", h, False, None)
     return _ibm_hybrid(cfg, rows, kinds, d, h, nh, nkv, vocab, 0 if moe else shared, moe)
 
@@ -493,20 +495,10 @@ def minimax(cfg: Config) -> Architecture:
     h = cfg.int("hidden_size", default=4096, maximum=limits.MAX_HIDDEN)
     n = cfg.int("num_hidden_layers", default=32, maximum=limits.MAX_LAYERS)
     vocab = cfg.int("vocab_size", default=32000, maximum=limits.MAX_VOCAB)
-    nh = cfg.int("num_attention_heads", default=32)
-    nkv = _kv_heads(cfg, nh, 8)
-    if nh % nkv:
-        raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
-                         why=f"must divide num_attention_heads ({nh})")
-    hd = cfg.int("head_dim", default=h // nh) if cfg.get("head_dim") is not None else h // nh
-    listed = cfg.get("layer_types")
-    if isinstance(listed, list) and listed:
-        if len(listed) != n or set(listed) - {"full_attention", "linear_attention"}:
-            raise ModelError("model.bad_field", field="layer_types", value=len(listed),
-                             why=f"must list full_attention or linear_attention for each of the {n} layers")
-        kinds = tuple(listed)
-    else:
-        kinds = tuple("full_attention" if (i + 1) % 2 else "linear_attention" for i in range(n))
+    nh, nkv = _heads(cfg, h, 8, head_dim_from_hidden=cfg.get("head_dim") is None)
+    hd = cfg.int("head_dim") if cfg.get("head_dim") is not None else h // nh
+    kinds = _listed_layer_types(cfg, n) or tuple("full_attention" if (i + 1) % 2 else "linear_attention"
+                                                 for i in range(n))
     moe = moe_mod.moe_of(cfg, moe_mod.MOE["mixtral"], n)
     rows = [Tensor("model.embed_tokens.weight", "embed", (vocab, h))]
     for i, kind in enumerate(kinds):
@@ -547,26 +539,14 @@ def falcon_h1(cfg: Config) -> Architecture:
     h = cfg.int("hidden_size", default=4096, maximum=limits.MAX_HIDDEN)
     n = cfg.int("num_hidden_layers", default=32, maximum=limits.MAX_LAYERS)
     vocab = cfg.int("vocab_size", default=128000, maximum=limits.MAX_VOCAB)
-    nh = cfg.int("num_attention_heads", default=32)
-    nkv = _kv_heads(cfg, nh, 8)
-    if nh % nkv:
-        raise ModelError("model.bad_field", field="num_key_value_heads", value=nkv,
-                         why=f"must divide num_attention_heads ({nh})")
+    nh, nkv = _heads(cfg, h, 8, head_dim_from_hidden=cfg.get("head_dim") is None)
     hd = cfg.int("head_dim") if cfg.get("head_dim") is not None else h // nh
     # FalconH1Config: mamba_d_ssm 1024 when the key is absent; null means mamba_expand x hidden
     if "mamba_d_ssm" in cfg.raw and cfg.raw["mamba_d_ssm"] is None:
         inner = cfg.int("mamba_expand", default=2) * h
     else:
         inner = cfg.int("mamba_d_ssm", default=1024)
-    heads = cfg.int("mamba_n_heads", default=128)
-    head = inner // heads if cfg.get("mamba_d_head", "auto") in ("auto", None) else cfg.int("mamba_d_head")
-    if heads * head != inner:
-        raise ModelError("model.bad_field", field="mamba_d_head", value=head,
-                         why=f"mamba_n_heads x mamba_d_head must equal the Mamba width ({inner})")
-    d = Mamba2Dims(hidden=h, intermediate=inner, num_heads=heads, head_dim=head,
-                   state_size=cfg.int("mamba_d_state", default=256), n_groups=cfg.int("mamba_n_groups", default=1),
-                   conv_kernel=cfg.int("mamba_d_conv", default=4), use_bias=cfg.bool("mamba_proj_bias", False),
-                   use_conv_bias=cfg.bool("mamba_conv_bias", True))
+    d = _ibm_mamba_dims(cfg, h, inner)
     gated_norm = cfg.bool("mamba_rms_norm", False)
     out_bias = cfg.bool("projectors_bias", False)
     attn_bias, mlp_bias = cfg.bool("attention_bias", False), cfg.bool("mlp_bias", False)
@@ -581,14 +561,9 @@ def falcon_h1(cfg: Config) -> Architecture:
         if out_bias:
             mixer.append(Tensor(f"{p}.mamba.out_proj.bias", "ssm_out", (h,), i))
         rows += mixer
-        rows += (linear_rows(f"{p}.self_attn.q_proj", "attn_q", nh * hd, h, attn_bias, i)
-                 + linear_rows(f"{p}.self_attn.k_proj", "attn_k", nkv * hd, h, attn_bias, i)
-                 + linear_rows(f"{p}.self_attn.v_proj", "attn_v", nkv * hd, h, attn_bias, i)
-                 + linear_rows(f"{p}.self_attn.o_proj", "attn_o", h, nh * hd, attn_bias, i))
+        rows += _gqa(f"{p}.self_attn", h, nh, nkv, hd, i, attn_bias)
         rows += norm_rows(f"{p}.pre_ff_layernorm", h, False, i)
-        rows += (linear_rows(f"{p}.feed_forward.gate_proj", "mlp_gate", inter, h, mlp_bias, i)
-                 + linear_rows(f"{p}.feed_forward.up_proj", "mlp_up", inter, h, mlp_bias, i)
-                 + linear_rows(f"{p}.feed_forward.down_proj", "mlp_down", h, inter, mlp_bias, i))
+        rows += _gated_mlp(f"{p}.feed_forward", h, inter, i, mlp_bias)
     rows += norm_rows("model.final_layernorm", h, False, None)
     tied = cfg.bool("tie_word_embeddings", False)
     if not tied:
