@@ -515,13 +515,18 @@ def _pixtral_tokens(vcfg: Config, merge: int, width: int, height: int) -> int:
     """PixtralImageProcessor's ``get_resize_output_image_size`` (floor-scaled to the longest
     edge, then rounded up to whole patches) and PixtralProcessor's [IMG]/[IMG_BREAK]/[IMG_END]
     rows (processing_pixtral.py ``replace_image_token``)."""
+    rows, cols = _pixtral_grid(vcfg, merge, width, height)
+    return rows * (cols + 1)
+
+
+def _pixtral_grid(vcfg: Config, merge: int, width: int, height: int) -> tuple[int, int]:
+    """Rows and columns of merged patches (p = patch x merge px each) of the resized image."""
     p = vcfg.int("patch_size") * merge
     edge = vcfg.int("image_size")
     ratio = max(height / edge, width / edge)
     if ratio > 1:
         height, width = math.floor(height / ratio), math.floor(width / ratio)
-    rows, cols = (height - 1) // p + 1, (width - 1) // p + 1
-    return rows * (cols + 1)
+    return (height - 1) // p + 1, (width - 1) // p + 1
 
 
 def image_tokens(raw: Mapping[str, Any], width: int, height: int) -> int:
@@ -606,3 +611,136 @@ def max_image_tokens(raw: Mapping[str, Any]) -> int:
         tile = _side(Config(raw.get("vision_config") or {}), "image_size", 448)[0]
         return image_tokens(raw, 4 * tile, 3 * tile)
     return image_tokens(raw, 9_999_999, 9_999_999) - 2     # the embeddings, without the two markers
+
+
+# ----------------------------------------------------------------------------------
+# The tower's work on one image: what the encoder adds to a request's prefill
+# ----------------------------------------------------------------------------------
+
+# tower tensors that are looked up or interpolated, not multiplied: position tables (Qwen3-VL's
+# and GLM-4V's are interpolated to the grid), class and mask tokens, SigLIP's pooling probe
+_NOT_MATMUL = ("position_embedding", "pos_embed.", "positional_embedding", "cls_token", "mask_token", ".head.probe")
+# GLM-4V's Conv2d downsample runs once per m x m patches (a merged token), though it is in the tower
+_PER_MERGED = ("model.visual.downsample.",)
+
+
+@dataclass(frozen=True)
+class EncoderWork:
+    """One image through the vision tower and the projector (``encoder_work``)."""
+
+    patches: int             # patches the patch embedding runs on, every tile, before any merge
+    tokens: int              # positions every tower layer runs: the patches plus class tokens
+    merged: int              # embeddings the projector hands the text model (its tokens)
+    layers: int              # tower layers (each one attention and one MLP)
+    width: int               # the tower's hidden size (a tp all-reduce's message per position)
+    linear_flops: float      # 2 x the multiply-accumulates of the tower's and the projector's matrices
+    attention_flops: float   # the tower's QK^T and PV over its own positions, 2 FLOPs per MAC
+
+    @property
+    def flops(self) -> float:
+        return self.linear_flops + self.attention_flops
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    patches: int
+    tokens: int
+    merged: int
+    layers: int
+    width: int
+    groups: tuple[tuple[int, tuple[int, ...]], ...]   # (layers, lengths of the sequences each attends apart)
+    head: bool = False                                # SigLIP's attention-pooling head runs
+
+
+def _chunks(n: int, size: int) -> list[int]:
+    return [size] * (n // size) + ([n % size] if n % size else [])
+
+
+def _qwen_geometry(mt: str, v: Config, width: int, height: int) -> _Geometry:
+    """Qwen2.5-VL / Qwen3-VL: the smart-resized image's (H/p)(W/p) patches (one temporal
+    patch: the processor repeats an image over temporal_patch_size frames), every block over
+    them; Qwen2.5-VL attends in windows except in ``fullatt_block_indexes``
+    (modeling_qwen2_5_vl.py ``get_window_index``: window_size // merge // patch merged tokens
+    a side, edge windows smaller)."""
+    patch, m = v.int("patch_size", default=14 if mt == "qwen2_5_vl" else 16), v.int("spatial_merge_size", default=2)
+    h_px, w_px = _smart_resize(height, width, patch * m, *_QWEN_PIXELS[mt])
+    gh, gw = h_px // patch, w_px // patch
+    n = gh * gw
+    depth = v.int("depth", default=32 if mt == "qwen2_5_vl" else 27, maximum=limits.MAX_LAYERS)
+    h = _width(v, "hidden_size", 3584 if mt == "qwen2_5_vl" else 1152)
+    if mt != "qwen2_5_vl":
+        return _Geometry(n, n, n // (m * m), depth, h, ((depth, (n,)),))
+    full = sum(1 for i in set(v.get("fullatt_block_indexes", (7, 15, 23, 31))) if 0 <= int(i) < depth)
+    side = max(1, v.int("window_size", default=112) // m // patch)
+    windows = tuple(r * c * m * m for r in _chunks(gh // m, side) for c in _chunks(gw // m, side))
+    return _Geometry(n, n, n // (m * m), depth, h, ((full, (n,)), (depth - full, windows)))
+
+
+def _geometry(raw: Mapping[str, Any], width: int, height: int) -> _Geometry:
+    """Patches, positions and attention groups of one ``width`` x ``height`` image, by the
+    same processor rules as ``image_tokens``."""
+    mt = str(raw.get("model_type"))
+    v, outer = Config(raw.get("vision_config") or {}), Config(raw)
+    if mt in _QWEN_PIXELS:
+        return _qwen_geometry(mt, v, width, height)
+    if mt in ("glm4v", "glm4v_moe", "glm46v"):      # every block attends over the whole image
+        patch, m = v.int("patch_size", default=14), v.int("spatial_merge_size", default=2)
+        h_px, w_px = _glm4v_resize(height, width, patch * m, *_GLM4V_PIXELS)
+        n, depth = (h_px // patch) * (w_px // patch), v.int("depth", default=24, maximum=limits.MAX_LAYERS)
+        return _Geometry(n, n, n // (m * m), depth, _width(v, "hidden_size", 1536), ((depth, (n,)),))
+    if mt == "gemma3":           # SigLIP at its own image_size, whatever the image; pooled to mm_tokens_per_image
+        n, layers = _grid(v, 224, 16), v.int("num_hidden_layers", default=12, maximum=limits.MAX_LAYERS)
+        return _Geometry(n, n, outer.int("mm_tokens_per_image", default=256), layers, _width(v, "hidden_size", 768),
+                         ((layers, (n,)),), head=v.bool("vision_use_head", True))
+    if mt == "mistral3":         # Pixtral: one sequence per image (block-diagonal mask between images)
+        vp = Config({**_PIXTRAL_DEFAULTS, "image_size": 1540, **(raw.get("vision_config") or {})})
+        m = outer.int("spatial_merge_size", default=2)
+        rows, cols = _pixtral_grid(vp, m, width, height)
+        n, layers = rows * cols * m * m, vp.int("num_hidden_layers", maximum=limits.MAX_LAYERS)
+        return _Geometry(n, n, rows * cols, layers, _width(vp, "hidden_size"), ((layers, (n,)),))
+    if mt == "internvl":         # each 448-px tile (and the thumbnail) alone, with its class token
+        tiles = _internvl_tiles(height, width, _side(v, "image_size", 448)[0], *_INTERNVL_TILES)
+        per, ratio = _grid(v, 448, 14), raw.get("downsample_ratio", 0.5)
+        layers = v.int("num_hidden_layers", default=24, maximum=limits.MAX_LAYERS)
+        return _Geometry(tiles * per, tiles * (per + 1), tiles * round(per * ratio * ratio), layers,
+                         _width(v, "hidden_size", 1024), ((layers, (per + 1,) * tiles),))
+    if mt == "llama4":           # each tile (and the global one) alone, with its class token
+        rows, cols = _llama4_canvas(height, width, _LLAMA4_TILE, _LLAMA4_MAX_TILES)
+        tiles = rows * cols + 1 if rows * cols > 1 else 1
+        per, ratio = _grid(v, 448, 14), v.get("pixel_shuffle_ratio", 0.5)
+        layers = v.int("num_hidden_layers", default=34, maximum=limits.MAX_LAYERS)
+        return _Geometry(tiles * per, tiles * (per + 1), tiles * (per // round(1 / ratio ** 2)), layers,
+                         _width(v, "hidden_size", 768), ((layers, (per + 1,) * tiles),))
+    raise InputError("input.conflict", what=f"--images-per-request: the vision tower of {mt} is not modelled "
+                     f"(only {', '.join(IMAGE_TOKEN_TYPES)})")
+
+
+def encoder_work(raw: Mapping[str, Any], tensors: tuple[Tensor, ...] | list[Tensor], width: int,
+                 height: int) -> EncoderWork:
+    """The vision tower's and projector's FLOPs on one ``width`` x ``height`` image.
+
+    Matrices: 2 FLOPs per multiply-accumulate of each tensor, per patch for the patch
+    embedding, per position (patches and class tokens) for the tower's layers, per merged
+    token for the projector/merger (and GLM-4V's downsample); position tables, class tokens
+    and norms are not matrix work.  Attention: QK^T and PV, ``4 n^2 width`` over each
+    sequence of ``n`` positions the tower attends over as one (an image, a tile, a Qwen2.5-VL
+    window), per layer.  SigLIP's pooling head (where ``vision_use_head``): one probe query
+    over the patches.  ``tests/model/test_vision_encoder.py`` checks the total against
+    ``torch.utils.flop_counter.FlopCounterMode`` on transformers' own towers.
+    """
+    g = _geometry(raw, width, height)
+    linear = 0.0
+    for t in tensors:
+        if t.role not in VISION_ROLES or len(t.shape) < 2 or any(k in t.name for k in _NOT_MATMUL):
+            continue
+        if t.role == "vision_proj" or t.name.startswith(_PER_MERGED):
+            rows = g.merged
+        elif ".head." in t.name:        # the pooling head: k and v over the patches, the rest on one query
+            rows = (1 + 2 * g.tokens) / 3 if "in_proj" in t.name else 1
+        else:
+            rows = g.patches if "patch_" in t.name else g.tokens
+        linear += 2.0 * t.numel * rows
+    attention = sum(4.0 * layers * n * n * g.width for layers, lengths in g.groups for n in lengths)
+    if g.head:
+        attention += 4.0 * g.tokens * g.width
+    return EncoderWork(g.patches, g.tokens, g.merged, g.layers, g.width, linear, attention)
