@@ -9,6 +9,7 @@
 - Megatron-LM, TRL, Accelerate: the real parser, built live: ``megatron.training.arguments.add_megatron_arguments``
   with GPU-only packages stubbed (``live_megatron``); ``HfArgumentParser((ScriptArguments, SFTConfig, ModelConfig))``;
   ``accelerate.commands.launch.launch_command_parser()``; each file lists ``parser._option_string_actions``.
+- DeepSpeed launcher: ``live_deepspeed_launcher`` (deepspeed/launcher/runner.py parse_args).
 - DeepSpeed keys: the installed package's constants and pydantic config fields; SkyPilot: ``json.dump`` of
   ``sky.utils.schemas.get_task_schema()`` from ``pip install skypilot==0.14.1`` in a scratch venv.
 """
@@ -83,3 +84,22 @@ def live_megatron(stub_dir: str) -> list[str]:
     from megatron.training import arguments
     parser = arguments.add_megatron_arguments(argparse.ArgumentParser(allow_abbrev=False))
     return sorted(s for s in parser._option_string_actions if s.startswith("--"))
+
+
+def live_deepspeed_launcher() -> list[str]:
+    """The ``deepspeed`` launcher's option strings: runner.parse_args builds its parser inline, so catch it."""
+    import argparse
+
+    caught = {}
+
+    def grab(self, args=None, namespace=None):
+        caught["parser"] = self
+        raise SystemExit
+
+    argparse.ArgumentParser.parse_args = grab
+    from deepspeed.launcher import runner
+    try:
+        runner.parse_args([])
+    except SystemExit:
+        pass
+    return sorted(s for s in caught["parser"]._option_string_actions if s.startswith("--"))

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 from rigsize.launch import (
+    fsdp,
     k8s,
+    launchers,
     llamacpp,
     llamafactory,
     megatron,
@@ -23,6 +27,7 @@ from rigsize.launch import (
     skypilot,
     slurm,
     torchtitan,
+    torchtune,
     trl,
     trtllm,
     vllm,
@@ -32,12 +37,13 @@ from rigsize.launch.plan import PlannedRun, planned_run, read_plan_file, select
 
 ENGINES = {"vllm": vllm, "sglang": sglang, "trtllm": trtllm, "llamacpp": llamacpp, "ollama": ollama, "mlx": mlx}
 FRAMEWORKS = {"megatron": megatron, "deepspeed": trl, "hf": trl, "trl": trl, "llamafactory": llamafactory,
-              "torchtitan": torchtitan}
+              "torchtitan": torchtitan, "fsdp": fsdp, "torchtune": torchtune}
 TARGETS = ("local", "skypilot", "slurm", "k8s")
 VERSIONS = {"vllm": vllm.VERSION, "sglang": sglang.VERSION, "trl": trl.VERSION, "megatron": megatron.VERSION,
             "deepspeed": trl.deepspeed.VERSION, "skypilot": skypilot.VERSION, "llamacpp": llamacpp.VERSION,
             "ollama": ollama.VERSION, "mlx": mlx.VERSION, "trtllm": trtllm.VERSION, "k8s": k8s.VERSION,
-            "llamafactory": llamafactory.VERSION, "torchtitan": torchtitan.VERSION}
+            "llamafactory": llamafactory.VERSION, "torchtitan": torchtitan.VERSION, "fsdp": fsdp.VERSION,
+            "torchtune": torchtune.VERSION}
 
 __all__ = ["Bundle", "Launch", "LaunchError", "LaunchFile", "PlannedRun", "launch", "planned_run", "read_plan_file",
            "select", "ENGINES", "FRAMEWORKS", "TARGETS", "VERSIONS"]
@@ -77,14 +83,27 @@ def _emitter(run: PlannedRun, engine: str | None, framework: str | None) -> Any:
     return FRAMEWORKS[name]
 
 
+def _with_launcher(run: PlannedRun, module: Any, launcher: str | None, target: str) -> Any:
+    """The emitter with its launcher bound (training; ``LAUNCHERS`` in each module, its default first)."""
+    allowed = getattr(module, "LAUNCHERS", ())
+    if not allowed:
+        if launcher:
+            raise LaunchError(f"--launcher is for training commands; {run.task} plans are served by their engine. "
+                              f"Nearest: rigsize launch {run.model} --task {run.task} without --launcher")
+        return module
+    chosen = launchers.choose(run, run.framework or "", allowed, launcher, target)
+    return SimpleNamespace(emit=partial(module.emit, launcher=chosen), VERSION=module.VERSION)
+
+
 def launch(rec: dict[str, Any], engine: str | None = None, framework: str | None = None, target: str = "local",
-           source: dict[str, Any] | None = None) -> Bundle:
+           source: dict[str, Any] | None = None, launcher: str | None = None) -> Bundle:
     """The launch of one recommendation (``select(plan, rank, scenario)``) on ``target``.  ``source`` is
-    recorded in rigsize-plan.json (where the plan came from: a file, or the plan options)."""
+    recorded in rigsize-plan.json (where the plan came from: a file, or the plan options); ``launcher``
+    (torchrun, accelerate, deepspeed, srun) starts a training command, default the framework's own."""
     if target not in TARGETS:
         raise LaunchError(f"--target {target}: one of {', '.join(TARGETS)}")
     run = planned_run(rec)
-    module = _emitter(run, engine, framework)
+    module = _with_launcher(run, _emitter(run, engine, framework), launcher, target)
     name = f"rigsize-{run.task}-{run.model.replace('/', '-').replace('.', '-')}".lower()[:60]
     if target == "skypilot":
         out = module.emit(run, head_addr=skypilot.HEAD_ADDR, node_rank=skypilot.NODE_RANK)
@@ -101,6 +120,7 @@ def launch(rec: dict[str, Any], engine: str | None = None, framework: str | None
         out = module.emit(run)
         files, commands = out.files, out.commands
     record = {"schema_version": 1, "tool": out.tool, "version": out.version, "target": target,
+              **({"launcher": out.launcher} if out.launcher else {}),
               "skypilot_version": skypilot.VERSION if target == "skypilot" else None,
               "k8s_versions": k8s.VERSION if target == "k8s" else None,
               "source": source or {}, "commands": list(out.commands), "notes": list(out.notes),

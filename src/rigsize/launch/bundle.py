@@ -33,6 +33,8 @@ class Launch:
     notes: tuple[str, ...] = ()
     argv: tuple[tuple[str, ...], ...] = field(default=(), compare=False)   # the engine argv per command
     setup: str = ""                 # the pip line that installs the targeted version
+    launcher: str = ""              # torchrun, accelerate, deepspeed or srun (training; launchers.py)
+    launcher_words: int = field(default=0, compare=False)   # leading words of each argv that are the launcher's
 
 
 def command_line(argv: list[str] | tuple[str, ...]) -> str:

@@ -25,6 +25,7 @@ VERSION = "0.9.5"
 KEYS_FILE = f"llamafactory-{VERSION}-keys.txt"
 CONFIG_NAME = "llamafactory.yaml"
 MASTER_PORT = 29500          # torchrun's default --master-port
+LAUNCHERS = ("torchrun",)   # llamafactory-cli starts torchrun itself (FORCE_TORCHRUN, launcher.py)
 STAGE = {"finetune": "sft", "lora": "sft", "qlora": "sft", "pretrain": "pt"}
 
 
@@ -80,7 +81,8 @@ def env_prefix(run: PlannedRun, head_addr: str, node_rank: str) -> list[str]:
     return env
 
 
-def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK") -> Launch:
+def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK",
+         launcher: str = "torchrun") -> Launch:
     cfg = config(run)
     files = [LaunchFile(CONFIG_NAME, f"# LLaMA-Factory {VERSION}: llamafactory-cli train {CONFIG_NAME}\n"
                         + yaml_text(cfg))]
@@ -96,4 +98,4 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
     setup = f"pip install llamafactory=={VERSION}" + (f" deepspeed=={deepspeed.VERSION}" if "deepspeed" in cfg else "") \
         + (" bitsandbytes" if run.task == "qlora" else "")
     return Launch("llamafactory", VERSION, (command,), files=tuple(files), notes=tuple(notes), argv=(tuple(argv),),
-                  setup=setup)
+                  setup=setup, launcher=launcher)

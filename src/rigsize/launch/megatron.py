@@ -9,6 +9,7 @@ Megatron's.  Data, tokenizer and optimizer arguments are left to the user (rigsi
 
 from __future__ import annotations
 
+from rigsize.launch import launchers
 from rigsize.launch.bundle import Launch, LaunchError, LaunchFile, command_line
 from rigsize.launch.plan import PlannedRun
 
@@ -16,6 +17,7 @@ VERSION = "core_v0.19.0"
 FLAGS_FILE = f"megatron-{VERSION}-flags.txt"
 TORCHRUN_FLAGS_FILE = "torchrun-2.13.0-flags.txt"
 MASTER_PORT = 29500     # torchrun's default --master-port
+LAUNCHERS = ("torchrun",)   # rigsize writes pretrain_gpt.py under torchrun only (srun wraps it per node on Slurm)
 
 
 def _shape(run: PlannedRun) -> list[str]:
@@ -60,12 +62,10 @@ def megatron_args(run: PlannedRun) -> list[str]:
     return _shape(run) + args
 
 
-def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK") -> Launch:
+def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK",
+         launcher: str = "torchrun") -> Launch:
     args = megatron_args(run)
-    argv = ["torchrun", "--nproc-per-node", str(run.gpus_per_node), "--nnodes", str(run.nodes),
-            "--node-rank", node_rank if run.nodes > 1 else "0", "--master-addr",
-            head_addr if run.nodes > 1 else "localhost", "--master-port", str(MASTER_PORT),
-            "pretrain_gpt.py", *args, "$DATA_ARGS"]
+    argv = [*launchers.torchrun(run, head_addr, node_rank), "pretrain_gpt.py", *args, "$DATA_ARGS"]
     script = "#!/usr/bin/env bash\n# Megatron-LM " + VERSION + ": run from a Megatron-LM checkout.\n" \
              "# DATA_ARGS: --data-path, --tokenizer-type/--tokenizer-model, --lr, --train-iters ... (not sized by rigsize)\n" \
              "set -euo pipefail\n" + command_line(argv) + "\n"
@@ -75,4 +75,5 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
     command = "cd Megatron-LM && " + command_line(argv)
     return Launch("megatron", VERSION, (command,), files=(LaunchFile("train_megatron.sh", script, True),),
                   notes=tuple(notes), argv=(tuple(argv),),
-                  setup=f"git clone --branch {VERSION} https://github.com/NVIDIA/Megatron-LM")
+                  setup=f"git clone --branch {VERSION} https://github.com/NVIDIA/Megatron-LM", launcher=launcher,
+                  launcher_words=argv.index("pretrain_gpt.py"))

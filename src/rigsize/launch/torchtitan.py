@@ -16,7 +16,7 @@ Face checkpoint (hf_assets_path); torchtitan trains its own model definitions, n
 
 from __future__ import annotations
 
-from rigsize.launch import deepspeed
+from rigsize.launch import deepspeed, launchers
 from rigsize.launch.bundle import Launch, LaunchError, command_line, known_sections
 from rigsize.launch.plan import PlannedRun, model_id
 
@@ -25,6 +25,7 @@ FLAGS_FILE = f"torchtitan-{VERSION}-flags.txt"
 TORCHRUN_FLAGS_FILE = "torchrun-2.13.0-flags.txt"
 MASTER_PORT = 29500          # torchrun's default --master-port
 AC = {"none": "none", "selective": "selective", "full": "full"}
+LAUNCHERS = ("torchrun",)   # rigsize writes torchtitan.train under torchrun only (srun wraps it per node on Slurm)
 
 
 def registry_config(run: PlannedRun) -> tuple[str, str]:
@@ -78,12 +79,10 @@ def titan_args(run: PlannedRun) -> list[str]:
     return args + [f"activation-checkpoint:{AC[run.recompute]}"]
 
 
-def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK") -> Launch:
+def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK",
+         launcher: str = "torchrun") -> Launch:
     args = titan_args(run)
-    argv = ["torchrun", "--nproc-per-node", str(run.gpus_per_node), "--nnodes", str(run.nodes),
-            "--node-rank", node_rank if run.nodes > 1 else "0", "--master-addr",
-            head_addr if run.nodes > 1 else "localhost", "--master-port", str(MASTER_PORT),
-            "-m", "torchtitan.train", *args]
+    argv = [*launchers.torchrun(run, head_addr, node_rank), "-m", "torchtitan.train", *args]
     hub = model_id(run)
     notes = [f"tokenizer and config: torchtitan's scripts/download_hf_assets.py --repo_id {hub} --assets tokenizer "
              f"(into ./assets/hf/{hub.rsplit('/', 1)[-1]}, the registry config's hf_assets_path); data, optimizer and "
@@ -91,4 +90,5 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
     if run.nodes > 1:
         notes.append(f"run on each of the {run.nodes} nodes with NODE_RANK and HEAD_ADDR set")
     return Launch("torchtitan", VERSION, (command_line(argv),), notes=tuple(notes), argv=(tuple(argv),),
-                  setup=f"pip install torchtitan=={VERSION}")
+                  setup=f"pip install torchtitan=={VERSION}", launcher=launcher,
+                  launcher_words=argv.index("torchtitan.train"))

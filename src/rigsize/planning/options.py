@@ -264,6 +264,10 @@ LAUNCH_OPTIONS: tuple[Option, ...] = (
     Option("target", "choice", "Where it runs: the bare commands, a SkyPilot task, a Slurm sbatch script or "
            "Kubernetes manifests (LeaderWorkerSet for inference, JobSet for training).",
            "local", ("local", "skypilot", "slurm", "k8s"), commands=_LAUNCH),
+    Option("launcher", "choice", "Training: what starts one process per GPU (torchrun, accelerate launch, the "
+           "deepspeed launcher, or srun under --target slurm); default: the framework's own (trl/fsdp: accelerate, "
+           "the rest torchrun). A framework that cannot run under it is refused, naming the one it can.",
+           None, ("torchrun", "accelerate", "deepspeed", "srun"), commands=_LAUNCH),
     Option("out_dir", "text", "Folder to write the files and rigsize-plan.json into (default: launch-<model>).",
            commands=_LAUNCH),
 )

@@ -187,7 +187,7 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
     source.update(rank=int(own.get("rank", 1)), scenario=own.get("scenario"))
     bundle = run_launch(rec, engine=given.get("engine") if own.get("plan_file") else None,
                         framework=given.get("framework") if own.get("plan_file") else None,
-                        target=own.get("target", "local"), source=source)
+                        target=own.get("target", "local"), source=source, launcher=own.get("launcher"))
     out = Path(own.get("out_dir") or f"launch-{rec['model']['name'].replace('/', '-')}")
     out.mkdir(parents=True, exist_ok=True)
     for f in bundle.files:
