@@ -153,6 +153,21 @@ ERROR_BAND_DOC = ("Per figure: the error on reserved published runs of the same 
                   "family, dense or MoE); null where fewer than 20 (serving) or 5 (training) such runs exist")
 
 
+class VisionEncoder(_Frozen):
+    """The vision tower's and projector's work on one request's images, part of its TTFT."""
+
+    images: int = Field(description="Images per request")
+    patches_per_image: int = Field(description="Patches the tower embeds per image, every tile, before any merge")
+    tokens_per_image: int = Field(description="Embeddings the projector hands the text model per image")
+    flops_per_request: float = Field(description="Tower and projector FLOPs for the request's images (all GPUs): "
+                                     "2 per multiply-accumulate of their matrices plus the tower's own attention")
+    attention_flops_per_request: float = Field(description="Of flops_per_request, the tower's QK^T and PV")
+    weight_bytes_per_gpu: int = Field(description="Tower and projector bytes one GPU reads per request")
+    seconds: float = Field(description="Part of ttft_seconds: the request's images through the tower on its GPUs "
+                                       "(the prefill roofline and efficiencies)")
+    bound: str = Field(description="compute | memory | communication | overhead")
+
+
 class InferencePerformance(_Frozen):
     """As `vllm bench serve` defines them, for closed-loop concurrency = batch."""
 
@@ -169,6 +184,8 @@ class InferencePerformance(_Frozen):
     efficiency: dict[str, float] = Field(description="Achievable-fraction assumptions applied (empirical)")
     efficiency_source: str
     error_band: dict[str, ErrorBand | None] = Field(default_factory=dict, description=ERROR_BAND_DOC)
+    encoder: VisionEncoder | None = Field(None, description="Vision-language models with --images-per-request: "
+                                          "the vision encoder's part of TTFT; null without images")
 
 
 class TrainingBreakdown(_Frozen):

@@ -28,6 +28,7 @@ from rigsize.report import (
     StageMemory,
     TrainingBreakdown,
     TrainingPerformance,
+    VisionEncoder,
 )
 from rigsize.speed.error_bands import bands
 
@@ -83,8 +84,10 @@ def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) ->
         return None
     w = job.workload
     try:
+        encoder = _encoder(job)
         s = serve(job.spec.arch, job.layout, job.gpu, job.weights, job.kv, sp.efficiency, job.engine, w.batch,
-                  w.prompt, w.output, kv_capacity=result.max_concurrency)
+                  w.prompt, w.output, kv_capacity=result.max_concurrency,
+                  encoder_seconds=encoder.seconds if encoder else 0.0)
     except InputError as err:     # a catalog GPU without a published peak: say so, keep memory
         notes.append(Note("perf.unknown", {"why": str(err)}))
         return None
@@ -99,7 +102,23 @@ def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) ->
         bound=Bound(prefill=s.prefill_bound, decode=s.decode_bound),
         efficiency={k: v for k, v in sp.efficiency.__dict__.items() if k != "source"}, efficiency_source=sp.source,
         error_band=bands("serving", sp.band_class, SERVING_BAND_FIELDS) if sp.band_class else {},
+        encoder=encoder,
     )
+
+
+def _encoder(job: Job) -> VisionEncoder | None:
+    """The vision encoder's part of a request's prefill (``speed.serving.encoder_time`` over
+    ``model.vision.encoder_work``), where the request has images."""
+    from rigsize.speed.serving import encoder_time
+
+    w = job.workload
+    if not w.images or w.image_size is None:
+        return None
+    work = vision.encoder_work(job.spec.config, job.spec.arch.tensors, *w.image_size)
+    step = encoder_time(job.spec.arch, job.layout, job.gpu, job.weights, job.speed.efficiency, work, w.images)
+    return VisionEncoder(images=w.images, patches_per_image=work.patches, tokens_per_image=work.merged,
+                         flops_per_request=step.flops, attention_flops_per_request=w.images * work.attention_flops,
+                         weight_bytes_per_gpu=int(step.weight_bytes), seconds=step.seconds, bound=step.bound)
 
 
 def _training_performance(job: Job, result: MemoryResult, notes: list[Note]) -> TrainingPerformance | None:

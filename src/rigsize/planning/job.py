@@ -118,7 +118,7 @@ def _inference_workload(opts: dict[str, Any], arch: Architecture, assumptions: d
             raise InputError("input.conflict", what=f"--{name.replace('_', '-')} applies to training tasks")
     batch = _default(opts, assumptions, "batch", 1)
     prompt, output = _prompt_output(opts, arch)
-    images = _image_tokens(opts, config, assumptions)
+    images, image_size = _image_tokens(opts, config, assumptions)
     if images and "seq" in opts:
         raise InputError("input.conflict", what="--seq with --images-per-request: give --prompt (text tokens) "
                          "and --output; the images' tokens are added to the prompt")
@@ -132,17 +132,19 @@ def _inference_workload(opts: dict[str, Any], arch: Architecture, assumptions: d
     seq = prompt + output if images else _default(opts, assumptions, "seq", prompt + output)
     _check_context(arch, seq)
     return Workload(task="inference", batch=batch, seq=seq, prompt=prompt, output=output,  # type: ignore[arg-type]
-                    images=opts.get("images_per_request"))
+                    images=opts.get("images_per_request"), image_size=image_size)
 
 
-def _image_tokens(opts: dict[str, Any], config: Mapping[str, Any] | None, assumptions: dict[str, Any]) -> int:
+def _image_tokens(opts: dict[str, Any], config: Mapping[str, Any] | None,
+                  assumptions: dict[str, Any]) -> tuple[int, tuple[int, int] | None]:
     """Prompt tokens of a request's ``images_per_request`` images at ``image_size``, by the
-    model's own rule (``rigsize.model.vision.image_tokens``); 0 without images."""
+    model's own rule (``rigsize.model.vision.image_tokens``), and that (width, height); 0 and
+    None without images."""
     count = opts.get("images_per_request") or 0
     if not count:
         if "image_size" in opts:
             raise InputError("input.conflict", what="--image-size needs --images-per-request")
-        return 0
+        return 0, None
     model_type = (config or {}).get("model_type")
     if model_type not in vision.MODEL_TYPES:
         raise InputError("input.conflict", what=f"--images-per-request: model_type {model_type} has no vision tower")
@@ -153,7 +155,7 @@ def _image_tokens(opts: dict[str, Any], config: Mapping[str, Any] | None, assump
     width, height = (int(p) for p in parts)
     per_image = vision.image_tokens(config or {}, width, height)
     assumptions["image_tokens"] = f"{count} x {per_image} ({model_type} at {width}x{height})"
-    return int(count) * per_image
+    return int(count) * per_image, (width, height)
 
 
 def _training_workload(opts: dict[str, Any], arch: Architecture, task: str, assumptions: dict[str, Any]) -> Workload:

@@ -81,6 +81,7 @@ class Workload:
     prompt: int = 0            # inference only
     output: int = 0            # inference only
     images: int | None = None  # inference: images per request (None: not said; 0: a text-only deployment)
+    image_size: tuple[int, int] | None = None   # inference: (width, height) px of each image, where images
     global_batch: int = 0      # training: sequences per optimizer step
     framework: Framework = "hf"
     optimizer: Literal["adamw", "adamw-8bit", "adamw-bf16"] = "adamw"

@@ -34,6 +34,7 @@ from rigsize.memory.runtime import Engine
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.tensors import Tensor
+from rigsize.model.vision import VISION_ROLES, EncoderWork
 from rigsize.planning.layout import Layout, Stage, pipeline_stages
 from rigsize.speed.roofline import (
     Efficiency,
@@ -117,6 +118,42 @@ def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFor
                      kv_per_token, windows, len(layers))
 
 
+@dataclass(frozen=True)
+class EncoderStep:
+    """One request's images through the vision tower and projector, on one GPU of its tp group."""
+
+    seconds: float
+    bound: str                 # "compute" | "memory" | "communication" | "overhead"
+    flops: float               # the images' tower and projector FLOPs, all tp ranks together
+    weight_bytes: float        # tower and projector bytes on this GPU, read once per request
+
+
+def encoder_time(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, eff: Efficiency,
+                 work: EncoderWork, images: int) -> EncoderStep:
+    """The vision encoder's part of a request's prefill (``work`` per image, ``images`` of them,
+    encoded in one batch as vLLM's ``_execute_mm_encoder`` does for a step's scheduled items),
+    on the roofline prefill uses: matrix FLOPs at the prefill GEMM efficiency and attention at
+    the attention efficiency, of the 16-bit peak (towers are stored unquantized,
+    ``rigsize.model.vision``), against one read of the tower's weights; split over tp like the
+    text model (vLLM's default mm_encoder_tp_mode "weights": column/row-parallel tower linears),
+    with two all-reduces of the positions' hidden states per tower layer at tp > 1, and the
+    per-layer launch overhead of a decoder layer for each tower layer."""
+    rows = [t for t in arch.tensors if t.role in VISION_ROLES]
+    weight_bytes = rank_weight_bytes(rows, arch, layout, fmt, training=False)
+    peak = peak_flops(gpu, "bf16")
+    compute = images * (work.linear_flops / (peak * (eff.prefill_compute or eff.compute))
+                        + work.attention_flops / (peak * eff.attention_compute)) / layout.tp
+    memory = weight_bytes / (peak_bandwidth(gpu) * eff.memory)
+    comm = 0.0
+    if layout.tp > 1:
+        message = images * work.tokens * work.width * ACT_BYTES
+        comm = 2 * work.layers * allreduce_seconds(message, layout.tp, link_bandwidth(gpu), eff)
+    overhead = eff.layer_overhead_s * work.layers
+    parts = {"compute": compute, "memory": memory, "communication": comm, "overhead": overhead}
+    return EncoderStep(max(compute, memory) + comm + overhead, max(parts.items(), key=lambda kv: kv[1])[0],
+                       images * work.flops, weight_bytes)
+
+
 def _ctx_sum(windows: tuple[int | None, ...], ctx: float) -> float:
     """Context tokens attended, averaged over the stage's layers (windows cap it)."""
     return sum(min(ctx, w) if w else ctx for w in windows) / max(1, len(windows))
@@ -172,7 +209,7 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
 
 def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
                  eff: Efficiency, budget: int, running: int, prompt: int, output: int, decoding: float,
-                 decode_step: float) -> float:
+                 decode_step: float, encoder: float = 0.0) -> float:
     """TTFT of a request arriving desynchronised among ``running`` closed-loop clients
     whose requests each spend TTFT + ``decoding`` seconds in the system.
 
@@ -185,7 +222,9 @@ def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, 
     prefill compute), so the request waits behind the others' prompts as in an M/D/1
     queue of that work (never behind more than all of them), and, when any are
     decoding, half a step on average for the step in flight.  A lone client
-    (``running = 1``) therefore sees an idle engine: TTFT is its prefill alone.  The
+    (``running = 1``) therefore sees an idle engine: TTFT is its prefill alone.  A request's
+    images go through the vision tower (``encoder`` seconds) in its first chunk's step, which
+    adds to its service and to the work others wait behind.  The
     others' request rate depends on the TTFT they see too (each client's cycle is TTFT
     + decoding), so TTFT is the fixed point of that loop, found by bisection (the wait
     falls as the cycle grows).
@@ -201,6 +240,7 @@ def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, 
             service += count * step.seconds
             alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2).seconds
             work += count * max(0.0, alone - idle)
+    service, work = service + encoder, work + encoder
     in_flight = 0.5 * decode_step if others else 0.0
 
     def seen(ttft: float) -> float:
@@ -227,11 +267,12 @@ class ServingResult:
     prefill_bound: str
     decode_bound: str
     running: int            # sequences decoding at once (capped by the KV cache)
+    encoder_seconds: float = 0.0   # part of ttft_seconds: the request's own images through the vision tower
 
 
 def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: KVFormat, eff: Efficiency,
           engine: Engine, concurrency: int, prompt: int, output: int, kv_capacity: int | None = None,
-          waves: float = math.inf) -> ServingResult:
+          waves: float = math.inf, encoder_seconds: float = 0.0) -> ServingResult:
     """Closed-loop serving of ``concurrency`` clients sending ``prompt``-token requests
     for ``output`` tokens (``vllm bench serve --max-concurrency``).
 
@@ -247,19 +288,21 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     decode phase is integrated over the growing context.  When the KV cache holds
     fewer sequences than there are clients, the rest wait for a free slot: with C
     running, a client's cycle is concurrency / C waves long.  Data-parallel replicas
-    each serve ``concurrency / dp`` clients.
+    each serve ``concurrency / dp`` clients.  ``encoder_seconds`` (``encoder_time``) is each
+    request's vision-encoder time, spent in the step that schedules its first prompt chunk
+    (vLLM runs a step's scheduled encoder inputs before its forward pass).
     """
     cost = model_cost(arch, layout, fmt, kv)
     clients = max(1, math.ceil(concurrency / layout.dp))
     running = _running(clients, kv_capacity, prompt, output, engine)
-    job = _Wave(cost, arch, layout, gpu, fmt, eff, engine.max_num_batched_tokens, prompt, output)
+    job = _Wave(cost, arch, layout, gpu, fmt, eff, engine.max_num_batched_tokens, prompt, output, encoder_seconds)
     started, steps, prefill_bound = _prefill_phase(job, running)
     # pure decode phase: all requests decode together, context growing from the prompt
     points = [job.step(running, prompt + f * output, 0, 0) for f in (0.0, 0.5, 1.0)]
     decode_step = (points[0].seconds + 2 * points[1].seconds + points[2].seconds) / 4      # Simpson's rule
     wave_ttft, tpot, wave = _wave_times(started, steps, output, decode_step)
     steady_ttft = _steady_ttft(cost, arch, layout, gpu, fmt, eff, job.budget, running, prompt, output,
-                               max(0, output - 1) * tpot, decode_step)
+                               max(0, output - 1) * tpot, decode_step, encoder_seconds)
     burst = 1 / waves if waves > 1 else 1.0
     ttft = burst * wave_ttft + (1 - burst) * steady_ttft + eff.ttft_overhead_s
     ttft += (clients / running - 1) * wave          # waiting for a KV slot
@@ -269,7 +312,7 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
         ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot, e2e_seconds=e2e,
         output_tokens_per_second=total, output_tokens_per_second_per_gpu=total / layout.gpus,
         requests_per_second=total / output, prefill_bound=prefill_bound, decode_bound=points[1].bound,
-        running=running,
+        running=running, encoder_seconds=encoder_seconds,
     )
 
 
@@ -296,6 +339,7 @@ class _Wave:
     budget: int               # max_num_batched_tokens
     prompt: int
     output: int
+    encoder: float = 0.0      # seconds of one request's images in the vision tower
 
     def step(self, decode_seqs: float, decode_ctx: float, prefill_tokens: float, prefill_ctx: float) -> Step:
         return step_time(self.cost, self.arch, self.layout, self.gpu, self.fmt, self.eff, decode_seqs, decode_ctx,
@@ -313,18 +357,20 @@ def _prefill_phase(job: _Wave, running: int) -> tuple[list[float], list[float], 
     clock, decoding, bound = 0.0, 0, "compute"
     while waiting:
         free = max(1, job.budget - decoding)
-        chunk, take = 0, 0
+        chunk, take, fresh = 0, 0, 0
         for i, left in enumerate(waiting):
             part = min(left, free - chunk)
             if part <= 0:
                 break
+            fresh += left == job.prompt       # its first chunk: its images are encoded in this step
             chunk += part
             waiting[i] -= part
             take = i + 1 if waiting[i] == 0 else take
         step = job.step(decoding, job.prompt, chunk, job.prompt / 2)
         bound = step.bound if not steps else bound
-        clock += step.seconds
-        steps.append(step.seconds)
+        seconds = step.seconds + fresh * job.encoder
+        clock += seconds
+        steps.append(seconds)
         done = sum(1 for left in waiting[:take] if left == 0)
         started += [clock] * done
         decoding += done
@@ -348,7 +394,7 @@ def _wave_times(started: list[float], steps: list[float], output: int,
 
 def serve_burst(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: KVFormat, eff: Efficiency,
                 engine: Engine, requests: int, prompt: int, output: int,
-                kv_capacity: int | None = None) -> ServingResult:
+                kv_capacity: int | None = None, encoder_seconds: float = 0.0) -> ServingResult:
     """``requests`` requests sent at once with no client-side limit (``vllm bench serve
     --request-rate inf`` without ``--max-concurrency``, each client sending one request).
 
@@ -361,16 +407,17 @@ def serve_burst(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
     ``requests / dp``."""
     per_replica = max(1, math.ceil(requests / layout.dp))
     first = serve(arch, layout, gpu, fmt, kv, eff, engine, per_replica * layout.dp, prompt, output,
-                  kv_capacity=kv_capacity, waves=1)
+                  kv_capacity=kv_capacity, waves=1, encoder_seconds=encoder_seconds)
     running = first.running
     full, rest = divmod(per_replica, running)
     if full == 1 and rest == 0:
         return first
     one = first if per_replica == running else serve(arch, layout, gpu, fmt, kv, eff, engine, running * layout.dp,
-                                                     prompt, output, kv_capacity=kv_capacity, waves=1)
+                                                     prompt, output, kv_capacity=kv_capacity, waves=1,
+                                                     encoder_seconds=encoder_seconds)
     wave = running * output * layout.dp / one.output_tokens_per_second
     tail = serve(arch, layout, gpu, fmt, kv, eff, engine, rest * layout.dp, prompt, output,
-                 kv_capacity=kv_capacity, waves=1) if rest else None
+                 kv_capacity=kv_capacity, waves=1, encoder_seconds=encoder_seconds) if rest else None
     tail_wave = rest * output * layout.dp / tail.output_tokens_per_second if tail else 0.0
     waits = running * wave * full * (full - 1) / 2 + rest * full * wave     # sum over requests of waves waited
     ttft = (full * running * one.ttft_seconds + (rest * tail.ttft_seconds if tail else 0) + waits) / per_replica
@@ -381,4 +428,4 @@ def serve_burst(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
         ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot, e2e_seconds=ttft + max(0, output - 1) * tpot,
         output_tokens_per_second=total, output_tokens_per_second_per_gpu=total / layout.gpus,
         requests_per_second=total / output, prefill_bound=one.prefill_bound, decode_bound=one.decode_bound,
-        running=running)
+        running=running, encoder_seconds=encoder_seconds)
