@@ -6,6 +6,11 @@
 - vLLM, SGLang: static (they need CUDA to import): ``add_argument_flags`` over vllm/engine/arg_utils.py and
   vllm/entrypoints/common/cli_args.py plus ``dataclass_fields(..., {"BaseFrontendArgs", "FrontendArgs"})``;
   ``add_argument_flags`` over sglang/srt/server_args.py plus ``sglang_fields`` over sglang/srt/arg_groups/fields/*.py.
+  Older pinned versions (``--engine-version``; ``pip download --no-deps --only-binary=:all: --python-version 3.12
+  --platform manylinux2014_x86_64 vllm==X``, only the parser files unzipped, the wheel deleted): vLLM 0.11.2,
+  0.10.2, 0.8.5.post1, 0.6.6.post1 from vllm/engine/arg_utils.py, vllm/entrypoints/openai/cli_args.py (and
+  vllm/entrypoints/cli/serve.py where it exists) plus ``dataclass_fields(..., {"FrontendArgs"})``; SGLang 0.5.5
+  and 0.4.10.post2 from sglang/srt/server_args.py alone (no arg_groups/ yet).
 - Megatron-LM, TRL, Accelerate: the real parser, built live: ``megatron.training.arguments.add_megatron_arguments``
   with GPU-only packages stubbed (``live_megatron``); ``HfArgumentParser((ScriptArguments, SFTConfig, ModelConfig))``;
   ``accelerate.commands.launch.launch_command_parser()``; each file lists ``parser._option_string_actions``.

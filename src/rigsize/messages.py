@@ -511,6 +511,399 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "fmt.rope_bits": {"en": "RoPE key dims at {bits} bits", "zh": "RoPE 键维度为 {bits} 比特"},
     "fmt.kept_bits": {"en": "{roles}: {bits}-bit", "zh": "{roles}：{bits} 比特"},
+    # --- launch (rigsize launch): LaunchError texts and notes, stored in English by the emitters and shown
+    # in the reader's language through translate(); commands and file contents are code and stay as written
+    "launch.header": {"en": "{tool} {version}, target {target}; files in {out}",
+                      "zh": "{tool} {version}，目标平台 {target}；文件在 {out}"},
+    "launch.setup": {"en": "setup: {setup}", "zh": "安装：{setup}"},
+    "launch.setup_ollama": {"en": "install Ollama {version} (ollama.com/download)",
+                            "zh": "安装 Ollama {version}（ollama.com/download）"},
+    "launch.setup_llamacpp": {
+        "en": "build llama.cpp (cmake -B build -DGGML_CUDA=ON or -DGGML_METAL=ON; cmake --build build) at commit {version}",
+        "zh": "在提交 {version} 处构建 llama.cpp（cmake -B build -DGGML_CUDA=ON 或 -DGGML_METAL=ON；cmake --build build）"},
+    "launch.version_chosen": {"en": "written for {tool} {version} (--engine-version; the default is {default})",
+                              "zh": "按 {tool} {version} 编写（--engine-version；默认版本为 {default}）"},
+    "launch.version_sized": {
+        "en": "written for {tool} {version} (the version the plan was sized for; the default is {default})",
+        "zh": "按 {tool} {version} 编写（即方案估算所用的版本；默认版本为 {default}）"},
+    "launch.version_not_pinned": {
+        "en": "{tool} {version} has no pinned flag list; rigsize launch writes {tool} {pinned} (--engine-version)",
+        "zh": "{tool} {version} 没有固定的参数列表；rigsize launch 支持 {tool} {pinned}（--engine-version）"},
+    "launch.version_not_sized": {
+        "en": "this plan was sized for {tool} {sized}, not {asked} (its memory budget depends on the version). "
+              "Nearest plan {tool} {asked} can run: rigsize launch {model} --task inference --engine {tool} "
+              "--engine-version {asked}",
+        "zh": "该方案按 {tool} {sized} 估算，而非 {asked}（显存预算随版本而变）。{tool} {asked} 能运行的最接近方案："
+              "rigsize launch {model} --task inference --engine {tool} --engine-version {asked}"},
+    "launch.version_not_newest": {
+        "en": "this plan was sized by vllm >= {since}'s memory rules, not {version}'s. Nearest plan vllm {version} "
+              "can run: rigsize launch {model} --task inference --engine vllm --engine-version {version}",
+        "zh": "该方案按 vllm >= {since} 的显存规则估算，而非 {version} 的。vllm {version} 能运行的最接近方案："
+              "rigsize launch {model} --task inference --engine vllm --engine-version {version}"},
+    "launch.version_training": {
+        "en": "--engine-version picks an inference engine's version; {task} launches write {tool} {version}",
+        "zh": "--engine-version 用于选择推理引擎的版本；{task} 任务的启动配置按 {tool} {version} 编写"},
+    "launch.vllm_lacks_flag": {
+        "en": "vllm {version} has no {flag}, which this plan needs. Nearest version that can: --engine-version "
+              "{nearest} (plan and launch with it)",
+        "zh": "vllm {version} 没有该方案所需的 {flag}。能运行它的最接近版本：--engine-version {nearest}"
+              "（用它重新规划并启动）"},
+    "launch.vllm_kv_auto": {
+        "en": "vllm {version} has no {kv} KV cache beside {dtype} weights (its --kv-cache-dtype auto is the model "
+              "dtype). Nearest version that can: --engine-version {nearest} (plan and launch with it)",
+        "zh": "vllm {version} 在 {dtype} 模型权重下无法使用 {kv} KV 缓存（其 --kv-cache-dtype auto 即模型的数据类型）。"
+              "能运行它的最接近版本：--engine-version {nearest}（用它重新规划并启动）"},
+    "launch.vllm_tower": {
+        "en": "vllm {version} may build the vision tower at --limit-mm-per-prompt 0 (the general skip is from "
+              "0.15.0), and this plan was sized without it. Nearest version that can: --engine-version {nearest} "
+              "(plan and launch with it); or plan with --images-per-request 1",
+        "zh": "vllm {version} 在 --limit-mm-per-prompt 0 时仍可能构建视觉编码器（通用的跳过规则始于 0.15.0），"
+              "而该方案估算时未计入它。能运行它的最接近版本：--engine-version {nearest}（用它重新规划并启动）；"
+              "或以 --images-per-request 1 重新规划"},
+    "launch.vllm_ray": {
+        "en": "vllm {version} has no --nnodes: it spans nodes only through a Ray cluster, which rigsize does not "
+              "write. Nearest version that can: --engine-version {nearest} (plan and launch with it); or plan on "
+              "one node",
+        "zh": "vllm {version} 没有 --nnodes：它只能通过 Ray 集群跨节点运行，而 rigsize 不生成 Ray 集群配置。"
+              "能运行它的最接近版本：--engine-version {nearest}（用它重新规划并启动）；或在单节点上规划"},
+    "launch.vllm_ep": {
+        "en": "vllm sets EP = TP x DP = {ep}, not ep={asked}. Nearest plan vllm can run: the same with --ep {ep2}",
+        "zh": "vllm 的专家并行度固定为 EP = TP x DP = {ep}，而非 ep={asked}。vllm 能运行的最接近方案："
+              "同一方案加 --ep {ep2}"},
+    "launch.sglang_kv_auto": {
+        "en": "sglang {version} has no bf16 KV cache beside float16 weights (its --kv-cache-dtype auto is the model "
+              "dtype). Nearest version that can: --engine-version 0.5.5",
+        "zh": "sglang {version} 在 float16 模型权重下无法使用 bf16 KV 缓存（其 --kv-cache-dtype auto 即模型的数据类型）。"
+              "能运行它的最接近版本：--engine-version 0.5.5"},
+    "launch.not_inference": {
+        "en": "{tool} serves models; this is a {task} plan. Nearest plan {tool} can run: rigsize launch {model} "
+              "--task inference --engine {tool}",
+        "zh": "{tool} 用于模型推理服务；这是一个 {task} 方案。{tool} 能运行的最接近方案：rigsize launch {model} "
+              "--task inference --engine {tool}"},
+    "launch.kv_dtype": {
+        "en": "{tool} {version} has no {kv} KV cache (it takes {choices}). Nearest plan {tool} can run: the same "
+              "with {hint}",
+        "zh": "{tool} {version} 不支持 {kv} KV 缓存（支持 {choices}）。{tool} 能运行的最接近方案：同一方案加 {hint}"},
+    "launch.weights": {
+        "en": "{tool} {version} does not load {weights} weights in rigsize's list. Nearest plan {tool} can run: the "
+              "same with --weights fp8 or awq-int4",
+        "zh": "在 rigsize 支持的格式中，{tool} {version} 无法加载 {weights} 模型权重。{tool} 能运行的最接近方案："
+              "同一方案加 --weights fp8 或 awq-int4"},
+    "launch.no_checkpoint": {
+        "en": "model '{model}' has no checkpoint to load (a bare size is a sizing stand-in); plan a preset, a Hub "
+              "id or a config.json, e.g. rigsize launch qwen2.5-72b ...",
+        "zh": "模型 '{model}' 没有可加载的检查点（仅给出规模只是估算的替身）；请用预设、Hub id 或 config.json 规划，"
+              "例如 rigsize launch qwen2.5-72b ..."},
+    "launch.engine_for_training": {
+        "en": "--engine is for inference; this is a {task} plan. Nearest: rigsize launch {model} --task {task} "
+              "--framework {framework}",
+        "zh": "--engine 用于推理；这是一个 {task} 方案。最接近的做法：rigsize launch {model} --task {task} "
+              "--framework {framework}"},
+    "launch.framework_not_sized": {
+        "en": "this plan was sized for {sized}, not {name}. Nearest plan {name} can run: rigsize launch {model} "
+              "--task {task} --framework {name}",
+        "zh": "该方案按 {sized} 估算，而非 {name}。{name} 能运行的最接近方案：rigsize launch {model} --task {task} "
+              "--framework {name}"},
+    "launch.no_framework": {
+        "en": "no launch emitter for framework {name} yet ({choices}). Nearest: rigsize launch {model} --task "
+              "{task} --framework {framework}",
+        "zh": "暂不支持为训练框架 {name} 生成启动配置（已支持：{choices}）。最接近的做法：rigsize launch {model} "
+              "--task {task} --framework {framework}"},
+    "launch.bad_target": {"en": "--target {target}: one of {choices}",
+                          "zh": "--target {target}：应为 {choices} 之一"},
+    "launch.no_engine": {
+        "en": "no launch emitter for engine {name} yet ({choices}). Nearest: rigsize launch {model} --task "
+              "inference --engine vllm",
+        "zh": "暂不支持为推理引擎 {name} 生成启动配置（已支持：{choices}）。最接近的做法：rigsize launch {model} "
+              "--task inference --engine vllm"},
+    "launch.engine_not_sized": {
+        "en": "this plan was sized for {sized}, not {name} (memory budgets and speed differ). Nearest plan {name} "
+              "can run: rigsize launch {model} --task inference --engine {name}",
+        "zh": "该方案按 {sized} 估算，而非 {name}（显存预算和速度都不同）。{name} 能运行的最接近方案："
+              "rigsize launch {model} --task inference --engine {name}"},
+    "launch.local_not_sized": {
+        "en": "this plan was sized for {sized}, not {name} (memory and speed differ). Nearest plan {name} can run: "
+              "rigsize launch {model} --task inference --engine {name}",
+        "zh": "该方案按 {sized} 估算，而非 {name}（显存和速度都不同）。{name} 能运行的最接近方案："
+              "rigsize launch {model} --task inference --engine {name}"},
+    "launch.launcher_inference": {
+        "en": "--launcher is for training commands; {task} plans are served by their engine. Nearest: rigsize "
+              "launch {model} --task {task} without --launcher",
+        "zh": "--launcher 用于训练命令；{task} 方案由推理引擎提供服务。最接近的做法：rigsize launch {model} "
+              "--task {task}，不加 --launcher"},
+    "launch.bad_launcher": {"en": "--launcher {launcher}: one of {choices}",
+                            "zh": "--launcher {launcher}：应为 {choices} 之一"},
+    "launch.launcher_unfit": {
+        "en": "{tool} does not run under {launcher} in rigsize's launches (it runs under {allowed}). Nearest: the "
+              "same with --launcher {first}",
+        "zh": "在 rigsize 生成的启动配置中，{tool} 不能由 {launcher} 启动（可用 {allowed}）。最接近的做法："
+              "同一方案加 --launcher {first}"},
+    "launch.srun_outside_slurm": {
+        "en": "srun starts processes inside a Slurm allocation; this launch targets {target}. Nearest: the same "
+              "with --target slurm, or --launcher {first}",
+        "zh": "srun 只在 Slurm 分配的资源内启动进程；本次启动的目标平台是 {target}。最接近的做法：同一方案加 "
+              "--target slurm，或 --launcher {first}"},
+    "launch.ds_batch": {
+        "en": "global batch {total} is not a whole number of micro-batches of {micro} on {dp} data-parallel ranks. "
+              "Nearest plan it can run: --global-batch {batch}",
+        "zh": "全局批次 {total} 不是 {dp} 个数据并行 rank 上大小为 {micro} 的微批次的整数倍。能运行的最接近方案："
+              "--global-batch {batch}"},
+    "launch.ds_layout": {
+        "en": "DeepSpeed ZeRO shards over data parallelism only; this plan has tp={tp} pp={pp} cp={cp}. Nearest "
+              "plan it can run: --framework deepspeed --zero 3 on the same {gpus} GPUs, or --framework megatron",
+        "zh": "DeepSpeed ZeRO 只在数据并行维度上分片；该方案为 tp={tp} pp={pp} cp={cp}。能运行的最接近方案："
+              "在同样的 {gpus} 张 GPU 上 --framework deepspeed --zero 3，或 --framework megatron"},
+    "launch.ds_offload": {
+        "en": "DeepSpeed offloads the optimizer from ZeRO stage 2 and parameters at stage 3; this plan has --zero "
+              "{zero} --offload {offload}. Nearest plan it can run: the same with --zero 3",
+        "zh": "DeepSpeed 从 ZeRO 第 2 阶段起才能卸载优化器状态，第 3 阶段才能卸载参数；该方案为 --zero {zero} "
+              "--offload {offload}。能运行的最接近方案：同一方案加 --zero 3"},
+    "launch.k8s_engine": {
+        "en": "--target k8s runs vLLM or SGLang for inference (a LeaderWorkerSet); this plan is for {tool}. Nearest "
+              "plan it can run: rigsize launch {model} --task inference --engine vllm --target k8s, or --target "
+              "skypilot",
+        "zh": "--target k8s 的推理只运行 vLLM 或 SGLang（LeaderWorkerSet）；该方案使用 {tool}。能运行的最接近方案："
+              "rigsize launch {model} --task inference --engine vllm --target k8s，或 --target skypilot"},
+    "launch.no_context": {
+        "en": "the plan records no context size (memory.max_model_len); plan again with this rigsize",
+        "zh": "该方案没有记录上下文长度（memory.max_model_len）；请用当前版本的 rigsize 重新规划"},
+    "launch.gguf_weights": {
+        "en": "llama.cpp loads GGUF types; {weights} is not one. Nearest plan llama.cpp can run: the same with "
+              "--weights q4_k_m",
+        "zh": "llama.cpp 只加载 GGUF 类型，{weights} 不是。llama.cpp 能运行的最接近方案：同一方案加 --weights q4_k_m"},
+    "launch.llamacpp_kv": {
+        "en": "llama.cpp has no {kv} KV cache (it takes f16, bf16, q8_0, q4_0). Nearest plan llama.cpp can run: "
+              "the same with --kv-dtype q8_0",
+        "zh": "llama.cpp 不支持 {kv} KV 缓存（支持 f16、bf16、q8_0、q4_0）。llama.cpp 能运行的最接近方案："
+              "同一方案加 --kv-dtype q8_0"},
+    "launch.lf_inference": {
+        "en": "LLaMA-Factory trains; this is an inference plan. Nearest: rigsize launch {model} --task inference "
+              "--engine vllm",
+        "zh": "LLaMA-Factory 用于训练；这是一个推理方案。最接近的做法：rigsize launch {model} --task inference "
+              "--engine vllm"},
+    "launch.lf_layout": {
+        "en": "LLaMA-Factory trains data-parallel (ZeRO through DeepSpeed); this plan has tp={tp} pp={pp} cp={cp}. "
+              "Nearest plan it can run: --framework llamafactory --zero 3 on {gpus} GPUs, or --framework megatron",
+        "zh": "LLaMA-Factory 只做数据并行训练（ZeRO 借助 DeepSpeed）；该方案为 tp={tp} pp={pp} cp={cp}。能运行的"
+              "最接近方案：在 {gpus} 张 GPU 上 --framework llamafactory --zero 3，或 --framework megatron"},
+    "launch.lf_recompute": {
+        "en": "LLaMA-Factory checkpoints whole layers or nothing (disable_gradient_checkpointing); this plan has "
+              "--recompute selective. Nearest plan it can run: the same with --recompute full",
+        "zh": "LLaMA-Factory 的梯度检查点只能整层开启或全部关闭（disable_gradient_checkpointing）；该方案为 "
+              "--recompute selective。能运行的最接近方案：同一方案加 --recompute full"},
+    "launch.megatron_task": {
+        "en": "Megatron-LM trains all weights; this is a {task} plan. Nearest: rigsize launch {model} --task "
+              "{task} --framework hf",
+        "zh": "Megatron-LM 训练全部权重；这是一个 {task} 方案。最接近的做法：rigsize launch {model} --task {task} "
+              "--framework hf"},
+    "launch.megatron_zero": {
+        "en": "Megatron-LM shards optimizer states only (--use-distributed-optimizer, like ZeRO-1); this plan has "
+              "--zero {zero} --offload {offload}. Nearest plan it can run: --framework megatron --zero 1 --offload "
+              "none, or --framework deepspeed",
+        "zh": "Megatron-LM 只对优化器状态分片（--use-distributed-optimizer，相当于 ZeRO-1）；该方案为 --zero {zero} "
+              "--offload {offload}。能运行的最接近方案：--framework megatron --zero 1 --offload none，或 "
+              "--framework deepspeed"},
+    "launch.megatron_vpp": {
+        "en": "{layers} layers do not split into pp={pp} x vpp={vpp} virtual stages. Nearest plan it can run: "
+              "--vpp 1",
+        "zh": "{layers} 层无法均分为 pp={pp} x vpp={vpp} 个虚拟流水线阶段。能运行的最接近方案：--vpp 1"},
+    "launch.mlx_weights": {
+        "en": "mlx-lm loads MLX formats; {weights} is not one. Nearest plan mlx can run: the same with --weights "
+              "mlx-4bit",
+        "zh": "mlx-lm 只加载 MLX 格式，{weights} 不是。mlx 能运行的最接近方案：同一方案加 --weights mlx-4bit"},
+    "launch.ollama_kv": {
+        "en": "Ollama's KV cache types are f16, q8_0, q4_0, not {kv}. Nearest plan Ollama can run: the same with "
+              "--kv-dtype q8_0",
+        "zh": "Ollama 的 KV 缓存类型为 f16、q8_0、q4_0，不支持 {kv}。Ollama 能运行的最接近方案：同一方案加 "
+              "--kv-dtype q8_0"},
+    "launch.skypilot_gpu": {
+        "en": "{gpu} has no SkyPilot accelerator name in the GPU catalog (skypilot_name). Nearest plan SkyPilot "
+              "can run: the same on --gpu H100-SXM-80GB or another GPU 'rigsize gpus' lists with one, or --target "
+              "slurm",
+        "zh": "GPU 目录中 {gpu} 没有 SkyPilot 加速器名称（skypilot_name）。SkyPilot 能运行的最接近方案：同一方案改用 "
+              "--gpu H100-SXM-80GB 或 'rigsize gpus' 中带此名称的其他 GPU，或 --target slurm"},
+    "launch.titan_recipe": {
+        "en": "torchtitan {version} trains its own model definitions and has no recipe for {hub} (it has "
+              "{choices}). Nearest plan it can run: rigsize launch {model} --task {task} --framework megatron",
+        "zh": "torchtitan {version} 只训练其自带的模型定义，没有 {hub} 的配方（已有 {choices}）。能运行的最接近方案："
+              "rigsize launch {model} --task {task} --framework megatron"},
+    "launch.titan_task": {
+        "en": "torchtitan trains all weights; this is a {task} plan. Nearest: rigsize launch {model} --task {task} "
+              "--framework hf",
+        "zh": "torchtitan 训练全部权重；这是一个 {task} 方案。最接近的做法：rigsize launch {model} --task {task} "
+              "--framework hf"},
+    "launch.titan_zero": {
+        "en": "torchtitan shards with FSDP2 (ZeRO-3, optional CPU offload of parameters, gradients and optimizer "
+              "together) or replicates (DDP); this plan has --zero {zero} --offload {offload}. Nearest plan it can "
+              "run: the same with --zero 3{extra}",
+        "zh": "torchtitan 用 FSDP2 分片（ZeRO-3，可将参数、梯度和优化器状态一起卸载到 CPU）或做复制（DDP）；该方案为 "
+              "--zero {zero} --offload {offload}。能运行的最接近方案：同一方案加 --zero 3{extra}"},
+    "launch.titan_vpp": {
+        "en": "rigsize writes torchtitan's default pipeline schedule (one stage per rank); this plan has vpp={vpp}. "
+              "Nearest plan it can run: the same with --vpp 1",
+        "zh": "rigsize 按 torchtitan 默认的流水线调度（每个 rank 一个阶段）编写；该方案为 vpp={vpp}。能运行的"
+              "最接近方案：同一方案加 --vpp 1"},
+    "launch.titan_fp8": {
+        "en": "rigsize writes torchtitan's bf16 recipes; this plan trains fp8 GEMMs. Nearest plan it can run: the "
+              "same with --precision bf16",
+        "zh": "rigsize 按 torchtitan 的 bf16 配方编写；该方案以 fp8 GEMM 训练。能运行的最接近方案：同一方案加 "
+              "--precision bf16"},
+    "launch.trl_task": {
+        "en": "trl sft fine-tunes; this is a {task} plan. Nearest: rigsize launch {model} --task {task} {other}",
+        "zh": "trl sft 用于微调；这是一个 {task} 方案。最接近的做法：rigsize launch {model} --task {task} {other}"},
+    "launch.trl_framework": {
+        "en": "trl sft runs plans for {frameworks}; this plan was sized for {framework}. Nearest plan it can run: "
+              "rigsize launch {model} --task {task} --framework deepspeed",
+        "zh": "trl sft 只运行为 {frameworks} 估算的方案；该方案按 {framework} 估算。能运行的最接近方案："
+              "rigsize launch {model} --task {task} --framework deepspeed"},
+    "launch.trl_layout": {
+        "en": "trl sft scales by data parallelism (with ZeRO); this plan has tp={tp} pp={pp}. Nearest plan it can "
+              "run: --framework deepspeed --zero 3 on {gpus} GPUs",
+        "zh": "trl sft 靠数据并行（配合 ZeRO）扩展；该方案为 tp={tp} pp={pp}。能运行的最接近方案：在 {gpus} 张 GPU "
+              "上 --framework deepspeed --zero 3"},
+    "launch.trtllm_dp": {
+        "en": "trtllm-serve is one model replica (data parallelism only as attention DP of an MoE model with tp=1); "
+              "this plan has tp={tp} dp={dp} ep={ep}. Nearest plan it can run: --gpus {gpus} --tp {tp2} (one "
+              "replica; run {dp2} behind a load balancer)",
+        "zh": "trtllm-serve 只是一个模型副本（数据并行仅限 tp=1 的 MoE 模型的注意力 DP）；该方案为 tp={tp} dp={dp} "
+              "ep={ep}。能运行的最接近方案：--gpus {gpus} --tp {tp2}（一个副本；在负载均衡器后运行 {dp2} 个）"},
+    "launch.trtllm_nodes": {
+        "en": "rigsize writes TensorRT-LLM {version} for one node; this plan spans {nodes} (trtllm-serve runs "
+              "across nodes under mpirun/srun with trtllm-llmapi-launch). Nearest plan it can run: the same on "
+              "--gpus {gpus}, or --engine vllm",
+        "zh": "rigsize 只为单节点编写 TensorRT-LLM {version}；该方案跨 {nodes} 个节点（trtllm-serve 跨节点需在 "
+              "mpirun/srun 下配合 trtllm-llmapi-launch 运行）。能运行的最接近方案：同一方案改为 --gpus {gpus}，"
+              "或 --engine vllm"},
+    "launch.trtllm_weights": {
+        "en": "TensorRT-LLM {version}'s PyTorch backend loads bf16/fp16 or ModelOpt fp8/nvfp4 checkpoints in "
+              "rigsize's list, not {weights}. Nearest plan it can run: the same with --weights fp8",
+        "zh": "在 rigsize 支持的格式中，TensorRT-LLM {version} 的 PyTorch 后端加载 bf16/fp16 或 ModelOpt fp8/nvfp4 "
+              "检查点，不支持 {weights}。能运行的最接近方案：同一方案加 --weights fp8"},
+    "launch.trtllm_ep": {
+        "en": "TensorRT-LLM splits experts inside the TP group (--ep_size divides --tp_size); this plan has tp={tp} "
+              "ep={ep}. Nearest plan it can run: --ep {tp2}",
+        "zh": "TensorRT-LLM 在张量并行组内切分专家（--ep_size 整除 --tp_size）；该方案为 tp={tp} ep={ep}。"
+              "能运行的最接近方案：--ep {tp2}"},
+    # notes
+    "launch.note_prequantized_vllm": {
+        "en": "serve a {weights} checkpoint of {model}: vLLM reads its quantization_config",
+        "zh": "使用 {model} 的 {weights} 检查点：vLLM 会读取其中的 quantization_config"},
+    "launch.note_prequantized_sglang": {
+        "en": "serve a {weights} checkpoint of {model}: SGLang reads its quantization_config",
+        "zh": "使用 {model} 的 {weights} 检查点：SGLang 会读取其中的 quantization_config"},
+    "launch.note_modelopt": {
+        "en": "serve a ModelOpt {weights} checkpoint of {model} (hf_quant_config.json): TensorRT-LLM's PyTorch "
+              "backend does not quantize at load",
+        "zh": "使用 {model} 的 ModelOpt {weights} 检查点（hf_quant_config.json）：TensorRT-LLM 的 PyTorch 后端"
+              "不在加载时量化"},
+    "launch.note_nodes_rank0": {
+        "en": "run the same command on each of the {nodes} nodes, node rank 0 first (HEAD_ADDR = node 0's address)",
+        "zh": "在全部 {nodes} 个节点上各运行同一条命令，先启动 0 号节点（HEAD_ADDR = 0 号节点的地址）"},
+    "launch.note_nodes": {
+        "en": "run the same command on each of the {nodes} nodes (HEAD_ADDR = node 0's address)",
+        "zh": "在全部 {nodes} 个节点上各运行同一条命令（HEAD_ADDR = 0 号节点的地址）"},
+    "launch.note_nodes_env": {
+        "en": "run on each of the {nodes} nodes with NODE_RANK and HEAD_ADDR set",
+        "zh": "在全部 {nodes} 个节点上运行，并设置 NODE_RANK 和 HEAD_ADDR"},
+    "launch.note_fit_off": {
+        "en": "--fit off: llama.cpp would otherwise shrink unset parameters to its own fit; the values written are "
+              "the ones rigsize sized",
+        "zh": "--fit off：否则 llama.cpp 会按自己的估算缩小未设置的参数；写入的取值就是 rigsize 估算的取值"},
+    "launch.note_split": {
+        "en": "{gpus} GPUs: llama.cpp splits by each device's free memory (--tensor-split to set it)",
+        "zh": "{gpus} 张 GPU：llama.cpp 按各设备的空闲显存切分（用 --tensor-split 指定）"},
+    "launch.note_gguf": {
+        "en": "or download a ready {quant} GGUF of {hub} and name it {out}",
+        "zh": "也可以下载 {hub} 现成的 {quant} GGUF 文件，并命名为 {out}"},
+    "launch.note_lf_dataset": {
+        "en": "DATASET, TEMPLATE in llamafactory.yaml: a dataset name from LLaMA-Factory's data/dataset_info.json "
+              "and the model's chat template (e.g. qwen, llama3)",
+        "zh": "llamafactory.yaml 中的 DATASET、TEMPLATE：LLaMA-Factory 的 data/dataset_info.json 中的数据集名称，"
+              "以及模型的对话模板（例如 qwen、llama3）"},
+    "launch.note_data_args": {
+        "en": "DATA_ARGS: data, tokenizer and optimizer arguments (not sized by rigsize)",
+        "zh": "DATA_ARGS：数据、分词器和优化器参数（rigsize 不估算这些）"},
+    "launch.note_mlx_kv": {
+        "en": "mlx-lm grows its KV cache with each request (no context is reserved): the plan's memory is for its "
+              "prompt + output tokens",
+        "zh": "mlx-lm 的 KV 缓存随请求增长（不预留上下文）：方案的内存按其输入 token + 输出 token 估算"},
+    "launch.note_ollama_serve": {
+        "en": "ollama serve runs in its own terminal (or as the system service, with the same environment)",
+        "zh": "ollama serve 在单独的终端中运行（或作为系统服务运行，环境变量相同）"},
+    "launch.note_titan_assets": {
+        "en": "tokenizer and config: torchtitan's scripts/download_hf_assets.py --repo_id {hub} --assets tokenizer "
+              "(into ./assets/hf/{name}, the registry config's hf_assets_path); data, optimizer and steps are the "
+              "registry config's (override with --section.key)",
+        "zh": "分词器和配置：torchtitan 的 scripts/download_hf_assets.py --repo_id {hub} --assets tokenizer"
+              "（下载到 ./assets/hf/{name}，即注册配置的 hf_assets_path）；数据、优化器和步数沿用注册配置"
+              "（用 --section.key 覆盖）"},
+    "launch.note_trl_dataset": {
+        "en": "DATASET: a Hugging Face dataset id or local dataset TRL can read",
+        "zh": "DATASET：Hugging Face 数据集 id，或 TRL 能读取的本地数据集"},
+    "launch.note_k8s_vars": {"en": "set {vars} in k8s.yaml (declared empty)",
+                             "zh": "在 k8s.yaml 中设置 {vars}（已声明为空）"},
+    "launch.note_k8s_replicas": {
+        "en": "{replicas} LWS replicas of {nodes} node(s) each serve one {tool} instance; the Service spreads "
+              "requests over their leaders",
+        "zh": "{replicas} 个 LWS 副本，每个 {nodes} 个节点，各运行一个 {tool} 实例；Service 把请求分发到各副本的 leader"},
+    "launch.note_k8s_rdma": {
+        "en": "RDMA: add your cluster's RDMA device resource (e.g. the NVIDIA Network Operator's "
+              "rdma/rdma_shared_device_a) and secondary-network annotation to the pods; without them NCCL falls "
+              "back to TCP sockets on eth0",
+        "zh": "RDMA：为 Pod 加上集群的 RDMA 设备资源（例如 NVIDIA Network Operator 的 rdma/rdma_shared_device_a）"
+              "和辅助网络注解；否则 NCCL 会退回到 eth0 上的 TCP 套接字"},
+    "launch.note_k8s_token": {
+        "en": "HF_TOKEN: kubectl create secret generic hf-token --from-literal=token=... (optional)",
+        "zh": "HF_TOKEN：kubectl create secret generic hf-token --from-literal=token=...（可选）"},
+    "launch.note_fsdp": {
+        "en": "FSDP2 {mode} over {dp} ranks, fp32 parameters computed in bf16, as rigsize sized it",
+        "zh": "FSDP2 {mode}，{dp} 个 rank，FP32 参数以 BF16 计算，与 rigsize 的估算一致"},
+    "launch.note_tune_dataset": {
+        "en": "dataset: the config's ({config}); override dataset._component_=... for your own",
+        "zh": "数据集：沿用配置 {config} 中的；用 dataset._component_=... 换成你自己的"},
+    "launch.note_tune_seq": {
+        "en": "{config} sets no tokenizer.max_seq_len: samples keep the dataset's length (planned {seq} tokens)",
+        "zh": "{config} 未设置 tokenizer.max_seq_len：样本保持数据集中的长度（规划为 {seq} 个 token）"},
+    "launch.note_tune_alpha": {"en": "lora_alpha stays the config's (it does not change memory)",
+                               "zh": "lora_alpha 沿用配置中的取值（它不影响显存）"},
+    "launch.note_tune_fsdp": {
+        "en": "torchtune's distributed recipes shard with FSDP2 whatever the plan's --zero {zero}: its model states "
+              "per GPU are an upper bound",
+        "zh": "无论方案的 --zero {zero} 为何，torchtune 的分布式配方都用 FSDP2 分片：方案中每卡的模型状态是上界"},
+    "launch.note_tune_repo": {
+        "en": "{config} was written for {repo}; the overrides point it at {hub} (same architecture); check "
+              "checkpointer.checkpoint_files against the download",
+        "zh": "{config} 原为 {repo} 编写；覆盖项把它指向 {hub}（架构相同）；请对照下载的文件检查 "
+              "checkpointer.checkpoint_files"},
+    # the plan file a launch reads (launch/plan.py)
+    "launch.plan_missing": {"en": "--plan {path}: no such file", "zh": "--plan {path}：文件不存在"},
+    "launch.plan_bad_json": {"en": "--plan {path}: not valid JSON ({detail})",
+                             "zh": "--plan {path}：不是合法的 JSON（{detail}）"},
+    "launch.plan_not_object": {
+        "en": "not a rigsize plan: the file must hold the JSON object rigsize plan --json prints",
+        "zh": "不是 rigsize 方案：文件必须是 rigsize plan --json 输出的 JSON 对象"},
+    "launch.plan_overview": {"en": "this plan file is an overview; add --scenario KEY ({keys})",
+                             "zh": "该方案文件是场景总览；请加上 --scenario KEY（{keys}）"},
+    "launch.plan_no_scenario": {"en": "--scenario {scenario}: not in this plan file ({keys})",
+                                "zh": "--scenario {scenario}：不在该方案文件中（{keys}）"},
+    "launch.plan_scenario_error": {"en": "scenario {scenario} has no plan: {error}",
+                                   "zh": "场景 {scenario} 没有方案：{error}"},
+    "launch.plan_scenario_flag": {
+        "en": "--scenario needs an overview plan file (rigsize plan MODEL --json without --task)",
+        "zh": "--scenario 需要场景总览的方案文件（rigsize plan MODEL --json，不加 --task）"},
+    "launch.plan_no_recs": {
+        "en": "not a rigsize plan: no 'recommendations' (save one with rigsize plan MODEL --task T --json)",
+        "zh": "不是 rigsize 方案：缺少 'recommendations'（用 rigsize plan MODEL --task T --json 保存一份）"},
+    "launch.plan_empty": {
+        "en": "the plan has no recommendation (nothing met the goals); relax them and plan again",
+        "zh": "该方案没有推荐配置（没有满足目标的方案）；请放宽目标后重新规划"},
+    "launch.plan_rank": {"en": "--rank {rank}: the plan has ranks 1 to {count}",
+                         "zh": "--rank {rank}：该方案只有第 1 到第 {count} 名"},
+    "launch.cli_both": {"en": "give MODEL or --plan-file, not both", "zh": "MODEL 与 --plan-file 只能给一个"},
+    "launch.cli_task": {"en": "rigsize launch MODEL needs --task (or --plan-file FILE)",
+                        "zh": "rigsize launch MODEL 需要 --task（或 --plan-file FILE）"},
+    "launch.cli_nothing": {"en": "rigsize launch needs MODEL --task T, or --plan-file FILE",
+                           "zh": "rigsize launch 需要 MODEL --task T，或 --plan-file FILE"},
 }
 
 
@@ -528,6 +921,9 @@ def render(key: str, lang: str = "en", /, **params: object) -> str:
     template = entry.get(lang) or entry["en"]
     # a Note inside a message (a hint, a reason) is rendered in the same language
     params = {k: v.render(lang) if isinstance(v, Note) else v for k, v in params.items()}
+    if key == "input.conflict" and lang != "en" and isinstance(params.get("what"), str):
+        # a sentence raised in English ("{what}", e.g. a launch refusal): its own template's translation
+        params["what"] = translate(params["what"], lang)
     try:
         return template.format(**params)
     except (KeyError, IndexError):

@@ -343,6 +343,9 @@ class LaunchReport(_Frozen):
     schema_version: Literal[1] = SCHEMA_VERSION
     tool: str = Field(description="The engine, framework or platform the files target")
     version: str = Field(description="The version the flags were checked against")
+    version_from: Literal["default", "--engine-version", "plan"] = Field(
+        "default", description="How the version was chosen: the emitter's default (the newest pinned), "
+        "--engine-version, or the version the plan was sized for")
     target: Literal["local", "skypilot", "slurm", "k8s"]
     commands: list[str]
     files: list[str] = Field(description="Paths written, rigsize-plan.json among them")

@@ -30,6 +30,7 @@ from rigsize.launch import (
     torchtune,
     trl,
     trtllm,
+    versions,
     vllm,
 )
 from rigsize.launch.bundle import Launch, LaunchError, LaunchFile
@@ -57,6 +58,7 @@ class Bundle:
     launch: Launch
     files: tuple[LaunchFile, ...]      # everything to write into --out-dir, rigsize-plan.json included
     commands: tuple[str, ...]          # what to type (the platform's submit line, or the engine commands)
+    version_from: str = "default"      # "default" | "--engine-version" | "plan" (versions.py)
 
 
 def _emitter(run: PlannedRun, engine: str | None, framework: str | None) -> Any:
@@ -96,14 +98,19 @@ def _with_launcher(run: PlannedRun, module: Any, launcher: str | None, target: s
 
 
 def launch(rec: dict[str, Any], engine: str | None = None, framework: str | None = None, target: str = "local",
-           source: dict[str, Any] | None = None, launcher: str | None = None) -> Bundle:
+           source: dict[str, Any] | None = None, launcher: str | None = None,
+           engine_version: str | None = None) -> Bundle:
     """The launch of one recommendation (``select(plan, rank, scenario)``) on ``target``.  ``source`` is
     recorded in rigsize-plan.json (where the plan came from: a file, or the plan options); ``launcher``
-    (torchrun, accelerate, deepspeed, srun) starts a training command, default the framework's own."""
+    (torchrun, accelerate, deepspeed, srun) starts a training command, default the framework's own;
+    ``engine_version`` picks one of the engine's pinned versions (versions.py; default the plan's or the newest)."""
     if target not in TARGETS:
         raise LaunchError(f"--target {target}: one of {', '.join(TARGETS)}")
     run = planned_run(rec)
-    module = _with_launcher(run, _emitter(run, engine, framework), launcher, target)
+    base = _emitter(run, engine, framework)
+    tool = next(k for k, m in (*ENGINES.items(), *FRAMEWORKS.items()) if m is base)
+    chosen = versions.choose(run, tool, base, engine_version)
+    module = _with_launcher(run, versions.bind(base, chosen), launcher, target)
     name = f"rigsize-{run.task}-{run.model.replace('/', '-').replace('.', '-')}".lower()[:60]
     if target == "skypilot":
         out = module.emit(run, head_addr=skypilot.HEAD_ADDR, node_rank=skypilot.NODE_RANK)
@@ -119,11 +126,14 @@ def launch(rec: dict[str, Any], engine: str | None = None, framework: str | None
     else:
         out = module.emit(run)
         files, commands = out.files, out.commands
-    record = {"schema_version": 1, "tool": out.tool, "version": out.version, "target": target,
+    said = versions.note(tool, base, chosen)
+    out = replace(out, notes=(*out.notes, said)) if said else out
+    record = {"schema_version": 1, "tool": out.tool, "version": out.version, "version_from": chosen.source,
+              "target": target,
               **({"launcher": out.launcher} if out.launcher else {}),
               "skypilot_version": skypilot.VERSION if target == "skypilot" else None,
               "k8s_versions": k8s.VERSION if target == "k8s" else None,
               "source": source or {}, "commands": list(out.commands), "notes": list(out.notes),
               "recommendation": rec}
     plan_file = LaunchFile("rigsize-plan.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return Bundle(target, replace(out), (*files, plan_file), commands)
+    return Bundle(target, replace(out), (*files, plan_file), commands, chosen.source)

@@ -1,7 +1,8 @@
 """``python -m sglang.launch_server`` for an inference plan.
 
 Flags: SGLang 0.5.23's parser, pinned in data/launch/sglang-0.5.23-flags.txt (sglang/srt/arg_groups/fields/,
-registered by add_cli_args_from_dataclass).  Full names are written (--tp-size, not the --tp that argparse
+registered by add_cli_args_from_dataclass), or an older pinned version's (``VERSIONS``, sglang/srt/server_args.py);
+only flags in the chosen version's list are written.  Full names are written (--tp-size, not the --tp that argparse
 accepts as an abbreviation).  --mem-fraction-static is the share of GPU memory for the weights and the
 KV-cache pool (fields/schedule.py help); activations and runtime overhead live outside it, so rigsize gives
 it the plan's usable memory less the plan's activations and overhead: the same KV pool the plan sized.
@@ -11,14 +12,20 @@ from __future__ import annotations
 
 import math
 
-from rigsize.launch.bundle import Launch, command_line
+from rigsize.launch.bundle import Launch, LaunchError, command_line, flags_of, known_flags
 from rigsize.launch.plan import PlannedRun, check_servable, model_id
 
-VERSION = "0.5.23"
+VERSION = "0.5.23"           # the default: the newest on PyPI when written (2026-12-01)
+# every version with a pinned flag list (data/launch/sglang-<version>-flags.txt), newest first.  The plan's
+# memory does not depend on it: SGLang is sized by vLLM's newest budget rules (memory/runtime.py).
+VERSIONS = ("0.5.23", "0.5.5", "0.4.10.post2")
 FLAGS_FILE = f"sglang-{VERSION}-flags.txt"
 PORT = 30000         # SGLang's default --port (fields/serving.py)
 # --kv-cache-dtype choices (fields/model.py, 0.5.23); --quantization choices (arg_groups/choices.py)
 KV_DTYPE = {"bf16": "bf16", "fp8": "fp8_e4m3"}
+# versions whose --kv-cache-dtype has no "bf16" (0.4.10.post2: choices auto, fp8_e5m2, fp8_e4m3 in
+# server_args.py; 0.5.5 adds bf16): "auto", the model dtype, with --dtype bfloat16
+KV_AUTO = ("0.4.10.post2",)
 ONLINE_QUANT = {"fp8": "fp8"}
 PREQUANTIZED = ("fp8-block", "int8", "gptq-int4", "awq-int4", "nvfp4")
 DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
@@ -31,8 +38,13 @@ def mem_fraction_static(run: PlannedRun) -> float:
     return math.floor(static / run.memory_visible_bytes * 1000) / 1000
 
 
-def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK") -> Launch:
-    check_servable(run, "sglang", VERSION, KV_DTYPE, set(ONLINE_QUANT) | set(PREQUANTIZED) | set(DTYPE),
+def flags_file(version: str) -> str:
+    return f"sglang-{version}-flags.txt"
+
+
+def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK",
+         version: str = VERSION) -> Launch:
+    check_servable(run, "sglang", version, KV_DTYPE, set(ONLINE_QUANT) | set(PREQUANTIZED) | set(DTYPE),
                    "--kv-dtype bf16 or fp8")
     argv = ["python", "-m", "sglang.launch_server", "--model-path", model_id(run),
             "--tp-size", str(run.tp), "--pp-size", str(run.pp), "--dp-size", str(run.dp)]
@@ -42,7 +54,14 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
         argv += ["--dtype", DTYPE[run.weights]]
     if run.weights in ONLINE_QUANT:
         argv += ["--quantization", ONLINE_QUANT[run.weights]]
-    argv += ["--kv-cache-dtype", KV_DTYPE[run.kv_dtype], "--mem-fraction-static", f"{mem_fraction_static(run):g}"]
+    kv = KV_DTYPE[run.kv_dtype]
+    if version in KV_AUTO and run.kv_dtype == "bf16":
+        if "--dtype" in argv and argv[argv.index("--dtype") + 1] != "bfloat16":
+            raise LaunchError(f"sglang {version} has no bf16 KV cache beside float16 weights (its --kv-cache-dtype "
+                              "auto is the model dtype). Nearest version that can: --engine-version 0.5.5")
+        argv += [] if "--dtype" in argv else ["--dtype", "bfloat16"]
+        kv = "auto"
+    argv += ["--kv-cache-dtype", kv, "--mem-fraction-static", f"{mem_fraction_static(run):g}"]
     if run.max_model_len:
         argv += ["--context-length", str(run.max_model_len)]
     argv += ["--host", "0.0.0.0", "--port", str(PORT)]
@@ -52,5 +71,8 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
     if run.nodes > 1:
         argv += ["--nnodes", str(run.nodes), "--node-rank", node_rank, "--dist-init-addr", f"{head_addr}:5000"]
         notes.append(f"run the same command on each of the {run.nodes} nodes (HEAD_ADDR = node 0's address)")
-    return Launch("sglang", VERSION, (command_line(argv),), notes=tuple(notes), argv=(tuple(argv),),
-                  setup=f"pip install 'sglang[all]=={VERSION}'")
+    unknown = [f for f in flags_of(argv) if f not in known_flags(flags_file(version))]
+    if unknown:
+        raise AssertionError(f"{unknown} not in data/launch/{flags_file(version)}")
+    return Launch("sglang", version, (command_line(argv),), notes=tuple(notes), argv=(tuple(argv),),
+                  setup=f"pip install 'sglang[all]=={version}'")

@@ -1,18 +1,25 @@
-"""``vllm serve`` for an inference plan.
+"""``vllm serve`` for an inference plan, for one of the vLLM versions whose parser is pinned.
 
-Flags: vLLM 0.33.0's own parser, pinned in data/launch/vllm-0.33.0-flags.txt (vllm/engine/arg_utils.py,
-EngineArgs.add_cli_args).  Expert parallelism is vLLM's switch, not a size: with --enable-expert-parallel
-the MoE layers are split over EP = TP x DP ranks (vLLM docs, "Expert Parallel Deployment").  Several
-nodes: one ``vllm serve`` per node with --nnodes / --node-rank / --master-addr (multiprocessing backend;
-arg_utils.py checks that --nnodes divides DP x PP x TP).
+Flags: each version's own parser, pinned in data/launch/vllm-<version>-flags.txt (vllm/engine/arg_utils.py,
+EngineArgs.add_cli_args, and the OpenAI server's cli_args.py, from the released wheel); the emitter writes
+only flags in the chosen version's list, and a plan the version cannot express (a flag it lacks) is
+refused, naming the nearest pinned version that can.  Expert parallelism is vLLM's switch, not a size:
+with --enable-expert-parallel the MoE layers are split over EP = TP x DP ranks (vLLM docs, "Expert Parallel
+Deployment").  Several nodes: one ``vllm serve`` per node with --nnodes / --node-rank / --master-addr
+(multiprocessing backend; arg_utils.py checks that --nnodes divides DP x PP x TP); versions without
+--nnodes span nodes only through a Ray cluster, which rigsize does not write.
 """
 
 from __future__ import annotations
 
-from rigsize.launch.bundle import Launch, LaunchError, command_line
+import re
+
+from rigsize.launch.bundle import Launch, LaunchError, command_line, flags_of, known_flags
 from rigsize.launch.plan import PlannedRun, check_servable, model_id
 
-VERSION = "0.33.0"
+VERSION = "0.33.0"           # the default: the newest on PyPI when written (2026-12-01)
+# every version with a pinned flag list, newest first
+VERSIONS = ("0.33.0", "0.11.2", "0.10.2", "0.8.5.post1", "0.6.6.post1")
 FLAGS_FILE = f"vllm-{VERSION}-flags.txt"
 PORT = 8000          # vLLM's default --port (FrontendArgs.port)
 # rigsize weight format -> vLLM --quantization for formats vLLM quantizes online from a bf16/fp16 checkpoint
@@ -23,15 +30,66 @@ PREQUANTIZED = ("fp8-block", "int8", "gptq-int4", "awq-int4", "nvfp4")
 DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 # rigsize KV format -> --kv-cache-dtype (CacheDType in vllm/config/cache.py, 0.33.0)
 KV_DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp8": "fp8"}
+# the 16-bit --kv-cache-dtype names each version has (CacheDType: vllm/config/cache.py in 0.33.0, 0.11.2
+# ("bfloat16" only) and 0.10.2, vllm/config.py in 0.8.5.post1, the choices in arg_utils.py in 0.6.6.post1:
+# "auto" and fp8 kinds only).  Without the name, "auto" (the model dtype) with --dtype of the KV dtype.
+KV16 = {"0.33.0": {"bf16": "bfloat16", "fp16": "float16"}, "0.11.2": {"bf16": "bfloat16"}}
+# vLLM builds no vision tower at a zero --limit-mm-per-prompt for every model only since
+# SupportsMultiModal._mark_tower_model (vllm/model_executor/models/interfaces.py: in the 0.15.0 wheel, not
+# in 0.14.0; before, some models' own code skipped it); rigsize sizes a text-only plan without the tower.
+TOWER_SKIP_SINCE = (0, 15)
 
 
-def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK") -> Launch:
-    check_servable(run, "vllm", VERSION, KV_DTYPE, set(ONLINE_QUANT) | set(PREQUANTIZED) | set(DTYPE),
+def flags_file(version: str) -> str:
+    return f"vllm-{version}-flags.txt"
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version))
+
+
+def _nearest(version: str, can: set[str] | list[str]) -> str:
+    """The pinned version that can, nearest above ``version`` (else nearest below)."""
+    above = [v for v in can if _key(v) > _key(version)]
+    return min(above, key=_key) if above else max(can, key=_key)
+
+
+def _refuse(version: str, why: str, can: list[str], other: str = "") -> LaunchError:
+    return LaunchError(f"vllm {version} {why}. Nearest version that can: --engine-version {_nearest(version, can)} "
+                       f"(plan and launch with it){other}")
+
+
+def _need(version: str, flag: str) -> None:
+    if flag not in known_flags(flags_file(version)):
+        raise _refuse(version, f"has no {flag}, which this plan needs",
+                      [v for v in VERSIONS if flag in known_flags(flags_file(v))])
+
+
+def _kv_args(run: PlannedRun, version: str, argv: list[str]) -> list[str]:
+    """--kv-cache-dtype by the version's names; "auto" follows --dtype where the version lacks the name."""
+    if run.kv_dtype == "fp8" or run.kv_dtype in KV16.get(version, {}):
+        return ["--kv-cache-dtype", KV_DTYPE[run.kv_dtype]]
+    wanted = DTYPE[run.kv_dtype]
+    if "--dtype" in argv and argv[argv.index("--dtype") + 1] != wanted:
+        raise _refuse(version, f"has no {wanted} KV cache beside {argv[argv.index('--dtype') + 1]} weights "
+                      "(its --kv-cache-dtype auto is the model dtype)",
+                      [v for v in VERSIONS if run.kv_dtype in KV16.get(v, {})])
+    return ([] if "--dtype" in argv else ["--dtype", wanted]) + ["--kv-cache-dtype", "auto"]
+
+
+def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK",
+         version: str = VERSION) -> Launch:
+    check_servable(run, "vllm", version, KV_DTYPE, set(ONLINE_QUANT) | set(PREQUANTIZED) | set(DTYPE),
                    "--kv-dtype fp8")
+    known = known_flags(flags_file(version))
     argv = ["vllm", "serve", model_id(run),
-            "--tensor-parallel-size", str(run.tp), "--pipeline-parallel-size", str(run.pp),
-            "--data-parallel-size", str(run.dp)]
+            "--tensor-parallel-size", str(run.tp), "--pipeline-parallel-size", str(run.pp)]
+    if run.dp > 1:
+        _need(version, "--data-parallel-size")
+    if "--data-parallel-size" in known:
+        argv += ["--data-parallel-size", str(run.dp)]
     if run.ep > 1:
+        _need(version, "--enable-expert-parallel")
         if run.ep != run.tp * run.dp:
             raise LaunchError(f"vllm sets EP = TP x DP = {run.tp * run.dp}, not ep={run.ep}. Nearest plan vllm can "
                               f"run: the same with --ep {run.tp * run.dp}")
@@ -40,7 +98,7 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
         argv += ["--dtype", DTYPE[run.weights]]
     if run.weights in ONLINE_QUANT:
         argv += ["--quantization", ONLINE_QUANT[run.weights]]
-    argv += ["--kv-cache-dtype", KV_DTYPE[run.kv_dtype]]
+    argv += _kv_args(run, version, argv)
     for flag, value in (("--max-model-len", run.max_model_len), ("--max-num-seqs", run.max_num_seqs),
                         ("--max-num-batched-tokens", run.max_num_batched_tokens),
                         ("--gpu-memory-utilization", run.gpu_memory_utilization)):
@@ -48,6 +106,10 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
             argv += [flag, str(value)]
     if run.record.get("inputs", {}).get("images_per_request") == 0 and run.record["model"].get("params_vision"):
         # the text-only deployment the memory was sized for: vLLM then builds no vision tower
+        if _key(version)[:2] < TOWER_SKIP_SINCE:
+            raise _refuse(version, "may build the vision tower at --limit-mm-per-prompt 0 (the general skip is "
+                          "from 0.15.0), and this plan was sized without it",
+                          [v for v in VERSIONS if _key(v)[:2] >= TOWER_SKIP_SINCE], "; or plan with --images-per-request 1")
         argv += ["--limit-mm-per-prompt", '{"image": 0, "video": 0}']
     argv += ["--port", str(PORT)]
     notes = []
@@ -55,9 +117,16 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
         notes.append(f"serve a {run.weights} checkpoint of {run.model}: vLLM reads its quantization_config")
     argvs = [argv]
     if run.nodes > 1:
+        if "--nnodes" not in known:
+            raise _refuse(version, "has no --nnodes: it spans nodes only through a Ray cluster, which rigsize does "
+                          "not write", [v for v in VERSIONS if "--nnodes" in known_flags(flags_file(v))],
+                          "; or plan on one node")
         multi = argv + ["--nnodes", str(run.nodes), "--node-rank", node_rank, "--master-addr", head_addr]
         argvs = [multi]
         notes.append(f"run the same command on each of the {run.nodes} nodes, node rank 0 first "
                      "(HEAD_ADDR = node 0's address)")
-    return Launch("vllm", VERSION, tuple(command_line(a) for a in argvs), notes=tuple(notes),
-                  argv=tuple(tuple(a) for a in argvs), setup=f"pip install vllm=={VERSION}")
+    unknown = [f for a in argvs for f in flags_of(a) if f not in known]
+    if unknown:
+        raise AssertionError(f"{unknown} not in data/launch/{flags_file(version)}")
+    return Launch("vllm", version, tuple(command_line(a) for a in argvs), notes=tuple(notes),
+                  argv=tuple(tuple(a) for a in argvs), setup=f"pip install vllm=={version}")

@@ -152,7 +152,9 @@ OPTIONS: tuple[Option, ...] = (
            ("vllm", "sglang", "trtllm", "transformers", "llamacpp", "ollama", "mlx"), tasks="inference"),
     Option("engine_version", "text", "vLLM version whose memory-budget rules to follow (e.g. 0.6.6, 0.10.1, "
            "0.21; default: the newest modelled); with --engine ollama the Ollama version whose default "
-           "context applies (2048 before 0.6.7, 4096 before 0.15.5, then by GPU memory).", tasks="inference"),
+           "context applies (2048 before 0.6.7, 4096 before 0.15.5, then by GPU memory). rigsize launch: the "
+           "engine version to write flags for, one the emitter pins (vLLM, SGLang: several; default the plan's, "
+           "else the newest).", tasks="inference"),
     Option("gpu_layers", "count", "llama.cpp/Ollama: layers on the GPU (llama.cpp -ngl; the output layer counts "
            "as one); the rest stay in system RAM and run on the CPU (default: all).", None, minimum=0,
            maximum=limits.MAX_LAYERS + 1, tasks="inference"),

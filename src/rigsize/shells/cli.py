@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from rigsize.errors import InputError, RigsizeError
-from rigsize.messages import LANGS, current_lang, render
+from rigsize.messages import LANGS, current_lang, render, translate
 from rigsize.planning.options import Option, options_for
 
 EXIT_USAGE = 2
@@ -167,6 +167,7 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
 
     from rigsize.launch import launch as run_launch
     from rigsize.launch import read_plan_file, select
+    from rigsize.launch.versions import plan_options
     from rigsize.planning.options import LAUNCH_OPTIONS, parse_options
 
     given = {k: v for k, v in options.items() if v is not None}
@@ -180,14 +181,15 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
 
         if "task" not in given:
             raise InputError("input.conflict", what="rigsize launch MODEL needs --task (or --plan-file FILE)")
-        plan_obj, source = search(model, **given), {"model": model, "options": given}
+        plan_obj, source = search(model, **plan_options(given)[0]), {"model": model, "options": given}
     else:
         raise InputError("input.conflict", what="rigsize launch needs MODEL --task T, or --plan-file FILE")
     rec = select(plan_obj, int(own.get("rank", 1)), own.get("scenario"))
     source.update(rank=int(own.get("rank", 1)), scenario=own.get("scenario"))
     bundle = run_launch(rec, engine=given.get("engine") if own.get("plan_file") else None,
                         framework=given.get("framework") if own.get("plan_file") else None,
-                        target=own.get("target", "local"), source=source, launcher=own.get("launcher"))
+                        target=own.get("target", "local"), source=source, launcher=own.get("launcher"),
+                        engine_version=given.get("engine_version"))
     out = Path(own.get("out_dir") or f"launch-{rec['model']['name'].replace('/', '-')}")
     out.mkdir(parents=True, exist_ok=True)
     for f in bundle.files:
@@ -197,14 +199,17 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
     if _as_json(ctx):
         from rigsize.report import LaunchReport
 
-        _emit_json(LaunchReport(tool=bundle.launch.tool, version=bundle.launch.version, target=bundle.target,
+        _emit_json(LaunchReport(tool=bundle.launch.tool, version=bundle.launch.version,
+                                version_from=bundle.version_from, target=bundle.target,
                                 commands=list(bundle.commands), files=[str(out / f.name) for f in bundle.files],
                                 notes=list(bundle.launch.notes)).model_dump(mode="json"))
         return
-    click.echo(f"# {bundle.launch.tool} {bundle.launch.version}, target {bundle.target}; files in {out}/")
-    click.echo(f"# setup: {bundle.launch.setup}")
+    lang = _lang(ctx)       # commands and files are code: only the comment lines are localized
+    click.echo("# " + render("launch.header", lang, tool=bundle.launch.tool, version=bundle.launch.version,
+                             target=bundle.target, out=f"{out}/"))
+    click.echo("# " + render("launch.setup", lang, setup=translate(bundle.launch.setup, lang)))
     for note in bundle.launch.notes:
-        click.echo(f"# {note}")
+        click.echo(f"# {translate(note, lang)}")
     for line in bundle.commands:
         click.echo(line)
 
