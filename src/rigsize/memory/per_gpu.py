@@ -169,10 +169,17 @@ def rank_weight_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout,
     hit = _RANK_BYTES.get(key)
     if hit is not None and hit[0] is arch:
         return hit[1]
-    mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
+    stored, factor = _tensor_bits(arch, fmt, training), _shard_factors(arch, layout)
     bits = 0.0
-    for t in tensors:
-        bits += formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix, training=training) / shard_factor(t, arch, layout)
+    try:
+        for t in tensors:
+            bits += stored[id(t)] / factor[id(t)]
+    except KeyError:        # a tensor not of arch.tensors (a caller's own list)
+        mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
+        bits = 0.0
+        for t in tensors:
+            bits += (formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix, training=training)
+                     / shard_factor(t, arch, layout))
     value = math.ceil(bits / 8)
     if len(_RANK_BYTES) > 4096:
         _RANK_BYTES.clear()
@@ -181,6 +188,43 @@ def rank_weight_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout,
 
 
 _RANK_BYTES: dict[tuple, tuple[Architecture, int]] = {}
+
+
+def _tensor_bits(arch: Architecture, fmt: WeightFormat, training: bool) -> dict[int, float]:
+    """``formats.tensor_bits`` of every tensor of ``arch`` (by ``id``) in ``fmt``; memoized
+    per architecture object (held in the cache), format and ``training``."""
+    key = (id(arch), fmt, training)
+    hit = _TENSOR_BITS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
+    value = {id(t): formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix, training=training)
+             for t in arch.tensors}
+    if len(_TENSOR_BITS) > 256:
+        _TENSOR_BITS.clear()
+    _TENSOR_BITS[key] = (arch, value)
+    return value
+
+
+_TENSOR_BITS: dict[tuple, tuple[Architecture, dict[int, float]]] = {}
+
+
+def _shard_factors(arch: Architecture, layout: Layout) -> dict[int, float]:
+    """``shard_factor`` of every tensor of ``arch`` (by ``id``) under the layout's tp, ep and
+    expert-tp; memoized per architecture object (held in the cache) and those sizes: a
+    layout search sums the same tensors' shards over many pipeline splits."""
+    key = (id(arch), layout.tp, layout.ep, layout.expert_tp)
+    hit = _SHARD_FACTORS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    value = {id(t): shard_factor(t, arch, layout) for t in arch.tensors}
+    if len(_SHARD_FACTORS) > 256:
+        _SHARD_FACTORS.clear()
+    _SHARD_FACTORS[key] = (arch, value)
+    return value
+
+
+_SHARD_FACTORS: dict[tuple, tuple[Architecture, dict[int, float]]] = {}
 
 
 def _rank_params(tensors: list[Tensor], arch: Architecture, layout: Layout) -> float:
@@ -192,7 +236,11 @@ def _rank_params(tensors: list[Tensor], arch: Architecture, layout: Layout) -> f
     hit = _RANK_PARAMS.get(key)
     if hit is not None and hit[0] is arch:
         return hit[1]
-    value = sum(t.numel / shard_factor(t, arch, layout) for t in tensors)
+    factor = _shard_factors(arch, layout)
+    try:
+        value = sum(t.numel / factor[id(t)] for t in tensors)
+    except KeyError:        # a tensor not of arch.tensors (a caller's own list)
+        value = sum(t.numel / shard_factor(t, arch, layout) for t in tensors)
     if len(_RANK_PARAMS) > 4096:
         _RANK_PARAMS.clear()
     _RANK_PARAMS[key] = (arch, value)
@@ -211,7 +259,11 @@ def _largest_shard(tensors: list[Tensor], arch: Architecture, layout: Layout) ->
     hit = _LARGEST_SHARD.get(key)
     if hit is not None and hit[0] is arch:
         return hit[1]
-    value = max(t.numel / t.count / shard_factor(t, arch, layout) for t in tensors)
+    factor = _shard_factors(arch, layout)
+    try:
+        value = max(t.numel / t.count / factor[id(t)] for t in tensors)
+    except KeyError:        # a tensor not of arch.tensors (a caller's own list)
+        value = max(t.numel / t.count / shard_factor(t, arch, layout) for t in tensors)
     if len(_LARGEST_SHARD) > 4096:
         _LARGEST_SHARD.clear()
     _LARGEST_SHARD[key] = (arch, value)
@@ -716,8 +768,7 @@ def _full_states(arch: Architecture, workload: Workload, layout: Layout, tensors
     experts over the expert-data-parallel group (``_sharded_states``); no weights on the
     GPU when parameters are offloaded."""
     recipe = workload.settings
-    dense = [t for t in tensors if not t.role.startswith("expert_")]
-    experts = [t for t in tensors if t.role.startswith("expert_")]
+    dense, experts = _dense_and_experts(tensors, arch)
     largest = _largest_shard(tensors, arch, layout)
     a = _sharded_states(per_param, _rank_params(dense, arch, layout), layout, layout.zero_shards, recipe, largest)
     b = _sharded_states(per_param, _rank_params(experts, arch, layout), layout, layout.expert_zero_shards,
@@ -727,11 +778,54 @@ def _full_states(arch: Architecture, workload: Workload, layout: Layout, tensors
     return (0 if layout.offload == "params" else states.weights), states
 
 
+def _dense_and_experts(tensors: list[Tensor], arch: Architecture) -> tuple[list[Tensor], list[Tensor]]:
+    """``tensors`` split into dense ones and routed experts (sharded over different groups);
+    memoized like ``_rank_params`` (the key names the slice by its ends and length)."""
+    if not tensors:
+        return [], []
+    key = (id(arch), tensors[0].name, tensors[-1].name, len(tensors))
+    hit = _SPLIT.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    value = ([t for t in tensors if not t.role.startswith("expert_")],
+             [t for t in tensors if t.role.startswith("expert_")])
+    if len(_SPLIT) > 4096:
+        _SPLIT.clear()
+    _SPLIT[key] = (arch, value)
+    return value
+
+
+_SPLIT: dict[tuple, tuple[Architecture, tuple[list[Tensor], list[Tensor]]]] = {}
+
+
 def _training_activations(arch: Architecture, workload: Workload, layout: Layout, stage: Stage,
                           attn: str) -> ActivationBreakdown:
     """The stage's saved activations (``activation_bytes``), with the framework's
     accounting (megatron for Megatron-LM, hf otherwise) and its recipe's loss,
-    offloading and checkpointing settings."""
+    offloading and checkpointing settings.
+
+    Memoized per architecture object and everything else the result depends on (a layout
+    search asks for the same stage under many data-parallel sizes and ZeRO stages, which
+    do not change activations); callers read the result and must not change it."""
+    # 1F1B: stage s keeps pp - s micro-batches in flight (Narayanan et al. 2021, sec. 2.2.1)
+    in_flight = max(1, min(layout.pp - stage.index, workload.grad_accum))
+    key = (id(arch), replace(workload, global_batch=0), layout.tp, layout.sp, layout.cp, layout.pp,
+           layout.recompute, stage.layers.start, stage.layers.stop, stage.first, stage.last, attn, in_flight)
+    hit = _ACTIVATIONS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    result = _stage_activations(arch, workload, layout, stage, attn, in_flight)
+    if len(_ACTIVATIONS) > 4096:
+        _ACTIVATIONS.clear()
+    _ACTIVATIONS[key] = (arch, result)
+    return result
+
+
+_ACTIVATIONS: dict[tuple, tuple[Architecture, ActivationBreakdown]] = {}
+
+
+def _stage_activations(arch: Architecture, workload: Workload, layout: Layout, stage: Stage, attn: str,
+                       in_flight: int) -> ActivationBreakdown:
     recipe = workload.settings
     lora = None
     if workload.task in ("lora", "qlora"):   # adapter dtype per framework (PEFT's autocast_adapter_dtype=True: fp32)
@@ -742,8 +836,7 @@ def _training_activations(arch: Architecture, workload: Workload, layout: Layout
         impl="megatron" if workload.framework == "megatron" else "hf",
         recompute=layout.recompute, attn=attn, lora=lora, tp=layout.tp, sp=layout.sp, cp=layout.cp,
         pp=layout.pp, layers=stage.layers, first=stage.first, last=stage.last,
-        # 1F1B: stage s keeps pp - s micro-batches in flight (Narayanan et al. 2021, sec. 2.2.1)
-        in_flight_microbatches=max(1, min(layout.pp - stage.index, workload.grad_accum)),
+        in_flight_microbatches=in_flight,
         loss=recipe.loss, loss_chunks=recipe.loss_chunks, offload=recipe.activation_offload, loss_transient=True,
         loss_compiled=recipe.compiled_loss,
         selective_ac=recipe.selective_ac, loss_shift_copy=recipe.loss_shift_copy,

@@ -495,14 +495,31 @@ def validate_job(job: Job) -> None:
     if shape:
         raise PlanError("plan.invalid", why=shape[0])
     validate_layout(arch, job.layout, job.workload)
-    tensors = arch.tensors
-    dense = [t for t in tensors if not t.role.startswith("expert_")]
-    experts = [t for t in tensors if t.role.startswith("expert_")]
-    problems = tp_group_problems(job.weights, dense, job.layout.tp)
-    if experts:     # experts are split over expert-tp ranks, not tp (layout.expert_tp)
-        problems += tp_group_problems(job.weights, experts, job.layout.expert_tp)
+    problems = _group_problems(arch, job.weights, job.layout.tp, job.layout.expert_tp)
     if problems:    # name only the tp sizes every constraint allows (and the padded-checkpoint way out)
         raise replace(problems[0], good=tuple(valid_tp_sizes(arch, job.weights))).error()
+
+
+def _group_problems(arch: Architecture, weights: WeightFormat, tp: int, expert_tp: int) -> list:
+    """Quantization groups that tp (dense tensors) and expert-tp (experts: layout.expert_tp)
+    would cut (``tp_group_problems``).  Memoized per architecture object, format and sizes: a
+    layout search checks the same few tp sizes for hundreds of candidates."""
+    key = (id(arch), weights, tp, expert_tp)
+    hit = _GROUP_PROBLEMS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    dense = [t for t in arch.tensors if not t.role.startswith("expert_")]
+    experts = [t for t in arch.tensors if t.role.startswith("expert_")]
+    problems = tp_group_problems(weights, dense, tp)
+    if experts:
+        problems += tp_group_problems(weights, experts, expert_tp)
+    if len(_GROUP_PROBLEMS) > 4096:
+        _GROUP_PROBLEMS.clear()
+    _GROUP_PROBLEMS[key] = (arch, problems)
+    return problems
+
+
+_GROUP_PROBLEMS: dict[tuple, tuple[Architecture, list]] = {}
 
 
 def evaluate_memory(job: Job) -> MemoryResult:

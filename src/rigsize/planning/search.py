@@ -1073,7 +1073,10 @@ def _first_key(s: _Search):
 
 def _hourly(s: _Search):
     """The cheapest rented instances' $/h for a candidate (planning.cost's rule), known
-    before any memory or speed is evaluated; inf where no priced instance holds it."""
+    before any memory or speed is evaluated; inf where no priced instance holds it.
+    One per search (the cheap key and both refiners share it, and its memo)."""
+    if "hourly" in s.memo:
+        return s.memo["hourly"]
     from rigsize.hardware.instances import catalog as instance_catalog
     from rigsize.hardware.instances import instances_for
     from rigsize.planning.cost import cost_settings, node_group, renting_options
@@ -1092,6 +1095,7 @@ def _hourly(s: _Search):
             options = renting_options(gpus[c.gpu], c.gpus, group, own[c.gpu], settings)
             memo[k] = options[0].usd_per_hour if options else math.inf
         return memo[k]
+    s.memo["hourly"] = rate
     return rate
 
 

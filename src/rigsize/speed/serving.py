@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rigsize.hardware.gpus import GPU
 from rigsize.memory.per_gpu import kv_bytes_per_token_on_rank, rank_weight_bytes, stage_tensors
@@ -74,6 +75,24 @@ def model_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVForm
 
 
 def _stage_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFormat, st: Stage) -> ModelCost:
+    """One stage's ``ModelCost``; memoized per architecture object (held in the cache),
+    layout, formats and stage (a search times the same stage for several engines and
+    concurrencies)."""
+    key = (id(arch), layout, fmt, kv, st)
+    hit = _STAGE_COSTS.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    value = _stage_cost_of(arch, layout, fmt, kv, st)
+    if len(_STAGE_COSTS) > 1024:
+        _STAGE_COSTS.clear()
+    _STAGE_COSTS[key] = (arch, value)
+    return value
+
+
+_STAGE_COSTS: dict[tuple, tuple[Architecture, ModelCost]] = {}
+
+
+def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFormat, st: Stage) -> ModelCost:
     tensors = stage_tensors(arch, st)
     layers = st.layers
     experts = [t for t in tensors if t.role.startswith("expert_")]
@@ -154,8 +173,10 @@ def encoder_time(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat
                        images * work.flops, weight_bytes)
 
 
+@lru_cache(maxsize=4096)
 def _ctx_sum(windows: tuple[int | None, ...], ctx: float) -> float:
-    """Context tokens attended, averaged over the stage's layers (windows cap it)."""
+    """Context tokens attended, averaged over the stage's layers (windows cap it).
+    Memoized: a wave's steps ask for the same few contexts thousands of times."""
     return sum(min(ctx, w) if w else ctx for w in windows) / max(1, len(windows))
 
 
@@ -355,6 +376,7 @@ def _prefill_phase(job: _Wave, running: int) -> tuple[list[float], list[float], 
     started: list[float] = []
     steps: list[float] = []
     clock, decoding, bound = 0.0, 0, "compute"
+    memo: dict[tuple[int, int], Step] = {}     # the steps repeat: (decoding, chunk) -> the step
     while waiting:
         free = max(1, job.budget - decoding)
         chunk, take, fresh = 0, 0, 0
@@ -366,7 +388,9 @@ def _prefill_phase(job: _Wave, running: int) -> tuple[list[float], list[float], 
             chunk += part
             waiting[i] -= part
             take = i + 1 if waiting[i] == 0 else take
-        step = job.step(decoding, job.prompt, chunk, job.prompt / 2)
+        step = memo.get((decoding, chunk))
+        if step is None:
+            step = memo[decoding, chunk] = job.step(decoding, job.prompt, chunk, job.prompt / 2)
         bound = step.bound if not steps else bound
         seconds = step.seconds + fresh * job.encoder
         clock += seconds
