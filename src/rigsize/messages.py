@@ -875,6 +875,84 @@ MESSAGES: dict[str, dict[str, str]] = {
               "checkpointer.checkpoint_files against the download",
         "zh": "{config} 原为 {repo} 编写；覆盖项把它指向 {hub}（架构相同）；请对照下载的文件检查 "
               "checkpointer.checkpoint_files"},
+    # FSDP and torchtune launches (launch/fsdp.py, launch/torchtune.py)
+    "launch.fsdp_qlora": {
+        "en": "rigsize writes FSDP for full and LoRA fine-tuning; QLoRA under FSDP needs 4-bit storage in the FSDP "
+              "dtype, which rigsize does not size. Nearest plan it can run: rigsize launch {model} --task qlora "
+              "--framework hf",
+        "zh": "rigsize 只为全参数微调和 LoRA 微调编写 FSDP；FSDP 下的 QLoRA 需要以 FSDP 的数据类型存储 4 比特权重，"
+              "rigsize 不估算这种情况。能运行的最接近方案：rigsize launch {model} --task qlora --framework hf"},
+    "launch.fsdp_zero": {
+        "en": "FSDP2 shards gradients and optimizer states (ZeRO-2, SHARD_GRAD_OP) or everything (ZeRO-3, "
+              "FULL_SHARD); this plan has --zero {zero}. Nearest plan it can run: the same with --zero 3",
+        "zh": "FSDP2 对梯度和优化器状态分片（ZeRO-2，SHARD_GRAD_OP），或全部分片（ZeRO-3，FULL_SHARD）；该方案为 "
+              "--zero {zero}。能运行的最接近方案：同一方案加 --zero 3"},
+    "launch.fsdp_offload": {
+        "en": "FSDP offloads parameters and gradients together (the optimizer then steps on the CPU), not the "
+              "optimizer states alone. Nearest plan it can run: the same with --offload params",
+        "zh": "FSDP 把参数和梯度一起卸载（优化器随之在 CPU 上更新），不能只卸载优化器状态。能运行的最接近方案："
+              "同一方案加 --offload params"},
+    "launch.fsdp_recompute": {
+        "en": "FSDP's activation checkpointing recomputes whole layers; this plan has --recompute selective. "
+              "Nearest plan it can run: the same with --recompute full",
+        "zh": "FSDP 的激活重计算以整层为单位；该方案为 --recompute selective。能运行的最接近方案："
+              "同一方案加 --recompute full"},
+    "launch.tune_no_config": {
+        "en": "torchtune {version} has no {recipe} config for {hub} (it has them for presets {have}). Nearest plan "
+              "it can run: rigsize launch {first} --task {task} --framework torchtune, or {model} with --framework hf",
+        "zh": "torchtune {version} 没有 {hub} 的 {recipe} 配置（有配置的预设：{have}）。能运行的最接近方案："
+              "rigsize launch {first} --task {task} --framework torchtune，或对 {model} 用 --framework hf"},
+    "launch.tune_lora_targets": {
+        "en": "torchtune's LoRA takes attention projections (q/k/v/o_proj) and the whole MLP or none "
+              "(apply_lora_to_mlp); this plan targets {targets}. Nearest plan it can run: the same without "
+              "--lora-targets (every linear layer)",
+        "zh": "torchtune 的 LoRA 作用于注意力投影（q/k/v/o_proj），MLP 则整体作用或不作用（apply_lora_to_mlp）；"
+              "该方案的目标模块为 {targets}。能运行的最接近方案：同一方案去掉 --lora-targets（所有线性层）"},
+    "launch.tune_task": {
+        "en": "torchtune's recipes fine-tune; this is a {task} plan. Nearest: rigsize launch {model} --task {task} "
+              "{other}",
+        "zh": "torchtune 的配方用于微调；这是一个 {task} 方案。最接近的做法：rigsize launch {model} --task {task} "
+              "{other}"},
+    "launch.tune_layout": {
+        "en": "rigsize writes torchtune's data-parallel (FSDP2) recipes; this plan has tp={tp} pp={pp} cp={cp}. "
+              "Nearest plan it can run: --framework torchtune --zero 3 on {gpus} GPUs",
+        "zh": "rigsize 按 torchtune 的数据并行（FSDP2）配方编写；该方案为 tp={tp} pp={pp} cp={cp}。能运行的最接近"
+              "方案：在 {gpus} 张 GPU 上 --framework torchtune --zero 3"},
+    "launch.tune_fp16": {
+        "en": "torchtune's recipes train in bf16 or fp32, not fp16. Nearest plan it can run: the same with "
+              "--weights bf16",
+        "zh": "torchtune 的配方以 bf16 或 fp32 训练，不支持 fp16。能运行的最接近方案：同一方案加 --weights bf16"},
+    "launch.tune_recompute": {
+        "en": "torchtune checkpoints whole layers (enable_activation_checkpointing); this plan has --recompute "
+              "selective. Nearest plan it can run: the same with --recompute full",
+        "zh": "torchtune 的梯度检查点以整层为单位（enable_activation_checkpointing）；该方案为 --recompute "
+              "selective。能运行的最接近方案：同一方案加 --recompute full"},
+    "launch.tune_offload": {
+        "en": "torchtune offloads parameters, gradients and optimizer states together through FSDP "
+              "(fsdp_cpu_offload, distributed recipes); this plan has --offload {offload} on {gpus} GPU(s). "
+              "Nearest plan it can run: the same with {fix}",
+        "zh": "torchtune 通过 FSDP 把参数、梯度和优化器状态一起卸载（fsdp_cpu_offload，分布式配方）；该方案为 "
+              "--offload {offload}，{gpus} 张 GPU。能运行的最接近方案：同一方案加 {fix}"},
+    "launch.tune_optimizer": {
+        "en": "torchtune's {config} steps with {have}; this plan sized {opt}. Nearest plan it can run: the same "
+              "with --optimizer {fix}",
+        "zh": "torchtune 的 {config} 使用 {have} 优化器；该方案按 {opt} 估算。能运行的最接近方案：同一方案加 "
+              "--optimizer {fix}"},
+    "launch.tune_accumulation": {
+        "en": "torchtune steps in backward only without gradient accumulation; this plan accumulates {steps} "
+              "micro-batches. Nearest plan it can run: the same with --global-batch {batch}",
+        "zh": "torchtune 只有在不做梯度累积时才能在反向传播中更新参数；该方案累积 {steps} 个微批次。能运行的最接近"
+              "方案：同一方案加 --global-batch {batch}"},
+    "launch.tune_no_bwd": {
+        "en": "torchtune's {recipe} has no optimizer_in_bwd; this plan steps in backward. Nearest plan it can run: "
+              "the same without --optimizer-in-backward",
+        "zh": "torchtune 的 {recipe} 没有 optimizer_in_bwd；该方案在反向传播中更新参数。能运行的最接近方案："
+              "同一方案去掉 --optimizer-in-backward"},
+    "launch.tune_keys": {
+        "en": "torchtune's {config} has no {keys} to set for this plan. Nearest plan it can run: rigsize launch "
+              "{model} --task {task} --framework hf",
+        "zh": "torchtune 的 {config} 没有该方案需要设置的 {keys}。能运行的最接近方案：rigsize launch {model} "
+              "--task {task} --framework hf"},
     # the plan file a launch reads (launch/plan.py)
     "launch.plan_missing": {"en": "--plan {path}: no such file", "zh": "--plan {path}：文件不存在"},
     "launch.plan_bad_json": {"en": "--plan {path}: not valid JSON ({detail})",

@@ -94,6 +94,12 @@ def test_comments_in_chinese_code_unchanged(argv: list[str], tmp_path: Path,
      "--engine-version", "0.6.6.post1"],
     ["launch", "llama-3.1-405b", "--task", "inference", "--engine", "vllm", "--gpus", "16", "--tp", "8", "--pp", "2",
      "--engine-version", "0.10.2"],
+    ["launch", "qwen2-7b", "--task", "inference", "--engine", "vllm", "--gpu", "H100-SXM-80GB", "--gpus", "2",
+     "--dp", "2", "--engine-version", "0.6.6.post1"],
+    ["launch", "qwen2-7b", "--task", "inference", "--engine", "vllm", "--weights", "fp16", "--engine-version",
+     "0.10.2"],
+    ["launch", "qwen2.5-vl-7b", "--task", "inference", "--engine", "vllm", "--images-per-request", "0",
+     "--engine-version", "0.11.2"],
     ["launch", "qwen2-7b", "--task", "inference", "--engine", "sglang", "--engine-version", "0.4.9"],
     ["launch", "qwen2-7b", "--task", "inference", "--target", "nowhere"],
     ["launch", "qwen2-7b", "--task", "inference", "--engine", "sglang", "--weights", "fp16", "--engine-version",
@@ -123,3 +129,44 @@ def test_plan_file_refusals_in_chinese(tmp_path: Path, capsys: pytest.CaptureFix
         assert main([*argv, "--lang", "zh"]) == 2
         zh = capsys.readouterr().err.strip()
         assert len(zh.splitlines()) == 1 and CJK.search(zh), zh
+
+
+def _sample(node, names: dict[str, str]) -> str | None:
+    """The text an f-string (or a + of them) would make, each {field} filled with a stand-in value (the same
+    expression, the same value)."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else
+                       names.setdefault(ast.unparse(v.value), f"v{len(names)}") for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left = _sample(node.left, names)
+        return None if left is None else left + (_sample(node.right, names) or "")
+    return None
+
+
+def test_every_launch_refusal_has_chinese() -> None:
+    """Each LaunchError raised with a sentence written in place (src/rigsize/launch/*.py) has a catalog
+    template whose Chinese text it comes back in; _refuse's composed sentences are checked above by running."""
+    import ast
+
+    import rigsize.launch as pkg
+
+    missing, seen = [], 0
+    for path in sorted(Path(pkg.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        composed = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "_refuse"
+                    for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "LaunchError" and node.args \
+                    and id(node) not in composed:
+                text = _sample(node.args[0], {})
+                if text is None:
+                    continue
+                seen += 1
+                if untranslated([text]):
+                    missing.append(f"{path.name}:{node.lineno}: {text}")
+    assert seen >= 40
+    assert not missing, "\n".join(missing)

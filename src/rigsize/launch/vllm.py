@@ -109,7 +109,8 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
         if _key(version)[:2] < TOWER_SKIP_SINCE:
             raise _refuse(version, "may build the vision tower at --limit-mm-per-prompt 0 (the general skip is "
                           "from 0.15.0), and this plan was sized without it",
-                          [v for v in VERSIONS if _key(v)[:2] >= TOWER_SKIP_SINCE], "; or plan with --images-per-request 1")
+                          [v for v in VERSIONS if _key(v)[:2] >= TOWER_SKIP_SINCE],
+                          "; or plan with --images-per-request 1")
         argv += ["--limit-mm-per-prompt", '{"image": 0, "video": 0}']
     argv += ["--port", str(PORT)]
     notes = []
