@@ -199,7 +199,8 @@ def test_accelerate_parses_the_fsdp_flags(case: str) -> None:
     launch_mod = pytest.importorskip("accelerate.commands.launch")
     run = planned_run(rec(case))
     extra = fsdp.accelerate_fsdp_flags(run) + launchers.accelerate_flags(run, "10.0.0.1", "1")
-    assert not set(flags_of(extra)) & known_flags(trl.FLAGS_FILE)
+    trl_flags = known_flags(trl.FLAGS_FILE)
+    assert not [f for f in flags_of(extra) if any(t.startswith(f) for t in trl_flags)]   # argparse prefixes too
     args = launch_mod.launch_command_parser().parse_args(extra + ["sft.py"])
     assert args.use_fsdp and str(args.fsdp_version) == "2"
     assert args.fsdp_reshard_after_forward == ("true" if run.zero == 3 else "false")
@@ -362,3 +363,20 @@ def test_platform_files_pass_their_schemas(case: str) -> None:
     for d in docs:
         if b.target == "skypilot" or d["kind"] == "JobSet":
             jsonschema.validate(d, schema)
+
+
+@pytest.mark.parametrize("preset,task,gpus,config", [
+    ("qwen2.5-7b", "lora", 2, "qwen2_5/7B_lora"), ("qwen2.5-7b", "lora", 1, "qwen2_5/7B_lora_single_device"),
+    ("llama-3-8b", "lora", 2, "llama3/8B_lora"), ("gemma-2-9b", "qlora", 1, "gemma2/9B_qlora_single_device"),
+    ("phi-3-mini-4k", "finetune", 4, "phi3/mini_full"), ("mistral-7b-v0.1", "lora", 2, "mistral/7B_lora"),
+    ("llama-3.3-70b", "qlora", 8, "llama3_3/70B_qlora"), ("llama-2-7b", "finetune", 1, "llama2/7B_full_low_memory"),
+])
+def test_torchtune_config_per_preset(preset: str, task: str, gpus: int, config: str) -> None:
+    """Presets map to the config torchtune names for that model (torchtune 0.6.1's recipes/configs tree)."""
+    from dataclasses import replace
+
+    from rigsize.model.inputs import presets
+
+    run = replace(planned_run(rec("torchtune-0.6.1-lora-2gpu-local")), model=preset, hub_id=presets()[preset].hub_id,
+                  task=task, gpus=gpus)
+    assert torchtune.find_config(run).name == config

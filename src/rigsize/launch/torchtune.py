@@ -114,10 +114,9 @@ def _lora_overrides(run: PlannedRun, cfg: TuneConfig) -> list[tuple[str, str]]:
 
 def _check(run: PlannedRun) -> None:
     if run.task not in ("finetune", "lora", "qlora"):
+        other = "--framework megatron" if run.task == "pretrain" else "--engine vllm"
         raise LaunchError(f"torchtune's recipes fine-tune; this is a {run.task} plan. Nearest: rigsize launch "
-                          f"{run.model} --task {run.task} --framework "
-                          f"{'megatron' if run.task == 'pretrain' else 'vllm'}".replace("--framework vllm",
-                                                                                         "--engine vllm"))
+                          f"{run.model} --task {run.task} {other}")
     if run.tp > 1 or run.pp > 1 or run.cp > 1:
         raise LaunchError(f"rigsize writes torchtune's data-parallel (FSDP2) recipes; this plan has tp={run.tp} "
                           f"pp={run.pp} cp={run.cp}. Nearest plan it can run: --framework torchtune --zero 3 on "
