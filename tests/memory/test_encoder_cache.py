@@ -40,5 +40,8 @@ def test_text_only_models_and_image_limit_zero_hold_none() -> None:
     # the KV pool gets what the encoder cache and the tower (not built with the image limit at 0:
     # vLLM's _mark_tower_model) no longer take; the tower is params_vision in bf16
     assert text_only.memory.kv_cache_tokens > default.memory.kv_cache_tokens
+    # and the tower's profiling peak over the text forward's (encoder_activation_bytes), where larger
+    tower_excess = default.memory.per_gpu.activations - text_only.memory.per_gpu.activations
+    assert tower_excess >= 0
     assert default.memory.per_gpu.total - text_only.memory.per_gpu.total == (
-        default.memory.per_gpu.encoder_cache + 2 * default.model.params_vision)
+        default.memory.per_gpu.encoder_cache + 2 * default.model.params_vision + tower_excess)

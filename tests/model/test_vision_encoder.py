@@ -134,3 +134,31 @@ def test_qwen2_5_vl_7b_tower_by_hand() -> None:
     assert work.linear_flops == patch_embed + blocks + merger
     assert work.attention_flops == full + windowed
     assert work.flops == pytest.approx(7.700e12, rel=1e-3)     # about 7.7 TFLOP for one such image
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "glm4v", "gemma3", "llama4",
+                                        "mistral3", "internvl"])
+def test_the_profiled_image_is_the_encoder_cache_unit(model_type: str) -> None:
+    """vLLM profiles the tower on images of the most features; the image vision_peak sizes
+    must be the one max_image_tokens, the encoder cache's unit, is counted at (its tokens,
+    less the two markers where that unit leaves them out), and the tower's merged tokens
+    are those tokens less markers and separators."""
+    transformers = pytest.importorskip("transformers")
+    from rigsize.model.vision import _largest_image, image_tokens, max_image_tokens
+
+    cfg = transformers.AutoConfig.for_model(model_type).to_dict()
+    size = _largest_image(cfg)
+    tokens = image_tokens(cfg, *size)
+    assert max_image_tokens(cfg) in (tokens, tokens - 2)
+    assert 0 < encoder_work(cfg, build_architecture(cfg).tensors, *size).merged <= tokens - 2
+
+
+def test_qwen2_5_vl_7b_tower_peak_by_hand() -> None:
+    """The largest Qwen2.5-VL image (max_pixels 12845056: 3584 x 3584 px) is 256 x 256 =
+    65,536 patches; per patch the residual and normed input (2 x 1280), the pixels
+    (3 x 2 x 14 x 14 = 1176) and the SwiGLU's gate_up and product (3 x 3420, over 5 x 1280 for
+    attention's qkv and rotated q/k), 2 bytes each."""
+    from rigsize.model.vision import vision_peak
+
+    peak = vision_peak(preset_config("qwen2.5-vl-7b"))
+    assert (peak.positions, peak.replicated, peak.sharded) == (65536, 2 * 1280 + 1176, 3 * 3420)

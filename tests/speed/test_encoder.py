@@ -91,3 +91,21 @@ def test_estimate_reports_the_encoder_part_of_ttft() -> None:
     assert with_images.performance.ttft_seconds == pytest.approx(longer.performance.ttft_seconds + enc.seconds,
                                                                  rel=1e-9)
     assert estimate("qwen2.5-vl-7b", gpu="H100", engine="vllm", images_per_request=0).performance.encoder is None
+
+
+def test_vllm_charges_the_towers_profiling_peak_where_it_exceeds_the_text_forward() -> None:
+    """vLLM's profile_run encodes one largest image (65,536 patches for Qwen2.5-VL-7B)
+    before the text forward pass and charges the run's peak: activations become the
+    tower's working set less the cache it leaves, where that is the larger; a text-only
+    deployment (--images-per-request 0) has neither."""
+    from rigsize.memory.encoder_cache import encoder_activation_bytes
+
+    spec, gpu, _ = _setup()
+    tower = 65536 * (2 * 1280 + 1176 + 3 * 3420) * 2        # test_vision_encoder's hand count, 2 bytes
+    assert encoder_activation_bytes(spec.arch, 1, 8192, 256, 32768) == tower
+    assert encoder_activation_bytes(spec.arch, 2, 8192, 256, 32768) == 65536 * (2 * 1280 + 1176 + 3 * 3420 / 2) * 2
+    assert encoder_activation_bytes(spec.arch, 1, 8192, 256, 32768, image_limit=0) == 0
+    small = estimate("qwen2.5-vl-7b", gpu="L4", engine="vllm")           # a small token budget: the tower wins
+    text_only = estimate("qwen2.5-vl-7b", gpu="L4", engine="vllm", images_per_request=0)
+    assert small.memory.per_gpu.activations == tower - small.memory.per_gpu.encoder_cache
+    assert text_only.memory.per_gpu.activations < small.memory.per_gpu.activations

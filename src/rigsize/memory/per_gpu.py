@@ -16,7 +16,7 @@ from typing import Any
 from rigsize.hardware.gpus import GPU
 from rigsize.memory import runtime
 from rigsize.memory.activations import ALL_LINEAR, ActivationBreakdown, LoraSpec, activation_bytes
-from rigsize.memory.encoder_cache import encoder_cache_bytes
+from rigsize.memory.encoder_cache import encoder_activation_bytes, encoder_cache_bytes
 from rigsize.memory.frameworks import Recipe, fsdp_root_bytes
 from rigsize.model import formats, recurrent
 from rigsize.model.architecture import Architecture
@@ -727,6 +727,11 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
     if engine.name == "vllm" and stage.first:    # the tower runs where the embeddings are looked up
         encoder = encoder_cache_bytes(arch, engine.max_num_batched_tokens, engine.max_num_seqs,
                                       engine.max_model_len, 0 if workload.images == 0 else None)
+        # profile_run encodes its dummy images before the text forward pass and vLLM charges
+        # the peak of the whole run: the tower's peak where it exceeds the cache plus the forward's
+        tower = encoder_activation_bytes(arch, layout.tp, engine.max_num_batched_tokens, engine.max_num_seqs,
+                                         engine.max_model_len, 0 if workload.images == 0 else None)
+        acts = max(acts, tower - encoder)
     return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts, overhead=overhead,
                  recurrent_state=state * per_replica, encoder_cache=encoder), kv_seq
 

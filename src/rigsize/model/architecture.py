@@ -49,6 +49,8 @@ class Architecture:
     serving_ssm_bits: int = 16        # SSM state width a serving engine keeps (vLLM: the model dtype unless the
                                       # config names mamba_ssm_cache_dtype, as Nemotron-H's does)
     max_image_tokens: int = 0         # vision-language models: the most tokens one image becomes (0: none/unknown)
+    max_image_peak: tuple[int, int, int] = (0, 0, 0)   # the tower's peak on that image: positions, elements per
+                                      # position on every tp rank, elements split over tp (model.vision.vision_peak)
 
     def is_attention_layer(self, i: int) -> bool:
         return not self.layer_types or self.layer_types[i] in ATTENTION_LAYER_TYPES

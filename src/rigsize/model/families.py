@@ -78,7 +78,9 @@ def build_architecture(raw: Mapping[str, Any]) -> Architecture:
     if raw["model_type"] in vision.MODEL_TYPES:
         text = _build(vision.text_config(raw))
         rows = text.tensors + vision.tower(raw, text.hidden_size)
-        return _capped(dataclasses.replace(text, tensors=rows, max_image_tokens=vision.max_image_tokens(raw)))
+        peak = vision.vision_peak(raw)
+        return _capped(dataclasses.replace(text, tensors=rows, max_image_tokens=vision.max_image_tokens(raw),
+                                           max_image_peak=(peak.positions, peak.replicated, peak.sharded)))
     if raw["model_type"] not in _BUILDERS and isinstance(raw.get("text_config"), Mapping):
         text = dict(raw["text_config"])
         text.setdefault("tie_word_embeddings", raw.get("tie_word_embeddings"))

@@ -650,6 +650,9 @@ class _Geometry:
     width: int
     groups: tuple[tuple[int, tuple[int, ...]], ...]   # (layers, lengths of the sequences each attends apart)
     head: bool = False                                # SigLIP's attention-pooling head runs
+    inter: int = 0                                    # the tower MLP's intermediate width
+    gated: bool = False                               # a gated (SwiGLU) MLP: gate and up outputs both live
+    pixels: int = 0                                   # input values per patch (channels x frames x p x p)
 
 
 def _chunks(n: int, size: int) -> list[int]:
@@ -668,12 +671,15 @@ def _qwen_geometry(mt: str, v: Config, width: int, height: int) -> _Geometry:
     n = gh * gw
     depth = v.int("depth", default=32 if mt == "qwen2_5_vl" else 27, maximum=limits.MAX_LAYERS)
     h = _width(v, "hidden_size", 3584 if mt == "qwen2_5_vl" else 1152)
+    pixels = v.int("in_channels", default=3) * v.int("temporal_patch_size", default=2) * patch * patch
     if mt != "qwen2_5_vl":
-        return _Geometry(n, n, n // (m * m), depth, h, ((depth, (n,)),))
+        return _Geometry(n, n, n // (m * m), depth, h, ((depth, (n,)),), inter=_width(v, "intermediate_size", 4304),
+                         pixels=pixels)
     full = sum(1 for i in set(v.get("fullatt_block_indexes", (7, 15, 23, 31))) if 0 <= int(i) < depth)
     side = max(1, v.int("window_size", default=112) // m // patch)
     windows = tuple(r * c * m * m for r in _chunks(gh // m, side) for c in _chunks(gw // m, side))
-    return _Geometry(n, n, n // (m * m), depth, h, ((full, (n,)), (depth - full, windows)))
+    return _Geometry(n, n, n // (m * m), depth, h, ((full, (n,)), (depth - full, windows)),
+                     inter=_width(v, "intermediate_size", 3420), gated=True, pixels=pixels)
 
 
 def _geometry(raw: Mapping[str, Any], width: int, height: int) -> _Geometry:
@@ -687,30 +693,41 @@ def _geometry(raw: Mapping[str, Any], width: int, height: int) -> _Geometry:
         patch, m = v.int("patch_size", default=14), v.int("spatial_merge_size", default=2)
         h_px, w_px = _glm4v_resize(height, width, patch * m, *_GLM4V_PIXELS)
         n, depth = (h_px // patch) * (w_px // patch), v.int("depth", default=24, maximum=limits.MAX_LAYERS)
-        return _Geometry(n, n, n // (m * m), depth, _width(v, "hidden_size", 1536), ((depth, (n,)),))
+        return _Geometry(n, n, n // (m * m), depth, _width(v, "hidden_size", 1536), ((depth, (n,)),),
+                         inter=_width(v, "out_hidden_size", 4096), gated=True,    # Glm4VisionMlp: out_hidden_size
+                         pixels=v.int("in_channels", default=3) * v.int("temporal_patch_size", default=2) * patch ** 2)
     if mt == "gemma3":           # SigLIP at its own image_size, whatever the image; pooled to mm_tokens_per_image
         n, layers = _grid(v, 224, 16), v.int("num_hidden_layers", default=12, maximum=limits.MAX_LAYERS)
+        ph, pw = _side(v, "patch_size", 16)
         return _Geometry(n, n, outer.int("mm_tokens_per_image", default=256), layers, _width(v, "hidden_size", 768),
-                         ((layers, (n,)),), head=v.bool("vision_use_head", True))
+                         ((layers, (n,)),), head=v.bool("vision_use_head", True),
+                         inter=_width(v, "intermediate_size", 3072), pixels=v.int("num_channels", default=3) * ph * pw)
     if mt == "mistral3":         # Pixtral: one sequence per image (block-diagonal mask between images)
         vp = Config({**_PIXTRAL_DEFAULTS, "image_size": 1540, **(raw.get("vision_config") or {})})
         m = outer.int("spatial_merge_size", default=2)
         rows, cols = _pixtral_grid(vp, m, width, height)
         n, layers = rows * cols * m * m, vp.int("num_hidden_layers", maximum=limits.MAX_LAYERS)
-        return _Geometry(n, n, rows * cols, layers, _width(vp, "hidden_size"), ((layers, (n,)),))
+        return _Geometry(n, n, rows * cols, layers, _width(vp, "hidden_size"), ((layers, (n,)),),
+                         inter=_width(vp, "intermediate_size"), gated=True,
+                         pixels=vp.int("num_channels", default=3) * vp.int("patch_size") ** 2)
     if mt == "internvl":         # each 448-px tile (and the thumbnail) alone, with its class token
         tiles = _internvl_tiles(height, width, _side(v, "image_size", 448)[0], *_INTERNVL_TILES)
         per, ratio = _grid(v, 448, 14), raw.get("downsample_ratio", 0.5)
         layers = v.int("num_hidden_layers", default=24, maximum=limits.MAX_LAYERS)
+        ph, pw = _side(v, "patch_size", 14)
         return _Geometry(tiles * per, tiles * (per + 1), tiles * round(per * ratio * ratio), layers,
-                         _width(v, "hidden_size", 1024), ((layers, (per + 1,) * tiles),))
+                         _width(v, "hidden_size", 1024), ((layers, (per + 1,) * tiles),),
+                         inter=_width(v, "intermediate_size", 4096), pixels=v.int("num_channels", default=3) * ph * pw)
     if mt == "llama4":           # each tile (and the global one) alone, with its class token
         rows, cols = _llama4_canvas(height, width, _LLAMA4_TILE, _LLAMA4_MAX_TILES)
         tiles = rows * cols + 1 if rows * cols > 1 else 1
-        per, ratio = _grid(v, 448, 14), v.get("pixel_shuffle_ratio", 0.5)
+        # tiles of the processor's 336 px, as image_tokens counts them (checkpoints set image_size 336)
+        per, ratio = (_LLAMA4_TILE // v.int("patch_size", default=14)) ** 2, v.get("pixel_shuffle_ratio", 0.5)
         layers = v.int("num_hidden_layers", default=34, maximum=limits.MAX_LAYERS)
         return _Geometry(tiles * per, tiles * (per + 1), tiles * (per // round(1 / ratio ** 2)), layers,
-                         _width(v, "hidden_size", 768), ((layers, (per + 1,) * tiles),))
+                         _width(v, "hidden_size", 768), ((layers, (per + 1,) * tiles),),
+                         inter=_width(v, "intermediate_size", 5632),
+                         pixels=v.int("num_channels", default=3) * v.int("patch_size", default=14) ** 2)
     raise InputError("input.conflict", what=f"--images-per-request: the vision tower of {mt} is not modelled "
                      f"(only {', '.join(IMAGE_TOKEN_TYPES)})")
 
@@ -744,3 +761,44 @@ def encoder_work(raw: Mapping[str, Any], tensors: tuple[Tensor, ...] | list[Tens
     if g.head:
         attention += 4.0 * g.tokens * g.width
     return EncoderWork(g.patches, g.tokens, g.merged, g.layers, g.width, linear, attention)
+
+
+def _largest_image(raw: Mapping[str, Any]) -> tuple[int, int]:
+    """The (width, height) that becomes ``max_image_tokens`` (the processor at its largest):
+    vLLM's profiling images (``get_image_size_with_most_features``)."""
+    mt = str(raw.get("model_type"))
+    if mt == "llama4":
+        side = _LLAMA4_TILE * math.isqrt(_LLAMA4_MAX_TILES)
+        return side, side
+    if mt == "internvl":
+        tile = _side(Config(raw.get("vision_config") or {}), "image_size", 448)[0]
+        return 4 * tile, 3 * tile
+    return 9_999_999, 9_999_999
+
+
+@dataclass(frozen=True)
+class TowerPeak:
+    """What one largest image keeps alive at the peak of the tower's forward pass, per
+    position, in the model dtype: ``replicated`` elements on every tp rank, ``sharded``
+    split over tp (``vision_peak``)."""
+
+    positions: int = 0
+    replicated: int = 0
+    sharded: int = 0
+
+
+def vision_peak(raw: Mapping[str, Any]) -> TowerPeak:
+    """The tower's transient working set on the largest image (0 for families without an
+    image rule), as ``memory.per_gpu._live_per_token`` counts a decoder layer's: in a
+    block's MLP the residual, the normed input and the MLP's intermediates (``2h + 3I``
+    gated, gate_up and its product; ``2h + 2I`` for fc1 and its activation); in its
+    attention the residual, the normed input, the fused qkv and the rotated q/k copy
+    (``2h + 5h``); plus the image's pixel values (held by the caller through the pass).
+    vLLM's own towers (vllm/model_executor/models/qwen2_5_vl.py ``Qwen2_5_VisionBlock``,
+    0.33.0 wheel) allocate these through its fused gate_up and qkv linears; an estimate."""
+    if str(raw.get("model_type")) not in IMAGE_TOKEN_TYPES:
+        return TowerPeak()
+    g = _geometry(raw, *_largest_image(raw))
+    mlp = (3 if g.gated else 2) * g.inter
+    sharded = max(mlp, 5 * g.width)
+    return TowerPeak(g.tokens, 2 * g.width + g.pixels * g.patches // max(1, g.tokens), sharded)
