@@ -173,7 +173,15 @@ def test_srun_tasks_get_their_rank_from_slurm() -> None:
 
 
 def _substituted(argv) -> list[str]:
-    return [{"$NODE_RANK": "1", "$HEAD_ADDR": "10.0.0.1", "$JOB_COMPLETION_INDEX": "1"}.get(w, w) for w in argv]
+    """The argv as a node would run it (node rank 1, head 10.0.0.1), whichever platform's variables it names."""
+    values = {"$NODE_RANK": "1", "$SLURM_NODEID": "1", "$JOB_COMPLETION_INDEX": "1", "$SKYPILOT_NODE_RANK": "1",
+              "$HEAD_ADDR": "10.0.0.1"}
+    out = []
+    for w in argv:
+        for var, value in values.items():
+            w = w.replace(var, value)
+        out.append(w)
+    return out
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if CASES[c][3] == "deepspeed"])
@@ -380,3 +388,25 @@ def test_torchtune_config_per_preset(preset: str, task: str, gpus: int, config: 
     run = replace(planned_run(rec("torchtune-0.6.1-lora-2gpu-local")), model=preset, hub_id=presets()[preset].hub_id,
                   task=task, gpus=gpus)
     assert torchtune.find_config(run).name == config
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.startswith("torchtune") or CASES[c][3] == "torchrun"])
+def test_torchruns_own_parser_reads_the_command(case: str) -> None:
+    """torch 2.13's torchrun parser (which tune run copies action by action, torchtune/_cli/run.py) reads the
+    launcher words into the plan's nodes and processes and hands the rest to the program."""
+    run_mod = pytest.importorskip("torch.distributed.run")
+    b, run = bundle(case), planned_run(rec(case))
+    argv = list(_substituted(b.launch.argv[0]))
+    if b.launch.tool == "torchtune":
+        if run.gpus == 1:
+            pytest.skip("one GPU: tune run runs the recipe in process, no torchrun")
+        argv = argv[2:]          # tune run's words: torchrun's
+    else:
+        argv = argv[1:]
+    args = run_mod.get_args_parser().parse_args(argv)
+    assert int(args.nproc_per_node) * int(args.nnodes) == run.gpus
+    if b.launch.tool == "torchtune":
+        assert args.training_script == torchtune.recipe_of(run) and args.training_script_args[0] == "--config"
+        assert (args.rdzv_endpoint == "10.0.0.1:29500") == (run.nodes > 1)
+    else:
+        assert args.module and args.training_script == trl.SFT_MODULE
