@@ -1,8 +1,10 @@
 """Launch configurations: a plan turned into the commands and files of the engine and platform that run it.
 
-One emitter per engine or framework (vllm, sglang, trl with PEFT and DeepSpeed's ds_config, megatron) and
-per platform (skypilot, slurm; local = the bare commands), each pinned to the version whose flags it was
-checked against (``VERSION`` in each module; the flag lists in data/launch/).  The input is a
+One emitter per engine or framework (vllm, sglang, trtllm, llama.cpp/ollama/mlx; trl with PEFT and DeepSpeed's
+ds_config, fsdp, megatron, torchtitan, llamafactory, torchtune) and per platform (skypilot, slurm, k8s; local =
+the bare commands), each pinned to the version whose flags it was checked against (``VERSION`` in each module;
+the flag lists in data/launch/).  A training emitter names the process launchers it runs under (``LAUNCHERS``,
+its default first; launchers.py writes torchrun, accelerate, deepspeed and srun).  The input is a
 recommendation of ``rigsize plan --json``; every value written is the plan's own.
 """
 
