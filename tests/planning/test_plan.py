@@ -90,6 +90,35 @@ def test_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPat
     assert key(pruned) == pytest.approx(key(best)) and full["pruned"] == 0
 
 
+def test_owned_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--pricing on-prem ranks by the owned servers' $/h (price, power at the GPUs' TDP, ...),
+    not by rent: the A30 has no rented instance in the catalog, so a search ordered by rent
+    reached it last and stopped before it, recommending 2 x L4 at $0.80/h over 1 x A30 at
+    $0.70/h (the exhaustive answer, and what one A30 in an owned server costs)."""
+    args = dict(task="inference", users=4, gpu="H100,L4,A30", objective="cheapest", max_gpus=4, top=1,
+                pricing="on-prem", server_price=20000)
+    pruned = search("qwen2.5-7b", **args)
+    monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
+    full = search("qwen2.5-7b", **args)
+    assert _first(full)["choices"]["gpu"] == "A30"        # no rented A30: the case the rent order missed
+    assert _first(pruned)["choices"] == _first(full)["choices"]
+    assert _first(pruned)["cost"]["usd_per_hour"] == pytest.approx(_first(full)["cost"]["usd_per_hour"])
+    assert pruned["pruned"] > 0 and full["pruned"] == 0
+
+
+def test_owned_training_pruning_gives_the_exhaustive_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run-cost bounds (cheap key, block floors, layout and trial floors) hold for owned
+    servers too: each is built on the same owned $/h the run is ranked by."""
+    args = dict(task="pretrain", gpu="H100,A100-80GB,A30", train_tokens=2e10, max_gpus=16, top=1,
+                pricing="on-prem", server_price=150000)
+    pruned = search("llama-3.1-8b", **args)
+    monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
+    full = search("llama-3.1-8b", **args)
+    assert _first(pruned)["choices"] == _first(full)["choices"]
+    assert _first(pruned)["cost"]["usd_total"] == pytest.approx(_first(full)["cost"]["usd_total"])
+    assert pruned["pruned"] > 0 and full["pruned"] == 0
+
+
 def test_more_formats_gpus_or_budget_never_make_the_best_plan_worse() -> None:
     base = dict(task="inference", users=16, seq=4096, gpu="H100,A100-80GB,L40S")
     plain = _first(search("qwen2.5-32b", **base))["cost"]["usd_per_hour"]

@@ -115,10 +115,18 @@ def renting_options(gpu: GPU, gpus: int, group: int, rows: tuple[Instance, ...],
 
 def on_prem(job: Job, settings: CostSettings, cloud_per_hour: float | None) -> OnPremCost:
     """Owning the plan's servers, per hour of ownership (module docstring)."""
+    return owning(job.gpu, job.layout.gpus, settings, cloud_per_hour)
+
+
+def owning(gpu: GPU, gpus: int, settings: CostSettings, cloud_per_hour: float | None = None) -> OnPremCost:
+    """``on_prem`` for ``gpus`` GPUs of ``gpu`` in whole servers of ``gpu.node_size``: known
+    before any memory or speed is evaluated, so the planner can order an on-prem search by it.
+    Every term is proportional to the GPUs (power, colocation) or to the servers
+    (ceil(gpus / node_size): price, operations)."""
     own = ownership()
-    nodes = math.ceil(job.layout.gpus / job.gpu.node_size)
-    tdp = job.gpu.tdp_watts if isinstance(job.gpu.tdp_watts, (int, float)) else None
-    watts = None if tdp is None else job.layout.gpus * (tdp + own["host_power"]["watts_per_gpu"])
+    nodes = math.ceil(gpus / gpu.node_size)
+    tdp = gpu.tdp_watts if isinstance(gpu.tdp_watts, (int, float)) else None
+    watts = None if tdp is None else gpus * (tdp + own["host_power"]["watts_per_gpu"])
     pue = settings.pue or own["pue"]["value"]
     price = settings.power_price if settings.power_price is not None else own["power_price"]["us"]["usd_per_kwh"]
     years = settings.amortization_years or own["amortization"]["years"]

@@ -834,7 +834,8 @@ def _block_floor(s: _Search) -> tuple[Callable[[_Block], float], Callable[[_Run]
     search reaches it; None where there are none.  fewest-gpus: the count.  cheapest: the
     instances' $/h is at least the count times the GPU's lowest price per GPU of any priced
     instance (``planning.cost.renting_options`` rents whole instances: ceil(count / usable)
-    x price >= count x price / instance GPUs), and for a training run times ``_best_hours``,
+    x price >= count x price / instance GPUs), or, owned (``--pricing on-prem``), the count
+    times one full server's $/h over its GPUs; for a training run times ``_best_hours``,
     in which the count cancels (rounding absorbed by factors of 1 - 1e-12 and 1 - 1e-9)."""
     if s.objective == "fewest-gpus":
         return (lambda b: float(b.gpus)), (lambda run: float(min(run.counts)))
@@ -846,13 +847,21 @@ def _block_floor(s: _Search) -> tuple[Callable[[_Block], float], Callable[[_Run]
 
     settings = cost_settings(s.opts, {})
     rows = instance_catalog(settings.prices_file, settings.provider)
-    pricing = "on-demand" if settings.pricing == "on-prem" else settings.pricing
     gpus = {g.name: g for g, _, _ in s.gpus()}
     per_gpu = {}
-    for name, g in gpus.items():
-        prices = [p / i.gpus for i in instances_for(g, rows, settings.provider, settings.region)
-                  if (p := i.usd_per_hour(pricing)) is not None and i.gpus]
-        per_gpu[name] = min(prices, default=math.inf)
+    if settings.pricing == "on-prem":
+        # owned: power and colocation grow with the GPUs, price and operations with the servers,
+        # ceil(count / node) >= count / node of them, so $/h >= count x one full server's $/h / node
+        from rigsize.planning.cost import owning
+
+        for name, g in _owned_gpus(s).items():
+            full = owning(g, g.node_size, settings).usd_per_hour
+            per_gpu[name] = math.inf if full is None else full / g.node_size
+    else:
+        for name, g in gpus.items():
+            prices = [p / i.gpus for i in instances_for(g, rows, settings.provider, settings.region)
+                      if (p := i.usd_per_hour(settings.pricing)) is not None and i.gpus]
+            per_gpu[name] = min(prices, default=math.inf)
 
     def floor(b: _Block) -> float:
         rate = b.gpus * per_gpu[b.gpu] * (1 - 1e-12)
@@ -879,8 +888,6 @@ def _refine_key(s: _Search) -> list[Callable[[Candidate, float, float | None], f
         return None
     if any(k in s.opts for k in ("tp", "pp", "dp", "cp", "ep", "pp_first_layers", "pp_last_layers")):
         return None       # a layout the user fixed: estimate does not search it
-    if s.opts.get("pricing") == "on-prem":
-        return None       # the cheap key prices rented instances
     if "efficiency" in s.opts or "profile" in s.opts:
         return [_trial_floor(s)]      # _layout_floor reads the packaged efficiency rows
     first = _layout_floor(s)
@@ -1073,7 +1080,10 @@ def _first_key(s: _Search):
 
 def _hourly(s: _Search):
     """The cheapest rented instances' $/h for a candidate (planning.cost's rule), known
-    before any memory or speed is evaluated; inf where no priced instance holds it.
+    before any memory or speed is evaluated; inf where no priced instance holds it.  With
+    ``--pricing on-prem``, the owned servers' $/h instead (``planning.cost.owning``, the
+    rule ``job_cost`` reports then; inf without a server price), so every bound built on
+    this one bounds the cost the plan is ranked by.
     One per search (the cheap key and both refiners share it, and its memo)."""
     if "hourly" in s.memo:
         return s.memo["hourly"]
@@ -1082,6 +1092,9 @@ def _hourly(s: _Search):
     from rigsize.planning.cost import cost_settings, node_group, renting_options
 
     settings = cost_settings(s.opts, {})
+    if settings.pricing == "on-prem":
+        s.memo["hourly"] = _owned_hourly(s, settings)
+        return s.memo["hourly"]
     rows = instance_catalog(settings.prices_file, settings.provider)
     gpus = {g.name: g for g, _, _ in s.gpus()}
     memo: dict[tuple[str, int, int], float] = {}
@@ -1096,6 +1109,28 @@ def _hourly(s: _Search):
             memo[k] = options[0].usd_per_hour if options else math.inf
         return memo[k]
     s.memo["hourly"] = rate
+    return rate
+
+
+def _owned_gpus(s: _Search) -> dict[str, GPU]:
+    """The search's GPUs as the jobs hold them (``build_job`` sets ``--gpus-per-node``)."""
+    per_node = s.opts.get("gpus_per_node")
+    return {g.name: g.model_copy(update={"gpus_per_node": per_node}) if per_node else g for g, _, _ in s.gpus()}
+
+
+def _owned_hourly(s: _Search, settings: Any) -> Callable[[Candidate], float]:
+    """``_hourly`` under ``--pricing on-prem``: the owned servers' exact $/h of a candidate."""
+    from rigsize.planning.cost import owning
+
+    gpus = _owned_gpus(s)
+    memo: dict[tuple[str, int], float] = {}
+
+    def rate(c: Candidate) -> float:
+        k = (c.gpu, c.gpus)
+        if k not in memo:
+            per_hour = owning(gpus[c.gpu], c.gpus, settings).usd_per_hour
+            memo[k] = math.inf if per_hour is None else per_hour
+        return memo[k]
     return rate
 
 
