@@ -561,11 +561,15 @@ MESSAGES: dict[str, dict[str, str]] = {
               "而该方案估算时未计入它。能运行它的最接近版本：--engine-version {nearest}（用它重新规划并启动）；"
               "或以 --images-per-request 1 重新规划"},
     "launch.vllm_ray": {
-        "en": "vllm {version} has no --nnodes: it spans nodes only through a Ray cluster, which rigsize does not "
-              "write. Nearest version that can: --engine-version {nearest} (plan and launch with it); or plan on "
-              "one node",
-        "zh": "vllm {version} 没有 --nnodes：它只能通过 Ray 集群跨节点运行，而 rigsize 不生成 Ray 集群配置。"
-              "能运行它的最接近版本：--engine-version {nearest}（用它重新规划并启动）；或在单节点上规划"},
+        "en": "vllm {version} has no --nnodes, and its Ray cluster serves one replica, not dp={dp} over nodes. "
+              "Nearest version that can: --engine-version {nearest} (plan and launch with it); or plan with --dp 1",
+        "zh": "vllm {version} 没有 --nnodes，其 Ray 集群只能运行一个副本，不能跨节点运行 dp={dp}。"
+              "能运行它的最接近版本：--engine-version {nearest}（用它重新规划并启动）；或以 --dp 1 重新规划"},
+    "launch.note_ray": {
+        "en": "run the same command on each of the {nodes} nodes (HEAD_ADDR = node 0's address): node 0 starts the "
+              "Ray head and vllm serve, which waits for all {gpus} GPUs to join",
+        "zh": "在全部 {nodes} 个节点上各运行同一条命令（HEAD_ADDR = 0 号节点的地址）：0 号节点启动 Ray head 和 "
+              "vllm serve，后者会等待全部 {gpus} 张 GPU 加入"},
     "launch.vllm_ep": {
         "en": "vllm sets EP = TP x DP = {ep}, not ep={asked}. Nearest plan vllm can run: the same with --ep {ep2}",
         "zh": "vllm 的专家并行度固定为 EP = TP x DP = {ep}，而非 ep={asked}。vllm 能运行的最接近方案："

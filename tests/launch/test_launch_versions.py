@@ -37,6 +37,8 @@ CASES = {
     "vllm-0.11.2-2node-k8s": ("llama-3.1-405b", dict(engine="vllm", gpus=16, tp=8, pp=2,
                               engine_version="0.11.2"),
                               "k8s", None),
+    "vllm-0.10.2-ray-2node-slurm": ("llama-3.1-405b", dict(engine="vllm", gpus=16, tp=8, pp=2,
+                                    engine_version="0.10.2"), "slurm", None),
     "vllm-0.10.2-moe-slurm": ("qwen3-30b-a3b", dict(engine="vllm", gpus=2, tp=2, ep=2, engine_version="0.10.2"),
                               "slurm", None),
     "vllm-0.8.5.post1-fp8-local": ("qwen2-7b", dict(engine="vllm", gpus=2, tp=2, weights="fp8", batch=16,
@@ -122,6 +124,11 @@ def test_flags_a_version_lacks_are_not_written() -> None:
     assert "--enable-expert-parallel" in _argv("vllm-0.10.2-moe-slurm")
     multi = shlex.split(bundle("vllm-0.11.2-2node-k8s").launch.commands[0])
     assert "--nnodes" in multi and _value(multi, "--nnodes") == "2"
+    ray = bundle("vllm-0.10.2-ray-2node-slurm")        # 0.10.2 has no --nnodes: a Ray cluster, node 0 serves
+    line = ray.launch.commands[0]
+    assert "--nnodes" not in line and _value(list(ray.launch.argv[0]), "--distributed-executor-backend") == "ray"
+    assert line.startswith('if [ "$SLURM_NODEID" = 0 ]; then ray start --head --port=6379 && vllm serve ')
+    assert line.endswith("else ray start --address=$HEAD_ADDR:6379 --block; fi")
 
 
 def test_the_k8s_image_is_the_launched_version() -> None:
@@ -150,8 +157,8 @@ REFUSALS = [
      ["--enable-expert-parallel", "--engine-version 0.8.5.post1"]),
     ("qwen2-7b", dict(engine="vllm", gpus=2, dp=2, engine_version="0.6.6.post1"), None,
      ["--data-parallel-size", "--engine-version 0.8.5.post1"]),
-    ("llama-3.1-405b", dict(engine="vllm", gpus=16, tp=8, pp=2, engine_version="0.10.2"), None,
-     ["Ray", "--engine-version 0.11.2"]),
+    ("qwen2.5-72b", dict(engine="vllm", gpus=16, tp=8, engine_version="0.10.2"), None,     # dp=2 over 2 nodes
+     ["Ray cluster serves one replica, not dp=2", "--engine-version 0.11.2"]),
     ("qwen2.5-vl-7b", dict(engine="vllm", images_per_request=0, engine_version="0.11.2"), None,
      ["vision tower", "--engine-version 0.33.0"]),
     ("qwen2-7b", dict(engine="sglang"), "0.4.9", ["sglang 0.5.23, 0.5.5, 0.4.10.post2"]),

@@ -7,7 +7,7 @@ refused, naming the nearest pinned version that can.  Expert parallelism is vLLM
 with --enable-expert-parallel the MoE layers are split over EP = TP x DP ranks (vLLM docs, "Expert Parallel
 Deployment").  Several nodes: one ``vllm serve`` per node with --nnodes / --node-rank / --master-addr
 (multiprocessing backend; arg_utils.py checks that --nnodes divides DP x PP x TP); versions without
---nnodes span nodes only through a Ray cluster, which rigsize does not write.
+--nnodes span nodes through a Ray cluster (``_ray_line``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ VERSION = "0.33.0"           # the default: the newest on PyPI when written (202
 VERSIONS = ("0.33.0", "0.11.2", "0.10.2", "0.8.5.post1", "0.6.6.post1")
 FLAGS_FILE = f"vllm-{VERSION}-flags.txt"
 PORT = 8000          # vLLM's default --port (FrontendArgs.port)
+RAY_PORT = 6379      # ray start --head's default --port (the GCS server; Ray CLI reference, "ray start")
 # rigsize weight format -> vLLM --quantization for formats vLLM quantizes online from a bf16/fp16 checkpoint
 # (QuantizationMethods in vllm/model_executor/layers/quantization/__init__.py, 0.33.0); pre-quantized
 # checkpoints (gptq/awq/fp8-block/nvfp4/int8) carry quantization_config, which vLLM reads by itself.
@@ -117,17 +118,34 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
     if run.weights in PREQUANTIZED:
         notes.append(f"serve a {run.weights} checkpoint of {run.model}: vLLM reads its quantization_config")
     argvs = [argv]
-    if run.nodes > 1:
-        if "--nnodes" not in known:
-            raise _refuse(version, "has no --nnodes: it spans nodes only through a Ray cluster, which rigsize does "
-                          "not write", [v for v in VERSIONS if "--nnodes" in known_flags(flags_file(v))],
-                          "; or plan on one node")
+    commands = None
+    if run.nodes > 1 and "--nnodes" in known:
         multi = argv + ["--nnodes", str(run.nodes), "--node-rank", node_rank, "--master-addr", head_addr]
         argvs = [multi]
         notes.append(f"run the same command on each of the {run.nodes} nodes, node rank 0 first "
                      "(HEAD_ADDR = node 0's address)")
+    elif run.nodes > 1:
+        commands = (_ray_line(run, version, argv, head_addr, node_rank),)
+        notes.append(f"run the same command on each of the {run.nodes} nodes (HEAD_ADDR = node 0's address): node 0 "
+                     f"starts the Ray head and vllm serve, which waits for all {run.gpus} GPUs to join")
     unknown = [f for a in argvs for f in flags_of(a) if f not in known]
     if unknown:
         raise AssertionError(f"{unknown} not in data/launch/{flags_file(version)}")
-    return Launch("vllm", version, tuple(command_line(a) for a in argvs), notes=tuple(notes),
+    return Launch("vllm", version, commands or tuple(command_line(a) for a in argvs), notes=tuple(notes),
                   argv=tuple(tuple(a) for a in argvs), setup=f"pip install vllm=={version}")
+
+
+def _ray_line(run: PlannedRun, version: str, argv: list[str], head_addr: str, node_rank: str) -> str:
+    """One shell line for every node of a version without --nnodes: node 0 starts a Ray head and ``vllm serve
+    --distributed-executor-backend ray`` (the Ray multi-node deployment of vLLM's docs, "Distributed inference
+    and serving"), the others join it.  vLLM waits for the placement group of all TP x PP GPUs
+    (vllm/executor/ray_utils.py _wait_until_pg_ready, PG_WAIT_TIMEOUT = 1800 s in 0.6.6.post1, 0.8.5 and 0.10.2;
+    a short cluster only warns), and ray itself is a dependency of these wheels (Requires-Dist ray in their
+    METADATA).  One replica only: data-parallel ranks across nodes need --nnodes."""
+    if run.dp > 1:
+        raise _refuse(version, f"has no --nnodes, and its Ray cluster serves one replica, not dp={run.dp} over "
+                      "nodes", [v for v in VERSIONS if "--nnodes" in known_flags(flags_file(v))],
+                      "; or plan with --dp 1")
+    argv.extend(["--distributed-executor-backend", "ray"])
+    return (f'if [ "{node_rank}" = 0 ]; then ray start --head --port={RAY_PORT} && {command_line(argv)}; '
+            f"else ray start --address={head_addr}:{RAY_PORT} --block; fi")
