@@ -199,3 +199,12 @@ def test_cli_sglang_version_reaches_the_launch_only(tmp_path: Path, capsys: pyte
     assert "pip install 'sglang[all]==0.4.10.post2'" in out and "--kv-cache-dtype auto" in out
     record = json.loads((tmp_path / "rigsize-plan.json").read_text())
     assert (record["version"], record["version_from"]) == ("0.4.10.post2", "--engine-version")
+
+
+def test_a_vllm_version_in_an_sglang_plan_is_not_sglangs() -> None:
+    """inputs.engine_version names the version the memory was sized by (vLLM's rules); an SGLang plan is
+    sized by vLLM's newest rules, so such a value does not pick SGLang's version."""
+    r = rec("qwen2-7b", engine="sglang")
+    r["inputs"]["engine_version"] = "0.10.2"
+    b = launch(r)
+    assert (b.launch.version, b.version_from) == (sglang.VERSION, "default")

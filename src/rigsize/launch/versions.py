@@ -56,7 +56,8 @@ def choose(run: PlannedRun, tool: str, module: Any, asked: str | None) -> Chosen
             raise LaunchError(f"--engine-version picks an inference engine's version; {run.task} launches write "
                               f"{tool} {module.VERSION}")
         return Chosen(module.VERSION, "default")
-    sized = _normal(run.record.get("inputs", {}).get("engine_version"))
+    # the version the memory was sized by (a vLLM version when the plan's engine is sized by vLLM's rules)
+    sized = None if tool in SIZED_WITHOUT_VERSION else _normal(run.record.get("inputs", {}).get("engine_version"))
     if asked and sized and asked != sized:
         raise LaunchError(f"this plan was sized for {tool} {sized}, not {asked} (its memory budget depends on the "
                           f"version). Nearest plan {tool} {asked} can run: rigsize launch {run.model} --task inference "
