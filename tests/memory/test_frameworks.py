@@ -39,7 +39,7 @@ PINNED_ERROR = {
     "tt-8b-lora-4090": +0.072,
     "tt-8b-lora-a6000": -0.423,
     "tt-8b-qlora-4090": +0.043,
-    "tt-70b-full-8xa100": +2.884,
+    "tt-70b-full-8xa100": +4.066,   # torchtune distributed: AdamW in bf16, not the single-device 8-bit default
     "tt-70b-lora-8xa100": +0.090,
     "tt-405b-qlora-8xa100": +0.564,
     "unsloth-8b-unsloth-8gb": -0.111,
@@ -348,3 +348,19 @@ def test_qlora_matmul_on_a_dequantized_weight() -> None:
     assert q.total - base.total == 14_336 * 4_096 * 2
     half = activation_bytes(arch, dequantized_base=True, tp=2, **kw).recompute_working_set
     assert half - activation_bytes(arch, tp=2, **kw).recompute_working_set == 14_336 * 4_096
+
+
+def test_torchtune_distributed_recipe_sizes_its_own_optimizer() -> None:
+    """With ZeRO/FSDP, torchtune runs full_finetune_distributed, whose configs name
+    torch.optim.AdamW (recipes/configs/llama3_1/8B_full.yaml in the 0.6.1 wheel, pinned in
+    data/launch/torchtune-0.6.1-recipes.txt) with no optimizer-in-backward: AdamW's two moments
+    are zeros_like the bf16 parameters, 2 + 2 bytes per parameter, sharded over the 8 ranks.
+    The single-device default (PagedAdamW8bit, optimizer_in_bwd) must not leak into the
+    workload's optimizer or the echoed assumptions (it did: 1 byte per moment, half the states)."""
+    r = rigsize.estimate("llama-3.1-8b", task="finetune", framework="torchtune", gpus=8, zero="3")
+    params = 8_030_261_248          # Llama 3.1 8B (Meta's model card: 8.03B; transformers on the meta device)
+    assert r.memory.per_gpu.optimizer == params // 8 * 4
+    assert r.assumptions.get("optimizer") == "adamw"
+    assert "optimizer_in_backward" not in r.assumptions
+    one = rigsize.estimate("llama-3.1-8b", task="finetune", framework="torchtune", gpus=1)
+    assert one.assumptions.get("optimizer") == "adamw-8bit" and one.assumptions.get("optimizer_in_backward") is True

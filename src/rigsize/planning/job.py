@@ -177,20 +177,21 @@ def _training_workload(opts: dict[str, Any], arch: Architecture, task: str, assu
     targets = _lora_targets(opts, arch)
     if "adapter_dtype" in opts and task not in ("lora", "qlora"):
         raise InputError("input.adapter_dtype_task", task=task)
-    fw = frameworks.defaults(framework, task)
     recipe = frameworks.recipe(
         framework, task, optimizer=opts.get("optimizer"), recompute=opts.get("recompute"),
         optimizer_in_backward=opts.get("optimizer_in_backward"), chunked_loss=opts.get("chunked_loss"),
         adapter_dtype=opts.get("adapter_dtype"), activation_offload=opts.get("activation_offload"),
         zero=int(opts.get("zero", "0")))
     _check_framework_options(opts, framework, task)
-    for name, on in (("optimizer_in_backward", fw.optimizer_in_backward), ("chunked_loss", fw.loss != "full"),
-                     ("activation_offload", fw.activation_offload)):
-        if name not in opts and on:      # echo the framework defaults that change the memory
+    # echo the framework defaults that change the memory, as the recipe in force has them (with
+    # ZeRO, torchtune's distributed recipes and DeepSpeed under a Trainer replace some: frameworks.recipe)
+    for name, on in (("optimizer_in_backward", recipe.optimizer_in_backward), ("chunked_loss", recipe.loss != "full"),
+                     ("activation_offload", recipe.activation_offload)):
+        if name not in opts and on:
             assumptions[name] = True
     return Workload(
         task=task, batch=micro, seq=seq, framework=framework,  # type: ignore[arg-type]
-        optimizer=_default(opts, assumptions, "optimizer", fw.optimizer),
+        optimizer=_default(opts, assumptions, "optimizer", recipe.optimizer),
         lora_rank=_default(opts, assumptions, "lora_rank", 16), lora_targets=targets, recipe=recipe,
     )
 
