@@ -55,13 +55,15 @@ def fit(runs: list[dict]) -> dict[str, dict]:
     """Per family: memory fraction and per-layer overhead (decode), compute fraction (prompt), and the
     counts they rest on."""
     from rigsize.speed.local import LocalEfficiency
-    from rigsize.validation.local import predict_run, run_family, run_job
+    from rigsize.validation.local import predict_run, run_engine, run_family, run_job
 
     ideal = LocalEfficiency(memory=1.0, compute=1.0, cpu_memory=1.0, cpu_compute=1.0, pcie=1.0)
     data: dict[str, dict[str, list]] = {}
     for run in runs:
         if run.get("split") != "fit":
             continue                       # never fitted on reserved rows, whoever calls this
+        if run_engine(run) != "llamacpp":
+            continue                       # mlx-lm rows check the Metal row; no MLX row is fitted
         family = run_family(run)
         pred = predict_run(run, ideal)
         if family is None or not pred:
@@ -124,6 +126,26 @@ def write(text: str) -> None:
     EFFICIENCY.write_text(current)
 
 
+def fit_errors(runs: list[dict], rows: dict[str, dict]) -> list[str]:
+    """Median |error| per family and metric on the FIT rows, with the fitted fractions (the reserved rows'
+    errors are ``rigsize validate --source local``'s to print, never this script's)."""
+    from rigsize.speed.local import LocalEfficiency
+    from rigsize.validation.local import predict_run, run_engine, run_family
+
+    errors: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        family = run_family(run)
+        if run.get("split") != "fit" or run_engine(run) != "llamacpp" or family not in rows:
+            continue
+        r = rows[family]
+        eff = LocalEfficiency(memory=r.get("memory", 0.7), compute=r.get("compute", 0.5),
+                              layer_overhead_s=r.get("layer_overhead_s", 0.0))
+        for metric, value in (predict_run(run, eff) or {}).items():
+            errors.setdefault((family, metric), []).append(abs(value / float(run[metric]) - 1))
+    return [f"# fit rows  {fam:8s} {metric:16s} n={len(v):3d}  median |error| {statistics.median(v):6.1%}"
+            for (fam, metric), v in sorted(errors.items())]
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true")
@@ -131,6 +153,7 @@ def main(argv: list[str]) -> int:
     rows = fit(fit_runs())
     text = section(rows)
     print(text)
+    print("\n".join(fit_errors(fit_runs(), rows)))
     if args.write:
         write(text)
     return 0

@@ -492,6 +492,7 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "zh": "利用率高于 {share:.0%} 时比租用便宜"},
     "val.p90": {"en": "p90 |error|", "zh": "误差绝对值 90 分位"},
     "val.target": {"en": "target", "zh": "目标"},
+    "val.too_few": {"en": "too few rows", "zh": "行数不足"},
     "report.validation_classes": {"en": "Per class (engine or framework | GPU family | dense or MoE)",
                                   "zh": "按类别（引擎或框架 | GPU 系列 | 稠密或 MoE）"},
     "split.fit": {"en": "fit", "zh": "拟合集"},

@@ -113,3 +113,21 @@ def test_row_split_reads_rows_on_every_gpu_and_says_its_bound():
     layer = estimate("llama-3.1-70b", engine="llamacpp", gpu="RTX-3090", gpus=2, weights="q4_k_m",
                      max_model_len=8192)
     assert r.performance.output_tokens_per_second > layer.performance.output_tokens_per_second
+
+
+def test_the_fit_prints_fit_row_errors_only(monkeypatch):
+    """tools/fit_local_efficiency.py prints each family's median error on the FIT rows; reserved rows made absurd
+    leave the printed lines unchanged.  Every fitted family meets the generation target (15%) on its fit rows."""
+    from rigsize.validation import local
+
+    fit = _fit_module()
+    rows = fit.fit(fit.fit_runs())
+    lines = fit.fit_errors(list(local.bench_runs()), rows)
+    poisoned = [{**r, "tg_tokens_per_s": r["tg_tokens_per_s"] * 100} if r["split"] == "reserved" else r
+                for r in local.bench_runs()]
+    assert fit.fit_errors(poisoned, rows) == lines
+    assert all(line.startswith("# fit rows") for line in lines)
+    tg = [line for line in lines if "tg_tokens_per_s" in line]
+    assert {line.split()[3] for line in tg} >= {"apple", "cuda", "rocm", "vulkan"}
+    for line in tg:
+        assert float(line.rsplit(" ", 1)[1].rstrip("%")) <= 15.0, line

@@ -18,6 +18,8 @@ from rigsize.model.inputs import presets
 
 DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 BACKENDS = {"metal", "cuda", "rocm", "vulkan", "cpu", "sycl"}
+RUN_BACKENDS = BACKENDS | {"mlx"}      # mlx-lm timings (backend = "mlx") sit beside the llama-bench runs
+MLX_FORMATS = {"MLX-4BIT", "MLX-8BIT", "BF16", "F16"}
 # GGUF file types as llama-bench prints them: the [gguf_type] names plus llama.cpp's K-quant mixes
 K_MIXES = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"}
 
@@ -59,10 +61,10 @@ def test_run_fields_and_names_resolve() -> None:
         assert gpu.name == r["device"], r["id"]
         if "gpu_cores" in r:
             assert gpu.kind == "apple" and r["gpu_cores"] in gpu.gpu_cores_options, r["id"]
-        assert r["backend"] in BACKENDS, r["id"]
-        assert (r["backend"] == "metal") == (gpu.kind == "apple"), r["id"]
+        assert r["backend"] in RUN_BACKENDS, r["id"]
+        assert (r["backend"] in ("metal", "mlx")) == (gpu.kind == "apple"), r["id"]
         assert r["model"] in names, r["id"]
-        assert r["format"] in _formats(), (r["id"], r["format"])
+        assert r["format"] in (MLX_FORMATS if r["backend"] == "mlx" else _formats()), (r["id"], r["format"])
         assert r["n_prompt"] > 0 and r["n_gen"] > 0 and 0 <= r["ngl"] <= 999
         # generation is slower than prompt processing on every device here
         assert 0 < r["tg_tokens_per_s"] < r["pp_tokens_per_s"] < 1e5, r["id"]
@@ -70,27 +72,58 @@ def test_run_fields_and_names_resolve() -> None:
 
 
 def test_split_follows_the_documented_rule() -> None:
-    """Header rule: within each vendor, devices sorted by sha256(name); every third from the first is reserved."""
-    vendor = {r["device"]: resolve_gpu(r["device"]).vendor for r in RUNS}
+    """Header rule (batch 1): within each vendor, devices sorted by sha256(name); every third from the first is
+    reserved."""
+    first = [r for r in RUNS if "batch" not in r]
+    vendor = {r["device"]: resolve_gpu(r["device"]).vendor for r in first}
     reserved: set[str] = set()
     for v in set(vendor.values()):
         devs = sorted((d for d in vendor if vendor[d] == v), key=lambda d: hashlib.sha256(d.encode()).hexdigest())
         reserved |= set(devs[::3])
-    for r in RUNS:
+    for r in first:
         assert r["split"] == ("reserved" if r["device"] in reserved else "fit"), r["id"]
-    share = sum(r["split"] == "reserved" for r in RUNS) / len(RUNS)
+    share = sum(r["split"] == "reserved" for r in first) / len(first)
     assert 0.25 <= share <= 0.5
     for v in ("apple", "nvidia", "amd"):
-        assert any(r["split"] == "reserved" and vendor[r["device"]] == v for r in RUNS), v
+        assert any(r["split"] == "reserved" and vendor[r["device"]] == v for r in first), v
     text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
     assert "SHA-256" in text and "divisible by 3" in text
+
+
+def test_batch_two_split_follows_its_rule() -> None:
+    """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
+    pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
+    second = [r for r in RUNS if r.get("batch") == 2]
+    assert len(second) >= 8 and all(r.get("batch", 2) == 2 for r in RUNS if "batch" in r)
+    old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
+    new: dict[str, set[str]] = {}
+    for r in second:
+        if r["backend"] != "mlx" and (r["backend"], r["device"]) not in old:
+            new.setdefault(r["backend"], set()).add(r["device"])
+    side = {}
+    for backend, devices in new.items():
+        ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{backend}/{d}".encode()).hexdigest())
+        side |= {(backend, d): ("reserved" if i % 2 == 0 else "fit") for i, d in enumerate(ranked)}
+    for r in second:
+        key = (r["backend"], r["device"])
+        want = "reserved" if r["backend"] == "mlx" else old.get(key) or side[key]
+        assert r["split"] == want, r["id"]
+    # each new backend class has rows on both sides of the split where it has new devices
+    for backend in ("rocm", "vulkan"):
+        assert {r["split"] for r in RUNS if r["backend"] == backend} == {"fit", "reserved"}, backend
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SPLIT RULE, BATCH 2" in text and "EVEN number is RESERVED" in text
 
 
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
 SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
              ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
              ("sb-rx-7900-xtx-q4_0", 3552.27, 167.11), ("spark-gpt-oss-120b", 1937.54, 59.02),
-             ("strix-llama-2-7b-q4_0-rocm", 1545.36, 50.59)]
+             ("strix-llama-2-7b-q4_0-rocm", 1545.36, 50.59),
+             # batch 2: the ROCm / Vulkan scoreboard compilation, kyuz0's Vulkan log, mlx-examples #1029 / #1069
+             ("sb-mi210-q4_0", 2486.22, 124.51), ("sb-arc-b580-q4_0-vulkan", 620.94, 70.14),
+             ("strix-gpt-oss-120b-mxfp4-vulkan", 719.91, 56.61), ("mlx-m3-max-llama-3.3-70b-4bit", 75.871, 9.351),
+             ("mlx-m2-ultra-llama-3-70b-bf16", 27.8, 4.7)]
 
 
 @pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)

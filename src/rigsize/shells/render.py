@@ -455,8 +455,12 @@ def print_validation(rows: list, summary: list[dict], show_cases: bool, lang: st
         table = Table(title=t("report.validation_classes", lang), title_justify="left")
         for col in ("class", "metric", "split", "n", "median", "p90", "target"):
             table.add_column(t(f"val.{col}", lang), justify="left" if col in ("class", "metric", "split") else "right")
+        from rigsize.validation import TARGETS
+
         for s in by_class:
             target = "-" if s["target"] is None else (f"{s['target']:.0%} " + ("✓" if s["meets_target"] else "✗"))
+            if s["target"] is None and s["split"] == "reserved" and s["metric"] in TARGETS:
+                target = t("val.too_few", lang)      # a target exists, the class has too few reserved rows
             table.add_row(s["class"], s["metric"], _split(s["split"], lang), str(s["n"]),
                           f"{s['median_abs_error']:.1%}", f"{s['p90_abs_error']:.1%}", target)
         console.print(table)

@@ -41,6 +41,12 @@ TARGETS = {"tpot_s": 0.10, "ttft_s": 0.20, "output_tokens_per_s": 0.15, "step_s"
            "tg_tokens_per_s": 0.15, "pp_tokens_per_s": 0.25}       # local inference (issue 19)
 
 
+# Local inference (issue 19): a device family's reserved median is held to its target from this many rows
+# (as training's MIN_ROWS; a family has tens of published llama-bench runs, not serving's hundreds of cases).
+LOCAL_MIN_ROWS = 5
+LOCAL_METRICS = ("tg_tokens_per_s", "pp_tokens_per_s")
+
+
 def summarize_classes(rows: list[Row]) -> list[dict[str, Any]]:
     """Median and p90 absolute error per (class, metric, split), and per held-out model:
     the figures targets and error bands are read from, never pooled across classes."""
@@ -57,7 +63,8 @@ def summarize_classes(rows: list[Row]) -> list[dict[str, Any]]:
     for (cls, metric, split), errors in sorted(groups.items()):
         b = band(errors, cls)
         kind = "training" if metric in ("step_s", "mfu", "tflops_per_gpu", "tokens_per_s_per_gpu") else "serving"
-        target = TARGETS.get(metric) if split == "reserved" and b.n >= MIN_ROWS[kind] else None
+        need = LOCAL_MIN_ROWS if metric in LOCAL_METRICS else MIN_ROWS[kind]
+        target = TARGETS.get(metric) if split == "reserved" and b.n >= need else None
         out.append({"class": cls, "metric": metric, "split": split, "n": b.n, "median_abs_error": b.median_abs,
                     "p90_abs_error": b.p90_abs, "target": target,
                     "meets_target": None if target is None else b.median_abs <= target})

@@ -28,7 +28,13 @@ TARGETS = {"tg_tokens_per_s": 0.15, "pp_tokens_per_s": 0.25}
 # GGUF types as llama-bench prints them -> rigsize weight formats
 FORMATS = {"Q4_0": "q4_0", "Q8_0": "q8_0", "F16": "fp16", "BF16": "bf16", "Q4_K_M": "q4_k_m", "Q4_K": "q4_k_m",
            "Q5_K_M": "q5_k_m", "Q6_K": "q6_k", "Q3_K_M": "q3_k_m", "Q2_K": "q2_k", "IQ4_XS": "iq4_xs",
-           "IQ4_NL": "iq4_nl", "MXFP4": "mxfp4_moe"}
+           "IQ4_NL": "iq4_nl", "MXFP4": "mxfp4_moe",
+           "MLX-4BIT": "mlx-4bit", "MLX-8BIT": "mlx-8bit"}      # mlx-lm rows (backend = "mlx")
+
+
+def run_engine(run: dict[str, Any]) -> str:
+    """The engine a run was measured with: mlx-lm for backend "mlx", else llama.cpp (llama-bench)."""
+    return "mlx" if str(run.get("backend", "")).lower() == "mlx" else "llamacpp"
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -55,8 +61,11 @@ def run_options(run: dict[str, Any]) -> dict[str, Any] | None:
     if fmt is None:
         return None
     n_prompt, n_gen = int(run.get("n_prompt") or 0), int(run.get("n_gen") or 0)
-    opts: dict[str, Any] = {"engine": "llamacpp", "weights": fmt, "gpu": run["device"], "output": max(n_gen, 1),
+    engine = run_engine(run)
+    opts: dict[str, Any] = {"engine": engine, "weights": fmt, "gpu": run["device"], "output": max(n_gen, 1),
                             "prompt": max(n_prompt, 1), "max_model_len": max(n_prompt + n_gen, 512) + 1}
+    if engine == "mlx":         # mlx-lm keeps every layer on the GPU and has no -ngl / -fa settings
+        return opts
     ngl = run.get("ngl")
     if isinstance(ngl, int) and ngl >= 0:
         opts["gpu_layers"] = ngl
@@ -87,7 +96,8 @@ def run_job(run: dict[str, Any]) -> Any:
 
 def predict_run(run: dict[str, Any], eff: Any = None) -> dict[str, float] | None:
     """Predicted pp and tg tokens/s of one llama-bench run (``eff``: a LocalEfficiency; default
-    the packaged fitted row of the run's family).  llama-bench's pp test processes n_prompt
+    the packaged fitted row of the run's family; mlx-lm rows take the device family's row for engine
+    mlx, i.e. the Apple Metal row, as no MLX row is fitted).  llama-bench's pp test processes n_prompt
     tokens from an empty cache; its tg test generates n_gen tokens from an empty cache."""
     from rigsize.errors import RigsizeError
     from rigsize.speed.local import device_family, local_efficiency, prompt_seconds, token_seconds
@@ -96,7 +106,9 @@ def predict_run(run: dict[str, Any], eff: Any = None) -> dict[str, float] | None
     if job is None:
         return None
     if eff is None:
-        eff, _ = local_efficiency(run_family(run) or device_family(job.gpu), "llamacpp")
+        engine = run_engine(run)
+        family = device_family(job.gpu) if engine == "mlx" else (run_family(run) or device_family(job.gpu))
+        eff, _ = local_efficiency(family, engine)
     arch, fmt, s = job.spec.arch, job.weights, job.local
     out: dict[str, float] = {}
     if run.get("pp_tokens_per_s") and int(run.get("n_prompt") or 0) > 0:
@@ -115,12 +127,15 @@ def predict_run(run: dict[str, Any], eff: Any = None) -> dict[str, float] | None
 
 
 def run_family(run: dict[str, Any]) -> str | None:
-    """The run's family: the backend llama-bench printed (metal, cuda, rocm, vulkan, ...), else the device's."""
+    """The run's family: the backend llama-bench printed (metal, cuda, rocm, vulkan, ...), "mlx" for mlx-lm
+    rows, else the device's."""
     from rigsize.errors import RigsizeError
     from rigsize.hardware.gpus import resolve_gpu
     from rigsize.speed.local import BACKEND_FAMILY, device_family
 
     backend = str(run.get("backend", "")).lower()
+    if backend == "mlx":
+        return "mlx"
     if backend in BACKEND_FAMILY:
         return BACKEND_FAMILY[backend]
     try:

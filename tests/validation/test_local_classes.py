@@ -1,0 +1,65 @@
+"""rigsize validate --source local per class (issue 19): the ROCm, Vulkan and MLX classes of the second batch
+of llama-bench / mlx-lm rows, reported per device family with n, and 'too few rows' where a reserved class is
+below LOCAL_MIN_ROWS.  No assertion on a reserved error's size (those are reported as they come out)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from rigsize.validation.common import LOCAL_MIN_ROWS, TARGETS, summarize_classes
+from rigsize.validation.local import bench_rows, bench_runs, predict_run, run_family, run_options
+
+
+def _classes() -> list[dict]:
+    return summarize_classes(bench_rows())
+
+
+def test_new_classes_are_reported_with_both_splits_and_n() -> None:
+    by_class = _classes()
+    seen = {(c["class"], c["metric"], c["split"]): c["n"] for c in by_class}
+    for cls in ("local.rocm", "local.vulkan"):
+        for split in ("fit", "reserved"):
+            assert seen.get((cls, "tg_tokens_per_s", split), 0) >= 1, (cls, split)
+    assert seen.get(("local.mlx", "tg_tokens_per_s", "reserved"), 0) >= 2
+    assert not any(c["class"] == "local.mlx" and c["split"] == "fit" for c in by_class)   # no MLX row is fitted
+    # n counts the rows of the class: every batch-2 run with a prediction is in exactly one class row per metric
+    runs = [r for r in bench_runs() if r.get("backend") in ("rocm", "vulkan", "mlx")]
+    for cls in ("rocm", "vulkan", "mlx"):
+        want = sum(1 for r in runs if run_family(r) == cls and "tg_tokens_per_s" in (predict_run(r) or {}))
+        assert sum(c["n"] for c in by_class if c["class"] == f"local.{cls}" and c["metric"] == "tg_tokens_per_s") \
+            == want
+
+
+def test_small_reserved_classes_have_no_target_and_say_so() -> None:
+    from rigsize.shells.render import print_validation
+
+    by_class = _classes()
+    for c in by_class:
+        if c["split"] == "reserved" and c["metric"] in TARGETS:
+            assert (c["target"] is None) == (c["n"] < LOCAL_MIN_ROWS), c
+        if c["split"] == "fit":
+            assert c["target"] is None
+    assert any(c["target"] is None and c["split"] == "reserved" for c in by_class)
+    buf = io.StringIO()
+    print_validation([], [], False, "en", console=Console(file=buf, width=200), by_class=by_class)
+    out = buf.getvalue()
+    assert "too few rows" in out and "local.vulkan" in out and "local.mlx" in out
+
+
+def test_mlx_rows_run_mlx_lm_on_the_apple_row() -> None:
+    from rigsize.speed.local import LocalEfficiency
+
+    mlx = [r for r in bench_runs() if r["backend"] == "mlx"]
+    assert mlx and all(r["split"] == "reserved" for r in mlx)
+    for r in mlx:
+        opts = run_options(r)
+        assert opts["engine"] == "mlx" and "gpu_layers" not in opts and "flash_attn" not in opts
+        # the default efficiency is the packaged Apple row: passing it explicitly gives the same prediction
+        from rigsize.speed.local import local_efficiency
+
+        apple, key = local_efficiency("apple", "mlx")
+        assert key == "local.apple"
+        assert predict_run(r) == predict_run(r, apple)
+        assert predict_run(r) != predict_run(r, LocalEfficiency(memory=0.5, compute=0.3))
