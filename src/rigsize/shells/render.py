@@ -191,6 +191,11 @@ def _serving_speed_table(perf: Any, lang: str) -> Table:
     table = _speed_table(t("report.performance", lang))
     table.add_row(t("perf.ttft", lang), f"{perf.ttft_seconds * 1e3:,.1f} ms ({_bound(perf.bound.prefill, lang)})"
                   + _band(perf, "ttft_seconds", lang))
+    enc = getattr(perf, "encoder", None)
+    if enc is not None:          # the vision tower's part of TTFT (performance.encoder)
+        detail = render("perf.encoder_detail", lang, ms=enc.seconds * 1e3, images=enc.images,
+                        patches=enc.patches_per_image, bound=_bound(enc.bound, lang))
+        table.add_row(t("perf.encoder", lang), detail)
     table.add_row(t("perf.tpot", lang), f"{perf.tpot_seconds * 1e3:,.2f} ms ({_bound(perf.bound.decode, lang)})"
                   + _band(perf, "tpot_seconds", lang))
     table.add_row(t("perf.e2e", lang), f"{perf.e2e_seconds:,.2f} s")
