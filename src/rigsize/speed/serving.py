@@ -154,9 +154,12 @@ def encoder_time(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat
     on the roofline prefill uses: matrix FLOPs at the prefill GEMM efficiency and attention at
     the attention efficiency, of the 16-bit peak (towers are stored unquantized,
     ``rigsize.model.vision``), against one read of the tower's weights; split over tp like the
-    text model (vLLM's default mm_encoder_tp_mode "weights": column/row-parallel tower linears),
-    with two all-reduces of the positions' hidden states per tower layer at tp > 1, and the
-    per-layer launch overhead of a decoder layer for each tower layer."""
+    text model (vLLM's default mm_encoder_tp_mode "weights", MultiModalConfig in
+    vllm/config/multimodal.py, code-index id 885309865: column/row-parallel tower linears; "data"
+    mode, one whole tower per rank, is not modelled), with two all-reduces of the positions'
+    hidden states per tower layer at tp > 1, and the per-layer launch overhead of a decoder
+    layer for each tower layer.  No published per-image encoder time on a stated GPU was found
+    to check this against (as of 2026-12-01); the FLOPs are checked against torch's counter."""
     rows = [t for t in arch.tensors if t.role in VISION_ROLES]
     weight_bytes = rank_weight_bytes(rows, arch, layout, fmt, training=False)
     peak = peak_flops(gpu, "bf16")
