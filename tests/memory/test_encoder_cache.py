@@ -45,3 +45,15 @@ def test_text_only_models_and_image_limit_zero_hold_none() -> None:
     assert tower_excess >= 0
     assert default.memory.per_gpu.total - text_only.memory.per_gpu.total == (
         default.memory.per_gpu.encoder_cache + 2 * default.model.params_vision + tower_excess)
+
+
+def test_only_vllm_from_0_15_builds_no_tower_at_image_limit_zero() -> None:
+    """_mark_tower_model skips every model's tower from vLLM 0.15.0 (interfaces.py in the 0.15.0
+    wheel; in 0.14.0 only some models check the limit themselves, gemma3_mm.py does not), and
+    SGLang and TensorRT-LLM are not known to skip it: there the tower stays counted, in bf16
+    (params_vision: transformers' tower and projector of Qwen2.5-VL-7B, 676,550,144)."""
+    tower = 2 * 676_550_144
+    new = _run("qwen2.5-vl-7b", images_per_request=0, engine_version="0.15.0").memory.per_gpu.weights
+    for kept in (dict(engine_version="0.14.0"), dict(engine="sglang"), dict(engine="trtllm")):
+        assert _run("qwen2.5-vl-7b", images_per_request=0, **kept).memory.per_gpu.weights - new == tower
+    assert _run("qwen2.5-vl-7b", images_per_request=0).memory.per_gpu.weights == new     # the newest

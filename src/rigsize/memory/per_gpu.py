@@ -711,8 +711,9 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
     A text-only vLLM deployment (``--images-per-request 0``: ``--limit-mm-per-prompt`` 0 for
     the tower's modalities) builds no vision tower or projector: "Tower model components are
     automatically skipped when --limit-mm-per-prompt is set to zero for all of their
-    modalities" (vllm/model_executor/models/interfaces.py _mark_tower_model, 0.33.0 wheel)."""
-    if engine.name == "vllm" and workload.images == 0:
+    modalities" (vllm/model_executor/models/interfaces.py _mark_tower_model, from the 0.15.0
+    wheel: ``runtime.skips_unused_tower``; older versions, SGLang and TensorRT-LLM keep it)."""
+    if workload.images == 0 and runtime.skips_unused_tower(engine):
         tensors = [t for t in tensors if t.role not in ("vision", "vision_proj")]
     weights = rank_weight_bytes(tensors, arch, layout, fmt, training=False)
     kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, stage.layers, engine.kv_block_size,

@@ -50,6 +50,7 @@ class Engine:
     sampler: str = "flashinfer"     # top-k/top-p of the profiling warm-up: "sort" (PyTorch) | "flashinfer" | "triton"
     windows: str = "cap"            # sliding-window layers: "full" (charged whole), "hybrid" (vLLM >= 0.9.2:
                                     # window - 1 + max_num_batched_tokens, + 1 block), "cap" (at the window)
+    serving: str = "vllm"           # the engine that will run it: "vllm", or "sglang"/"trtllm" sized by vLLM's rules
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -153,7 +154,7 @@ def _vllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: 
         # MLA models get FlashMLA's 64-token blocks (vllm_budget_rules.md sec. 3)
         kv_block_size=int(d["vllm"]["kv_block_size"]["mla" if mla else "value"]), max_model_len=max_len,
         chunked_prefill=chunked, windows=era.get("windows", "hybrid"),
-        cuda_graphs="none" if eager else era["cuda_graphs"], sampler=sampler,
+        cuda_graphs="none" if eager else era["cuda_graphs"], sampler=sampler, serving=opts.get("engine") or "vllm",
     )
 
 
@@ -168,6 +169,17 @@ def _default_sampler(asked: str | None) -> str:
         if _version_tuple(row["since"]) <= v and ("until" not in row or v < _version_tuple(row["until"])):
             return str(row["value"])
     return "sort"
+
+
+def skips_unused_tower(eng: Engine) -> bool:
+    """vLLM versions that build no vision tower when every modality it serves has an image
+    limit of 0 (data/runtime.toml [vllm.text_only_tower]); SGLang and TensorRT-LLM, sized by
+    vLLM's rules, are not known to skip it, so their towers are counted."""
+    if eng.name != "vllm" or eng.serving != "vllm":
+        return False
+    if eng.version.startswith(">="):
+        return True
+    return _version_tuple(eng.version) >= _version_tuple(data()["vllm"]["text_only_tower"]["since"])
 
 
 def hybrid_pages_apply(eng: Engine) -> bool:
