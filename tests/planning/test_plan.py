@@ -425,3 +425,13 @@ def test_have_without_model_finds_a_layout_the_heads_admit() -> None:
         what_fits_on(have="0x RTX-4090")
     with pytest.raises(RigsizeError, match="not a GGUF type"):
         what_fits_on(have="1x RTX-4090", weights="fp8")
+
+
+def test_an_engine_version_pins_vllm() -> None:
+    """--engine-version names a vLLM version (memory.runtime sizes by it; SGLang and TensorRT-LLM
+    refuse one), so a plan given one and no --engine searches vLLM only, instead of ranking an
+    SGLang plan first and then failing on the version."""
+    r = search("qwen2.5-7b", task="inference", gpu="H100,L40S", engine_version="0.10.2", top=3)
+    assert r["recommendations"] and {x["choices"]["engine"] for x in r["recommendations"]} == {"vllm"}
+    assert all(x["assumptions"].get("engine_version", x["inputs"].get("engine_version")) == "0.10.2"
+               for x in r["recommendations"])

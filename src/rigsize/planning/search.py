@@ -219,6 +219,8 @@ class _Search:
             return [self.opts.get("framework", "")]
         if "engine" in self.opts:
             return [self.opts["engine"]]
+        if self.opts.get("engine_version"):     # a vLLM version (memory.runtime): it pins vLLM
+            return ["vllm"]
         return ["vllm"] if self.overview else list(ENGINES)   # the overview: vLLM unless --engine
 
     def training_variants(self, count: int) -> list[tuple[str, int, str]]:
