@@ -347,6 +347,9 @@ class LaunchReport(_Frozen):
         "default", description="How the version was chosen: the emitter's default (the newest pinned), "
         "--engine-version, or the version the plan was sized for")
     target: Literal["local", "skypilot", "slurm", "k8s"]
+    launcher: Literal["torchrun", "accelerate", "deepspeed", "srun"] | None = Field(
+        None, description="The process launcher a training command starts under (--launcher, else the "
+        "framework's own); null for a serving engine")
     commands: list[str]
     files: list[str] = Field(description="Paths written, rigsize-plan.json among them")
     notes: list[str]

@@ -208,3 +208,16 @@ def test_a_vllm_version_in_an_sglang_plan_is_not_sglangs() -> None:
     r["inputs"]["engine_version"] = "0.10.2"
     b = launch(r)
     assert (b.launch.version, b.version_from) == (sglang.VERSION, "default")
+
+
+def test_launch_json_names_the_launcher(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """launch --json says which process launcher a training command starts under (the one asked, else the
+    framework's default: accelerate for trl sft), and null for a serving engine."""
+    for args, expected in ((["qwen2-7b", "--task", "lora", "--framework", "hf", "--gpus", "2", "--launcher", "torchrun"],
+                            "torchrun"),
+                           (["qwen2-7b", "--task", "lora", "--framework", "hf", "--gpus", "2"], "accelerate"),
+                           (["qwen2-7b", "--task", "inference", "--engine", "vllm"], None)):
+        assert main(["launch", *args, "--out-dir", str(tmp_path / str(expected)), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["launcher"] == expected, args
+        assert report["commands"][0].split()[0] == {"torchrun": "torchrun", "accelerate": "trl", None: "vllm"}[expected]

@@ -201,6 +201,7 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
 
         _emit_json(LaunchReport(tool=bundle.launch.tool, version=bundle.launch.version,
                                 version_from=bundle.version_from, target=bundle.target,
+                                launcher=bundle.launch.launcher or None,
                                 commands=list(bundle.commands), files=[str(out / f.name) for f in bundle.files],
                                 notes=list(bundle.launch.notes)).model_dump(mode="json"))
         return
