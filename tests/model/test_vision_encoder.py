@@ -162,3 +162,40 @@ def test_qwen2_5_vl_7b_tower_peak_by_hand() -> None:
 
     peak = vision_peak(preset_config("qwen2.5-vl-7b"))
     assert (peak.positions, peak.replicated, peak.sharded) == (65536, 2 * 1280 + 1176, 3 * 3420)
+
+
+def test_the_mlp_term_of_the_tower_peak_matches_transformers_on_cpu() -> None:
+    """transformers' Qwen2.5-VL tower in bf16 on CPU, 32 x 32 patches, an MLP wide enough to
+    hold the peak (2h + 3I over attention's 8h): torch profiler's memory timeline (creations
+    less destructions, the weights and pixel input pre-existing) peaks within 10% of the
+    estimate's positions x (2h + 3I) x 2 bytes (measured: +4% at h 1280, I 12000; the rest
+    is the window-reordered copy and rotary tables)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import AutoConfig, AutoModelForImageTextToText
+    from transformers.utils import logging as hf_logging
+
+    from rigsize.model.vision import vision_peak
+
+    hf_logging.set_verbosity_error()
+    vision = {**_QWEN25, "hidden_size": 256, "intermediate_size": 4096, "depth": 2, "fullatt_block_indexes": [1]}
+    config = {"model_type": "qwen2_5_vl", "text_config": {**_TEXT, "model_type": "qwen2_5_vl_text"},
+              "vision_config": vision}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hf = AutoConfig.for_model("qwen2_5_vl", **{k: v for k, v in config.items() if k != "model_type"})
+        hf._attn_implementation = hf.vision_config._attn_implementation = "sdpa"
+        model = AutoModelForImageTextToText.from_config(hf).eval().to(torch.bfloat16)
+        pixels = torch.randn(32 * 32, 3 * 2 * 14 * 14, dtype=torch.bfloat16)
+        with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                                      with_stack=True) as prof:
+            model.model.get_image_features(pixel_values=pixels, image_grid_thw=torch.tensor([[1, 32, 32]]))
+    live = peak = 0
+    for _, action, _, size in prof._memory_profile().timeline:
+        live += size if str(action).endswith("CREATE") else -size if str(action).endswith("DESTROY") else 0
+        peak = max(peak, live)
+    per = vision_peak(config)
+    assert per.sharded == 3 * 4096                          # the MLP holds the peak here
+    estimate = 32 * 32 * (2 * 256 + per.sharded) * 2        # without the pixels: the profiler's pre-existing input
+    assert estimate <= peak <= 1.10 * estimate, (peak, estimate)

@@ -792,13 +792,16 @@ def vision_peak(raw: Mapping[str, Any]) -> TowerPeak:
     image rule), as ``memory.per_gpu._live_per_token`` counts a decoder layer's: in a
     block's MLP the residual, the normed input and the MLP's intermediates (``2h + 3I``
     gated, gate_up and its product; ``2h + 2I`` for fc1 and its activation); in its
-    attention the residual, the normed input, the fused qkv and the rotated q/k copy
-    (``2h + 5h``); plus the image's pixel values (held by the caller through the pass).
-    vLLM's own towers (vllm/model_executor/models/qwen2_5_vl.py ``Qwen2_5_VisionBlock``,
-    0.33.0 wheel) allocate these through its fused gate_up and qkv linears; an estimate."""
+    attention the fused qkv, the contiguous q/k copy the rotary embedding reads, its rotated
+    output and the attention output (``8h`` over the same ``2h``, as vLLM's
+    ``Qwen2_5_VisionAttention.forward`` holds them: vllm/model_executor/models/qwen2_5_vl.py,
+    0.33.0 wheel); plus the image's pixel values (held by the caller through the pass).  An
+    estimate: the MLP term is within 4% of transformers' own Qwen2.5-VL tower on CPU (torch
+    profiler's memory timeline, tests/model/test_vision_encoder.py); transformers' attention
+    keeps more (fp32 rotary copies), vLLM's was not measured."""
     if str(raw.get("model_type")) not in IMAGE_TOKEN_TYPES:
         return TowerPeak()
     g = _geometry(raw, *_largest_image(raw))
     mlp = (3 if g.gated else 2) * g.inter
-    sharded = max(mlp, 5 * g.width)
+    sharded = max(mlp, 8 * g.width)
     return TowerPeak(g.tokens, 2 * g.width + g.pixels * g.patches // max(1, g.tokens), sharded)
