@@ -962,9 +962,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "torchtune 的 {config} 没有该方案需要设置的 {keys}。能运行的最接近方案：rigsize launch {model} "
               "--task {task} --framework hf"},
     # the plan file a launch reads (launch/plan.py)
-    "launch.plan_missing": {"en": "--plan {path}: no such file", "zh": "--plan {path}：文件不存在"},
-    "launch.plan_bad_json": {"en": "--plan {path}: not valid JSON ({detail})",
-                             "zh": "--plan {path}：不是合法的 JSON（{detail}）"},
+    "launch.plan_missing": {"en": "--plan-file {path}: no such file", "zh": "--plan-file {path}：文件不存在"},
+    "launch.plan_directory": {"en": "--plan-file {path}: a directory; give the JSON file that rigsize plan --json wrote",
+                              "zh": "--plan-file {path}：这是一个目录；请给出 rigsize plan --json 写出的 JSON 文件"},
+    "launch.plan_unreadable": {"en": "--plan-file {path}: cannot be read ({detail})",
+                               "zh": "--plan-file {path}：无法读取（{detail}）"},
+    "launch.plan_bad_json": {"en": "--plan-file {path}: not valid JSON ({detail})",
+                             "zh": "--plan-file {path}：不是合法的 JSON（{detail}）"},
     "launch.plan_not_object": {
         "en": "not a rigsize plan: the file must hold the JSON object rigsize plan --json prints",
         "zh": "不是 rigsize 方案：文件必须是 rigsize plan --json 输出的 JSON 对象"},

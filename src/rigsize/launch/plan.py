@@ -57,9 +57,14 @@ def read_plan_file(path: str) -> dict[str, Any]:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise InputError("input.conflict", what=f"--plan {path}: no such file") from None
+        raise InputError("input.conflict", what=f"--plan-file {path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError("input.conflict", what=f"--plan-file {path}: a directory; give the JSON file that "
+                         "rigsize plan --json wrote") from None
+    except OSError as err:
+        raise InputError("input.conflict", what=f"--plan-file {path}: cannot be read ({err.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError("input.conflict", what=f"--plan {path}: not valid JSON ({err})") from None
+        raise InputError("input.conflict", what=f"--plan-file {path}: not valid JSON ({err})") from None
 
 
 def select(plan: dict[str, Any], rank: int = 1, scenario: str | None = None) -> dict[str, Any]:
