@@ -252,3 +252,32 @@ def test_falcon_h1_layers_keep_both_kv_and_state(dtype: torch.dtype, conv_bits: 
     assert batch * state_bytes_per_sequence(arch, conv_bits, 32) == state
     assert batch * tokens * arch.kv_elements_per_token == kv
     assert layer_type_counts(arch)["hybrid"] == 2
+
+
+# Falcon-H1-0.5B's config.json as NVIDIA's Megatron-Bridge tests quote it (FALCON_H1_500M_CONFIG,
+# tests/unit_tests/models/falcon_h1/test_falcon_h1_bridge.py at ebd91e974d0b2caba82fc91c09b47e77e2dd53fc),
+# parts sizing reads. RECONSTRUCTED: the quote has no mamba_d_ssm, which transformers' FalconH1Config
+# refuses without (24 heads do not divide mamba_expand x hidden = 2048); 1536 = mamba_n_heads x mamba_d_head,
+# the value that file's own megatron_to_hf_config writes back (hf_config["mamba_d_ssm"] == heads x head_dim).
+REAL_FALCON_H1_0_5B = {
+    "model_type": "falcon_h1", "architectures": ["FalconH1ForCausalLM"], "attention_bias": False, "head_dim": 64,
+    "hidden_act": "silu", "hidden_size": 1024, "intermediate_size": 2048, "mamba_chunk_size": 128,
+    "mamba_conv_bias": True, "mamba_d_conv": 4, "mamba_d_head": 64, "mamba_d_state": 128, "mamba_expand": 2,
+    "mamba_n_groups": 1, "mamba_n_heads": 24, "mamba_norm_before_gate": False, "mamba_proj_bias": False,
+    "mamba_rms_norm": False, "mamba_use_mlp": True, "max_position_embeddings": 16384, "mlp_bias": False,
+    "num_attention_heads": 8, "num_hidden_layers": 36, "num_key_value_heads": 2, "projectors_bias": False,
+    "rms_norm_eps": 1e-5, "rope_theta": 1e11, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "vocab_size": 32784, "mamba_d_ssm": 1536,
+}
+
+
+def test_real_falcon_h1_config_param_count_equals_transformers() -> None:
+    arch = build_architecture(REAL_FALCON_H1_0_5B)
+    assert arch.params == meta_param_count(REAL_FALCON_H1_0_5B) == 521_411_104
+    assert arch.params / 1e9 == pytest.approx(0.5, rel=0.05)          # the model's name: 0.5B
+    assert layer_type_counts(arch) == {"hybrid": 36, "moe_mlp": 0, "dense_mlp": 36}
+    # the quote as it stands (no mamba_d_ssm) is refused, as transformers refuses it, in one line
+    incomplete = {k: v for k, v in REAL_FALCON_H1_0_5B.items() if k != "mamba_d_ssm"}
+    with pytest.raises(Exception) as err:
+        build_architecture(incomplete)
+    assert "mamba_n_heads x mamba_d_head" in str(err.value) and "\n" not in str(err.value)
