@@ -281,3 +281,32 @@ def test_real_falcon_h1_config_param_count_equals_transformers() -> None:
     with pytest.raises(Exception) as err:
         build_architecture(incomplete)
     assert "mamba_n_heads x mamba_d_head" in str(err.value) and "\n" not in str(err.value)
+
+
+# Granite-4.0-H-Tiny's and Granite-4.0-H-1B's config.json, "verbatim from the published config.json
+# (2026-08-24), minus the fields the importer does not read", as a public test module quotes them
+# (GRANITE_H_TINY_HF, GRANITE_H_1B_HF; code-index id 65865534003, repository not resolvable here);
+# unquoted fields (biases) keep GraniteMoeHybridConfig's defaults.
+_GRANITE_LAYERS = (["mamba"] * 5 + ["attention"] + ["mamba"] * 9 + ["attention"] + ["mamba"] * 9 + ["attention"]
+                   + ["mamba"] * 9 + ["attention"] + ["mamba"] * 4)
+REAL_GRANITE_4_H_TINY = {
+    "model_type": "granitemoehybrid", "hidden_size": 1536, "num_hidden_layers": 40, "num_attention_heads": 12,
+    "num_key_value_heads": 4, "intermediate_size": 512, "shared_intermediate_size": 1024, "num_local_experts": 64,
+    "num_experts_per_tok": 6, "vocab_size": 100352, "tie_word_embeddings": True, "mamba_d_state": 128,
+    "mamba_n_groups": 1, "mamba_n_heads": 48, "mamba_d_head": 64, "mamba_expand": 2, "mamba_d_conv": 4,
+    "mamba_chunk_size": 256, "max_position_embeddings": 131072, "layer_types": _GRANITE_LAYERS,
+}
+REAL_GRANITE_4_H_1B = {**REAL_GRANITE_4_H_TINY, "intermediate_size": 4096, "shared_intermediate_size": 4096,
+                       "num_local_experts": 0, "num_experts_per_tok": 0}
+
+
+def test_real_granite_4_h_configs_param_count_equals_transformers() -> None:
+    tiny = build_architecture(REAL_GRANITE_4_H_TINY)
+    assert tiny.params == meta_param_count(REAL_GRANITE_4_H_TINY) == 6_939_037_248
+    assert tiny.params / 1e9 == pytest.approx(7, rel=0.02)            # IBM's model card: 7B
+    assert layer_type_counts(tiny) == {"linear_attention": 36, "full_attention": 4, "moe_mlp": 40, "dense_mlp": 0}
+    one = build_architecture(REAL_GRANITE_4_H_1B)
+    assert one.params == meta_param_count(REAL_GRANITE_4_H_1B) == 1_461_538_368
+    # no routed experts: the shared MLP is each layer's only, dense, MLP
+    assert layer_type_counts(one) == {"linear_attention": 36, "full_attention": 4, "moe_mlp": 0, "dense_mlp": 40}
+    assert active_params(one) == one.params

@@ -116,7 +116,9 @@ def layer_type_counts(arch: Architecture) -> dict[str, int]:
     out: dict[str, int] = {}
     for k in kinds:
         out[k] = out.get(k, 0) + 1
-    dense = {t.layer for t in arch.tensors if t.role.startswith("mlp_") and t.layer is not None}
+    # a shared-expert MLP with no routed experts beside it (Granite 4.0 H dense models: num_local_experts 0,
+    # the shared MLP is the layer's only one) is a dense MLP
+    dense = {t.layer for t in arch.tensors if t.layer is not None and t.role.startswith(("mlp_", "shared_"))}
     out["moe_mlp"] = len(arch.moe_layers)
     out["dense_mlp"] = len(dense - set(arch.moe_layers))
     return out
