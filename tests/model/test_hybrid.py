@@ -310,3 +310,34 @@ def test_real_granite_4_h_configs_param_count_equals_transformers() -> None:
     # no routed experts: the shared MLP is each layer's only, dense, MLP
     assert layer_type_counts(one) == {"linear_attention": 36, "full_attention": 4, "moe_mlp": 0, "dense_mlp": 40}
     assert active_params(one) == one.params
+
+
+# MiniMax-M1's config.json as FastDeploy's tests quote it "(from HuggingFace)" (code-index id 59165385622;
+# the same fields in a repository dump of the checkpoint's config.json, id 54036155376): MiniMax's own
+# remote-code format, model_type minimax_m1, layers named by attn_type_list (0 lightning, 1 softmax).
+REAL_MINIMAX_M1 = {
+    "model_type": "minimax_m1", "architectures": ["MiniMaxM1ForCausalLM"], "hidden_size": 6144,
+    "intermediate_size": 9216, "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
+    "head_dim": 128, "vocab_size": 200064, "rope_theta": 10000000, "max_position_embeddings": 10240000,
+    "rms_norm_eps": 1e-5, "hidden_act": "silu", "num_local_experts": 32, "num_experts_per_tok": 2,
+    "attn_type_list": [0, 0, 0, 0, 0, 0, 0, 1] * 10, "tie_word_embeddings": False, "postnorm": True,
+}
+
+
+def test_real_minimax_m1_config_reads_attn_type_list() -> None:
+    """transformers' MiniMaxConfig reads layer_types only (its default alternates); the same model in
+    that format (MiniMaxAI's -hf conversions) lists the layers as attn_type_list does."""
+    arch = build_architecture(REAL_MINIMAX_M1)
+    as_hf = {**{k: v for k, v in REAL_MINIMAX_M1.items() if k not in ("attn_type_list", "architectures")},
+             "model_type": "minimax",
+             "layer_types": ["full_attention" if v else "linear_attention" for v in REAL_MINIMAX_M1["attn_type_list"]]}
+    assert arch.params == meta_param_count(as_hf) == 456_089_655_296
+    # MiniMax-Text-01 / M1 model cards: 456B total, 45.9B activated per token (the latter without the
+    # embedding and lm_head, 2 x 200,064 x 6,144)
+    assert arch.params / 1e9 == pytest.approx(456, rel=0.001)
+    assert (active_params(arch) - 2 * 200_064 * 6_144) / 1e9 == pytest.approx(45.9, rel=0.005)
+    assert layer_type_counts(arch) == {"linear_attention": 70, "full_attention": 10, "moe_mlp": 80, "dense_mlp": 0}
+    assert arch.kv_elements_per_token == 2 * 10 * 8 * 128            # K and V of the 10 softmax layers only
+    with pytest.raises(Exception) as err:
+        build_architecture({**REAL_MINIMAX_M1, "attn_type_list": [0, 2] * 40})
+    assert "attn_type_list" in str(err.value) and "\n" not in str(err.value)

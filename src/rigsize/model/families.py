@@ -63,7 +63,10 @@ _CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
 # "Kimi-K2 reuses the DeepSeekV3CausalLM architecture ... model_type kimi_k2 lets engines tell it
 # apart; setting model_type to deepseek_v3 runs it" (Moonshot's Kimi-K2 deployment guide, quoted in
 # code-index id 67396502577); its config's architectures is ["DeepseekV3ForCausalLM"].
-_SAME_AS: dict[str, str] = {"kimi_k2": "deepseek_v3"}
+# model_types laid out as another: Kimi K2 is DeepSeek-V3-shaped; MiniMax-Text-01's and MiniMax-M1's own
+# (remote-code) configs are the MiniMax layout transformers converted them to (MiniMaxAI/MiniMax-Text-01-hf),
+# with attn_type_list for layer_types (hybrid._attn_type_list)
+_SAME_AS: dict[str, str] = {"kimi_k2": "deepseek_v3", "minimax_text_01": "minimax", "minimax_m1": "minimax"}
 
 
 def build_architecture(raw: Mapping[str, Any]) -> Architecture:

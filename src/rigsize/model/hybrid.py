@@ -77,6 +77,21 @@ def _listed_layer_types(cfg: Config, n: int) -> tuple[str, ...] | None:
     return tuple(listed)
 
 
+def _attn_type_list(cfg: Config, n: int) -> tuple[str, ...] | None:
+    """MiniMax's own configs (MiniMax-Text-01, MiniMax-M1: custom code, no layer_types) name each
+    layer's attention in attn_type_list, 0 lightning (linear) and 1 softmax (full): vLLM reads it
+    before layer_types ("The HF format uses layer_types instead of attn_type_list where
+    linear_attention is 0 and full_attention is 1", model_executor/models/minimax_text_01.py in the
+    0.22.0 wheel); transformers' MiniMaxConfig reads only layer_types.  None when it lists none."""
+    listed = cfg.get("attn_type_list")
+    if not (isinstance(listed, list) and listed):
+        return None
+    if len(listed) != n or any(v not in (0, 1) for v in listed):
+        raise ModelError("model.bad_field", field="attn_type_list", value=len(listed),
+                         why=f"must give 0 (lightning) or 1 (softmax) for each of the {n} layers")
+    return tuple("full_attention" if v == 1 else "linear_attention" for v in listed)
+
+
 def _jamba_layer_types(cfg: Config, n: int) -> tuple[str, ...]:
     """JambaConfig.layers_block_type: attention where i % attn_layer_period == offset."""
     period = cfg.int("attn_layer_period", default=8)
@@ -489,7 +504,8 @@ def minimax(cfg: Config) -> Architecture:
     """MiniMaxForCausalLM: embed_tokens; per layer input_layernorm, softmax attention
     (q/k/v/o) or lightning attention (an RMSNorm over heads x head_dim, fused qkv_proj,
     out_proj and output_gate), post_attention_layernorm and a Mixtral-style MoE; norm;
-    lm_head.  layer_types defaults to full attention on even layers (configuration_minimax.py).
+    lm_head.  layer_types, else MiniMax's own attn_type_list (``_attn_type_list``), else full
+    attention on even layers (configuration_minimax.py).
     A lightning layer keeps per sequence a (heads, head_dim, head_dim) state in the model
     dtype (transformers' MiniMaxCache.linear_cache), counted with the model-dtype state."""
     h = cfg.int("hidden_size", default=4096, maximum=limits.MAX_HIDDEN)
@@ -497,8 +513,8 @@ def minimax(cfg: Config) -> Architecture:
     vocab = cfg.int("vocab_size", default=32000, maximum=limits.MAX_VOCAB)
     nh, nkv = _heads(cfg, h, 8, head_dim_from_hidden=cfg.get("head_dim") is None)
     hd = cfg.int("head_dim") if cfg.get("head_dim") is not None else h // nh
-    kinds = _listed_layer_types(cfg, n) or tuple("full_attention" if (i + 1) % 2 else "linear_attention"
-                                                 for i in range(n))
+    kinds = (_listed_layer_types(cfg, n) or _attn_type_list(cfg, n)
+             or tuple("full_attention" if (i + 1) % 2 else "linear_attention" for i in range(n)))
     moe = moe_mod.moe_of(cfg, moe_mod.MOE["mixtral"], n)
     rows = [Tensor("model.embed_tokens.weight", "embed", (vocab, h))]
     for i, kind in enumerate(kinds):
