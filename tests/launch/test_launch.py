@@ -8,11 +8,10 @@ Regenerate the goldens after a deliberate change: RIGSIZE_UPDATE_GOLDENS=1 pytes
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
+from _golden import assert_golden
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import deepspeed, launch, megatron, sglang, skypilot, slurm, trl, vllm
@@ -20,7 +19,6 @@ from rigsize.launch.bundle import flags_of, known_flags
 from rigsize.launch.plan import planned_run, select
 from rigsize.planning.search import search
 
-GOLDEN = Path(__file__).parents[1] / "fixtures" / "launch"
 # (case, model, plan options, target): each a plan rigsize makes, launched as planned
 CASES = {
     "vllm-0.33.0-local": ("qwen2-7b", dict(task="inference", gpu="H100-SXM-80GB", engine="vllm", batch=8), "local"),
@@ -55,14 +53,7 @@ def bundle(case: str):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden(case: str) -> None:
-    b = bundle(case)
-    files = {f.name: f.text for f in b.files if f.name != "rigsize-plan.json"}
-    files["(commands)"] = "".join(line + "\n" for line in (*b.commands, *(f"# {n}" for n in b.launch.notes)))
-    text = "".join(f"==> {name} <==\n{body}" for name, body in sorted(files.items()))
-    path = GOLDEN / f"{case}.txt"
-    if os.environ.get("RIGSIZE_UPDATE_GOLDENS") or not path.exists():
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(case, bundle(case))
 
 
 FLAG_FILES = {"vllm": [vllm.FLAGS_FILE], "sglang": [sglang.FLAGS_FILE],

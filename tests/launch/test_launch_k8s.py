@@ -8,13 +8,12 @@ Regenerate the goldens after a deliberate change: RIGSIZE_UPDATE_GOLDENS=1 pytes
 from __future__ import annotations
 
 import json
-import os
 import re
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 import pytest
+from _golden import assert_golden
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import k8s, launch, megatron, sglang, trl, vllm
@@ -25,7 +24,6 @@ from rigsize.planning.search import search
 yaml = pytest.importorskip("yaml")
 jsonschema = pytest.importorskip("jsonschema")
 
-GOLDEN = Path(__file__).parents[1] / "fixtures" / "launch"
 CASES = {
     "k8s-vllm-0.33.0-1node": ("qwen2-7b", dict(task="inference", gpu="H100-SXM-80GB", engine="vllm", batch=8)),
     "k8s-vllm-0.33.0-2replicas": ("qwen2.5-72b", dict(task="inference", gpu="H100-SXM-80GB", gpus=16, tp=8,
@@ -107,14 +105,7 @@ def pods(case: str) -> list[tuple[dict, int]]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden(case: str) -> None:
-    b = bundle(case)
-    files = {f.name: f.text for f in b.files if f.name != "rigsize-plan.json"}
-    files["(commands)"] = "".join(line + "\n" for line in (*b.commands, *(f"# {n}" for n in b.launch.notes)))
-    text = "".join(f"==> {name} <==\n{body}" for name, body in sorted(files.items()))
-    path = GOLDEN / f"{case}.txt"
-    if os.environ.get("RIGSIZE_UPDATE_GOLDENS") or not path.exists():
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(case, bundle(case))
 
 
 def test_vendored_schemas_say_where_they_come_from() -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
+from _golden import assert_golden
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import launch, llamafactory
@@ -23,7 +22,6 @@ from rigsize.planning.search import search
 
 yaml = pytest.importorskip("yaml")
 
-GOLDEN = Path(__file__).parents[1] / "fixtures" / "launch"
 CASES = {
     "llamafactory-0.9.5-qlora-local": ("qwen2-7b", dict(task="qlora", gpu="L4", gpus=1, framework="llamafactory"),
                                        "local"),
@@ -56,14 +54,7 @@ def cfg(case: str) -> dict:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden(case: str) -> None:
-    b = bundle(case)
-    files = {f.name: f.text for f in b.files if f.name != "rigsize-plan.json"}
-    files["(commands)"] = "".join(line + "\n" for line in (*b.commands, *(f"# {n}" for n in b.launch.notes)))
-    text = "".join(f"==> {name} <==\n{body}" for name, body in sorted(files.items()))
-    path = GOLDEN / f"{case}.txt"
-    if os.environ.get("RIGSIZE_UPDATE_GOLDENS") or not path.exists():
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(case, bundle(case))
 
 
 @pytest.mark.parametrize("case", list(CASES))

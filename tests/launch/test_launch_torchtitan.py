@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
+from _golden import assert_golden
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import launch, torchtitan
@@ -21,7 +20,6 @@ from rigsize.launch.bundle import flags_of, known_flags, known_sections
 from rigsize.launch.plan import planned_run, select
 from rigsize.planning.search import search
 
-GOLDEN = Path(__file__).parents[1] / "fixtures" / "launch"
 H100 = "H100-SXM-80GB"
 CASES = {
     "torchtitan-0.3.0-fsdp-local": ("llama-3.1-8b", dict(task="pretrain", gpu=H100, gpus=8, framework="torchtitan",
@@ -55,14 +53,7 @@ def split(argv) -> tuple[list[str], list[str]]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden(case: str) -> None:
-    b = bundle(case)
-    files = {f.name: f.text for f in b.files if f.name != "rigsize-plan.json"}
-    files["(commands)"] = "".join(line + "\n" for line in (*b.commands, *(f"# {n}" for n in b.launch.notes)))
-    text = "".join(f"==> {name} <==\n{body}" for name, body in sorted(files.items()))
-    path = GOLDEN / f"{case}.txt"
-    if os.environ.get("RIGSIZE_UPDATE_GOLDENS") or not path.exists():
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(case, bundle(case))
 
 
 @pytest.mark.parametrize("case", list(CASES))

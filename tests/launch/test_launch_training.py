@@ -11,12 +11,12 @@ Regenerate the goldens after a deliberate change: RIGSIZE_UPDATE_GOLDENS=1 pytes
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
+from _golden import assert_golden
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import fsdp, launch, launchers, slurm, torchtune, trl
@@ -24,7 +24,6 @@ from rigsize.launch.bundle import flags_of, known_flags, known_sections
 from rigsize.launch.plan import planned_run, select
 from rigsize.planning.search import search
 
-GOLDEN = Path(__file__).parents[1] / "fixtures" / "launch"
 H100 = "H100-SXM-80GB"
 # (case, model, plan options, target, launcher)
 CASES = {
@@ -75,14 +74,7 @@ def bundle(case: str):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden(case: str) -> None:
-    b = bundle(case)
-    files = {f.name: f.text for f in b.files if f.name != "rigsize-plan.json"}
-    files["(commands)"] = "".join(line + "\n" for line in (*b.commands, *(f"# {n}" for n in b.launch.notes)))
-    text = "".join(f"==> {name} <==\n{body}" for name, body in sorted(files.items()))
-    path = GOLDEN / f"{case}.txt"
-    if os.environ.get("RIGSIZE_UPDATE_GOLDENS") or not path.exists():
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(case, bundle(case))
 
 
 def _program_flags(b) -> frozenset[str]:

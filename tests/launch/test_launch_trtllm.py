@@ -8,11 +8,10 @@ Regenerate the goldens after a deliberate change: RIGSIZE_UPDATE_GOLDENS=1 pytes
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
+from _golden import assert_golden
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import launch, trtllm
@@ -20,7 +19,6 @@ from rigsize.launch.bundle import flags_of
 from rigsize.launch.plan import planned_run, select
 from rigsize.planning.search import search
 
-GOLDEN = Path(__file__).parents[1] / "fixtures" / "launch"
 CASES = {
     "trtllm-1.2.1-fp8kv-local": ("qwen2-7b", dict(task="inference", gpu="H100-SXM-80GB", engine="trtllm", batch=8,
                                  kv_dtype="fp8")),
@@ -56,14 +54,7 @@ def val(argv, flag: str) -> str:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden(case: str) -> None:
-    b = bundle(case)
-    files = {f.name: f.text for f in b.files if f.name != "rigsize-plan.json"}
-    files["(commands)"] = "".join(line + "\n" for line in (*b.commands, *(f"# {n}" for n in b.launch.notes)))
-    text = "".join(f"==> {name} <==\n{body}" for name, body in sorted(files.items()))
-    path = GOLDEN / f"{case}.txt"
-    if os.environ.get("RIGSIZE_UPDATE_GOLDENS") or not path.exists():
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(case, bundle(case))
 
 
 def test_pinned_list_holds_nvidias_own_example() -> None:

@@ -14,12 +14,12 @@ Regenerate the goldens after a deliberate change: RIGSIZE_UPDATE_GOLDENS=1 pytes
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
+from _golden import assert_golden
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import launch, sglang, vllm
@@ -28,7 +28,6 @@ from rigsize.launch.plan import select
 from rigsize.planning.search import search
 from rigsize.shells.cli import main
 
-GOLDEN = Path(__file__).parents[1] / "fixtures" / "launch"
 H100 = "H100-SXM-80GB"
 # (case, model, plan options, target, --engine-version): vLLM's version is planned with (its memory depends on
 # it); SGLang's goes to the launch alone (SGLang is sized by vLLM's newest rules whatever its version)
@@ -74,14 +73,7 @@ def test_every_pinned_version_has_a_case() -> None:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden(case: str) -> None:
-    b = bundle(case)
-    files = {f.name: f.text for f in b.files if f.name != "rigsize-plan.json"}
-    files["(commands)"] = "".join(line + "\n" for line in (*b.commands, *(f"# {n}" for n in b.launch.notes)))
-    text = "".join(f"==> {name} <==\n{body}" for name, body in sorted(files.items()))
-    path = GOLDEN / f"{case}.txt"
-    if os.environ.get("RIGSIZE_UPDATE_GOLDENS") or not path.exists():
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(case, bundle(case))
 
 
 @pytest.mark.parametrize("case", list(CASES))
