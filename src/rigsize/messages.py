@@ -564,6 +564,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "vllm {version} 在 --limit-mm-per-prompt 0 时仍可能构建视觉编码器（通用的跳过规则始于 0.15.0），"
               "而该方案估算时未计入它。能运行它的最接近版本：--engine-version {nearest}（用它重新规划并启动）；"
               "或以 --images-per-request 1 重新规划"},
+    "launch.vllm_mtp": {
+        "en": "vllm {version} has no 'mtp' speculative method, which this plan's --speculative mtp needs. Nearest "
+              "version that can: --engine-version {nearest} (plan and launch with it)",
+        "zh": "vllm {version} 没有该方案的 --speculative mtp 所需的 'mtp' 推测解码方法。能运行它的最接近版本："
+              "--engine-version {nearest}（用它重新规划并启动）"},
+    "launch.trtllm_mtp": {
+        "en": "trtllm-serve takes MTP speculative decoding from speculative_config in its --extra_llm_api_options "
+              "YAML, a key rigsize does not write yet. Nearest plan that launches: the same with --engine vllm or "
+              "--engine sglang",
+        "zh": "trtllm-serve 的 MTP 推测解码取自其 --extra_llm_api_options YAML 中的 speculative_config，"
+              "rigsize 尚未写入该键。能启动的最接近方案：同一方案改用 --engine vllm 或 --engine sglang"},
     "launch.vllm_ray": {
         "en": "vllm {version} has no --nnodes, and its Ray cluster serves one replica, not dp={dp} over nodes. "
               "Nearest version that can: --engine-version {nearest} (plan and launch with it); or plan with --dp 1",
@@ -775,6 +786,11 @@ MESSAGES: dict[str, dict[str, str]] = {
               "replica; run {dp2} behind a load balancer)",
         "zh": "trtllm-serve 只是一个模型副本（数据并行仅限 tp=1 的 MoE 模型的注意力 DP）；该方案为 tp={tp} dp={dp} "
               "ep={ep}。能运行的最接近方案：--gpus {gpus} --tp {tp2}（一个副本；在负载均衡器后运行 {dp2} 个）"},
+    "launch.uneven_nodes": {
+        "en": "the plan's {gpus} GPUs do not fill its {nodes} nodes of {per_node}; launchers start the same GPUs "
+              "on every node. Nearest plan it can run: the same on --gpus {low} or --gpus {high}",
+        "zh": "该方案的 {gpus} 块 GPU 无法均匀占满 {nodes} 个各 {per_node} 块 GPU 的节点；启动器在每个节点上启动相同数量的 "
+              "GPU。能运行的最接近方案：同一方案改为 --gpus {low} 或 --gpus {high}"},
     "launch.trtllm_nodes": {
         "en": "rigsize writes TensorRT-LLM {version} for one node; this plan spans {nodes} (trtllm-serve runs "
               "across nodes under mpirun/srun with trtllm-llmapi-launch). Nearest plan it can run: the same on "

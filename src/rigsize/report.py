@@ -168,6 +168,18 @@ class VisionEncoder(_Frozen):
     bound: str = Field(description="compute | memory | communication | overhead")
 
 
+class Speculative(_Frozen):
+    """Speculative decoding with the model's own MTP layers (--speculative mtp)."""
+
+    method: str = Field(description="mtp: the checkpoint's multi-token-prediction layers draft (vLLM method 'mtp')")
+    num_speculative_tokens: int = Field(description="Draft tokens proposed and verified per decode step")
+    acceptance_rate: float = Field(description="Probability that each draft token is accepted, as applied")
+    acceptance_source: str = Field(description="Where acceptance_rate comes from: --acceptance-rate or a "
+                                   "published figure (data/efficiency.toml [[speculative.acceptance]])")
+    tokens_per_step: float = Field(description="Expected tokens a decode step emits per sequence, "
+                                   "1 + a + ... + a^K; TPOT is the step over these, ITL the step itself")
+
+
 class InferencePerformance(_Frozen):
     """As `vllm bench serve` defines them, for closed-loop concurrency = batch."""
 
@@ -186,6 +198,8 @@ class InferencePerformance(_Frozen):
     error_band: dict[str, ErrorBand | None] = Field(default_factory=dict, description=ERROR_BAND_DOC)
     encoder: VisionEncoder | None = Field(None, description="Vision-language models with --images-per-request: "
                                           "the vision encoder's part of TTFT; null without images")
+    speculative: Speculative | None = Field(None, description="With --speculative: the draft and the acceptance "
+                                            "applied; null without speculative decoding")
 
 
 class TrainingBreakdown(_Frozen):

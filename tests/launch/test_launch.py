@@ -28,6 +28,11 @@ CASES = {
                               engine="vllm"), "slurm"),
     "sglang-0.5.23-local": ("qwen2-7b", dict(task="inference", gpu="H100-SXM-80GB", gpus=2, tp=2, engine="sglang",
                             weights="fp8", kv_dtype="fp8", batch=16), "local"),
+    # speculative decoding with DeepSeek-V3's own MTP layer (issue 20)
+    "vllm-0.33.0-mtp-local": ("deepseek-v3", dict(task="inference", gpu="H200-SXM-141GB", gpus=8, engine="vllm",
+                              speculative="mtp"), "local"),
+    "sglang-0.5.23-mtp-local": ("deepseek-v3", dict(task="inference", gpu="H200-SXM-141GB", gpus=8, engine="sglang",
+                                speculative="mtp"), "local"),
     "trl-1.16.0-lora-local": ("qwen2-7b", dict(task="lora", gpu="H100-SXM-80GB", gpus=1, framework="hf"), "local"),
     "trl-1.16.0-qlora-skypilot": ("qwen2-7b", dict(task="qlora", gpu="L4", gpus=1, framework="hf"), "skypilot"),
     "deepspeed-0.19.8-finetune-slurm": ("qwen2-7b", dict(task="finetune", gpu="H100-SXM-80GB", gpus=16,
@@ -217,6 +222,30 @@ def test_refusals_name_the_nearest_plan(case: str, kwargs: dict, expect: str) ->
     with pytest.raises(RigsizeError) as err:
         launch(rec(case), **kwargs)
     assert expect in str(err.value) and "rigsize launch" in str(err.value)
+
+
+def test_mtp_launch_is_the_sized_draft() -> None:
+    """vLLM: --speculative-config with the "mtp" method (vllm/config/speculative.py MTPModelTypes, 0.33.0
+    wheel) and the planned token count, no draft model path (the target's own checkpoint); SGLang: NEXTN
+    (an alias of EAGLE over the NextN layer), K steps of one chain, K + 1 draft tokens verified."""
+    argv = bundle("vllm-0.33.0-mtp-local").launch.argv[0]
+    config = json.loads(argv[argv.index("--speculative-config") + 1])
+    assert config == {"method": "mtp", "num_speculative_tokens": 1}
+    argv = bundle("sglang-0.5.23-mtp-local").launch.argv[0]
+    pairs = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--speculative")}
+    assert pairs == {"--speculative-algorithm": "NEXTN", "--speculative-num-steps": "1",
+                     "--speculative-eagle-topk": "1", "--speculative-num-draft-tokens": "2"}
+    assert "--speculative-config" not in bundle("vllm-0.33.0-local").launch.argv[0]
+
+
+def test_mtp_launch_refusals_name_what_can() -> None:
+    from rigsize.launch import trtllm
+
+    run = planned_run(rec("vllm-0.33.0-mtp-local"))
+    with pytest.raises(RigsizeError, match="no 'mtp' speculative method.*--engine-version 0.11.2"):
+        vllm.emit(run, version="0.10.2")
+    with pytest.raises(RigsizeError, match="--engine vllm or --engine sglang"):
+        trtllm.emit(run)
 
 
 def test_layout_refusals() -> None:

@@ -64,6 +64,14 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
     argv += ["--kv-cache-dtype", kv, "--mem-fraction-static", f"{mem_fraction_static(run):g}"]
     if run.max_model_len:
         argv += ["--context-length", str(run.max_model_len)]
+    if run.speculative_tokens:
+        # the checkpoint's own MTP layers: NEXTN, an alias of EAGLE that drafts with the target's NextN layers
+        # (arg_groups/speculative_hook.py; the choices of --speculative-algorithm in 0.5.5's and 0.4.10.post2's
+        # server_args.py hold it too), one chain (topk 1) of K steps, K + 1 tokens verified (with topk 1 SGLang
+        # sets num_draft_tokens = num_steps + 1 itself, speculative_hook.py, 0.5.23 wheel)
+        k = run.speculative_tokens
+        argv += ["--speculative-algorithm", "NEXTN", "--speculative-num-steps", str(k), "--speculative-eagle-topk",
+                 "1", "--speculative-num-draft-tokens", str(k + 1)]
     argv += ["--host", "0.0.0.0", "--port", str(PORT)]
     notes = []
     if run.weights in PREQUANTIZED:

@@ -95,6 +95,10 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
                           f"checkpoints in rigsize's list, not {run.weights}. Nearest plan it can run: the same "
                           "with --weights fp8")
     check_servable(run, "trtllm", VERSION, KV_DTYPE, set(PREQUANTIZED) | set(DTYPE), "--kv-dtype fp8 or bf16")
+    if run.speculative_tokens:
+        raise LaunchError("trtllm-serve takes MTP speculative decoding from speculative_config in its "
+                          "--extra_llm_api_options YAML, a key rigsize does not write yet. Nearest plan that launches: "
+                          "the same with --engine vllm or --engine sglang")
     tp, ep, attention_dp = _layout(run)
     argv = ["trtllm-serve", model_id(run), "--backend", "pytorch", "--tp_size", str(tp), "--pp_size", str(run.pp)]
     if ep > 1:

@@ -12,6 +12,7 @@ Deployment").  Several nodes: one ``vllm serve`` per node with --nnodes / --node
 
 from __future__ import annotations
 
+import json
 import re
 
 from rigsize.launch.bundle import Launch, LaunchError, command_line, flags_of, known_flags
@@ -39,6 +40,10 @@ KV16 = {"0.33.0": {"bf16": "bfloat16", "fp16": "float16"}, "0.11.2": {"bf16": "b
 # SupportsMultiModal._mark_tower_model (vllm/model_executor/models/interfaces.py: in the 0.15.0 wheel, not
 # in 0.14.0; before, some models' own code skipped it); rigsize sizes a text-only plan without the tower.
 TOWER_SKIP_SINCE = (0, 15)
+# --speculative-config's method for a checkpoint's own MTP layers: "mtp" (MTPModelTypes in
+# vllm/config/speculative.py of the 0.11.2 and 0.33.0 wheels; 0.10.2 names it per model, deepseek_mtp or
+# qwen3_next_mtp, and 0.8.5.post1 has neither): data/runtime.toml [vllm.speculative_mtp]
+MTP_SINCE = (0, 11, 2)
 
 
 def flags_file(version: str) -> str:
@@ -113,6 +118,14 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
                           [v for v in VERSIONS if _key(v)[:2] >= TOWER_SKIP_SINCE],
                           "; or plan with --images-per-request 1")
         argv += ["--limit-mm-per-prompt", '{"image": 0, "video": 0}']
+    if run.speculative_tokens:
+        _need(version, "--speculative-config")
+        if _key(version) < MTP_SINCE:
+            raise _refuse(version, "has no 'mtp' speculative method, which this plan's --speculative mtp needs",
+                          [v for v in VERSIONS if _key(v) >= MTP_SINCE])
+        # the draft is the target checkpoint's own MTP layers: no "model" (SpeculativeConfig.__post_init__)
+        config = {"method": "mtp", "num_speculative_tokens": run.speculative_tokens}
+        argv += ["--speculative-config", json.dumps(config)]
     argv += ["--port", str(PORT)]
     notes = []
     if run.weights in PREQUANTIZED:

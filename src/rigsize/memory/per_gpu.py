@@ -21,6 +21,7 @@ from rigsize.memory.frameworks import Recipe, fsdp_root_bytes
 from rigsize.model import formats, recurrent
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
+from rigsize.model.mtp import mtp_module
 from rigsize.model.tensors import LINEAR_ROLES, Tensor
 from rigsize.planning.layout import Layout, Stage, Workload, pipeline_stages
 
@@ -408,14 +409,19 @@ def kv_bytes_per_token_on_rank(arch: Architecture, layout: Layout, kv: KVFormat,
 
 
 def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq: int, layers: range,
-                          block: int, windows: str = "cap", step_tokens: int = 0) -> int:
+                          block: int, windows: str = "cap", step_tokens: int = 0, extra_layers: int = 0) -> int:
     """KV cache of one sequence of ``seq`` tokens on one rank of a stage; paged engines
     allocate whole blocks; context parallelism splits the tokens over cp ranks.
     Sliding-window layers (``windows``, the engine's rule, runtime.toml [vllm.era.*]):
     "cap" keeps at most the window; "uniform_cap" caps only when every layer has the
     same window (older vLLM ran interleaved windows as full attention); "full" ignores
     windows; "hybrid" is vLLM >= 0.9.2's ``SlidingWindowSpec``: ``min(window - 1 +
-    step_tokens, seq)`` tokens plus one block."""
+    step_tokens, seq)`` tokens plus one block.  ``extra_layers`` full-attention layers outside
+    the stack (a speculative draft's MTP layers, ``mtp_kv_layers``) keep the whole sequence too."""
+    if extra_layers:
+        tokens = math.ceil(math.ceil(seq / layout.cp) / block) * block
+        extra = extra_layers * tokens * _mtp_kv_per_token(arch, layout, kv)
+        return extra + kv_bytes_per_sequence(arch, layout, kv, seq, layers, block, windows, step_tokens)
     wins = arch.layer_windows or ()
     uniform = bool(wins) and len(set(wins)) == 1 and wins[0] is not None
     # one token's K/V is the same in every layer (kv_bytes_per_token_on_rank reads no
@@ -437,6 +443,29 @@ def kv_bytes_per_sequence(arch: Architecture, layout: Layout, kv: KVFormat, seq:
         tokens = math.ceil(math.ceil(tokens / layout.cp) / block) * block + extra
         total += layers_with_it * tokens * per_token
     return total
+
+
+def mtp_kv_layers(arch: Architecture, engine: runtime.Engine, stage: Stage) -> int:
+    """MTP layers whose KV cache a rank of ``stage`` keeps: with speculative decoding, vLLM
+    builds the drafter on the last pipeline rank only (``gpu_model_runner.py``: ``if
+    self.speculative_config and get_pp_group().is_last_rank``; the draft's own parallel config
+    has pipeline_parallel_size=1, ``SpeculativeConfig.create_draft_parallel_config``, 0.33.0
+    wheel), and its attention layers register in the same forward context as the target's
+    (``llm_base_proposer.py`` ``load_model``: draft layers = all attention layers minus the
+    target's), so their KV specs join the target's: MLA or full attention like the target's,
+    one group, one block holding every layer's slice, and tokens per block shrink by layers /
+    (layers + MTP layers)."""
+    if not engine.speculative_tokens or not stage.last:
+        return 0
+    module = mtp_module(arch)
+    return module.layers if module is not None else 0
+
+
+def _mtp_kv_per_token(arch: Architecture, layout: Layout, kv: KVFormat) -> int:
+    """One token's K/V in one MTP layer on one rank: a full-attention layer of the target's
+    kind (DeepseekV2DecoderLayer's MLA; Qwen3NextDecoderLayer with layer_type full_attention)."""
+    first = next((i for i in range(arch.num_hidden_layers) if arch.is_attention_layer(i)), 0)
+    return kv_bytes_per_token_on_rank(arch, layout, kv, first)
 
 
 def _attention_windows(arch: Architecture, layers: range) -> tuple[tuple[int, ...], tuple[tuple[int | None, int], ...]]:
@@ -569,13 +598,15 @@ class HybridPages:
     group_size: int
     attention_groups: int
     state_groups: int
+    state_blocks: int = 1           # blocks a request holds in each state group: 1 + num_speculative_tokens
+                                    # under speculative decoding (MambaSpec.num_speculative_blocks)
 
     def blocks_per_request(self, tokens: int) -> int:
-        return self.attention_groups * -(-tokens // self.block_size) + self.state_groups
+        return self.attention_groups * -(-tokens // self.block_size) + self.state_groups * self.state_blocks
 
 
 def hybrid_pages(arch: Architecture, layout: Layout, kv: KVFormat, engine: runtime.Engine,
-                 layers: range) -> HybridPages | None:
+                 layers: range, extra_attention: int = 0) -> HybridPages | None:
     """The unified pages of a hybrid (attention + recurrent) model's stage under vLLM's
     V1 hybrid allocator, from the version runtime.toml [vllm.hybrid_pages] names; None for
     other models, engines and versions.  As read in 0.10.2 (model_executor/models/config.py
@@ -584,7 +615,12 @@ def hybrid_pages(arch: Architecture, layout: Layout, kv: KVFormat, engine: runti
     _align_hybrid_block_size, the same rule with FlashAttention's 16-token kernel blocks):
     the attention block grows to 16 * ceil(state_page / (16 * attention_page_per_token))
     tokens and the state page is padded to the attention page; layers are grouped by kind
-    into groups of min(attention layers, recurrent layers)."""
+    into groups of min(attention layers, recurrent layers).  Speculative decoding adds the draft's
+    MTP attention layers (``extra_attention``, ``mtp_kv_layers``) to the attention layers and gives
+    each state 1 + num_speculative_tokens blocks per request (0.33.0 wheel:
+    model_executor/layers/mamba/abstract.py sets num_speculative_blocks = num_speculative_tokens
+    unless cache_config.use_replayssm, default False in config/cache.py; v1/kv_cache_interface.py
+    MambaSpec.max_memory_usage_bytes = page x (1 + num_speculative_blocks))."""
     if engine.name != "vllm" or not runtime.hybrid_pages_apply(engine):
         return None
     attn = [i for i in layers if arch.is_attention_layer(i)]
@@ -600,9 +636,11 @@ def hybrid_pages(arch: Architecture, layout: Layout, kv: KVFormat, engine: runti
     state_page = math.ceil(state_bits / 8 / layout.tp)
     align = engine.kv_block_size
     block = max(align, align * -(-state_page // (align * per_token)))
-    size = min(len(attn), len(rec))
+    n_attn = len(attn) + extra_attention
+    size = min(n_attn, len(rec))
     return HybridPages(block_size=block, page_bytes=block * per_token, group_size=size,
-                       attention_groups=-(-len(attn) // size), state_groups=-(-len(rec) // size))
+                       attention_groups=-(-n_attn // size), state_groups=-(-len(rec) // size),
+                       state_blocks=1 + engine.speculative_tokens)
 
 
 def _hybrid_capacity(pages: HybridPages, pool: int, engine: runtime.Engine, seq: int, per_replica: int,
@@ -615,7 +653,7 @@ def _hybrid_capacity(pages: HybridPages, pool: int, engine: runtime.Engine, seq:
     tokens = blocks // groups * pages.block_size
 
     def longest(count: int) -> int:
-        fit = (blocks // count - pages.state_groups) // pages.attention_groups * pages.block_size
+        fit = (blocks // count - pages.state_groups * pages.state_blocks) // pages.attention_groups * pages.block_size
         return max(0, min(fit, limit))
 
     need = pages.blocks_per_request(engine.max_model_len)
@@ -638,7 +676,7 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
     best: KVCapacity | None = None
     fit_requested: int | None = None
     for stage, parts in every:
-        pages = hybrid_pages(arch, layout, kv, engine, stage.layers)
+        pages = hybrid_pages(arch, layout, kv, engine, stage.layers, mtp_kv_layers(arch, engine, stage))
         if pages is not None:
             # vLLM carves the recurrent state from the same pool as the KV blocks
             pool = max(0, usable - (parts.total - parts.kv_cache - parts.recurrent_state))
@@ -649,15 +687,17 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
             continue
         pool = max(0, usable - (parts.total - parts.kv_cache))
         layers = stage.layers
-        block_bytes = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers) * block
+        extra = mtp_kv_layers(arch, engine, stage)     # a draft's MTP layers share the pool's blocks
+        block_bytes = (sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
+                       + extra * (_mtp_kv_per_token(arch, layout, kv) if extra else 0)) * block
         if not block_bytes:
             continue
         blocks = pool // block_bytes
         held = blocks * block_bytes
 
-        def seq_bytes(n: int, layers: range = layers) -> int:
+        def seq_bytes(n: int, layers: range = layers, extra: int = extra) -> int:
             return kv_bytes_per_sequence(arch, layout, kv, n, layers, block, engine.windows,
-                                         engine.max_num_batched_tokens)
+                                         engine.max_num_batched_tokens, extra_layers=extra)
 
         at_max = seq_bytes(engine.max_model_len)
         concurrency = blocks * block / engine.max_model_len if by_tokens else held / at_max
@@ -668,7 +708,7 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
                          concurrency_at_max_model_len=concurrency, max_context_single=single,
                          max_context_at_concurrency=_longest(lambda n: per_replica * seq_bytes(n), held, limit),
                          starts=engine.name != "vllm" or starts)
-        requested = held // seq_bytes(workload.seq)
+        requested = held // seq_bytes(workload.seq + engine.speculative_tokens)
         fit_requested = requested if fit_requested is None else min(fit_requested, requested)
         if best is None or cap.tokens < best.tokens:
             best = cap
@@ -687,6 +727,8 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
     if not workload.training:
         parts, kv_seq = _inference_parts(arch, workload, layout, fmt, kv, engine, stage, tensors,
                                          sum(overhead.values()))
+        if engine.speculative_tokens:       # part of weights: the draft's MTP layers (0 off the last stage)
+            details["weights/mtp_layers"] = mtp_weight_bytes(arch, layout, fmt, engine, stage)
         return parts, details, kv_seq
     weights, states = _training_states(arch, workload, layout, fmt, tensors, details)
     gathered = runtime.gathered_params_bytes(arch, layout, workload, tensors, shard_factor)
@@ -715,15 +757,25 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
     wheel: ``runtime.skips_unused_tower``; older versions, SGLang and TensorRT-LLM keep it)."""
     if workload.images == 0 and runtime.skips_unused_tower(engine):
         tensors = [t for t in tensors if t.role not in ("vision", "vision_proj")]
-    weights = rank_weight_bytes(tensors, arch, layout, fmt, training=False)
-    kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq, stage.layers, engine.kv_block_size,
-                                   engine.windows, engine.max_num_batched_tokens)
+    weights = rank_weight_bytes(tensors, arch, layout, fmt, training=False) + mtp_weight_bytes(arch, layout, fmt,
+                                                                                               engine, stage)
+    # speculative decoding: the scheduler allocates num_lookahead_tokens (= num_speculative_tokens for MTP)
+    # slots past each running request's tokens (v1/core/sched/scheduler.py allocate_slots; vllm/config/vllm.py
+    # num_lookahead_tokens, 0.33.0 wheel)
+    kv_seq = kv_bytes_per_sequence(arch, layout, kv, workload.seq + engine.speculative_tokens, stage.layers,
+                                   engine.kv_block_size, engine.windows, engine.max_num_batched_tokens,
+                                   extra_layers=mtp_kv_layers(arch, engine, stage))
+    # speculative decoding leaves the profiling pass as it is: max_num_scheduled_tokens = max_num_batched_tokens
+    # (vllm/config/vllm.py _set_max_num_scheduled_tokens) and the drafter's dummy pass runs over the same tokens
+    # after the target's (gpu_model_runner.py _dummy_run, drafter.dummy_run; 0.33.0 wheel), one MTP layer whose
+    # intermediates are no wider than a decoder layer's; the rejection sampler's warm-up is not modelled
     acts = _inference_activations(arch, layout, workload, 2, engine, last=stage.last)
     per_replica = -(-workload.batch // layout.dp)      # dp replicas share the requests
     # vLLM CacheConfig.mamba_cache_dtype / mamba_ssm_cache_dtype default "auto": conv and
-    # SSM state both in the model dtype (vllm/config/cache.py), 16 bits here
+    # SSM state both in the model dtype (vllm/config/cache.py), 16 bits here; speculative decoding keeps
+    # 1 + num_speculative_tokens states per sequence (hybrid_pages: MambaSpec.num_speculative_blocks)
     state = recurrent.state_bytes_per_sequence(arch, RECURRENT_STATE_BITS, arch.serving_ssm_bits,
-                                               stage.layers, layout.tp)
+                                               stage.layers, layout.tp) * (1 + engine.speculative_tokens)
     encoder = 0
     if engine.name == "vllm" and stage.first:    # the tower runs where the embeddings are looked up
         encoder = encoder_cache_bytes(arch, engine.max_num_batched_tokens, engine.max_num_seqs,
@@ -735,6 +787,23 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
         acts = max(acts, tower - encoder)
     return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts, overhead=overhead,
                  recurrent_state=state * per_replica, encoder_cache=encoder), kv_seq
+
+
+def mtp_weight_bytes(arch: Architecture, layout: Layout, fmt: WeightFormat, engine: runtime.Engine,
+                     stage: Stage) -> int:
+    """The draft's MTP layers on one rank of ``stage`` (``rigsize.model.mtp``): on the last
+    pipeline stage only (``mtp_kv_layers``), sharded over the target's tp and ep like a decoder
+    layer (the draft's tensor_parallel_size defaults to the target's,
+    ``SpeculativeConfig._verify_and_get_draft_tp``; expert parallelism is inherited for an MoE
+    draft, ``create_draft_parallel_config``), quantized like the target (``quantization``
+    defaults to the target's, ``SpeculativeConfig.__post_init__``), DeepSeek's ``eh_proj`` an
+    unsharded 16-bit ``nn.Linear`` (``deepseek_mtp.py``); the draft's embedding and head are
+    the target's (0.33.0 wheel)."""
+    if not mtp_kv_layers(arch, engine, stage):
+        return 0
+    module = mtp_module(arch)
+    assert module is not None       # mtp_kv_layers found it
+    return rank_weight_bytes(list(module.tensors), arch, layout, fmt, training=False)
 
 
 def _training_states(arch: Architecture, workload: Workload, layout: Layout, fmt: WeightFormat,

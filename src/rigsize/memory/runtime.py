@@ -51,6 +51,8 @@ class Engine:
     windows: str = "cap"            # sliding-window layers: "full" (charged whole), "hybrid" (vLLM >= 0.9.2:
                                     # window - 1 + max_num_batched_tokens, + 1 block), "cap" (at the window)
     serving: str = "vllm"           # the engine that will run it: "vllm", or "sglang"/"trtllm" sized by vLLM's rules
+    speculative_tokens: int = 0     # speculative decoding with the model's own MTP layers: draft tokens per
+                                    # step (vLLM num_speculative_tokens; 0: none)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -108,6 +110,30 @@ def _pick(opts: dict[str, Any], said: dict[str, Any], name: str, default: Any) -
     return default
 
 
+def check_speculative(opts: dict[str, Any], arch: Architecture) -> None:
+    """``--speculative mtp`` needs a model with MTP layers whose vLLM module was read
+    (rigsize.model.mtp) and an engine that runs it: vLLM (method "mtp"), SGLang (EAGLE over
+    the NextN layer) or TensorRT-LLM (MTP), all sized by vLLM's rules."""
+    from rigsize.errors import InputError
+    from rigsize.model.mtp import mtp_module
+
+    if not opts.get("speculative"):
+        for name in ("speculative_tokens", "acceptance_rate"):
+            if opts.get(name) is not None:
+                raise InputError("input.conflict", what=f"--{name.replace('_', '-')} needs --speculative mtp")
+        return
+    engine = opts.get("engine") or "vllm"
+    if engine not in ("vllm", "sglang", "trtllm"):
+        raise InputError("input.conflict", what=f"--speculative mtp: {engine} does not run a model's MTP layers as "
+                         "a draft; use --engine vllm or sglang")
+    if not arch.params_mtp:
+        raise InputError("input.conflict", what=f"--speculative mtp: model_type {arch.model_type} has no MTP layers "
+                         "(params_mtp = 0); DeepSeek-V3 (deepseek-v3) has one")
+    if mtp_module(arch) is None:
+        raise InputError("input.conflict", what=f"--speculative mtp: the MTP layers of model_type {arch.model_type} "
+                         "are not laid out as vLLM loads them yet (DeepSeek-V3/V3.2 and Qwen3-Next are)")
+
+
 def _check_engine_options(opts: dict[str, Any]) -> None:
     """Options that do not apply to the chosen engine: vLLM's batching budget under
     transformers ``generate()``; a version for sglang or TensorRT-LLM, sized by vLLM's rules."""
@@ -155,7 +181,31 @@ def _vllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: 
         kv_block_size=int(d["vllm"]["kv_block_size"]["mla" if mla else "value"]), max_model_len=max_len,
         chunked_prefill=chunked, windows=era.get("windows", "hybrid"),
         cuda_graphs="none" if eager else era["cuda_graphs"], sampler=sampler, serving=opts.get("engine") or "vllm",
+        speculative_tokens=_speculative_tokens(opts, said, tokens, asked),
     )
+
+
+def _speculative_tokens(opts: dict[str, Any], said: dict[str, Any], budget: int, asked: str | None) -> int:
+    """Draft tokens per step under ``--speculative mtp`` (default 1), checked as vLLM checks them:
+    the method exists in the version (data/runtime.toml [vllm.speculative_mtp], read from each
+    wheel's config/speculative.py) and max_num_batched_tokens exceeds num_lookahead_tokens, which
+    is num_speculative_tokens for MTP (vllm/config/vllm.py _set_max_num_scheduled_tokens and
+    num_lookahead_tokens, 0.33.0 wheel)."""
+    from rigsize.errors import InputError
+
+    if not opts.get("speculative"):
+        if opts.get("speculative_tokens"):
+            raise InputError("input.conflict", what="--speculative-tokens needs --speculative mtp")
+        return 0
+    k = int(_pick(opts, said, "speculative_tokens", 1))
+    since = data()["vllm"]["speculative_mtp"]["since"]
+    if asked and opts.get("engine") in (None, "vllm") and _version_tuple(asked) < _version_tuple(since):
+        raise InputError("input.conflict", what=f"--speculative mtp: vLLM {asked} is older than {since}, the first "
+                         f"checked version with the 'mtp' speculative method; use --engine-version {since} or newer")
+    if budget <= k:
+        raise InputError("input.conflict", what=f"--speculative-tokens {k} needs --max-num-batched-tokens above it "
+                         f"({budget:,}); vLLM refuses it")
+    return k
 
 
 def _default_sampler(asked: str | None) -> str:

@@ -25,6 +25,7 @@ from rigsize.report import (
     ModelReport,
     ParallelReport,
     PerGpuReport,
+    Speculative,
     StageMemory,
     TrainingBreakdown,
     TrainingPerformance,
@@ -87,7 +88,7 @@ def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) ->
         encoder = _encoder(job)
         s = serve(job.spec.arch, job.layout, job.gpu, job.weights, job.kv, sp.efficiency, job.engine, w.batch,
                   w.prompt, w.output, kv_capacity=result.max_concurrency,
-                  encoder_seconds=encoder.seconds if encoder else 0.0)
+                  encoder_seconds=encoder.seconds if encoder else 0.0, acceptance=sp.acceptance_rate)
     except InputError as err:     # a catalog GPU without a published peak: say so, keep memory
         notes.append(Note("perf.unknown", {"why": str(err)}))
         return None
@@ -102,8 +103,17 @@ def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) ->
         bound=Bound(prefill=s.prefill_bound, decode=s.decode_bound),
         efficiency={k: v for k, v in sp.efficiency.__dict__.items() if k != "source"}, efficiency_source=sp.source,
         error_band=bands("serving", sp.band_class, SERVING_BAND_FIELDS) if sp.band_class else {},
-        encoder=encoder,
+        encoder=encoder, speculative=_speculative(job, s.tokens_per_step),
     )
+
+
+def _speculative(job: Job, tokens_per_step: float) -> Speculative | None:
+    """What --speculative applied: the draft, its token count and acceptance, with the source."""
+    if not job.engine.speculative_tokens or job.speed is None or job.speed.acceptance_rate is None:
+        return None
+    return Speculative(method="mtp", num_speculative_tokens=job.engine.speculative_tokens,
+                       acceptance_rate=job.speed.acceptance_rate, acceptance_source=job.speed.acceptance_source,
+                       tokens_per_step=tokens_per_step)
 
 
 def _encoder(job: Job) -> VisionEncoder | None:

@@ -62,6 +62,8 @@ class Speed:
     vpp: int = 1
     train_tokens: float | None = None
     precision: str = "bf16"       # training GEMMs: bf16 or fp8
+    acceptance_rate: float | None = None    # inference, --speculative: each draft token's acceptance
+    acceptance_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,7 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
                              f"not --task {task}")
     from rigsize.memory import local_engines
 
+    runtime.check_speculative(opts, spec.arch)
     local_engines.check_engine_options(opts)
     if opts.get("engine") in local_engines.LOCAL_ENGINES:
         return build_local_job(spec, opts, assumptions), False
@@ -652,7 +655,29 @@ def resolve_speed(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -
     if key.split(".")[1] != job.gpu.architecture:
         notes.append(Note("perf.unfitted_gpu", {"gpu": job.gpu.name, "arch": job.gpu.architecture, "row": key}))
     band = None if overrides else gpu_class_key(engine_name, job.gpu, job.spec.arch.num_experts > 0)
-    return Speed(engine_name, eff, f"{key}: {eff.source}", band), notes
+    rate, rate_source = _acceptance(job, opts, assumptions)
+    return Speed(engine_name, eff, f"{key}: {eff.source}", band, acceptance_rate=rate,
+                 acceptance_source=rate_source), notes
+
+
+def _acceptance(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[float | None, str]:
+    """The draft tokens' acceptance rate under --speculative: --acceptance-rate, else the published
+    figure for this model_type and token count (data/efficiency.toml [[speculative.acceptance]]),
+    else a one-line refusal: no rate is invented."""
+    k = job.engine.speculative_tokens
+    if not k:
+        return None, ""
+    if opts.get("acceptance_rate") is not None:
+        return float(opts["acceptance_rate"]), "--acceptance-rate"
+    from rigsize.speed.roofline import speculative_acceptance
+
+    row = speculative_acceptance("mtp", job.spec.arch.model_type, k)
+    if row is None:
+        raise InputError("input.conflict", what=f"--speculative mtp with {k} draft token(s): no published acceptance "
+                         f"rate for model_type {job.spec.arch.model_type}; give --acceptance-rate (DeepSeek-V3's "
+                         "report: 0.85-0.90 at 1 token)")
+    assumptions["acceptance_rate"] = row["value"]
+    return float(row["value"]), str(row["source"])
 
 
 def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Speed, list[Note]]:

@@ -180,6 +180,14 @@ OPTIONS: tuple[Option, ...] = (
            "part of the profiled peak: sort (PyTorch; no FlashInfer, or VLLM_USE_FLASHINFER_SAMPLER=0 before "
            "0.17), flashinfer, triton (default: what pip install of the version runs).", None,
            ("sort", "flashinfer", "triton"), tasks="inference"),
+    Option("speculative", "choice", "Inference: speculative decoding with the model's own multi-token-prediction "
+           "layers (vLLM --speculative-config method mtp, SGLang EAGLE over the NextN layer); for models with MTP "
+           "layers (DeepSeek-V3/R1, Qwen3-Next with mtp_num_hidden_layers).", None, ("mtp",), tasks="inference"),
+    Option("speculative_tokens", "count", "Inference, --speculative: draft tokens proposed per step (vLLM "
+           "num_speculative_tokens; default 1).", None, minimum=1, maximum=16, tasks="inference"),
+    Option("acceptance_rate", "fraction", "Inference, --speculative: probability that each draft token is "
+           "accepted (default: a published figure where one exists, DeepSeek-V3 at 1 token: 0.85).", None,
+           minimum=0.0, maximum=1.0, tasks="inference"),
     Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
            "compute, memory, attention_compute, link, step_overhead_s, collective_latency_s, ttft_overhead_s."),
     Option("profile", "text", "A GPU profile written by 'rigsize calibrate': its measured efficiencies replace "

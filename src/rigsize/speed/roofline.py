@@ -41,6 +41,15 @@ def _table() -> dict[str, Any]:
     return tomllib.loads(resources.files("rigsize.data").joinpath("efficiency.toml").read_text())
 
 
+def speculative_acceptance(method: str, model_type: str, tokens: int) -> dict[str, Any] | None:
+    """The published acceptance rate row for a speculative method, model_type and draft token
+    count (data/efficiency.toml [[speculative.acceptance]]), or None where none is published."""
+    for row in _table().get("speculative", {}).get("acceptance", []):
+        if row["method"] == method and model_type in row["model_types"] and row["num_speculative_tokens"] == tokens:
+            return dict(row)
+    return None
+
+
 def efficiency(kind: str, gpu: GPU, overrides: dict[str, float] | None = None,
                engine: str | None = None) -> tuple[Efficiency, str]:
     """The efficiency row for ``kind`` ("inference"/"training") on ``gpu``'s

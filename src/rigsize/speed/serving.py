@@ -26,7 +26,7 @@ the prefill alone).  Metrics follow ``vllm bench serve``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from rigsize.hardware.gpus import GPU
@@ -34,6 +34,7 @@ from rigsize.memory.per_gpu import kv_bytes_per_token_on_rank, rank_weight_bytes
 from rigsize.memory.runtime import Engine
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
+from rigsize.model.mtp import mtp_module
 from rigsize.model.tensors import Tensor
 from rigsize.model.vision import VISION_ROLES, EncoderWork
 from rigsize.planning.layout import Layout, Stage, pipeline_stages
@@ -121,20 +122,73 @@ def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KV
     if arch.tie_word_embeddings and st.last:
         streamed += [t for t in arch.tensors if t.role == "embed"]
     weight_bytes = rank_weight_bytes(streamed, arch, layout, fmt, training=False)
+    attn = _attention_flops_per_layer(arch, layout)
+    kv_per_token = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
+    windows = tuple(arch.layer_windows[i] if arch.layer_windows else None for i in layers)
+    return ModelCost(linear, lm_flops, weight_bytes, expert_bytes, moe_layers, attn * len(layers),
+                     kv_per_token, windows, len(layers))
+
+
+def _attention_flops_per_layer(arch: Architecture, layout: Layout) -> float:
+    """Attention FLOPs per token per context token in one layer on one GPU."""
     heads = arch.num_attention_heads / layout.tp
     if arch.attention == "mla":
         kv_b = next(t for t in arch.tensors if t.role == "attn_kv_b" and len(t.shape) == 2)
         # decode with weight absorption (DeepSeek-V2 paper, sec. 2.1.2): QK over the
         # latent + rope width, PV over the latent, 2 FLOPs per MAC
-        attn = 2 * heads * (arch.head_dim + kv_b.shape[1])
-    else:
-        q = next(t for t in arch.tensors if t.role in ("attn_q", "attn_qkv") and len(t.shape) == 2)
-        q_width = q.shape[0] if q.role == "attn_q" else arch.num_attention_heads * arch.head_dim
-        attn = 4 * heads * q_width / arch.num_attention_heads
-    kv_per_token = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
-    windows = tuple(arch.layer_windows[i] if arch.layer_windows else None for i in layers)
-    return ModelCost(linear, lm_flops, weight_bytes, expert_bytes, moe_layers, attn * len(layers),
-                     kv_per_token, windows, len(layers))
+        return 2 * heads * (arch.head_dim + kv_b.shape[1])
+    q = next(t for t in arch.tensors if t.role in ("attn_q", "attn_qkv") and len(t.shape) == 2)
+    q_width = q.shape[0] if q.role == "attn_q" else arch.num_attention_heads * arch.head_dim
+    return 4 * heads * q_width / arch.num_attention_heads
+
+
+def draft_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFormat) -> ModelCost:
+    """One forward pass of the model's MTP layers (``rigsize.model.mtp``) on one GPU of the last
+    stage, where vLLM runs the drafter: its decoder layers and input projection, and the target's
+    lm_head, which the draft shares and reads again for every draft token
+    (``llm_base_proposer.py`` ``_maybe_share_lm_head``, 0.33.0 wheel)."""
+    from rigsize.memory.per_gpu import shard_factor
+
+    module = mtp_module(arch)
+    assert module is not None           # runtime.check_speculative refused the others
+    rows = list(module.tensors)
+    head = [t for t in arch.tensors if t.role == "lm_head" and len(t.shape) == 2]
+    if arch.tie_word_embeddings:
+        head = [t for t in arch.tensors if t.role == "embed"]
+    experts = [t for t in rows if t.role.startswith("expert_")]
+    dense = [t for t in rows if not t.role.startswith("expert_")]
+    linear = sum(2 * t.numel / shard_factor(t, arch, layout) for t in dense if len(t.shape) >= 2)
+    moe_layers = len({t.layer for t in experts})
+    expert_bytes = 0.0
+    if experts:
+        expert_bytes = rank_weight_bytes(experts, arch, layout, fmt, training=False) / moe_layers
+        per_expert = sum(2 * t.numel / shard_factor(t, arch, layout) for t in experts) / moe_layers
+        linear += per_expert / arch.num_experts * arch.experts_per_token * moe_layers
+    first = next((i for i in range(arch.num_hidden_layers) if arch.is_attention_layer(i)), 0)
+    return ModelCost(linear, sum(2 * t.numel / layout.tp for t in head),
+                     rank_weight_bytes(dense + head, arch, layout, fmt, training=False), expert_bytes, moe_layers,
+                     _attention_flops_per_layer(arch, layout) * module.layers,
+                     module.layers * kv_bytes_per_token_on_rank(arch, layout, kv, first), (None,) * module.layers,
+                     module.layers)
+
+
+@dataclass(frozen=True)
+class Speculation:
+    """Speculative decoding with the model's own MTP layers: ``tokens`` draft tokens per step
+    (vLLM num_speculative_tokens), each accepted with probability ``acceptance``; ``draft`` is
+    one pass of the MTP layers (``draft_cost``)."""
+
+    tokens: int
+    acceptance: float
+    draft: ModelCost
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens a verification step emits, 1 + a + ... + a^K: the accepted prefix of
+        the K drafts plus the target's own token (Leviathan et al. 2023, "Fast Inference from
+        Transformers via Speculative Decoding", eq. 1, (1 - a^(K+1)) / (1 - a), with each draft
+        accepted independently at rate a)."""
+        return sum(self.acceptance ** i for i in range(self.tokens + 1))
 
 
 @dataclass(frozen=True)
@@ -191,17 +245,28 @@ class Step:
 
 def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
               eff: Efficiency, decode_seqs: float, decode_ctx: float, prefill_tokens: float,
-              prefill_ctx: float) -> Step:
+              prefill_ctx: float, spec: Speculation | None = None, verify: int = 1,
+              sampled_rows: float | None = None) -> Step:
     """One engine step on one GPU: ``decode_seqs`` sequences generating a token at
     average context ``decode_ctx``, plus ``prefill_tokens`` prompt tokens whose chunk
-    ends at average context ``prefill_ctx``."""
-    tokens = decode_seqs + prefill_tokens
-    sampled = decode_seqs + (1 if prefill_tokens else 0)
+    ends at average context ``prefill_ctx``.
+
+    Speculative decoding (``spec``): each decoding sequence puts its last token and its K
+    drafts through the target (``verify`` = K + 1 rows, logits for every row: the rejection
+    sampler compares the target's probabilities at each draft position) while its KV cache is
+    read once for all of them (one attention call over the sequence's query rows); then the
+    drafter's passes follow on the last stage (``_draft_seconds``).  ``sampled_rows`` overrides
+    the rows that get logits (the drafter samples one per sequence)."""
+    if spec is not None:
+        verify = spec.tokens + 1
+    rows = decode_seqs * verify
+    tokens = rows + prefill_tokens
+    sampled = (rows if sampled_rows is None else sampled_rows) + (1 if prefill_tokens else 0)
     dtype = compute_dtype(fmt, gpu)
     # prefill GEMMs have many rows and run nearer peak than decode's skinny ones
-    decode_linear = decode_seqs * cost.linear_flops_per_token + sampled * cost.lm_head_flops_per_token
+    decode_linear = rows * cost.linear_flops_per_token + sampled * cost.lm_head_flops_per_token
     prefill_linear = prefill_tokens * cost.linear_flops_per_token
-    attn = (decode_seqs * _ctx_sum(cost.windows, decode_ctx)
+    attn = (rows * _ctx_sum(cost.windows, decode_ctx)
             + prefill_tokens * _ctx_sum(cost.windows, prefill_ctx)) * cost.attn_flops_per_token_ctx
     peak = peak_flops(gpu, dtype)
     compute = (decode_linear / (peak * eff.compute) + prefill_linear / (peak * (eff.prefill_compute or eff.compute))
@@ -228,12 +293,36 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     total = max(compute, memory) + comm + overhead
     bound = max({"compute": compute, "memory": memory, "communication": comm, "overhead": overhead}.items(),
                 key=lambda kv: kv[1])[0]
-    return Step(total * layout.pp + handoff * (layout.pp - 1), bound)
+    seconds = total * layout.pp + handoff * (layout.pp - 1)
+    if spec is not None:
+        seconds += _draft_seconds(spec, arch, layout, gpu, fmt, eff, decode_seqs, decode_ctx, prefill_tokens,
+                                  prefill_ctx)
+    return Step(seconds, bound)
+
+
+def _draft_seconds(spec: Speculation, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
+                   eff: Efficiency, decode_seqs: float, decode_ctx: float, prefill_tokens: float,
+                   prefill_ctx: float) -> float:
+    """The drafter's share of a step, on the last pipeline stage (vLLM 0.33.0,
+    ``llm_base_proposer.py`` ``propose``): a first pass of the MTP layers over every token the
+    target just processed (the K + 1 rows of each decoding sequence and the prefill chunk; one
+    draft token sampled per sequence), then K - 1 passes over one token per sequence
+    (``for token_index in range(self.num_speculative_tokens - 1)``), each reading the MTP
+    weights and the shared lm_head again.  They run inside the engine step: no second
+    per-step overhead."""
+    one_stage = replace(layout, pp=1)
+    inside = replace(eff, step_overhead_s=0.0)
+    seconds = step_time(spec.draft, arch, one_stage, gpu, fmt, inside, decode_seqs, decode_ctx, prefill_tokens,
+                        prefill_ctx, verify=spec.tokens + 1, sampled_rows=decode_seqs).seconds
+    if spec.tokens > 1 and decode_seqs:
+        seconds += (spec.tokens - 1) * step_time(spec.draft, arch, one_stage, gpu, fmt, inside, decode_seqs,
+                                                 decode_ctx, 0, 0).seconds
+    return seconds
 
 
 def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
                  eff: Efficiency, budget: int, running: int, prompt: int, output: int, decoding: float,
-                 decode_step: float, encoder: float = 0.0) -> float:
+                 decode_step: float, encoder: float = 0.0, spec: Speculation | None = None) -> float:
     """TTFT of a request arriving desynchronised among ``running`` closed-loop clients
     whose requests each spend TTFT + ``decoding`` seconds in the system.
 
@@ -254,15 +343,16 @@ def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, 
     falls as the cycle grows).
     """
     others = running - 1
-    free = max(1, budget - others)
+    free = max(1, budget - others * _verify(spec))     # a decoding sequence takes K + 1 of the budget
     full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
     idle = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, 0, 0).seconds    # a step that only streams weights
     service = work = 0.0
     for chunk, count in ((free, full), (rest, 1 if rest else 0)):
         if count:
-            step = step_time(cost, arch, layout, gpu, fmt, eff, others, prompt + output / 2, chunk, prompt / 2)
+            step = step_time(cost, arch, layout, gpu, fmt, eff, others, prompt + output / 2, chunk, prompt / 2,
+                             spec)
             service += count * step.seconds
-            alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2).seconds
+            alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2, spec).seconds
             work += count * max(0.0, alone - idle)
     service, work = service + encoder, work + encoder
     in_flight = 0.5 * decode_step if others else 0.0
@@ -292,11 +382,12 @@ class ServingResult:
     decode_bound: str
     running: int            # sequences decoding at once (capped by the KV cache)
     encoder_seconds: float = 0.0   # part of ttft_seconds: the request's own images through the vision tower
+    tokens_per_step: float = 1.0   # speculative decoding: expected tokens a decode step emits per sequence
 
 
 def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: KVFormat, eff: Efficiency,
           engine: Engine, concurrency: int, prompt: int, output: int, kv_capacity: int | None = None,
-          waves: float = math.inf, encoder_seconds: float = 0.0) -> ServingResult:
+          waves: float = math.inf, encoder_seconds: float = 0.0, acceptance: float | None = None) -> ServingResult:
     """Closed-loop serving of ``concurrency`` clients sending ``prompt``-token requests
     for ``output`` tokens (``vllm bench serve --max-concurrency``).
 
@@ -315,28 +406,40 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     each serve ``concurrency / dp`` clients.  ``encoder_seconds`` (``encoder_time``) is each
     request's vision-encoder time, spent in the step that schedules its first prompt chunk
     (vLLM runs a step's scheduled encoder inputs before its forward pass).
+
+    Speculative decoding (``engine.speculative_tokens`` K > 0, each draft accepted at rate
+    ``acceptance``): every step that decodes verifies K + 1 tokens per sequence (``step_time``)
+    and emits ``Speculation.tokens_per_step`` of them on average, so a request's output takes
+    (O - 1) / tokens_per_step steps; ITL is then the step (one streamed chunk), TPOT the step
+    over the tokens it emits.
     """
     cost = model_cost(arch, layout, fmt, kv)
+    spec = None
+    if engine.speculative_tokens:
+        assert acceptance is not None       # planning.job.resolve_speed gives one or refuses
+        spec = Speculation(engine.speculative_tokens, acceptance, draft_cost(arch, layout, fmt, kv))
     clients = max(1, math.ceil(concurrency / layout.dp))
     running = _running(clients, kv_capacity, prompt, output, engine)
-    job = _Wave(cost, arch, layout, gpu, fmt, eff, engine.max_num_batched_tokens, prompt, output, encoder_seconds)
+    job = _Wave(cost, arch, layout, gpu, fmt, eff, engine.max_num_batched_tokens, prompt, output, encoder_seconds,
+                spec)
     started, steps, prefill_bound = _prefill_phase(job, running)
     # pure decode phase: all requests decode together, context growing from the prompt
     points = [job.step(running, prompt + f * output, 0, 0) for f in (0.0, 0.5, 1.0)]
     decode_step = (points[0].seconds + 2 * points[1].seconds + points[2].seconds) / 4      # Simpson's rule
-    wave_ttft, tpot, wave = _wave_times(started, steps, output, decode_step)
+    per_step = spec.tokens_per_step if spec else 1.0
+    wave_ttft, tpot, wave = _wave_times(started, steps, output, decode_step, per_step)
     steady_ttft = _steady_ttft(cost, arch, layout, gpu, fmt, eff, job.budget, running, prompt, output,
-                               max(0, output - 1) * tpot, decode_step, encoder_seconds)
+                               max(0, output - 1) * tpot, decode_step, encoder_seconds, spec)
     burst = 1 / waves if waves > 1 else 1.0
     ttft = burst * wave_ttft + (1 - burst) * steady_ttft + eff.ttft_overhead_s
     ttft += (clients / running - 1) * wave          # waiting for a KV slot
     e2e = ttft + max(0, output - 1) * tpot
     total = layout.dp * running * output / wave
     return ServingResult(
-        ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot, e2e_seconds=e2e,
+        ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot * per_step, e2e_seconds=e2e,
         output_tokens_per_second=total, output_tokens_per_second_per_gpu=total / layout.gpus,
         requests_per_second=total / output, prefill_bound=prefill_bound, decode_bound=points[1].bound,
-        running=running, encoder_seconds=encoder_seconds,
+        running=running, encoder_seconds=encoder_seconds, tokens_per_step=per_step,
     )
 
 
@@ -347,7 +450,15 @@ def _running(clients: int, kv_capacity: int | None, prompt: int, output: int, en
         # sequence holds prompt + output/2 tokens, not its full length (vLLM's scheduler)
         average = kv_capacity * (prompt + output) / (prompt + output / 2)
         running = max(1, min(clients, math.floor(average)))
-    return min(running, engine.max_num_seqs)      # the scheduler's cap on sequences per step
+    # the scheduler's caps on sequences per step: max_num_seqs, and under speculative decoding a decoding
+    # request is scheduled 1 + num_speculative_tokens tokens of the max_num_batched_tokens budget
+    # (v1/core/sched/scheduler.py, padded_num_tokens = 1 + self.num_spec_tokens, 0.33.0 wheel)
+    return min(running, engine.max_num_seqs, engine.max_num_batched_tokens // (1 + engine.speculative_tokens))
+
+
+def _verify(spec: Speculation | None) -> int:
+    """Tokens of the step budget one decoding sequence takes: 1, or K + 1 under speculative decoding."""
+    return 1 if spec is None else spec.tokens + 1
 
 
 @dataclass(frozen=True)
@@ -364,10 +475,11 @@ class _Wave:
     prompt: int
     output: int
     encoder: float = 0.0      # seconds of one request's images in the vision tower
+    spec: Speculation | None = None
 
     def step(self, decode_seqs: float, decode_ctx: float, prefill_tokens: float, prefill_ctx: float) -> Step:
         return step_time(self.cost, self.arch, self.layout, self.gpu, self.fmt, self.eff, decode_seqs, decode_ctx,
-                         prefill_tokens, prefill_ctx)
+                         prefill_tokens, prefill_ctx, self.spec)
 
 
 def _prefill_phase(job: _Wave, running: int) -> tuple[list[float], list[float], str]:
@@ -381,7 +493,7 @@ def _prefill_phase(job: _Wave, running: int) -> tuple[list[float], list[float], 
     clock, decoding, bound = 0.0, 0, "compute"
     memo: dict[tuple[int, int], Step] = {}     # the steps repeat: (decoding, chunk) -> the step
     while waiting:
-        free = max(1, job.budget - decoding)
+        free = max(1, job.budget - decoding * _verify(job.spec))
         chunk, take, fresh = 0, 0, 0
         for i, left in enumerate(waiting):
             part = min(left, free - chunk)
@@ -406,14 +518,17 @@ def _prefill_phase(job: _Wave, running: int) -> tuple[list[float], list[float], 
 
 
 def _wave_times(started: list[float], steps: list[float], output: int,
-                decode_step: float) -> tuple[float, float, float]:
+                decode_step: float, per_step: float = 1.0) -> tuple[float, float, float]:
     """(mean TTFT, mean TPOT, duration) of the wave: a request's first ``output - 1``
-    steps after its first token are the mixed steps still running, then pure decode."""
+    steps after its first token are the mixed steps still running, then pure decode.
+    Each step emits ``per_step`` tokens of a decoding sequence (speculative decoding), so
+    its output takes (output - 1) / per_step steps."""
     cumulative = [sum(steps[: i + 1]) for i in range(len(steps))]
     tpots = []
+    need = max(0.0, output - 1) / per_step       # steps a request's remaining tokens take
     for t0 in started:
-        mixed = [d for d, end in zip(steps, cumulative) if end > t0 + 1e-15][: max(0, output - 1)]
-        rest = max(0, output - 1 - len(mixed))
+        mixed = [d for d, end in zip(steps, cumulative) if end > t0 + 1e-15][: math.ceil(need)]
+        rest = max(0.0, need - len(mixed))
         tpots.append((sum(mixed) + rest * decode_step) / max(1, output - 1))
     wave = max(t + p * max(0, output - 1) for t, p in zip(started, tpots))
     return sum(started) / len(started), sum(tpots) / len(tpots), wave
@@ -421,7 +536,8 @@ def _wave_times(started: list[float], steps: list[float], output: int,
 
 def serve_burst(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: KVFormat, eff: Efficiency,
                 engine: Engine, requests: int, prompt: int, output: int,
-                kv_capacity: int | None = None, encoder_seconds: float = 0.0) -> ServingResult:
+                kv_capacity: int | None = None, encoder_seconds: float = 0.0,
+                acceptance: float | None = None) -> ServingResult:
     """``requests`` requests sent at once with no client-side limit (``vllm bench serve
     --request-rate inf`` without ``--max-concurrency``, each client sending one request).
 
@@ -434,17 +550,19 @@ def serve_burst(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
     ``requests / dp``."""
     per_replica = max(1, math.ceil(requests / layout.dp))
     first = serve(arch, layout, gpu, fmt, kv, eff, engine, per_replica * layout.dp, prompt, output,
-                  kv_capacity=kv_capacity, waves=1, encoder_seconds=encoder_seconds)
+                  kv_capacity=kv_capacity, waves=1, encoder_seconds=encoder_seconds,
+                  acceptance=acceptance)
     running = first.running
     full, rest = divmod(per_replica, running)
     if full == 1 and rest == 0:
         return first
     one = first if per_replica == running else serve(arch, layout, gpu, fmt, kv, eff, engine, running * layout.dp,
                                                      prompt, output, kv_capacity=kv_capacity, waves=1,
-                                                     encoder_seconds=encoder_seconds)
+                                                     encoder_seconds=encoder_seconds, acceptance=acceptance)
     wave = running * output * layout.dp / one.output_tokens_per_second
     tail = serve(arch, layout, gpu, fmt, kv, eff, engine, rest * layout.dp, prompt, output,
-                 kv_capacity=kv_capacity, waves=1, encoder_seconds=encoder_seconds) if rest else None
+                 kv_capacity=kv_capacity, waves=1, encoder_seconds=encoder_seconds,
+                  acceptance=acceptance) if rest else None
     tail_wave = rest * output * layout.dp / tail.output_tokens_per_second if tail else 0.0
     waits = running * wave * full * (full - 1) / 2 + rest * full * wave     # sum over requests of waves waited
     ttft = (full * running * one.ttft_seconds + (rest * tail.ttft_seconds if tail else 0) + waits) / per_replica
@@ -452,7 +570,8 @@ def serve_burst(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
     drain = full * wave + tail_wave
     total = layout.dp * per_replica * output / drain
     return ServingResult(
-        ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot, e2e_seconds=ttft + max(0, output - 1) * tpot,
+        ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot * one.tokens_per_step,
+        e2e_seconds=ttft + max(0, output - 1) * tpot,
         output_tokens_per_second=total, output_tokens_per_second_per_gpu=total / layout.gpus,
         requests_per_second=total / output, prefill_bound=one.prefill_bound, decode_bound=one.decode_bound,
-        running=running, encoder_seconds=encoder_seconds)
+        running=running, encoder_seconds=encoder_seconds, tokens_per_step=one.tokens_per_step)
