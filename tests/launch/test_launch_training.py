@@ -402,3 +402,20 @@ def test_torchruns_own_parser_reads_the_command(case: str) -> None:
         assert (args.rdzv_endpoint == "10.0.0.1:29500") == (run.nodes > 1)
     else:
         assert args.module and args.training_script == trl.SFT_MODULE
+
+
+@pytest.mark.parametrize("framework, launcher, target", [("torchtune", None, "local"), ("trl", "torchrun", "local"),
+                                                         ("trl", "deepspeed", "local"), ("fsdp", "srun", "slurm"),
+                                                         ("trl", None, "skypilot")])
+def test_gpus_that_do_not_fill_whole_nodes_are_refused(framework: str, launcher: str | None, target: str) -> None:
+    """12 GPUs on nodes of 8: torchrun's world size is nproc-per-node x nnodes (16 here), the deepspeed
+    hostfile gives every node the same slots, srun --ntasks-per-node and SkyPilot's NAME:COUNT the same
+    count per node, so every per-node launch starts 16 processes for a plan sized at 12: refused, naming
+    the whole-node counts either side."""
+    r = select(search("llama-3.1-8b", task="finetune", gpu="H100-SXM-80GB", gpus=12, zero="3", framework=framework,
+                      top=1))
+    assert r["hardware"]["nodes"] == 2 and r["hardware"]["gpus_per_node"] == 8
+    with pytest.raises(RigsizeError) as err:
+        launch(r, target=target, launcher=launcher)
+    text = str(err.value)
+    assert "12 GPUs do not fill its 2 nodes of 8" in text and "--gpus 8 or --gpus 16" in text and "\n" not in text

@@ -87,6 +87,18 @@ def _emitter(run: PlannedRun, engine: str | None, framework: str | None) -> Any:
     return FRAMEWORKS[name]
 
 
+def _check_whole_nodes(run: PlannedRun) -> None:
+    """Every launcher, scheduler and cluster manager rigsize writes for starts the same number of GPUs on
+    each node (torchrun --nproc-per-node, tune run, the deepspeed hostfile's slots, srun --ntasks-per-node,
+    sbatch --gpus-per-node, SkyPilot's NAME:COUNT per node, a JobSet's or LeaderWorkerSet's per-pod GPUs):
+    a plan whose GPUs do not fill its nodes evenly would start more processes than were sized."""
+    if run.nodes > 1 and run.gpus != run.nodes * run.gpus_per_node:
+        low, high = run.gpus // run.gpus_per_node * run.gpus_per_node, run.nodes * run.gpus_per_node
+        raise LaunchError(f"the plan's {run.gpus} GPUs do not fill its {run.nodes} nodes of {run.gpus_per_node}; "
+                          f"launchers start the same GPUs on every node. Nearest plan it can run: the same on "
+                          f"--gpus {low} or --gpus {high}")
+
+
 def _with_launcher(run: PlannedRun, module: Any, launcher: str | None, target: str) -> Any:
     """The emitter with its launcher bound (training; ``LAUNCHERS`` in each module, its default first)."""
     allowed = getattr(module, "LAUNCHERS", ())
@@ -109,6 +121,7 @@ def launch(rec: dict[str, Any], engine: str | None = None, framework: str | None
     if target not in TARGETS:
         raise LaunchError(f"--target {target}: one of {', '.join(TARGETS)}")
     run = planned_run(rec)
+    _check_whole_nodes(run)
     base = _emitter(run, engine, framework)
     tool = next(k for k, m in (*ENGINES.items(), *FRAMEWORKS.items()) if m is base)
     chosen = versions.choose(run, tool, base, engine_version)
