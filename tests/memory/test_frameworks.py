@@ -364,3 +364,19 @@ def test_torchtune_distributed_recipe_sizes_its_own_optimizer() -> None:
     assert "optimizer_in_backward" not in r.assumptions
     one = rigsize.estimate("llama-3.1-8b", task="finetune", framework="torchtune", gpus=1)
     assert one.assumptions.get("optimizer") == "adamw-8bit" and one.assumptions.get("optimizer_in_backward") is True
+
+
+def test_torchtune_on_several_gpus_is_always_sharded() -> None:
+    """torchtune's *_distributed recipes shard with FSDP2 whatever one asks (shard_model in
+    torchtune/training/_distributed.py, 0.6.1 wheel): on 8 GPUs without --zero the job is ZeRO-3 with the
+    distributed recipe's AdamW (the same bytes as --zero 3), and --zero 0 is a one-line refusal; one GPU
+    keeps the single-device recipe."""
+    default = rigsize.estimate("llama-3.1-8b", task="finetune", framework="torchtune", gpus=8)
+    told = rigsize.estimate("llama-3.1-8b", task="finetune", framework="torchtune", gpus=8, zero="3")
+    assert default.parallel.zero == 3 and default.assumptions["zero"] == "3"
+    assert default.memory.per_gpu == told.memory.per_gpu
+    assert default.memory.per_gpu.optimizer == 8_030_261_248 // 8 * 4
+    with pytest.raises(InputError) as err:
+        rigsize.estimate("llama-3.1-8b", task="finetune", framework="torchtune", gpus=8, zero="0")
+    assert "always shard with FSDP2" in str(err.value) and "\n" not in str(err.value)
+    assert rigsize.estimate("llama-3.1-8b", task="finetune", framework="torchtune", gpus=1).parallel.zero == 0

@@ -198,6 +198,26 @@ def _training_workload(opts: dict[str, Any], arch: Architecture, task: str, assu
     )
 
 
+def _torchtune_sharding(opts: dict[str, Any], task: str, assumptions: dict[str, Any]) -> dict[str, Any]:
+    """torchtune on more than one GPU runs its *_distributed recipes, which always shard the model with
+    FSDP2 (torchtune/training/_distributed.py shard_model: fully_shard on each layer and the root,
+    reshard_after_forward from the config, True in every shipped config; 0.6.1 wheel) with their own
+    optimizer (frameworks.recipe): the job is ZeRO-3 there (ZeRO-2 with fsdp_reshard_after_forward=False),
+    never unsharded.  Returns the options with that stage, echoed; ZeRO 0/1 on several GPUs is refused."""
+    gpus = opts.get("gpus") or (opts.get("dp", 1) * opts.get("tp", 1) * opts.get("pp", 1) * opts.get("cp", 1))
+    if opts.get("framework") != "torchtune" or task not in TRAINING_TASKS or gpus <= 1:
+        return opts
+    if "zero" not in opts:
+        assumptions["zero"] = "3"
+        assumptions["zero_reason"] = "torchtune's distributed recipes shard with FSDP2, resharding after forward"
+        return {**opts, "zero": "3"}
+    if opts["zero"] in ("0", "1"):
+        raise InputError("input.conflict", what=f"--zero {opts['zero']}: torchtune's distributed recipes always "
+                         "shard with FSDP2; use --zero 3 (full sharding, their default) or --zero 2 "
+                         "(fsdp_reshard_after_forward=False), or one GPU")
+    return opts
+
+
 def _lora_targets(opts: dict[str, Any], arch: Architecture) -> frozenset[str] | None:
     """``--lora-targets`` as a set of module names (None: every linear layer), each checked."""
     targets = opts.get("lora_targets")
@@ -384,6 +404,7 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
     gpu = _gpu(opts, assumptions)
     if opts.get("gpus_per_node"):
         gpu = gpu.model_copy(update={"gpus_per_node": opts["gpus_per_node"]})
+    opts = _torchtune_sharding(opts, task, assumptions)
     workload = _workload(opts, spec.arch, task, assumptions, spec.config)
     layout, chosen = _layout(opts, spec.arch, workload, gpu, assumptions)
     if workload.training:

@@ -228,7 +228,9 @@ class _Search:
         unless pinned, with and without activation recomputation."""
         stacks = TRAINING_STACKS[self.task] if count > 1 else TRAINING_STACKS[self.task][:1]
         if "framework" in self.opts:
-            stacks = [(f, z) for f, z in stacks if f == self.opts["framework"]] or [(self.opts["framework"], 0)]
+            # torchtune's recipes on several GPUs always shard (planning.job._torchtune_sharding)
+            own = 3 if self.opts["framework"] == "torchtune" and count > 1 else 0
+            stacks = [(f, z) for f, z in stacks if f == self.opts["framework"]] or [(self.opts["framework"], own)]
         if "zero" in self.opts:
             stacks = [(f, int(self.opts["zero"])) for f, _ in stacks]
         out = []
