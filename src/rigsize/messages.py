@@ -265,6 +265,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "no speed given: the weights fit, but the KV cache left cannot hold one request of this length (or of --max-model-len)",
         "zh": "未给出速度：权重放得下，但剩余的 KV 缓存容纳不下一个该长度（或 --max-model-len 长度）的请求",
     },
+    "perf.speculative_unvalidated": {
+        "en": "speculative decoding's speed is modelled (K + 1 verified tokens and the draft per step, acceptance "
+              "{rate:.2f}), not fitted: no measured MTP runs are in the validation set, and the error band is that of "
+              "plain decoding",
+        "zh": "推测解码的速度为模型推算（每步验证 K + 1 个 token 并运行草稿，接受率 {rate:.2f}），未经拟合：验证集中没有"
+              "实测的 MTP 运行，误差范围沿用普通解码的",
+    },
     "perf.queueing": {
         "en": "the KV cache holds {running} sequences of this length, so {batch} concurrent requests queue for a slot (TTFT includes the wait)",
         "zh": "KV 缓存只能容纳 {running} 个该长度的序列，{batch} 个并发请求需排队（TTFT 含等待时间）",
@@ -339,6 +346,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "perf.encoder": {"en": "  of which vision encoder", "zh": "  其中视觉编码器"},
     "perf.encoder_detail": {"en": "{ms:,.1f} ms ({images} x {patches:,} patches, {bound})",
                             "zh": "{ms:,.1f} ms（{images} 张图，每张 {patches:,} 个图块，{bound}）"},
+    "perf.speculative": {"en": "  speculative (MTP)", "zh": "  推测解码（MTP）"},
+    "perf.speculative_detail": {"en": "{k} draft token(s), acceptance {rate:.2f}: {tokens:.2f} tokens per {ms:,.2f} ms "
+                                      "step",
+                                "zh": "{k} 个草稿 token，接受率 {rate:.2f}：每步 {ms:,.2f} ms 产出 {tokens:.2f} 个 token"},
     "perf.prompt_rate": {"en": "Prompt processing", "zh": "提示词处理速度"},
     "perf.decode_split": {"en": "  per token from {where}", "zh": "  每个 token 读取 {where}"},
     "perf.decode_fixed": {"en": "  per token, fixed per-layer cost", "zh": "  每个 token 的逐层固定开销"},

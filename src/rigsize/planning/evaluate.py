@@ -95,6 +95,8 @@ def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) ->
     per_replica = -(-w.batch // job.layout.dp)      # s.running counts one data-parallel replica
     if s.running < per_replica:
         notes.append(Note("perf.queueing", {"running": s.running, "batch": per_replica}))
+    if job.engine.speculative_tokens and sp.acceptance_rate is not None:
+        notes.append(Note("perf.speculative_unvalidated", {"rate": sp.acceptance_rate}))
     return InferencePerformance(
         ttft_seconds=s.ttft_seconds, tpot_seconds=s.tpot_seconds, itl_seconds=s.itl_seconds,
         e2e_seconds=s.e2e_seconds, output_tokens_per_second=s.output_tokens_per_second,

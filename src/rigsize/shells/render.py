@@ -198,6 +198,11 @@ def _serving_speed_table(perf: Any, lang: str) -> Table:
         table.add_row(t("perf.encoder", lang), detail)
     table.add_row(t("perf.tpot", lang), f"{perf.tpot_seconds * 1e3:,.2f} ms ({_bound(perf.bound.decode, lang)})"
                   + _band(perf, "tpot_seconds", lang))
+    spec = getattr(perf, "speculative", None)
+    if spec is not None:         # the draft behind TPOT (performance.speculative)
+        table.add_row(t("perf.speculative", lang), render("perf.speculative_detail", lang,
+                                                          k=spec.num_speculative_tokens, rate=spec.acceptance_rate,
+                                                          tokens=spec.tokens_per_step, ms=perf.itl_seconds * 1e3))
     table.add_row(t("perf.e2e", lang), f"{perf.e2e_seconds:,.2f} s")
     table.add_row(t("perf.throughput", lang), f"{perf.output_tokens_per_second:,.0f} tokens/s "
                   f"({perf.output_tokens_per_second_per_gpu:,.0f} / GPU)"
