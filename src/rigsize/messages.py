@@ -893,6 +893,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "launch.note_fsdp": {
         "en": "FSDP2 {mode} over {dp} ranks, fp32 parameters computed in bf16, as rigsize sized it",
         "zh": "FSDP2 {mode}，{dp} 个 rank，FP32 参数以 BF16 计算，与 rigsize 的估算一致"},
+    "launch.note_fsdp_lora": {
+        "en": "FSDP2 {mode} over {dp} ranks, a bf16 frozen base with fp32 adapters computed in bf16, as rigsize sized it",
+        "zh": "FSDP2 {mode}，{dp} 个 rank，冻结的基座为 BF16、适配器为 FP32，以 BF16 计算，与 rigsize 的估算一致"},
     "launch.note_tune_dataset": {
         "en": "dataset: the config's ({config}); override dataset._component_=... for your own",
         "zh": "数据集：沿用配置 {config} 中的；用 dataset._component_=... 换成你自己的"},

@@ -14,8 +14,9 @@ ZeRO-3 = FULL_SHARD = reshard after forward; ZeRO-2 = SHARD_GRAD_OP = keep the g
 backward; ZeRO-0/1 have no FSDP2 form.  --recompute full = FSDP's activation checkpointing of every wrapped
 layer (and TRL's gradient_checkpointing off: transformers warns that both at once add an all-gather);
 --offload params = fsdp_offload_params (parameters and gradients on the CPU, the optimizer steps there).
-rigsize sizes FSDP with fp32 sharded parameters computed in bf16 (data/frameworks.toml, fsdp.all), so the model
-loads in float32 (``--dtype float32``, TRL's default) under bf16 mixed precision.
+rigsize sizes full fine-tuning under FSDP with fp32 sharded parameters computed in bf16 (data/frameworks.toml,
+fsdp.all), so the model loads in float32 (``--dtype float32``, TRL's default) under bf16 mixed precision; LoRA
+with the frozen base in the model dtype (``--dtype bfloat16``) and PEFT's fp32 adapters.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ def accelerate_fsdp_flags(run: PlannedRun) -> list[str]:
 def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE_RANK",
          launcher: str = "accelerate") -> Launch:
     check(run)
-    args = trl.sft_args(run, checkpointing=False, dtype="float32")
+    # full fine-tuning: fp32 shards (data/frameworks.toml fsdp.all); LoRA: the frozen base as sized, in the
+    # model dtype (memory.per_gpu._adapter_states), PEFT's adapters fp32 beside it, computed in bf16
+    lora = run.task == "lora"
+    args = trl.sft_args(run, checkpointing=False, dtype="bfloat16" if lora else "float32")
     files: list[LaunchFile] = []
     if launcher == "accelerate":
         argv, words = trl.launched(run, launcher, args, accelerate_fsdp_flags(run), head_addr, node_rank)
@@ -78,8 +82,9 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
         argv, words = trl.launched(run, launcher, [*args, "--fsdp", "--fsdp_config", CONFIG_NAME], [], head_addr,
                                    node_rank)
     notes = [*trl.node_notes(run, launcher), "DATASET: a Hugging Face dataset id or local dataset TRL can read",
-             f"FSDP2 {'FULL_SHARD' if run.zero == 3 else 'SHARD_GRAD_OP'} over {run.dp} ranks, fp32 parameters "
-             "computed in bf16, as rigsize sized it"]
+             f"FSDP2 {'FULL_SHARD' if run.zero == 3 else 'SHARD_GRAD_OP'} over {run.dp} ranks, "
+             + ("a bf16 frozen base with fp32 adapters" if lora else "fp32 parameters")
+             + " computed in bf16, as rigsize sized it"]
     setup = f"pip install trl=={VERSION} peft" + (" transformers==5.24.0" if files else "")
     return Launch("trl", VERSION, (launchers.line(launcher, argv, words),), files=tuple(files), notes=tuple(notes),
                   argv=(tuple(argv),), setup=setup, launcher=launcher, launcher_words=words)
