@@ -605,6 +605,16 @@ MESSAGES: dict[str, dict[str, str]] = {
               "dtype). Nearest version that can: --engine-version 0.5.5",
         "zh": "sglang {version} 在 float16 模型权重下无法使用 bf16 KV 缓存（其 --kv-cache-dtype auto 即模型的数据类型）。"
               "能运行它的最接近版本：--engine-version 0.5.5"},
+    "launch.no_architecture": {
+        "en": "{tool} {version} has no {arch} ({model}'s architecture) in its model registry. Oldest pinned version "
+              "that has it: --engine-version {oldest} (the default is {default})",
+        "zh": "{tool} {version} 的模型注册表中没有 {arch}（{model} 的模型架构）。具备它的最早固定版本："
+              "--engine-version {oldest}（默认版本为 {default}）"},
+    "launch.no_architecture_any": {
+        "en": "{tool} {version} has no {arch} ({model}'s architecture) in its model registry, nor has any pinned "
+              "{tool} version ({versions}; the default is {default})",
+        "zh": "{tool} {version} 的模型注册表中没有 {arch}（{model} 的模型架构），所有固定的 {tool} 版本（{versions}；"
+              "默认版本为 {default}）也都没有"},
     "launch.not_inference": {
         "en": "{tool} serves models; this is a {task} plan. Nearest plan {tool} can run: rigsize launch {model} "
               "--task inference --engine {tool}",

@@ -145,8 +145,8 @@ REFUSALS = [
     ("qwen2-7b", dict(engine="vllm"), "0.10.1", ["0.33.0, 0.11.2, 0.10.2, 0.8.5.post1, 0.6.6.post1"]),
     ("qwen2-7b", dict(engine="vllm"), "0.11.2", ["sized by vllm >= 0.20.0", "--engine-version 0.11.2"]),
     ("qwen2-7b", dict(engine="vllm", engine_version="0.10.2"), "0.11.2", ["sized for vllm 0.10.2, not 0.11.2"]),
-    ("qwen3-30b-a3b", dict(engine="vllm", gpus=2, tp=2, ep=2, engine_version="0.6.6.post1"), None,
-     ["--enable-expert-parallel", "--engine-version 0.8.5.post1"]),
+    ("mixtral-8x7b", dict(engine="vllm", gpus=2, tp=2, ep=2, engine_version="0.6.6.post1"), None,
+     ["--enable-expert-parallel", "--engine-version 0.8.5.post1"]),     # (0.6.6.post1 has no Qwen3-MoE at all)
     ("qwen2-7b", dict(engine="vllm", gpus=2, dp=2, engine_version="0.6.6.post1"), None,
      ["--data-parallel-size", "--engine-version 0.8.5.post1"]),
     ("qwen2.5-72b", dict(engine="vllm", gpus=16, tp=8, engine_version="0.10.2"), None,     # dp=2 over 2 nodes

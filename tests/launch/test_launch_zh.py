@@ -90,8 +90,10 @@ def test_comments_in_chinese_code_unchanged(argv: list[str], tmp_path: Path,
 
 @pytest.mark.parametrize("argv", [
     ["launch", "qwen2-7b", "--task", "inference", "--engine", "vllm", "--engine-version", "0.10.1"],
-    ["launch", "qwen3-30b-a3b", "--task", "inference", "--engine", "vllm", "--gpus", "2", "--tp", "2", "--ep", "2",
+    ["launch", "mixtral-8x7b", "--task", "inference", "--engine", "vllm", "--gpus", "2", "--tp", "2", "--ep", "2",
      "--engine-version", "0.6.6.post1"],
+    ["launch", "qwen3-30b-a3b", "--task", "inference", "--engine", "vllm", "--engine-version", "0.6.6.post1"],
+    ["launch", "jamba-1.5-mini", "--task", "inference", "--engine", "sglang"],
     ["launch", "qwen2.5-72b", "--task", "inference", "--engine", "vllm", "--gpu", "H100-SXM-80GB", "--gpus", "16",
      "--tp", "8", "--engine-version", "0.10.2"],
     ["launch", "qwen2-7b", "--task", "inference", "--engine", "vllm", "--gpu", "H100-SXM-80GB", "--gpus", "2",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from rigsize.launch.architectures import check_architecture
 from rigsize.launch.bundle import Launch, LaunchError, command_line, flags_of, known_flags
 from rigsize.launch.plan import PlannedRun, check_servable, model_id
 
@@ -46,6 +47,7 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
          version: str = VERSION) -> Launch:
     check_servable(run, "sglang", version, KV_DTYPE, set(ONLINE_QUANT) | set(PREQUANTIZED) | set(DTYPE),
                    "--kv-dtype bf16 or fp8")
+    check_architecture(run, "sglang", version, VERSIONS, VERSION)
     argv = ["python", "-m", "sglang.launch_server", "--model-path", model_id(run),
             "--tp-size", str(run.tp), "--pp-size", str(run.pp), "--dp-size", str(run.dp)]
     if run.ep > 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 
+from rigsize.launch.architectures import check_architecture
 from rigsize.launch.bundle import Launch, LaunchError, command_line, flags_of, known_flags
 from rigsize.launch.plan import PlannedRun, check_servable, model_id
 
@@ -87,6 +88,7 @@ def emit(run: PlannedRun, head_addr: str = "$HEAD_ADDR", node_rank: str = "$NODE
          version: str = VERSION) -> Launch:
     check_servable(run, "vllm", version, KV_DTYPE, set(ONLINE_QUANT) | set(PREQUANTIZED) | set(DTYPE),
                    "--kv-dtype fp8")
+    check_architecture(run, "vllm", version, VERSIONS, VERSION)
     known = known_flags(flags_file(version))
     argv = ["vllm", "serve", model_id(run),
             "--tensor-parallel-size", str(run.tp), "--pipeline-parallel-size", str(run.pp)]

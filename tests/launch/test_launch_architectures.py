@@ -1,0 +1,113 @@
+"""The model architectures each pinned vLLM and SGLang version knows (data/launch/<tool>-<version>-architectures.txt,
+tools/extract_architectures.py over the released wheels): a launch for a version whose registry lacks the
+model's architecture is a one-line refusal naming the oldest pinned version that has it.
+
+The expected facts come from the engines, not from rigsize: vLLM 0.6.6.post1 starts Qwen3-30B-A3B and
+Qwen2.5-VL-7B with "Model architectures [...] are not supported" (the review finding); in the registry.py
+of other vLLM wheels Qwen2_5_VLForConditionalGeneration first shows in 0.7.3 (not 0.7.0), Qwen3MoeForCausalLM
+in 0.8.4 (not 0.8.3), GptOssForCausalLM in 0.10.1 and Qwen3NextForCausalLM in 0.10.2 (not 0.10.1);
+SGLang 0.5.23's sglang/srt/models/ has no Jamba model file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from rigsize.errors import RigsizeError
+from rigsize.launch import launch, sglang, vllm
+from rigsize.launch.architectures import architectures_file, known_architectures, model_architectures
+from rigsize.launch.plan import planned_run, select
+from rigsize.model.inputs import preset_config, presets
+from rigsize.planning.search import search
+
+H100 = "H100-SXM-80GB"
+PINNED = [("vllm", v) for v in vllm.VERSIONS] + [("sglang", v) for v in sglang.VERSIONS]
+
+
+@lru_cache(maxsize=None)
+def _rec(model: str, opts: str) -> str:
+    return json.dumps(select(search(model, top=1, task="inference", gpu=H100, **json.loads(opts))))
+
+
+def rec(model: str, **opts) -> dict:
+    return json.loads(_rec(model, json.dumps(opts, sort_keys=True)))
+
+
+def _text(tool: str, version: str) -> str:
+    return resources.files("rigsize.data").joinpath("launch", architectures_file(tool, version)).read_text()
+
+
+@pytest.mark.parametrize("tool, version", PINNED)
+def test_each_list_is_pinned_to_its_wheel(tool: str, version: str) -> None:
+    text = _text(tool, version)
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    source = next(line for line in header if line.startswith("# source: "))
+    assert re.search(rf"{tool}-{re.escape(version)}-\S+\.whl \(sha256 [0-9a-f]{{64}};", source), source
+    read = "vllm/model_executor/models/registry.py" if tool == "vllm" else "sglang/srt/models/"
+    assert any(read in line for line in header)
+    names = known_architectures(tool, version)
+    assert len(names) >= 90 and all(re.fullmatch(r"[A-Za-z0-9_]+", n) for n in names)
+    # the same wheel as the version's flag list, where that header records its sha256
+    flags = resources.files("rigsize.data").joinpath("launch", f"{tool}-{version}-flags.txt").read_text()
+    sha = re.search(r"\(sha256 ([0-9a-f]{64})", flags)
+    if sha:
+        assert sha.group(1) in source
+
+
+def test_lists_hold_what_each_version_is_known_to_serve() -> None:
+    assert "Qwen2ForCausalLM" in known_architectures("vllm", "0.6.6.post1")
+    assert "Qwen2VLForConditionalGeneration" in known_architectures("vllm", "0.6.6.post1")
+    for arch in ("Qwen3MoeForCausalLM", "Qwen2_5_VLForConditionalGeneration"):
+        assert arch not in known_architectures("vllm", "0.6.6.post1")
+        assert arch in known_architectures("vllm", "0.8.5.post1")
+    assert "GptOssForCausalLM" in known_architectures("vllm", "0.10.2")
+    assert "GptOssForCausalLM" not in known_architectures("vllm", "0.8.5.post1")
+    assert "JambaForCausalLM" not in known_architectures("sglang", "0.5.23")
+
+
+def test_every_preset_runs_on_the_default_vllm() -> None:
+    """The default version knows every preset's architecture (a preset without one is not checked)."""
+    missing = [n for n in presets() if (a := preset_config(n).get("architectures"))
+               and not set(a) & known_architectures("vllm", vllm.VERSION)]
+    assert not missing
+    assert sum(bool(preset_config(n).get("architectures")) for n in presets()) >= 40
+
+
+@pytest.mark.parametrize("model, tool, version, words", [
+    ("qwen3-30b-a3b", "vllm", "0.6.6.post1", ["Qwen3MoeForCausalLM", "--engine-version 0.8.5.post1", "0.33.0"]),
+    ("qwen2.5-vl-7b", "vllm", "0.6.6.post1", ["Qwen2_5_VLForConditionalGeneration", "--engine-version 0.8.5.post1"]),
+    ("qwen3-next-80b-a3b", "vllm", "0.8.5.post1", ["Qwen3NextForCausalLM", "--engine-version 0.10.2"]),
+    ("qwen3-next-80b-a3b", "sglang", "0.4.10.post2", ["Qwen3NextForCausalLM", "--engine-version 0.5.5"]),
+    ("jamba-1.5-mini", "sglang", None, ["sglang 0.5.23 has no JambaForCausalLM", "nor has any pinned sglang"]),
+])
+def test_a_version_without_the_architecture_is_refused(model: str, tool: str, version: str | None,
+                                                       words: list[str]) -> None:
+    opts = dict(engine=tool, **({"engine_version": version} if tool == "vllm" and version else {}))
+    with pytest.raises(RigsizeError) as err:
+        launch(rec(model, **opts), engine_version=version if tool == "sglang" else None)
+    text = str(err.value)
+    assert "\n" not in text and all(w in text for w in words), text
+
+
+def test_a_version_with_the_architecture_launches() -> None:
+    b = launch(rec("qwen2-7b", engine="vllm", engine_version="0.6.6.post1"))
+    assert b.launch.version == "0.6.6.post1" and b.launch.argv[0][:3] == ("vllm", "serve", "Qwen/Qwen2-7B")
+    b = launch(rec("qwen3-30b-a3b", engine="vllm", engine_version="0.8.5.post1"))
+    assert b.launch.argv[0][:3] == ("vllm", "serve", "Qwen/Qwen3-30B-A3B")
+
+
+def test_a_config_file_plan_is_checked_by_its_config(tmp_path: Path) -> None:
+    config = tmp_path / "moe.json"
+    config.write_text(json.dumps(preset_config("qwen3-30b-a3b")))
+    r = select(search(str(config), top=1, task="inference", gpu=H100, engine="vllm", engine_version="0.6.6.post1"))
+    assert model_architectures(planned_run(r)) == ("Qwen3MoeForCausalLM",)
+    with pytest.raises(RigsizeError, match="no Qwen3MoeForCausalLM"):
+        launch(r)
+    config.unlink()                      # the config is gone: nothing to check, the launch is written
+    assert model_architectures(planned_run(r)) == ()
