@@ -578,6 +578,13 @@ def search(model: str | ModelSpec, *, progress: Callable[[int, int], None] | Non
         if "batch" in opts and opts["batch"] != opts["users"]:
             raise InputError("input.conflict", what="--users and --batch name the same thing; give one")
         opts["batch"] = opts["users"]
+    if (opts.get("pricing") == "on-prem" and opts.get("server_price") is None
+            and opts.get("objective", "cheapest") in ("cheapest", "cheapest-per-token", "pareto")):
+        # owned $/h is unknown without a server price (planning.cost.on_prem): every plan would cost "-"
+        # and the ranking would be the search's tie-break
+        raise InputError("input.conflict", what="--pricing on-prem ranks plans by what owning the servers costs, "
+                         "which needs --server-price USD (one server's price); or rank by --objective fastest "
+                         "or fewest-gpus")
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
     if opts.get("engine") in ("llamacpp", "ollama", "mlx"):     # local inference: planning.local_plan
         from rigsize.planning.local_plan import local_plan
