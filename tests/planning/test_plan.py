@@ -435,3 +435,15 @@ def test_an_engine_version_pins_vllm() -> None:
     assert r["recommendations"] and {x["choices"]["engine"] for x in r["recommendations"]} == {"vllm"}
     assert all(x["assumptions"].get("engine_version", x["inputs"].get("engine_version")) == "0.10.2"
                for x in r["recommendations"])
+
+
+def test_given_pp_and_dp_pin_the_serving_layout() -> None:
+    """--pp and --dp pin an inference plan's layout as --tp does (only tp was filtered: --dp 2 on 2 GPUs
+    also returned tp=2 and pp=2 plans, which launch then wrote); all three given may ask for a mixed one."""
+    for given, shape in ((dict(dp=2), (1, 1, 2)), (dict(pp=2), (1, 2, 1)), (dict(tp=2), (2, 1, 1))):
+        r = search("qwen2.5-7b", task="inference", engine="vllm", gpu="H100", gpus=2, top=3, **given)
+        assert r["recommendations"]
+        assert {(x["parallel"]["tp"], x["parallel"]["pp"], x["parallel"]["dp"]) for x in r["recommendations"]} == {shape}
+    mixed = search("qwen2.5-72b", task="inference", engine="vllm", gpu="H100", gpus=8, tp=2, pp=2, dp=2, top=3)
+    assert [(x["parallel"]["tp"], x["parallel"]["pp"], x["parallel"]["dp"]) for x in mixed["recommendations"]] == \
+        [(2, 2, 2)] * len(mixed["recommendations"]) and mixed["recommendations"]

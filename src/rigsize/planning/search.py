@@ -267,8 +267,10 @@ class _Search:
                 shapes = _layouts(count, node)
                 if self.objective == "lowest-latency":     # replicas do not shorten one request
                     shapes = [sh for sh in shapes if sh[2] == 1]
-                if "tp" in self.opts:
-                    shapes = [sh for sh in shapes if sh[0] == self.opts["tp"]]
+                given = [(i, self.opts[k]) for i, k in enumerate(("tp", "pp", "dp")) if k in self.opts]
+                if len(given) == 3 and given[0][1] * given[1][1] * given[2][1] == count:
+                    shapes = list(dict.fromkeys([*shapes, tuple(v for _, v in given)]))   # a mixed layout asked for
+                shapes = [sh for sh in shapes if all(sh[i] == v for i, v in given)]      # a given size pins it
                 blocks.append(_Block(gpu.name, count, weights, tuple(self.kv_choices(gpu)), tuple(shapes),
                                      tuple(self.engines())))
             out.append(_Run(gpu.name, counts, [b.size for b in blocks], blocks.__getitem__))
