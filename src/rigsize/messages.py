@@ -483,7 +483,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "plan.formats": {"en": "formats", "zh": "格式"},
     "plan.engine": {"en": "engine", "zh": "引擎/框架"},
     "plan.speed": {"en": "speed", "zh": "速度"},
-    "planning.cost": {"en": "cost", "zh": "成本"},
+    "plan.cost": {"en": "cost", "zh": "成本"},
     "plan.memory": {"en": "memory / GPU", "zh": "单卡显存"},
     "plan.counts": {"en": "{n} candidates considered, {pruned} pruned; rejected: {rejected}",
                     "zh": "共考察 {n} 个候选，剪枝 {pruned} 个；淘汰原因：{rejected}"},

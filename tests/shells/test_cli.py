@@ -154,3 +154,12 @@ def test_readme_quick_start_is_two_commands() -> None:
     block = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
     assert commands == ["make run", "make test"]
+
+
+@pytest.mark.parametrize("lang, cost", [("en", "cost"), ("zh", "成本")])
+def test_plan_table_headers_are_words_not_message_keys(lang: str, cost: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every column header of the plan table is a catalog word (the cost column printed the raw key
+    'plan.cost: {}' in both languages since the package was regrouped)."""
+    assert main(["plan", "qwen2.5-7b", "--task", "inference", "--gpu", "H100", "--max-gpus", "1", "--lang", lang]) == 0
+    out = capsys.readouterr().out
+    assert cost in out and "plan." not in out and ": {}" not in out
