@@ -175,3 +175,16 @@ def test_host_ram_spellings(text, n):
     from rigsize.memory.local_engines import parse_ram
 
     assert parse_ram(text) == n
+
+
+def test_image_requests_load_the_mmproj_on_the_gpu() -> None:
+    """llama.cpp loads the vision tower from the separate --mmproj GGUF for image requests and offloads it to
+    the GPU by default (docs/multimodal.md): Qwen2.5-VL-7B's tower and projector, 676,550,144 parameters
+    (transformers' params_vision) in F16, join the first GPU's weights; a text-only run leaves them out."""
+    import rigsize
+
+    opts = dict(engine="llamacpp", gpu="RTX-4090", weights="q4_k_m")
+    text = rigsize.estimate("qwen2.5-vl-7b", images_per_request=0, **opts)
+    images = rigsize.estimate("qwen2.5-vl-7b", images_per_request=2, **opts)
+    assert images.memory.per_gpu.weights - text.memory.per_gpu.weights == 2 * 676_550_144
+    assert "not modelled" in images.assumptions["vision_tower"]

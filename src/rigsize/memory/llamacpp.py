@@ -160,6 +160,14 @@ def _bytes_by_name(arch: Architecture, fmt: WeightFormat) -> dict[str, int]:
 _BYTES: dict[tuple, tuple[Architecture, dict[str, int]]] = {}
 
 
+def mmproj_bytes(arch: Architecture) -> int:
+    """The vision tower and projector as llama.cpp loads them for image requests: a separate --mmproj
+    GGUF, in F16 as rigsize prices a GGUF's vision tensors (an assumption: the mmproj-*-F16.gguf files
+    publishers ship), "offloaded to GPU by default; to disable this, add --no-mmproj-offload" (llama.cpp
+    docs/multimodal.md).  0 for a text model."""
+    return sum(2 * t.numel for t in arch.tensors if t.role in ("vision", "vision_proj"))
+
+
 def weight_placement(arch: Architecture, fmt: WeightFormat, s: LocalSettings) -> dict[str, int]:
     """Weight bytes per device ("gpu0", "gpu1", ... and "host")."""
     n = arch.num_hidden_layers
@@ -284,6 +292,9 @@ def local_memory(arch: Architecture, workload: Workload, fmt: WeightFormat, s: L
     """Memory on every device and in host RAM for one local job."""
     n = arch.num_hidden_layers
     weights = weight_placement(arch, fmt, s)
+    mmproj = mmproj_bytes(arch) if workload.images else 0
+    if mmproj:      # requests with images load the --mmproj file, on the first GPU unless --no-mmproj-offload
+        weights = {**weights, ("gpu0" if s.devices else "host"): weights["gpu0" if s.devices else "host"] + mmproj}
     kv = kv_placement(arch, s)
     ctx = s.n_ctx
     start = i_gpu_start(n, s.gpu_layers)
@@ -311,6 +322,8 @@ def local_memory(arch: Architecture, workload: Workload, fmt: WeightFormat, s: L
     unified = s.host.unified and bool(s.devices)
     details = {f"{name}/{k}": getattr(p, k) for name, p, _ in devices for k in ("weights", "kv_cache", "activations")}
     details.update(host_details)
+    if mmproj:
+        details[("gpu0" if s.devices else "host") + "/mmproj"] = mmproj
     details["host/total"] = host_bytes
     details["host/usable"] = s.host.ram_bytes
     if unified:

@@ -493,6 +493,9 @@ def build_local_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str
     if engine == "mlx" and n > 1:
         raise InputError("input.conflict", what="--engine mlx runs on one Apple silicon device here (--gpus 1)")
     workload = _inference_workload(opts, spec.arch, assumptions, spec.config)
+    if workload.images:
+        assumptions["vision_tower"] = ("the --mmproj file in F16 on the first GPU (memory.llamacpp.mmproj_bytes); "
+                                       "its encoding time is not in TTFT for local engines (not modelled)")
     weights = _local_weights(opts, spec, engine, assumptions)
     eng, settings = local_engines.resolve_local(engine, gpu, devices, spec.arch, opts, assumptions, workload.seq,
                                                 weights)
