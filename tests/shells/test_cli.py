@@ -146,7 +146,9 @@ def test_api_accepts_hyphenated_keys_and_rejects_unknown() -> None:
 def test_readme_option_table_is_generated() -> None:
     from rigsize.planning.options import markdown_table
 
-    assert markdown_table() in (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme
+    assert markdown_table("plan") in readme[readme.index("### `rigsize plan`"):]     # the plan section's own
 
 
 def test_readme_quick_start_is_two_commands() -> None:

@@ -329,5 +329,7 @@ def markdown_table(command: str = "estimate") -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # regenerate the README's option table
-    print(markdown_table())
+if __name__ == "__main__":  # regenerate the README's option tables: estimate (default) or plan
+    import sys
+
+    print(markdown_table(sys.argv[1] if len(sys.argv) > 1 else "estimate"))
