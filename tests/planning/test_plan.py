@@ -447,3 +447,17 @@ def test_given_pp_and_dp_pin_the_serving_layout() -> None:
     mixed = search("qwen2.5-72b", task="inference", engine="vllm", gpu="H100", gpus=8, tp=2, pp=2, dp=2, top=3)
     assert [(x["parallel"]["tp"], x["parallel"]["pp"], x["parallel"]["dp"]) for x in mixed["recommendations"]] == \
         [(2, 2, 2)] * len(mixed["recommendations"]) and mixed["recommendations"]
+
+
+def test_no_engine_is_recommended_that_cannot_start_the_model() -> None:
+    """SGLang's registry (every pinned version, data/launch/sglang-*-architectures.txt, read from the wheels)
+    has no JambaForCausalLM, so SGLang is not searched for Jamba, and the plan's first recommendation
+    launches; Qwen2 stays open to every engine."""
+    from rigsize.launch import launch
+    from rigsize.launch.plan import select
+
+    jamba = search("jamba-1.5-mini", task="inference", gpu="H100", top=5)
+    assert jamba["recommendations"] and "sglang" not in {r["choices"]["engine"] for r in jamba["recommendations"]}
+    assert launch(select(jamba)).commands
+    qwen = search("qwen2-7b", task="inference", gpu="H100", top=10)
+    assert {"vllm", "sglang"} <= {r["choices"]["engine"] for r in qwen["recommendations"]}

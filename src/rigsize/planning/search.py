@@ -221,7 +221,23 @@ class _Search:
             return [self.opts["engine"]]
         if self.opts.get("engine_version"):     # a vLLM version (memory.runtime): it pins vLLM
             return ["vllm"]
-        return ["vllm"] if self.overview else list(ENGINES)   # the overview: vLLM unless --engine
+        if self.overview:                       # the overview: vLLM unless --engine
+            return ["vllm"]
+        return [e for e in ENGINES if self._engine_has_model(e)]
+
+    def _engine_has_model(self, engine: str) -> bool:
+        """Whether the engine's default launch version knows the model's architecture (its registry, pinned
+        in data/launch/<engine>-<version>-architectures.txt; rigsize.launch.architectures): a plan it could
+        not start is not offered (Jamba: no pinned SGLang has JambaForCausalLM).  Unknown architectures,
+        and engines without a pinned list, are kept."""
+        archs = [a for a in (self.spec.config or {}).get("architectures") or () if isinstance(a, str)]
+        if not archs or engine not in ("vllm", "sglang"):
+            return True
+        from rigsize.launch import sglang, vllm
+        from rigsize.launch.architectures import known_architectures
+
+        version = {"vllm": vllm.VERSION, "sglang": sglang.VERSION}[engine]
+        return any(a in known_architectures(engine, version) for a in archs)
 
     def training_variants(self, count: int) -> list[tuple[str, int, str]]:
         """(framework, ZeRO stage, recompute) to try: the task's usual stacks (TRAINING_STACKS)
