@@ -461,3 +461,14 @@ def test_no_engine_is_recommended_that_cannot_start_the_model() -> None:
     assert launch(select(jamba)).commands
     qwen = search("qwen2-7b", task="inference", gpu="H100", top=10)
     assert {"vllm", "sglang"} <= {r["choices"]["engine"] for r in qwen["recommendations"]}
+
+
+def test_the_planners_registry_is_each_engines_default_launch_version() -> None:
+    """The planner reads the newest pinned architecture list without importing the launch package; that list
+    must be the one the launch emitters' default version checks against."""
+    from rigsize.launch import sglang, vllm
+    from rigsize.launch.architectures import known_architectures
+
+    for engine, module in (("vllm", vllm), ("sglang", sglang)):
+        assert search_mod._newest_registry(engine) == known_architectures(engine, module.VERSION)
+        assert len(search_mod._newest_registry(engine)) > 100

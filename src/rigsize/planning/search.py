@@ -39,6 +39,8 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
 from typing import Any, Callable, Iterator
 
 from rigsize.errors import FormatError, InputError, PlanError, RigsizeError
@@ -137,6 +139,20 @@ def _counts(max_gpus: int, node: int, any_count: bool) -> list[int]:
     return inside + [n * node for n in range(2, max_gpus // node + 1) if n * node > inside[-1]]
 
 
+@cache
+def _newest_registry(engine: str) -> frozenset[str]:
+    """The architectures the newest pinned version of ``engine`` knows (data/launch/<engine>-<version>-
+    architectures.txt; the newest is each launch emitter's default, tests/launch checks it), read without
+    importing the launch package (a search should not pay for it)."""
+    folder = resources.files("rigsize.data").joinpath("launch")
+    names = [f.name for f in folder.iterdir() if f.name.startswith(f"{engine}-") and f.name.endswith("-architectures.txt")]
+    if not names:
+        return frozenset()
+    newest = max(names, key=lambda n: tuple(int(x) for x in re.findall(r"\d+", n[len(engine) + 1:])))
+    text = folder.joinpath(newest).read_text()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 def _layouts(count: int, node: int) -> list[tuple[int, int, int]]:
     """(tp, pp, dp) for inference: tp inside one node; the rest all data-parallel
     replicas or all pipeline stages (the two layouts serving engines document)."""
@@ -230,14 +246,14 @@ class _Search:
         in data/launch/<engine>-<version>-architectures.txt; rigsize.launch.architectures): a plan it could
         not start is not offered (Jamba: no pinned SGLang has JambaForCausalLM).  Unknown architectures,
         and engines without a pinned list, are kept."""
-        archs = [a for a in (self.spec.config or {}).get("architectures") or () if isinstance(a, str)]
-        if not archs or engine not in ("vllm", "sglang"):
-            return True
-        from rigsize.launch import sglang, vllm
-        from rigsize.launch.architectures import known_architectures
-
-        version = {"vllm": vllm.VERSION, "sglang": sglang.VERSION}[engine]
-        return any(a in known_architectures(engine, version) for a in archs)
+        key = ("engine_has_model", engine)
+        if key not in self.memo:        # once per search: runs() asks for every block
+            archs = [a for a in (self.spec.config or {}).get("architectures") or () if isinstance(a, str)]
+            known = True
+            if archs and engine in ("vllm", "sglang"):
+                known = any(a in _newest_registry(engine) for a in archs)
+            self.memo[key] = known
+        return self.memo[key]
 
     def training_variants(self, count: int) -> list[tuple[str, int, str]]:
         """(framework, ZeRO stage, recompute) to try: the task's usual stacks (TRAINING_STACKS)
