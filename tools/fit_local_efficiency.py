@@ -9,9 +9,11 @@ data/validation/llamacpp_bench.toml (``split = "fit"``; reserved rows are never 
 * ``memory`` and ``layer_overhead_s``: the time per generated token is t_bw / memory + n_layer x
   layer_overhead_s (t_bw: the bytes read at 100% of the device's bandwidth); both are chosen on a grid
   to minimise the mean |log error| of the fit runs' measured tg time per token;
-* ``compute`` = the same for pp tokens/s against the dense fp16 peak.
+* ``compute`` = the same for pp tokens/s against the dense fp16 peak (for the CPU family, ``cpu``: the
+  catalog CPU's FP32 peak; its row's cpu_memory / cpu_compute are then its own fitted fractions).
 
-Families without fit rows take ``[local.default]`` (the median of the families' values).
+Families without fit rows take ``[local.default]`` (the median of the GPU families' values; the CPU
+family is left out of it).
 """
 
 from __future__ import annotations
@@ -93,11 +95,14 @@ def section(rows: dict[str, dict]) -> str:
              "# device's memory bandwidth (memory: decode) and dense fp16 peak (compute: prompt processing),",
              "# fitted by tools/fit_local_efficiency.py on the split = \"fit\" rows of",
              "# data/validation/llamacpp_bench.toml only (reserved rows are compared by rigsize validate",
-             "# --source local alone).  cpu_memory / cpu_compute / pcie have no fit rows yet: they take",
-             "# the GPU family's memory and compute fractions, as stated in each row's source."]
-    mems = [r["memory"] for r in rows.values() if "memory" in r]
-    comps = [r["compute"] for r in rows.values() if "compute" in r]
-    overs = [r["layer_overhead_s"] for r in rows.values() if "layer_overhead_s" in r]
+             "# --source local alone).  cpu_memory / cpu_compute / pcie of the GPU families have no fit rows:",
+             "# they take the family's memory and compute fractions, as stated in each row's source.  [local.cpu]",
+             "# is fitted on CPU-only runs: memory against the catalog CPU's DDR peak, compute against its FP32",
+             "# peak (so its cpu_memory / cpu_compute are fitted values); the default leaves it out."]
+    gpus = [r for fam, r in rows.items() if fam != "cpu"]      # the default stands in for unfitted GPU backends
+    mems = [r["memory"] for r in gpus if "memory" in r]
+    comps = [r["compute"] for r in gpus if "compute" in r]
+    overs = [r["layer_overhead_s"] for r in gpus if "layer_overhead_s" in r]
     default = {"memory": round(statistics.median(mems), 4) if mems else 0.7,
                "compute": round(statistics.median(comps), 4) if comps else 0.5,
                "layer_overhead_s": statistics.median(overs) if overs else 0.0}
@@ -105,13 +110,15 @@ def section(rows: dict[str, dict]) -> str:
         memory = round(r.get("memory", default["memory"]), 4)
         compute = r.get("compute", default["compute"])
         overhead = r.get("layer_overhead_s", default["layer_overhead_s"])
-        how = ("the median of the fitted families" if family == "default"
+        how = ("the median of the fitted GPU families" if family == "default"
                else f"fitted on {r['n_tg']} tg and {r['n_pp']} pp fit rows")
+        unfitted = ("pcie not fitted: set to memory; cpu_memory and cpu_compute = memory / compute, the CPU's own"
+                    if family == "cpu" else "cpu_memory, cpu_compute and pcie not fitted: set to memory / compute / "
+                    "memory")
         lines += ["", f"[local.{family}]", f"memory = {memory}", f"compute = {compute}",
                   f"cpu_memory = {memory}", f"cpu_compute = {compute}", f"pcie = {memory}",
                   "token_overhead_s = 0", f"layer_overhead_s = {overhead:.6g}",
-                  f'source = "{how} (tools/fit_local_efficiency.py, {today}); cpu_memory, cpu_compute and pcie '
-                  f'not fitted: set to memory / compute / memory"',
+                  f'source = "{how} (tools/fit_local_efficiency.py, {today}); {unfitted}"',
                   f'as_of = "{today}"']
     lines.append(END)
     return "\n".join(lines) + "\n"
@@ -138,8 +145,9 @@ def fit_errors(runs: list[dict], rows: dict[str, dict]) -> list[str]:
         if run.get("split") != "fit" or run_engine(run) != "llamacpp" or family not in rows:
             continue
         r = rows[family]
-        eff = LocalEfficiency(memory=r.get("memory", 0.7), compute=r.get("compute", 0.5),
-                              layer_overhead_s=r.get("layer_overhead_s", 0.0))
+        memory, compute = r.get("memory", 0.7), r.get("compute", 0.5)
+        eff = LocalEfficiency(memory=memory, compute=compute, cpu_memory=memory, cpu_compute=compute,
+                              layer_overhead_s=r.get("layer_overhead_s", 0.0))    # as section() writes the row
         for metric, value in (predict_run(run, eff) or {}).items():
             errors.setdefault((family, metric), []).append(abs(value / float(run[metric]) - 1))
     return [f"# fit rows  {fam:8s} {metric:16s} n={len(v):3d}  median |error| {statistics.median(v):6.1%}"

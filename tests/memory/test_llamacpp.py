@@ -162,7 +162,9 @@ def test_cpu_only_runs_everything_in_ram_at_the_cpu_bandwidth():
     assert r.memory.fits and r.memory.usable_bytes == 384 * 2**30
     # decode is bound by 12 x DDR5-4800 = 460.8 GB/s (data/cpus.toml): at most that over the 4.3 GiB read
     assert r.performance.output_tokens_per_second < 460.8e9 / (4.3 * 2**30)
-    assert any("not fitted" in w for w in r.warnings)
+    # the CPU-only llama-bench fit rows set its efficiency (data/efficiency.toml [local.cpu]), not the GPU default
+    assert r.performance.efficiency_source.startswith("local.cpu:")
+    assert not any("not fitted" in w for w in r.warnings)
     with pytest.raises(RigsizeError):
         estimate("llama-3.1-8b", engine="mlx", gpu="cpu")
     with pytest.raises(RigsizeError):

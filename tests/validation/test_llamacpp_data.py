@@ -12,6 +12,7 @@ from importlib import resources
 
 import pytest
 
+from rigsize.hardware.cpus import resolve_cpu
 from rigsize.hardware.gpus import resolve_gpu
 from rigsize.model.formats import gguf_types
 from rigsize.model.inputs import presets
@@ -57,12 +58,16 @@ def test_run_fields_and_names_resolve() -> None:
             assert key in r, (r["id"], key)
         assert r["source"].startswith("https://"), r["id"]
         assert _date_ok(r["as_of"]), r["id"]
-        gpu = resolve_gpu(r["device"])
-        assert gpu.name == r["device"], r["id"]
-        if "gpu_cores" in r:
-            assert gpu.kind == "apple" and r["gpu_cores"] in gpu.gpu_cores_options, r["id"]
         assert r["backend"] in RUN_BACKENDS, r["id"]
-        assert (r["backend"] in ("metal", "mlx")) == (gpu.kind == "apple"), r["id"]
+        if r["backend"] == "cpu":       # CPU-only runs name a data/cpus.toml CPU, with no layer on a GPU
+            assert resolve_cpu(r["device"]).name == r["device"], r["id"]
+            assert r["ngl"] == 0 and isinstance(r["threads"], int) and r["threads"] > 0, r["id"]
+        else:
+            gpu = resolve_gpu(r["device"])
+            assert gpu.name == r["device"], r["id"]
+            if "gpu_cores" in r:
+                assert gpu.kind == "apple" and r["gpu_cores"] in gpu.gpu_cores_options, r["id"]
+            assert (r["backend"] in ("metal", "mlx")) == (gpu.kind == "apple"), r["id"]
         assert r["model"] in names, r["id"]
         assert r["format"] in (MLX_FORMATS if r["backend"] == "mlx" else _formats()), (r["id"], r["format"])
         assert r["n_prompt"] > 0 and r["n_gen"] > 0 and 0 <= r["ngl"] <= 999
@@ -94,7 +99,7 @@ def test_batch_two_split_follows_its_rule() -> None:
     """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
     pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
     second = [r for r in RUNS if r.get("batch") == 2]
-    assert len(second) >= 8 and all(r.get("batch", 2) == 2 for r in RUNS if "batch" in r)
+    assert len(second) >= 8 and all(r["batch"] in (2, 3) for r in RUNS if "batch" in r)
     old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
     new: dict[str, set[str]] = {}
     for r in second:
@@ -115,6 +120,23 @@ def test_batch_two_split_follows_its_rule() -> None:
     assert "SPLIT RULE, BATCH 2" in text and "EVEN number is RESERVED" in text
 
 
+def test_batch_three_split_follows_its_rule() -> None:
+    """Header rule (batch 3, CPU-only runs): the batch-2 rule on the batch-3 pairs: sorted by sha256("cpu/<device>"),
+    even numbers reserved, odd fit; both sides have rows, and no batch-3 run is on a GPU."""
+    third = [r for r in RUNS if r.get("batch") == 3]
+    assert len(third) >= 6 and {r["backend"] for r in third} == {"cpu"}
+    devices = sorted({r["device"] for r in third}, key=lambda d: hashlib.sha256(f"cpu/{d}".encode()).hexdigest())
+    assert len(devices) >= 4
+    side = {d: ("reserved" if i % 2 == 0 else "fit") for i, d in enumerate(devices)}
+    for r in third:
+        assert r["split"] == side[r["device"]], r["id"]
+    assert {r["split"] for r in third} == {"fit", "reserved"}
+    # the sides the rule gave when batch 3 was added, before any batch-3 prediction was computed
+    assert side["THREADRIPPER-PRO-5995WX"] == "reserved" and side["RYZEN-9-7950X"] == "fit"
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SPLIT RULE, BATCH 3" in text
+
+
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
 SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
              ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
@@ -123,7 +145,10 @@ SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59
              # batch 2: the ROCm / Vulkan scoreboard compilation, kyuz0's Vulkan log, mlx-examples #1029 / #1069
              ("sb-mi210-q4_0", 2486.22, 124.51), ("sb-arc-b580-q4_0-vulkan", 620.94, 70.14),
              ("strix-gpt-oss-120b-mxfp4-vulkan", 719.91, 56.61), ("mlx-m3-max-llama-3.3-70b-4bit", 75.871, 9.351),
-             ("mlx-m2-ultra-llama-3-70b-bf16", 27.8, 4.7)]
+             ("mlx-m2-ultra-llama-3-70b-bf16", 27.8, 4.7),
+             # batch 3 (CPU-only): geerlingguy/ai-benchmarks#53, ik_llama.cpp#54's mainline column, llama.cpp#8908
+             ("cpu-i5-4278u-llama-3.2-3b-q4_k_m", 17.70, 7.68), ("cpu-7950x-llama-3.1-8b-q8_0", 141.30, 7.56),
+             ("cpu-5975wx-llama-3.1-8b-q4_0", 139.09, 11.90), ("cpu-5995wx-mistral-7b-v0.3-q4_0", 189.30, 33.74)]
 
 
 @pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)

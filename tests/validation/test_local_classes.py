@@ -63,3 +63,41 @@ def test_mlx_rows_run_mlx_lm_on_the_apple_row() -> None:
         assert key == "local.apple"
         assert predict_run(r) == predict_run(r, apple)
         assert predict_run(r) != predict_run(r, LocalEfficiency(memory=0.5, compute=0.3))
+
+
+def test_cpu_only_runs_form_the_cpu_class_with_both_splits_and_n() -> None:
+    """Batch 3: CPU-only llama-bench runs are the local.cpu class, on both sides of the split, n = the runs."""
+    by_class = _classes()
+    cpu = [r for r in bench_runs() if r["backend"] == "cpu"]
+    assert len(cpu) >= 6
+    for metric in ("tg_tokens_per_s", "pp_tokens_per_s"):
+        for split in ("fit", "reserved"):
+            want = sum(1 for r in cpu if r["split"] == split and metric in (predict_run(r) or {}))
+            got = sum(c["n"] for c in by_class if c["class"] == "local.cpu" and c["metric"] == metric
+                      and c["split"] == split)
+            assert got == want >= 1, (metric, split)
+
+
+def test_cpu_runs_run_on_the_catalog_cpu_alone() -> None:
+    """A CPU-only run is rigsize's --gpu cpu --host-cpu <device>, decoded against the CPU's DDR peak and fitted
+    per the cpu family ([local.cpu])."""
+    from rigsize.hardware.cpus import resolve_cpu
+    from rigsize.speed.local import LocalEfficiency, local_efficiency
+    from rigsize.validation.local import run_job
+
+    for r in (x for x in bench_runs() if x["backend"] == "cpu"):
+        opts = run_options(r)
+        assert opts["gpu"] == "cpu" and opts["host_cpu"] == r["device"] and "gpu_layers" not in opts
+        job = run_job(r)
+        cpu = resolve_cpu(r["device"])
+        assert job.gpu.kind == "cpu" and job.local.devices == (job.gpu,)
+        # channels x 8 bytes x MT/s, from the catalog row's own fields
+        assert job.gpu.hbm_bytes_per_second == cpu.memory_channels * 8 * cpu.memory_mt_per_s * 1e6
+        assert run_family(r) == "cpu"
+    eff, key = local_efficiency("cpu")
+    assert key == "local.cpu" and eff.cpu_compute == eff.compute and eff.cpu_memory == eff.memory
+    # at 100% of the peak the i5-4278U generates at 25.6 GB/s (Intel ARK) over the 1.87 GiB that llama-bench
+    # printed for Llama-3.2-3B Q4_K_M (tied embeddings: the output reads the whole matrix): 12.75 tokens/s
+    i5 = next(x for x in bench_runs() if x["id"] == "cpu-i5-4278u-llama-3.2-3b-q4_k_m")
+    ideal = predict_run(i5, LocalEfficiency(memory=1.0, compute=1.0, cpu_memory=1.0, cpu_compute=1.0))
+    assert abs(ideal["tg_tokens_per_s"] / (25.6e9 / (1.87 * 2**30)) - 1) < 0.02

@@ -42,7 +42,7 @@ class CPU(BaseModel):
     vendor: str
     architecture: str
     memory_channels: int = Field(gt=0, le=24, description="DDR channels per socket")
-    memory_type: str = Field(pattern=r"^(DDR[45]|LPDDR5X?|MRDIMM)-\d{4}$",
+    memory_type: str = Field(pattern=r"^(DDR3L?|DDR[45]|LPDDR5X?|MRDIMM)-\d{4}$",
                              description="Fastest supported memory at one DIMM per channel, e.g. DDR5-5600")
     memory_bytes_per_second: float = Field(description="Theoretical peak: channels x 8 bytes x MT/s")
     measured_bytes_per_second: float | Unknown = Field(

@@ -66,6 +66,11 @@ def run_options(run: dict[str, Any]) -> dict[str, Any] | None:
                             "prompt": max(n_prompt, 1), "max_model_len": max(n_prompt + n_gen, 512) + 1}
     if engine == "mlx":         # mlx-lm keeps every layer on the GPU and has no -ngl / -fa settings
         return opts
+    if str(run.get("backend", "")).lower() == "cpu":    # a CPU-only run: device is a data/cpus.toml name
+        opts.update(gpu="cpu", host_cpu=run["device"])
+        if isinstance(run.get("flash_attn"), bool):
+            opts["flash_attn"] = run["flash_attn"]
+        return opts
     ngl = run.get("ngl")
     if isinstance(ngl, int) and ngl >= 0:
         opts["gpu_layers"] = ngl
