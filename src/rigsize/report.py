@@ -51,6 +51,8 @@ class ModelReport(_Frozen):
     layer_types: dict[str, int] = Field(default_factory=dict, description="Layers by Hugging Face layer_types "
                                         "value (full_attention, sliding_attention, chunked_attention, "
                                         "linear_attention...), plus moe_mlp and dense_mlp counts")
+    architectures: list[str] = Field(default_factory=list, description="The config's architectures (the model "
+                                     "classes an engine picks by, e.g. Qwen2ForCausalLM); empty where it names none")
 
 
 class HardwareReport(_Frozen):

@@ -109,5 +109,24 @@ def test_a_config_file_plan_is_checked_by_its_config(tmp_path: Path) -> None:
     assert model_architectures(planned_run(r)) == ("Qwen3MoeForCausalLM",)
     with pytest.raises(RigsizeError, match="no Qwen3MoeForCausalLM"):
         launch(r)
-    config.unlink()                      # the config is gone: nothing to check, the launch is written
-    assert model_architectures(planned_run(r)) == ()
+    config.unlink()                      # the config is gone: the plan's own model.architectures still say it
+    assert model_architectures(planned_run(r)) == ("Qwen3MoeForCausalLM",)
+    old = {**r, "model": {k: v for k, v in r["model"].items() if k != "architectures"}}
+    assert model_architectures(planned_run(old)) == ()     # a plan saved without the field: nothing to check
+
+
+def test_a_hub_plan_is_checked_by_its_own_architectures() -> None:
+    """The plan's model block names the config's architectures (model.architectures), so a plan from a Hub id
+    (whose config is not in the plan) is checked too; a plan saved without that field is not."""
+    from rigsize.launch.plan import select
+    from rigsize.planning.search import search
+
+    rec = select(search("qwen3-30b-a3b", task="inference", gpu="H100-SXM-80GB", engine="vllm",
+                        engine_version="0.6.6.post1", top=1))
+    assert rec["model"]["architectures"] == ["Qwen3MoeForCausalLM"]
+    hub = {**rec, "model": {**rec["model"], "source": "hub", "name": "Qwen/Qwen3-30B-A3B"}}
+    with pytest.raises(RigsizeError) as err:
+        launch(hub)
+    assert "Qwen3MoeForCausalLM" in str(err.value) and "0.8.5.post1" in str(err.value)
+    old = {**hub, "model": {k: v for k, v in hub["model"].items() if k != "architectures"}}
+    assert launch(old).commands       # nothing to check it by: written as before

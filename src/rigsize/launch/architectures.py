@@ -6,8 +6,9 @@ newer model.  The names each pinned version knows are pinned in data/launch/<eng
 read from the released wheel's registry (tools/extract_architectures.py: vLLM's ``_VLLM_MODELS`` keys,
 SGLang's ``EntryClass`` names).  Both can also fall back to a Transformers backend for a model outside the
 registry (vLLM from 0.8, SGLang's TransformersForCausalLM); that path is not counted, as rigsize sizes the
-engine's own implementation.  The config is the preset's (data/models/), or the config.json a config or
-folder plan names where it is still there; a Hub model's config is not in the plan, so it is not checked.
+engine's own implementation.  The architectures are the plan's (``model.architectures``, every source,
+Hub ids included); for a plan saved before that field, the preset's config (data/models/), or the
+config.json a config or folder plan names where it is still there.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def known_architectures(tool: str, version: str) -> frozenset[str]:
 def model_architectures(run: PlannedRun) -> tuple[str, ...]:
     """The config's ``architectures`` (empty where the plan does not say and no config is at hand)."""
     model = run.record.get("model", {})
+    listed = [a for a in model.get("architectures") or () if isinstance(a, str)]
+    if listed:                  # the plan's own (model.architectures, any source, Hub ids included)
+        return tuple(listed)
     config = None
     if model.get("source") == "preset":
         from rigsize.model.inputs import preset_config, presets

@@ -181,6 +181,7 @@ def model_report(spec: ModelSpec, weight_fmt: WeightFormat, kv_fmt: KVFormat) ->
             arch, 32 if spec.config.get("torch_dtype") == "float32" else 16, 32),
         layer_types=layer_type_counts(arch), params_mtp=arch.params_mtp,
         params_vision=vision.vision_params(arch.tensors),
+        architectures=[a for a in spec.config.get("architectures") or () if isinstance(a, str)],
     )
 
 
