@@ -165,3 +165,12 @@ def test_plan_table_headers_are_words_not_message_keys(lang: str, cost: str, cap
     assert main(["plan", "qwen2.5-7b", "--task", "inference", "--gpu", "H100", "--max-gpus", "1", "--lang", lang]) == 0
     out = capsys.readouterr().out
     assert cost in out and "plan." not in out and ": {}" not in out
+
+
+def test_listed_text_keeps_its_square_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    """Warnings, assumptions and server lines are data, not rich markup: a source such as
+    'data/runtime.toml [vllm.era.v0_20]' is printed as written (rich dropped the bracketed part)."""
+    assert main(["plan", "qwen2.5-7b", "--task", "inference", "--gpu", "H100", "--max-gpus", "1", "--engine", "vllm",
+                 "--top", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "data/runtime.toml [vllm.era." in out

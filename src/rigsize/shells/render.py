@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rigsize.messages import MESSAGES, render, t, translate
@@ -384,8 +385,8 @@ def print_cost(cost: Any, lang: str, console: Console) -> None:
 def _print_list(console: Console, title: str, lines: list[str]) -> None:
     if lines:
         console.print(f"[bold]{title}[/bold]")
-        for line in lines:
-            console.print(f"  - {line}", highlight=False)
+        for line in lines:      # data text, not markup: "[vllm.era.v0_20]" and the like are printed as written
+            console.print(f"  - {escape(line)}", highlight=False)
 
 
 def print_presets(rows: list[PresetRow], lang: str, console: Console | None = None) -> None:
