@@ -314,7 +314,9 @@ def formats(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--source", "source", default="all",
               help="all, serving, training, finetune (peak memory), kv (vLLM start-up logs, transformers memory) "
-                   "or local (llama.cpp llama-bench runs and start-up buffer sizes).")
+                   "or local (llama.cpp llama-bench runs and start-up buffer sizes). serving-holdout (never in "
+                   "all): the serving holdout, opened once after a model change is final "
+                   "(data/validation/SERVING-HOLDOUT-README.md).")
 @click.option("--cases", "show_cases", is_flag=True, help="List every case, not only the summary.")
 @_shell_options
 @click.pass_context
@@ -330,10 +332,14 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
         whole_run_rows,
     )
 
-    if source not in ("all", "serving", "training", "finetune", "kv", "local"):
+    if source not in ("all", "serving", "training", "finetune", "kv", "local", "serving-holdout"):
         raise InputError("input.bad_choice", option="--source", value=source,
-                         choices="all, serving, training, finetune, kv, local")
+                         choices="all, serving, training, finetune, kv, local, serving-holdout")
     rows = []
+    if source == "serving-holdout":     # only when asked by name: never part of "all"
+        from rigsize.validation.serving_holdout import holdout_rows
+
+        rows += holdout_rows()
     if source in ("all", "training"):
         from rigsize.validation.training_more import more_training_rows
 
