@@ -24,7 +24,7 @@ from importlib import resources
 from rigsize.hardware.gpus import resolve_gpu
 from rigsize.speed.error_bands import class_key
 from rigsize.validation import Row
-from rigsize.validation.serving_more import MoreCase, predict_more
+from rigsize.validation.serving_more import MoreCase, predict_more, replay_mode, skip_reason
 
 SOURCE = "serving_holdout"
 SPLIT = "holdout"
@@ -49,37 +49,16 @@ def holdout_table() -> tuple[dict[str, str], ...]:
     return tuple(csv.DictReader(text.splitlines()))
 
 
-def _mode(r: dict[str, str]) -> str | None:
-    if r["load_mode"].startswith("burst"):
-        return "burst"
-    if r["load_mode"].startswith("max-concurrency"):
-        return "closed"
-    return None
-
-
-def _why_not(r: dict[str, str]) -> str | None:
-    """Why a row cannot be replayed, or None."""
-    if r["source_kind"] == "mlperf":
-        return "MLPerf dataset: per-request lengths are not in the log"
-    if _mode(r) is None:
-        return f"load mode not replayed: {r['load_mode']}"
-    if r["hf_model"] not in MODELS:
-        return f"no preset for {r['hf_model']}"
-    if r["gpu"] not in GPUS:
-        return f"GPU {r['gpu']} not mapped"
-    return None
-
-
 def skipped() -> list[tuple[str, str]]:
-    return [(r["row_id"], why) for r in holdout_table() if (why := _why_not(r))]
+    return [(r["row_id"], why) for r in holdout_table() if (why := skip_reason(r, MODELS, GPUS))]
 
 
 def holdout_cases() -> tuple[MoreCase, ...]:
     out = []
     for r in holdout_table():
-        if _why_not(r):
+        if skip_reason(r, MODELS, GPUS):
             continue
-        mode = _mode(r)
+        mode = replay_mode(r)
         prompts = int(r["num_prompts"]) if r["num_prompts"] else 0
         osl = int(r["osl"])
         if prompts and r["total_output_tokens"]:

@@ -76,7 +76,8 @@ class MoreCase:
     measured: dict[str, float]     # metric -> value, in seconds and tokens/s
 
 
-def _mode(r: dict[str, str]) -> str | None:
+def replay_mode(r: dict[str, str]) -> str | None:
+    """How a row's load is replayed (burst, closed loop, offline batch), or None where it is not."""
     if r["load_mode"].startswith("burst"):
         return "burst"
     if r["load_mode"].startswith("max-concurrency"):
@@ -86,15 +87,18 @@ def _mode(r: dict[str, str]) -> str | None:
     return None
 
 
-def _why_not(r: dict[str, str]) -> str | None:
-    """Why a row cannot be replayed, or None."""
+def skip_reason(r: dict[str, str], models: dict[str, str] | None = None,
+                gpus: dict[str, str] | None = None) -> str | None:
+    """Why a row (of this file, or of one in its columns with its own name maps) cannot be
+    replayed, or None."""
+    models, gpus = MODELS if models is None else models, GPUS if gpus is None else gpus
     if r["source_kind"] == "mlperf":
         return "MLPerf dataset: per-request lengths are not in the log"
-    if _mode(r) is None:
+    if replay_mode(r) is None:
         return f"load mode not replayed: {r['load_mode']}"
-    if r["hf_model"] not in MODELS:
+    if r["hf_model"] not in models:
         return f"no preset for {r['hf_model']}"
-    if r["gpu"] not in GPUS:
+    if r["gpu"] not in gpus:
         return f"GPU {r['gpu']} not mapped"
     if "different nodes" in r["notes"]:
         return "tensor parallelism across nodes (serving speed models one node)"
@@ -108,16 +112,16 @@ def _rows() -> tuple[dict[str, str], ...]:
 
 
 def skipped() -> list[tuple[str, str]]:
-    return [(r["row_id"], why) for r in _rows() if (why := _why_not(r))]
+    return [(r["row_id"], why) for r in _rows() if (why := skip_reason(r))]
 
 
 @cache
 def more_cases() -> tuple[MoreCase, ...]:
     out = []
     for r in _rows():
-        if _why_not(r):
+        if skip_reason(r):
             continue
-        mode = _mode(r)
+        mode = replay_mode(r)
         gpus = int(r["gpus"])
         tp = int(r["tp"]) if r["tp"] else gpus      # the module docstring: untold 2-GPU sections at tp 2
         prompts = int(r["num_prompts"]) if r["num_prompts"] else 0
