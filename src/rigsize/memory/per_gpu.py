@@ -97,6 +97,21 @@ def stages(arch: Architecture, layout: Layout) -> tuple[Stage, ...]:
     return pipeline_stages(arch.num_hidden_layers, layout)
 
 
+def _hit(store: dict, key: tuple, arch: Architecture) -> Any:
+    """The memoized value of ``key`` in one of this module's per-architecture caches, or None.
+    Each entry holds its architecture object, so an id the key names cannot be reused by another."""
+    hit = store.get(key)
+    return hit[1] if hit is not None and hit[0] is arch else None
+
+
+def _keep(store: dict, key: tuple, arch: Architecture, value: Any, limit: int = 4096) -> Any:
+    """Memoize ``value`` (never None) under ``key``, emptying the cache past ``limit`` entries."""
+    if len(store) > limit:
+        store.clear()
+    store[key] = (arch, value)
+    return value
+
+
 def stage_tensors(arch: Architecture, stage: Stage) -> list[Tensor]:
     """Tensors of one stage: its layers; the embedding (and any other input-side tensor)
     on the first; the final norm and lm_head on the last; a middle stage holds neither.
@@ -107,9 +122,8 @@ def stage_tensors(arch: Architecture, stage: Stage) -> list[Tensor]:
     Memoized per architecture object and stage (a search asks for the same stages many
     times); callers read the list and must not change it."""
     key = (id(arch), stage.layers.start, stage.layers.stop, stage.first, stage.last)
-    hit = _STAGE_TENSORS.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_STAGE_TENSORS, key, arch)) is not None:
+        return hit
     rows = []
     for t in arch.tensors:
         if t.layer is not None:
@@ -120,10 +134,7 @@ def stage_tensors(arch: Architecture, stage: Stage) -> list[Tensor]:
                 rows.append(t)
         elif stage.last:   # final norm, lm_head
             rows.append(t)
-    if len(_STAGE_TENSORS) > 4096:
-        _STAGE_TENSORS.clear()
-    _STAGE_TENSORS[key] = (arch, rows)
-    return rows
+    return _keep(_STAGE_TENSORS, key, arch, rows)
 
 
 _STAGE_TENSORS: dict[tuple, tuple[Architecture, list[Tensor]]] = {}
@@ -167,9 +178,8 @@ def rank_weight_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout,
         return 0
     key = (id(arch), tensors[0].name, tensors[-1].name, len(tensors), layout.tp, layout.ep, layout.expert_tp,
            fmt, training)
-    hit = _RANK_BYTES.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_RANK_BYTES, key, arch)) is not None:
+        return hit
     stored, factor = _tensor_bits(arch, fmt, training), _shard_factors(arch, layout)
     bits = 0.0
     try:
@@ -182,10 +192,7 @@ def rank_weight_bytes(tensors: list[Tensor], arch: Architecture, layout: Layout,
             bits += (formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix, training=training)
                      / shard_factor(t, arch, layout))
     value = math.ceil(bits / 8)
-    if len(_RANK_BYTES) > 4096:
-        _RANK_BYTES.clear()
-    _RANK_BYTES[key] = (arch, value)
-    return value
+    return _keep(_RANK_BYTES, key, arch, value)
 
 
 _RANK_BYTES: dict[tuple, tuple[Architecture, int]] = {}
@@ -195,16 +202,12 @@ def _tensor_bits(arch: Architecture, fmt: WeightFormat, training: bool) -> dict[
     """``formats.tensor_bits`` of every tensor of ``arch`` (by ``id``) in ``fmt``; memoized
     per architecture object (held in the cache), format and ``training``."""
     key = (id(arch), fmt, training)
-    hit = _TENSOR_BITS.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_TENSOR_BITS, key, arch)) is not None:
+        return hit
     mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
     value = {id(t): formats.tensor_bits(fmt, t, arch.num_hidden_layers, mix=mix, training=training)
              for t in arch.tensors}
-    if len(_TENSOR_BITS) > 256:
-        _TENSOR_BITS.clear()
-    _TENSOR_BITS[key] = (arch, value)
-    return value
+    return _keep(_TENSOR_BITS, key, arch, value, limit=256)
 
 
 _TENSOR_BITS: dict[tuple, tuple[Architecture, dict[int, float]]] = {}
@@ -215,14 +218,10 @@ def _shard_factors(arch: Architecture, layout: Layout) -> dict[int, float]:
     expert-tp; memoized per architecture object (held in the cache) and those sizes: a
     layout search sums the same tensors' shards over many pipeline splits."""
     key = (id(arch), layout.tp, layout.ep, layout.expert_tp)
-    hit = _SHARD_FACTORS.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_SHARD_FACTORS, key, arch)) is not None:
+        return hit
     value = {id(t): shard_factor(t, arch, layout) for t in arch.tensors}
-    if len(_SHARD_FACTORS) > 256:
-        _SHARD_FACTORS.clear()
-    _SHARD_FACTORS[key] = (arch, value)
-    return value
+    return _keep(_SHARD_FACTORS, key, arch, value, limit=256)
 
 
 _SHARD_FACTORS: dict[tuple, tuple[Architecture, dict[int, float]]] = {}
@@ -234,18 +233,14 @@ def _rank_params(tensors: list[Tensor], arch: Architecture, layout: Layout) -> f
     if not tensors:
         return 0
     key = (id(arch), tensors[0].name, tensors[-1].name, len(tensors), layout.tp, layout.ep, layout.expert_tp)
-    hit = _RANK_PARAMS.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_RANK_PARAMS, key, arch)) is not None:
+        return hit
     factor = _shard_factors(arch, layout)
     try:
         value = sum(t.numel / factor[id(t)] for t in tensors)
     except KeyError:        # a tensor not of arch.tensors (a caller's own list)
         value = sum(t.numel / shard_factor(t, arch, layout) for t in tensors)
-    if len(_RANK_PARAMS) > 4096:
-        _RANK_PARAMS.clear()
-    _RANK_PARAMS[key] = (arch, value)
-    return value
+    return _keep(_RANK_PARAMS, key, arch, value)
 
 
 _RANK_PARAMS: dict[tuple, tuple[Architecture, float]] = {}
@@ -257,18 +252,14 @@ def _largest_shard(tensors: list[Tensor], arch: Architecture, layout: Layout) ->
     if not tensors:
         return 0.0
     key = (id(arch), tensors[0].name, tensors[-1].name, len(tensors), layout.tp, layout.ep, layout.expert_tp)
-    hit = _LARGEST_SHARD.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_LARGEST_SHARD, key, arch)) is not None:
+        return hit
     factor = _shard_factors(arch, layout)
     try:
         value = max(t.numel / t.count / factor[id(t)] for t in tensors)
     except KeyError:        # a tensor not of arch.tensors (a caller's own list)
         value = max(t.numel / t.count / shard_factor(t, arch, layout) for t in tensors)
-    if len(_LARGEST_SHARD) > 4096:
-        _LARGEST_SHARD.clear()
-    _LARGEST_SHARD[key] = (arch, value)
-    return value
+    return _keep(_LARGEST_SHARD, key, arch, value)
 
 
 _LARGEST_SHARD: dict[tuple, tuple[Architecture, float]] = {}
@@ -473,19 +464,15 @@ def _attention_windows(arch: Architecture, layers: range) -> tuple[tuple[int, ..
     (``arch.layer_windows``; None: full attention), memoized per architecture object and
     layer range (a search sizes the KV cache of the same stages many times)."""
     key = (id(arch), layers.start, layers.stop, layers.step)
-    hit = _ATTENTION_WINDOWS.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_ATTENTION_WINDOWS, key, arch)) is not None:
+        return hit
     attention = tuple(i for i in layers if arch.is_attention_layer(i))
     counts: dict[int | None, int] = {}
     for i in attention:
         window = arch.layer_windows[i] if arch.layer_windows else None
         counts[window] = counts.get(window, 0) + 1
     value = attention, tuple(counts.items())
-    if len(_ATTENTION_WINDOWS) > 4096:
-        _ATTENTION_WINDOWS.clear()
-    _ATTENTION_WINDOWS[key] = (arch, value)
-    return value
+    return _keep(_ATTENTION_WINDOWS, key, arch, value)
 
 
 _ATTENTION_WINDOWS: dict[tuple, tuple[Architecture, tuple]] = {}
@@ -859,15 +846,11 @@ def _dense_and_experts(tensors: list[Tensor], arch: Architecture) -> tuple[list[
     if not tensors:
         return [], []
     key = (id(arch), tensors[0].name, tensors[-1].name, len(tensors))
-    hit = _SPLIT.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_SPLIT, key, arch)) is not None:
+        return hit
     value = ([t for t in tensors if not t.role.startswith("expert_")],
              [t for t in tensors if t.role.startswith("expert_")])
-    if len(_SPLIT) > 4096:
-        _SPLIT.clear()
-    _SPLIT[key] = (arch, value)
-    return value
+    return _keep(_SPLIT, key, arch, value)
 
 
 _SPLIT: dict[tuple, tuple[Architecture, tuple[list[Tensor], list[Tensor]]]] = {}
@@ -886,14 +869,10 @@ def _training_activations(arch: Architecture, workload: Workload, layout: Layout
     in_flight = max(1, min(layout.pp - stage.index, workload.grad_accum))
     key = (id(arch), replace(workload, global_batch=0), layout.tp, layout.sp, layout.cp, layout.pp,
            layout.recompute, stage.layers.start, stage.layers.stop, stage.first, stage.last, attn, in_flight)
-    hit = _ACTIVATIONS.get(key)
-    if hit is not None and hit[0] is arch:
-        return hit[1]
+    if (hit := _hit(_ACTIVATIONS, key, arch)) is not None:
+        return hit
     result = _stage_activations(arch, workload, layout, stage, attn, in_flight)
-    if len(_ACTIVATIONS) > 4096:
-        _ACTIVATIONS.clear()
-    _ACTIVATIONS[key] = (arch, result)
-    return result
+    return _keep(_ACTIVATIONS, key, arch, result)
 
 
 _ACTIVATIONS: dict[tuple, tuple[Architecture, ActivationBreakdown]] = {}
