@@ -1,4 +1,5 @@
-"""The golden-file check every launch test module runs: a bundle's files (rigsize-plan.json aside, it
+"""What every launch test module shares: the first recommendation of a plan, made once per set of options
+(``planned``), and the golden-file check: a bundle's files (rigsize-plan.json aside, it
 holds the whole plan) and its commands and notes, as one text compared with tests/fixtures/launch/CASE.txt.
 
 Regenerate after a deliberate change: RIGSIZE_UPDATE_GOLDENS=1 pytest tests/launch.  A case with no
@@ -6,11 +7,26 @@ golden file fails (it is never written silently, so a new case cannot pass again
 
 from __future__ import annotations
 
+import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "launch"
+
+
+@lru_cache(maxsize=None)
+def _planned(model: str, opts: str) -> str:
+    from rigsize.launch.plan import select
+    from rigsize.planning.search import search
+
+    return json.dumps(select(search(model, top=1, **json.loads(opts))))
+
+
+def planned(model: str, **opts: Any) -> dict:
+    """``select(search(model, top=1, **opts))``, searched once per (model, options); a fresh copy each call."""
+    return json.loads(_planned(model, json.dumps(opts, sort_keys=True)))
 
 
 def golden_text(bundle: Any) -> str:

@@ -8,10 +8,9 @@ Regenerate the goldens after a deliberate change: RIGSIZE_UPDATE_GOLDENS=1 pytes
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
 import pytest
-from _golden import assert_golden
+from _golden import assert_golden, planned
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import deepspeed, launch, megatron, sglang, skypilot, slurm, trl, vllm
@@ -42,14 +41,9 @@ CASES = {
 }
 
 
-@lru_cache(maxsize=None)
-def _rec(case: str) -> str:
-    model, opts, _ = CASES[case]
-    return json.dumps(select(search(model, top=1, **opts)))
-
-
 def rec(case: str) -> dict:
-    return json.loads(_rec(case))
+    model, opts = CASES[case][:2]
+    return planned(model, **opts)
 
 
 def bundle(case: str):

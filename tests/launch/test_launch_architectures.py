@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import pytest
+from _golden import planned
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import launch, sglang, vllm
@@ -30,13 +30,8 @@ H100 = "H100-SXM-80GB"
 PINNED = [("vllm", v) for v in vllm.VERSIONS] + [("sglang", v) for v in sglang.VERSIONS]
 
 
-@lru_cache(maxsize=None)
-def _rec(model: str, opts: str) -> str:
-    return json.dumps(select(search(model, top=1, task="inference", gpu=H100, **json.loads(opts))))
-
-
 def rec(model: str, **opts) -> dict:
-    return json.loads(_rec(model, json.dumps(opts, sort_keys=True)))
+    return planned(model, task="inference", gpu=H100, **opts)
 
 
 def _text(tool: str, version: str) -> str:

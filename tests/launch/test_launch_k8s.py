@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 
 import pytest
-from _golden import assert_golden
+from _golden import assert_golden, planned
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import k8s, launch, megatron, sglang, trl, vllm
@@ -40,14 +40,9 @@ CASES = {
 }
 
 
-@lru_cache(maxsize=None)
-def _rec(case: str) -> str:
-    model, opts = CASES[case]
-    return json.dumps(select(search(model, top=1, **opts)))
-
-
 def rec(case: str) -> dict:
-    return json.loads(_rec(case))
+    model, opts = CASES[case][:2]
+    return planned(model, **opts)
 
 
 def bundle(case: str):

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from functools import lru_cache
 
 import pytest
-from _golden import assert_golden
+from _golden import assert_golden, planned
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import launch, llamafactory
 from rigsize.launch.bundle import known_sections
-from rigsize.launch.plan import planned_run, select
-from rigsize.planning.search import search
+from rigsize.launch.plan import planned_run
 
 yaml = pytest.importorskip("yaml")
 
@@ -34,14 +32,9 @@ TRAINING_SECTIONS = ("ModelArguments", "DataArguments", "TrainingArguments", "Fi
                      "GeneratingArguments")
 
 
-@lru_cache(maxsize=None)
-def _rec(case: str) -> str:
-    model, opts, _ = CASES[case]
-    return json.dumps(select(search(model, top=1, **opts)))
-
-
 def rec(case: str) -> dict:
-    return json.loads(_rec(case))
+    model, opts = CASES[case][:2]
+    return planned(model, **opts)
 
 
 def bundle(case: str):

@@ -7,11 +7,8 @@ Regenerate the goldens after a deliberate change: RIGSIZE_UPDATE_GOLDENS=1 pytes
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-
 import pytest
-from _golden import assert_golden
+from _golden import assert_golden, planned
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import launch, trtllm
@@ -34,14 +31,9 @@ NVIDIA_EXAMPLE_FLAGS = {"--host", "--port", "--backend", "--max_batch_size", "--
                         "--reasoning_parser"}
 
 
-@lru_cache(maxsize=None)
-def _rec(case: str) -> str:
-    model, opts = CASES[case]
-    return json.dumps(select(search(model, top=1, **opts)))
-
-
 def rec(case: str) -> dict:
-    return json.loads(_rec(case))
+    model, opts = CASES[case][:2]
+    return planned(model, **opts)
 
 
 def bundle(case: str):

@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import json
 import shlex
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from _golden import assert_golden
+from _golden import assert_golden, planned
 
 from rigsize.errors import RigsizeError
 from rigsize.launch import launch, sglang, vllm
 from rigsize.launch.bundle import flags_of, known_flags
-from rigsize.launch.plan import select
-from rigsize.planning.search import search
 from rigsize.shells.cli import main
 
 H100 = "H100-SXM-80GB"
@@ -50,13 +47,8 @@ CASES = {
 }
 
 
-@lru_cache(maxsize=None)
-def _rec(model: str, opts: str) -> str:
-    return json.dumps(select(search(model, top=1, task="inference", gpu=H100, **json.loads(opts))))
-
-
 def rec(model: str, **opts) -> dict:
-    return json.loads(_rec(model, json.dumps(opts, sort_keys=True)))
+    return planned(model, task="inference", gpu=H100, **opts)
 
 
 def bundle(case: str):
