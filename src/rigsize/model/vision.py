@@ -50,6 +50,19 @@ def _norm(rows: _Rows, name: str, width: int, bias: bool, role: Role = "vision")
         rows.append(Tensor(f"{name}.bias", role, (width,)))
 
 
+def _gated_blocks(rows: _Rows, depth: int, h: int, inter: int, qkv_bias: bool, bias: bool) -> None:
+    """``depth`` tower blocks ``model.visual.blocks.{i}`` as Qwen2.5-VL and GLM-4V build them: norm1 and
+    norm2 (RMSNorm), a fused qkv and proj, a gate/up/down MLP of ``inter``; ``bias`` on proj and the MLP."""
+    for i in range(depth):
+        b = f"model.visual.blocks.{i}"
+        _norm(rows, f"{b}.norm1", h, False)
+        _norm(rows, f"{b}.norm2", h, False)
+        _lin(rows, f"{b}.attn.qkv", 3 * h, h, qkv_bias)
+        _lin(rows, f"{b}.attn.proj", h, h, bias)
+        for name, o, i_ in (("gate_proj", inter, h), ("up_proj", inter, h), ("down_proj", h, inter)):
+            _lin(rows, f"{b}.mlp.{name}", o, i_, bias)
+
+
 def _side(v: Config, key: str, default: int) -> tuple[int, int]:
     """An image or patch size: one int (square) or ``[height, width]`` (InternVL)."""
     value = v.get(key, default)
@@ -83,14 +96,7 @@ def _qwen2_5_vl(v: Config, outer: Config, text_h: int) -> _Rows:
     m = v.int("spatial_merge_size", default=2)
     out = _width(v, "out_hidden_size", 3584)
     rows = [Tensor("model.visual.patch_embed.proj.weight", "vision", (h, ch, t, p, p))]
-    for i in range(depth):
-        b = f"model.visual.blocks.{i}"
-        _norm(rows, f"{b}.norm1", h, False)
-        _norm(rows, f"{b}.norm2", h, False)
-        _lin(rows, f"{b}.attn.qkv", 3 * h, h, True)
-        _lin(rows, f"{b}.attn.proj", h, h, True)
-        for name, o, i_ in (("gate_proj", inter, h), ("up_proj", inter, h), ("down_proj", h, inter)):
-            _lin(rows, f"{b}.mlp.{name}", o, i_, True)
+    _gated_blocks(rows, depth, h, inter, qkv_bias=True, bias=True)
     _norm(rows, "model.visual.merger.ln_q", h, False, "vision_proj")
     _lin(rows, "model.visual.merger.mlp.0", h * m * m, h * m * m, True, "vision_proj")
     _lin(rows, "model.visual.merger.mlp.2", out, h * m * m, True, "vision_proj")
@@ -142,14 +148,7 @@ def _glm4v(v: Config, outer: Config, text_h: int) -> _Rows:
     rows = [Tensor("model.visual.embeddings.position_embedding.weight", "vision", (_grid(v, 336, 14), h)),
             Tensor("model.visual.patch_embed.proj.weight", "vision", (h, ch, t, p, p)),
             Tensor("model.visual.patch_embed.proj.bias", "vision", (h,))]
-    for i in range(depth):
-        b = f"model.visual.blocks.{i}"
-        _norm(rows, f"{b}.norm1", h, False)
-        _norm(rows, f"{b}.norm2", h, False)
-        _lin(rows, f"{b}.attn.qkv", 3 * h, h, qkv_bias)
-        _lin(rows, f"{b}.attn.proj", h, h, False)
-        for name, o, i_ in (("gate_proj", out, h), ("up_proj", out, h), ("down_proj", h, out)):
-            _lin(rows, f"{b}.mlp.{name}", o, i_, False)
+    _gated_blocks(rows, depth, h, out, qkv_bias=qkv_bias, bias=False)
     _norm(rows, "model.visual.post_conv_layernorm", h, False)
     rows += [Tensor("model.visual.downsample.weight", "vision", (out, h, m, m)),
              Tensor("model.visual.downsample.bias", "vision", (out,))]
