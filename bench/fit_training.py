@@ -5,7 +5,9 @@
 - ``[training.<family>.<framework>]`` (e_max, width_half): each class's own fit rows of
   data/validation/training_runs_more.toml (split = "fit"), nothing else;
 - ``[training.fp8] gemm_ratio``: one value for every class, fitted jointly with them (the
-  classes with both bf16 and fp8 fit rows pin it; elsewhere it trades with e_max).
+  classes with both bf16 and fp8 fit rows pin it; elsewhere it trades with e_max);
+- ``[training.moe] layer_overhead_s``: one value for every class, fitted jointly the same way
+  (fit runs of one MoE model that differ in micro-batch size pin it; dense runs ignore it).
 
 Score: median |log(predicted / measured)| of a class's fit rows; the joint fit minimizes the
 sum over classes.  This script prints fit-split errors ONLY: reserved rows stay blind
@@ -30,6 +32,8 @@ from rigsize.validation.training_more import more_training_rows, training_cases
 DEFAULT_PARAMS = {"e_max": (0.2, 0.8), "width_half": (0.0, 20000.0), "link": (0.2, 0.95)}
 CLASS_PARAMS = {"e_max": (0.2, 0.95), "width_half": (0.0, 20000.0)}
 FP8_BOUNDS = (0.3, 1.0)
+MOE_BOUNDS = (0.0, 0.05)      # seconds per MoE layer and micro-batch; the search's bounds
+MOE_START = 1e-3
 FACTORS = (0.3, 0.5, 0.7, 0.85, 0.93, 1.07, 1.15, 1.4, 2.0, 3.0)
 MIN_FIT_ROWS = 3      # a class with fewer fit rows gets no row of its own (it borrows)
 
@@ -67,23 +71,26 @@ def class_rows() -> dict[str, tuple]:
 def fit_classes(default):
     classes = class_rows()
     effs = {k: default for k in classes}
-    ratio = 0.7
+    shared = {"fp8_ratio": 0.7, "moe_layer_s": MOE_START}
+    bounds = {"fp8_ratio": FP8_BOUNDS, "moe_layer_s": MOE_BOUNDS}
 
     def class_score(key, eff):
-        return _median_log(more_training_rows(classes[key], replace(eff, fp8_ratio=ratio)))
+        return _median_log(more_training_rows(classes[key], replace(eff, **shared)))
 
-    for _ in range(3):
+    for _ in range(4):
         for key in classes:
             effs[key], _ = _descend(effs[key], CLASS_PARAMS, lambda e, k=key: class_score(k, e))
-        best = sum(class_score(k, effs[k]) for k in classes)
-        for factor in FACTORS:
-            old, ratio = ratio, min(FP8_BOUNDS[1], max(FP8_BOUNDS[0], ratio * factor))
-            s = sum(class_score(k, effs[k]) for k in classes)
-            if s < best:
-                best = s
-            else:
-                ratio = old
-    return effs, ratio, {k: (len(classes[k]), class_score(k, effs[k])) for k in classes}
+        for name, (lo, hi) in bounds.items():       # the values every class shares
+            best = sum(class_score(k, effs[k]) for k in classes)
+            for factor in FACTORS:
+                old = shared[name]
+                shared[name] = min(hi, max(lo, old * factor))
+                s = sum(class_score(k, effs[k]) for k in classes)
+                if s < best:
+                    best = s
+                else:
+                    shared[name] = old
+    return effs, shared, {k: (len(classes[k]), class_score(k, effs[k])) for k in classes}
 
 
 def main() -> int:
@@ -93,11 +100,13 @@ def main() -> int:
     for name in DEFAULT_PARAMS:
         print(f"{name} = {getattr(default, name):.4g}")
     print(f"# fit: 10 Narayanan et al. 2021 Table 1 runs, median |log err| {score:.3f}")
-    effs, ratio, scores = fit_classes(default)
-    print(f"\n[training.fp8]\ngemm_ratio = {ratio:.3g}")
-    print(f'source = "fitted by bench/fit_training.py jointly with the [training.<family>.<framework>] rows on '
-          f'their fit rows (data/validation/training_runs_more.toml, split = fit), {today}"')
-    print(f'as_of = "{today}"')
+    effs, shared, scores = fit_classes(default)
+    for table, key, value in (("fp8", "gemm_ratio", shared["fp8_ratio"]),
+                              ("moe", "layer_overhead_s", shared["moe_layer_s"])):
+        print(f"\n[training.{table}]\n{key} = {value:.3g}")
+        print(f'source = "fitted by bench/fit_training.py jointly with the [training.<family>.<framework>] rows on '
+              f'their fit rows (data/validation/training_runs_more.toml, split = fit), {today}"')
+        print(f'as_of = "{today}"')
     for key, eff in effs.items():
         n, s = scores[key]
         print(f"\n[training.{key}]")

@@ -212,6 +212,8 @@ class TrainingBreakdown(_Frozen):
     pp_comm: float
     ep_comm: float
     cp_comm: float
+    moe_overhead: float = Field(0.0, description="MoE layers' fixed time per micro-batch (host syncs of the "
+                                "token dispatcher; fitted)")
 
 
 class TrainingPerformance(_Frozen):

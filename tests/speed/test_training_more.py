@@ -134,3 +134,59 @@ def test_qlora_dequantizes_in_forward_and_backward() -> None:
     assert abs(dequant_seconds(arch, work, Layout(), resolve_gpu("A100-SXM-80GB")) / expected - 1) < 1e-9
     full = Layout(recompute="full")
     assert abs(dequant_seconds(arch, work, full, resolve_gpu("A100-SXM-80GB")) / (1.5 * expected) - 1) < 1e-9
+
+
+def test_gb200_collectives_stay_on_nvlink_across_its_trays() -> None:
+    # GB200 NVL72: 4 GPUs per host, all 72 on one NVLink switch fabric (NVIDIA's NVL72 page);
+    # NVLink 5 is 1.8 TB/s per GPU, 900e9 each way.  An H100 server ends at 8 GPUs.
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.speed.training import _bandwidth, networks, training_efficiency
+
+    eff, _ = training_efficiency("default")
+    gb200, h100 = resolve_gpu("GB200"), resolve_gpu("H100-SXM-80GB")
+    assert gb200.node_size == 4 and gb200.scale_up(4) == 72
+    assert _bandwidth(gb200, 64, 4, "ib-ndr-400", eff) == 900e9
+    assert _bandwidth(gb200, 144, 4, "ib-ndr-400", eff) == networks()["ib-ndr-400"]["per_gpu_bytes_per_second"]
+    assert _bandwidth(h100, 16, 8, "ib-ndr-400", eff) == networks()["ib-ndr-400"]["per_gpu_bytes_per_second"]
+
+
+def test_moe_overhead_is_per_layer_and_micro_batch() -> None:
+    # Qwen3-30B-A3B: 48 decoder layers, every one MoE (config.json decoder_sparse_step 1,
+    # mlp_only_layers []); a dense model pays nothing.
+    from dataclasses import replace
+
+    from rigsize.planning.layout import Layout
+    from rigsize.speed.training import moe_overhead_seconds, training_efficiency
+
+    eff = replace(training_efficiency("blackwell", "megatron")[0], moe_layer_s=0.002)
+    moe, dense = resolve_model("qwen3-30b-a3b").arch, resolve_model("llama-3.1-8b").arch
+    assert moe_overhead_seconds(moe, Layout(pp=2), 8, eff) == 8 * 48 / 2 * 0.002
+    assert moe_overhead_seconds(dense, Layout(), 8, eff) == 0.0
+
+
+def test_moe_tokens_per_second_grow_with_the_micro_batch() -> None:
+    # Megatron-Bridge 26.02 Qwen3-30B-A3B, 8 GPUs, tp 1 pp 1 ep 8, seq 4096, GBS 512 (fit
+    # rows): 9,299 tokens/s/GPU at micro-batch 1 (B200), 26,084 at micro-batch 4 (GB200):
+    # the fixed per-layer time per micro-batch is amortized over 4x the tokens.
+    by_case = {c.case: c for c in training_cases()}
+    mb1, mb4 = by_case["mbridge-2511-b200-qwen3-30b-a3b-fp8mx"], by_case["mbridge-2602-gb200-qwen3-30b-a3b-mxfp8"]
+    assert (mb1.workload.batch, mb4.workload.batch) == (1, 4)
+    from rigsize.validation.training_more import predict
+
+    s1, s4 = predict(mb1), predict(mb4)
+    assert s1.breakdown["moe_overhead"] > 3 * s4.breakdown["moe_overhead"] > 0
+    assert s4.tokens_per_second / s1.tokens_per_second > 1.2
+
+
+def test_megatron_bridge_rows_are_compared_on_tokens_not_their_own_flops() -> None:
+    # Megatron-Bridge's "model TFLOP/s/GPU" counts FLOPs its own way (flop_utils.py); its
+    # tokens/s/GPU is convention-free, and it is what the validation compares.
+    from rigsize.validation import training_rows, training_runs
+
+    bridge = {r["case"]: r for r in training_runs() if r.get("flops_convention") == "megatron-bridge-model"}
+    rows = {r.case: r for r in training_rows() if r.case in bridge}
+    assert set(rows) == set(bridge) and len(bridge) == 15
+    assert all(r.metric == "tokens_per_s_per_gpu" for r in rows.values())
+    assert all(r.measured == bridge[c]["tokens_per_second_per_gpu"] for c, r in rows.items())
+    # FSDP on in the table is Megatron-FSDP: the framework stays Megatron-LM
+    assert rows["mbridge-2511-gb200-llama3-70b-fp8cs"].cls.startswith("megatron|blackwell")

@@ -98,6 +98,9 @@ class GPU(BaseModel):
     fp8_variant: str | None = None
     interconnect: Interconnect
     gpus_per_node: int | Unknown = Field(description="Typical GPUs in one server")
+    nvlink_domain: int | None = Field(
+        None, gt=0, description="GPUs joined by one NVLink switch fabric across several hosts (GB200/GB300 NVL72: "
+        "72); None where the fabric ends at the server")
     tdp_watts: float | Unknown
     source: str = Field(min_length=1)
     as_of: str = Field(min_length=1, description="Date of the source document (YYYY, YYYY-MM or "
@@ -154,6 +157,11 @@ class GPU(BaseModel):
     def node_size(self) -> int:
         """GPUs per node for layout defaults; 8 (an HGX/OAM board) where the catalog says unknown."""
         return self.gpus_per_node if isinstance(self.gpus_per_node, int) else 8
+
+    def scale_up(self, gpus_per_node: int) -> int:
+        """GPUs a collective reaches over the GPU fabric: the NVLink domain of a rack-scale
+        system (GB200 NVL72: 72, though each host has 4), else the server of ``gpus_per_node``."""
+        return max(gpus_per_node, self.nvlink_domain or 0)
 
 
 def _key(name: str) -> str:

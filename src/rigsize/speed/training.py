@@ -26,8 +26,10 @@ communication that is not hidden:
 - ZeRO-3: parameters gathered for forward and backward of every micro-batch, and
   gradients reduce-scattered, overlapped with compute (time = max(compute, comm));
 - ep: all-to-all dispatch and combine of each MoE layer's tokens, forward and backward;
-- cp: ring exchange of K/V blocks, overlapped with attention compute.
-Each group's bandwidth is NVLink inside a node and the network (``--network``) across.
+- cp: ring exchange of K/V blocks, overlapped with attention compute;
+- MoE: a fixed time per MoE layer and micro-batch (the dispatcher's host sync; fitted).
+Each group's bandwidth is NVLink inside a node (inside the rack's NVLink domain on GB200/GB300
+NVL72) and the network (``--network``) across.
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ class TrainingEfficiency:
     # FP8 GEMMs' achieved fraction of the FP8 peak relative to bf16 GEMMs' fraction of the
     # bf16 peak ([training.fp8]; scaling/cast kernels included): 1 = FP8 GEMMs as efficient
     fp8_ratio: float = 1.0
+    # fixed time per MoE layer and micro-batch, forward and backward ([training.moe]): the
+    # dispatcher's host syncs and the router/permute/all-to-all launches that do not scale
+    # with tokens (see ``moe_overhead_seconds``)
+    moe_layer_s: float = 0.0
 
 
 def _rows() -> dict:
@@ -79,7 +85,8 @@ def training_efficiency(architecture: str, framework: str = "megatron") -> tuple
     key, r = (f"{architecture}.{framework}", fitted) if isinstance(fitted, dict) and "e_max" in fitted \
         else ("default", rows["default"])
     return TrainingEfficiency(r["e_max"], r["width_half"], r["link"], r["collective_latency_s"], r["source"],
-                              float(rows.get("fp8", {}).get("gemm_ratio", 1.0))), key
+                              float(rows.get("fp8", {}).get("gemm_ratio", 1.0)),
+                              float(rows.get("moe", {}).get("layer_overhead_s", 0.0))), key
 
 
 @dataclass(frozen=True)
@@ -289,9 +296,24 @@ def dequant_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu:
     return passes * local * DEQUANT_BYTES_PER_PARAM / peak_bandwidth(gpu)
 
 
+def moe_overhead_seconds(arch: Architecture, layout: Layout, micro_batches: int, eff: TrainingEfficiency) -> float:
+    """Per GPU and step: ``eff.moe_layer_s`` for every MoE layer of its stage and every
+    micro-batch.  Dropless MoE with grouped GEMM needs each expert's token count on the host
+    before the expert GEMMs and the all-to-all splits can be launched (Megatron-Core
+    ``MoEAlltoAllTokenDispatcher``: ``tokens_per_expert.to("cpu", non_blocking=True)`` and a
+    stream sync at its ``cuda_sync_point``; its inference dispatcher exists to keep them
+    "GPU-resident to enable use of torch._grouped_mm without host synchronization"), so the
+    GPU idles once per layer per pass whatever the tokens.  One fitted value for every class
+    (bench/fit_training.py): runs of one model that differ only in micro-batch size pin it."""
+    if not arch.num_experts:
+        return 0.0
+    return micro_batches * len(arch.moe_layers) / layout.pp * eff.moe_layer_s
+
+
 def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff: TrainingEfficiency) -> float:
-    """Per-GPU bandwidth of a group spanning ``group_span`` consecutive ranks."""
-    if group_span <= gpus_per_node:
+    """Per-GPU bandwidth of a group spanning ``group_span`` consecutive ranks: the GPU fabric
+    inside its scale-up domain (the server, or a rack-scale NVLink domain), the network across."""
+    if group_span <= gpu.scale_up(gpus_per_node):
         return link_bandwidth(gpu)
     return float(networks()[network]["per_gpu_bytes_per_second"])
 
@@ -427,9 +449,11 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     # each GPU computes its stage's share; the slowest stage paces the pipeline
     compute = (compute_seconds(arch, workload, layout, gpu, eff, precision)
                + m * dequant_seconds(arch, workload, layout, gpu)) * stage_imbalance(arch, workload, layout)
-    bubble = compute * (layout.pp - 1) / (m * vpp)
+    moe = moe_overhead_seconds(arch, layout, m, eff)
+    bubble = (compute + moe) * (layout.pp - 1) / (m * vpp)      # the fixed MoE time idles the pipeline too
     breakdown = {"compute": compute, "bubble": bubble, "tp_comm": _tp_comm(st), "dp_comm": 0.0,
-                 "pp_comm": _pp_comm(st, vpp), "ep_comm": _ep_comm(st), "cp_comm": _cp_comm(st)}
+                 "pp_comm": _pp_comm(st, vpp), "ep_comm": _ep_comm(st), "cp_comm": _cp_comm(st),
+                 "moe_overhead": moe}
     breakdown["dp_comm"] = _dp_comm(st, compute, bubble)
     return _result(breakdown, model_flops, hw_flops, workload, layout.gpus, peak_flops(gpu, precision), train_tokens)
 

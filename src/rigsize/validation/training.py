@@ -92,11 +92,29 @@ def whole_run_rows() -> list[Row]:
     return rows
 
 
+def _megatron_bridge_row(run: dict[str, Any], eff: Any = None) -> Row:
+    """A Megatron-Bridge table row, compared on the tokens/s/GPU it prints, not its "model
+    TFLOP/s/GPU": that figure's FLOPs are Megatron-Bridge's own count (flop_utils.py), and
+    comparing it with rigsize's count over rigsize's step time mixes two conventions.  The
+    row goes through the same filling rules as training_runs_more.toml's Megatron-Bridge rows
+    (``training_more._fill``); ``fsdp = true`` is Megatron-FSDP, so the framework stays megatron."""
+    from rigsize.validation import training_more
+
+    case = training_more.training_case({**run, "framework": "megatron-bridge (megatron-core)", "task": "pretrain",
+                                        "split": "reserved"})
+    assert not isinstance(case, str), f"{run['case']}: {case}"
+    return Row(run["case"].split("-")[0], case.case, training_more.METRIC, case.split, case.measured_tokens_per_gpu,
+               training_more.predicted_tokens_per_gpu(case, eff), case.cls)
+
+
 def training_rows(eff: Any = None) -> list[Row]:
     from rigsize.speed.training import training_speed
 
     rows = []
     for run in training_runs():
+        if run.get("flops_convention") == "megatron-bridge-model":
+            rows.append(_megatron_bridge_row(run, eff))
+            continue
         case = training_case(run)
         if case is None:
             continue

@@ -189,9 +189,7 @@ def training_case(run: dict[str, Any]) -> TrainingCase | str:
         r = {**r, "global_batch": r["micro_batch"] * 8}
     workload = Workload(task=TASKS[r["task"]], batch=r["micro_batch"], seq=r["seq"],  # type: ignore[arg-type]
                         global_batch=r["global_batch"], framework=framework)  # type: ignore[arg-type]
-    per_node = _int(r.get("gpus_per_node")) or 8
-    if gpu.name == "GB200":
-        per_node = 72      # one NVL72 NVLink domain (the row's notes); 4 GPUs per tray
+    per_node = _int(r.get("gpus_per_node")) or 8     # GB200: the catalog's nvlink_domain (72) spans trays
     network = NETWORKS.get(r.get("network", ""), "ib-hdr-200x8" if gpu.architecture == "ampere" else "ib-ndr-400")
     cls = class_key(framework, gpu.architecture, arch.num_experts > 0)
     return TrainingCase(r["case"], run["source"], arch, workload, layout, gpu, per_node, network,
