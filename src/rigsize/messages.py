@@ -272,6 +272,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "推测解码的速度为模型推算（每步验证 K + 1 个 token 并运行草稿，接受率 {rate:.2f}），未经拟合：验证集中没有"
               "实测的 MTP 运行，误差范围沿用普通解码的",
     },
+    "perf.tp_across_nodes": {
+        "en": "tp={tp} spans more GPUs than one server's fabric ({node}): its all-reduces cross the network "
+              "({network} assumed), which engines advise against; keep tp within a node and use pp across nodes",
+        "zh": "tp={tp} 超出单台服务器互联的 GPU 数（{node}）：其 all-reduce 需经网络（假定 {network}），"
+              "推理引擎不建议这样做；请在节点内使用张量并行、跨节点使用流水线并行",
+    },
     "perf.queueing": {
         "en": "the KV cache holds {running} sequences of this length, so {batch} concurrent requests queue for a slot (TTFT includes the wait)",
         "zh": "KV 缓存只能容纳 {running} 个该长度的序列，{batch} 个并发请求需排队（TTFT 含等待时间）",

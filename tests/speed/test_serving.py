@@ -101,3 +101,25 @@ def test_batch1_ttft_is_the_prefill_alone() -> None:
     if rest:
         prefill += step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, rest, 2048).seconds
     assert math.isclose(ttfts[128], prefill + eff.ttft_overhead_s, rel_tol=1e-9)
+
+
+def test_tensor_parallel_across_servers_runs_at_the_network_rate() -> None:
+    # H100 SXM: NVLink 4, 900 GB/s = 450e9 each way, 8 GPUs per HGX board; across boards one
+    # ConnectX-7 NDR port per GPU, 400 Gb/s = 50e9 B/s.  GB200 NVL72: 72 GPUs on one NVLink fabric.
+    from rigsize.speed.roofline import group_bandwidth, spans_nodes
+
+    h100, gb200 = resolve_gpu("H100-SXM-80GB"), resolve_gpu("GB200")
+    assert group_bandwidth(h100, 8) == 450e9 and group_bandwidth(h100, 16) == 50e9
+    assert group_bandwidth(gb200, 16) == 900e9 and spans_nodes(gb200, 144)
+    assert not spans_nodes(h100.model_copy(update={"gpus_per_node": 16}), 16)     # --gpus-per-node 16
+
+
+def test_cross_node_tp_is_slower_and_said() -> None:
+    # Llama 3.1 405B on 16 H100s with an 8k prompt: tp 16 all-reduces cross the network
+    # (hidden 16384 x 8192 tokens x 2 B = 268 MB per all-reduce, 2 per layer, 126 layers);
+    # tp 8 x pp 2 keeps them inside each server.
+    across = rigsize.estimate("llama-3.1-405b", gpu="H100-SXM-80GB", gpus=16, tp=16, prompt=8192)
+    inside = rigsize.estimate("llama-3.1-405b", gpu="H100-SXM-80GB", gpus=16, tp=16, prompt=8192, gpus_per_node=16)
+    assert across.performance.ttft_seconds > 3 * inside.performance.ttft_seconds
+    assert any("tp=16 spans more GPUs" in w for w in across.warnings)
+    assert not any("spans more GPUs" in w for w in inside.warnings)

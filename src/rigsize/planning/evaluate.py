@@ -92,6 +92,11 @@ def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) ->
     except InputError as err:     # a catalog GPU without a published peak: say so, keep memory
         notes.append(Note("perf.unknown", {"why": str(err)}))
         return None
+    from rigsize.speed.roofline import INFERENCE_NETWORK, spans_nodes
+
+    if spans_nodes(job.gpu, job.layout.tp):
+        notes.append(Note("perf.tp_across_nodes", {"tp": job.layout.tp, "node": job.gpu.scale_up(job.gpu.node_size),
+                                                   "network": INFERENCE_NETWORK}))
     per_replica = -(-w.batch // job.layout.dp)      # s.running counts one data-parallel replica
     if s.running < per_replica:
         notes.append(Note("perf.queueing", {"running": s.running, "batch": per_replica}))

@@ -115,6 +115,27 @@ def link_bandwidth(gpu: GPU) -> float:
     return float(bw)
 
 
+# The network an inference estimate assumes between nodes (the training default of
+# planning.job too): one 400 Gb/s NDR port per GPU, efficiency.toml [network.ib-ndr-400].
+INFERENCE_NETWORK = "ib-ndr-400"
+
+
+def spans_nodes(gpu: GPU, span: int) -> bool:
+    """A group of ``span`` consecutive GPUs leaves the GPU fabric: more GPUs than one server
+    (``gpu.node_size``, after --gpus-per-node) or, on rack-scale parts, its NVLink domain."""
+    return span > gpu.scale_up(gpu.node_size)
+
+
+def group_bandwidth(gpu: GPU, span: int) -> float:
+    """Per-direction per-GPU bandwidth of a collective over ``span`` consecutive GPUs: the
+    GPU fabric inside the scale-up domain, the ``INFERENCE_NETWORK`` across nodes."""
+    if not spans_nodes(gpu, span):
+        return link_bandwidth(gpu)
+    from rigsize.speed.training import networks
+
+    return float(networks()[INFERENCE_NETWORK]["per_gpu_bytes_per_second"])
+
+
 def allreduce_seconds(n_bytes: float, ranks: int, bandwidth: float, eff: Efficiency) -> float:
     """Ring all-reduce: each rank sends and receives 2 (n - 1) / n of the buffer
     (Patarasuk & Yuan 2009; NCCL's "bus bandwidth" convention, nccl-tests

@@ -42,6 +42,7 @@ from rigsize.speed.roofline import (
     Efficiency,
     allreduce_seconds,
     compute_dtype,
+    group_bandwidth,
     link_bandwidth,
     peak_bandwidth,
     peak_flops,
@@ -223,7 +224,7 @@ def encoder_time(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat
     comm = 0.0
     if layout.tp > 1:
         message = images * work.tokens * work.width * ACT_BYTES
-        comm = 2 * work.layers * allreduce_seconds(message, layout.tp, link_bandwidth(gpu), eff)
+        comm = 2 * work.layers * allreduce_seconds(message, layout.tp, group_bandwidth(gpu, layout.tp), eff)
     overhead = eff.layer_overhead_s * work.layers
     parts = {"compute": compute, "memory": memory, "communication": comm, "overhead": overhead}
     return EncoderStep(max(compute, memory) + comm + overhead, max(parts.items(), key=lambda kv: kv[1])[0],
@@ -284,10 +285,15 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     comm = 0.0
     if layout.tp > 1:
         message = tokens * arch.hidden_size * ACT_BYTES
-        comm = 2 * cost.layers * allreduce_seconds(message, layout.tp, link_bandwidth(gpu), eff)
+        comm = 2 * cost.layers * allreduce_seconds(message, layout.tp, group_bandwidth(gpu, layout.tp), eff)
     handoff = 0.0
     if layout.pp > 1:   # one stage-to-stage send per stage boundary (pp - 1 of them per token's trip)
-        handoff = tokens * arch.hidden_size * ACT_BYTES / (link_bandwidth(gpu) * eff.link) + eff.collective_latency_s
+        send = tokens * arch.hidden_size * ACT_BYTES / eff.link
+        # stages are tp consecutive GPUs each: the boundaries between servers cross the network
+        crossing = min(layout.pp - 1, -(-layout.tp * layout.pp // gpu.scale_up(gpu.node_size)) - 1)
+        handoff = (send / link_bandwidth(gpu) * (layout.pp - 1 - crossing)
+                   + send / group_bandwidth(gpu, layout.tp * layout.pp) * crossing) / (layout.pp - 1) \
+            + eff.collective_latency_s
     overhead = (eff.step_overhead_s + eff.layer_overhead_s * cost.layers
                 + eff.moe_layer_overhead_s * cost.moe_layers)
     total = max(compute, memory) + comm + overhead
