@@ -99,7 +99,7 @@ def test_batch_two_split_follows_its_rule() -> None:
     """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
     pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
     second = [r for r in RUNS if r.get("batch") == 2]
-    assert len(second) >= 8 and all(r["batch"] in (2, 3) for r in RUNS if "batch" in r)
+    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4) for r in RUNS if "batch" in r)
     old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
     new: dict[str, set[str]] = {}
     for r in second:
@@ -137,6 +137,22 @@ def test_batch_three_split_follows_its_rule() -> None:
     assert "SPLIT RULE, BATCH 3" in text
 
 
+def test_batch_four_rows_are_all_reserved() -> None:
+    """Header rule (batch 4): every batch-4 row is reserved, whatever its backend or device; batch 4 brings ROCm,
+    Vulkan and CPU-only runs (at least 6 each) and MLX rows, and leaves the sides of batches 1-3 as they were."""
+    fourth = [r for r in RUNS if r.get("batch") == 4]
+    assert fourth and all(r["split"] == "reserved" for r in fourth), \
+        [r["id"] for r in fourth if r["split"] != "reserved"]
+    count = {b: sum(r["backend"] == b for r in fourth) for b in ("rocm", "vulkan", "cpu", "mlx")}
+    assert min(count["rocm"], count["vulkan"], count["cpu"]) >= 6 and count["mlx"] >= 1, count
+    # batch 4 moved no earlier row: the devices it shares with them keep their fit rows there
+    older = {r["id"]: r["split"] for r in RUNS if r.get("batch") != 4}
+    assert older["strix-llama-2-7b-q4_0-rocm"] == "fit" and older["strix-llama-2-7b-q4_0-vulkan"] == "fit"
+    assert older["cpu-7950x-llama-3.1-8b-q4_0"] == "fit" and older["sb-rx-7900-xtx-q4_0"] == "fit"
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SPLIT RULE, BATCH 4" in text and "every batch-4 row is\n#   RESERVED" in text
+
+
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
 SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
              ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
@@ -148,7 +164,13 @@ SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59
              ("mlx-m2-ultra-llama-3-70b-bf16", 27.8, 4.7),
              # batch 3 (CPU-only): geerlingguy/ai-benchmarks#53, ik_llama.cpp#54's mainline column, llama.cpp#8908
              ("cpu-i5-4278u-llama-3.2-3b-q4_k_m", 17.70, 7.68), ("cpu-7950x-llama-3.1-8b-q8_0", 141.30, 7.56),
-             ("cpu-5975wx-llama-3.1-8b-q4_0", 139.09, 11.90), ("cpu-5995wx-mistral-7b-v0.3-q4_0", 189.30, 33.74)]
+             ("cpu-5975wx-llama-3.1-8b-q4_0", 139.09, 11.90), ("cpu-5995wx-mistral-7b-v0.3-q4_0", 189.30, 33.74),
+             # batch 4: kyuz0's 29-03-2026 logs, llama.cpp PR #26284's master column, 1337hero's 7900 XTX Vulkan file,
+             # ik_llama.cpp README's mainline column, mlx-examples #1029
+             ("strix-qwen3-coder-30b-a3b-q4_k_m-rocm", 1149.31, 67.72), ("strix-gemma-3-27b-bf16-vulkan", 91.65, 3.98),
+             ("rx-7900-xtx-llama-8b-q4_k_m-rocm-pr26284", 3189.36, 105.75),
+             ("rx-7900-xtx-llama-2-7b-q4_0-vulkan", 3290.92, 172.86),
+             ("cpu-7950x-llama-3-8b-iq4_xs-ik-readme", 68.98, 13.36), ("mlx-m3-max-llama-3.3-70b-4bit-p8015", 74.840, 8.520)]
 
 
 @pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)
