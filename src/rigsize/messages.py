@@ -247,8 +247,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "没有在 {family} GPU 上拟合过 {framework} 的公开实测：训练效率借用 training.default（A100 Megatron-LM 实测），此单步耗时没有实测误差",
     },
     "perf.offload": {
-        "en": "offload is not in the speed model: the CPU optimizer step and PCIe traffic add time that is not shown",
-        "zh": "速度模型未包含卸载：CPU 上的优化器步骤与 PCIe 传输会额外耗时，此处未计入",
+        "en": "offload: the CPU optimizer step is timed at the memory bandwidth of {host} shared by {per_node} GPU(s) "
+              "(a lower bound: DeepSpeed's CPU-Adam is not measured here) and the PCIe copies at the link rate; "
+              "give --host-cpu for your server's CPU",
+        "zh": "卸载：CPU 上的优化器步骤按 {host} 的内存带宽（由 {per_node} 张 GPU 共享）计时（下限：未实测 DeepSpeed "
+              "CPU-Adam），PCIe 拷贝按链路速率计；请用 --host-cpu 指定服务器的 CPU",
     },
     "perf.unknown": {"en": "speed not estimated: {why}", "zh": "未估算速度：{why}"},
     "cost.no_instance": {"en": "no cloud instance of {gpu} with a published {pricing} price holds this plan; give your own with --prices",
@@ -407,6 +410,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "bound.ep_comm": {"en": "ep-communication-bound", "zh": "专家并行通信受限"},
     "bound.cp_comm": {"en": "cp-communication-bound", "zh": "上下文并行通信受限"},
     "bound.moe_overhead": {"en": "moe-dispatch-overhead-bound", "zh": "MoE 分发开销受限"},
+    "bound.offload": {"en": "cpu-offload-bound", "zh": "CPU 卸载受限"},
     "part.compute": {"en": "compute", "zh": "计算"},
     "part.bubble": {"en": "pipeline bubble", "zh": "流水线气泡"},
     "part.tp_comm": {"en": "tp communication", "zh": "张量并行通信"},
@@ -415,6 +419,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "part.ep_comm": {"en": "ep communication", "zh": "专家并行通信"},
     "part.cp_comm": {"en": "cp communication", "zh": "上下文并行通信"},
     "part.moe_overhead": {"en": "moe dispatch overhead", "zh": "MoE 分发开销"},
+    "part.offload": {"en": "cpu offload", "zh": "CPU 卸载"},
     "part.attention": {"en": "attention", "zh": "注意力"},
     "part.mlp": {"en": "mlp", "zh": "MLP 前馈层"},
     "part.embedding": {"en": "embedding", "zh": "词嵌入"},

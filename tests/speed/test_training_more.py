@@ -190,3 +190,48 @@ def test_megatron_bridge_rows_are_compared_on_tokens_not_their_own_flops() -> No
     assert all(r.measured == bridge[c]["tokens_per_second_per_gpu"] for c, r in rows.items())
     # FSDP on in the table is Megatron-FSDP: the framework stays Megatron-LM
     assert rows["mbridge-2511-gb200-llama3-70b-fp8cs"].cls.startswith("megatron|blackwell")
+
+
+def _offload_run(gpus: int, **extra):
+    import rigsize
+
+    opts = dict(task="finetune", framework="deepspeed", zero=2, offload="optimizer", gpu="A100-SXM-80GB",
+                gpus=gpus, seq=2048, micro_batch=4, **extra)
+    return rigsize.estimate("llama-3.1-8b", **opts)
+
+
+def test_zero_offload_charges_the_cpu_step_and_the_pcie_copies() -> None:
+    # Llama 3.1 8B: 8,030,261,248 parameters, one A100 SXM (PCIe 4.0 x16: 16 GT/s x 16 lanes x
+    # 128/130 / 8 bits = 31.5 GB/s each way), host = the assumed Ryzen 9 9950X (AMD: two DDR5-5600
+    # channels = 89.6 GB/s).  CPU step: 30 B per parameter of host traffic; the bf16 parameters come
+    # back over PCIe (2 B each); the bf16 gradients (2 B each) go down behind backward.
+    r = _offload_run(1)
+    params, pcie, host = 8_030_261_248, 16e9 * 16 / 8 * 128 / 130, 89.6e9
+    expected = params * 30 / host + params * 2 / pcie
+    assert params * 2 / pcie < 2 / 3 * r.performance.breakdown.compute       # the copy down is hidden
+    assert abs(r.performance.breakdown.offload / expected - 1) < 1e-6
+    assert r.assumptions["host_cpu"].startswith("RYZEN-9-9950X")
+    assert r.performance.error_band == {}      # no published offloaded run backs a band
+
+
+def test_zero_offload_shares_the_host_between_a_servers_gpus() -> None:
+    # ZeRO-2 shards the optimizer over the GPUs: 8 GPUs of one server each step 1/8 of the
+    # parameters, but on one CPU whose memory bandwidth they share, so the CPU step does not
+    # shrink; a faster host (EPYC 9654: 12 channels of DDR5-4800 = 460.8 GB/s) does shorten it.
+    one, eight = _offload_run(1), _offload_run(8)
+    params, host = 8_030_261_248, 89.6e9
+    cpu_step = params * 30 / host
+    assert eight.performance.breakdown.offload > cpu_step
+    assert one.performance.breakdown.offload > eight.performance.breakdown.offload
+    epyc = _offload_run(8, host_cpu="EPYC-9654")
+    assert epyc.performance.breakdown.offload < eight.performance.breakdown.offload - 0.7 * cpu_step
+
+
+def test_host_cpu_is_refused_for_training_without_offload() -> None:
+    import pytest
+
+    import rigsize
+    from rigsize.errors import InputError
+
+    with pytest.raises(InputError, match="host-cpu"):
+        rigsize.estimate("llama-3.1-8b", task="finetune", gpu="A100-SXM-80GB", gpus=1, host_cpu="EPYC-9654")

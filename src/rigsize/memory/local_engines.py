@@ -27,7 +27,10 @@ DEFAULT_HOST_CPU = "RYZEN-9-9950X"       # an ASSUMED desktop host: two DDR5-560
 def check_engine_options(opts: dict[str, Any]) -> None:
     """One-line refusals: local-engine options on a serving engine and the reverse."""
     engine = opts.get("engine") or "vllm"
+    offload = opts.get("offload", "none") != "none"      # training with ZeRO-Offload reads the host CPU too
     for name, engines in LOCAL_ONLY.items():
+        if name == "host_cpu" and offload:
+            continue
         if opts.get(name) is not None and engine not in engines:
             flag = "--" + name.replace("_", "-")
             raise InputError("input.conflict", what=f"{flag} is a setting of --engine {' / '.join(engines)}, "

@@ -151,7 +151,7 @@ def _training_performance(job: Job, result: MemoryResult, notes: list[Note]) -> 
     try:
         s = training_speed(job.spec.arch, job.workload, job.layout, job.gpu, gpus_per_node=sp.gpus_per_node,
                            network=sp.network, vpp=sp.vpp, train_tokens=sp.train_tokens, eff=eff,
-                           precision=sp.precision)
+                           precision=sp.precision, host=sp.host)
     except InputError as err:
         notes.append(Note("perf.unknown", {"why": str(err)}))
         return None

@@ -62,6 +62,7 @@ class Speed:
     vpp: int = 1
     train_tokens: float | None = None
     precision: str = "bf16"       # training GEMMs: bf16 or fp8
+    host: Any = None              # training with --offload: the host (memory.llamacpp.Host) the CPU step runs on
     acceptance_rate: float | None = None    # inference, --speculative: each draft token's acceptance
     acceptance_source: str = ""
 
@@ -740,10 +741,19 @@ def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[s
         eff = replace(eff, e_max=given.get("compute", eff.e_max), link=given.get("link", eff.link),
                       collective_latency_s=given.get("collective_latency_s", eff.collective_latency_s),
                       source="--efficiency")
+    host = None
     if job.layout.offload != "none":
-        notes.append(Note("perf.offload", {}))
+        from rigsize.memory.local_engines import host_for
+
+        host = host_for(job.gpu, {"host_cpu": opts.get("host_cpu")}, assumptions)
+        assumptions.pop("host_ram", None)          # the CPU step's speed does not read the RAM size
+        if host.memory_bytes_per_second is None:
+            raise InputError("input.conflict", what=f"--offload: the host CPU {host.name} has no published memory "
+                             "bandwidth; give --host-cpu with one from `rigsize cpus`")
+        notes.append(Note("perf.offload", {"host": host.name, "per_node": min(job.layout.gpus, per_node)}))
     source = f"borrowed from training.default: {eff.source}" if borrowed else f"training.{key}: {eff.source}"
-    band = None if (measured or given) else gpu_class_key(job.workload.framework, job.gpu,
+    # no published offloaded run was compared: the band of the class's runs does not cover it
+    band = None if (measured or given or host is not None) else gpu_class_key(job.workload.framework, job.gpu,
                                                           job.spec.arch.num_experts > 0)
     precision = opts.get("precision", "bf16")
     if precision == "fp8" and not job.gpu.flops("fp8"):
@@ -754,4 +764,4 @@ def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[s
                                            "(Transformer Engine keeps bf16 weights and fp32 master weights; its "
                                            "FP8 weight copies and amax history are not counted)")
     return Speed(job.workload.framework, eff, source, band, network, per_node, vpp, opts.get("train_tokens"),
-                 precision), notes
+                 precision, host=host), notes

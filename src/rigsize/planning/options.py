@@ -160,8 +160,9 @@ OPTIONS: tuple[Option, ...] = (
            maximum=limits.MAX_LAYERS + 1, tasks="inference"),
     Option("n_cpu_moe", "count", "llama.cpp: keep the MoE expert tensors of the first N layers in system RAM "
            "(--n-cpu-moe N).", None, minimum=0, maximum=limits.MAX_LAYERS, tasks="inference"),
-    Option("host_cpu", "text", "Local inference: the host CPU from the CPU catalog (its memory bandwidth and "
-           "FLOP/s serve offloaded layers; default stated in assumptions).", tasks="inference"),
+    Option("host_cpu", "text", "Local inference, and training with --offload: the host CPU from the CPU catalog "
+           "(its memory bandwidth serves offloaded layers and ZeRO-Offload's CPU optimizer step; default stated "
+           "in assumptions)."),
     Option("host_ram", "text", "Local inference: system RAM (64GiB, 192GB or bytes; default stated in "
            "assumptions).", tasks="inference"),
     Option("flash_attn", "flag", "llama.cpp/Ollama: flash attention on or off (--flash-attn; default: the "

@@ -1059,7 +1059,7 @@ def _trial_floor(s: _Search) -> Callable[[Candidate, float, float | None], float
             try:
                 run = training_speed(arch, trial.workload, trial.layout, trial.gpu, gpus_per_node=speed.gpus_per_node,
                                      network=speed.network, vpp=speed.vpp, train_tokens=speed.train_tokens,
-                                     eff=speed.efficiency, precision=speed.precision)
+                                     eff=speed.efficiency, precision=speed.precision, host=speed.host)
             except RigsizeError:
                 return lower
             best = min(best, _run_cost(rate, tokens, run.tokens_per_second))

@@ -27,7 +27,9 @@ communication that is not hidden:
   gradients reduce-scattered, overlapped with compute (time = max(compute, comm));
 - ep: all-to-all dispatch and combine of each MoE layer's tokens, forward and backward;
 - cp: ring exchange of K/V blocks, overlapped with attention compute;
-- MoE: a fixed time per MoE layer and micro-batch (the dispatcher's host sync; fitted).
+- MoE: a fixed time per MoE layer and micro-batch (the dispatcher's host sync; fitted);
+- offload (ZeRO-Offload, Ren et al. 2021 sec. 4.1): gradients to the CPU over PCIe behind
+  backward, the optimizer step on the CPU at host memory bandwidth, parameters back.
 Each group's bandwidth is NVLink inside a node (inside the rack's NVLink domain on GB200/GB300
 NVL72) and the network (``--network``) across.
 """
@@ -310,6 +312,53 @@ def moe_overhead_seconds(arch: Architecture, layout: Layout, micro_batches: int,
     return micro_batches * len(arch.moe_layers) / layout.pp * eff.moe_layer_s
 
 
+# ZeRO-Offload's CPU step per parameter of the partition, in host memory: read the fp32
+# master, exp_avg, exp_avg_sq and fp32 gradient (16 B), write master and moments (12 B) and
+# the 16-bit copy the GPU gets back (2 B) (DeepSpeed stage_1_and_2.py keeps the partition's
+# fp32 master and gradients on the CPU; its CPU-Adam streams them once).  Memory-bound: at
+# the host's bandwidth this is a lower bound on the step.
+CPU_ADAM_BYTES_PER_PARAM = 30
+GRAD_BYTES, PARAM_BYTES = 2, 2       # bf16 gradients down, bf16 parameters up (Ren et al. 2021 Fig. 5)
+
+# PCIe x16 per direction, by generation (PCI-SIG: 8 / 16 / 32 GT/s with 128b/130b encoding for
+# 3.0 / 4.0 / 5.0; 6.0 runs 64 GT/s in FLIT mode, 242 payload bytes of 256); x16 / 8 bits.
+PCIE_X16 = {"gen3": 8e9 * 16 / 8 * 128 / 130, "gen4": 16e9 * 16 / 8 * 128 / 130, "gen5": 32e9 * 16 / 8 * 128 / 130,
+            "gen6": 64e9 * 16 / 8 * 242 / 256}
+
+
+def pcie_bytes_per_second(gpu: GPU, fallback: float) -> float:
+    """The GPU's host link per direction from the catalog's ``pcie`` ("gen5 x16"), else ``fallback``."""
+    import re
+
+    m = re.match(r"(gen\d)\s*x(\d+)", str(getattr(gpu, "pcie", "") or "").lower())
+    if m and m.group(1) in PCIE_X16:
+        return PCIE_X16[m.group(1)] * int(m.group(2)) / 16
+    return fallback
+
+
+def offload_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, compute: float,
+                    micro_batches: int, host: Any, gpus_on_host: int) -> float:
+    """Per step, what ZeRO-Offload adds (Ren et al. 2021, "ZeRO-Offload", sec. 4.1 and Fig. 5):
+    each GPU's gradient partition goes to the CPU during backward (hidden behind the
+    backward's 2/3 of compute), the CPU steps the partition (``CPU_ADAM_BYTES_PER_PARAM`` at
+    the host's memory bandwidth, shared by the ``gpus_on_host`` GPUs of the server), and the
+    updated 16-bit partition comes back before the next forward.  ``--offload params``
+    (ZeRO-Infinity) also uploads the partition for every micro-batch's forward and backward,
+    overlapped with compute.  Full-parameter training only: LoRA's optimizer is the adapters'."""
+    if layout.offload == "none" or host is None or workload.task in ("lora", "qlora"):
+        return 0.0
+    dense, expert = _rank_param_sums(arch, layout)
+    part = (dense / layout.zero_shards + expert / layout.expert_zero_shards) / layout.pp
+    pcie = pcie_bytes_per_second(gpu, host.pcie_bytes_per_second)
+    down = max(0.0, part * GRAD_BYTES / pcie - (2 / 3) * compute)
+    step = part * CPU_ADAM_BYTES_PER_PARAM * gpus_on_host / host.memory_bytes_per_second
+    up = part * PARAM_BYTES / pcie
+    gather = 0.0
+    if layout.offload == "params":
+        gather = max(0.0, micro_batches * 2 * part * PARAM_BYTES / pcie - compute)
+    return down + step + up + gather
+
+
 def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff: TrainingEfficiency) -> float:
     """Per-GPU bandwidth of a group spanning ``group_span`` consecutive ranks: the GPU fabric
     inside its scale-up domain (the server, or a rack-scale NVLink domain), the network across."""
@@ -437,7 +486,7 @@ def _dp_comm(st: _Step, compute: float, bubble: float) -> float:
 
 def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, *, gpus_per_node: int,
                    network: str, vpp: int = 1, train_tokens: float | None = None,
-                   eff: TrainingEfficiency | None = None, precision: str = "bf16") -> TrainingSpeed:
+                   eff: TrainingEfficiency | None = None, precision: str = "bf16", host: Any = None) -> TrainingSpeed:
     """One step's time as the sum of its terms (the module docstring's list), with MFU,
     HFU and, for ``train_tokens``, days and GPU-hours."""
     if eff is None:
@@ -453,7 +502,9 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     bubble = (compute + moe) * (layout.pp - 1) / (m * vpp)      # the fixed MoE time idles the pipeline too
     breakdown = {"compute": compute, "bubble": bubble, "tp_comm": _tp_comm(st), "dp_comm": 0.0,
                  "pp_comm": _pp_comm(st, vpp), "ep_comm": _ep_comm(st), "cp_comm": _cp_comm(st),
-                 "moe_overhead": moe}
+                 "moe_overhead": moe,
+                 "offload": offload_seconds(arch, workload, layout, gpu, compute, m, host,
+                                            min(layout.gpus, gpus_per_node))}
     breakdown["dp_comm"] = _dp_comm(st, compute, bubble)
     return _result(breakdown, model_flops, hw_flops, workload, layout.gpus, peak_flops(gpu, precision), train_tokens)
 
