@@ -215,7 +215,8 @@ class TrainingBreakdown(_Frozen):
     moe_overhead: float = Field(0.0, description="MoE layers' fixed time per micro-batch (host syncs of the "
                                 "token dispatcher; fitted)")
     offload: float = Field(0.0, description="--offload: PCIe copies not hidden behind backward and the CPU "
-                           "optimizer step at host memory bandwidth (a lower bound)")
+                           "optimizer step at host memory bandwidth (a lower bound); activation offload: the "
+                           "checkpointed layer inputs' copies that compute does not hide")
 
 
 class TrainingPerformance(_Frozen):

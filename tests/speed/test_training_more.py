@@ -235,3 +235,23 @@ def test_host_cpu_is_refused_for_training_without_offload() -> None:
 
     with pytest.raises(InputError, match="host-cpu"):
         rigsize.estimate("llama-3.1-8b", task="finetune", gpu="A100-SXM-80GB", gpus=1, host_cpu="EPYC-9654")
+
+
+def test_activation_offload_copies_hide_behind_compute() -> None:
+    # Llama 3.1 8B, one 8192-token sequence: 32 checkpointed layer inputs of 8192 x 4096 bf16 values
+    # = 2,147,483,648 B each way per micro-batch over the A100's PCIe 4.0 x16 (31.5 GB/s).
+    from dataclasses import replace
+
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.planning.layout import Layout, Workload
+    from rigsize.speed.training import activation_offload_seconds
+
+    arch, gpu = resolve_model("llama-3.1-8b").arch, resolve_gpu("A100-SXM-80GB")
+    work = Workload(task="finetune", batch=1, seq=8192, global_batch=1, framework="torchtune")
+    work = replace(work, recipe=replace(work.settings, activation_offload=True))
+    copy = 32 * 8192 * 4096 * 2 / (16e9 * 16 / 8 * 128 / 130)
+    assert activation_offload_seconds(arch, work, Layout(), gpu, 10.0, 1, 0.0) == 0.0        # hidden
+    exposed = activation_offload_seconds(arch, work, Layout(), gpu, 0.03, 1, 0.0)
+    assert abs(exposed - ((copy - 0.01) + (copy - 0.02))) < 1e-9
+    plain = Workload(task="finetune", batch=1, seq=8192, global_batch=1, framework="torchtune")
+    assert activation_offload_seconds(arch, plain, Layout(), gpu, 0.03, 1, 0.0) == 0.0

@@ -359,6 +359,20 @@ def offload_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu:
     return down + step + up + gather
 
 
+def activation_offload_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, compute: float,
+                               micro_batches: int, pcie_fallback: float) -> float:
+    """Activation offload (torchtune ``enable_activation_offloading``, Unsloth's offloaded
+    gradient checkpointing): each checkpointed layer input (``b s/cp h`` bf16 values, sequence
+    split over tp under SP) goes to the host in forward and back in backward, on a side stream;
+    only what the forward's 1/3 and the backward's 2/3 of compute do not hide is charged."""
+    if not workload.settings.activation_offload:
+        return 0.0
+    shard = layout.cp * (layout.tp if layout.sp else 1)
+    per_micro = arch.num_hidden_layers / layout.pp * workload.batch * workload.seq / shard * arch.hidden_size * ACT_BYTES
+    copy = micro_batches * per_micro / pcie_bytes_per_second(gpu, pcie_fallback)
+    return max(0.0, copy - compute / 3) + max(0.0, copy - 2 * compute / 3)
+
+
 def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff: TrainingEfficiency) -> float:
     """Per-GPU bandwidth of a group spanning ``group_span`` consecutive ranks: the GPU fabric
     inside its scale-up domain (the server, or a rack-scale NVLink domain), the network across."""
@@ -504,7 +518,8 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
                  "pp_comm": _pp_comm(st, vpp), "ep_comm": _ep_comm(st), "cp_comm": _cp_comm(st),
                  "moe_overhead": moe,
                  "offload": offload_seconds(arch, workload, layout, gpu, compute, m, host,
-                                            min(layout.gpus, gpus_per_node))}
+                                            min(layout.gpus, gpus_per_node))
+                 + activation_offload_seconds(arch, workload, layout, gpu, compute, m, PCIE_X16["gen4"])}
     breakdown["dp_comm"] = _dp_comm(st, compute, bubble)
     return _result(breakdown, model_flops, hw_flops, workload, layout.gpus, peak_flops(gpu, precision), train_tokens)
 
