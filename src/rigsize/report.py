@@ -117,7 +117,9 @@ class MemoryReport(_Frozen):
     per_gpu: PerGpuReport
     usable_bytes: int = Field(description="Inference: visible x gpu_memory_utilization; training: visible")
     fits: bool
-    headroom_bytes: int = Field(description="usable - total; negative when it does not fit")
+    headroom_bytes: int = Field(description="usable - total; negative when it does not fit (where the parts fit "
+                                "but vLLM would refuse to start: minus the KV bytes one --max-model-len request "
+                                "lacks)")
     max_concurrency: int | None = Field(description="Inference: sequences of the requested length that fit")
     busiest_stage: int = Field(description="Pipeline stage of the busiest GPU")
     per_stage: list[StageMemory] = Field(default_factory=list, description="Every pipeline stage's busiest GPU")

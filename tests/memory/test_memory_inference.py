@@ -158,3 +158,19 @@ def test_seq_alone_sets_prompt_and_output() -> None:
 def test_default_lengths_fit_short_context_models() -> None:
     r = rigsize.estimate("gpt2")       # 1024-token context: defaults are clamped
     assert r.memory.fits and r.assumptions["prompt"] + r.assumptions["output"] <= 1024
+
+
+def test_short_by_is_what_one_max_model_len_request_lacks() -> None:
+    # Llama 3.1 8B on one RTX 4090: the weights fit, but vLLM refuses to start because one
+    # request of the default max_model_len (131,072) needs 131,072 x 131,072 B = 16 GiB of KV
+    # (32 layers x 8 KV heads x 128 x 2 (K, V) x 2 B per token), more than the pool; vLLM's
+    # refusal reads "(X GiB KV cache is needed, which is larger than the available KV cache
+    # memory (Y GiB)", so the shortfall is X - Y, not the memory left over.
+    r = rigsize.estimate("llama-3.1-8b", gpu="RTX-4090")
+    m = r.memory
+    assert m.per_gpu.total < m.usable_bytes and not m.fits
+    needed, pool = 131_072 * 131_072, m.kv_cache_tokens * 131_072
+    assert m.headroom_bytes == -(needed - pool)
+    assert rigsize.estimate("llama-3.1-8b", gpu="RTX-4090", max_model_len=m.kv_cache_tokens).memory.fits
+    # the fix that costs no hardware comes first
+    assert m.suggestions[0].change == {"max_model_len": m.kv_cache_tokens}

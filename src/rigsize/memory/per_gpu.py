@@ -71,7 +71,12 @@ class MemoryResult:
 
     @property
     def headroom_bytes(self) -> int:
-        return self.usable_bytes - self.per_gpu.total
+        """Usable minus total; where the parts fit but the engine would refuse to start, minus
+        the KV bytes one --max-model-len request lacks (so "short by" is what is missing)."""
+        left = self.usable_bytes - self.per_gpu.total
+        if self.kv is not None and not self.kv.starts:
+            return min(left, -self.kv.shortfall_bytes)
+        return left
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class KVCapacity:
     max_context_single: int         # the longest context one request can have (vLLM's estimate_max_model_len)
     max_context_at_concurrency: int  # the longest context at which --batch sequences fit at once
     starts: bool
+    shortfall_bytes: int = 0        # when it does not start: the KV bytes one max_model_len request lacks
 
 
 # ----------------------------------------------------------------------------------
@@ -646,7 +652,8 @@ def _hybrid_capacity(pages: HybridPages, pool: int, engine: runtime.Engine, seq:
     need = pages.blocks_per_request(engine.max_model_len)
     cap = KVCapacity(pool_bytes=pool, tokens=tokens, max_model_len=engine.max_model_len,
                      concurrency_at_max_model_len=blocks / need, max_context_single=longest(1),
-                     max_context_at_concurrency=longest(per_replica), starts=need <= blocks)
+                     max_context_at_concurrency=longest(per_replica), starts=need <= blocks,
+                     shortfall_bytes=max(0, need - blocks) * pages.page_bytes * pages.group_size)
     return cap, blocks // pages.blocks_per_request(max(1, seq))
 
 
@@ -691,10 +698,12 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
         # vLLM <= 0.9.1 starts only if the KV tokens (no window discount) reach max_model_len
         single = min(blocks * block, limit) if by_tokens else _longest(seq_bytes, held, limit)
         starts = blocks * block >= engine.max_model_len if by_tokens else at_max <= held
+        lacking = (engine.max_model_len - blocks * block) * block_bytes // block if by_tokens else at_max - held
         cap = KVCapacity(pool_bytes=pool, tokens=blocks * block, max_model_len=engine.max_model_len,
                          concurrency_at_max_model_len=concurrency, max_context_single=single,
                          max_context_at_concurrency=_longest(lambda n: per_replica * seq_bytes(n), held, limit),
-                         starts=engine.name != "vllm" or starts)
+                         starts=engine.name != "vllm" or starts,
+                         shortfall_bytes=0 if starts or engine.name != "vllm" else max(0, lacking))
         requested = held // seq_bytes(workload.seq + engine.speculative_tokens)
         fit_requested = requested if fit_requested is None else min(fit_requested, requested)
         if best is None or cap.tokens < best.tokens:

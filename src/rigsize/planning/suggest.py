@@ -82,6 +82,8 @@ def suggestions(spec: ModelSpec, opts: dict[str, Any], job: Job) -> list[Suggest
         return False
 
     training = job.workload.training
+    if not training:      # a context limit costs no hardware: where it alone makes the job fit, say it first
+        keep_first(_max_model_len(job, ev))
     keep_first(_more_gpus(job, opts, ev))
     groups = _training_groups(job, opts) if training else _inference_groups(job, opts, ev)
     for group in groups:
@@ -226,7 +228,8 @@ def _combined_training(job: Job, opts: dict[str, Any], ev: _Evaluator) -> Iterat
 # ----------------------------------------------------------------------------------
 
 def _inference_groups(job: Job, opts: dict[str, Any], ev: _Evaluator) -> list[Iterator[Candidate]]:
-    return [_max_model_len(job, ev), _weight_formats(job), _kv_fp8(job), _fewer_sequences(job, ev),
+    """After --max-model-len (tried first, ``suggestions``) and more GPUs."""
+    return [_weight_formats(job), _kv_fp8(job), _fewer_sequences(job, ev),
             _shorter_context(job, opts, ev)]
 
 
