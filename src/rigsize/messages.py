@@ -258,6 +258,11 @@ MESSAGES: dict[str, dict[str, str]] = {
                          "zh": "没有公开 {pricing} 价格的 {gpu} 云实例能容纳此方案；可用 --prices 提供自己的价格"},
     "cost.no_server_price": {"en": "owning: no server price is published for this plan; give --server-price (USD per server)",
                              "zh": "自建：此方案没有公开的服务器价格；请用 --server-price 给出（每台服务器美元）"},
+    "cost.unknown_provider": {
+        "en": "--provider {name}: unknown cloud provider{hint}; known: {known} ('rigsize clouds' lists their "
+              "instances; --prices FILE adds your own)",
+        "zh": "--provider {name}：未知云厂商{hint}；已知：{known}（'rigsize clouds' 列出其实例；--prices FILE 可添加自己的）",
+    },
     "cost.stale": {"en": "the cheapest price ({name}, as of {as_of}) is older than {days} days or undated; check it",
                    "zh": "最便宜的价格（{name}，日期 {as_of}）已超过 {days} 天或日期未知，请核实"},
     "perf.not_fit": {

@@ -11,6 +11,7 @@ where set, so tests can fix it.
 from __future__ import annotations
 
 import csv
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rigsize.errors import InputError
-from rigsize.hardware.gpus import GPU
+from rigsize.errors import HardwareError, InputError
+from rigsize.hardware.gpus import GPU, resolve_gpu
 from rigsize.hardware.gpus import catalog as gpu_catalog
 
 PRICINGS = ("on-demand", "spot", "1y", "3y")
@@ -109,27 +110,70 @@ def packaged() -> tuple[Instance, ...]:
     return tuple(i for r in rows if (i := _from_row(r, "data/instances.toml")) is not None)
 
 
+@cache
+def packaged_providers() -> frozenset[str]:
+    """Every provider data/instances.toml names, its placeholder rows (a provider known to
+    offer a GPU, no priced instance read yet) included."""
+    path = resources.files("rigsize.data").joinpath("instances.toml")
+    if not path.is_file():
+        return frozenset()
+    return frozenset(str(r["provider"]) for r in tomllib.loads(path.read_text()).get("instance", []) if "provider" in r)
+
+
+def check_provider(provider: str, rows: tuple[Instance, ...]) -> None:
+    """Refuse a ``--provider`` that neither the packaged catalog nor the user's price
+    rows (``rows``, as ``catalog`` returns them) name: filtering by it would leave no
+    instance, and the cost table would be empty for a reason the user did not cause."""
+    known = sorted(packaged_providers() | {i.provider for i in rows})
+    if provider not in known:
+        close = difflib.get_close_matches(provider.lower(), known, n=1)
+        raise InputError("cost.unknown_provider", name=provider, known=", ".join(known),
+                         hint=f" (did you mean {close[0]}?)" if close else "")
+
+
 def load_prices(path: str, provider: str | None = None) -> tuple[Instance, ...]:
     """The user's price file: rigsize's TOML schema (``[[instance]]`` rows as in
     data/instances.toml) or a SkyPilot ``vms.csv``."""
     p = Path(path)
     if not p.is_file():
         raise InputError("input.conflict", what=f"--prices {path}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError("input.conflict", what=f"--prices {path}: cannot be read as UTF-8 text "
+                         f"({type(err).__name__}); give a TOML file of [[instance]] rows or a SkyPilot vms.csv") from None
     if p.suffix.lower() == ".csv":
         return skypilot_csv(p, provider)
     try:
-        rows = tomllib.loads(p.read_text()).get("instance", [])
+        rows = tomllib.loads(text).get("instance", [])
     except tomllib.TOMLDecodeError as err:
         raise InputError("input.conflict", what=f"--prices {path}: not valid TOML ({err})") from None
-    out = []
-    for i, r in enumerate(rows):
-        missing = [k for k in ("provider", "name", "gpu", "gpus") if k not in r]
-        if missing:
-            raise InputError("input.conflict", what=f"--prices {path}: instance {i + 1} lacks {', '.join(missing)}")
-        inst = _from_row(r, str(p))
-        if inst is not None:
-            out.append(inst)
-    return tuple(out)
+    if not rows or not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InputError("input.conflict", what=f"--prices {path}: no [[instance]] rows (the schema is "
+                         "data/instances.toml's: provider, name, gpu, gpus, price_on_demand_per_hour, ...)")
+    return tuple(inst for i, r in enumerate(rows) if (inst := _from_row(_checked_row(r, path, i + 1), str(p))))
+
+
+def _checked_row(row: dict[str, Any], path: str, n: int) -> dict[str, Any]:
+    """One row of the user's price file with its GPU resolved to the catalog name; a
+    missing key, a GPU the catalog does not know or a value of the wrong type is refused
+    (``_from_row`` would drop such a row, and the user's price would be silently unused)."""
+    where = f"--prices {path}: instance {n}"
+    missing = [k for k in ("provider", "name", "gpu", "gpus") if k not in row]
+    if missing:
+        raise InputError("input.conflict", what=f"{where} lacks {', '.join(missing)}")
+    if not isinstance(row["gpus"], int) or isinstance(row["gpus"], bool) or row["gpus"] < 1:
+        raise InputError("input.conflict", what=f"{where}: gpus = {row['gpus']!r} must be a whole number >= 1")
+    bad = [k for k in _PRICE_KEYS.values() if k in row and (_number(row[k]) is None or row[k] < 0)]
+    if bad:
+        raise InputError("input.conflict", what=f"{where}: {', '.join(bad)} must be a number >= 0 (per instance-hour)")
+    if row.get("placeholder") or row.get("gpu_catalog") is False:
+        return row
+    try:
+        gpu = resolve_gpu(str(row["gpu"])).name
+    except HardwareError as err:
+        raise InputError("input.conflict", what=f"{where}: {err}") from None
+    return {**row, "gpu": gpu}
 
 
 def _skypilot_names() -> dict[str, str]:
@@ -145,8 +189,14 @@ def skypilot_csv(path: Path, provider: str | None = None) -> tuple[Instance, ...
     names = _skypilot_names()
     best: dict[tuple[str, str], dict[str, str]] = {}
     lowest: dict[tuple[str, str], dict[str, float]] = {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        lacking = [c for c in ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price")
+                   if c not in (reader.fieldnames or ())]
+        if lacking:
+            raise InputError("input.conflict", what=f"--prices {path}: not a SkyPilot vms.csv (no "
+                             f"{', '.join(lacking)} column); give that catalog file or a TOML file of [[instance]] rows")
+        for row in reader:
             if row.get("AcceleratorName") not in names or not row.get("Price"):
                 continue
             key = (row["InstanceType"], row.get("Region", ""))

@@ -29,7 +29,7 @@ from typing import Any
 
 from rigsize.errors import InputError
 from rigsize.hardware.gpus import GPU
-from rigsize.hardware.instances import DEFAULT_MAX_PRICE_AGE_DAYS, Instance, catalog, instances_for
+from rigsize.hardware.instances import DEFAULT_MAX_PRICE_AGE_DAYS, Instance, catalog, check_provider, instances_for
 from rigsize.messages import Note
 from rigsize.planning.job import Job
 from rigsize.report import CostInstance, CostReport, InferencePerformance, OnPremCost, TrainingPerformance
@@ -76,6 +76,18 @@ def cost_settings(opts: dict[str, Any], assumptions: dict[str, Any]) -> CostSett
         power_price=opts.get("power_price"), pue=opts.get("pue"),
         colo_per_kw_month=float(opts.get("colo_per_kw_month", 0.0)),
         ops_per_server_year=float(opts.get("ops_per_server_year", 0.0)), run_tokens=tokens)
+
+
+def check_cost_options(opts: dict[str, Any]) -> None:
+    """Refuse bad cost input before anything is evaluated, so the answer is the same
+    whether or not the job fits (where it does not, no cost is computed): the
+    ``--epochs`` / ``--dataset-tokens`` pair, an unreadable or malformed ``--prices``
+    file, a ``--provider`` no catalog row names."""
+    settings = cost_settings(opts, {})
+    if settings.prices_file or settings.provider:
+        rows = catalog(settings.prices_file, settings.provider)
+        if settings.provider:
+            check_provider(settings.provider, rows)
 
 
 def node_group(gpu: GPU, gpus: int, tp: int, pp: int, training: bool) -> int:

@@ -15,6 +15,7 @@ from rigsize.errors import PlanError
 from rigsize.memory import runtime
 from rigsize.messages import Note
 from rigsize.model.inputs import ModelSpec, resolve_model
+from rigsize.planning.cost import check_cost_options
 from rigsize.planning.evaluate import evaluate, model_report
 from rigsize.planning.job import Job, default_inference_layout, fitting_memory, resolve_job, resolve_speed
 from rigsize.planning.options import parse_options
@@ -30,6 +31,7 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
     """
     opts = parse_options(options)
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
+    check_cost_options(opts)
     assumptions: dict[str, Any] = {}
     warnings: list[Note] = list(spec.warnings)
     job, chosen = resolve_job(spec, opts, assumptions)

@@ -620,6 +620,9 @@ def search(model: str | ModelSpec, *, progress: Callable[[int, int], None] | Non
                          "which needs --server-price USD (one server's price); or rank by --objective fastest "
                          "or fewest-gpus")
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, opts.get("offline", False))
+    from rigsize.planning.cost import check_cost_options
+
+    check_cost_options(opts)      # refused up front, not only once some plan fits
     if opts.get("engine") in ("llamacpp", "ollama", "mlx"):     # local inference: planning.local_plan
         from rigsize.planning.local_plan import local_plan
 
