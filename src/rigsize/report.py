@@ -264,6 +264,9 @@ class CostReport(_Frozen):
     pricing: str
     usd_per_hour: float | None = Field(description="Cheapest way to run the plan at this pricing")
     usd_per_million_output_tokens: float | None = Field(None, description="Inference, at the predicted throughput")
+    usd_per_million_train_tokens: float | None = Field(
+        None, description="Training: usd_per_hour over the predicted tokens per second (compute time; usd_total "
+        "adds the allowance); what plan ranks training by under cheapest, with or without train_tokens")
     usd_total: float | None = Field(None, description="Training: the run, allowance included")
     gpu_hours_with_allowance: float | None = None
     days_with_allowance: float | None = None

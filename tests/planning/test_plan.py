@@ -472,3 +472,62 @@ def test_the_planners_registry_is_each_engines_default_launch_version() -> None:
     for engine, module in (("vllm", vllm), ("sglang", sglang)):
         assert search_mod._newest_registry(engine) == known_architectures(engine, module.VERSION)
         assert len(search_mod._newest_registry(engine)) > 100
+
+
+# ---- training ranks by what its tokens cost, with or without a run (review) ----------
+
+LORA_70B = dict(task="lora", gpu="A100-SXM-80GB,H100-NVL-94GB", top=3)
+
+
+def _per_million_by_hand(rec: dict) -> float:
+    """$ per million trained tokens from the plan's printed $/h and tokens/s."""
+    return rec["cost"]["usd_per_hour"] / (rec["performance"]["tokens_per_second"] * 3600 / 1e6)
+
+
+def test_training_without_train_tokens_ranks_by_cost_per_trained_token() -> None:
+    """The review's case: ranked by $/h, 4 x A100-SXM ($11.78/h, 2,045 tokens/s: 11.78 /
+    (2,045 x 3600 / 1e6) = $1.60 per million tokens) came first, ahead of 2 x H100-NVL
+    ($13.96/h, 2,738 tokens/s: $1.42), which trains the same tokens ~11% cheaper."""
+    recs = search("llama-3.1-70b", **LORA_70B)["recommendations"]
+    assert len(recs) == 3
+    by_hand = [_per_million_by_hand(r) for r in recs]
+    assert by_hand == sorted(by_hand)
+    for r, v in zip(recs, by_hand):
+        assert r["cost"]["usd_per_million_train_tokens"] == pytest.approx(v, rel=1e-9)
+        assert f"${v:,.2f} per million trained tokens" in r["why"]
+    hourly = [r["cost"]["usd_per_hour"] for r in recs]
+    assert hourly != sorted(hourly), "no longer the review's case: $/h and $/token no longer disagree here"
+
+
+def test_training_with_train_tokens_ranks_alike_and_totals_follow_the_per_token_cost() -> None:
+    """With --train-tokens the run's $ ranks the plans: $ per million tokens x 1,000 million
+    tokens / 0.90 (Llama 3's >90% effective training time, data/ownership.toml), so the
+    order is the per-token order of the search without a run."""
+    per_token = search("llama-3.1-70b", **LORA_70B)["recommendations"]
+    run = search("llama-3.1-70b", **LORA_70B, train_tokens=1e9)["recommendations"]
+    assert [r["choices"] for r in run] == [r["choices"] for r in per_token]
+    for r in run:
+        assert r["cost"]["usd_total"] == pytest.approx(_per_million_by_hand(r) * 1e3 / 0.90, rel=1e-9)
+
+
+def test_training_plan_table_prints_the_per_token_cost() -> None:
+    """The cost column says what training is ranked by: $/h and $ per million trained tokens."""
+    from rich.console import Console
+
+    from rigsize.shells.render import print_plan
+
+    result = search("llama-3.1-70b", task="lora", gpu="H100-NVL-94GB", top=1)
+    rec = result["recommendations"][0]
+    console = Console(record=True, width=250)
+    print_plan(result, "en", console)
+    text = console.export_text()
+    assert f"${rec['cost']['usd_per_hour']:,.2f}/h, ${_per_million_by_hand(rec):,.2f}/M train tok" in text
+
+
+def test_overview_fine_tuning_scenarios_cost_the_run_at_the_per_token_basis(overview: dict) -> None:
+    """The overview's fine-tuning scenarios train 1B tokens (SCENARIOS), so they rank by the
+    run's $, which is the per-token cost x tokens / allowance: the basis plan uses without a run."""
+    for key in ("finetune", "lora", "qlora"):
+        rec = _first(overview["scenarios"][key])
+        if rec["cost"]["usd_per_hour"] is not None:
+            assert rec["cost"]["usd_total"] == pytest.approx(_per_million_by_hand(rec) * 1e3 / 0.90, rel=1e-9)

@@ -8,7 +8,8 @@ million output tokens (inference) and per run (training), and what owning costs 
   tp x pp GPUs (replicas are independent servers), or a whole node where a replica
   spans nodes; for training every node's GPUs (all of them exchange gradients and
   activations at NVLink speed in the model).  Options are listed cheapest first.
-- $/M output tokens = $/h / (output tokens/s x 3600 / 1e6).
+- $/M output tokens = $/h / (output tokens/s x 3600 / 1e6); for training, $/M trained
+  tokens likewise from the training tokens/s (compute time, no allowance).
 - A run: compute hours = tokens / (tokens/s) / 3600; wall-clock and rented hours are
   divided by the effective-training-time fraction of data/ownership.toml (failures,
   restarts, evaluation); the speed model's ``gpu_hours`` is left as it is.
@@ -170,14 +171,17 @@ def job_cost(job: Job, performance: InferencePerformance | TrainingPerformance |
     if options and options[0].stale:
         notes.append(Note("cost.stale", {"name": options[0].name, "as_of": options[0].price_as_of,
                                          "days": settings.max_price_age_days}))
-    per_mtok = total = gpu_hours = days = None
+    per_mtok = per_mtrain = total = gpu_hours = days = None
     if isinstance(performance, InferencePerformance) and per_hour is not None:
         per_mtok = per_hour / (performance.output_tokens_per_second * 3600 / 1e6)
+    if isinstance(performance, TrainingPerformance) and per_hour is not None:
+        per_mtrain = per_hour / (performance.tokens_per_second * 3600 / 1e6)
     if isinstance(performance, TrainingPerformance) and settings.run_tokens:
         effective = ownership()["run_allowance"]["effective_training_time"]
         hours = settings.run_tokens / performance.tokens_per_second / 3600 / effective
         days, gpu_hours = hours / 24, hours * job.layout.gpus
         total = None if per_hour is None else per_hour * hours
     return CostReport(pricing=settings.pricing, usd_per_hour=per_hour, usd_per_million_output_tokens=per_mtok,
+                      usd_per_million_train_tokens=per_mtrain,
                       usd_total=total, gpu_hours_with_allowance=gpu_hours, days_with_allowance=days,
                       instances=options, on_prem=owned)

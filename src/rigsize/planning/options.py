@@ -235,7 +235,8 @@ _PLAN = ("plan",)
 # rigsize plan takes estimate's model, workload, precision and cost flags (a flag given pins
 # that choice), and these, which set goals and the search.
 PLAN_OPTIONS: tuple[Option, ...] = (
-    Option("objective", "choice", "Rank plans by: cheapest (lowest $/h; training: lowest run cost), fastest "
+    Option("objective", "choice", "Rank plans by: cheapest (lowest $/h; training: lowest $ per "
+           "trained token, $/h over tokens/s, which is the lowest run cost with --train-tokens), fastest "
            "(highest tokens/s), fewest-gpus, or pareto (the cost/speed front, by cost).", "cheapest",
            ("cheapest", "fastest", "fewest-gpus", "pareto", "lowest-latency", "cheapest-per-token"), commands=_PLAN),
     Option("ttft", "duration", "Goal: mean time to first token at most this (e.g. 200ms, 1.5).", None, minimum=1e-6,

@@ -513,7 +513,7 @@ class _Scored:
     run_days: float | None
     options: dict[str, Any]  # the estimate options that reproduce this plan
     latency: float = math.inf        # inference: TTFT + TPOT (seconds)
-    usd_per_mtok: float | None = None
+    usd_per_mtok: float | None = None    # $ per million output tokens (inference) or trained tokens (training)
     job: Any = None                  # the evaluated planning.job.Job and its Evaluation,
     evaluation: Any = None           # reused for the recommendation's server
     order: tuple[float, int] = (0.0, 0)    # place in the best-first order (``_best_first``): breaks ties
@@ -559,7 +559,7 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
     if g.budget_per_hour is not None and (cost.usd_per_hour is None or cost.usd_per_hour > g.budget_per_hour):
         return "over_budget"
     latency = math.inf if s.training else perf.ttft_seconds + perf.tpot_seconds
-    per_mtok = None if s.training else cost.usd_per_million_output_tokens
+    per_mtok = cost.usd_per_million_train_tokens if s.training else cost.usd_per_million_output_tokens
     return _Scored(c, cost.usd_per_hour, cost.usd_total, rate, days, opts, latency, per_mtok, job, ev)
 
 
@@ -572,7 +572,15 @@ def _candidate_opts(s: _Search, c: Candidate) -> dict[str, Any]:
 
 
 def _rank_key(s: _Search, x: _Scored) -> tuple:
-    cost = (x.usd_total if s.training and x.usd_total is not None else x.usd_per_hour)
+    """The objective's ranking key.  A training plan's cost is what its tokens cost: the
+    run's $ where a run is given (``--train-tokens``; the bounds of ``_first_key`` are in
+    its units), else $ per million trained tokens, its $/h over its tokens/s (the run's $
+    is that times the tokens and the allowance, so both rank alike); never $/h, which
+    ranks a slower, cheaper-by-the-hour plan first that costs more for the same job."""
+    if s.training:
+        cost = x.usd_total if x.usd_total is not None else x.usd_per_mtok
+    else:
+        cost = x.usd_per_hour
     cost = math.inf if cost is None else cost
     if s.objective == "fastest":
         return (-x.speed, cost, x.candidate.gpus)
@@ -1259,6 +1267,8 @@ def _explain(s: _Search, top: list[_Scored]) -> str | None:
         v = x.usd_total if s.training else x.usd_per_hour
         return "unpriced" if v is None else (f"${v:,.0f}" if s.training else f"${v:,.2f}/h")
 
+        if s.training and x.usd_total is None and x.usd_per_mtok is not None:
+            return f"${x.usd_per_mtok:,.2f} per million trained tokens"
     unit = "tokens/s"
     return (f"{a.candidate.gpus} x {a.candidate.gpu} ({a.candidate.weights}, {a.candidate.engine or 'default'}) "
             f"beat {b.candidate.gpus} x {b.candidate.gpu} ({b.candidate.weights}, {b.candidate.engine or 'default'}) "
@@ -1310,6 +1320,8 @@ def _why(s: _Search, x: _Scored, rank: int) -> str:
     if s.training and x.run_days is not None:
         parts.append(f"{x.run_days:,.1f} days with allowance")
     parts.append(f"{x.speed:,.0f} tokens/s on {c.gpus} x {c.gpu}")
+    if s.training and x.usd_per_mtok is not None:
+        parts.append(f"${x.usd_per_mtok:,.2f} per million trained tokens")
     met = [k for k in ("ttft", "tpot", "throughput", "budget_per_hour", "deadline_days") if getattr(s.goals, k)]
     if met:
         parts.append("meets " + ", ".join(met))

@@ -250,6 +250,8 @@ def print_plan(result: dict, lang: str, console: Console | None = None) -> None:
         money = "-" if not cost or cost["usd_per_hour"] is None else f"${cost['usd_per_hour']:,.2f}/h"
         if cost and cost.get("usd_total") is not None:
             money += f", ${cost['usd_total']:,.0f}"
+        elif cost and cost.get("usd_per_million_train_tokens") is not None:    # what training ranks by
+            money += f", ${cost['usd_per_million_train_tokens']:,.2f}/M train tok"
         table.add_row(str(i), f"{c['gpus']} x {c['gpu']} (tp{lay['tp']} pp{lay['pp']} dp{lay['dp']})",
                       c["weights"] + (f" / kv {c['kv_dtype']}" if c.get("kv_dtype") else ""),
                       c.get("engine") or c.get("framework") or "-", speed, money,
