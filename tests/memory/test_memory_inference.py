@@ -174,3 +174,20 @@ def test_short_by_is_what_one_max_model_len_request_lacks() -> None:
     assert rigsize.estimate("llama-3.1-8b", gpu="RTX-4090", max_model_len=m.kv_cache_tokens).memory.fits
     # the fix that costs no hardware comes first
     assert m.suggestions[0].change == {"max_model_len": m.kv_cache_tokens}
+
+
+def test_a_float32_checkpoint_is_served_in_16_bits() -> None:
+    # Gemma 2 27B's config.json says torch_dtype float32; vLLM's dtype "auto" downcasts float32
+    # models to 16 bits (bf16 on compute capability 8.0+, fp16 before: vllm _resolve_auto_dtype),
+    # so its weights take 27,227,128,320 x 2 B, not x 4.
+    r = rigsize.estimate("gemma-2-27b")
+    assert r.model.params == 27_227_128_320
+    assert r.assumptions["weights"] == "bf16" and "float32" in r.assumptions["weights_reason"]
+    assert abs(r.memory.per_gpu.weights / (27_227_128_320 * 2) - 1) < 0.01
+    assert rigsize.estimate("gemma-2-27b", gpu="V100-SXM2-32GB", gpus=2).assumptions["weights"] == "fp16"
+    assert rigsize.estimate("gemma-2-27b", weights="fp32", gpus=2).memory.per_gpu.weights > 27e9 * 4 / 2 * 0.99
+
+
+def test_plan_never_sizes_fp32_weights_for_serving() -> None:
+    p = rigsize.plan("gemma-2-27b", task="inference")
+    assert p["recommendations"] and all(r["inputs"]["weights"] == "bf16" for r in p["recommendations"])

@@ -342,6 +342,17 @@ def _layout(opts: dict[str, Any], job_arch: Architecture, workload: Workload, gp
     return replace(layout, sp=sp), chosen
 
 
+def served_16bit(stored: str, task: str, engine: str, gpu: GPU) -> str | None:
+    """The 16-bit dtype a float32 checkpoint is served in by vLLM and SGLang's dtype "auto"
+    (vLLM ``_resolve_auto_dtype``: "Downcast for float32 models" to the platform's first dtype,
+    bf16 from compute capability 8.0, else fp16; vllm/config.py L3303 in 0.9.2, config/model.py
+    L1665 in 0.11.0; fp16 before, bf16 for Gemma 2 since 0.6.1; SGLang
+    ``_get_and_verify_dtype``, srt/configs/model_config.py L2304-2317 in 0.5.23), or None."""
+    if stored != "fp32" or task != "inference" or engine not in ("vllm", "sglang"):
+        return None
+    return "bf16" if gpu.supports("bf16") else "fp16"
+
+
 def _formats(opts: dict[str, Any], spec: ModelSpec, task: str, gpu: GPU,
              assumptions: dict[str, Any]) -> tuple[WeightFormat, KVFormat]:
     stored, why = checkpoint_format(spec)
@@ -353,6 +364,8 @@ def _formats(opts: dict[str, Any], spec: ModelSpec, task: str, gpu: GPU,
             name, why = "nf4", "QLoRA default (Dettmers et al. 2023)"
         elif task in ("finetune", "pretrain"):
             name, why = "bf16", "mixed-precision training"
+        elif served := served_16bit(name, task, opts.get("engine") or "vllm", gpu):
+            name, why = served, f"config torch_dtype float32, served as {served} (vLLM/SGLang dtype auto)"
         assumptions["weights"] = name
         assumptions["weights_reason"] = why
         weights = formats.resolve_weight_format(name)

@@ -84,7 +84,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("task", "choice", "Job: inference, full fine-tuning, LoRA, QLoRA or pre-training.",
            "inference", ("inference", "finetune", "lora", "qlora", "pretrain")),
     Option("weights", "text", "Weight format (see 'rigsize formats'); default: the checkpoint's own "
-           "(bf16 for presets and bare sizes; nf4 for qlora)."),
+           "(its config's torch_dtype; bf16 for bare sizes; a float32 checkpoint served by vLLM/SGLang in "
+           "bf16; nf4 for qlora)."),
     Option("kv_dtype", "text", "KV-cache format: bf16, fp16, fp8, int8 (llama.cpp/Ollama: f16, q8_0, q4_0); "
            "default: the activation dtype the GPU supports (llama.cpp: f16)."),
     Option("offline", "flag", "Use only the local Hugging Face cache for Hub ids.", False),

@@ -215,9 +215,12 @@ class _Search:
     def weight_choices(self, gpu: GPU) -> list[str]:
         if "weights" in self.opts:
             return [self.opts["weights"]]
-        from rigsize.planning.job import checkpoint_format
+        from rigsize.planning.job import checkpoint_format, served_16bit
 
         base = "nf4" if self.task == "qlora" else checkpoint_format(self.spec)[0].name
+        # a float32 checkpoint is served in 16 bits (vLLM/SGLang dtype auto; TensorRT-LLM converts to the dtype
+        # asked for): a plan never sizes fp32 weights for inference
+        base = served_16bit(base, self.task, "vllm", gpu) or base
         if self.training or not self.opts.get("allow_quant"):
             return [base]
         return [base] + [f for f in QUANT_WEIGHTS if f != base]
