@@ -454,7 +454,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "server.title": {"en": "Server (per node)", "zh": "服务器配置 (每节点)"},
     "server.gpu": {"en": "GPU        {gpus_per_node}x {gpu} ({nodes} node(s))",
                    "zh": "GPU        {gpus_per_node} 卡 {gpu} ({nodes} 个节点)"},
-    "server.cpu": {"en": "CPU        {cpu_cores} cores: {cpu_class}", "zh": "CPU        {cpu_cores} 核: {cpu_class}"},
+    "server.cpu": {"en": "CPU        {cpu_cores} cores for this node's GPUs (the reference server's cores per GPU); "
+                         "reference CPUs: {cpu_class}",
+                   "zh": "CPU        本节点 GPU 需 {cpu_cores} 核（按参考服务器每 GPU 的核数）；参考服务器 CPU：{cpu_class}"},
     "server.ram": {"en": "RAM        {ram_gb:,.0f} GB", "zh": "内存       {ram_gb:,.0f} GB"},
     "server.nvme": {"en": "Storage    {nvme_tb:,.1f} TB NVMe SSD; write {nvme_write}",
                     "zh": "存储       {nvme_tb:,.1f} TB NVMe 固态硬盘; 写入 {nvme_write}"},

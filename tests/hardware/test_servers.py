@@ -139,3 +139,18 @@ def test_messages_in_both_languages() -> None:
 
     server = {k: v for k, v in MESSAGES.items() if k.startswith("server.")}
     assert len(server) >= 10 and all(set(m) == {"en", "zh"} for m in server.values())
+
+
+def test_the_cpu_line_says_the_cores_are_a_share_of_the_reference_server() -> None:
+    """DGX A100 (data/servers.toml): 2x AMD EPYC 7742, 64 cores each, 128 cores for 8
+    GPUs, so 16 per GPU and 32 for a 2-GPU plan.  The line said "32 cores: 2x AMD EPYC
+    7742 (64 cores each)", which reads as a contradiction; it now says which is which."""
+    from rigsize.messages import render
+
+    job, ev = _plan("llama-3.1-8b", gpu="A100-SXM-80GB", gpus=2)
+    server = server_for(job, ev)
+    assert server["cpu_cores"] == 128 // 8 * 2
+    line = render("server.cpu", "en", cpu_cores=server["cpu_cores"], cpu_class=server["cpu_class"])
+    assert line.startswith("CPU        32 cores for this node's GPUs (the reference server's cores per GPU); "
+                           "reference CPUs: 2x AMD EPYC 7742 (64 cores each")
+    assert "32 核" in render("server.cpu", "zh", cpu_cores=32, cpu_class=server["cpu_class"])
