@@ -519,6 +519,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cloud.as_of": {"en": "price as of", "zh": "价格日期"},
     "cost.per_hour": {"en": "Per hour", "zh": "每小时"},
     "cost.per_mtok": {"en": "Per million output tokens", "zh": "每百万输出 token"},
+    "cost.per_mtrain": {"en": "Per million trained tokens (compute time)", "zh": "每百万训练 token（仅计算时间）"},
     "cost.run": {"en": "The run (allowance included)", "zh": "整次训练（含故障冗余）"},
     "cost.stale_short": {"en": "stale", "zh": "价格过期"},
     "cost.on_prem": {"en": "Owning instead", "zh": "改为自建"},

@@ -117,3 +117,20 @@ def test_a_replica_split_over_stages_is_not_spread_over_single_gpu_instances() -
     r = _cost(model="qwen2-72b", gpu="H100", gpus=4, tp=1, pp=4, region="us-east-1")
     top = r["cost"]["instances"][0]
     assert top["count"] == 1 and top["gpus_paid"] >= 4
+
+
+def test_training_cost_per_million_trained_tokens_is_rate_over_speed() -> None:
+    """$/M trained tokens = $/h / (tokens/s x 3600 / 1e6), by hand from the report's own
+    $/h and speed; printed in estimate's cost table; absent for inference."""
+    from rich.console import Console
+
+    from rigsize.shells.render import print_cost
+
+    r = rigsize.estimate("llama-3.1-8b", task="lora", gpu="H100-SXM-80GB")
+    by_hand = r.cost.usd_per_hour / (r.performance.tokens_per_second * 3600 / 1e6)
+    assert r.cost.usd_per_million_train_tokens == pytest.approx(by_hand, rel=1e-12)
+    console = Console(record=True, width=200)
+    print_cost(r.cost, "en", console)
+    text = console.export_text()
+    assert "Per million trained tokens" in text and f"${by_hand:,.2f}" in text
+    assert rigsize.estimate("llama-3.1-8b").cost.usd_per_million_train_tokens is None

@@ -369,6 +369,8 @@ def print_cost(cost: Any, lang: str, console: Console) -> None:
         table.add_row(t("cost.per_hour", lang), f"${cost.usd_per_hour:,.2f} / h")
     if cost.usd_per_million_output_tokens is not None:
         table.add_row(t("cost.per_mtok", lang), f"${cost.usd_per_million_output_tokens:,.2f}")
+    if cost.usd_per_million_train_tokens is not None:
+        table.add_row(t("cost.per_mtrain", lang), f"${cost.usd_per_million_train_tokens:,.2f}")
     if cost.usd_total is not None:
         table.add_row(t("cost.run", lang), f"${cost.usd_total:,.0f} ({cost.days_with_allowance:,.1f} "
                       f"{t('perf.days_unit', lang)})")
