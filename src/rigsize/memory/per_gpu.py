@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rigsize.hardware.gpus import GPU
-from rigsize.memory import runtime
+from rigsize.memory import mxfp4_moe, runtime
 from rigsize.memory.activations import ALL_LINEAR, ActivationBreakdown, LoraSpec, activation_bytes
 from rigsize.memory.encoder_cache import encoder_activation_bytes, encoder_cache_bytes
 from rigsize.memory.frameworks import Recipe, fsdp_root_bytes
@@ -725,6 +725,9 @@ def _stage_parts(arch: Architecture, workload: Workload, layout: Layout, gpu: GP
                                          sum(overhead.values()))
         if engine.speculative_tokens:       # part of weights: the draft's MTP layers (0 off the last stage)
             details["weights/mtp_layers"] = mtp_weight_bytes(arch, layout, fmt, engine, stage)
+        if (pad := _mxfp4_padding(arch, layout, gpu, fmt, engine, tensors)):
+            details["weights/mxfp4_kernel_layout"] = pad
+            parts = replace(parts, weights=parts.weights + pad)
         return parts, details, kv_seq
     weights, states = _training_states(arch, workload, layout, fmt, tensors, details)
     gathered = runtime.gathered_params_bytes(arch, layout, workload, tensors, shard_factor)
@@ -783,6 +786,20 @@ def _inference_parts(arch: Architecture, workload: Workload, layout: Layout, fmt
         acts = max(acts, tower - encoder)
     return Parts(weights=weights, kv_cache=kv_seq * per_replica, activations=acts, overhead=overhead,
                  recurrent_state=state * per_replica, encoder_cache=encoder), kv_seq
+
+
+def _mxfp4_padding(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, engine: runtime.Engine,
+                   tensors: list[Tensor]) -> int:
+    """vLLM's MXFP4 MoE kernels: the padded, re-laid-out routed experts less what the format
+    counted for them (``rigsize.memory.mxfp4_moe``); 0 for other formats and engines."""
+    if fmt.name != "mxfp4" or engine.name != "vllm":
+        return 0
+    backend = mxfp4_moe.backend(gpu, engine)
+    if backend is None:
+        return 0
+    experts = [t for t in tensors if t.role.startswith("expert_")]
+    counted = rank_weight_bytes(experts, arch, layout, fmt, training=False)
+    return mxfp4_moe.padding_bytes(experts, layout, backend, counted)
 
 
 def mtp_weight_bytes(arch: Architecture, layout: Layout, fmt: WeightFormat, engine: runtime.Engine,

@@ -221,6 +221,11 @@ def _default_sampler(asked: str | None) -> str:
     return "sort"
 
 
+def version_at_least(eng: Engine, since: str) -> bool:
+    """Whether the vLLM version ``eng`` sizes is ``since`` or newer (no version given: the newest, so yes)."""
+    return eng.version.startswith(">=") or _version_tuple(eng.version) >= _version_tuple(since)
+
+
 def skips_unused_tower(eng: Engine) -> bool:
     """vLLM versions that build no vision tower when every modality it serves has an image
     limit of 0 (data/runtime.toml [vllm.text_only_tower]); SGLang and TensorRT-LLM, sized by
