@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from functools import cache
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,27 @@ def test_cross_node_tp_is_slower_and_said() -> None:
     assert across.performance.ttft_seconds > 3 * inside.performance.ttft_seconds
     assert any("tp=16 spans more GPUs" in w for w in across.warnings)
     assert not any("spans more GPUs" in w for w in inside.warnings)
+
+
+def test_nvlink_bridges_join_only_their_group() -> None:
+    # A100 PCIe: "NVLink Bridge for 2 GPUs" (600 GB/s = 300e9 each way), PCIe 4.0 x16 beyond
+    # the pair (16 GT/s x 16 lanes x 128/130 / 8 = 31.5e9); H200 NVL: "2- or 4-way" bridges at
+    # 900 GB/s per GPU, PCIe 5.0 x16 beyond four; an HGX board's NVSwitch reaches all 8.
+    from rigsize.speed.roofline import fabric_bandwidth
+
+    pcie4, pcie5 = 16e9 * 16 / 8 * 128 / 130, 32e9 * 16 / 8 * 128 / 130
+    a100, h200nvl, h100 = resolve_gpu("A100-PCIE-80GB"), resolve_gpu("H200-NVL-141GB"), resolve_gpu("H100-SXM-80GB")
+    assert fabric_bandwidth(a100, 2) == 300e9 and fabric_bandwidth(a100, 4) == pytest.approx(pcie4)
+    assert fabric_bandwidth(h200nvl, 4) == 450e9 and fabric_bandwidth(h200nvl, 8) == pytest.approx(pcie5)
+    assert fabric_bandwidth(h100, 8) == 450e9
+
+
+def test_zero3_over_pcie_bridged_cards_is_communication_bound() -> None:
+    # Llama 3.1 70B LoRA under ZeRO-3 on 4 GPUs: every micro-batch gathers the 70.6B frozen
+    # bf16 weights (141 GB) for forward and again for backward; on A100 PCIe cards beyond the
+    # bridged pair that runs at PCIe 4.0 rates, on A100 SXM at NVSwitch rates.
+    opts = dict(task="lora", gpus=4, zero=3, recompute="full", seq=2048)
+    pcie = rigsize.estimate("llama-3.1-70b", gpu="A100-PCIE-80GB", **opts).performance
+    sxm = rigsize.estimate("llama-3.1-70b", gpu="A100-SXM-80GB", **opts).performance
+    assert sxm.breakdown.dp_comm == 0.0 and pcie.breakdown.dp_comm > 2 * 141e9 / (16e9 * 16 / 8) - pcie.breakdown.compute
+    assert pcie.step_seconds > 2 * sxm.step_seconds

@@ -48,6 +48,8 @@ class Interconnect(BaseModel):
     def _bandwidth(cls, v: Any) -> Any:
         return _in_range(v, 1e6, 1e15, "a bandwidth in bytes/s")
     p2p: bool | Unknown = "unknown"
+    bridge_group: int = Field(2, gt=0, description="nvlink-bridge: the cards one bridge joins (2, or 4 for 4-way "
+                              "bridges); a wider group crosses PCIe")
 
 
 class GPU(BaseModel):

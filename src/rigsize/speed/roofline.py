@@ -126,11 +126,38 @@ def spans_nodes(gpu: GPU, span: int) -> bool:
     return span > gpu.scale_up(gpu.node_size)
 
 
+# PCIe x16 per direction, by generation (PCI-SIG: 8 / 16 / 32 GT/s with 128b/130b encoding for
+# 3.0 / 4.0 / 5.0; 6.0 runs 64 GT/s in FLIT mode, 242 payload bytes of 256); x16 / 8 bits.
+PCIE_X16 = {"gen3": 8e9 * 16 / 8 * 128 / 130, "gen4": 16e9 * 16 / 8 * 128 / 130, "gen5": 32e9 * 16 / 8 * 128 / 130,
+            "gen6": 64e9 * 16 / 8 * 242 / 256}
+
+
+def pcie_bytes_per_second(gpu: GPU, fallback: float) -> float:
+    """The GPU's host link per direction from the catalog's ``pcie`` ("gen5 x16"), else ``fallback``."""
+    import re
+
+    m = re.match(r"(gen\d)\s*x(\d+)", str(gpu.pcie).lower())
+    if m and m.group(1) in PCIE_X16:
+        return PCIE_X16[m.group(1)] * int(m.group(2)) / 16
+    return fallback
+
+
+def fabric_bandwidth(gpu: GPU, span: int) -> float:
+    """Per-direction per-GPU bandwidth of a collective over ``span`` GPUs of one server: the
+    interconnect's rate, except that NVLink bridges join only ``bridge_group`` cards (A100 /
+    H100 PCIe and NVL: pairs), so a wider group is as fast as its PCIe hops."""
+    ic = gpu.interconnect
+    if ic.kind == "nvlink-bridge" and span > ic.bridge_group:
+        return pcie_bytes_per_second(gpu, PCIE_X16["gen4"])
+    return link_bandwidth(gpu)
+
+
 def group_bandwidth(gpu: GPU, span: int) -> float:
     """Per-direction per-GPU bandwidth of a collective over ``span`` consecutive GPUs: the
-    GPU fabric inside the scale-up domain, the ``INFERENCE_NETWORK`` across nodes."""
+    GPU fabric inside the scale-up domain (``fabric_bandwidth``), the ``INFERENCE_NETWORK``
+    across nodes."""
     if not spans_nodes(gpu, span):
-        return link_bandwidth(gpu)
+        return fabric_bandwidth(gpu, span)
     from rigsize.speed.training import networks
 
     return float(networks()[INFERENCE_NETWORK]["per_gpu_bytes_per_second"])

@@ -46,7 +46,14 @@ from typing import Any, Callable
 from rigsize.hardware.gpus import GPU
 from rigsize.model.architecture import Architecture, active_params
 from rigsize.planning.layout import Layout, Workload
-from rigsize.speed.roofline import allgather_seconds, allreduce_seconds, link_bandwidth, peak_flops
+from rigsize.speed.roofline import (
+    PCIE_X16,
+    allgather_seconds,
+    allreduce_seconds,
+    fabric_bandwidth,
+    pcie_bytes_per_second,
+    peak_flops,
+)
 
 ACT_BYTES = 2
 
@@ -320,22 +327,6 @@ def moe_overhead_seconds(arch: Architecture, layout: Layout, micro_batches: int,
 CPU_ADAM_BYTES_PER_PARAM = 30
 GRAD_BYTES, PARAM_BYTES = 2, 2       # bf16 gradients down, bf16 parameters up (Ren et al. 2021 Fig. 5)
 
-# PCIe x16 per direction, by generation (PCI-SIG: 8 / 16 / 32 GT/s with 128b/130b encoding for
-# 3.0 / 4.0 / 5.0; 6.0 runs 64 GT/s in FLIT mode, 242 payload bytes of 256); x16 / 8 bits.
-PCIE_X16 = {"gen3": 8e9 * 16 / 8 * 128 / 130, "gen4": 16e9 * 16 / 8 * 128 / 130, "gen5": 32e9 * 16 / 8 * 128 / 130,
-            "gen6": 64e9 * 16 / 8 * 242 / 256}
-
-
-def pcie_bytes_per_second(gpu: GPU, fallback: float) -> float:
-    """The GPU's host link per direction from the catalog's ``pcie`` ("gen5 x16"), else ``fallback``."""
-    import re
-
-    m = re.match(r"(gen\d)\s*x(\d+)", str(getattr(gpu, "pcie", "") or "").lower())
-    if m and m.group(1) in PCIE_X16:
-        return PCIE_X16[m.group(1)] * int(m.group(2)) / 16
-    return fallback
-
-
 def offload_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, compute: float,
                     micro_batches: int, host: Any, gpus_on_host: int) -> float:
     """Per step, what ZeRO-Offload adds (Ren et al. 2021, "ZeRO-Offload", sec. 4.1 and Fig. 5):
@@ -377,7 +368,7 @@ def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff:
     """Per-GPU bandwidth of a group spanning ``group_span`` consecutive ranks: the GPU fabric
     inside its scale-up domain (the server, or a rack-scale NVLink domain), the network across."""
     if group_span <= gpu.scale_up(gpus_per_node):
-        return link_bandwidth(gpu)
+        return fabric_bandwidth(gpu, group_span)
     return float(networks()[network]["per_gpu_bytes_per_second"])
 
 
