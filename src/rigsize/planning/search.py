@@ -1267,11 +1267,11 @@ def _explain(s: _Search, top: list[_Scored]) -> str | None:
     a, b = top[0], top[1]
 
     def money(x: _Scored) -> str:
+        if s.training and x.usd_total is None and x.usd_per_mtok is not None:
+            return f"${x.usd_per_mtok:,.2f} per million trained tokens"
         v = x.usd_total if s.training else x.usd_per_hour
         return "unpriced" if v is None else (f"${v:,.0f}" if s.training else f"${v:,.2f}/h")
 
-        if s.training and x.usd_total is None and x.usd_per_mtok is not None:
-            return f"${x.usd_per_mtok:,.2f} per million trained tokens"
     unit = "tokens/s"
     return (f"{a.candidate.gpus} x {a.candidate.gpu} ({a.candidate.weights}, {a.candidate.engine or 'default'}) "
             f"beat {b.candidate.gpus} x {b.candidate.gpu} ({b.candidate.weights}, {b.candidate.engine or 'default'}) "
@@ -1320,11 +1320,11 @@ def _why(s: _Search, x: _Scored, rank: int) -> str:
     parts = [f"rank {rank + 1} by {s.objective}"]
     if x.usd_per_hour is not None:
         parts.append(f"${x.usd_per_hour:,.2f}/h")
+    if s.training and x.usd_per_mtok is not None:
+        parts.append(f"${x.usd_per_mtok:,.2f} per million trained tokens")
     if s.training and x.run_days is not None:
         parts.append(f"{x.run_days:,.1f} days with allowance")
     parts.append(f"{x.speed:,.0f} tokens/s on {c.gpus} x {c.gpu}")
-    if s.training and x.usd_per_mtok is not None:
-        parts.append(f"${x.usd_per_mtok:,.2f} per million trained tokens")
     met = [k for k in ("ttft", "tpot", "throughput", "budget_per_hour", "deadline_days") if getattr(s.goals, k)]
     if met:
         parts.append("meets " + ", ".join(met))
