@@ -243,8 +243,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "{gpu}（{arch}）的速度假设未在该 GPU 系列的实测数据上拟合；借用 {row} 的拟合值，误差可能更大",
     },
     "perf.training_framework": {
-        "en": "no published {framework} runs on {family} GPUs were fitted: the training efficiency is borrowed from training.default (A100 Megatron-LM runs), so this step time has no measured error",
-        "zh": "没有在 {family} GPU 上拟合过 {framework} 的公开实测：训练效率借用 training.default（A100 Megatron-LM 实测），此单步耗时没有实测误差",
+        "en": "no published {framework} runs on {family} GPUs were fitted: the training efficiency is borrowed from {row} (training.default: A100 Megatron-LM runs), so this step time has no measured error",
+        "zh": "没有在 {family} GPU 上拟合过 {framework} 的公开实测：训练效率借用 {row}（training.default 为 A100 Megatron-LM 实测），此单步耗时没有实测误差",
     },
     "perf.offload": {
         "en": "offload: the CPU optimizer step is timed at the memory bandwidth of {host} shared by {per_node} GPU(s) "

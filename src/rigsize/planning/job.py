@@ -737,11 +737,12 @@ def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[s
     if "gpus_per_node" not in opts:
         assumptions["gpus_per_node"] = per_node
     eff, key = training_efficiency(job.gpu.architecture, job.workload.framework)
-    # no row fitted on this family's runs of this framework: the A100 Megatron-LM row is borrowed
-    borrowed = key == "default" and (job.gpu.architecture, job.workload.framework) != ("ampere", "megatron")
+    # no row fitted on this family's runs of this framework: another row is borrowed (speed.training)
+    borrowed = key not in (f"{job.gpu.architecture}.{job.workload.framework}", "default") or (
+        key == "default" and (job.gpu.architecture, job.workload.framework) != ("ampere", "megatron"))
     if borrowed:
         notes.append(Note("perf.training_framework", {"framework": job.workload.framework,
-                                                      "family": job.gpu.architecture}))
+                                                      "family": job.gpu.architecture, "row": f"training.{key}"}))
     measured = _profile_overrides(opts, assumptions)
     if "compute" in measured:       # a calibrated GPU: its large-GEMM efficiency is e_max
         eff = replace(eff, e_max=measured["compute"], source=f"measured by rigsize calibrate ({opts['profile']})")
@@ -764,7 +765,7 @@ def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[s
             raise InputError("input.conflict", what=f"--offload: the host CPU {host.name} has no published memory "
                              "bandwidth; give --host-cpu with one from `rigsize cpus`")
         notes.append(Note("perf.offload", {"host": host.name, "per_node": min(job.layout.gpus, per_node)}))
-    source = f"borrowed from training.default: {eff.source}" if borrowed else f"training.{key}: {eff.source}"
+    source = f"borrowed from training.{key}: {eff.source}" if borrowed else f"training.{key}: {eff.source}"
     # no published offloaded run was compared: the band of the class's runs does not cover it
     band = None if (measured or given or host is not None) else gpu_class_key(job.workload.framework, job.gpu,
                                                           job.spec.arch.num_experts > 0)

@@ -85,14 +85,25 @@ def _rows() -> dict:
     return tomllib.loads(resources.files("rigsize.data").joinpath("efficiency.toml").read_text())["training"]
 
 
+# Where (family, framework) has no fitted row, the family's rows are borrowed in this order before
+# training.default: an achievable fraction of peak belongs to the GPU generation more than to the
+# framework (A100 Megatron-LM reaches 0.8 of the A100's peak; no Hopper or Blackwell framework row
+# comes near that of theirs), and the PyTorch-native stacks (HF Trainer, TRL, DeepSpeed, LLaMA-Factory,
+# torchtune, Unsloth) run the same kernels as FSDP.  training.default is A100 Megatron-LM's own row.
+BORROW_ORDER = ("fsdp", "torchtitan", "torchtune", "megatron")
+OWN_DEFAULT = ("ampere", "megatron")
+
+
 @cache
 def training_efficiency(architecture: str, framework: str = "megatron") -> tuple[TrainingEfficiency, str]:
     """The row fitted for (GPU family, framework), ``training.<family>.<framework>``; where
-    none was fitted, ``training.default`` (A100 Megatron-LM runs) is borrowed: key "default"."""
+    none was fitted, the family's first fitted row in ``BORROW_ORDER``, else ``training.default``
+    (A100 Megatron-LM runs).  The key names the row used."""
     rows = _rows()
-    fitted = rows.get(architecture, {}).get(framework)
-    key, r = (f"{architecture}.{framework}", fitted) if isinstance(fitted, dict) and "e_max" in fitted \
-        else ("default", rows["default"])
+    family = rows.get(architecture, {})
+    names = () if (architecture, framework) == OWN_DEFAULT else (framework, *BORROW_ORDER)
+    name = next((n for n in names if isinstance(family.get(n), dict) and "e_max" in family[n]), None)
+    key, r = (f"{architecture}.{name}", family[name]) if name else ("default", rows["default"])
     return TrainingEfficiency(r["e_max"], r["width_half"], r["link"], r["collective_latency_s"], r["source"],
                               float(rows.get("fp8", {}).get("gemm_ratio", 1.0)),
                               float(rows.get("moe", {}).get("layer_overhead_s", 0.0))), key
@@ -495,7 +506,7 @@ def training_speed(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     """One step's time as the sum of its terms (the module docstring's list), with MFU,
     HFU and, for ``train_tokens``, days and GPU-hours."""
     if eff is None:
-        eff, _ = training_efficiency(gpu.architecture)
+        eff, _ = training_efficiency(gpu.architecture, workload.framework)
     model_flops, hw_flops = step_flops(arch, workload, layout)
     m = max(1, workload.global_batch // (workload.batch * layout.dp))     # micro-batches per pipeline per step
     st = _Step(arch, workload, layout, gpu, eff, gpus_per_node, network, m,
