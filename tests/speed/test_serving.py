@@ -148,3 +148,13 @@ def test_zero3_over_pcie_bridged_cards_is_communication_bound() -> None:
     sxm = rigsize.estimate("llama-3.1-70b", gpu="A100-SXM-80GB", **opts).performance
     assert sxm.breakdown.dp_comm == 0.0 and pcie.breakdown.dp_comm > 2 * 141e9 / (16e9 * 16 / 8) - pcie.breakdown.compute
     assert pcie.step_seconds > 2 * sxm.step_seconds
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from([1, 8, 64, 128]), st.sampled_from([128, 2048]), st.sampled_from([64, 512]))
+def test_closed_loop_throughput_obeys_littles_law(batch, prompt, output) -> None:
+    # a closed loop of N clients, each with one request in flight back to back: requests/s x mean
+    # end-to-end latency = N (Little's law), KV waits included in the latency
+    r = rigsize.estimate("llama-3.1-8b", batch=batch, prompt=prompt, output=output, max_model_len=4096)
+    p = r.performance
+    assert p.requests_per_second * p.e2e_seconds == pytest.approx(batch, rel=1e-9)

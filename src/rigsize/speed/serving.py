@@ -440,7 +440,16 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     ttft = burst * wave_ttft + (1 - burst) * steady_ttft + eff.ttft_overhead_s
     ttft += (clients / running - 1) * wave          # waiting for a KV slot
     e2e = ttft + max(0, output - 1) * tpot
-    total = layout.dp * running * output / wave
+    # Throughput: the first round of requests drains in clients / running waves (a wave ends when its
+    # last request does); afterwards every client keeps one request in flight, back to back, so by
+    # Little's law a replica completes clients / steady_e2e requests per second, steady_e2e being the
+    # latency of a request of the spread waves (KV wait included).  waves = inf: the steady state alone.
+    steady_e2e = steady_ttft + eff.ttft_overhead_s + (clients / running - 1) * wave + max(0, output - 1) * tpot
+    if math.isinf(waves):
+        total = layout.dp * clients * output / steady_e2e
+    else:
+        rounds = max(1.0, waves)
+        total = layout.dp * rounds * clients * output / (wave * clients / running + (rounds - 1) * steady_e2e)
     return ServingResult(
         ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot * per_step, e2e_seconds=e2e,
         output_tokens_per_second=total, output_tokens_per_second_per_gpu=total / layout.gpus,
