@@ -46,6 +46,9 @@ FRAMEWORKS = {
     "megatron-bridge (megatron-core)": "megatron",
     "torchtitan": "torchtitan",
     "torchtune": "torchtune",
+    # batch 2: NeMo Automodel runs HF models under PyTorch FSDP2; TRL's SFTTrainer here runs on DeepSpeed ZeRO-3
+    "nemo-automodel (fsdp2)": "fsdp",
+    "trl-sfttrainer (deepspeed zero-3)": "deepspeed",
 }
 
 # Llama 3.2 3B (torchtune's A100 rows; no rigsize preset): the fields of
