@@ -509,6 +509,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                     "zh": "共考察 {n} 个候选，剪枝 {pruned} 个；淘汰原因：{rejected}"},
     "plan.none": {"en": "No plan meets every goal: relax a goal, allow more GPUs (--max-gpus) or formats (--allow-quant)",
                   "zh": "没有方案满足全部目标：请放宽目标、允许更多 GPU（--max-gpus）或更多格式（--allow-quant）"},
+    "plan.none_context": {
+        "en": "context_too_long: the weights fit, but the engine would refuse one request of the model's full context; "
+              "give a shorter --max-model-len",
+        "zh": "context_too_long：权重放得下，但引擎无法容纳一个模型完整上下文长度的请求；请给出更短的 --max-model-len"},
     "report.cost": {"en": "Cost ({pricing})", "zh": "成本（{pricing}）"},
     "cloud.provider": {"en": "provider", "zh": "云厂商"},
     "cloud.instance": {"en": "instance", "zh": "实例"},
@@ -549,8 +553,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fmt.kept_bits": {"en": "{roles}: {bits}-bit", "zh": "{roles}：{bits} 比特"},
     # --- launch (rigsize launch): LaunchError texts and notes, stored in English by the emitters and shown
     # in the reader's language through translate(); commands and file contents are code and stay as written
-    "launch.header": {"en": "{tool} {version}, target {target}; files in {out}",
-                      "zh": "{tool} {version}，目标平台 {target}；文件在 {out}"},
+    "launch.header": {"en": "{tool} {version} on {gpus} x {gpu}, target {target}; files in {out}",
+                      "zh": "{tool} {version}，{gpus} 卡 {gpu}，目标平台 {target}；文件在 {out}"},
     "launch.setup": {"en": "setup: {setup}", "zh": "安装：{setup}"},
     "launch.setup_ollama": {"en": "install Ollama {version} (ollama.com/download)",
                             "zh": "安装 Ollama {version}（ollama.com/download）"},
@@ -1046,8 +1050,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "not a rigsize plan: no 'recommendations' (save one with rigsize plan MODEL --task T --json)",
         "zh": "不是 rigsize 方案：缺少 'recommendations'（用 rigsize plan MODEL --task T --json 保存一份）"},
     "launch.plan_empty": {
-        "en": "the plan has no recommendation (nothing met the goals); relax them and plan again",
-        "zh": "该方案没有推荐配置（没有满足目标的方案）；请放宽目标后重新规划"},
+        "en": "the plan has no recommendation (nothing met the goals; rejected: {rejected}); relax them and plan again",
+        "zh": "该方案没有推荐配置（没有满足目标的方案；淘汰原因：{rejected}）；请放宽目标后重新规划"},
     "launch.plan_rank": {"en": "--rank {rank}: the plan has ranks 1 to {count}",
                          "zh": "--rank {rank}：该方案只有第 1 到第 {count} 名"},
     "launch.cli_both": {"en": "give MODEL or --plan-file, not both", "zh": "MODEL 与 --plan-file 只能给一个"},

@@ -373,6 +373,8 @@ class LaunchReport(_Frozen):
         "default", description="How the version was chosen: the emitter's default (the newest pinned), "
         "--engine-version, or the version the plan was sized for")
     target: Literal["local", "skypilot", "slurm", "k8s"]
+    gpu: str | None = Field(None, description="The GPU the plan chose and the files are sized for")
+    gpus: int | None = Field(None, description="How many of them")
     launcher: Literal["torchrun", "accelerate", "deepspeed", "srun"] | None = Field(
         None, description="The process launcher a training command starts under (--launcher, else the "
         "framework's own); null for a serving engine")

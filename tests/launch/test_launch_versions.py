@@ -179,7 +179,7 @@ def test_cli_sglang_version_reaches_the_launch_only(tmp_path: Path, capsys: pyte
     assert main(["launch", "qwen2-7b", "--task", "inference", "--engine", "sglang", "--engine-version",
                  "0.4.10.post2", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("# sglang 0.4.10.post2, target local")
+    assert out.startswith("# sglang 0.4.10.post2 on ") and ", target local" in out.splitlines()[0]
     assert "pip install 'sglang[all]==0.4.10.post2'" in out and "--kv-cache-dtype auto" in out
     record = json.loads((tmp_path / "rigsize-plan.json").read_text())
     assert (record["version"], record["version_from"]) == ("0.4.10.post2", "--engine-version")

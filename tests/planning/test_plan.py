@@ -532,3 +532,29 @@ def test_overview_fine_tuning_scenarios_cost_the_run_at_the_per_token_basis(over
         rec = _first(overview["scenarios"][key])
         if rec["cost"]["usd_per_hour"] is not None:
             assert rec["cost"]["usd_total"] == pytest.approx(_per_million_by_hand(rec) * 1e3 / 0.90, rel=1e-9)
+
+
+def test_a_plan_refused_for_context_says_so_and_launch_names_it() -> None:
+    # Qwen2-72B in bf16 on 2 x H100 (80 GB): the 145 GB of weights fit over tp 2, but one request of
+    # its full 131,072-token context needs 131,072 x 327,680 B = 40 GiB of KV, more than is left
+    import rigsize
+    from rigsize.errors import InputError
+    from rigsize.launch.plan import select
+
+    p = rigsize.plan("qwen2-72b", task="inference", gpus=2, gpu="H100-SXM-80GB")
+    assert p["recommendations"] == [] and p["rejected"]["context_too_long"] > 0
+    with pytest.raises(InputError, match="context_too_long .*shorter --max-model-len"):
+        select(p)
+    fixed = rigsize.plan("qwen2-72b", task="inference", gpus=2, gpu="H100-SXM-80GB", max_model_len=8192)
+    assert fixed["recommendations"]
+
+
+def test_launch_header_names_the_planned_gpu(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from rigsize.shells.cli import cli
+
+    out = CliRunner().invoke(cli, ["launch", "qwen2-72b", "--task", "inference", "--gpus", "2", "--engine", "vllm",
+                                   "--gpu", "H200-SXM-141GB", "--out-dir", str(tmp_path / "l")])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0].startswith("# vllm ") and " on 2 x H200-SXM-141GB," in out.output.splitlines()[0]

@@ -61,6 +61,8 @@ class Bundle:
     files: tuple[LaunchFile, ...]      # everything to write into --out-dir, rigsize-plan.json included
     commands: tuple[str, ...]          # what to type (the platform's submit line, or the engine commands)
     version_from: str = "default"      # "default" | "--engine-version" | "plan" (versions.py)
+    gpus: int = 0                      # the hardware the launch was sized for
+    gpu: str = ""
 
 
 def _emitter(run: PlannedRun, engine: str | None, framework: str | None) -> Any:
@@ -151,4 +153,4 @@ def launch(rec: dict[str, Any], engine: str | None = None, framework: str | None
               "source": source or {}, "commands": list(out.commands), "notes": list(out.notes),
               "recommendation": rec}
     plan_file = LaunchFile("rigsize-plan.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return Bundle(target, replace(out), (*files, plan_file), commands, chosen.source)
+    return Bundle(target, replace(out), (*files, plan_file), commands, chosen.source, run.gpus, run.gpu)

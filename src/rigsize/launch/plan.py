@@ -90,8 +90,11 @@ def select(plan: dict[str, Any], rank: int = 1, scenario: str | None = None) -> 
         raise InputError("input.conflict", what="not a rigsize plan: no 'recommendations' (save one with "
                          "rigsize plan MODEL --task T --json)")
     if not recs:
-        raise InputError("input.conflict", what="the plan has no recommendation (nothing met the goals); "
-                         "relax them and plan again")
+        rejected = ", ".join(f"{k} {v}" for k, v in (plan.get("rejected") or {}).items() if v) or "-"
+        raise InputError("input.conflict", what=f"the plan has no recommendation (nothing met the goals; rejected: "
+                         f"{rejected}); relax them and plan again"
+                         + (", e.g. a shorter --max-model-len" if (plan.get("rejected") or {}).get("context_too_long")
+                            else ""))
     if not 1 <= rank <= len(recs):
         raise InputError("input.conflict", what=f"--rank {rank}: the plan has ranks 1 to {len(recs)}")
     return recs[rank - 1]

@@ -51,7 +51,7 @@ from rigsize.model.tp_groups import tp_group_problems
 from rigsize.planning.layout import TRAINING_TASKS, divisors, tp_problems
 from rigsize.planning.options import parse_options
 
-REASONS = ("out_of_memory", "heads_not_divisible", "kv_heads_not_divisible", "quant_groups_not_divisible",
+REASONS = ("out_of_memory", "context_too_long", "heads_not_divisible", "kv_heads_not_divisible", "quant_groups_not_divisible",
            "experts_not_divisible", "format_unsupported", "misses_ttft", "misses_tpot", "misses_throughput",
            "misses_deadline", "over_budget", "invalid_layout")
 OBJECTIVES = ("cheapest", "fastest", "fewest-gpus", "pareto", "lowest-latency", "cheapest-per-token")
@@ -541,7 +541,8 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
     except (PlanError, FormatError) as err:
         return _classify(err)
     if not ev.memory.fits or ev.performance is None:
-        return "out_of_memory"
+        m = ev.memory       # the parts fit, but vLLM would refuse one request of --max-model-len
+        return "context_too_long" if m.per_gpu.total <= m.usable_bytes and not m.starts else "out_of_memory"
     perf = ev.performance
     cost = job_cost(job, perf, cost_settings(opts, assumptions), [])
     g = s.goals

@@ -201,13 +201,14 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
 
         _emit_json(LaunchReport(tool=bundle.launch.tool, version=bundle.launch.version,
                                 version_from=bundle.version_from, target=bundle.target,
+                                gpu=bundle.gpu or None, gpus=bundle.gpus or None,
                                 launcher=bundle.launch.launcher or None,
                                 commands=list(bundle.commands), files=[str(out / f.name) for f in bundle.files],
                                 notes=list(bundle.launch.notes)).model_dump(mode="json"))
         return
     lang = _lang(ctx)       # commands and files are code: only the comment lines are localized
     click.echo("# " + render("launch.header", lang, tool=bundle.launch.tool, version=bundle.launch.version,
-                             target=bundle.target, out=f"{out}/"))
+                             gpus=bundle.gpus, gpu=bundle.gpu, target=bundle.target, out=f"{out}/"))
     click.echo("# " + render("launch.setup", lang, setup=translate(bundle.launch.setup, lang)))
     for note in bundle.launch.notes:
         click.echo(f"# {translate(note, lang)}")

@@ -264,6 +264,8 @@ def print_plan(result: dict, lang: str, console: Console | None = None) -> None:
                          rejected=rejected or "-"), highlight=False)
     if not result["recommendations"]:
         console.print(t("plan.none", lang))
+        if result["rejected"].get("context_too_long"):
+            console.print(t("plan.none_context", lang))
     if result.get("explain"):
         console.print(result["explain"], highlight=False)
 
