@@ -35,6 +35,7 @@ LOG_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "Qwen/Qwen3-30B-A3B": ("qwen3-30b-a3b", {}),
     "Qwen/Qwen3-Next-80B-A3B-Instruct": ("qwen3-next-80b-a3b", {}),
     "deepseek-ai/DeepSeek-R1": ("deepseek-r1", {"weights": "fp8-block"}),
+    "openai/gpt-oss-120b": ("gpt-oss-120b", {}),      # MXFP4 experts as shipped: the preset's stored format
     # Qwen3-30B-A3B-Instruct-2507 is the July 2025 re-release of Qwen3-30B-A3B: same
     # Qwen3MoeForCausalLM shape (48 layers, 32 q / 4 kv heads, 128 experts of 768, top-8;
     # its log's MoE lookup E=128,N=192 at tp=4); only the context differs (262144 vs 40960)
