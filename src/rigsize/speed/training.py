@@ -338,6 +338,7 @@ def moe_overhead_seconds(arch: Architecture, layout: Layout, micro_batches: int,
 CPU_ADAM_BYTES_PER_PARAM = 30
 GRAD_BYTES, PARAM_BYTES = 2, 2       # bf16 gradients down, bf16 parameters up (Ren et al. 2021 Fig. 5)
 
+
 def offload_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, compute: float,
                     micro_batches: int, host: Any, gpus_on_host: int) -> float:
     """Per step, what ZeRO-Offload adds (Ren et al. 2021, "ZeRO-Offload", sec. 4.1 and Fig. 5):
