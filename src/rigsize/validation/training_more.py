@@ -176,6 +176,8 @@ def training_case(run: dict[str, Any]) -> TrainingCase | str:
     arch = _arch(r)
     if arch is None:
         return "no architecture (no rigsize preset, none in the row)"
+    if arch.num_experts and _int(r.get("ep")) is None:
+        return "ep not printed (an MoE run's expert parallelism sets its communication)"
     gpu = resolve_gpu(r["gpu"])
     if framework == "torchtitan" and "96GB HBM2e" in r.get("gpu_catalog_mismatch", ""):
         gpu = _torchtitan_h100(gpu)
