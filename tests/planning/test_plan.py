@@ -94,9 +94,10 @@ def test_owned_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.Mon
     """--pricing on-prem ranks by the owned servers' $/h (price, power at the GPUs' TDP, ...),
     not by rent: the A30 has no rented instance in the catalog, so a search ordered by rent
     reached it last and stopped before it, recommending 2 x L4 at $0.80/h over 1 x A30 at
-    $0.70/h (the exhaustive answer, and what one A30 in an owned server costs)."""
+    $0.70/h (the exhaustive answer, and what one A30 in an owned server costs).  At the model's
+    full 131,072-token context, given explicitly (else the plan shortens it and one L4 serves)."""
     args = dict(task="inference", users=4, gpu="H100,L4,A30", objective="cheapest", max_gpus=4, top=1,
-                pricing="on-prem", server_price=20000)
+                pricing="on-prem", server_price=20000, max_model_len=131072)
     pruned = search("qwen2.5-7b", **args)
     monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
     full = search("qwen2.5-7b", **args)
@@ -541,12 +542,19 @@ def test_a_plan_refused_for_context_says_so_and_launch_names_it() -> None:
     from rigsize.errors import InputError
     from rigsize.launch.plan import select
 
-    p = rigsize.plan("qwen2-72b", task="inference", gpus=2, gpu="H100-SXM-80GB")
+    # asked for the full context explicitly: the plan keeps it, and says why nothing fits
+    p = rigsize.plan("qwen2-72b", task="inference", gpus=2, gpu="H100-SXM-80GB", max_model_len=131072)
     assert p["recommendations"] == [] and p["rejected"]["context_too_long"] > 0
     with pytest.raises(InputError, match="context_too_long .*shorter --max-model-len"):
         select(p)
-    fixed = rigsize.plan("qwen2-72b", task="inference", gpus=2, gpu="H100-SXM-80GB", max_model_len=8192)
-    assert fixed["recommendations"]
+    # not asked: the plan sets --max-model-len to the longest one request that fits, as a deployment
+    # must (vLLM refuses to start otherwise), and says so; estimate with the plan's inputs fits
+    capped = rigsize.plan("qwen2-72b", task="inference", gpus=2, gpu="H100-SXM-80GB")
+    rec = capped["recommendations"][0]
+    mml = rec["inputs"]["max_model_len"]
+    assert 1024 + 512 <= mml < 131072 and rec["memory"]["max_context_single"] == mml
+    assert "set by the plan" in rec["why"]
+    assert rigsize.estimate("qwen2-72b", **{k: v for k, v in rec["inputs"].items() if k != "model"}).memory.fits
 
 
 def test_launch_header_names_the_planned_gpu(tmp_path) -> None:

@@ -538,6 +538,16 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
         speed, _ = resolve_speed(job, opts, assumptions)
         job = replace(job, speed=speed)
         ev = evaluate(job)
+        m = ev.memory
+        if not m.fits and m.per_gpu.total <= m.usable_bytes and not m.starts and _may_cap_context(s, m, job):
+            # vLLM would refuse the model's full context, which the workload does not need: a deployment
+            # sets --max-model-len, so the plan does, to the longest one request that fits
+            opts = {**opts, "max_model_len": m.kv.max_context_single}
+            assumptions = {}
+            job, _ = resolve_job(s.spec, parse(opts), assumptions)
+            speed, _ = resolve_speed(job, opts, assumptions)
+            job = replace(job, speed=speed)
+            ev = evaluate(job)
     except (PlanError, FormatError) as err:
         return _classify(err)
     if not ev.memory.fits or ev.performance is None:
@@ -565,6 +575,13 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
     latency = math.inf if s.training else perf.ttft_seconds + perf.tpot_seconds
     per_mtok = cost.usd_per_million_train_tokens if s.training else cost.usd_per_million_output_tokens
     return _Scored(c, cost.usd_per_hour, cost.usd_total, rate, days, opts, latency, per_mtok, job, ev)
+
+
+def _may_cap_context(s: _Search, m: Any, job: Any) -> bool:
+    """Whether a serving plan may set --max-model-len itself: the user gave none, and one request
+    of the workload's own length (prompt + output) still fits in what the KV cache can hold."""
+    return (not s.training and "max_model_len" not in s.opts and m.kv is not None
+            and m.kv.max_context_single >= job.workload.seq)
 
 
 def _candidate_opts(s: _Search, c: Candidate) -> dict[str, Any]:
@@ -1329,5 +1346,8 @@ def _why(s: _Search, x: _Scored, rank: int) -> str:
     met = [k for k in ("ttft", "tpot", "throughput", "budget_per_hour", "deadline_days") if getattr(s.goals, k)]
     if met:
         parts.append("meets " + ", ".join(met))
+    if "max_model_len" in x.options and "max_model_len" not in s.opts:
+        parts.append(f"--max-model-len {x.options['max_model_len']:,} set by the plan: vLLM would refuse one request "
+                     "of the model's full context here")
     return "; ".join(parts)
 
