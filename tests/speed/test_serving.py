@@ -158,3 +158,23 @@ def test_closed_loop_throughput_obeys_littles_law(batch, prompt, output) -> None
     r = rigsize.estimate("llama-3.1-8b", batch=batch, prompt=prompt, output=output, max_model_len=4096)
     p = r.performance
     assert p.requests_per_second * p.e2e_seconds == pytest.approx(batch, rel=1e-9)
+
+
+def test_closed_loop_never_prefills_faster_than_the_datasheet_peak() -> None:
+    # 64 clients of 2048-token prompts and 1 output token on one H100 SXM (989.4 TFLOP/s dense bf16,
+    # NVIDIA datasheet): each prompt needs 2048 x 2 x 6,979,321,856 matmul FLOPs (Llama 3.1 8B's
+    # 8,030,261,248 parameters less its embedding and lm_head, 525,336,576 each, and its 266,240 norm
+    # weights), so at most
+    # 989.4e12 / that prompts a second, whatever the latency model says
+    p = rigsize.estimate("llama-3.1-8b", gpu="H100-SXM-80GB", batch=64, prompt=2048, output=1).performance
+    assert p.requests_per_second <= 989.4e12 / (2048 * 2 * 6_979_321_856) * (1 + 1e-9)
+    assert p.requests_per_second * p.e2e_seconds == pytest.approx(64, rel=1e-9)     # TTFT queues instead
+
+
+def test_data_parallel_replicas_serve_only_the_clients_there_are() -> None:
+    # one client: 4 data-parallel replicas serve it no faster than one (three sit idle)
+    one = rigsize.estimate("llama-3.1-8b", gpu="H100-SXM-80GB", batch=1, prompt=1000, output=200).performance
+    four = rigsize.estimate("llama-3.1-8b", gpu="H100-SXM-80GB", gpus=4, dp=4, batch=1, prompt=1000,
+                            output=200).performance
+    assert four.requests_per_second == pytest.approx(one.requests_per_second, rel=1e-9)
+    assert four.requests_per_second * four.e2e_seconds == pytest.approx(1, rel=1e-9)

@@ -326,6 +326,26 @@ def _draft_seconds(spec: Speculation, arch: Architecture, layout: Layout, gpu: G
     return seconds
 
 
+def _prompt_work(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, eff: Efficiency,
+                 budget: int, others: int, prompt: int, output: int, encoder: float = 0.0,
+                 spec: Speculation | None = None) -> tuple[float, float]:
+    """(service, work) of one request's prompt among ``others`` decoding sequences: the mixed
+    steps its ceil(P / free) chunks take, and what those chunks add to steps that stream the
+    weights anyway (the engine time the prompt costs everyone); its images' tower time in both."""
+    free = max(1, budget - others * _verify(spec))     # a decoding sequence takes K + 1 of the budget
+    full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
+    idle = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, 0, 0).seconds    # a step that only streams weights
+    service = work = 0.0
+    for chunk, count in ((free, full), (rest, 1 if rest else 0)):
+        if count:
+            step = step_time(cost, arch, layout, gpu, fmt, eff, others, prompt + output / 2, chunk, prompt / 2,
+                             spec)
+            service += count * step.seconds
+            alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2, spec).seconds
+            work += count * max(0.0, alone - idle)
+    return service + encoder, work + encoder
+
+
 def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
                  eff: Efficiency, budget: int, running: int, prompt: int, output: int, decoding: float,
                  decode_step: float, encoder: float = 0.0, spec: Speculation | None = None) -> float:
@@ -349,18 +369,7 @@ def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, 
     falls as the cycle grows).
     """
     others = running - 1
-    free = max(1, budget - others * _verify(spec))     # a decoding sequence takes K + 1 of the budget
-    full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
-    idle = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, 0, 0).seconds    # a step that only streams weights
-    service = work = 0.0
-    for chunk, count in ((free, full), (rest, 1 if rest else 0)):
-        if count:
-            step = step_time(cost, arch, layout, gpu, fmt, eff, others, prompt + output / 2, chunk, prompt / 2,
-                             spec)
-            service += count * step.seconds
-            alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2, spec).seconds
-            work += count * max(0.0, alone - idle)
-    service, work = service + encoder, work + encoder
+    service, work = _prompt_work(cost, arch, layout, gpu, fmt, eff, budget, others, prompt, output, encoder, spec)
     in_flight = 0.5 * decode_step if others else 0.0
 
     def seen(ttft: float) -> float:
@@ -437,19 +446,30 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     steady_ttft = _steady_ttft(cost, arch, layout, gpu, fmt, eff, job.budget, running, prompt, output,
                                max(0, output - 1) * tpot, decode_step, encoder_seconds, spec)
     burst = 1 / waves if waves > 1 else 1.0
-    ttft = burst * wave_ttft + (1 - burst) * steady_ttft + eff.ttft_overhead_s
-    ttft += (clients / running - 1) * wave          # waiting for a KV slot
-    e2e = ttft + max(0, output - 1) * tpot
+    wait = (clients / running - 1) * wave          # waiting for a KV slot
     # Throughput: the first round of requests drains in clients / running waves (a wave ends when its
     # last request does); afterwards every client keeps one request in flight, back to back, so by
     # Little's law a replica completes clients / steady_e2e requests per second, steady_e2e being the
-    # latency of a request of the spread waves (KV wait included).  waves = inf: the steady state alone.
-    steady_e2e = steady_ttft + eff.ttft_overhead_s + (clients / running - 1) * wave + max(0, output - 1) * tpot
+    # latency of a request of the spread waves (KV wait included) ...
+    steady_e2e = steady_ttft + eff.ttft_overhead_s + wait + max(0, output - 1) * tpot
+    # ... but never faster than the hardware can prefill: each GPU at its datasheet peak runs its share
+    # of a prompt's matmuls (cost is per GPU) at most peak / (prompt x FLOPs per token) times a second.
+    # Where the clients would ask for more (tiny outputs), that is the rate, and TTFT queues by what
+    # Little's law then requires.
+    prompt_flops = prompt * cost.linear_flops_per_token
+    ceiling = peak_flops(gpu, compute_dtype(fmt, gpu)) / prompt_flops if prompt_flops else math.inf
+    steady_rate = min(clients / steady_e2e, ceiling)
+    queue = clients / steady_rate - steady_e2e
+    ttft = burst * wave_ttft + (1 - burst) * (steady_ttft + queue) + eff.ttft_overhead_s + wait
+    e2e = ttft + max(0, output - 1) * tpot
     if math.isinf(waves):
-        total = layout.dp * clients * output / steady_e2e
-    else:
+        rate = steady_rate
+    else:               # waves = inf: the steady state alone
         rounds = max(1.0, waves)
-        total = layout.dp * rounds * clients * output / (wave * clients / running + (rounds - 1) * steady_e2e)
+        rate = rounds * clients / (wave * clients / running + (rounds - 1) * clients / steady_rate)
+    # data-parallel replicas each serve clients of their own: never more clients than there are
+    replicas = min(layout.dp, concurrency / clients)
+    total = replicas * rate * output
     return ServingResult(
         ttft_seconds=ttft, tpot_seconds=tpot, itl_seconds=tpot * per_step, e2e_seconds=e2e,
         output_tokens_per_second=total, output_tokens_per_second_per_gpu=total / layout.gpus,
