@@ -338,3 +338,16 @@ def test_kunlun_p800_claims_only_what_its_sources_show() -> None:
     assert all(v == "unknown" for v in g.dense_flops.values()) and g.hbm_bytes_per_second == "unknown"
     assert g.supports("fp16") and g.supports("int8") and not g.supports("bf16") and not g.supports("fp8")
     assert {"awq-int4", "gptq-int4", "w4a16"} <= F.arch_support("kunlun3").weight_only
+
+
+def test_a_gpu_specs_pcie_link_must_be_a_pcie_generation_and_width() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from rigsize.hardware.gpus import resolve_gpu
+
+    row = resolve_gpu("H100-SXM-80GB").model_dump()
+    for bad in ("gen5 x0", "gen9 x16", "fast"):
+        with pytest.raises(ValidationError):
+            type(resolve_gpu("H100-SXM-80GB")).model_validate({**row, "pcie": bad})
+    assert type(resolve_gpu("H100-SXM-80GB")).model_validate({**row, "pcie": "gen4 x8"}).pcie == "gen4 x8"

@@ -99,7 +99,8 @@ class GPU(BaseModel):
     sparse_flops: dict[str, float | Unknown] = {}
     fp8_variant: str | None = None
     interconnect: Interconnect
-    pcie: str = Field("unknown", description="Host link as the datasheet prints it (\"gen5 x16\"), or \"unknown\"")
+    pcie: str = Field("unknown", pattern=r"^(unknown|gen[3-6] x(1|2|4|8|16))$",
+                      description="Host link as the datasheet prints it (\"gen5 x16\"), or \"unknown\"")
     gpus_per_node: int | Unknown = Field(description="Typical GPUs in one server")
     nvlink_domain: int | None = Field(
         None, gt=0, description="GPUs joined by one NVLink switch fabric across several hosts (GB200/GB300 NVL72: "

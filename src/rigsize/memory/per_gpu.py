@@ -75,7 +75,8 @@ class MemoryResult:
         the KV bytes one --max-model-len request lacks (so "short by" is what is missing)."""
         left = self.usable_bytes - self.per_gpu.total
         if self.kv is not None and not self.kv.starts:
-            return min(left, -self.kv.shortfall_bytes)
+            # parts that overflow leave no KV pool: the shortage is the overflow plus that request's KV
+            return left - self.kv.shortfall_bytes if left < 0 else -self.kv.shortfall_bytes
         return left
 
 

@@ -80,8 +80,9 @@ def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) ->
     if not result.fits or not result.max_concurrency:
         from rigsize.units import GiB
 
-        short = result.per_gpu.total - result.usable_bytes
-        notes.append(Note("perf.not_fit", {"short_gib": short / GiB}) if short > 0 else Note("perf.no_kv_room"))
+        over = result.per_gpu.total - result.usable_bytes      # the parts themselves overflow
+        notes.append(Note("perf.not_fit", {"short_gib": -result.headroom_bytes / GiB}) if over > 0
+                     else Note("perf.no_kv_room"))
         return None
     w = job.workload
     try:

@@ -85,13 +85,16 @@ def _rows() -> dict:
     return tomllib.loads(resources.files("rigsize.data").joinpath("efficiency.toml").read_text())["training"]
 
 
-# Where (family, framework) has no fitted row, the family's rows are borrowed in this order before
-# training.default: an achievable fraction of peak belongs to the GPU generation more than to the
-# framework (A100 Megatron-LM reaches 0.8 of the A100's peak; no Hopper or Blackwell framework row
-# comes near that of theirs), and the PyTorch-native stacks (HF Trainer, TRL, DeepSpeed, LLaMA-Factory,
-# torchtune, Unsloth) run the same kernels as FSDP.  training.default is A100 Megatron-LM's own row.
+# Where (family, framework) has no fitted row, the family's rows are borrowed in this order: an
+# achievable fraction of peak belongs to the GPU generation more than to the framework (A100
+# Megatron-LM's training.default reaches 0.8 of the A100's peak; Hopper's PyTorch rows reach 0.5-0.6
+# of theirs), and the PyTorch-native stacks (HF Trainer, TRL, DeepSpeed, LLaMA-Factory, torchtune,
+# Unsloth) run the same kernels as FSDP.  A family with no fitted row at all (Ada, CDNA, Volta...)
+# borrows Hopper's FSDP row for those stacks, the one fitted on the most PyTorch runs, so that no
+# unmeasured family looks faster than the measured ones; Megatron-LM there keeps training.default.
 BORROW_ORDER = ("fsdp", "torchtitan", "torchtune", "megatron")
 OWN_DEFAULT = ("ampere", "megatron")
+PYTORCH_FALLBACK = ("hopper", "fsdp")
 
 
 @cache
@@ -103,7 +106,13 @@ def training_efficiency(architecture: str, framework: str = "megatron") -> tuple
     family = rows.get(architecture, {})
     names = () if (architecture, framework) == OWN_DEFAULT else (framework, *BORROW_ORDER)
     name = next((n for n in names if isinstance(family.get(n), dict) and "e_max" in family[n]), None)
-    key, r = (f"{architecture}.{name}", family[name]) if name else ("default", rows["default"])
+    if name:
+        key, r = f"{architecture}.{name}", family[name]
+    elif framework != "megatron" and not any(isinstance(v, dict) and "e_max" in v for v in family.values()):
+        fam, fw = PYTORCH_FALLBACK
+        key, r = f"{fam}.{fw}", rows[fam][fw]
+    else:
+        key, r = "default", rows["default"]
     return TrainingEfficiency(r["e_max"], r["width_half"], r["link"], r["collective_latency_s"], r["source"],
                               float(rows.get("fp8", {}).get("gemm_ratio", 1.0)),
                               float(rows.get("moe", {}).get("layer_overhead_s", 0.0))), key
@@ -353,7 +362,8 @@ def offload_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu:
     dense, expert = _rank_param_sums(arch, layout)
     part = (dense / layout.zero_shards + expert / layout.expert_zero_shards) / layout.pp
     pcie = pcie_bytes_per_second(gpu, host.pcie_bytes_per_second)
-    down = max(0.0, part * GRAD_BYTES / pcie - (2 / 3) * compute)
+    # every micro-batch's gradients go down (DeepSpeed stage_1_and_2.py copy_grads_in_partition per micro-step)
+    down = max(0.0, micro_batches * part * GRAD_BYTES / pcie - (2 / 3) * compute)
     step = part * CPU_ADAM_BYTES_PER_PARAM * gpus_on_host / host.memory_bytes_per_second
     up = part * PARAM_BYTES / pcie
     gather = 0.0
