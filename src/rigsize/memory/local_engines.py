@@ -28,9 +28,13 @@ def check_engine_options(opts: dict[str, Any]) -> None:
     """One-line refusals: local-engine options on a serving engine and the reverse."""
     engine = opts.get("engine") or "vllm"
     offload = opts.get("offload", "none") != "none"      # training with ZeRO-Offload reads the host CPU too
+    training = opts.get("task") in ("finetune", "lora", "qlora", "pretrain")
     for name, engines in LOCAL_ONLY.items():
         if name == "host_cpu" and offload:
             continue
+        if name == "host_cpu" and training and opts.get(name) is not None:
+            raise InputError("input.conflict", what="--host-cpu: training reads the host CPU only with --offload "
+                             "optimizer|params (ZeRO-Offload's CPU step)")
         if opts.get(name) is not None and engine not in engines:
             flag = "--" + name.replace("_", "-")
             raise InputError("input.conflict", what=f"{flag} is a setting of --engine {' / '.join(engines)}, "
