@@ -267,3 +267,19 @@ def test_activation_offload_copies_hide_behind_compute() -> None:
     assert abs(exposed - ((copy - 0.01) + (copy - 0.02))) < 1e-9
     plain = Workload(task="finetune", batch=1, seq=8192, global_batch=1, framework="torchtune")
     assert activation_offload_seconds(arch, plain, Layout(), gpu, 0.03, 1, 0.0) == 0.0
+
+
+def test_zero_offload_on_a_dgx_uses_its_two_xeons() -> None:
+    # 8 H100 SXM in a DGX H100: two Xeon Platinum 8480C (NVIDIA's DGX guide), 8 channels of DDR5-4800
+    # each (Intel ARK, 8480+: 307.2 GB/s per socket); PCIe 5.0 x16 (32 GT/s x 16 x 128/130 / 8)
+    import rigsize
+
+    r = rigsize.estimate("llama-3.1-8b", task="finetune", framework="deepspeed", zero=2, offload="optimizer",
+                         gpu="H100-SXM-80GB", gpus=8, seq=2048, micro_batch=4)
+    params, host, pcie = 8_030_261_248, 2 * 307.2e9, 32e9 * 16 / 8 * 128 / 130
+    expected = params * 30 / host + params / 8 * 2 / pcie
+    assert abs(r.performance.breakdown.offload / expected - 1) < 1e-6
+    assert r.assumptions["host_cpu"].startswith("2x XEON-PLATINUM-8480+")
+    given = rigsize.estimate("llama-3.1-8b", task="finetune", framework="deepspeed", zero=2, offload="optimizer",
+                             gpu="H100-SXM-80GB", gpus=8, seq=2048, micro_batch=4, host_cpu="EPYC-9654")
+    assert given.assumptions.get("host_cpu") is None            # given, not assumed

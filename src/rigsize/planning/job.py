@@ -718,6 +718,27 @@ def _acceptance(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -> 
     return float(row["value"]), str(row["source"])
 
 
+def _offload_host(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -> Any:
+    """The host ZeRO-Offload's CPU step runs on: --host-cpu; else the GPU's reference server's CPUs
+    where the CPU catalog has them (DGX H100/H200: two Xeon 8480, data/servers.toml), their memory
+    bandwidth times the sockets; else local inference's assumed desktop host."""
+    from dataclasses import replace as copy
+
+    from rigsize.hardware.servers import reference_for
+    from rigsize.memory.local_engines import host_for
+
+    ref = reference_for(job.gpu) if not opts.get("host_cpu") else None
+    row = ref[1] if ref and job.gpu.name in ref[1]["gpu_names"] else {}
+    name = opts.get("host_cpu") or row.get("host_cpu")
+    host = host_for(job.gpu, {"host_cpu": name}, assumptions)
+    assumptions.pop("host_ram", None)          # the CPU step's speed does not read the RAM size
+    sockets = int(row.get("host_sockets", 1)) if not opts.get("host_cpu") else 1
+    if row.get("host_cpu") and host.memory_bytes_per_second:
+        host = copy(host, name=f"{sockets}x {host.name}", memory_bytes_per_second=host.memory_bytes_per_second * sockets)
+        assumptions["host_cpu"] = f"{host.name} ({ref[0]}'s CPUs, data/servers.toml; give --host-cpu)"
+    return host
+
+
 def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -> tuple[Speed, list[Note]]:
     from rigsize.speed.training import networks, training_efficiency
 
@@ -757,10 +778,7 @@ def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[s
                       source="--efficiency")
     host = None
     if job.layout.offload != "none":
-        from rigsize.memory.local_engines import host_for
-
-        host = host_for(job.gpu, {"host_cpu": opts.get("host_cpu")}, assumptions)
-        assumptions.pop("host_ram", None)          # the CPU step's speed does not read the RAM size
+        host = _offload_host(job, opts, assumptions)
         if host.memory_bytes_per_second is None:
             raise InputError("input.conflict", what=f"--offload: the host CPU {host.name} has no published memory "
                              "bandwidth; give --host-cpu with one from `rigsize cpus`")
