@@ -13,6 +13,7 @@ from rigsize.memory.llamacpp import ALL_LAYERS, GGML_ENGINES, LOCAL_ENGINES, Hos
 from rigsize.model import formats
 from rigsize.model.architecture import Architecture
 from rigsize.model.formats import KVFormat, WeightFormat
+from rigsize.planning.layout import TRAINING_TASKS
 from rigsize.units import GiB
 
 # Options only the local engines read, and the engines that read them.
@@ -28,7 +29,7 @@ def check_engine_options(opts: dict[str, Any]) -> None:
     """One-line refusals: local-engine options on a serving engine and the reverse."""
     engine = opts.get("engine") or "vllm"
     offload = opts.get("offload", "none") != "none"      # training with ZeRO-Offload reads the host CPU too
-    training = opts.get("task") in ("finetune", "lora", "qlora", "pretrain")
+    training = opts.get("task") in TRAINING_TASKS
     for name, engines in LOCAL_ONLY.items():
         if name == "host_cpu" and offload:
             continue

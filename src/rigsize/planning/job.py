@@ -722,8 +722,6 @@ def _offload_host(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -
     """The host ZeRO-Offload's CPU step runs on: --host-cpu; else the GPU's reference server's CPUs
     where the CPU catalog has them (DGX H100/H200: two Xeon 8480, data/servers.toml), their memory
     bandwidth times the sockets; else local inference's assumed desktop host."""
-    from dataclasses import replace as copy
-
     from rigsize.hardware.servers import reference_for
     from rigsize.memory.local_engines import host_for
 
@@ -734,7 +732,7 @@ def _offload_host(job: Job, opts: dict[str, Any], assumptions: dict[str, Any]) -
     assumptions.pop("host_ram", None)          # the CPU step's speed does not read the RAM size
     sockets = int(row.get("host_sockets", 1)) if not opts.get("host_cpu") else 1
     if row.get("host_cpu") and host.memory_bytes_per_second:
-        host = copy(host, name=f"{sockets}x {host.name}", memory_bytes_per_second=host.memory_bytes_per_second * sockets)
+        host = replace(host, name=f"{sockets}x {host.name}", memory_bytes_per_second=host.memory_bytes_per_second * sockets)
         assumptions["host_cpu"] = f"{host.name} ({ref[0]}'s CPUs, data/servers.toml; give --host-cpu)"
     return host
 

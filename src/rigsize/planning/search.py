@@ -531,23 +531,22 @@ def _evaluate(s: _Search, c: Candidate) -> _Scored | str:
     from rigsize.planning.job import resolve_job, resolve_speed
     from rigsize.planning.options import parse_options as parse
 
-    opts = _candidate_opts(s, c)
-    assumptions: dict[str, Any] = {}
-    try:
+    def run(opts: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
+        assumptions: dict[str, Any] = {}
         job, _ = resolve_job(s.spec, parse(opts), assumptions)
         speed, _ = resolve_speed(job, opts, assumptions)
         job = replace(job, speed=speed)
-        ev = evaluate(job)
+        return assumptions, job, evaluate(job)
+
+    opts = _candidate_opts(s, c)
+    try:
+        assumptions, job, ev = run(opts)
         m = ev.memory
         if not m.fits and m.per_gpu.total <= m.usable_bytes and not m.starts and _may_cap_context(s, m, job):
             # vLLM would refuse the model's full context, which the workload does not need: a deployment
             # sets --max-model-len, so the plan does, to the longest one request that fits
             opts = {**opts, "max_model_len": m.kv.max_context_single}
-            assumptions = {}
-            job, _ = resolve_job(s.spec, parse(opts), assumptions)
-            speed, _ = resolve_speed(job, opts, assumptions)
-            job = replace(job, speed=speed)
-            ev = evaluate(job)
+            assumptions, job, ev = run(opts)
     except (PlanError, FormatError) as err:
         return _classify(err)
     if not ev.memory.fits or ev.performance is None:

@@ -326,26 +326,6 @@ def _draft_seconds(spec: Speculation, arch: Architecture, layout: Layout, gpu: G
     return seconds
 
 
-def _prompt_work(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, eff: Efficiency,
-                 budget: int, others: int, prompt: int, output: int, encoder: float = 0.0,
-                 spec: Speculation | None = None) -> tuple[float, float]:
-    """(service, work) of one request's prompt among ``others`` decoding sequences: the mixed
-    steps its ceil(P / free) chunks take, and what those chunks add to steps that stream the
-    weights anyway (the engine time the prompt costs everyone); its images' tower time in both."""
-    free = max(1, budget - others * _verify(spec))     # a decoding sequence takes K + 1 of the budget
-    full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
-    idle = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, 0, 0).seconds    # a step that only streams weights
-    service = work = 0.0
-    for chunk, count in ((free, full), (rest, 1 if rest else 0)):
-        if count:
-            step = step_time(cost, arch, layout, gpu, fmt, eff, others, prompt + output / 2, chunk, prompt / 2,
-                             spec)
-            service += count * step.seconds
-            alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2, spec).seconds
-            work += count * max(0.0, alone - idle)
-    return service + encoder, work + encoder
-
-
 def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
                  eff: Efficiency, budget: int, running: int, prompt: int, output: int, decoding: float,
                  decode_step: float, encoder: float = 0.0, spec: Speculation | None = None) -> float:
@@ -369,7 +349,18 @@ def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, 
     falls as the cycle grows).
     """
     others = running - 1
-    service, work = _prompt_work(cost, arch, layout, gpu, fmt, eff, budget, others, prompt, output, encoder, spec)
+    free = max(1, budget - others * _verify(spec))     # a decoding sequence takes K + 1 of the budget
+    full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
+    idle = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, 0, 0).seconds    # a step that only streams weights
+    service = work = 0.0
+    for chunk, count in ((free, full), (rest, 1 if rest else 0)):
+        if count:
+            step = step_time(cost, arch, layout, gpu, fmt, eff, others, prompt + output / 2, chunk, prompt / 2,
+                             spec)
+            service += count * step.seconds
+            alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2, spec).seconds
+            work += count * max(0.0, alone - idle)
+    service, work = service + encoder, work + encoder
     in_flight = 0.5 * decode_step if others else 0.0
 
     def seen(ttft: float) -> float:
@@ -462,9 +453,9 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     queue = clients / steady_rate - steady_e2e
     ttft = burst * wave_ttft + (1 - burst) * (steady_ttft + queue) + eff.ttft_overhead_s + wait
     e2e = ttft + max(0, output - 1) * tpot
-    if math.isinf(waves):
+    if math.isinf(waves):      # a long-running service: the steady state alone
         rate = steady_rate
-    else:               # waves = inf: the steady state alone
+    else:
         rounds = max(1.0, waves)
         rate = rounds * clients / (wave * clients / running + (rounds - 1) * clients / steady_rate)
     # data-parallel replicas each serve clients of their own: never more clients than there are
