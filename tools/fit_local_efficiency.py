@@ -53,9 +53,34 @@ def _fit_decode(points: list[tuple[float, int, float]]) -> tuple[float, float]:
     return float(mem[0, i, 0]), float(over[0, 0, j])
 
 
+def _fit_cpu_prompt(points: list[tuple[float, float, float]]) -> tuple[float, float, int]:
+    """(cpu_compute, cpu_compute_vec_dot, rows that constrain the latter) minimising the mean |log error|
+    of the prompt's time t = t_tiled / cpu_compute + t_rowwise / cpu_compute_vec_dot over (t_tiled,
+    t_rowwise at 100% of the FP32 peak, measured t).  A grid of 0.05-3.00 by 0.0025 on both (int8 dot
+    products are not FP32 FLOPs: the fraction of the FP32 peak may pass 1).  The vec_dot fraction is
+    constrained only by rows whose prompt time is mostly (> 50%) in per-row types; with none it is set
+    to cpu_compute."""
+    import numpy as np
+
+    grid = np.arange(0.05, 3.0001, 0.0025)
+    tiled = np.array([p[0] for p in points])[:, None, None]
+    rowwise = np.array([p[1] for p in points])[:, None, None]
+    measured = np.array([p[2] for p in points])[:, None, None]
+    constraining = sum(1 for p in points if p[1] > p[0])
+    if not constraining:
+        err = np.abs(np.log((tiled[:, :, 0] / grid[None, :] + rowwise[:, :, 0] / grid[None, :]) / measured[:, :, 0]))
+        a = float(grid[int(np.argmin(err.mean(axis=0)))])
+        return round(a, 4), round(a, 4), 0
+    err = np.abs(np.log((tiled / grid[None, :, None] + rowwise / grid[None, None, :]) / measured)).mean(axis=0)
+    i, j = np.unravel_index(np.argmin(err), err.shape)
+    return round(float(grid[i]), 4), round(float(grid[j]), 4), constraining
+
+
 def fit(runs: list[dict]) -> dict[str, dict]:
     """Per family: memory fraction and per-layer overhead (decode), compute fraction (prompt), and the
     counts they rest on."""
+    from dataclasses import replace
+
     from rigsize.speed.local import LocalEfficiency
     from rigsize.validation.local import predict_run, run_engine, run_family, run_job
 
@@ -70,12 +95,16 @@ def fit(runs: list[dict]) -> dict[str, dict]:
         pred = predict_run(run, ideal)
         if family is None or not pred:
             continue
-        slot = data.setdefault(family, {"tg": [], "pp": []})
+        slot = data.setdefault(family, {"tg": [], "pp": [], "pp_cpu": []})
         if "tg_tokens_per_s" in pred:
             layers = run_job(run).spec.arch.num_hidden_layers
             slot["tg"].append((1.0 / pred["tg_tokens_per_s"], layers, 1.0 / float(run["tg_tokens_per_s"])))
         if "pp_tokens_per_s" in pred:
             slot["pp"].append(float(run["pp_tokens_per_s"]) / pred["pp_tokens_per_s"])
+            if family == "cpu":       # the prompt's seconds in tiled and in per-row-dot-product types
+                tiled = predict_run(run, replace(ideal, cpu_compute_vec_dot=1e30))["pp_tokens_per_s"]
+                rowwise = predict_run(run, replace(ideal, cpu_compute=1e30))["pp_tokens_per_s"]
+                slot["pp_cpu"].append((1.0 / tiled, 1.0 / rowwise, 1.0 / float(run["pp_tokens_per_s"])))
     out = {}
     for family, r in sorted(data.items()):
         row: dict = {}
@@ -83,6 +112,8 @@ def fit(runs: list[dict]) -> dict[str, dict]:
             row["memory"], row["layer_overhead_s"] = _fit_decode(r["tg"])
         if r["pp"]:
             row["compute"] = round(statistics.median(r["pp"]), 4)
+        if family == "cpu" and r["pp_cpu"]:
+            row["compute"], row["compute_vec_dot"], row["n_vec_dot"] = _fit_cpu_prompt(r["pp_cpu"])
         row["n_tg"], row["n_pp"] = len(r["tg"]), len(r["pp"])
         out[family] = row
     return out
@@ -113,10 +144,15 @@ def section(rows: dict[str, dict]) -> str:
         how = ("the median of the fitted GPU families" if family == "default"
                else f"fitted on {r['n_tg']} tg and {r['n_pp']} pp fit rows")
         unfitted = ("pcie not fitted: set to memory; cpu_memory and cpu_compute = memory / compute, the CPU's own"
-                    if family == "cpu" else "cpu_memory, cpu_compute and pcie not fitted: set to memory / compute / "
-                    "memory")
+                    if family == "cpu" else "cpu_memory, cpu_compute, cpu_compute_vec_dot and pcie not fitted: set to "
+                    "memory / compute / compute / memory")
+        vec_dot = r.get("compute_vec_dot", compute)
+        if family == "cpu":
+            how += (f" (cpu_compute_vec_dot on {r.get('n_vec_dot', 0)} rows mostly in per-row dot-product types"
+                    + ("; none: set to cpu_compute" if not r.get("n_vec_dot") else "") + ")")
         lines += ["", f"[local.{family}]", f"memory = {memory}", f"compute = {compute}",
-                  f"cpu_memory = {memory}", f"cpu_compute = {compute}", f"pcie = {memory}",
+                  f"cpu_memory = {memory}", f"cpu_compute = {compute}", f"cpu_compute_vec_dot = {vec_dot}",
+                  f"pcie = {memory}",
                   "token_overhead_s = 0", f"layer_overhead_s = {overhead:.6g}",
                   f'source = "{how} (tools/fit_local_efficiency.py, {today}); {unfitted}"',
                   f'as_of = "{today}"']
@@ -147,6 +183,7 @@ def fit_errors(runs: list[dict], rows: dict[str, dict]) -> list[str]:
         r = rows[family]
         memory, compute = r.get("memory", 0.7), r.get("compute", 0.5)
         eff = LocalEfficiency(memory=memory, compute=compute, cpu_memory=memory, cpu_compute=compute,
+                              cpu_compute_vec_dot=r.get("compute_vec_dot", compute),
                               layer_overhead_s=r.get("layer_overhead_s", 0.0))    # as section() writes the row
         for metric, value in (predict_run(run, eff) or {}).items():
             errors.setdefault((family, metric), []).append(abs(value / float(run[metric]) - 1))

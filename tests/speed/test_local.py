@@ -49,6 +49,7 @@ def test_packaged_rows_are_the_fit_of_today_s_data():
         assert eff.layer_overhead_s == pytest.approx(row["layer_overhead_s"], rel=1e-3, abs=1e-9)
         if "compute" in row:
             assert eff.compute == pytest.approx(row["compute"], abs=1e-4)
+        assert eff.cpu_compute_vec_dot == pytest.approx(row.get("compute_vec_dot", eff.compute), abs=1e-4)
 
 
 def _job(model, **opts):
@@ -82,6 +83,38 @@ def test_prompt_flops_are_2n_per_token_plus_attention():
     n = 512
     expected = 2 * (active_params(arch) - embed) * n + 2 * 32 * 4096 * n * n
     assert prompt_flops(arch, n) == pytest.approx(expected)
+
+
+def test_cpu_prompt_types_outside_the_tiled_gemm_share():
+    """llama.cpp's CPU backend tiles F16/BF16/Q8_0/Q4_0/Q5_0/IQ4_NL (llamafile_sgemm's type switch); the
+    K-quants and IQ4_XS go through per-row dot products. llama-quantize gives a Q4_0 file a Q6_K output
+    (llama_tensor_get_type), so Llama 3.1 8B Q4_0 has its output matrix (128256 x 4096, the config's vocab
+    and hidden size) outside the tiled kernels: 525.3M of the 7.50B matmul parameters (8.03B as llama-bench
+    prints, less the 525.3M-row input embedding lookup)."""
+    from rigsize.model.formats import resolve_weight_format
+    from rigsize.model.inputs import resolve_model
+    from rigsize.speed.local import vec_dot_share
+
+    arch = resolve_model("llama-3.1-8b").arch
+    assert vec_dot_share(arch, resolve_weight_format("q8_0")) == 0.0
+    assert vec_dot_share(arch, resolve_weight_format("q4_0")) == pytest.approx(128256 * 4096 / 7.505e9, rel=0.01)
+    assert vec_dot_share(arch, resolve_weight_format("q4_k_m")) == 1.0
+    assert vec_dot_share(arch, resolve_weight_format("bf16")) == 0.0
+
+
+def test_cpu_prompt_runs_row_wise_types_at_their_own_fraction():
+    """Same FLOPs, different kernels: with the per-row fraction at half the tiled one, a Q4_K_M prompt on
+    the CPU takes the matmul part of the Q8_0 prompt twice over."""
+    opts = dict(engine="llamacpp", gpu="cpu", host_cpu="RYZEN-9-7950X", max_model_len=4096, prompt=512, output=16,
+                efficiency="cpu_compute=0.8,cpu_compute_vec_dot=0.4")
+    q8 = estimate("llama-3.1-8b", weights="q8_0", **opts).performance.efficiency["prompt_tokens_per_second"]
+    qk = estimate("llama-3.1-8b", weights="q4_k_m", **opts).performance.efficiency["prompt_tokens_per_second"]
+    from rigsize.model.inputs import resolve_model
+
+    arch = resolve_model("llama-3.1-8b").arch
+    attn = prompt_flops(arch, 512) - 2 * 512 * (prompt_flops(arch, 1) - 2 * 32 * 4096) / 2
+    share = 1 - attn / prompt_flops(arch, 512)          # the matmul share of the prompt's FLOPs
+    assert q8 / qk == pytest.approx(1 + share, rel=0.01)
 
 
 def test_offloaded_layers_slow_decode_by_host_bandwidth():

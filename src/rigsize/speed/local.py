@@ -11,7 +11,10 @@
   attention (2 x 2 x q_dim x n^2 / 2 per attention layer), at the GPU's dense fp16 rate.
   llama.cpp computes batches of 32+ tokens on the GPU even for weights left in host RAM
   (op offload, ``no_op_offload = false``): those weights then cross PCIe once per ubatch.
-  With no GPU, the CPU's FP32 rate.
+  With no GPU, the CPU's FP32 rate, at one of two fitted fractions per weight tensor: llama.cpp's
+  CPU backend runs prompt batches of the types in ``CPU_TILED_TYPES`` through tiled GEMM kernels
+  (llamafile's tinyBLAS) and every other type (the K-quants, IQ4_XS, ...) through its per-row
+  dot products, which reach a smaller share of the FP32 peak (``cpu_compute_vec_dot``).
 * Each layer adds a fixed time per generated token (``layer_overhead_s``: kernel launches and
   synchronisation, which do not shrink with the bytes read).
 * The fraction of each peak reached is EMPIRICAL, fitted per device family by
@@ -52,12 +55,20 @@ class LocalEfficiency:
     memory: float = 0.7          # decode: fraction of the device's memory bandwidth
     compute: float = 0.5         # prompt: fraction of the device's dense fp16 FLOP/s
     cpu_memory: float = 0.7      # decode of layers in host RAM: fraction of the host's bandwidth
-    cpu_compute: float = 0.5     # prompt on the CPU: fraction of its FP32 FLOP/s
+    cpu_compute: float = 0.5     # prompt on the CPU: fraction of its FP32 FLOP/s (CPU_TILED_TYPES)
+    cpu_compute_vec_dot: float = 0.5   # the same for the other GGUF types (per-row dot products)
     pcie: float = 0.7            # weights streamed host -> GPU for prompt batches
     token_overhead_s: float = 0.0
     layer_overhead_s: float = 0.0   # decode: fixed time per layer per token (kernel launches, synchronisation)
     source: str = ""
 
+
+# GGUF types whose prompt batches llama.cpp's CPU backend hands to llamafile's tiled GEMM (tinyBLAS) on x86
+# AVX/AVX2/AVX-512 and ARM: the cases of ``llamafile_sgemm``'s type switch (ggml/src/ggml-cpu/llamafile/
+# sgemm.cpp, llama.cpp commit 02e86cf, read 2026-12-01): F32, BF16, F16, Q8_0, Q4_0, Q5_0 and IQ4_NL (IQ4_NL
+# since llama.cpp PR #9422, merged 2024-09; Q4_0 / Q8_0 since PR #6414, 2024-04).  Any other type "should
+# fall back to a general matmul routine" (the function's comment): ggml's per-row vec_dot kernels.
+CPU_TILED_TYPES = frozenset({"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "IQ4_NL"})
 
 # llama.cpp backend (llama-bench's backend column) -> the family an efficiency row is fitted per
 BACKEND_FAMILY = {"metal": "apple", "cuda": "cuda", "rocm": "rocm", "hip": "rocm", "vulkan": "vulkan",
@@ -138,15 +149,20 @@ def _put(out: dict[str, float], dev: int | None, b: float) -> None:
     out["host" if dev is None else f"gpu{dev}"] += b
 
 
-def prompt_flops(arch: Architecture, tokens: int) -> float:
-    """2 x active matmul parameters x tokens + causal attention 2 x 2 x q_dim x tokens^2 / 2 per
-    attention layer (Kaplan et al. 2020 Table 1's 2N per token; the attention term with the causal
-    half)."""
+def _matmul_params(arch: Architecture) -> int:
+    """Active parameters a token's matmuls use: the embedding lookup left out, a tied output counted."""
     from rigsize.model.architecture import active_params
 
     embed = sum(t.numel for t in arch.tensors if t.role in ("embed", "pos_embed"))
     tied = not any(t.role == "lm_head" for t in arch.tensors)
-    matmul = active_params(arch) - embed + (embed if tied else 0)
+    return active_params(arch) - embed + (embed if tied else 0)
+
+
+def prompt_flops(arch: Architecture, tokens: int) -> float:
+    """2 x active matmul parameters x tokens + causal attention 2 x 2 x q_dim x tokens^2 / 2 per
+    attention layer (Kaplan et al. 2020 Table 1's 2N per token; the attention term with the causal
+    half)."""
+    matmul = _matmul_params(arch)
     attn_layers = sum(1 for i in range(arch.num_hidden_layers) if arch.is_attention_layer(i))
     q_dim = arch.num_attention_heads * arch.head_dim
     return 2.0 * matmul * tokens + 2.0 * attn_layers * q_dim * tokens * tokens
@@ -204,13 +220,13 @@ def prompt_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff:
     if not s.devices:
         if not s.host.fp32_flops:
             raise InputError("input.conflict", what=f"host {s.host.name} has no FP32 rate in the CPU catalog")
-        return flops / (s.host.fp32_flops * eff.cpu_compute), "compute"
+        return _cpu_prompt(arch, fmt, tokens, s.host.fp32_flops, eff), "compute"
     if all(getattr(g, "kind", "gpu") == "cpu" for g in s.devices):     # --gpu cpu: the CPU's FP32 rate
         fp32 = s.devices[0].flops("fp32")
         if not fp32:
             raise InputError("input.conflict", what=f"{s.devices[0].name} has no FP32 rate in the CPU catalog; "
                              "prompt speed unknown")
-        return flops / (fp32 * eff.cpu_compute), "compute"
+        return _cpu_prompt(arch, fmt, tokens, fp32, eff), "compute"
     peak = sum((g.flops("fp16") or g.flops("bf16") or 0.0) for g in s.devices) / len(s.devices)
     if not peak:
         raise InputError("input.conflict", what=f"{s.devices[0].name} has no published fp16 rate; speed unknown")
@@ -223,6 +239,50 @@ def prompt_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff:
             return transfer, "communication"
         return compute, "compute"
     return compute, "compute"
+
+
+def vec_dot_share(arch: Architecture, fmt: WeightFormat) -> float:
+    """The share of a prompt token's matmul FLOPs in weights whose GGUF type is not in
+    ``CPU_TILED_TYPES`` (routed experts weighted by the share of them a token uses; a tied output
+    counts its embedding matrix).  Formats that are not GGUF are 16-bit: tiled."""
+    if fmt.layout != "gguf":
+        return 0.0
+    hit = _SHARE.get((id(arch), fmt))
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    from rigsize.model import formats
+
+    mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers)
+    routed = arch.experts_per_token / arch.num_experts if arch.num_experts else 1.0
+    tied = not any(t.role == "lm_head" for t in arch.tensors)
+    total = slow = 0.0
+    for t in arch.tensors:
+        if len(t.shape) < 2 or t.role in ("norm", "bias", "router", "pos_embed", "vision", "vision_proj", "other"):
+            continue
+        if t.role == "embed" and not tied:      # a lookup, not a matmul
+            continue
+        work = t.numel * (routed if _is_expert(t) else 1.0)
+        total += work
+        if formats.gguf_tensor_type(fmt, t, mix) not in CPU_TILED_TYPES:
+            slow += work
+    share = slow / total if total else 0.0
+    if len(_SHARE) > 256:
+        _SHARE.clear()
+    _SHARE[(id(arch), fmt)] = (arch, share)
+    return share
+
+
+_SHARE: dict[tuple, tuple[Architecture, float]] = {}
+
+
+def _cpu_prompt(arch: Architecture, fmt: WeightFormat, tokens: int, fp32: float, eff: LocalEfficiency) -> float:
+    """Seconds for a ``tokens`` prompt on a CPU of ``fp32`` peak FLOP/s: the matmul share in
+    per-row-dot-product types at ``cpu_compute_vec_dot``, the rest (tiled types, attention) at
+    ``cpu_compute``."""
+    matmul = 2.0 * _matmul_params(arch) * tokens
+    slow = matmul * vec_dot_share(arch, fmt)
+    fast = prompt_flops(arch, tokens) - slow
+    return fast / (fp32 * eff.cpu_compute) + slow / (fp32 * eff.cpu_compute_vec_dot)
 
 
 def local_speed(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff: LocalEfficiency, prompt: int,
