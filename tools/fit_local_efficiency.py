@@ -84,7 +84,7 @@ def fit(runs: list[dict]) -> dict[str, dict]:
     from rigsize.speed.local import LocalEfficiency
     from rigsize.validation.local import predict_run, run_engine, run_family, run_job
 
-    ideal = LocalEfficiency(memory=1.0, compute=1.0, cpu_memory=1.0, cpu_compute=1.0, pcie=1.0)
+    ideal = LocalEfficiency(memory=1.0, compute=1.0, cpu_memory=1.0, cpu_compute=1.0, cpu_compute_vec_dot=1.0, pcie=1.0)
     data: dict[str, dict[str, list]] = {}
     for run in runs:
         if run.get("split") != "fit":

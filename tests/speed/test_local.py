@@ -156,8 +156,8 @@ def test_the_fit_prints_fit_row_errors_only(monkeypatch):
     fit = _fit_module()
     rows = fit.fit(fit.fit_runs())
     lines = fit.fit_errors(list(local.bench_runs()), rows)
-    poisoned = [{**r, "tg_tokens_per_s": r["tg_tokens_per_s"] * 100} if r["split"] == "reserved" else r
-                for r in local.bench_runs()]
+    poisoned = [{**r, "tg_tokens_per_s": r["tg_tokens_per_s"] * 100} if r["split"] == "reserved" and
+                "tg_tokens_per_s" in r else r for r in local.bench_runs()]
     assert fit.fit_errors(poisoned, rows) == lines
     assert all(line.startswith("# fit rows") for line in lines)
     tg = [line for line in lines if "tg_tokens_per_s" in line]

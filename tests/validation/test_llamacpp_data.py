@@ -54,8 +54,11 @@ def test_run_fields_and_names_resolve() -> None:
     assert len(ids) == len(set(ids))
     for r in RUNS:
         for key in ("source", "as_of", "device", "backend", "model", "format", "n_prompt", "n_gen",
-                    "pp_tokens_per_s", "tg_tokens_per_s", "ngl", "build", "split", "notes"):
+                    "ngl", "build", "split", "notes"):
             assert key in r, (r["id"], key)
+        # both speeds, except batch-5 rows whose source printed one of them (the header says which may lack one)
+        assert ("pp_tokens_per_s" in r and "tg_tokens_per_s" in r) or (
+            r.get("batch") == 5 and ("pp_tokens_per_s" in r or "tg_tokens_per_s" in r)), r["id"]
         assert r["source"].startswith("https://"), r["id"]
         assert _date_ok(r["as_of"]), r["id"]
         assert r["backend"] in RUN_BACKENDS, r["id"]
@@ -72,7 +75,9 @@ def test_run_fields_and_names_resolve() -> None:
         assert r["format"] in (MLX_FORMATS if r["backend"] == "mlx" else _formats()), (r["id"], r["format"])
         assert r["n_prompt"] > 0 and r["n_gen"] > 0 and 0 <= r["ngl"] <= 999
         # generation is slower than prompt processing on every device here
-        assert 0 < r["tg_tokens_per_s"] < r["pp_tokens_per_s"] < 1e5, r["id"]
+        assert 0 < r.get("tg_tokens_per_s", 1) and r.get("pp_tokens_per_s", 1e4) < 1e5, r["id"]
+        if "tg_tokens_per_s" in r and "pp_tokens_per_s" in r:
+            assert r["tg_tokens_per_s"] < r["pp_tokens_per_s"], r["id"]
         assert r["split"] in {"fit", "reserved"}
 
 
@@ -99,7 +104,7 @@ def test_batch_two_split_follows_its_rule() -> None:
     """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
     pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
     second = [r for r in RUNS if r.get("batch") == 2]
-    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4) for r in RUNS if "batch" in r)
+    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5) for r in RUNS if "batch" in r)
     old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
     new: dict[str, set[str]] = {}
     for r in second:
@@ -153,6 +158,37 @@ def test_batch_four_rows_are_all_reserved() -> None:
     assert "SPLIT RULE, BATCH 4" in text and "every batch-4 row is\n#   RESERVED" in text
 
 
+def test_batch_five_split_follows_its_rule() -> None:
+    """Header rule (batch 5): a (backend, device) pair seen in batches 1-4 keeps the side of its rows of the earliest
+    batch it appears in; the new pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even)
+    and fit (odd); batch 5 brings Vulkan rows (MoE among them) and CPU-only rows."""
+    fifth = [r for r in RUNS if r.get("batch") == 5]
+    assert sum(r["backend"] == "vulkan" for r in fifth) >= 20 and any(r["backend"] == "cpu" for r in fifth)
+    earliest: dict[tuple[str, str], tuple[int, str]] = {}
+    for r in RUNS:
+        if r.get("batch", 1) == 5:
+            continue
+        key, b = (r["backend"], r["device"]), r.get("batch", 1)
+        if key not in earliest or b < earliest[key][0]:
+            earliest[key] = (b, r["split"])
+    new: dict[str, set[str]] = {}
+    for r in fifth:
+        if (r["backend"], r["device"]) not in earliest:
+            new.setdefault(r["backend"], set()).add(r["device"])
+    side = {}
+    for backend, devices in new.items():
+        ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{backend}/{d}".encode()).hexdigest())
+        side |= {(backend, d): ("reserved" if i % 2 == 0 else "fit") for i, d in enumerate(ranked)}
+    for r in fifth:
+        key = (r["backend"], r["device"])
+        assert r["split"] == (earliest[key][1] if key in earliest else side[key]), r["id"]
+    # the sides named in the header: Strix Halo under Vulkan and the 7950X CPU-only fit, the Arc B580 reserved
+    assert earliest[("vulkan", "RYZEN-AI-MAX-395-128GB")][1] == "fit" and earliest[("cpu", "RYZEN-9-7950X")][1] == "fit"
+    assert earliest[("vulkan", "ARC-B580")][1] == "reserved"
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SPLIT RULE, BATCH 5" in text
+
+
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
 SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
              ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
@@ -170,7 +206,13 @@ SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59
              ("strix-qwen3-coder-30b-a3b-q4_k_m-rocm", 1149.31, 67.72), ("strix-gemma-3-27b-bf16-vulkan", 91.65, 3.98),
              ("rx-7900-xtx-llama-8b-q4_k_m-rocm-pr26284", 3189.36, 105.75),
              ("rx-7900-xtx-llama-2-7b-q4_0-vulkan", 3290.92, 172.86),
-             ("cpu-7950x-llama-3-8b-iq4_xs-ik-readme", 68.98, 13.36), ("mlx-m3-max-llama-3.3-70b-4bit-p8015", 74.840, 8.520)]
+             ("cpu-7950x-llama-3-8b-iq4_xs-ik-readme", 68.98, 13.36), ("mlx-m3-max-llama-3.3-70b-4bit-p8015", 74.840, 8.520),
+             # batch 5: kyuz0's and visorcraft's Strix Halo Vulkan logs, llama.cpp PR #21024's base column, ik_llama.cpp
+             # PR #683's mainline table
+             ("vk5-strix-qwen3-30b-a3b-q6_k-kyuz0-290326-radv", 1145.66, 68.15),
+             ("vk5-strix-llama-3.1-70b-q4_k_m-visorcraft-120w", 81.63, 5.1),
+             ("vk5-rtx3090-llama-3-8b-q4_0-pr21024", 4753.45, 146.73),
+             ("cpu5-7950x-gpt-oss-20b-mxfp4-ik683", 141.89, 21.29)]
 
 
 @pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)
