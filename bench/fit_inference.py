@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python bench/fit_inference.py [--rows N]
 Fits, per engine (vllm, sglang, trtllm) and GPU family (hopper, blackwell), by
-coordinate search: first the achievable fractions of peak compute and bandwidth, link
-efficiency and per-step/per-layer overheads on the median absolute log error of TPOT;
+coordinate search: first the achievable fractions of peak compute and bandwidth, the per-call
+collective latency and per-step/per-layer overheads (the collectives' bandwidth fraction is
+NCCL's published ring figure, ``NCCL_RING_LINK``, not fitted) on the median absolute log error of TPOT;
 then the prefill attention efficiency, prefill GEMM efficiency and per-request TTFT
 overhead on the sum of both errors (prefill chunks ride in decode steps); on the `fit`
 split of that engine and family only (bench/split_serving.py).  Prints the fitted rows
@@ -26,7 +27,7 @@ from rigsize.validation.serving_more import MoreCase, more_cases, predict_more
 
 PARAMS = {  # name: (lower, upper)
     "compute": (0.2, 0.95), "memory": (0.3, 0.98), "attention_compute": (0.1, 0.9),
-    "step_overhead_s": (0.0, 0.02), "ttft_overhead_s": (0.0, 0.5), "link": (0.2, 0.95),
+    "step_overhead_s": (0.0, 0.02), "ttft_overhead_s": (0.0, 0.5), "collective_latency_s": (0.0, 1e-4),
     "layer_overhead_s": (0.0, 0.0005), "moe_layer_overhead_s": (0.0, 0.001), "prefill_compute": (0.2, 0.95),
 }
 
@@ -55,7 +56,18 @@ def score(cases, eff) -> tuple[float, float]:
 # Two stages, so that queueing in measured TTFTs cannot drag the hardware efficiencies
 # to unphysical values: decode-side parameters on TPOT alone, then the prefill-side
 # ones on TTFT with the former fixed.
-DECODE = ("compute", "memory", "step_overhead_s", "link", "layer_overhead_s", "moe_layer_overhead_s")
+DECODE = ("compute", "memory", "step_overhead_s", "collective_latency_s", "layer_overhead_s", "moe_layer_overhead_s")
+
+# The bandwidth side of a collective is not fitted: large all-reduces reach NCCL's ring bus bandwidth,
+# 370 GB/s of NVLink 4's 450 GB/s line rate per direction ("with the protocol overhead (~20%) NCCL can get
+# an effective NVLink bandwidth of 370GB/s", S. Jeaugey, NVIDIA, nccl-tests issue #212, 2024-05-06).  Decode's
+# all-reduces are a few kB, where the per-call latency dominates: that latency is what TPOT fits.  (Fitting the
+# bandwidth fraction on TPOT alone gave 0.21-0.34, which then made long prompts' all-reduces at tp 8 cost as
+# much as their GEMMs.)
+# The figure is NVLink's: it is applied to the NVIDIA families (NVLink 3 and 5 borrow NVLink 4's fraction); AMD's
+# Infinity Fabric (cdna3) keeps the link value its row already has.
+NCCL_RING_LINK = round(370 / 450, 4)
+NVLINK_FAMILIES = ("ampere", "hopper", "blackwell")
 PREFILL = ("prefill_compute", "attention_compute", "ttft_overhead_s")
 
 
@@ -111,6 +123,8 @@ def main() -> int:
                 continue
             sample = random.sample(fit_rows, min(args.rows, len(fit_rows)))
             eff, _ = efficiency("inference", resolve_gpu(FAMILY_GPU[args.start or family]), engine=engine)
+            if family in NVLINK_FAMILIES:
+                eff = replace(eff, link=NCCL_RING_LINK)
             eff, _ = fit(sample, eff, stages=("prefill",) if args.prefill_only else ("decode", "prefill"))
             fit_err = score(fit_rows, eff)      # fit rows only: reserved rows are for `rigsize validate`
             gpus = sorted({c.gpu for c in fit_rows})
@@ -119,7 +133,7 @@ def main() -> int:
             print(f"[inference.{family}.{engine}]")
             for name in PARAMS:
                 print(f"{name} = {getattr(eff, name):.4g}")
-            print(f"collective_latency_s = {eff.collective_latency_s:.4g}")
+            print(f"link = {eff.link:.4g}")
             print(f'source = "fitted by bench/fit_inference.py on the fit split of {" and ".join(files)}: '
                   f'{len(fit_rows)} {engine} rows on {", ".join(gpus)} (sampled {len(sample)}); fit median |log err| '
                   f'TTFT {fit_err[0]:.3f}, decode {fit_err[1]:.3f}"')

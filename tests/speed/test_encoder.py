@@ -48,10 +48,12 @@ def test_encoder_time_is_the_prefill_roofline_by_hand() -> None:
 
 def test_tp_splits_the_encoder_and_adds_its_all_reduces() -> None:
     """tp=2 halves the tower's FLOPs and weights per GPU and adds two all-reduces of the
-    5,476 positions x 1280 x 2 bytes per block (64); on H100's NVLink at the packaged link
-    efficiency that costs more than it saves, which is what vLLM's Qwen2.5-VL recipe says of
-    tensor-parallel towers ("TP on the ViT gains little but incurs significant communication
-    overhead", hence --mm-encoder-tp-mode data; docs.vllm.ai recipes Qwen2.5-VL, 2025-08)."""
+    5,476 positions x 1280 x 2 bytes per block (64); on H100's NVLink (NCCL's ring bandwidth
+    plus the fitted per-call latency) that takes back much of what halving the work saves,
+    which is what vLLM's Qwen2.5-VL recipe says of tensor-parallel towers ("TP on the ViT gains
+    little but incurs significant communication overhead", hence --mm-encoder-tp-mode data;
+    docs.vllm.ai recipes Qwen2.5-VL, 2025-08): two GPUs do not come near half the time, and the
+    all-reduces are a large share of it."""
     from rigsize.speed.roofline import allreduce_seconds, link_bandwidth
 
     spec, gpu, eff = _setup()
@@ -62,7 +64,7 @@ def test_tp_splits_the_encoder_and_adds_its_all_reduces() -> None:
     comm = 64 * allreduce_seconds(5476 * 1280 * 2, 2, link_bandwidth(gpu), eff)
     assert two.seconds == pytest.approx((one.seconds - overhead) / 2 + comm + overhead, rel=1e-12)
     assert two.weight_bytes == one.weight_bytes / 2
-    assert two.seconds > one.seconds and two.bound == "communication"
+    assert two.seconds > 0.7 * one.seconds and comm > 0.25 * two.seconds
 
 
 def test_a_lone_clients_ttft_grows_by_exactly_its_encoder_time() -> None:

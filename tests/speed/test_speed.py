@@ -31,19 +31,25 @@ def _class_median(rows, cls: str, metric: str, split: str) -> float:
     return statistics.median(errs)
 
 
-# Reserved rows, per class (engine | GPU family | dense or MoE), read once after the
-# 2026-12-01 per-family fit and never fitted on.  Classes that meet the issue's targets
-# (TPOT <= 10%) are held to them; the others pin that day's figure (+2 points) so they
-# cannot silently regress, and the README lists them as misses.
+# Reserved rows, per class (engine | GPU family | dense or MoE), never fitted on.  Classes that meet the
+# issue's targets (TPOT <= 10%, TTFT <= 20%) are held to them; the others pin the figure read once after
+# the last model change (+2 points) so they cannot silently regress, and the README lists them as misses.
+# Re-pinned 2026-12-01 after the collectives' bandwidth became NCCL's published NVLink ring fraction
+# (0.82, was fitted at 0.21-0.34) with the per-call latency fitted instead: chosen on the fit split (TTFT
+# median |log err| summed over the six Hopper/Blackwell engine rows 1.70 -> 1.47, decode 0.53 -> 0.57), then
+# read once on these rows: pooled TTFT 43.5% -> 39.6%, pooled TPOT 14.7% -> 17.1%; per class TTFT better in
+# 4 of 10 (vLLM Hopper dense 23.5% -> 17.6%, now within target), TPOT worse in 7 of 10 (vLLM Hopper dense
+# 9.5% -> 12.2%, no longer within target; SGLang Blackwell MoE 13.4% -> 8.2%, now within).  The change
+# stands as chosen on the fit split; it was not revised after this reading.
 RESERVED_TPOT = {
-    "vllm|hopper|dense": 0.10, "vllm|blackwell|dense": 0.10, "sglang|hopper|moe": 0.10,
-    "trtllm|hopper|dense": 0.152, "trtllm|blackwell|dense": 0.17, "sglang|blackwell|moe": 0.154,
-    "sglang|hopper|dense": 0.242, "trtllm|blackwell|moe": 0.307, "trtllm|hopper|moe": 0.397,
-    "vllm|hopper|moe": 0.464,      # the held-out model (Qwen3-235B-A22B) alone
+    "vllm|blackwell|dense": 0.10, "sglang|hopper|moe": 0.10, "sglang|blackwell|moe": 0.10,
+    "vllm|hopper|dense": 0.142, "trtllm|hopper|dense": 0.168, "trtllm|blackwell|dense": 0.152,
+    "sglang|hopper|dense": 0.25, "trtllm|blackwell|moe": 0.277, "trtllm|hopper|moe": 0.438,
+    "vllm|hopper|moe": 0.509,      # the held-out model (Qwen3-235B-A22B) alone
 }
 RESERVED_TTFT = {
-    "vllm|hopper|dense": 0.255, "vllm|blackwell|dense": 0.247, "sglang|hopper|moe": 0.241,
-    "trtllm|hopper|dense": 0.44, "sglang|hopper|dense": 0.394, "trtllm|blackwell|dense": 0.505,
+    "vllm|hopper|dense": 0.20, "vllm|blackwell|dense": 0.268, "sglang|hopper|moe": 0.376,
+    "trtllm|hopper|dense": 0.357, "sglang|hopper|dense": 0.466, "trtllm|blackwell|dense": 0.407,
 }
 
 
@@ -54,7 +60,7 @@ def test_serving_tpot_on_reserved_rows_per_class(serving: list, cls: str) -> Non
 
 @pytest.mark.parametrize("cls", sorted(RESERVED_TTFT))
 def test_serving_ttft_on_reserved_rows_per_class(serving: list, cls: str) -> None:
-    """TTFT misses the 20% target in every class (benchmark queueing; see README): pinned."""
+    """TTFT meets the 20% target in one class (vLLM on Hopper, dense); the others are pinned (see README)."""
     assert _class_median(serving, cls, "ttft_s", "reserved") <= RESERVED_TTFT[cls]
 
 
