@@ -58,7 +58,7 @@ def test_run_fields_and_names_resolve() -> None:
             assert key in r, (r["id"], key)
         # both speeds, except batch-5 rows whose source printed one of them (the header says which may lack one)
         assert ("pp_tokens_per_s" in r and "tg_tokens_per_s" in r) or (
-            r.get("batch") == 5 and ("pp_tokens_per_s" in r or "tg_tokens_per_s" in r)), r["id"]
+            r.get("batch", 1) >= 5 and ("pp_tokens_per_s" in r or "tg_tokens_per_s" in r)), r["id"]
         assert r["source"].startswith("https://"), r["id"]
         assert _date_ok(r["as_of"]), r["id"]
         assert r["backend"] in RUN_BACKENDS, r["id"]
@@ -104,7 +104,7 @@ def test_batch_two_split_follows_its_rule() -> None:
     """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
     pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
     second = [r for r in RUNS if r.get("batch") == 2]
-    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5) for r in RUNS if "batch" in r)
+    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6) for r in RUNS if "batch" in r)
     old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
     new: dict[str, set[str]] = {}
     for r in second:
@@ -158,15 +158,20 @@ def test_batch_four_rows_are_all_reserved() -> None:
     assert "SPLIT RULE, BATCH 4" in text and "every batch-4 row is\n#   RESERVED" in text
 
 
-def test_batch_five_split_follows_its_rule() -> None:
-    """Header rule (batch 5): a (backend, device) pair seen in batches 1-4 keeps the side of its rows of the earliest
-    batch it appears in; the new pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even)
-    and fit (odd); batch 5 brings Vulkan rows (MoE among them) and CPU-only rows."""
-    fifth = [r for r in RUNS if r.get("batch") == 5]
-    assert sum(r["backend"] == "vulkan" for r in fifth) >= 20 and any(r["backend"] == "cpu" for r in fifth)
+@pytest.mark.parametrize("batch", [5, 6])
+def test_batch_five_and_six_splits_follow_their_rule(batch: int) -> None:
+    """Header rule (batches 5 and 6): a (backend, device) pair seen in earlier batches keeps the side of its rows of
+    the earliest batch it appears in; the new pairs of each backend, sorted by sha256("backend/device"), alternate
+    reserved (even) and fit (odd); batch 5 brings Vulkan rows (MoE among them) and CPU-only rows, batch 6 CPU-only
+    rows."""
+    fifth = [r for r in RUNS if r.get("batch") == batch]
+    if batch == 5:
+        assert sum(r["backend"] == "vulkan" for r in fifth) >= 20 and any(r["backend"] == "cpu" for r in fifth)
+    else:
+        assert len(fifth) >= 6 and {r["backend"] for r in fifth} == {"cpu"}
     earliest: dict[tuple[str, str], tuple[int, str]] = {}
     for r in RUNS:
-        if r.get("batch", 1) == 5:
+        if r.get("batch", 1) >= batch:
             continue
         key, b = (r["backend"], r["device"]), r.get("batch", 1)
         if key not in earliest or b < earliest[key][0]:
@@ -186,7 +191,7 @@ def test_batch_five_split_follows_its_rule() -> None:
     assert earliest[("vulkan", "RYZEN-AI-MAX-395-128GB")][1] == "fit" and earliest[("cpu", "RYZEN-9-7950X")][1] == "fit"
     assert earliest[("vulkan", "ARC-B580")][1] == "reserved"
     text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
-    assert "SPLIT RULE, BATCH 5" in text
+    assert f"SPLIT RULE, BATCH {batch}" in text
 
 
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
