@@ -64,8 +64,10 @@ DECODE = ("compute", "memory", "step_overhead_s", "collective_latency_s", "layer
 # all-reduces are a few kB, where the per-call latency dominates: that latency is what TPOT fits.  (Fitting the
 # bandwidth fraction on TPOT alone gave 0.21-0.34, which then made long prompts' all-reduces at tp 8 cost as
 # much as their GEMMs.)
-# The figure is NVLink's: it is applied to the NVIDIA families (NVLink 3 and 5 borrow NVLink 4's fraction); AMD's
-# Infinity Fabric (cdna3) keeps the link value its row already has.
+# The figure is NVLink 4's ring bandwidth (NCCL's default 8-GPU all-reduce uses NVLink SHARP instead, busbw about
+# 480 GB/s per the same comment: not modelled).  It is applied to the NVIDIA families: NVLink 3 and 5 borrow it
+# (published ring figures exist, about 230 of 300 GB/s on A100, nccl-tests #149, and 695 of 900 GB/s on B300,
+# NVIDIA/nccl #2140, both 0.77, and are not used yet); AMD's Infinity Fabric (cdna3) keeps its row's link value.
 NCCL_RING_LINK = round(370 / 450, 4)
 NVLINK_FAMILIES = ("ampere", "hopper", "blackwell")
 PREFILL = ("prefill_compute", "attention_compute", "ttft_overhead_s")

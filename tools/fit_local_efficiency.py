@@ -56,13 +56,13 @@ def _fit_decode(points: list[tuple[float, int, float]]) -> tuple[float, float]:
 def _fit_cpu_prompt(points: list[tuple[float, float, float]]) -> tuple[float, float, int]:
     """(cpu_compute, cpu_compute_vec_dot, rows that constrain the latter) minimising the mean |log error|
     of the prompt's time t = t_tiled / cpu_compute + t_rowwise / cpu_compute_vec_dot over (t_tiled,
-    t_rowwise at 100% of the FP32 peak, measured t).  A grid of 0.05-3.00 by 0.0025 on both (int8 dot
+    t_rowwise at 100% of the FP32 peak, measured t).  A grid of 0.05-1.50 by 0.0025 on both (--efficiency's cap; int8 dot
     products are not FP32 FLOPs: the fraction of the FP32 peak may pass 1).  The vec_dot fraction is
     constrained only by rows whose prompt time is mostly (> 50%) in per-row types; with none it is set
     to cpu_compute."""
     import numpy as np
 
-    grid = np.arange(0.05, 3.0001, 0.0025)
+    grid = np.arange(0.05, 1.5001, 0.0025)
     tiled = np.array([p[0] for p in points])[:, None, None]
     rowwise = np.array([p[1] for p in points])[:, None, None]
     measured = np.array([p[2] for p in points])[:, None, None]
@@ -132,7 +132,10 @@ def section(rows: dict[str, dict]) -> str:
              "# peak (so its cpu_memory / cpu_compute are fitted values); the default leaves it out."]
     gpus = [r for fam, r in rows.items() if fam != "cpu"]      # the default stands in for unfitted GPU backends
     mems = [r["memory"] for r in gpus if "memory" in r]
-    comps = [r["compute"] for r in gpus if "compute" in r]
+    # a fraction above 1 says the catalog peak is not the rate the kernels run at (GeForce fp16 is listed at the
+    # FP32-accumulate rate; Vulkan's cooperative-matrix kernels can accumulate in fp16): it stands in for no other
+    # family
+    comps = [r["compute"] for r in gpus if "compute" in r and r["compute"] <= 1]
     overs = [r["layer_overhead_s"] for r in gpus if "layer_overhead_s" in r]
     default = {"memory": round(statistics.median(mems), 4) if mems else 0.7,
                "compute": round(statistics.median(comps), 4) if comps else 0.5,

@@ -102,6 +102,23 @@ def test_cpu_prompt_types_outside_the_tiled_gemm_share():
     assert vec_dot_share(arch, resolve_weight_format("bf16")) == 0.0
 
 
+def test_cpu_prompt_runs_routed_experts_row_wise_whatever_their_type():
+    """ggml's CPU backend calls llamafile_sgemm from mul_mat only; MoE experts go through mul_mat_id's per-row
+    chunks.  Qwen3-30B-A3B (config.json: 48 layers, hidden 2048, 32 x 128 query and 4 x 128 KV heads, 8 of 128
+    experts of moe_intermediate_size 768, untied 151936-token output) in Q8_0: per layer and token the experts do
+    8 x 3 x 2048 x 768 = 37.75M multiply-adds, attention 2 x 2048 x 4096 + 2 x 2048 x 512 = 18.87M, the output
+    311.2M once: the experts' share is 48 x 37.75M / (48 x 56.62M + 311.2M) = 0.598."""
+    from rigsize.model.formats import resolve_weight_format
+    from rigsize.model.inputs import resolve_model
+    from rigsize.speed.local import vec_dot_share
+
+    arch = resolve_model("qwen3-30b-a3b").arch
+    experts = 48 * 8 * 3 * 2048 * 768
+    attention = 48 * (2 * 2048 * 4096 + 2 * 2048 * 512)
+    expected = experts / (experts + attention + 151936 * 2048)
+    assert vec_dot_share(arch, resolve_weight_format("q8_0")) == pytest.approx(expected, rel=0.005)
+
+
 def test_cpu_prompt_runs_row_wise_types_at_their_own_fraction():
     """Same FLOPs, different kernels: with the per-row fraction at half the tiled one, a Q4_K_M prompt on
     the CPU takes the matmul part of the Q8_0 prompt twice over."""

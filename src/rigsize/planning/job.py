@@ -7,6 +7,7 @@ speed settings.  ``planning.evaluate.evaluate`` is then a function of the job al
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -656,9 +657,11 @@ def parse_efficiency(text: str | None) -> dict[str, float]:
         if not sep:
             raise InputError("input.conflict", what=f"--efficiency: '{item}' is not KEY=VALUE")
         number = parse_quantity(value, f"--efficiency {key.strip()}")
-        if number <= 0 or (not key.strip().endswith("_s") and number > 1.5):
+        is_time = key.strip().endswith("_s")
+        # a fraction below 0.001 of a peak makes times overflow to inf; a time may be 0 (a fitted value is)
+        if not math.isfinite(number) or (number < 0 if is_time else not 1e-3 <= number <= 1.5):
             raise InputError("input.conflict", what=f"--efficiency {key.strip()}={value}: fractions must be in "
-                             "(0, 1.5] and times (keys ending in _s) positive")
+                             "[0.001, 1.5] and times (keys ending in _s) zero or positive")
         out[key.strip()] = number
     return out
 

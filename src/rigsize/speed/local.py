@@ -64,10 +64,16 @@ class LocalEfficiency:
 
 
 # GGUF types whose prompt batches llama.cpp's CPU backend hands to llamafile's tiled GEMM (tinyBLAS) on x86
-# AVX/AVX2/AVX-512 and ARM: the cases of ``llamafile_sgemm``'s type switch (ggml/src/ggml-cpu/llamafile/
-# sgemm.cpp, llama.cpp commit 02e86cf, read 2026-12-01): F32, BF16, F16, Q8_0, Q4_0, Q5_0 and IQ4_NL (IQ4_NL
-# since llama.cpp PR #9422, merged 2024-09; Q4_0 / Q8_0 since PR #6414, 2024-04).  Any other type "should
-# fall back to a general matmul routine" (the function's comment): ggml's per-row vec_dot kernels.
+# AVX/AVX2/AVX-512: the cases of ``llamafile_sgemm``'s type switch (ggml/src/ggml-cpu/llamafile/sgemm.cpp,
+# llama.cpp commit 02e86cf, read 2026-12-01): F32, BF16, F16, Q8_0, Q4_0, Q5_0 and IQ4_NL (IQ4_NL since
+# llama.cpp PR #9422, merged 2024-09; Q4_0 / Q8_0 since PR #6414, 2024-04; on ARM only F32, F16, Q8_0 and
+# Q4_0 have a case).  Any other type "should fall back to a general matmul routine" (the function's comment):
+# ggml's per-row vec_dot kernels.  sgemm is called from ggml_compute_forward_mul_mat only: routed experts
+# (mul_mat_id) always take the per-row path.  NOT MODELLED (a stated limit): the CPU "repack" extra buffer,
+# which since 2025 tiles Q4_K on AVX2 (llama.cpp PR #12332), Q4_0 / IQ4_NL 8x8 on AVX2 and more types on ARM,
+# and AMX on Sapphire / Granite Rapids (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS): which kernel runs then
+# depends on the build and the CPU's instruction set, and the two fitted fractions average over the builds of
+# the fit rows.
 CPU_TILED_TYPES = frozenset({"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "IQ4_NL"})
 
 # llama.cpp backend (llama-bench's backend column) -> the family an efficiency row is fitted per
@@ -242,9 +248,11 @@ def prompt_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff:
 
 
 def vec_dot_share(arch: Architecture, fmt: WeightFormat) -> float:
-    """The share of a prompt token's matmul FLOPs in weights whose GGUF type is not in
-    ``CPU_TILED_TYPES`` (routed experts weighted by the share of them a token uses; a tied output
-    counts its embedding matrix).  Formats that are not GGUF are 16-bit: tiled."""
+    """The share of a prompt token's matmul FLOPs that llama.cpp's CPU backend runs as per-row dot
+    products: weights whose GGUF type is not in ``CPU_TILED_TYPES``, and every routed expert whatever
+    its type (mul_mat_id never reaches sgemm), weighted by the share of them a token uses; a tied output
+    counts its embedding matrix.  Formats that are not GGUF are 16-bit and dense here (--engine llamacpp
+    takes GGUF only): tiled."""
     if fmt.layout != "gguf":
         return 0.0
     hit = _SHARE.get((id(arch), fmt))
@@ -263,7 +271,7 @@ def vec_dot_share(arch: Architecture, fmt: WeightFormat) -> float:
             continue
         work = t.numel * (routed if _is_expert(t) else 1.0)
         total += work
-        if formats.gguf_tensor_type(fmt, t, mix) not in CPU_TILED_TYPES:
+        if _is_expert(t) or formats.gguf_tensor_type(fmt, t, mix) not in CPU_TILED_TYPES:
             slow += work
     share = slow / total if total else 0.0
     if len(_SHARE) > 256:
