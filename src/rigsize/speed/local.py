@@ -222,7 +222,6 @@ def token_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff: 
 def prompt_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff: LocalEfficiency,
                    tokens: int) -> tuple[float, str]:
     """Seconds to process a prompt of ``tokens``, and what bounds it."""
-    flops = prompt_flops(arch, tokens)
     if not s.devices:
         if not s.host.fp32_flops:
             raise InputError("input.conflict", what=f"host {s.host.name} has no FP32 rate in the CPU catalog")
@@ -233,6 +232,7 @@ def prompt_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff:
             raise InputError("input.conflict", what=f"{s.devices[0].name} has no FP32 rate in the CPU catalog; "
                              "prompt speed unknown")
         return _cpu_prompt(arch, fmt, tokens, fp32, eff), "compute"
+    flops = prompt_flops(arch, tokens)
     peak = sum((g.flops("fp16") or g.flops("bf16") or 0.0) for g in s.devices) / len(s.devices)
     if not peak:
         raise InputError("input.conflict", what=f"{s.devices[0].name} has no published fp16 rate; speed unknown")
@@ -249,21 +249,26 @@ def prompt_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff:
 
 def vec_dot_share(arch: Architecture, fmt: WeightFormat) -> float:
     """The share of a prompt token's matmul FLOPs that llama.cpp's CPU backend runs as per-row dot
-    products: weights whose GGUF type is not in ``CPU_TILED_TYPES``, and every routed expert whatever
-    its type (mul_mat_id never reaches sgemm), weighted by the share of them a token uses; a tied output
-    counts its embedding matrix.  Formats that are not GGUF are 16-bit and dense here (--engine llamacpp
-    takes GGUF only): tiled."""
-    if fmt.layout != "gguf":
-        return 0.0
-    hit = _SHARE.get((id(arch), fmt))
+    products (``_matmul_split``)."""
+    row_wise, total = _matmul_split(arch, fmt)
+    return row_wise / total if total else 0.0
+
+
+def _matmul_split(arch: Architecture, fmt: WeightFormat) -> tuple[float, float]:
+    """(per-row, all) matmul parameters a prompt token uses on the CPU: per-row are weights whose GGUF
+    type is not in ``CPU_TILED_TYPES`` and every routed expert whatever its type (mul_mat_id never
+    reaches sgemm); routed experts are weighted by the share of them a token uses, a tied output counts
+    its embedding matrix.  Formats that are not GGUF are 16-bit and dense here (--engine llamacpp takes
+    GGUF only): all tiled."""
+    hit = _SPLIT.get((id(arch), fmt))
     if hit is not None and hit[0] is arch:
         return hit[1]
     from rigsize.model import formats
 
-    mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers)
+    mix = formats.gguf_mix(arch.tensors, arch.num_hidden_layers) if fmt.layout == "gguf" else None
     routed = arch.experts_per_token / arch.num_experts if arch.num_experts else 1.0
     tied = not any(t.role == "lm_head" for t in arch.tensors)
-    total = slow = 0.0
+    total = row_wise = 0.0
     for t in arch.tensors:
         if len(t.shape) < 2 or t.role in ("norm", "bias", "router", "pos_embed", "vision", "vision_proj", "other"):
             continue
@@ -271,24 +276,22 @@ def vec_dot_share(arch: Architecture, fmt: WeightFormat) -> float:
             continue
         work = t.numel * (routed if _is_expert(t) else 1.0)
         total += work
-        if _is_expert(t) or formats.gguf_tensor_type(fmt, t, mix) not in CPU_TILED_TYPES:
-            slow += work
-    share = slow / total if total else 0.0
-    if len(_SHARE) > 256:
-        _SHARE.clear()
-    _SHARE[(id(arch), fmt)] = (arch, share)
-    return share
+        if mix is not None and (_is_expert(t) or formats.gguf_tensor_type(fmt, t, mix) not in CPU_TILED_TYPES):
+            row_wise += work
+    if len(_SPLIT) > 256:
+        _SPLIT.clear()
+    _SPLIT[(id(arch), fmt)] = (arch, (row_wise, total))
+    return row_wise, total
 
 
-_SHARE: dict[tuple, tuple[Architecture, float]] = {}
+_SPLIT: dict[tuple, tuple[Architecture, tuple[float, float]]] = {}
 
 
 def _cpu_prompt(arch: Architecture, fmt: WeightFormat, tokens: int, fp32: float, eff: LocalEfficiency) -> float:
-    """Seconds for a ``tokens`` prompt on a CPU of ``fp32`` peak FLOP/s: the matmul share in
-    per-row-dot-product types at ``cpu_compute_vec_dot``, the rest (tiled types, attention) at
+    """Seconds for a ``tokens`` prompt on a CPU of ``fp32`` peak FLOP/s: 2 x the per-row parameters x
+    tokens at ``cpu_compute_vec_dot``, the rest of ``prompt_flops`` (tiled matmuls, attention) at
     ``cpu_compute``."""
-    matmul = 2.0 * _matmul_params(arch) * tokens
-    slow = matmul * vec_dot_share(arch, fmt)
+    slow = 2.0 * _matmul_split(arch, fmt)[0] * tokens
     fast = prompt_flops(arch, tokens) - slow
     return fast / (fp32 * eff.cpu_compute) + slow / (fp32 * eff.cpu_compute_vec_dot)
 
