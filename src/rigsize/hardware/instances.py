@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -76,6 +77,13 @@ def today() -> date:
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _is_price(value: Any) -> bool:
+    """A price the arithmetic can use: a finite number >= 0 (nan and inf parse from TOML
+    and CSV alike, and an inf price made the planner's cost search never end)."""
+    number = _number(value)
+    return number is not None and math.isfinite(number) and number >= 0
 
 
 def _from_row(row: dict[str, Any], origin: str) -> Instance | None:
@@ -164,9 +172,13 @@ def _checked_row(row: dict[str, Any], path: str, n: int) -> dict[str, Any]:
         raise InputError("input.conflict", what=f"{where} lacks {', '.join(missing)}")
     if not isinstance(row["gpus"], int) or isinstance(row["gpus"], bool) or row["gpus"] < 1:
         raise InputError("input.conflict", what=f"{where}: gpus = {row['gpus']!r} must be a whole number >= 1")
-    bad = [k for k in _PRICE_KEYS.values() if k in row and (_number(row[k]) is None or row[k] < 0)]
+    bad = [k for k in _PRICE_KEYS.values() if k in row and not _is_price(row[k])]
     if bad:
-        raise InputError("input.conflict", what=f"{where}: {', '.join(bad)} must be a number >= 0 (per instance-hour)")
+        raise InputError("input.conflict", what=f"{where}: {', '.join(bad)} must be a finite number >= 0 "
+                         "(per instance-hour)")
+    if "usd_rate" in row and not (_is_price(row["usd_rate"]) and row["usd_rate"] > 0):
+        raise InputError("input.conflict", what=f"{where}: usd_rate = {row['usd_rate']!r} must be a finite number > 0 "
+                         "(USD per unit of the row's currency)")
     if row.get("placeholder") or row.get("gpu_catalog") is False:
         return row
     try:
@@ -199,12 +211,19 @@ def skypilot_csv(path: Path, provider: str | None = None) -> tuple[Instance, ...
         for row in reader:
             if row.get("AcceleratorName") not in names or not row.get("Price"):
                 continue
+            line = reader.line_num
+            if not _csv_number(row, "AcceleratorCount", path, line, positive=True).is_integer():
+                continue   # a fraction of a GPU (Azure's NV*ads A10 slices): not a server to plan
+            if row.get("vCPUs"):
+                _csv_number(row, "vCPUs", path, line, positive=True)
+            if row.get("MemoryGiB"):
+                _csv_number(row, "MemoryGiB", path, line)
             key = (row["InstanceType"], row.get("Region", ""))
             best.setdefault(key, row)
             low = lowest.setdefault(key, {})
             for pricing, column in (("on-demand", "Price"), ("spot", "SpotPrice")):
                 if row.get(column):
-                    low[pricing] = min(low.get(pricing, float("inf")), float(row[column]))
+                    low[pricing] = min(low.get(pricing, float("inf")), _csv_number(row, column, path, line))
     out = []
     for (name, region), row in sorted(best.items()):
         prices = lowest[(name, region)]
@@ -215,6 +234,20 @@ def skypilot_csv(path: Path, provider: str | None = None) -> tuple[Instance, ...
                             regions=(region,), price_region=region, source=f"{path} (SkyPilot catalog)",
                             as_of=date.fromtimestamp(path.stat().st_mtime).isoformat()))
     return tuple(out)
+
+
+def _csv_number(row: dict[str, str], column: str, path: Path, line: int, *, positive: bool = False) -> float:
+    """One numeric cell of a SkyPilot vms.csv (a price, a count, a memory size), refused
+    unless a finite number >= 0 (> 0 for the counts)."""
+    try:
+        value = float(row[column])
+    except ValueError:
+        value = float("nan")
+    if _is_price(value) and (value > 0 or not positive):
+        return value
+    need = ("a finite number > 0" if positive else "a finite number >= 0") + (
+        " (per instance-hour)" if "Price" in column else "")
+    raise InputError("input.conflict", what=f"--prices {path}: line {line}: {column} = {row[column]!r} must be {need}")
 
 
 def catalog(prices_file: str | None = None, provider: str | None = None) -> tuple[Instance, ...]:
