@@ -493,7 +493,7 @@ def test_training_without_train_tokens_ranks_by_cost_per_trained_token() -> None
     recs = search("llama-3.1-70b", **LORA_70B)["recommendations"]
     assert len(recs) == 3
     by_hand = [_per_million_by_hand(r) for r in recs]
-    assert by_hand == sorted(by_hand)
+    assert all(a <= b * (1 + 1e-9) for a, b in zip(by_hand, by_hand[1:]))     # equal to rounding: a tie
     for r, v in zip(recs, by_hand):
         assert r["cost"]["usd_per_million_train_tokens"] == pytest.approx(v, rel=1e-9)
         assert f"${v:,.2f} per million trained tokens" in r["why"]

@@ -601,7 +601,9 @@ def _rank_key(s: _Search, x: _Scored) -> tuple:
         cost = x.usd_total if x.usd_total is not None else x.usd_per_mtok
     else:
         cost = x.usd_per_hour
-    cost = math.inf if cost is None else cost
+    # 9 significant digits: plans whose costs agree to rounding (a job that scales linearly costs the
+    # same per token on 24, 48 or 64 GPUs) tie, and the next key decides, not float noise
+    cost = math.inf if cost is None else float(f"{cost:.9g}")
     if s.objective == "fastest":
         return (-x.speed, cost, x.candidate.gpus)
     if s.objective == "fewest-gpus":
@@ -817,6 +819,7 @@ def _run(s: _Search, runs: list[_Run]) -> list[_Scored]:
         plans.append(replace(result, order=order))
         if key and len(plans) >= top:
             bound = sorted(_rank_key(s, p)[0] for p in plans)[top - 1]
+            bound += abs(bound) * 1e-8     # _rank_key rounds costs to 9 digits (5e-9 relative): keep what ties the cut-off
     return plans
 
 
