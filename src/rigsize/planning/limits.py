@@ -11,6 +11,12 @@ from __future__ import annotations
 MAX_PARAMS = 100e12          # 100T parameters
 MAX_CONTEXT = 100_000_000    # tokens in one sequence
 MAX_GPUS = 1_000_000
+# plan --max-gpus: the search lists every GPU count up to it for each GPU (one block of
+# layouts and formats each), so its time grows with the cap (1e6 ran for minutes).  The
+# largest training job with a published layout ran on 16,384 H100s (Llama 3 405B;
+# Dubey et al. 2024, "The Llama 3 Herd of Models", sec. 3.3); a given larger count is
+# sized by estimate --gpus N (up to MAX_GPUS), which does not search.
+MAX_PLAN_GPUS = 16_384
 MAX_BATCH = 10_000_000       # sequences
 MAX_LAYERS = 10_000           # the deepest published decoders have under 200 layers
 MAX_HIDDEN = 1_000_000

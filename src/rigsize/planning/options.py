@@ -252,7 +252,7 @@ PLAN_OPTIONS: tuple[Option, ...] = (
            commands=_PLAN, tasks="inference"),
     Option("budget_per_hour", "quantity", "Limit: USD per hour at most this.", None, minimum=0, commands=_PLAN),
     Option("max_gpus", "count", "Limit: at most this many GPUs (default 4096 for pre-training, 64 otherwise).",
-           None, minimum=1, maximum=limits.MAX_GPUS, commands=_PLAN),
+           None, minimum=1, maximum=limits.MAX_PLAN_GPUS, commands=_PLAN),
     Option("deadline_days", "quantity", "Goal (training, with --train-tokens): the run ends within this many days, "
            "allowance included.", None, minimum=1e-3, commands=_PLAN, tasks="training"),
     Option("allow_quant", "flag", "Search every weight format the GPU runs and an fp8 KV cache too.", False,
