@@ -73,6 +73,7 @@ def select(plan: dict[str, Any], rank: int = 1, scenario: str | None = None) -> 
     if not isinstance(plan, dict):
         raise InputError("input.conflict", what="not a rigsize plan: the file must hold the JSON object "
                          "rigsize plan --json prints")
+    _check_version(plan)
     if "scenarios" in plan:
         keys = ", ".join(plan["scenarios"])
         if not scenario:
@@ -113,7 +114,72 @@ def _hub_id(model: dict[str, Any]) -> str | None:
     return None
 
 
+SCHEMA_VERSION = 1       # the schema_version rigsize plan --json writes (planning.search)
+_SECTIONS = ("model", "task", "choices", "parallel", "hardware", "memory")
+_POSITIVE = {"parallel": ("tp", "pp", "dp", "ep", "cp"), "choices": ("gpus",),
+             "hardware": ("gpus", "nodes", "gpus_per_node")}
+
+
+def _check_record(rec: Any) -> None:
+    """Refuse a recommendation that ``rigsize plan --json`` could not have written (a file
+    edited by hand or by another tool): its schema version, its sections, its layout sizes
+    (whole numbers >= 1) and its GPU (one the catalogs know, unless it came from --gpu-spec)."""
+    bad = "input.conflict"
+    if not isinstance(rec, dict):
+        raise InputError(bad, what="not a rigsize plan: a recommendation must be a JSON object")
+    _check_version(rec)
+    lacking = [k for k in _SECTIONS if not isinstance(rec.get(k), str if k == "task" else dict)]
+    if lacking:
+        raise InputError(bad, what=f"not a rigsize plan: the recommendation lacks {', '.join(lacking)} (save one "
+                         "with rigsize plan MODEL --task T --json)")
+    for section, keys in _POSITIVE.items():
+        for key in keys:
+            value = rec[section].get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(bad, what=f"the plan's {section}.{key} = {json.dumps(value)} must be a whole "
+                                 "number >= 1; plan again rather than edit the file")
+    spec_given = bool((rec.get("inputs") or {}).get("gpu_spec"))
+    for section in ("choices", "hardware"):
+        gpu = rec[section].get("gpu")
+        if not isinstance(gpu, str) or (not spec_given and not _known_device(gpu)):
+            raise InputError(bad, what=f"the plan's {section}.gpu {json.dumps(gpu)} is not in the GPU or CPU catalog "
+                             "('rigsize gpus' lists it); plan again rather than edit the file")
+    if rec["choices"]["gpu"] != rec["hardware"]["gpu"]:
+        raise InputError(bad, what=f"the plan's choices.gpu {json.dumps(rec['choices']['gpu'])} and hardware.gpu "
+                         f"{json.dumps(rec['hardware']['gpu'])} differ; plan again rather than edit the file")
+
+
+def _check_version(body: dict[str, Any]) -> None:
+    if body.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise InputError("input.conflict", what=f"the plan file has schema_version "
+                         f"{json.dumps(body['schema_version'])}; this rigsize reads {SCHEMA_VERSION}: plan again "
+                         "with this version (rigsize plan MODEL --task T --json)")
+
+
+def _known_device(name: str) -> bool:
+    from rigsize.errors import HardwareError
+    from rigsize.hardware.cpus import resolve_cpu
+    from rigsize.hardware.gpus import resolve_gpu
+
+    for resolve in (resolve_gpu, resolve_cpu):
+        try:
+            resolve(name)
+            return True
+        except HardwareError:
+            pass
+    return False
+
+
 def planned_run(rec: dict[str, Any]) -> PlannedRun:
+    _check_record(rec)
+    try:
+        return _planned_run(rec)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError("input.conflict", what=f"not a rigsize plan: a recommendation field is missing or malformed "
+                         f"({type(err).__name__}: {err}); plan again with rigsize plan MODEL --task T --json") from None
+
+
+def _planned_run(rec: dict[str, Any]) -> PlannedRun:
     ch, par, hw, mem = rec["choices"], rec["parallel"], rec["hardware"], rec["memory"]
     inp, asm = rec.get("inputs", {}), rec.get("assumptions", {})
 

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -155,6 +156,20 @@ def plan(ctx: click.Context, model: str | None, **options: Any) -> None:
         show(result, _lang(ctx))
 
 
+def _check_out_dir(out: Path) -> None:
+    """The launch folder: an existing folder, or one that can be made (its nearest existing
+    parent a writable folder); a file or an unwritable place is refused in one line."""
+    if out.exists() and not out.is_dir():
+        raise InputError("input.conflict", what=f"--out-dir {out}: exists and is not a folder; give a folder "
+                         "(it is created if missing)")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError("input.conflict", what=f"--out-dir {out}: {parent} is not a folder you can write to; "
+                         "give another folder")
+
+
 @cli.command()
 @click.argument("model", required=False, default=None)
 @_with_options("launch")
@@ -163,7 +178,6 @@ def plan(ctx: click.Context, model: str | None, **options: Any) -> None:
 def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
     """Turn a plan into the commands and files that run it (vLLM, SGLang, TRL/PEFT + DeepSpeed, Megatron-LM;
     locally, on SkyPilot or under Slurm): plans MODEL first, or reads --plan-file."""
-    from pathlib import Path
 
     from rigsize.launch import launch as run_launch
     from rigsize.launch import read_plan_file, select
@@ -172,6 +186,8 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
 
     given = {k: v for k, v in options.items() if v is not None}
     own = parse_options({k: given.pop(k) for k in [o.name for o in LAUNCH_OPTIONS] if k in given}, command="launch")
+    if own.get("out_dir"):          # refused before any search: the folder is known
+        _check_out_dir(Path(own["out_dir"]))
     if own.get("plan_file"):
         if model:
             raise InputError("input.conflict", what="give MODEL or --plan-file, not both")
@@ -191,11 +207,16 @@ def launch(ctx: click.Context, model: str | None, **options: Any) -> None:
                         target=own.get("target", "local"), source=source, launcher=own.get("launcher"),
                         engine_version=given.get("engine_version"))
     out = Path(own.get("out_dir") or f"launch-{rec['model']['name'].replace('/', '-')}")
-    out.mkdir(parents=True, exist_ok=True)
-    for f in bundle.files:
-        (out / f.name).write_text(f.text)
-        if f.executable:
-            (out / f.name).chmod(0o755)
+    _check_out_dir(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for f in bundle.files:
+            (out / f.name).write_text(f.text)
+            if f.executable:
+                (out / f.name).chmod(0o755)
+    except OSError as err:
+        raise InputError("input.conflict", what=f"--out-dir {out}: cannot write there ({err.strerror}); "
+                         "give a folder you can write to") from None
     if _as_json(ctx):
         from rigsize.report import LaunchReport
 
