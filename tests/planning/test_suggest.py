@@ -151,3 +151,13 @@ def test_tp_hints_name_valid_sizes() -> None:
             hint = str(problem.params["hint"])
             sizes = [int(x) for x in hint.split("(")[0].replace("try", "").replace("or", " ").split()]
             assert set(sizes) <= set(valid_tp_sizes(arch, fmt)), (tp, fmt, hint)
+
+
+def test_a_cpu_job_that_does_not_fit_is_an_estimate_not_an_error() -> None:
+    """llama.cpp on the host CPU with too little RAM: the suggestions' GPU weight formats
+    (fp8, AWQ, GPTQ) asked gpu_runs about the CPU's architecture ('zen5') and the user saw
+    "unknown GPU architecture"; the answer is the estimate saying it does not fit."""
+    report = rigsize.estimate("7B", engine="llamacpp", gpu="cpu", host_ram="2GiB")
+    assert not report.memory.fits
+    assert all(not s.change.get("weights", "").startswith(("fp8", "awq", "gptq")) for s in report.memory.suggestions)
+    _re_estimated("7B", {"engine": "llamacpp", "gpu": "cpu", "host_ram": "2GiB"}, report)

@@ -246,6 +246,8 @@ def _max_model_len(job: Job, ev: _Evaluator) -> Iterator[Candidate]:
 
 
 def _weight_formats(job: Job) -> Iterator[Candidate]:
+    if job.gpu.architecture not in formats.architectures():
+        return      # a CPU (--gpu cpu): these are GPU kernels' formats, and gpu_runs knows no CPU architecture
     for name in ("fp8", "awq-int4", "gptq-int4"):
         fmt = formats.resolve_weight_format(name)
         if fmt.name != job.weights.name and formats.gpu_runs(fmt, job.gpu.architecture) != "no":
