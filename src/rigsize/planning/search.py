@@ -128,7 +128,40 @@ def parse_have(text: str) -> list[tuple[str, int, int | None]]:
             raise InputError("input.conflict", what=f"--have '{part}': counts start at 1, e.g. '1x RTX-4090'")
         gpu = resolve_gpu(name).name
         out.append((gpu, first * int(per_node), int(per_node)) if per_node else (gpu, first, None))
+    if not out:
+        raise InputError("input.conflict", what=f"--have {text!r} names no hardware; write COUNTx NAME, "
+                         "e.g. '4x RTX-4090' or '2x8 H100'")
     return out
+
+
+def check_fixed_choices(spec: ModelSpec, opts: dict[str, Any]) -> None:
+    """The hardware and layout the user fixed, checked once before any scenario is searched:
+    a malformed --have or --gpu, --have with --gpu/--gpus (--have already says which GPUs and
+    how many), a tp that cannot split the model or a pp deeper than its layers, and --gpus that
+    the given sizes cannot fill.  Searched instead, each left no candidate ("0 candidates
+    considered"), and the overview put the error in every scenario's cell with exit code 0."""
+    if opts.get("have") is not None:
+        if "gpu" in opts or "gpus" in opts:
+            raise InputError("input.conflict", what="give --have, or --gpu/--gpus, not both (--have already "
+                             "names the GPUs and how many)")
+        parse_have(str(opts["have"]))
+    if opts.get("gpu") is not None:
+        names = [n.strip() for n in str(opts["gpu"]).split(",")]
+        if not any(names):
+            raise InputError("input.conflict", what=f"--gpu {opts['gpu']!r} names no GPU; write e.g. H100 or "
+                             "'H100,L4' ('rigsize gpus' lists the catalog)")
+        for name in filter(None, names):
+            resolve_gpu(name)
+    arch = spec.arch
+    if "tp" in opts and (problems := tp_problems(arch, opts["tp"])):
+        raise PlanError("plan.invalid", why=problems[0])
+    if opts.get("pp", 1) > arch.num_hidden_layers:
+        raise PlanError("plan.invalid", why=f"pp={opts['pp']} exceeds the {arch.num_hidden_layers} layers")
+    given = {k: opts[k] for k in ("tp", "pp", "dp", "cp") if k in opts}
+    size = math.prod(given.values())
+    if given and "gpus" in opts and (opts["gpus"] % size or (len(given) == 4 and opts["gpus"] != size)):
+        raise InputError("input.conflict", what=f"--gpus {opts['gpus']} is not a multiple of "
+                         f"{' x '.join(given)} = {size}")
 
 
 def _counts(max_gpus: int, node: int, any_count: bool) -> list[int]:
@@ -653,6 +686,7 @@ def search(model: str | ModelSpec, *, progress: Callable[[int, int], None] | Non
     from rigsize.planning.cost import check_cost_options
 
     check_cost_options(opts)      # refused up front, not only once some plan fits
+    check_fixed_choices(spec, opts)
     if opts.get("engine") in ("llamacpp", "ollama", "mlx"):     # local inference: planning.local_plan
         from rigsize.planning.local_plan import local_plan
 
