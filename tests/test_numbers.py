@@ -43,3 +43,10 @@ def test_plain_integers_round_trip(n: int) -> None:
 def test_suffix_scales(n: int, suffix: str) -> None:
     scale = {"k": 10**3, "K": 2**10, "M": 2**20, "B": 10**9, "T": 10**12}[suffix]
     assert parse_count(f"{n}{suffix}") == n * scale
+
+
+def test_a_duration_that_overflows_is_refused() -> None:
+    """``1e400`` parses to inf; it is refused as ``inf`` is (an infinite --tpot goal)."""
+    for value in ("1e400", "1e400ms", float("inf"), float("nan")):
+        with pytest.raises(InputError, match="is not a duration"):
+            parse_duration(value, "--tpot")

@@ -54,8 +54,12 @@ def parse_count(text: str | int | float, option: str = "value") -> int:
 def parse_duration(text: str | int | float, option: str = "value") -> float:
     """Seconds from ``"200ms"``, ``"1.5s"``, ``"2h"`` or a bare number of seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    m = _NUMBER.match(str(text))
-    if not m or (m.group(2) and m.group(2).lower() not in TIME_SUFFIXES):
+        value = float(text)
+    else:
+        m = _NUMBER.match(str(text))
+        if not m or (m.group(2) and m.group(2).lower() not in TIME_SUFFIXES):
+            raise InputError("input.not_a_duration", option=option, value=text)
+        value = float(m.group(1)) * TIME_SUFFIXES[m.group(2).lower() or "s"]
+    if not math.isfinite(value):      # 1e400 parses to inf, as 'inf' itself is refused
         raise InputError("input.not_a_duration", option=option, value=text)
-    return float(m.group(1)) * TIME_SUFFIXES[m.group(2).lower() or "s"]
+    return value

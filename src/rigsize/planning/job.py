@@ -23,6 +23,7 @@ from rigsize.model.formats import KVFormat, WeightFormat
 from rigsize.model.inputs import ModelSpec, stored_weight_format
 from rigsize.model.tp_groups import tp_group_problems
 from rigsize.numbers import parse_quantity
+from rigsize.planning import limits
 from rigsize.planning.layout import (
     TRAINING_TASKS,
     Layout,
@@ -658,10 +659,15 @@ def parse_efficiency(text: str | None) -> dict[str, float]:
             raise InputError("input.conflict", what=f"--efficiency: '{item}' is not KEY=VALUE")
         number = parse_quantity(value, f"--efficiency {key.strip()}")
         is_time = key.strip().endswith("_s")
+        if key.strip() in out:
+            raise InputError("input.conflict", what=f"--efficiency: {key.strip()} given twice; give each key once")
         # a fraction below 0.001 of a peak makes times overflow to inf; a time may be 0 (a fitted value is)
-        if not math.isfinite(number) or (number < 0 if is_time else not 1e-3 <= number <= 1.5):
+        # and is at most limits.MAX_EFFICIENCY_TIME_S (the fitted ones stay under 0.4 s)
+        if not math.isfinite(number) or (not 0 <= number <= limits.MAX_EFFICIENCY_TIME_S if is_time
+                                         else not 1e-3 <= number <= 1.5):
             raise InputError("input.conflict", what=f"--efficiency {key.strip()}={value}: fractions must be in "
-                             "[0.001, 1.5] and times (keys ending in _s) zero or positive")
+                             f"[0.001, 1.5] and times (keys ending in _s) in [0, {limits.MAX_EFFICIENCY_TIME_S:g}] "
+                             "seconds")
         out[key.strip()] = number
     return out
 

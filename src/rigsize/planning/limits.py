@@ -24,3 +24,7 @@ MAX_WIDTH = 10_000_000       # any single matrix dimension (intermediate sizes, 
 MAX_VOCAB = 100_000_000
 MAX_EXPERTS = 1_000_000
 MAX_TOKENS = 1e18            # training tokens
+# --efficiency KEY_s=...: the time overrides (per step, per collective, per request, per
+# layer).  The fitted values in data/efficiency.toml reach 0.39 s (a TTFT overhead); no real
+# engine overhead is seconds per step, and 1e9 s would make every answer meaningless.
+MAX_EFFICIENCY_TIME_S = 10.0
