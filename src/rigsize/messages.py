@@ -129,6 +129,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the checkpoint stores {stored} parameters, the architecture has {params} ({why})",
         "zh": "检查点存储了 {stored} 个参数，而架构为 {params} 个（{why}）",
     },
+    "model.unknown_dtype": {
+        "en": "the config's torch_dtype {dtype} is not one rigsize reads (bfloat16, float16, float32); weights were sized as {fmt} — pass --weights to choose",
+        "zh": "配置中的 torch_dtype {dtype} 不是 rigsize 能识别的类型（bfloat16、float16、float32）；权重按 {fmt} 估算，可用 --weights 指定",
+    },
     "model.unknown_quant": {
         "en": "the config's quantization_config ({method}) is not a format rigsize knows; weights were sized as {fmt} — pass --weights to choose",
         "zh": "配置中的 quantization_config（{method}）不是 rigsize 已知的格式；权重按 {fmt} 估算，可用 --weights 指定",

@@ -210,3 +210,21 @@ def test_parser_never_crashes_on_garbage(fields: dict) -> None:
         build_architecture({"model_type": "llama", **fields})
     except ModelError:
         pass
+
+
+@pytest.mark.parametrize("dtype", ["float7", 123])
+def test_an_unknown_torch_dtype_is_said_not_silently_bf16(dtype: object, tmp_path: Path) -> None:
+    """A config whose torch_dtype rigsize does not read was sized as bf16 with no word; the
+    assumption and a warning now name the value."""
+    import rigsize
+
+    config = {"model_type": "llama", "hidden_size": 1024, "intermediate_size": 2816, "num_attention_heads": 16,
+              "num_key_value_heads": 16, "num_hidden_layers": 4, "vocab_size": 32000,
+              "max_position_embeddings": 4096, "torch_dtype": dtype}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    report = rigsize.estimate(str(path))
+    shown = json.dumps(dtype)
+    assert report.assumptions["weights_reason"] == f"default (config torch_dtype {shown} unknown)"
+    assert any(w.startswith(f"the config's torch_dtype {shown} is not one rigsize reads") for w in report.warnings)
+    assert not any("torch_dtype" in w for w in rigsize.estimate(str(path), weights="bf16").warnings)

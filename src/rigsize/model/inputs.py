@@ -251,6 +251,15 @@ def resolve_model(text: str, offline: bool = False) -> ModelSpec:
 _TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
 
 
+def unknown_torch_dtype(config: Mapping[str, Any]) -> str | None:
+    """The config's ``torch_dtype`` (or ``dtype``) as written, where it is given but is not
+    one rigsize reads (``_TORCH_DTYPES``); None where it is known or absent."""
+    dtype = config.get("torch_dtype") or config.get("dtype")
+    if dtype is None or (isinstance(dtype, str) and dtype in _TORCH_DTYPES):
+        return None
+    return json.dumps(dtype)[:40]
+
+
 def stored_weight_format(spec: ModelSpec) -> tuple[WeightFormat, str]:
     """The weight format ``spec``'s checkpoint is stored in, with the modules it keeps
     outside that format, and why rigsize thinks so.
@@ -270,6 +279,8 @@ def stored_weight_format(spec: ModelSpec) -> tuple[WeightFormat, str]:
         fmt, why = found
     elif dense:
         fmt, why = formats.resolve_weight_format(dense), "config torch_dtype"
+    elif (odd := unknown_torch_dtype(spec.config)) is not None:
+        fmt, why = formats.resolve_weight_format("bf16"), f"default (config torch_dtype {odd} unknown)"
     else:
         fmt, why = formats.resolve_weight_format("bf16"), "default (config names no dtype)"
     if ckpt is not None and ckpt.tensor_dtypes:

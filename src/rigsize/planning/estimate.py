@@ -14,7 +14,7 @@ from typing import Any
 from rigsize.errors import PlanError
 from rigsize.memory import runtime
 from rigsize.messages import Note
-from rigsize.model.inputs import ModelSpec, resolve_model
+from rigsize.model.inputs import ModelSpec, resolve_model, unknown_torch_dtype
 from rigsize.planning.cost import check_cost_options
 from rigsize.planning.evaluate import evaluate, model_report
 from rigsize.planning.job import Job, default_inference_layout, fitting_memory, resolve_job, resolve_speed
@@ -41,6 +41,9 @@ def estimate(model: str | ModelSpec, **options: Any) -> EstimateReport:
     if quant is not None and "weights" not in opts and "quantization" not in assumptions.get("weights_reason", ""):
         method = quant.get("quant_method") if isinstance(quant, dict) else quant
         warnings.append(Note("model.unknown_quant", {"method": str(method)[:40], "fmt": job.weights.name}))
+    odd_dtype = unknown_torch_dtype(spec.config)
+    if odd_dtype is not None and "weights" not in opts and quant is None:
+        warnings.append(Note("model.unknown_dtype", {"dtype": odd_dtype, "fmt": job.weights.name}))
     ev = evaluate(job)
     warnings += [n for n in ev.notes if n.key.startswith("memory.")]
     if chosen and not job.workload.training and ev.memory.fits and job.layout.gpus > 1:
