@@ -52,6 +52,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{detail} (see '{help}')",
         "zh": "{detail}（参见 '{help}'）",
     },
+    "cli.bad_lang_env": {
+        "en": "RIGSIZE_LANG={value} is not one of en, zh; set it to en or zh, or unset it",
+        "zh": "RIGSIZE_LANG={value} 不是 en 或 zh；请设为 en 或 zh，或取消设置",
+    },
     "cli.bad_lang": {
         "en": "--lang: '{value}' is not one of en, zh",
         "zh": "--lang: '{value}' 不是 en 或 zh",

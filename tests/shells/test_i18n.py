@@ -133,6 +133,18 @@ def test_errors_in_chinese_before_and_after(capsys: pytest.CaptureFixture[str]) 
         assert len(err) == 1 and "没有与" in err[0]
 
 
+def test_an_unknown_rigsize_lang_is_refused_as_lang_is(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """RIGSIZE_LANG=klingon fell back to English in silence, where --lang klingon is an error."""
+    monkeypatch.setenv("RIGSIZE_LANG", "klingon")
+    assert main(["models", "llama"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "RIGSIZE_LANG=klingon is not one of en, zh" in err[0]
+    assert main(["models", "llama", "--lang", "en"]) == 0     # an explicit --lang decides
+    monkeypatch.setenv("RIGSIZE_LANG", "ZH")
+    assert main(["models", "zzz-none"]) == 2 and "没有与" in capsys.readouterr().err
+
+
 def test_a_missing_label_would_fail(capsys: pytest.CaptureFixture[str], recorded: dict,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The check has teeth: drop one translation and the same rendering fails."""

@@ -163,11 +163,22 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], Checkpoint]:
 def _open_gguf(path: Path) -> Any:
     """llama.cpp's own reader (``gguf.GGUFReader``) on ``path``; it memory-maps the file."""
     try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelError("model.bad_gguf", path=str(path), detail=exc.strerror or "cannot be read") from None
+    if not magic:
+        raise ModelError("model.bad_gguf", path=str(path), detail="the file is empty")
+    if magic != b"GGUF":
+        raise ModelError("model.bad_gguf", path=str(path), detail="not a GGUF file: it does not start with 'GGUF'")
+    try:
         from gguf import GGUFReader
 
         return GGUFReader(str(path))
-    except Exception as exc:  # the reader raises many types on malformed files
-        raise ModelError("model.bad_gguf", path=str(path), detail=str(exc).splitlines()[0][:200]) from None
+    except Exception:  # the reader raises many types (ValueError, IndexError, ...) on malformed files
+        # its own words name Python internals ("not enough values to unpack"), not the file's problem
+        raise ModelError("model.bad_gguf", path=str(path), detail="truncated or corrupt: its header or tensor "
+                         "table ends early or holds invalid values; download it again") from None
 
 
 def _gguf_config(reader: Any, arch: str, model_type: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from rigsize.errors import ModelError
 from rigsize.model.formats import WeightFormat, resolve_weight_format
 from rigsize.model.kept_modules import KeptModules, module_names
 from rigsize.model.tensors import Tensor
@@ -80,6 +81,11 @@ def _method_format(method: str, q: Mapping[str, Any]) -> WeightFormat | None:
         # transformers FbgemmFp8Linear: float8_e4m3fn weight + fp32 weight_scale per output
         # row + input_scale_ub; the row scales (under 0.01%) are not modelled
         return resolve_weight_format("fp8")
+    if method in ("gptq", "awq") and bits is not None and (not isinstance(bits, int) or isinstance(bits, bool)
+                                                            or bits < 1):
+        # a broken config, not a format rigsize does not know (which only warns)
+        raise ModelError("model.bad_field", field="quantization_config.bits", value=bits,
+                         why=f"{method.upper()} stores a whole number of bits per weight (2, 3, 4 or 8)")
     if method in ("gptq", "awq") and bits in (4, 8) and f"{method}-int{bits}" != "awq-int8":
         fmt = resolve_weight_format(f"{method}-int{bits}")
         return replace(fmt, group_size=_group_size(q.get("group_size"), fmt.group_size))

@@ -94,6 +94,11 @@ def _gpu(opts: dict[str, Any], assumptions: dict[str, Any]) -> GPU:
         return load_gpu_spec(opts["gpu_spec"])
     if "gpu" not in opts:
         assumptions["gpu"] = DEFAULT_GPU
+    from rigsize.memory.local_engines import CPU_ONLY
+
+    if str(opts.get("gpu", "")).strip().lower() in CPU_ONLY:     # a serving engine or training: GPUs only
+        raise InputError("input.conflict", what=f"--gpu {opts['gpu']}: the host CPU alone is sized for llama.cpp "
+                         "and Ollama only; add --engine llamacpp or --engine ollama (inference)")
     return resolve_gpu(opts.get("gpu", DEFAULT_GPU))
 
 

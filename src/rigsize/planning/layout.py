@@ -161,7 +161,12 @@ def megatron_stage_problem(n_layers: int, pp: int, first: int | None, last: int 
     if pp == 1:
         return "--pp-first-layers/--pp-last-layers need pp > 1"
     rest, free = n_layers - sum(given), pp - len(given)
-    if rest < 0 or (free == 0 and rest != 0) or (free > 0 and rest % free):
+    if rest < 0:
+        named = " + ".join(f"{flag} {x}" for flag, x in (("--pp-first-layers", first), ("--pp-last-layers", last))
+                           if x is not None)
+        total = f" = {sum(given)}" if len(given) > 1 else ""
+        return f"{named}{total} exceeds the {n_layers} layers; the end stages hold at most {n_layers} in all"
+    if (free == 0 and rest != 0) or (free > 0 and rest % free):
         return (f"with {sum(given)} layers on the end stages, the other {rest} of {n_layers} layers do not split "
                 f"evenly over the remaining {free} stages (Megatron-LM requires it)")
     return None

@@ -150,7 +150,14 @@ def check_fixed_choices(spec: ModelSpec, opts: dict[str, Any]) -> None:
         if not any(names):
             raise InputError("input.conflict", what=f"--gpu {opts['gpu']!r} names no GPU; write e.g. H100 or "
                              "'H100,L4' ('rigsize gpus' lists the catalog)")
+        from rigsize.memory.local_engines import CPU_ONLY, LOCAL_ENGINES
+
         for name in filter(None, names):
+            if name.lower() in CPU_ONLY:
+                if opts.get("engine") not in LOCAL_ENGINES:
+                    raise InputError("input.conflict", what=f"--gpu {name}: the host CPU alone is sized for "
+                                     "llama.cpp and Ollama only; add --engine llamacpp or --engine ollama")
+                continue
             resolve_gpu(name)
     arch = spec.arch
     if "tp" in opts and (problems := tp_problems(arch, opts["tp"])):

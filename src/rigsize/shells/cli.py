@@ -283,15 +283,19 @@ def gpus(ctx: click.Context, query: str) -> None:
 @click.option("--provider", "provider", default=None, help="Only this provider (aws, gcp, azure, oci, ...).")
 @click.option("--region", "region", default=None, help="Only instances offered in this region.")
 @click.option("--prices", "prices", default=None, help="Your own prices (TOML [[instance]] rows or a SkyPilot vms.csv).")
-@click.option("--max-price-age", "max_age", default=180, type=int, help="Days after which a price is stale.")
+@click.option("--max-price-age", "max_age", default=None, help="Days after which a price is stale (default 180).")
 @_shell_options
 @click.pass_context
 def clouds(ctx: click.Context, gpu: str | None, provider: str | None, region: str | None, prices: str | None,
-           max_age: int) -> None:
+           max_age: str | None) -> None:
     """List cloud GPU instances with their prices, sources and dates."""
     from rigsize.hardware.gpus import resolve_gpu
-    from rigsize.hardware.instances import catalog
+    from rigsize.hardware.instances import DEFAULT_MAX_PRICE_AGE_DAYS, catalog
+    from rigsize.planning.options import BY_NAME
     from rigsize.report import InstanceList
+
+    # checked as estimate's --max-price-age is (planning.options: a whole number of days, 1 to 36500)
+    max_age = DEFAULT_MAX_PRICE_AGE_DAYS if max_age is None else BY_NAME["max_price_age"].parse(max_age)
 
     rows = list(catalog(prices, provider))
     if gpu:
@@ -432,6 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI and turn every failure into one line and exit 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     lang = _lang_from_argv(args)
+    env_lang = os.environ.get("RIGSIZE_LANG")
+    if env_lang and env_lang.lower() not in LANGS and not any(a == "--lang" or a.startswith("--lang=") for a in args):
+        return _fail(render("cli.bad_lang_env", lang, value=env_lang))    # as --lang xx is refused, not ignored
     if argv is None and hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `rigsize ... | head` ends quietly, as Unix tools do
     try:
