@@ -65,11 +65,11 @@ DECODE = ("compute", "memory", "step_overhead_s", "collective_latency_s", "layer
 # bandwidth fraction on TPOT alone gave 0.21-0.34, which then made long prompts' all-reduces at tp 8 cost as
 # much as their GEMMs.)
 # The figure is NVLink 4's ring bandwidth (NCCL's default 8-GPU all-reduce uses NVLink SHARP instead, busbw about
-# 480 GB/s per the same comment: not modelled).  It is applied to the NVIDIA families: NVLink 3 and 5 borrow it
-# (published ring figures exist, about 230 of 300 GB/s on A100, nccl-tests #149, and 695 of 900 GB/s on B300,
-# NVIDIA/nccl #2140, both 0.77, and are not used yet); AMD's Infinity Fabric (cdna3) keeps its row's link value.
-NCCL_RING_LINK = round(370 / 450, 4)
-NVLINK_FAMILIES = ("ampere", "hopper", "blackwell")
+# 480 GB/s per the same comment: not modelled).  NVLink 3 and 5 take their own published ring figures: A100 "should
+# reach 230 GB/s" of 12 links x 25 GB/s = 300 GB/s (S. Jeaugey, nccl-tests issue #149, 2023-07-05); 8x B300 busbw
+# 695 GB/s with NVLS off, of NVLink 5's 900 GB/s (NVIDIA/nccl issue #2140, 2026-04-28, NCCL 2.30.4; B200 and
+# GB200 share NVLink 5's 900 GB/s).  AMD's Infinity Fabric (cdna3) keeps its row's link value.
+NCCL_RING_LINK = {"ampere": round(230 / 300, 4), "hopper": round(370 / 450, 4), "blackwell": round(695 / 900, 4)}
 PREFILL = ("prefill_compute", "attention_compute", "ttft_overhead_s")
 
 
@@ -125,8 +125,8 @@ def main() -> int:
                 continue
             sample = random.sample(fit_rows, min(args.rows, len(fit_rows)))
             eff, _ = efficiency("inference", resolve_gpu(FAMILY_GPU[args.start or family]), engine=engine)
-            if family in NVLINK_FAMILIES:
-                eff = replace(eff, link=NCCL_RING_LINK)
+            if family in NCCL_RING_LINK:
+                eff = replace(eff, link=NCCL_RING_LINK[family])
             eff, _ = fit(sample, eff, stages=("prefill",) if args.prefill_only else ("decode", "prefill"))
             fit_err = score(fit_rows, eff)      # fit rows only: reserved rows are for `rigsize validate`
             gpus = sorted({c.gpu for c in fit_rows})

@@ -171,6 +171,18 @@ def test_closed_loop_never_prefills_faster_than_the_datasheet_peak() -> None:
     assert p.requests_per_second * p.e2e_seconds == pytest.approx(64, rel=1e-9)     # TTFT queues instead
 
 
+def test_a_saturated_prefill_queue_holds_every_other_prompt() -> None:
+    # 16 clients of 8,000-token prompts and 2 output tokens on one H100: each client's cycle is
+    # almost all prefill, so in steady service the engine always has the other 15 prompts to
+    # prefill ahead of a new one (a FIFO server with N customers and no think time: response N x s,
+    # the asymptotic bound R >= N D - Z of closed networks, Denning and Buzen 1978).  TTFT is then
+    # close to 16 x the lone prefill (the weights streamed in each step are shared, so a little
+    # under), never the 9.3 x a capped M/D/1 utilisation (rho <= 0.95) gave.
+    lone = rigsize.estimate("llama-3.1-8b", gpu="H100-SXM-80GB", batch=1, prompt=8000, output=2).performance
+    many = rigsize.estimate("llama-3.1-8b", gpu="H100-SXM-80GB", batch=16, prompt=8000, output=2).performance
+    assert 0.75 * 16 * lone.ttft_seconds <= many.ttft_seconds <= 1.05 * 16 * lone.ttft_seconds
+
+
 def test_data_parallel_replicas_serve_only_the_clients_there_are() -> None:
     # one client: 4 data-parallel replicas serve it no faster than one (three sit idle)
     one = rigsize.estimate("llama-3.1-8b", gpu="H100-SXM-80GB", batch=1, prompt=1000, output=200).performance

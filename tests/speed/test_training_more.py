@@ -162,6 +162,37 @@ def test_gb200_collectives_stay_on_nvlink_across_its_trays() -> None:
     assert _bandwidth(h100, 16, 8, "ib-ndr-400", eff) == networks()["ib-ndr-400"]["per_gpu_bytes_per_second"]
 
 
+def test_a_data_parallel_ring_across_nodes_uses_every_nic_of_its_ranks() -> None:
+    # NVIDIA measures 192 GB/s all-reduce bus bandwidth across DGX A100s with 8 x 200 Gb/s HDR
+    # (8 x 25 GB/s = 200 GB/s per node; NVIDIA/nccl #812): the ring's bus bandwidth is the NICs of
+    # the group's ranks in one node together, not one GPU's NIC.  With tp = 8 inside the node each
+    # data-parallel ring has one rank per node, hence one NIC (25 GB/s); with tp = 2, four (100 GB/s).
+    # Across H100 nodes with 8 x 400 Gb/s NDR (400 GB/s per node) the cap is NVLink 4's 450 GB/s
+    # per direction, not reached; eight GB200 racks' NICs (72 per rack) are capped at NVLink 5's 900.
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.speed.training import ring_bandwidth
+
+    a100, h100, gb200 = resolve_gpu("A100-SXM-80GB"), resolve_gpu("H100-SXM-80GB"), resolve_gpu("GB200")
+    assert ring_bandwidth(a100, 32, 1, 8, "ib-hdr-200x8") == 200e9
+    assert ring_bandwidth(a100, 32, 2, 8, "ib-hdr-200x8") == 100e9
+    assert ring_bandwidth(a100, 64, 8, 8, "ib-hdr-200x8") == 25e9
+    assert ring_bandwidth(a100, 64, 16, 8, "ib-hdr-200x8") == 25e9
+    assert ring_bandwidth(h100, 512, 1, 8, "ib-ndr-400") == 400e9
+    assert ring_bandwidth(h100, 8, 1, 8, "ib-ndr-400") == 450e9          # one node: NVLink
+    assert ring_bandwidth(gb200, 576, 1, 4, "ib-ndr-400") == 900e9
+
+
+def test_fsdp_across_nodes_hides_its_gathers_where_the_nics_allow() -> None:
+    # llm-foundry's MPT-13B on 32 H100s (4 nodes, bf16, no recomputation) ran at 4,811 tokens/s per
+    # GPU (training_runs_more.toml): ZeRO-3's three passes over 13B x 2 bytes fit in that step only
+    # if each ring moves them at the node's 8 NICs, not at one NIC's 50 GB/s (78 GB / 50 GB/s =
+    # 1.6 s against a measured step of 64 x 2048 / (4811 x 32) = 0.85 s).
+    case = next(c for c in training_cases() if c.case == "llmfoundry-h100bf16-mpt13b-s2048-g32-bf16")
+    row = more_training_rows((case,))[0]
+    step = case.workload.global_batch * case.workload.seq / (row.measured * case.layout.gpus)
+    assert abs(step - 0.851) < 0.01
+    assert row.predicted > 0.7 * row.measured
+
 def test_moe_overhead_is_per_layer_and_micro_batch() -> None:
     # Qwen3-30B-A3B: 48 decoder layers, every one MoE (config.json decoder_sparse_step 1,
     # mlp_only_layers []); a dense model pays nothing.

@@ -364,9 +364,14 @@ def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, 
     in_flight = 0.5 * decode_step if others else 0.0
 
     def seen(ttft: float) -> float:
-        rho = min(0.95, others * work / (ttft + eff.ttft_overhead_s + decoding))   # engine time on their prompts
+        cycle = ttft + eff.ttft_overhead_s + decoding
+        rho = min(0.95, others * work / cycle)   # engine time on their prompts
         queued = min(rho / (2 * (1 - rho)), others)      # M/D/1 mean wait in units of work, behind at most all others
-        return service + queued * work + in_flight
+        # Past saturation the M/D/1 wait (rho capped) no longer binds: the others' prompts need
+        # others x work of engine time per cycle, so a request waits at least what exceeds the rest
+        # of its cycle (the asymptotic bound of closed networks, R >= N D - Z: Denning and Buzen
+        # 1978, "The operational analysis of queueing network models", sec. 6).
+        return service + max(queued * work, others * work - (cycle - ttft)) + in_flight
 
     lo, hi = service + in_flight, seen(service + in_flight)
     for _ in range(60):          # seen() falls as its argument grows: one crossing in [lo, hi]

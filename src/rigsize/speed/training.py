@@ -394,6 +394,26 @@ def _bandwidth(gpu: GPU, group_span: int, gpus_per_node: int, network: str, eff:
     return float(networks()[network]["per_gpu_bytes_per_second"])
 
 
+def ring_bandwidth(gpu: GPU, group_span: int, stride: int, gpus_per_node: int, network: str) -> float:
+    """Per-GPU bus bandwidth of a ring collective (all-reduce, all-gather, reduce-scatter) over
+    ranks ``stride`` apart inside ``group_span`` consecutive ranks.  Inside the scale-up domain,
+    the GPU fabric.  Across nodes, NCCL runs one ring per NIC, each entering and leaving every
+    node once, so the bus bandwidth is the NICs of the group's ranks in one node together,
+    capped by the fabric inside it: "on an NVIDIA DGX-A100 system we have 8x200Gbit/s IB cards
+    and we measure 192GB/s AllReduce BusBW" (NVIDIA, NVIDIA/nccl issue #812, 2023-03-30); "on 3+
+    nodes ... the busbw ... [reflects] the total NIC bandwidth" (S. Jeaugey, nccl-tests issue
+    #160, 2023-08-01).  A group with one rank per node (data parallelism across tp = 8 nodes)
+    has that rank's own NIC."""
+    domain = gpu.scale_up(gpus_per_node)
+    if group_span <= domain:
+        return fabric_bandwidth(gpu, group_span)
+    nic = float(networks()[network]["per_gpu_bytes_per_second"])
+    per_node = max(1, domain // max(1, stride))
+    if per_node == 1:
+        return nic
+    return min(per_node * nic, fabric_bandwidth(gpu, per_node))
+
+
 @dataclass(frozen=True)
 class _Step:
     """What every term of one training step needs: the job and its per-step shape."""
@@ -496,11 +516,14 @@ def _dp_comm(st: _Step, compute: float, bubble: float) -> float:
     arch, lay, w = st.arch, st.layout, st.workload
     dense, expert = (x / lay.pp for x in _rank_param_sums(arch, lay))
     grad_width = 4 if w.framework == "megatron" else 2      # Megatron reduces fp32 main grads
-    bw = st.bandwidth(lay.stage_ranks)
     total = 0.0
-    for params, ranks in ((dense, lay.zero_shards), (expert, lay.expert_zero_shards)):
+    # dense states: dp x cp ranks tp apart; experts: their data-parallel ranks ep x expert-tp apart
+    # (Megatron-Core's rank orders tp-cp-ep-dp-pp and, for experts, tp-ep-dp-pp)
+    for params, ranks, stride in ((dense, lay.zero_shards, lay.tp),
+                                  (expert, lay.expert_zero_shards, lay.ep * lay.expert_tp)):
         if ranks <= 1 or params == 0:
             continue
+        bw = ring_bandwidth(st.gpu, lay.stage_ranks, stride, st.gpus_per_node, st.network)
         if lay.zero == 3:
             gather = allgather_seconds(params * ACT_BYTES, ranks, bw, st.link_eff)
             per_micro = 2 * gather + allgather_seconds(params * grad_width, ranks, bw, st.link_eff)
