@@ -277,6 +277,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "no speed given: the job does not fit (the busiest GPU is {short_gib:.2f} GiB short); make it fit first",
         "zh": "未给出速度：显存不足（占用最高的卡缺 {short_gib:.2f} GiB）；请先让任务放得下",
     },
+    "perf.not_fit_host": {
+        "en": "no speed given: the job does not fit in host RAM ({short_gib:.2f} GiB short for the layers, KV cache and buffers kept on the CPU); make it fit first (more --host-ram, or more layers on the GPU with --gpu-layers)",
+        "zh": "未给出速度：主机内存不足（留在 CPU 上的层、KV 缓存与缓冲区缺 {short_gib:.2f} GiB）；请先让任务放得下（增加 --host-ram，或用 --gpu-layers 把更多层放到 GPU）",
+    },
     "perf.no_kv_room": {
         "en": "no speed given: the weights fit, but the KV cache left cannot hold one request of this length (or of --max-model-len)",
         "zh": "未给出速度：权重放得下，但剩余的 KV 缓存容纳不下一个该长度（或 --max-model-len 长度）的请求",
@@ -345,6 +349,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "mem.device": {"en": "Device {name} ({n} layers)", "zh": "设备 {name}（{n} 层）"},
     "mem.fits": {"en": "Fits, headroom", "zh": "放得下，余量"},
     "mem.not_fits": {"en": "Does not fit, short by", "zh": "显存不足，缺口"},
+    "mem.gpu_fits": {"en": "GPU memory fits, headroom", "zh": "显存放得下，余量"},
+    "mem.host_short": {"en": "Does not fit: host RAM short by", "zh": "主机内存不足，缺口"},
     "mem.max_concurrency": {"en": "Max concurrent sequences", "zh": "最大并发数"},
     "mem.kv_cache_tokens": {"en": "KV cache size (tokens)", "zh": "KV 缓存容量（token）"},
     "mem.concurrency_at_max_len": {"en": "Max concurrency at {n} tokens per request",

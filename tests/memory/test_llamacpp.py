@@ -190,3 +190,34 @@ def test_image_requests_load_the_mmproj_on_the_gpu() -> None:
     images = rigsize.estimate("qwen2.5-vl-7b", images_per_request=2, **opts)
     assert images.memory.per_gpu.weights - text.memory.per_gpu.weights == 2 * 676_550_144
     assert "not modelled" in images.assumptions["vision_tower"]
+
+
+def test_host_ram_short_is_said_to_be_host_ram(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every layer in system RAM and 1 GiB of it: the table said "Does not fit, short by
+    79.18 GiB" (the H100's free memory) and the warning "the busiest GPU is 25.68 GiB short"."""
+    import rigsize
+    from rigsize.shells.cli import main
+
+    r = rigsize.estimate("7B", engine="llamacpp", gpu_layers=0, host_ram="1GiB")
+    d = r.memory.details
+    assert not r.memory.fits and d["host/short"] == d["host/total"] - d["host/usable"] > 0
+    assert any("does not fit in host RAM" in w for w in r.warnings)
+    assert not any("busiest GPU" in w for w in r.warnings)
+    assert main(["estimate", "7B", "--engine", "llamacpp", "--gpu-layers", "0", "--host-ram", "1GiB"]) == 0
+    out = capsys.readouterr().out
+    assert "host RAM short by" in out and "GPU memory fits" in out and "Does not fit, short by" not in out
+
+
+def test_cpu_only_short_is_one_host_ram_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    """--gpu cpu: the device is the host, so one shortfall (device parts + host buffers - RAM), not two."""
+    import rigsize
+    from rigsize.shells.cli import main
+
+    r = rigsize.estimate("7B", engine="llamacpp", gpu="cpu", host_ram="2GiB")
+    d = r.memory.details
+    assert d["host/short"] == r.memory.per_gpu.total + d["host/total"] - d["host/unified_bytes"] > 0
+    assert [w for w in r.warnings if w.startswith("no speed given")] == [
+        w for w in r.warnings if "does not fit in host RAM" in w]
+    assert main(["estimate", "7B", "--engine", "llamacpp", "--gpu", "cpu", "--host-ram", "2GiB"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("short by") == 1 and "host RAM short by" in out

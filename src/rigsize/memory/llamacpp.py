@@ -91,13 +91,27 @@ class LocalMemory(MemoryResult):
     devices: tuple[tuple[str, Parts, int], ...] = ()      # (device, parts, usable bytes) per GPU
     unified_total_bytes: int = 0                          # unified memory: GPU + host share one pool
     placement: dict[str, int] = field(default_factory=dict)   # weight bytes per device, "host" included
+    device_is_host: bool = False       # --gpu cpu: the one device is the host CPU, its memory system RAM
 
     @property
     def fits(self) -> bool:
-        gpus_fit = all(p.total <= usable for _, p, usable in self.devices)
+        return self.gpu_short_bytes == 0 and self.host_short_bytes == 0
+
+    @property
+    def gpu_short_bytes(self) -> int:
+        """How far the fullest GPU's parts exceed its usable memory (0 when every GPU holds its own;
+        always 0 on the host CPU alone, whose memory ``host_short_bytes`` checks whole)."""
+        if self.device_is_host:
+            return 0
+        return max([p.total - usable for _, p, usable in self.devices] + [0])
+
+    @property
+    def host_short_bytes(self) -> int:
+        """How far what lives in system RAM exceeds it (unified memory: GPU and host parts
+        against the one pool); 0 when it fits."""
         if self.unified_total_bytes:
-            return gpus_fit and self.per_gpu.total + self.host_bytes <= self.unified_total_bytes
-        return gpus_fit and self.host_bytes <= self.host_usable_bytes
+            return max(self.per_gpu.total + self.host_bytes - self.unified_total_bytes, 0)
+        return max(self.host_bytes - self.host_usable_bytes, 0)
 
 
 # ----------------------------------------------------------------------------------
@@ -339,7 +353,12 @@ def local_memory(arch: Architecture, workload: Workload, fmt: WeightFormat, s: L
         per_gpu=main[1], stage=busiest[0] if busiest else 0, usable_bytes=main[2], kv_bytes_per_sequence=kv_seq,
         max_concurrency=None, details=details, stages=tuple(stages), kv=cap,
         host_bytes=host_bytes, host_usable_bytes=s.host.ram_bytes, host_details=host_details,
-        devices=tuple(devices), unified_total_bytes=s.host.ram_bytes if unified else 0, placement=weights)
+        devices=tuple(devices), unified_total_bytes=s.host.ram_bytes if unified else 0, placement=weights,
+        device_is_host=all(getattr(g, "kind", "gpu") == "cpu" for g in s.devices) and bool(s.devices))
+    if result.host_short_bytes:
+        details["host/short"] = result.host_short_bytes       # the report says host RAM is what is short
+        if result.device_is_host:
+            details["host/device_is_host"] = 1
     fits = result.fits and workload.seq <= ctx
     return _with_concurrency(result, s.n_parallel if fits else 0)
 

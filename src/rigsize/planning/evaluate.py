@@ -73,6 +73,15 @@ def _inference_performance(job: Job, result: MemoryResult, notes: list[Note]) ->
     if job.local is not None:       # llama.cpp / Ollama / MLX: rigsize.speed.local
         from rigsize.speed.local import local_performance
 
+        if not result.fits and (result.gpu_short_bytes or result.host_short_bytes):
+            from rigsize.units import GiB
+
+            # say which memory is short: the GPUs', system RAM's (layers kept on the CPU), or both
+            if result.gpu_short_bytes:
+                notes.append(Note("perf.not_fit", {"short_gib": result.gpu_short_bytes / GiB}))
+            if result.host_short_bytes:
+                notes.append(Note("perf.not_fit_host", {"short_gib": result.host_short_bytes / GiB}))
+            return None
         return local_performance(job, result, notes)
     from rigsize.speed.serving import serve
 

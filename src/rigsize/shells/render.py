@@ -125,9 +125,17 @@ def _memory_table(report: EstimateReport, lang: str) -> Table:
             table.add_row(t(f"mem.{key}", lang), human_bytes(value))
     table.add_row(f"[bold]{t('mem.total', lang)}[/bold]", f"[bold]{human_bytes(p.total)}[/bold]")
     table.add_row(t("mem.usable", lang), human_bytes(mem.usable_bytes))
-    verdict = t("mem.fits", lang) if mem.fits else t("mem.not_fits", lang)
-    style = "green" if mem.fits else "red"
-    table.add_row(f"[{style}]{verdict}[/{style}]", f"[{style}]{human_bytes(abs(mem.headroom_bytes))}[/{style}]")
+    host_short = mem.details.get("host/short", 0)      # local engines: system RAM is what is short
+    if host_short and mem.details.get("host/device_is_host"):
+        pass                                           # --gpu cpu: the one device's memory is that RAM
+    elif host_short and mem.headroom_bytes >= 0:
+        table.add_row(t("mem.gpu_fits", lang), human_bytes(mem.headroom_bytes))
+    else:
+        verdict = t("mem.fits", lang) if mem.fits else t("mem.not_fits", lang)
+        style = "green" if mem.fits else "red"
+        table.add_row(f"[{style}]{verdict}[/{style}]", f"[{style}]{human_bytes(abs(mem.headroom_bytes))}[/{style}]")
+    if host_short:
+        table.add_row(f"[red]{t('mem.host_short', lang)}[/red]", f"[red]{human_bytes(host_short)}[/red]")
     if mem.max_concurrency is not None:
         table.add_row(t("mem.max_concurrency", lang), f"{mem.max_concurrency:,}")
     if mem.kv_cache_tokens is not None:
