@@ -566,3 +566,11 @@ def test_launch_header_names_the_planned_gpu(tmp_path) -> None:
                                    "--gpu", "H200-SXM-141GB", "--out-dir", str(tmp_path / "l")])
     assert out.exit_code == 0, out.output
     assert out.output.splitlines()[0].startswith("# vllm ") and " on 2 x H200-SXM-141GB," in out.output.splitlines()[0]
+
+
+def test_the_have_examples_resolve() -> None:
+    """The examples parse_have documents are names the catalog resolves ('A100' alone is ambiguous)."""
+    from rigsize.planning.search import parse_have
+
+    assert parse_have("2x H100, 4x A100-80GB") == [("H100-SXM-80GB", 2, None), ("A100-SXM-80GB", 4, None)]
+    assert parse_have("2x8 H100") == [("H100-SXM-80GB", 16, 8)]
