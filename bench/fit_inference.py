@@ -67,7 +67,8 @@ DECODE = ("compute", "memory", "step_overhead_s", "collective_latency_s", "layer
 # The figure is NVLink 4's ring bandwidth (NCCL's default 8-GPU all-reduce uses NVLink SHARP instead, busbw about
 # 480 GB/s per the same comment: not modelled).  NVLink 3 and 5 take their own published ring figures: A100 "should
 # reach 230 GB/s" of 12 links x 25 GB/s = 300 GB/s (S. Jeaugey, nccl-tests issue #149, 2023-07-05); 8x B300 busbw
-# 695 GB/s with NVLS off, of NVLink 5's 900 GB/s (NVIDIA/nccl issue #2140, 2026-04-28, NCCL 2.30.4; B200 and
+# 695 GB/s with NVLS off, of NVLink 5's 900 GB/s (a user's measurement, NVIDIA/nccl issue #2140, 2026-04-28, NCCL
+# 2.30.4, open and unanswered; B200 and
 # GB200 share NVLink 5's 900 GB/s).  AMD's Infinity Fabric (cdna3) keeps its row's link value.
 NCCL_RING_LINK = {"ampere": round(230 / 300, 4), "hopper": round(370 / 450, 4), "blackwell": round(695 / 900, 4)}
 PREFILL = ("prefill_compute", "attention_compute", "ttft_overhead_s")

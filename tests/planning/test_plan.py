@@ -76,7 +76,7 @@ def test_a_recommendation_is_what_estimate_says_for_its_choices() -> None:
     assert again.cost.usd_per_hour == pytest.approx(rec["cost"]["usd_per_hour"])
 
 
-@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus", "cheapest-per-token"])
+@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus", "cheapest-per-token", "fastest"])
 def test_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPatch, objective: str) -> None:
     args = dict(task="inference", users=8, gpu="H100,A100-80GB,L40S,A10G", allow_quant=True, objective=objective,
                 max_gpus=8, top=1)
@@ -86,8 +86,28 @@ def test_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPat
     best = _first(full)
     key = {"cheapest": lambda r: r["cost"]["usd_per_hour"] or float("inf"),
            "fewest-gpus": lambda r: r["choices"]["gpus"],
-           "cheapest-per-token": lambda r: r["cost"]["usd_per_million_output_tokens"] or float("inf")}[objective]
+           "cheapest-per-token": lambda r: r["cost"]["usd_per_million_output_tokens"] or float("inf"),
+           "fastest": lambda r: -r["performance"]["output_tokens_per_second"]}[objective]
     assert key(pruned) == pytest.approx(key(best)) and full["pruned"] == 0
+
+
+@pytest.mark.parametrize("preset", ["mixtral-8x7b", "qwen3-30b-a3b"])
+def test_the_tokens_per_second_ceiling_holds_for_moe_at_batch_one(preset: str) -> None:
+    """A decode step of one sequence reads only its top-k experts (Mixtral 8x7B: 2 of 8), so its
+    tokens/s may exceed bandwidth / all the weights: on one H200 (4.8 TB/s) Mixtral in bf16 runs
+    above 4.8e12 / 93.4e9 = 51 tokens/s.  The per-token and fastest objectives prune with the
+    ceiling, which must hold for every plan the search evaluates."""
+    s = _search_state(preset, task="inference", users=1, gpu="H200,H100,A100-80GB", max_gpus=8,
+                      objective="fastest", top=50)
+    ceiling = search_mod._tokens_per_second_ceiling(s)
+    recs = search(preset, task="inference", users=1, gpu="H200,H100,A100-80GB", max_gpus=8, objective="fastest",
+                  top=50)["recommendations"]
+    assert len(recs) >= 10
+    candidates = {(c.gpu, c.gpus, c.tp, c.pp, c.weights, c.engine): c for c in s.candidates()}
+    for r in recs:
+        c = candidates[(r["choices"]["gpu"], r["choices"]["gpus"], r["parallel"]["tp"], r["parallel"]["pp"],
+                        r["choices"]["weights"], r["choices"]["engine"])]
+        assert r["performance"]["output_tokens_per_second"] <= ceiling(c), r["choices"]
 
 
 def test_owned_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,7 +279,7 @@ def _search_state(model: str, **options):
                               opts.get("objective", "cheapest"), Counter())
 
 
-@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus", "cheapest-per-token", "lowest-latency"])
+@pytest.mark.parametrize("objective", ["cheapest", "fewest-gpus", "cheapest-per-token", "lowest-latency", "fastest"])
 def test_best_first_order_is_the_sorted_candidate_list(objective: str) -> None:
     """The lazy best-first queue yields exactly ``sorted(candidates, key=_first_key)``
     (stable), and the places it reports are those of that list."""
@@ -499,6 +519,17 @@ def test_training_without_train_tokens_ranks_by_cost_per_trained_token() -> None
         assert f"${v:,.2f} per million trained tokens" in r["why"]
     hourly = [r["cost"]["usd_per_hour"] for r in recs]
     assert hourly != sorted(hourly), "no longer the review's case: $/h and $/token no longer disagree here"
+
+
+def test_tied_costs_rank_by_speed_whatever_the_cost_objective() -> None:
+    """LoRA 70B scales linearly over 8-64 A100s (data-parallel rings at the node's NICs), so every
+    count costs the same per token to rounding: the tie goes to the faster plan under both cost
+    objectives, with or without --train-tokens, never to 1e-16 float noise."""
+    runs = [search("llama-3.1-70b", **LORA_70B, objective=o, **extra)["recommendations"]
+            for o in ("cheapest", "cheapest-per-token") for extra in ({}, {"train_tokens": 1e9})]
+    speeds = [[r["performance"]["tokens_per_second"] for r in recs] for recs in runs]
+    assert all(s == sorted(s, reverse=True) for s in speeds), speeds
+    assert all([r["choices"] for r in recs] == [r["choices"] for r in runs[0]] for recs in runs)
 
 
 def test_training_with_train_tokens_ranks_alike_and_totals_follow_the_per_token_cost() -> None:

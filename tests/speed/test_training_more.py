@@ -14,6 +14,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+import pytest
 from _bench import load_bench
 from click.testing import CliRunner
 
@@ -168,7 +169,7 @@ def test_a_data_parallel_ring_across_nodes_uses_every_nic_of_its_ranks() -> None
     # the group's ranks in one node together, not one GPU's NIC.  With tp = 8 inside the node each
     # data-parallel ring has one rank per node, hence one NIC (25 GB/s); with tp = 2, four (100 GB/s).
     # Across H100 nodes with 8 x 400 Gb/s NDR (400 GB/s per node) the cap is NVLink 4's 450 GB/s
-    # per direction, not reached; eight GB200 racks' NICs (72 per rack) are capped at NVLink 5's 900.
+    # per direction, not reached.  A GB200 host has 4 GPUs and 4 NICs: 200 GB/s across racks.
     from rigsize.hardware.gpus import resolve_gpu
     from rigsize.speed.training import ring_bandwidth
 
@@ -179,7 +180,24 @@ def test_a_data_parallel_ring_across_nodes_uses_every_nic_of_its_ranks() -> None
     assert ring_bandwidth(a100, 64, 16, 8, "ib-hdr-200x8") == 25e9
     assert ring_bandwidth(h100, 512, 1, 8, "ib-ndr-400") == 400e9
     assert ring_bandwidth(h100, 8, 1, 8, "ib-ndr-400") == 450e9          # one node: NVLink
-    assert ring_bandwidth(gb200, 576, 1, 4, "ib-ndr-400") == 900e9
+    assert ring_bandwidth(gb200, 576, 1, 4, "ib-ndr-400") == 200e9
+
+
+def test_a_ring_across_pcie_cards_is_held_to_their_pcie_links() -> None:
+    # A PCIe card reaches its NIC, and its neighbours in the node, over its own x16 link: Gen4 x16 is
+    # 16 GT/s x 16 lanes / 8 x 128/130 = 31.5 GB/s per direction (PCI-SIG), so a 400 Gb/s port (50 GB/s)
+    # cannot be filled, and more ranks per node never give less bandwidth than one.  An A100 PCIe's
+    # NVLink bridge joins only its pair: ranks 4 apart (0 and 4) talk over PCIe.
+    from rigsize.hardware.gpus import resolve_gpu
+    from rigsize.speed.training import ring_bandwidth
+
+    gen4 = 16e9 * 16 / 8 * 128 / 130
+    for name in ("A100-PCIE-80GB", "L40S", "RTX-4090"):
+        gpu = resolve_gpu(name)
+        by_stride = [ring_bandwidth(gpu, 1024, stride, 8, "ib-ndr-400") for stride in (1, 2, 4, 8)]
+        assert all(b <= 32e9 for b in by_stride), (name, by_stride)
+        assert by_stride[-1] == pytest.approx(gen4), name
+        assert by_stride == sorted(by_stride, reverse=True), name
 
 
 def test_fsdp_across_nodes_hides_its_gathers_where_the_nics_allow() -> None:
@@ -190,8 +208,8 @@ def test_fsdp_across_nodes_hides_its_gathers_where_the_nics_allow() -> None:
     case = next(c for c in training_cases() if c.case == "llmfoundry-h100bf16-mpt13b-s2048-g32-bf16")
     row = more_training_rows((case,))[0]
     step = case.workload.global_batch * case.workload.seq / (row.measured * case.layout.gpus)
-    assert abs(step - 0.851) < 0.01
-    assert row.predicted > 0.7 * row.measured
+    assert abs(step - 0.851) < 0.01          # the measured step the comment derives
+    assert 0.7 * row.measured < row.predicted < 1.35 * row.measured
 
 def test_moe_overhead_is_per_layer_and_micro_batch() -> None:
     # Qwen3-30B-A3B: 48 decoder layers, every one MoE (config.json decoder_sparse_step 1,

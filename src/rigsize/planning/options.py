@@ -193,7 +193,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
            "compute, memory, attention_compute, link, step_overhead_s, collective_latency_s, ttft_overhead_s; for "
            "--engine llamacpp / ollama / mlx: memory, compute, cpu_memory, cpu_compute, cpu_compute_vec_dot, pcie, "
-           "layer_overhead_s."),
+           "token_overhead_s, layer_overhead_s."),
     Option("profile", "text", "A GPU profile written by 'rigsize calibrate': its measured efficiencies replace "
            "the fitted defaults."),
     Option("train_tokens", "quantity", "Training: tokens to train on (e.g. 15T); adds train_days and gpu_hours.",
@@ -259,7 +259,7 @@ PLAN_OPTIONS: tuple[Option, ...] = (
            commands=_PLAN),
     Option("any_count", "flag", "Search every GPU count, not only 1, 2, 4, 8 and whole nodes.", False,
            commands=_PLAN),
-    Option("have", "text", "Hardware you have: '4x RTX-4090', '2x8 H100' (2 nodes of 8), '2x H100, 4x A100'.",
+    Option("have", "text", "Hardware you have: '4x RTX-4090', '2x8 H100' (2 nodes of 8), '2x H100, 4x A100-80GB'.",
            commands=_PLAN),
     Option("dry_run", "flag", "Count the candidates without evaluating them.", False, commands=_PLAN),
     Option("explain", "flag", "Say why the top plan beat the runner-up.", False, commands=_PLAN),

@@ -651,7 +651,8 @@ def _rank_key(s: _Search, x: _Scored) -> tuple:
     if s.objective == "lowest-latency":
         return (x.latency, cost, x.candidate.gpus)
     if s.objective == "cheapest-per-token":
-        return (math.inf if x.usd_per_mtok is None else x.usd_per_mtok, cost, x.candidate.gpus)
+        return (math.inf if x.usd_per_mtok is None else float(f"{x.usd_per_mtok:.9g}"), cost, -x.speed,
+                x.candidate.gpus)
     return (cost, -x.speed, x.candidate.gpus)
 
 
@@ -845,6 +846,7 @@ def _run(s: _Search, runs: list[_Run]) -> list[_Scored]:
     key = _first_key(s)
     total = s.considered
     plans: list[_Scored] = []
+    best: list[float] = []          # the ``top`` smallest first keys so far, sorted
     bound: float | None = None
     for i, (c, order, lower) in enumerate(_best_first(s, runs, key, lambda: bound)):
         if s.progress and i % 16 == 0:
@@ -858,9 +860,12 @@ def _run(s: _Search, runs: list[_Run]) -> list[_Scored]:
             s.rejected[result] += 1
             continue
         plans.append(replace(result, order=order))
-        if key and len(plans) >= top:
-            bound = sorted(_rank_key(s, p)[0] for p in plans)[top - 1]
-            bound += abs(bound) * 1e-8     # _rank_key rounds costs to 9 digits (5e-9 relative): keep what ties the cut-off
+        if key:
+            bisect.insort(best, _rank_key(s, plans[-1])[0])
+            del best[top:]
+            if len(best) >= top:
+                # _rank_key rounds costs to 9 digits (5e-9 relative): keep what ties the cut-off
+                bound = best[top - 1] + abs(best[top - 1]) * 1e-8
     return plans
 
 
@@ -1176,7 +1181,8 @@ def _base_training_job(s: _Search) -> Any:
 
 def _first_key(s: _Search):
     """A lower bound of the objective's first ranking key from the candidate alone, or
-    None: fewest-gpus, the count; cheapest inference, the rented instances' $/h (exact);
+    None: fewest-gpus, the count; fastest inference, minus the most tokens/s it could make;
+    cheapest inference, the rented instances' $/h (exact);
     cheapest training run, that $/h times the run's hours at the dense bf16 peak with the
     allowance (the run can only take longer)."""
     if s.objective == "fewest-gpus":
@@ -1185,6 +1191,8 @@ def _first_key(s: _Search):
         return _latency_bound(s)
     if s.objective == "cheapest-per-token" and not s.training:
         return _per_token_bound(s)
+    if s.objective == "fastest" and not s.training:
+        return _fastest_bound(s)
     if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
         return None
     hourly = _hourly(s)
@@ -1271,30 +1279,74 @@ def _latency_bound(s: _Search):
     return bound
 
 
-def _per_token_bound(s: _Search):
-    """$ per million output tokens is at least the instances' $/h over the most tokens per
-    second the plan could produce: each pipeline stage streams its share of the weights
-    per step at the peak HBM bandwidth (tokens/s <= users x tp x pp x bandwidth /
-    weights), and no GPU exceeds its dense peak (tokens/s <= GPUs x peak / (2 x active
-    parameters)).  The serving model reaches neither (efficiencies below 1, stages run
-    one after another), so the bound holds for its own figures."""
+def step_bytes_floor(s: _Search, weights: str) -> float:
+    """Bytes of ``weights`` a decode step reads at the least, all GPUs together: every text
+    weight except the routed experts, and of those the top-k of each MoE layer that one token
+    needs (a step of few sequences reads only the experts they touch: Mixtral 8x7B at batch 1
+    streams 2 of its 8 experts, so its tokens/s may exceed bandwidth / all its weights).  A
+    vision tower runs once per image, not per step.  Memoized per search."""
+    key = ("step_bytes", weights)
+    if key not in s.memo:
+        arch = s.spec.arch
+        text = [t for t in arch.tensors if t.role not in ("vision", "vision_proj")]
+        routed = [t for t in text if t.role.startswith("expert_")]
+        dense = [t for t in text if not t.role.startswith("expert_")]
+        n = arch.num_hidden_layers
+        floor = float(formats.weights_bytes(weights, dense, n))
+        if routed and arch.num_experts:
+            floor += formats.weights_bytes(weights, routed, n) * arch.experts_per_token / arch.num_experts
+        s.memo[key] = floor
+    return s.memo[key]
+
+
+def _tokens_per_second_ceiling(s: _Search):
+    """The most output tokens per second a candidate could produce: each pipeline stage
+    streams at least its share of the weights a step reads (``step_bytes_floor``) per step at
+    the peak HBM bandwidth, a step emitting at most one token per user (K + 1 with K
+    speculative tokens), so tokens/s <= users x (K + 1) x tp x pp x bandwidth / bytes; and no
+    GPU exceeds its dense peak (tokens/s <= GPUs x peak / (2 x active parameters)).  The
+    serving model reaches neither (efficiencies below 1, stages run one after another), so
+    the ceiling holds for its own figures.  None where the GPU has no peak."""
     from rigsize.model.architecture import active_params
     from rigsize.speed.roofline import peak_bandwidth, peak_flops
 
-    hourly = _hourly(s)
     gpus = {g.name: g for g, _, _ in s.gpus()}
-    users = s.opts.get("batch", 1)
+    per_step = s.opts.get("batch", 1) * (1 + int(s.opts.get("speculative_tokens") or 1)
+                                         if s.opts.get("speculative") else 1)
 
-    def bound(c: Candidate) -> float:
-        gpu, rate = gpus[c.gpu], hourly(c)
-        if rate == math.inf:
-            return math.inf
+    def ceiling(c: Candidate) -> float | None:
+        gpu = gpus[c.gpu]
         try:
-            by_bytes = users * c.tp * c.pp * peak_bandwidth(gpu) / total_state_bytes(s, c.weights)
+            by_bytes = per_step * c.tp * c.pp * peak_bandwidth(gpu) / step_bytes_floor(s, c.weights)
             by_flops = c.gpus * peak_flops(gpu, "bf16") / (2 * active_params(s.spec.arch))
         except RigsizeError:
+            return None
+        return min(by_bytes, by_flops)
+    return ceiling
+
+
+def _per_token_bound(s: _Search):
+    """$ per million output tokens is at least the instances' $/h over the most tokens per
+    second the plan could produce (``_tokens_per_second_ceiling``)."""
+    hourly = _hourly(s)
+    ceiling = _tokens_per_second_ceiling(s)
+
+    def bound(c: Candidate) -> float:
+        rate = hourly(c)
+        if rate == math.inf:
             return math.inf
-        return rate / (min(by_bytes, by_flops) * 3600 / 1e6)
+        most = ceiling(c)
+        return math.inf if most is None else rate / (most * 3600 / 1e6)
+    return bound
+
+
+def _fastest_bound(s: _Search):
+    """The fastest objective's first key is -(output tokens/s): at least -(the ceiling)."""
+    ceiling = _tokens_per_second_ceiling(s)
+
+    def bound(c: Candidate) -> float:
+        most = ceiling(c)
+        return -math.inf if most is None else -most
     return bound
 
 

@@ -353,13 +353,23 @@ def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, 
     full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
     idle = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, 0, 0).seconds    # a step that only streams weights
     service = work = 0.0
+    packed = None           # engine time per prompt token when the budget is filled with prompts
     for chunk, count in ((free, full), (rest, 1 if rest else 0)):
         if count:
             step = step_time(cost, arch, layout, gpu, fmt, eff, others, prompt + output / 2, chunk, prompt / 2,
                              spec)
             service += count * step.seconds
-            alone = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2, spec).seconds
-            work += count * max(0.0, alone - idle)
+            alone = max(0.0, step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, chunk, prompt / 2, spec).seconds
+                        - idle)
+            if chunk < free:
+                # a partial chunk shares its step with other prompts' chunks when they queue: what it
+                # adds is its share of a full budget's step (a MoE reads the experts once for them all:
+                # 64 prompts of 128 tokens in one 8K-token step, not 64 steps' expert streaming)
+                if packed is None:
+                    full_step = step_time(cost, arch, layout, gpu, fmt, eff, 0, 0, free, prompt / 2, spec).seconds
+                    packed = max(0.0, full_step - idle) / free
+                alone = min(alone, packed * chunk)
+            work += count * alone
     service, work = service + encoder, work + encoder
     in_flight = 0.5 * decode_step if others else 0.0
 

@@ -400,18 +400,25 @@ def ring_bandwidth(gpu: GPU, group_span: int, stride: int, gpus_per_node: int, n
     the GPU fabric.  Across nodes, NCCL runs one ring per NIC, each entering and leaving every
     node once, so the bus bandwidth is the NICs of the group's ranks in one node together,
     capped by the fabric inside it: "on an NVIDIA DGX-A100 system we have 8x200Gbit/s IB cards
-    and we measure 192GB/s AllReduce BusBW" (NVIDIA, NVIDIA/nccl issue #812, 2023-03-30); "on 3+
+    and we measure 192GB/s AllReduce BusBW" (NVIDIA, NVIDIA/nccl issue #812, 2023-03-31; node count not stated); "on 3+
     nodes ... the busbw ... [reflects] the total NIC bandwidth" (S. Jeaugey, nccl-tests issue
     #160, 2023-08-01).  A group with one rank per node (data parallelism across tp = 8 nodes)
-    has that rank's own NIC."""
+    has that rank's own NIC, capped by its PCIe link on PCIe cards."""
     domain = gpu.scale_up(gpus_per_node)
     if group_span <= domain:
         return fabric_bandwidth(gpu, group_span)
+    # each GPU reaches its NIC over its own PCIe link (GPUDirect RDMA): a Gen4 x16 card moves at most
+    # 31.5 GB/s whatever the port's rate
     nic = float(networks()[network]["per_gpu_bytes_per_second"])
-    per_node = max(1, domain // max(1, stride))
+    nic = min(nic, pcie_bytes_per_second(gpu, nic))
+    # the group's ranks in one host (its NICs: one per GPU).  A rack-scale NVLink domain (GB200 NVL72)
+    # counts its host's 4, not the domain's 72: rings over 72 NICs at once are not measured here
+    per_node = max(1, min(domain, gpus_per_node) // max(1, stride))
     if per_node == 1:
         return nic
-    return min(per_node * nic, fabric_bandwidth(gpu, per_node))
+    # those ranks lie ``stride`` apart, over per_node x stride GPUs of the server: an NVLink bridge
+    # joins only its pair
+    return min(per_node * nic, fabric_bandwidth(gpu, per_node * stride))
 
 
 @dataclass(frozen=True)
