@@ -263,6 +263,17 @@ def test_training_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.
     assert pruned["pruned"] > 0 and full["pruned"] == 0
 
 
+def test_training_fastest_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fastest key's ceiling (GPUs x peak x e_max / model FLOPs per token) is a true bound."""
+    args = dict(task="pretrain", gpu="H100,A100-80GB", max_gpus=16, top=2, objective="fastest")
+    pruned = search("llama-3.1-8b", **args)
+    monkeypatch.setattr(search_mod, "_first_key", lambda s: None)
+    full = search("llama-3.1-8b", **args)
+    assert [r["performance"]["tokens_per_second"] for r in pruned["recommendations"]] == pytest.approx(
+        [r["performance"]["tokens_per_second"] for r in full["recommendations"]])
+    assert pruned["pruned"] > 0 and full["pruned"] == 0
+
+
 # ---- the search's speed: best-first order and every lower bound, against the plain search ----
 
 def _search_state(model: str, **options):

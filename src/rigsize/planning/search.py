@@ -1181,7 +1181,7 @@ def _base_training_job(s: _Search) -> Any:
 
 def _first_key(s: _Search):
     """A lower bound of the objective's first ranking key from the candidate alone, or
-    None: fewest-gpus, the count; fastest inference, minus the most tokens/s it could make;
+    None: fewest-gpus, the count; fastest, minus the most tokens/s it could make;
     cheapest inference, the rented instances' $/h (exact);
     cheapest training run, that $/h times the run's hours at the dense bf16 peak with the
     allowance (the run can only take longer)."""
@@ -1191,8 +1191,8 @@ def _first_key(s: _Search):
         return _latency_bound(s)
     if s.objective == "cheapest-per-token" and not s.training:
         return _per_token_bound(s)
-    if s.objective == "fastest" and not s.training:
-        return _fastest_bound(s)
+    if s.objective == "fastest":
+        return _training_fastest_bound(s) if s.training else _fastest_bound(s)
     if s.objective != "cheapest" or (s.training and not s.opts.get("train_tokens")):
         return None
     hourly = _hourly(s)
@@ -1358,20 +1358,49 @@ def _best_hours(s: _Search, gpu: GPU, count: int, framework: str) -> float:
     allowance's effective training time: the predicted run can only take longer."""
     key = ("best_hours", gpu.name, framework)
     if key not in s.memo:       # the terms that do not depend on the count
-        from rigsize.speed.roofline import peak_flops
-        from rigsize.speed.training import training_efficiency
-
-        eff, _ = training_efficiency(gpu.architecture, framework or "megatron")
-        peak = peak_flops(gpu, "bf16")
-        if s.opts.get("precision") == "fp8" and gpu.flops("fp8"):
-            peak = max(peak, gpu.flops("fp8") * eff.fp8_ratio)
-        # a measured or given GEMM efficiency replaces e_max: --efficiency caps fractions at 1.5
-        # (planning.job.parse_efficiency); a profile's is unbounded, so no bound then
-        e_max = math.inf if "profile" in s.opts else (1.5 if "efficiency" in s.opts else eff.e_max)
+        peak, e_max = _training_ceiling_rate(s, gpu, framework)
         flops = _flops_per_token(s) * s.opts["train_tokens"]
         s.memo[key] = (flops, peak, e_max, _effective_time())
     flops, peak, e_max, effective = s.memo[key]
     return flops / (count * peak * e_max) / 3600 / effective
+
+
+def _training_ceiling_rate(s: _Search, gpu: GPU, framework: str) -> tuple[float, float]:
+    """(peak FLOP/s per GPU, the most of it the speed model's GEMMs reach): the dense bf16 peak,
+    or the FP8 peak times the fitted FP8 ratio under --precision fp8; ``e_max`` of the family and
+    framework's row (``speed.training`` never exceeds it), 1.5 under --efficiency (its cap), none
+    (inf) under a measured profile."""
+    from rigsize.speed.roofline import peak_flops
+    from rigsize.speed.training import training_efficiency
+
+    eff, _ = training_efficiency(gpu.architecture, framework or "megatron")
+    peak = peak_flops(gpu, "bf16")
+    if s.opts.get("precision") == "fp8" and gpu.flops("fp8"):
+        peak = max(peak, gpu.flops("fp8") * eff.fp8_ratio)
+    # a measured or given GEMM efficiency replaces e_max: --efficiency caps fractions at 1.5
+    # (planning.job.parse_efficiency); a profile's is unbounded, so no bound then
+    e_max = math.inf if "profile" in s.opts else (1.5 if "efficiency" in s.opts else eff.e_max)
+    return peak, e_max
+
+
+def _training_fastest_bound(s: _Search):
+    """Training's fastest key is -(tokens/s): at least -(GPUs x peak x e_max / model FLOPs per
+    token), the ceiling ``_best_hours`` bounds a run's hours with; -inf where there is none."""
+    gpus = {g.name: g for g, _, _ in s.gpus()}
+    per_token = _flops_per_token(s)
+
+    def bound(c: Candidate) -> float:
+        if per_token <= 0:
+            return -math.inf
+        key = ("ceiling_rate", c.gpu, c.engine)
+        if key not in s.memo:
+            try:
+                s.memo[key] = _training_ceiling_rate(s, gpus[c.gpu], c.engine)
+            except RigsizeError:
+                s.memo[key] = (math.inf, math.inf)
+        peak, e_max = s.memo[key]
+        return -(c.gpus * peak * e_max / per_token)
+    return bound
 
 
 def _explain(s: _Search, top: list[_Scored]) -> str | None:
