@@ -644,8 +644,8 @@ def _rank_key(s: _Search, x: _Scored) -> tuple:
     # 9 significant digits: plans whose costs agree to rounding (a job that scales linearly costs the
     # same per token on 24, 48 or 64 GPUs) tie, and the next key decides, not float noise
     cost = math.inf if cost is None else float(f"{cost:.9g}")
-    if s.objective == "fastest":
-        return (-x.speed, cost, x.candidate.gpus)
+    if s.objective == "fastest":       # speeds equal to 9 digits tie too
+        return (-float(f"{x.speed:.9g}"), cost, x.candidate.gpus)
     if s.objective == "fewest-gpus":
         return (x.candidate.gpus, cost, -x.speed)
     if s.objective == "lowest-latency":
@@ -1279,18 +1279,32 @@ def _latency_bound(s: _Search):
     return bound
 
 
+def _per_token_tensors(s: _Search) -> tuple[list, list]:
+    """(the tensors every decode step reads in full, the routed experts): serving's own rule
+    (``speed.serving._stage_cost_of``): not the input embedding (a lookup reads its rows) unless
+    it doubles as the lm_head, nor a vision tower (once per image).  Memoized per search."""
+    if "per_token_tensors" not in s.memo:
+        from rigsize.speed.serving import NOT_PER_TOKEN
+
+        arch = s.spec.arch
+        dense = [t for t in arch.tensors if not t.role.startswith("expert_") and t.role not in NOT_PER_TOKEN]
+        if arch.tie_word_embeddings:
+            dense += [t for t in arch.tensors if t.role == "embed"]
+        routed = [t for t in arch.tensors if t.role.startswith("expert_")]
+        s.memo["per_token_tensors"] = (dense, routed)
+    return s.memo["per_token_tensors"]
+
+
 def step_bytes_floor(s: _Search, weights: str) -> float:
-    """Bytes of ``weights`` a decode step reads at the least, all GPUs together: every text
-    weight except the routed experts, and of those the top-k of each MoE layer that one token
-    needs (a step of few sequences reads only the experts they touch: Mixtral 8x7B at batch 1
-    streams 2 of its 8 experts, so its tokens/s may exceed bandwidth / all its weights).  A
-    vision tower runs once per image, not per step.  Memoized per search."""
+    """Bytes of ``weights`` a decode step reads at the least, all GPUs together: the weights
+    every step reads (``_per_token_tensors``), and of the routed experts the top-k of each MoE
+    layer that one token needs (a step of few sequences reads only the experts they touch:
+    Mixtral 8x7B at batch 1 streams 2 of its 8 experts, so its tokens/s may exceed bandwidth /
+    all its weights).  Memoized per search."""
     key = ("step_bytes", weights)
     if key not in s.memo:
         arch = s.spec.arch
-        text = [t for t in arch.tensors if t.role not in ("vision", "vision_proj")]
-        routed = [t for t in text if t.role.startswith("expert_")]
-        dense = [t for t in text if not t.role.startswith("expert_")]
+        dense, routed = _per_token_tensors(s)
         n = arch.num_hidden_layers
         floor = float(formats.weights_bytes(weights, dense, n))
         if routed and arch.num_experts:
@@ -1299,29 +1313,50 @@ def step_bytes_floor(s: _Search, weights: str) -> float:
     return s.memo[key]
 
 
+def _per_token_params(s: _Search) -> float:
+    """Parameters whose GEMMs every generated token runs: ``_per_token_tensors``' matrices, the
+    routed experts at top-k.  Memoized per search."""
+    if "per_token_params" not in s.memo:
+        arch = s.spec.arch
+        dense, routed = _per_token_tensors(s)
+        n = float(sum(t.numel for t in dense if len(t.shape) >= 2))
+        if routed and arch.num_experts:
+            n += sum(t.numel for t in routed if len(t.shape) >= 2) * arch.experts_per_token / arch.num_experts
+        s.memo["per_token_params"] = n
+    return s.memo["per_token_params"]
+
+
 def _tokens_per_second_ceiling(s: _Search):
     """The most output tokens per second a candidate could produce: each pipeline stage
     streams at least its share of the weights a step reads (``step_bytes_floor``) per step at
     the peak HBM bandwidth, a step emitting at most one token per user (K + 1 with K
     speculative tokens), so tokens/s <= users x (K + 1) x tp x pp x bandwidth / bytes; and no
-    GPU exceeds its dense peak (tokens/s <= GPUs x peak / (2 x active parameters)).  The
-    serving model reaches neither (efficiencies below 1, stages run one after another), so
-    the ceiling holds for its own figures.  None where the GPU has no peak."""
-    from rigsize.model.architecture import active_params
-    from rigsize.speed.roofline import peak_bandwidth, peak_flops
+    GPU exceeds the peak of the dtype its format's GEMMs run at (``roofline.compute_dtype``:
+    fp8, fp4 or int8 peaks where the GPU has them; tokens/s <= GPUs x peak / (2 x per-token
+    parameters)).  The serving model reaches neither at its fitted efficiencies (below 1);
+    ``--efficiency`` may give up to 1.5 (``planning.job.parse_efficiency``), so the ceiling
+    grows by that much then, and a measured ``--profile`` (unbounded) gives no ceiling (None)."""
+    from rigsize.model.formats import resolve_weight_format
+    from rigsize.speed.roofline import compute_dtype, peak_bandwidth, peak_flops
 
     gpus = {g.name: g for g, _, _ in s.gpus()}
     per_step = s.opts.get("batch", 1) * (1 + int(s.opts.get("speculative_tokens") or 1)
                                          if s.opts.get("speculative") else 1)
+    scale = 1.5 if "efficiency" in s.opts else 1.0
+    unbounded = "profile" in s.opts
 
     def ceiling(c: Candidate) -> float | None:
+        if unbounded:
+            return None
         gpu = gpus[c.gpu]
         try:
+            dtype = compute_dtype(resolve_weight_format(c.weights), gpu)
+            peak = max(peak_flops(gpu, "bf16"), peak_flops(gpu, dtype))
             by_bytes = per_step * c.tp * c.pp * peak_bandwidth(gpu) / step_bytes_floor(s, c.weights)
-            by_flops = c.gpus * peak_flops(gpu, "bf16") / (2 * active_params(s.spec.arch))
+            by_flops = c.gpus * peak / (2 * _per_token_params(s))
         except RigsizeError:
             return None
-        return min(by_bytes, by_flops)
+        return scale * min(by_bytes, by_flops)
     return ceiling
 
 

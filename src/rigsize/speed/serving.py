@@ -66,7 +66,7 @@ class ModelCost:
     layers: int
 
 
-_NOT_PER_TOKEN = ("embed", "pos_embed", "vision", "vision_proj")
+NOT_PER_TOKEN = ("embed", "pos_embed", "vision", "vision_proj")
 
 
 def model_cost(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KVFormat) -> ModelCost:
@@ -99,7 +99,7 @@ def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KV
     layers = st.layers
     experts = [t for t in tensors if t.role.startswith("expert_")]
     # a vision tower and projector run once per image, not per token (rigsize.model.vision)
-    dense = [t for t in tensors if not t.role.startswith("expert_") and t.role not in _NOT_PER_TOKEN]
+    dense = [t for t in tensors if not t.role.startswith("expert_") and t.role not in NOT_PER_TOKEN]
     lm_head = [t for t in tensors if t.role == "lm_head" and len(t.shape) == 2]
     if arch.tie_word_embeddings and st.last:
         lm_head = [t for t in arch.tensors if t.role == "embed"]
@@ -119,7 +119,7 @@ def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KV
     # bytes a step streams: every non-expert weight except the embedding table (a lookup
     # reads only its rows), which is read in full when it doubles as the lm_head; the vision
     # tower is not read by a decode step
-    streamed = [t for t in tensors if not t.role.startswith("expert_") and t.role not in _NOT_PER_TOKEN]
+    streamed = [t for t in tensors if not t.role.startswith("expert_") and t.role not in NOT_PER_TOKEN]
     if arch.tie_word_embeddings and st.last:
         streamed += [t for t in arch.tensors if t.role == "embed"]
     weight_bytes = rank_weight_bytes(streamed, arch, layout, fmt, training=False)
