@@ -104,7 +104,7 @@ def test_batch_two_split_follows_its_rule() -> None:
     """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
     pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
     second = [r for r in RUNS if r.get("batch") == 2]
-    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6) for r in RUNS if "batch" in r)
+    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6, 7) for r in RUNS if "batch" in r)
     old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
     new: dict[str, set[str]] = {}
     for r in second:
@@ -194,6 +194,35 @@ def test_batch_five_and_six_splits_follow_their_rule(batch: int) -> None:
     assert f"SPLIT RULE, BATCH {batch}" in text
 
 
+def test_batch_seven_rows_are_all_reserved() -> None:
+    """Header rule (batch 7, GPU backends): every batch-7 row is reserved, whatever its backend or device; batch 7
+    brings Vulkan rows (generation and prompt) and ROCm rows with a prompt speed, no CPU-only or MLX row, and leaves
+    the sides of batches 1-6 as they were (the pairs it shares with them keep the side of their earliest batch)."""
+    seventh = [r for r in RUNS if r.get("batch") == 7]
+    assert len(seventh) >= 29 and all(r["split"] == "reserved" for r in seventh), \
+        [r["id"] for r in seventh if r["split"] != "reserved"]
+    assert {r["backend"] for r in seventh} <= {"vulkan", "rocm", "cuda", "metal", "sycl"}
+    vulkan = [r for r in seventh if r["backend"] == "vulkan"]
+    assert len(vulkan) >= 15 and sum("tg_tokens_per_s" in r for r in vulkan) >= 10
+    assert sum(r["backend"] == "rocm" and "pp_tokens_per_s" in r for r in seventh) >= 10
+    assert len({r["device"] for r in seventh}) >= 4
+    # batch 7 moved no earlier row: the (backend, device) pairs it shares keep the side of their earliest batch
+    earliest: dict[tuple[str, str], tuple[int, str]] = {}
+    for r in RUNS:
+        key, b = (r["backend"], r["device"]), r.get("batch", 1)
+        if b < 7 and (key not in earliest or b < earliest[key][0]):
+            earliest[key] = (b, r["split"])
+    assert earliest[("vulkan", "RYZEN-AI-MAX-395-128GB")][1] == "fit"
+    assert earliest[("rocm", "RYZEN-AI-MAX-395-128GB")][1] == "fit"
+    assert earliest[("rocm", "RX-7900-XTX")][1] == "fit" and earliest[("vulkan", "RX-9070-XT")][1] == "fit"
+    assert earliest[("vulkan", "RTX-5090")][1] == "reserved"
+    older = {r["id"]: r["split"] for r in RUNS if r.get("batch", 1) < 7}
+    assert older["strix-llama-2-7b-q4_0-vulkan"] == "fit" and older["sb-rx-7900-xtx-q4_0"] == "fit"
+    assert older["vk5-rx9070xt-gpt-oss-20b-mxfp4-pr15355"] == "fit"
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SPLIT RULE, BATCH 7" in text and "every batch-7 row is RESERVED" in text and "Batch 7 (all reserved" in text
+
+
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
 SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
              ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
@@ -217,7 +246,14 @@ SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59
              ("vk5-strix-qwen3-30b-a3b-q6_k-kyuz0-290326-radv", 1145.66, 68.15),
              ("vk5-strix-llama-3.1-70b-q4_k_m-visorcraft-120w", 81.63, 5.1),
              ("vk5-rtx3090-llama-3-8b-q4_0-pr21024", 4753.45, 146.73),
-             ("cpu5-7950x-gpt-oss-20b-mxfp4-ik683", 141.89, 21.29)]
+             ("cpu5-7950x-gpt-oss-20b-mxfp4-ik683", 141.89, 21.29),
+             # batch 7: vulkanforge's llama.cpp columns, llama.cpp PRs #19075 / #18280 / #13324, kyuz0's ROCm logs
+             ("b7-vk-rx9070xt-qwen3-8b-q4_k_m-vulkanforge-b9174", 4472.0, 114.9),
+             ("b7-rocm-rx9070xt-llama-3.1-8b-q4_k_m-vulkanforge-23b8cc4", 3936.0, 94.0),
+             ("b7-rocm-strix-llama-3-8b-q4_k_s-pr19075", 1087.56, 40.38),
+             ("b7-vk-strix-llama-3-8b-q4_0-pr18280", 627.26, 45.44),
+             ("b7-rocm-rx7900xtx-qwen3-32b-q4_k_s-pr13324", 744.73, 26.07),
+             ("b7-rocm-strix-qwen3-235b-a22b-q3_k_m-kyuz0-290326", 194.62, 14.64)]
 
 
 @pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)
