@@ -20,6 +20,9 @@ from rigsize.model.inputs import resolve_model
     ("qwen3-30b-a3b", "q8_0", 30.25, "dgx-spark.md: 'qwen3moe 30B.A3B Q8_0 30.25 GiB'"),
     # geerlingguy/beowulf-ai-cluster#17: 'deepseek2 671B Q4_K - Medium | 376.65 GiB'
     ("deepseek-r1", "q4_k_m", 376.65, "geerlingguy/beowulf-ai-cluster#17 llama-bench"),
+    # Q4_K_S, as quoted in llamacpp_bench.toml's batch-7 rows
+    ("llama-3-8b", "q4_k_s", 4.36, "ggml-org/llama.cpp PR #18749 ('llama 8B Q4_K - Small | 4.36 GiB')"),
+    ("qwen3-32b", "q4_k_s", 17.48, "ggml-org/llama.cpp PR #13324 ('qwen3 32B Q4_K - Small | 17.48 GiB')"),
 ])
 def test_gguf_file_sizes_match_llama_bench(model, fmt, gib, where):
     arch = resolve_model(model).arch
@@ -39,6 +42,23 @@ def test_iq4_xs_between_q4_0_and_q4_k_m_rules():
     assert F.gguf_tensor_type("iq4_xs", down0, mix) == "Q5_K"
     assert F.gguf_tensor_type("iq4_xs", down20, mix) == "IQ4_XS"
     assert F.gguf_tensor_type("q4_0", attn_v, mix) == "Q4_0"
+
+
+def test_q4_k_s_and_q5_k_s_rules():
+    arch = resolve_model("llama-3.1-8b").arch
+    n = arch.num_hidden_layers
+    mix = F.gguf_mix(arch.tensors, n)
+
+    def kind(fmt, role, layer):
+        return F.gguf_tensor_type(fmt, next(t for t in arch.tensors if t.role == role and t.layer == layer), mix)
+    # llama-quant.cpp: Q4_K_S attn_v Q5_K while i_attention_wv < 4, ffn_down Q5_K in the first eighth, else Q4_K
+    assert [kind("q4_k_s", "attn_v", i) for i in (0, 3, 4, 20)] == ["Q5_K", "Q5_K", "Q4_K", "Q4_K"]
+    assert [kind("q4_k_s", "mlp_down", i) for i in (0, n // 8 - 1, n // 8)] == ["Q5_K", "Q5_K", "Q4_K"]
+    assert kind("q4_k_s", "attn_q", 0) == "Q4_K" and kind("q4_k_m", "attn_v", 0) == "Q6_K"
+    # Q5_K_S: Q5_K everywhere but the output (Q6_K)
+    assert {kind("q5_k_s", r, i) for r in ("attn_v", "mlp_down", "attn_q") for i in (0, 20)} == {"Q5_K"}
+    head = next(t for t in arch.tensors if t.role == "lm_head")
+    assert F.gguf_tensor_type("q5_k_s", head, mix) == "Q6_K"
 
 
 def test_kv_block_types_follow_ggml_common_structs():

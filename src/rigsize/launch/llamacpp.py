@@ -19,7 +19,8 @@ VERSION = "00dc8057"
 FLAGS_FILE = f"llama-server-{VERSION}-flags.txt"
 PORT = 8080
 # rigsize weight format -> llama-quantize type name (tools/quantize/quantize.cpp QUANT_OPTIONS)
-QUANT_TYPE = {"q8_0": "Q8_0", "q6_k": "Q6_K", "q5_k_m": "Q5_K_M", "q4_k_m": "Q4_K_M", "q3_k_m": "Q3_K_M",
+QUANT_TYPE = {"q8_0": "Q8_0", "q6_k": "Q6_K", "q5_k_m": "Q5_K_M", "q5_k_s": "Q5_K_S", "q4_k_m": "Q4_K_M",
+              "q4_k_s": "Q4_K_S", "q3_k_m": "Q3_K_M",
               "q2_k": "Q2_K", "q4_0": "Q4_0", "iq4_xs": "IQ4_XS", "iq4_nl": "IQ4_NL"}
 DENSE = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}
 # rigsize KV format -> --cache-type-k/-v values

@@ -139,7 +139,8 @@ _GGUF_ARCH = {
 # llama.cpp file types (gguf.LlamaFileType) -> rigsize weight format names.
 _GGUF_FILE_TYPES = {
     "ALL_F32": "fp32", "MOSTLY_F16": "fp16", "MOSTLY_BF16": "bf16", "MOSTLY_Q8_0": "q8_0",
-    "MOSTLY_Q6_K": "q6_k", "MOSTLY_Q5_K_M": "q5_k_m", "MOSTLY_Q4_K_M": "q4_k_m",
+    "MOSTLY_Q6_K": "q6_k", "MOSTLY_Q5_K_M": "q5_k_m", "MOSTLY_Q5_K_S": "q5_k_s",
+    "MOSTLY_Q4_K_M": "q4_k_m", "MOSTLY_Q4_K_S": "q4_k_s",
     "MOSTLY_Q3_K_M": "q3_k_m", "MOSTLY_Q2_K": "q2_k",
 }
 

@@ -331,7 +331,7 @@ def _gguf_fallback(qtype: str, ncols: int) -> str:
 
 def gguf_tensor_type(fmt: str | WeightFormat, tensor: Tensor, mix: GGUFMix) -> str:
     """The ggml type llama-quantize gives ``tensor`` in file type ``fmt``: a port of
-    ``llama_tensor_get_type`` for the Q2_K, Q3_K_M, Q4_K_M, Q5_K_M, Q6_K and Q8_0 file
+    ``llama_tensor_get_type`` for the Q2_K, Q3_K_M, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K and Q8_0 file
     types (Falcon-specific branches, imatrix, --pure and user overrides left out)."""
     fmt = resolve_weight_format(fmt)
     if fmt.layout != "gguf":
@@ -367,6 +367,8 @@ def gguf_tensor_type(fmt: str | WeightFormat, tensor: Tensor, mix: GGUFMix) -> s
             new = "Q5_K"
         elif ftype in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
             new = "Q6_K"
+        elif ftype == "Q4_K_S" and i < 4:
+            new = "Q5_K"
         if mix.llama_70b and new in ("Q3_K", "Q4_K"):
             new = "Q5_K"
         if mix.n_expert == 8:
@@ -385,9 +387,11 @@ def gguf_tensor_type(fmt: str | WeightFormat, tensor: Tensor, mix: GGUFMix) -> s
             new = "Q5_K"
         elif ftype == "Q5_K_M" and _use_more_bits(i, n):
             new = "Q6_K"
+        elif ftype == "Q4_K_S" and i < n // 8:     # non-Falcon branch
+            new = "Q5_K"
     elif category == "ATTENTION_OUTPUT":
         if mix.n_expert == 8:
-            if ftype in ("Q2_K", "Q3_K_M", "Q4_K_M", "IQ4_NL", "IQ4_XS"):
+            if ftype in ("Q2_K", "Q3_K_M", "Q4_K_S", "Q4_K_M", "IQ4_NL", "IQ4_XS"):
                 new = "Q5_K"
         elif ftype == "Q2_K":
             new = "Q3_K"

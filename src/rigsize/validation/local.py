@@ -27,7 +27,8 @@ MEMORY_SOURCE = "llama.cpp start-up logs"
 TARGETS = {"tg_tokens_per_s": 0.15, "pp_tokens_per_s": 0.25}
 # GGUF types as llama-bench prints them -> rigsize weight formats
 FORMATS = {"Q4_0": "q4_0", "Q8_0": "q8_0", "F16": "fp16", "BF16": "bf16", "Q4_K_M": "q4_k_m", "Q4_K": "q4_k_m",
-           "Q5_K_M": "q5_k_m", "Q6_K": "q6_k", "Q3_K_M": "q3_k_m", "Q2_K": "q2_k", "IQ4_XS": "iq4_xs",
+           "Q4_K_S": "q4_k_s", "Q5_K_M": "q5_k_m", "Q5_K_S": "q5_k_s", "Q6_K": "q6_k", "Q3_K_M": "q3_k_m", "Q2_K": "q2_k",
+           "IQ4_XS": "iq4_xs",
            "IQ4_NL": "iq4_nl", "MXFP4": "mxfp4_moe",
            "MLX-4BIT": "mlx-4bit", "MLX-8BIT": "mlx-8bit"}      # mlx-lm rows (backend = "mlx")
 
