@@ -200,3 +200,32 @@ def test_data_parallel_replicas_serve_only_the_clients_there_are() -> None:
                             output=200).performance
     assert four.requests_per_second == pytest.approx(one.requests_per_second, rel=1e-9)
     assert four.requests_per_second * four.e2e_seconds == pytest.approx(1, rel=1e-9)
+
+
+def test_spread_waves_decode_beside_the_other_clients_prompts() -> None:
+    # 64 clients of 4,096-token prompts and 128 output tokens on one H100 (vLLM): each cycle the
+    # engine prefills 64 x 4,096 = 262,144 prompt tokens, about 2,048 per decode step, in the same
+    # steps as the decodes (chunked prefill), so a client's TPOT is well above what a burst wave sees
+    # (its prompts all prefilled in its first steps, most of its decoding pure; before 2026-12-02 every
+    # wave took that TPOT); a lone client's steps carry no other prompt.  The fit-split rows of TensorRT-LLM on Hopper show it: Llama 3.1 8B at
+    # c = 64 measured TPOT 64.3 ms against ~17 ms of pure decode.
+    arch, layout, gpu, fmt, kv, eff, eng = _setup(0, "vllm")
+
+    def tpot(c: int, output: int, waves: float) -> float:
+        return serve(arch, layout, gpu, fmt, kv, eff, eng, c, 4096, output, waves=waves).tpot_seconds
+
+    assert tpot(64, 128, math.inf) > 1.3 * tpot(64, 128, 1.0)
+    # the same prompt load spread over 16x the output tokens costs each token less
+    assert tpot(64, 2048, math.inf) < tpot(64, 128, math.inf)
+    assert tpot(1, 128, math.inf) == pytest.approx(tpot(1, 128, 1.0), rel=0.02)
+
+
+def test_sglang_keeps_the_burst_waves_tpot() -> None:
+    # SGLang's decodes are not charged for the other clients' prefill batches (see speed.serving._steady_state):
+    # its TPOT does not depend on how the benchmark spread the waves
+    from dataclasses import replace
+    arch, layout, gpu, fmt, kv, eff, eng = _setup(0, "sglang")
+    sglang = replace(eng, serving="sglang")
+    a, b = (serve(arch, layout, gpu, fmt, kv, eff, sglang, 64, 4096, 128, waves=w).tpot_seconds
+            for w in (math.inf, 1.0))
+    assert a == pytest.approx(b, rel=1e-12)

@@ -326,28 +326,12 @@ def _draft_seconds(spec: Speculation, arch: Architecture, layout: Layout, gpu: G
     return seconds
 
 
-def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
-                 eff: Efficiency, budget: int, running: int, prompt: int, output: int, decoding: float,
-                 decode_step: float, encoder: float = 0.0, spec: Speculation | None = None) -> float:
-    """TTFT of a request arriving desynchronised among ``running`` closed-loop clients
-    whose requests each spend TTFT + ``decoding`` seconds in the system.
-
-    A request never waits for itself: by the arrival theorem of closed queueing networks
-    (Reiser and Lavenberg 1980, Mean-Value Analysis; Schweitzer's approximation for the
-    queue seen), an arriving request finds the engine as the *other* ``running - 1``
-    clients load it.  Those decode while its prompt is prefilled in ceil(P / free) mixed
-    steps.  The engine's work for a prompt is what its chunks add to a step that
-    streams the weights anyway (a short prompt adds almost nothing; a long one adds its
-    prefill compute), so the request waits behind the others' prompts as in an M/D/1
-    queue of that work (never behind more than all of them), and, when any are
-    decoding, half a step on average for the step in flight.  A lone client
-    (``running = 1``) therefore sees an idle engine: TTFT is its prefill alone.  A request's
-    images go through the vision tower (``encoder`` seconds) in its first chunk's step, which
-    adds to its service and to the work others wait behind.  The
-    others' request rate depends on the TTFT they see too (each client's cycle is TTFT
-    + decoding), so TTFT is the fixed point of that loop, found by bisection (the wait
-    falls as the cycle grows).
-    """
+def _prompt_service(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat,
+                    eff: Efficiency, budget: int, running: int, prompt: int, output: int, encoder: float = 0.0,
+                    spec: Speculation | None = None) -> tuple[float, float]:
+    """(service, work) of one request's prompt among ``running`` closed-loop clients: the
+    engine time of the mixed steps that prefill it, and what its chunks add to steps that
+    stream the weights anyway (``_steady_ttft`` explains both)."""
     others = running - 1
     free = max(1, budget - others * _verify(spec))     # a decoding sequence takes K + 1 of the budget
     full, rest = divmod(prompt, free)          # the prompt's chunks: full ones and the remainder
@@ -370,7 +354,32 @@ def _steady_ttft(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, 
                     packed = max(0.0, full_step - idle) / free
                 alone = min(alone, packed * chunk)
             work += count * alone
-    service, work = service + encoder, work + encoder
+    return service + encoder, work + encoder
+
+
+def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, decoding: float,
+                 decode_step: float) -> float:
+    """TTFT of a request arriving desynchronised among ``running`` closed-loop clients
+    whose requests each spend TTFT + ``decoding`` seconds in the system (``service`` and
+    ``work`` from ``_prompt_service``; ``decode_step`` the step in flight when it arrives).
+
+    A request never waits for itself: by the arrival theorem of closed queueing networks
+    (Reiser and Lavenberg 1980, Mean-Value Analysis; Schweitzer's approximation for the
+    queue seen), an arriving request finds the engine as the *other* ``running - 1``
+    clients load it.  Those decode while its prompt is prefilled in ceil(P / free) mixed
+    steps.  The engine's work for a prompt is what its chunks add to a step that
+    streams the weights anyway (a short prompt adds almost nothing; a long one adds its
+    prefill compute), so the request waits behind the others' prompts as in an M/D/1
+    queue of that work (never behind more than all of them), and, when any are
+    decoding, half a step on average for the step in flight.  A lone client
+    (``running = 1``) therefore sees an idle engine: TTFT is its prefill alone.  A request's
+    images go through the vision tower (``encoder`` seconds) in its first chunk's step, which
+    adds to its service and to the work others wait behind.  The
+    others' request rate depends on the TTFT they see too (each client's cycle is TTFT
+    + decoding), so TTFT is the fixed point of that loop, found by bisection (the wait
+    falls as the cycle grows).
+    """
+    others = running - 1
     in_flight = 0.5 * decode_step if others else 0.0
 
     def seen(ttft: float) -> float:
@@ -417,9 +426,11 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     started go first, vLLM's chunked-prefill policy), every started request decodes
     one token per step, and all finish about together, so the next wave starts
     together, at least at first: later waves arrive spread over the first one's prefill
-    window, so their prompts barely queue.  A benchmark of ``waves`` x concurrency
-    requests therefore averages one burst wave with ``waves - 1`` spread ones (a
-    long-running service: ``waves = inf``, the default; InferenceMAX runs 10).  The
+    window, so their prompts barely queue, but their decode steps carry the other
+    clients' prompt chunks all along (``_steady_state``).  A benchmark of ``waves`` x
+    concurrency requests therefore averages one burst wave with ``waves - 1`` spread ones,
+    in TTFT and in TPOT (a long-running service: ``waves = inf``, the default;
+    InferenceMAX runs 10).  The
     burst wave is simulated step by step through its prefill phase; its pure
     decode phase is integrated over the growing context.  When the KV cache holds
     fewer sequences than there are clients, the rest wait for a free slot: with C
@@ -441,23 +452,27 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
         spec = Speculation(engine.speculative_tokens, acceptance, draft_cost(arch, layout, fmt, kv))
     clients = max(1, math.ceil(concurrency / layout.dp))
     running = _running(clients, kv_capacity, prompt, output, engine)
+    # SGLang runs prefill and decode in separate batches unless --enable-mixed-chunk (ServerArgs.enable_mixed_chunk
+    # = False, python/sglang/srt/server_args.py); vLLM's chunked prefill and TensorRT-LLM's in-flight batching mix.
+    # (_steady_state keeps the burst wave's TPOT for SGLang: see there.)
     job = _Wave(cost, arch, layout, gpu, fmt, eff, engine.max_num_batched_tokens, prompt, output, encoder_seconds,
-                spec)
+                spec, mixed=engine.serving != "sglang")
     started, steps, prefill_bound = _prefill_phase(job, running)
     # pure decode phase: all requests decode together, context growing from the prompt
     points = [job.step(running, prompt + f * output, 0, 0) for f in (0.0, 0.5, 1.0)]
     decode_step = (points[0].seconds + 2 * points[1].seconds + points[2].seconds) / 4      # Simpson's rule
     per_step = spec.tokens_per_step if spec else 1.0
-    wave_ttft, tpot, wave = _wave_times(started, steps, output, decode_step, per_step)
-    steady_ttft = _steady_ttft(cost, arch, layout, gpu, fmt, eff, job.budget, running, prompt, output,
-                               max(0, output - 1) * tpot, decode_step, encoder_seconds, spec)
+    wave_ttft, wave_tpot, wave = _wave_times(started, steps, output, decode_step, per_step)
+    steady_ttft, steady_step = _steady_state(job, running, decode_step, per_step, wave_tpot * per_step)
+    steady_tpot = steady_step / per_step
     burst = 1 / waves if waves > 1 else 1.0
+    tpot = burst * wave_tpot + (1 - burst) * steady_tpot
     wait = (clients / running - 1) * wave          # waiting for a KV slot
     # Throughput: the first round of requests drains in clients / running waves (a wave ends when its
     # last request does); afterwards every client keeps one request in flight, back to back, so by
     # Little's law a replica completes clients / steady_e2e requests per second, steady_e2e being the
     # latency of a request of the spread waves (KV wait included) ...
-    steady_e2e = steady_ttft + eff.ttft_overhead_s + wait + max(0, output - 1) * tpot
+    steady_e2e = steady_ttft + eff.ttft_overhead_s + wait + max(0, output - 1) * steady_tpot
     # ... but never faster than the hardware can prefill: each GPU at its datasheet peak runs its share
     # of a prompt's matmuls (cost is per GPU) at most peak / (prompt x FLOPs per token) times a second.
     # Where the clients would ask for more (tiny outputs), that is the rate, and TTFT queues by what
@@ -482,6 +497,57 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
         requests_per_second=total / output, prefill_bound=prefill_bound, decode_bound=points[1].bound,
         running=running, encoder_seconds=encoder_seconds, tokens_per_step=per_step,
     )
+
+
+def _steady_state(job: "_Wave", running: int, decode_step: float, per_step: float,
+                  wave_step: float) -> tuple[float, float]:
+    """(TTFT, step time) seen by a request of the spread waves, among ``running`` clients.
+
+    Its decode steps are not pure decode: the other clients' prompts arrive all the time and
+    the engine runs their chunks in the same steps (vLLM's chunked prefill and TensorRT-LLM's
+    in-flight batching put prompt tokens and decodes in one batch; SGLang's mixed chunks), so
+    each step carries, on average, the others' prompt tokens per step (``running - 1``
+    prompts per cycle over the cycle's steps) and the decodes of the clients that are
+    decoding (this one and the others for the share of their cycle they spend decoding).
+    Prompts come whole (or in budget-sized chunks), so a share of the steps carries one and the
+    rest carry none; the mean step is that mixture.
+
+    SGLang (prefill in batches of its own, ``job.mixed`` False) keeps the burst wave's step
+    (``wave_step``): its measured TPOTs stay near pure decode at loads where TTFT grows by
+    seconds, as if it admitted prompts only as its own KV budget and conservative
+    new-token reservation allow, which rigsize does not model (SGLang is sized by vLLM's
+    rules).  Charging its decodes for the others' prefill batches made the fit split worse
+    (TTFT median |log err| 0.282 -> 0.387, decode 0.146 -> 0.173 on Hopper), so it is not applied.  The step and TTFT depend on each other
+    through the cycle (TTFT + decoding): a fixed point, found by damped iteration.  A lone
+    client's steps are pure decode (``decode_step``).  Before 2026-12-02 every wave took the
+    burst wave's TPOT, whose prompts are all prefilled before most of its decoding: at high
+    load TPOT came out too short and the queue too long."""
+    service, work = _prompt_service(job.cost, job.arch, job.layout, job.gpu, job.fmt, job.eff, job.budget, running,
+                                    job.prompt, job.output, job.encoder, job.spec)
+    need = max(0, job.output - 1) / per_step        # decode steps of a request
+    others = running - 1
+    if not job.mixed:
+        return _steady_ttft(service, work, running, job.eff, need * wave_step, decode_step), wave_step
+    if not others or not need:
+        return _steady_ttft(service, work, running, job.eff, need * decode_step, decode_step), decode_step
+    ctx = job.prompt + job.output / 2
+    all_decoding = job.step(running, ctx, 0, 0).seconds
+    step = decode_step
+    for _ in range(40):
+        decoding = need * step
+        ttft = _steady_ttft(service, work, running, job.eff, decoding, step)
+        cycle = ttft + job.eff.ttft_overhead_s + decoding
+        seqs = 1 + others * decoding / cycle                # decoding in a step: this one, and the others' share
+        tokens = others * job.prompt * step / cycle          # the others' prompt tokens per step, on average
+        free = max(1.0, job.budget - seqs * _verify(job.spec))
+        chunk = min(free, max(float(job.prompt), tokens))
+        without = job.step(seqs, ctx, 0, 0).seconds
+        added = job.step(seqs, ctx, chunk, job.prompt / 2).seconds - without
+        new = max(0.0, decode_step - (all_decoding - without)) + min(1.0, tokens / chunk) * added
+        if abs(new - step) <= 1e-7 * step:
+            break
+        step = 0.5 * (step + new)
+    return _steady_ttft(service, work, running, job.eff, need * step, step), step
 
 
 def _running(clients: int, kv_capacity: int | None, prompt: int, output: int, engine: Engine) -> int:
@@ -517,6 +583,7 @@ class _Wave:
     output: int
     encoder: float = 0.0      # seconds of one request's images in the vision tower
     spec: Speculation | None = None
+    mixed: bool = True        # prompt chunks ride in decode steps (False: SGLang's separate prefill batches)
 
     def step(self, decode_seqs: float, decode_ctx: float, prefill_tokens: float, prefill_ctx: float) -> Step:
         return step_time(self.cost, self.arch, self.layout, self.gpu, self.fmt, self.eff, decode_seqs, decode_ctx,

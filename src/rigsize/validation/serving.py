@@ -17,7 +17,7 @@ median and worst error, fitted and reserved rows apart.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
@@ -100,8 +100,9 @@ def predict_serving(c: ServingCase, eff: Efficiency | None = None) -> ServingRes
     if eff is None:
         eff, _ = efficiency("inference", gpu, engine=c.backend)
     layout = Layout(tp=c.tp, pp=c.pp, ep=c.ep, dp=c.dp)
+    engine = replace(engine_for(gpu), serving=c.backend)      # its scheduler; vLLM's budget rules size it
     return serve(spec.arch, layout, gpu, resolve_weight_format(c.weights), resolve_kv_format(c.kv_dtype), eff,
-                 engine_for(gpu), c.concurrency, c.isl, c.osl, kv_capacity=_capacity(c), waves=BENCH_WAVES)
+                 engine, c.concurrency, c.isl, c.osl, kv_capacity=_capacity(c), waves=BENCH_WAVES)
 
 
 def serving_rows(cases: tuple[ServingCase, ...] | None = None) -> list[Row]:
