@@ -102,7 +102,7 @@ def test_wired_fraction_rule() -> None:
     ("RTX-4070-TI-SUPER", 16, 672.3, None, "gen4 x16"),
     ("RTX-4090D", 24, 1008, None, "gen4 x16"),
     ("ARC-PRO-B60", 24, 456, 98.3, "gen5 x8"),      # hmc-tech: 98.3 TFLOPS XMX FP32-acc
-    ("RX-7900-XTX", 24, 960, None, "gen4 x16"),
+    ("RX-7900-XTX", 24, 960, 122.88, "gen4 x16"),   # DERIVED: GPUOpen RDNA 3 512 FLOPS/clk/CU x 96 x 2.5 GHz
     ("RADEON-AI-PRO-R9700", 32, 640, None, "gen5 x16"),   # vesper TARGET.md: 'Peak bandwidth 640 GB/s'
 ])
 def test_consumer_gpu_spot_values(name: str, gb: int, bw_gb_s: float, bf16_tflops: float | None, pcie: str) -> None:
@@ -117,6 +117,52 @@ def test_consumer_gpu_spot_values(name: str, gb: int, bw_gb_s: float, bf16_tflop
         assert g.flops("bf16") is None and g.supports("bf16")
     else:
         assert g.flops("bf16") == pytest.approx(bf16_tflops * 1e12, rel=1e-3)
+
+
+# Rows added 2026-12-02 for the llama.cpp validation rows: (memory GiB, bandwidth GB/s, fp16 TFLOPS or None, pcie)
+# typed from each row's cited source: NVIDIA Turing blog Table 1 (2080 Ti reference FP16 FP32-acc 53.8), GA102
+# whitepaper appendix as compiled (3070: 40.6), the A4000 datasheet's 153.4 sparse halved; AMD fp16 DERIVED as
+# GPUOpen FLOPS/clock/CU x CUs x AMD's boost clock (RDNA 3 512, RDNA 4 1024).
+NEW_CONSUMER = {
+    "RTX-2080-TI": (11, 616, 53.8, "gen3 x16"),
+    "RTX-3070": (8, 448, 40.6, "gen4 x16"),
+    "RTX-A4000": (16, 448, 153.4 / 2, "gen4 x16"),
+    "RTX-4070": (12, 504, 58, "gen4 x16"),
+    "RX-7900-XT": (20, 800, 512 * 84 * 2.4e9 / 1e12, "gen4 x16"),
+    "RX-7800-XT": (16, 624, 512 * 60 * 2.43e9 / 1e12, "gen4 x16"),
+    "RX-9070": (16, 640, 1024 * 56 * 2.52e9 / 1e12, "gen5 x16"),
+    "RX-9060-XT-16GB": (16, 320, 1024 * 32 * 3.13e9 / 1e12, "gen5 x16"),
+    "RTX-4070-SUPER": (12, 504, None, "unknown"),
+    "RTX-3080-TI": (12, 912, None, "unknown"),
+    "RADEON-PRO-W7900": (48, 864, None, "unknown"),
+    "ARC-A770-16GB": (16, 560, None, "gen4 x16"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_CONSUMER))
+def test_new_consumer_rows(name: str) -> None:
+    gb, bw, fp16, pcie = NEW_CONSUMER[name]
+    g = resolve_gpu(name)
+    assert g.memory_bytes == gb * GiB and g.hbm_bytes_per_second == pytest.approx(bw * 1e9) and g.pcie == pcie
+    assert g.supports("fp16") and g.retrieved == "2026-12-02"
+    if fp16 is None:
+        assert g.flops("fp16") is None
+    else:
+        assert g.flops("fp16") == pytest.approx(fp16 * 1e12, rel=2e-3)
+
+
+def test_cards_without_a_matrix_unit_have_no_16_bit_rate() -> None:
+    """Tesla P40 (Pascal) and RDNA 2 Radeons: no tensor/matrix path, so the header rule omits fp16/bf16; llama.cpp
+    still reads F16 weights (weight-only) and the K-quants."""
+    from rigsize.model import formats as F
+
+    for name, arch in (("TESLA-P40", "pascal"), ("RX-6800-XT", "rdna2"), ("RX-6700-XT", "rdna2")):
+        g = resolve_gpu(name)
+        assert g.architecture == arch and set(g.dense_flops) == {"fp32"} and g.flops("fp32")
+        assert not g.supports("fp16") and not g.supports("bf16") and g.fp8_variant is None
+        assert F.gpu_runs("fp16", arch) == "weight-only" and F.gpu_runs("q4_k_m", arch) == "weight-only"
+        assert F.gpu_runs("bf16", arch) == "no"
+    assert resolve_gpu("Tesla P40").memory_bytes == 24 * GiB and resolve_gpu("P40").gpus_per_node == 8
 
 
 def test_apus() -> None:
