@@ -104,7 +104,7 @@ def test_batch_two_split_follows_its_rule() -> None:
     """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
     pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
     second = [r for r in RUNS if r.get("batch") == 2]
-    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6, 7) for r in RUNS if "batch" in r)
+    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6, 7, 8) for r in RUNS if "batch" in r)
     old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
     new: dict[str, set[str]] = {}
     for r in second:
@@ -223,6 +223,49 @@ def test_batch_seven_rows_are_all_reserved() -> None:
     assert "SPLIT RULE, BATCH 7" in text and "every batch-7 row is RESERVED" in text and "Batch 7 (all reserved" in text
 
 
+def test_batch_eight_split_follows_its_rule() -> None:
+    """Header rule (batch 8, discrete-card Vulkan / ROCm / SYCL runs): the batch-5 rule on the batch-8 pairs (a pair
+    seen in batches 1-7 keeps the side of its earliest batch; the new pairs of each backend, sorted by
+    sha256("backend/device"), alternate reserved (even) and fit (odd)); at most 12 rows per pair, no APU row, and at
+    least 8 Vulkan rows on discrete cards with both sides of the split non-empty."""
+    eighth = [r for r in RUNS if r.get("batch") == 8]
+    assert {r["backend"] for r in eighth} <= {"vulkan", "rocm", "sycl"}
+    assert all(resolve_gpu(r["device"]).kind == "gpu" for r in eighth), \
+        [r["id"] for r in eighth if resolve_gpu(r["device"]).kind != "gpu"]
+    per_pair: dict[tuple[str, str], int] = {}
+    for r in eighth:
+        per_pair[(r["backend"], r["device"])] = per_pair.get((r["backend"], r["device"]), 0) + 1
+    assert max(per_pair.values()) <= 12, per_pair
+    # one row per device, backend, preset, format and build (rows of an unnamed build differ in their source)
+    keys = [(r["device"], r["backend"], r["model"], r["format"], r["build"],
+             r["source"] if r["build"] == "unknown" else "") for r in eighth]
+    assert len(keys) == len(set(keys))
+    earliest: dict[tuple[str, str], tuple[int, str]] = {}
+    for r in RUNS:
+        key, b = (r["backend"], r["device"]), r.get("batch", 1)
+        if b < 8 and (key not in earliest or b < earliest[key][0]):
+            earliest[key] = (b, r["split"])
+    new: dict[str, set[str]] = {}
+    for r in eighth:
+        if (r["backend"], r["device"]) not in earliest:
+            new.setdefault(r["backend"], set()).add(r["device"])
+    side = {}
+    for backend, devices in new.items():
+        ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{backend}/{d}".encode()).hexdigest())
+        side |= {(backend, d): ("reserved" if i % 2 == 0 else "fit") for i, d in enumerate(ranked)}
+    for r in eighth:
+        key = (r["backend"], r["device"])
+        assert r["split"] == (earliest[key][1] if key in earliest else side[key]), r["id"]
+    vulkan = [r for r in eighth if r["backend"] == "vulkan"]
+    assert len(vulkan) >= 8 and {r["split"] for r in vulkan} == {"fit", "reserved"}
+    assert any(r["backend"] == "rocm" and "pp_tokens_per_s" in r for r in eighth)
+    # batch 8 moved no earlier row; the RX 9070 XT under Vulkan keeps its batch-5 side (fit), the rule's earliest batch
+    older = {r["id"]: r["split"] for r in RUNS if r.get("batch", 1) < 8}
+    assert older["vk5-rx9070xt-gpt-oss-20b-mxfp4-pr15355"] == "fit" and older["sb-rx-7900-xtx-q4_0"] == "fit"
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SPLIT RULE, BATCH 8" in text and "Batch 8 (gathered" in text
+
+
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
 SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
              ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
@@ -253,7 +296,12 @@ SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59
              ("b7-rocm-strix-llama-3-8b-q4_k_s-pr19075", 1087.56, 40.38),
              ("b7-vk-strix-llama-3-8b-q4_0-pr18280", 627.26, 45.44),
              ("b7-rocm-rx7900xtx-qwen3-32b-q4_k_s-pr13324", 744.73, 26.07),
-             ("b7-rocm-strix-qwen3-235b-a22b-q3_k_m-kyuz0-290326", 194.62, 14.64)]
+             ("b7-rocm-strix-qwen3-235b-a22b-q3_k_m-kyuz0-290326", 194.62, 14.64),
+             # batch 8: the Vulkan / ROCm scoreboards' discrete cards, llama.cpp PRs #14001 / #14903 / #20551
+             ("b8-vk-rtx4070-llama-2-7b-q4_0-sb", 3179.37, 92.29), ("b8-rocm-w7900-llama-2-7b-q4_0-sb", 3213.17, 121.18),
+             ("b8-vk-arca770-gemma-2-2b-q4_k_m-pr14001", 974.92, 96.42),
+             ("b8-vk-rtx3090-llama-3.2-3b-q4_0-pr14903", 8216.3, 255.82),
+             ("b8-vk-rx9070xt-llama-3-8b-q4_0-pr20551", 4886.26, 115.78)]
 
 
 @pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)
