@@ -23,7 +23,7 @@ import sys
 from dataclasses import replace
 from datetime import date
 
-from rigsize.speed.training import training_efficiency
+from rigsize.speed.training import BORROW_ORDER, training_efficiency
 from rigsize.validation import log_error, training_rows
 from rigsize.validation.training_more import more_training_rows, training_cases
 
@@ -31,6 +31,13 @@ from rigsize.validation.training_more import more_training_rows, training_cases
 # row (without it the fit extrapolates single-GPU runs to >75% MFU), 0.95 per class.
 DEFAULT_PARAMS = {"e_max": (0.2, 0.8), "width_half": (0.0, 20000.0), "link": (0.2, 0.95)}
 CLASS_PARAMS = {"e_max": (0.2, 0.95), "width_half": (0.0, 20000.0)}
+# speed.training.attention_seconds: the attention core's own fraction, fitted only for classes
+# whose fit rows include LONG_RUNS runs at LONG_SEQ tokens or more (where the core is a large share
+# of the step; below, it trades with e_max); its start and bounds are the search's
+ATTENTION = ("attention", (0.05, 0.95))
+ATTENTION_START = 0.3
+LONG_SEQ = 16384
+LONG_RUNS = 3
 FP8_BOUNDS = (0.3, 1.0)
 MOE_BOUNDS = (0.0, 0.05)      # seconds per MoE layer and micro-batch; the search's bounds
 MOE_START = 1e-3
@@ -77,9 +84,40 @@ def fit_classes(default):
     def class_score(key, eff):
         return _median_log(more_training_rows(classes[key], replace(eff, **shared)))
 
+    params = {}
+    for key, cases in classes.items():
+        params[key] = dict(CLASS_PARAMS)
+        if sum(c.workload.seq >= LONG_SEQ for c in cases) >= LONG_RUNS:
+            params[key][ATTENTION[0]] = ATTENTION[1]
+            effs[key] = replace(effs[key], attention=ATTENTION_START)
+    # a PyTorch-native class without its own attention fraction borrows its family's
+    # (speed.training._attention): the donor is fitted first in each pass, the borrower follows
+    donors = {}
+    for key in classes:
+        family, framework = key.split(".")
+        if ATTENTION[0] not in params[key] and framework != "megatron":
+            donor = next((f"{family}.{n}" for n in BORROW_ORDER if ATTENTION[0] in params.get(f"{family}.{n}", {})),
+                         None)
+            if donor:
+                donors[key] = donor
+    order = sorted(classes, key=lambda k: k in donors)
+    # a class that may fit ``attention`` is also fitted without it (the rule before 2026-12-02);
+    # it keeps the fraction only where that lowers its fit-split error
+    plain = {k: default for k in classes if ATTENTION[0] in params[k]}
     for _ in range(4):
-        for key in classes:
-            effs[key], _ = _descend(effs[key], CLASS_PARAMS, lambda e, k=key: class_score(k, e))
+        for key in order:
+            if key in plain:
+                plain[key], without = _descend(plain[key], CLASS_PARAMS, lambda e, k=key: class_score(k, e))
+            if key in donors:
+                effs[key] = replace(effs[key], attention=effs[donors[key]].attention)
+            effs[key], score = _descend(effs[key], params[key], lambda e, k=key: class_score(k, e))
+            if key in plain and without <= score:
+                effs[key] = replace(plain[key], attention=0.0)
+                params[key] = dict(CLASS_PARAMS)
+                del plain[key]
+                for k in [k for k, d in donors.items() if d == key]:
+                    del donors[k]
+                    effs[k] = replace(effs[k], attention=0.0)
         for name, (lo, hi) in bounds.items():       # the values every class shares
             best = sum(class_score(k, effs[k]) for k in classes)
             for factor in FACTORS:
@@ -90,7 +128,7 @@ def fit_classes(default):
                     best = s
                 else:
                     shared[name] = old
-    return effs, shared, {k: (len(classes[k]), class_score(k, effs[k])) for k in classes}
+    return effs, shared, {k: (len(classes[k]), class_score(k, effs[k])) for k in classes}, donors
 
 
 def main() -> int:
@@ -100,7 +138,7 @@ def main() -> int:
     for name in DEFAULT_PARAMS:
         print(f"{name} = {getattr(default, name):.4g}")
     print(f"# fit: 10 Narayanan et al. 2021 Table 1 runs, median |log err| {score:.3f}")
-    effs, shared, scores = fit_classes(default)
+    effs, shared, scores, donors = fit_classes(default)
     for table, key, value in (("fp8", "gemm_ratio", shared["fp8_ratio"]),
                               ("moe", "layer_overhead_s", shared["moe_layer_s"])):
         print(f"\n[training.{table}]\n{key} = {value:.3g}")
@@ -112,6 +150,10 @@ def main() -> int:
         print(f"\n[training.{key}]")
         print(f"e_max = {eff.e_max:.4g}\nwidth_half = {eff.width_half:.4g}\nlink = {eff.link:.4g}\n"
               f"collective_latency_s = {eff.collective_latency_s:.4g}")
+        if eff.attention and key not in donors:
+            print(f"attention = {eff.attention:.4g}")
+        elif key in donors:
+            print(f"# attention borrowed from [training.{donors[key]}]")
         print(f'source = "fitted by bench/fit_training.py on the {n} fit rows of class {key} '
               f'(training_runs_more.toml, split = fit; link and latency from [training.default]): '
               f'median |log err| {s:.3f}, {today}"')

@@ -1406,7 +1406,7 @@ def _training_ceiling_rate(s: _Search, gpu: GPU, framework: str) -> tuple[float,
     framework's row (``speed.training`` never exceeds it), 1.5 under --efficiency (its cap), none
     (inf) under a measured profile."""
     from rigsize.speed.roofline import peak_flops
-    from rigsize.speed.training import training_efficiency
+    from rigsize.speed.training import CAUSAL_SHARE, training_efficiency
 
     eff, _ = training_efficiency(gpu.architecture, framework or "megatron")
     peak = peak_flops(gpu, "bf16")
@@ -1414,7 +1414,10 @@ def _training_ceiling_rate(s: _Search, gpu: GPU, framework: str) -> tuple[float,
         peak = max(peak, gpu.flops("fp8") * eff.fp8_ratio)
     # a measured or given GEMM efficiency replaces e_max: --efficiency caps fractions at 1.5
     # (planning.job.parse_efficiency); a profile's is unbounded, so no bound then
-    e_max = math.inf if "profile" in s.opts else (1.5 if "efficiency" in s.opts else eff.e_max)
+    # the attention core may run nearer the peak than the projections on PaLM's full count: at
+    # ``attention / CAUSAL_SHARE`` of it (speed.training.attention_seconds)
+    gemm = 1.5 if "efficiency" in s.opts else eff.e_max
+    e_max = math.inf if "profile" in s.opts else max(gemm, eff.attention / CAUSAL_SHARE)
     return peak, e_max
 
 

@@ -79,6 +79,12 @@ class TrainingEfficiency:
     # dispatcher's host syncs and the router/permute/all-to-all launches that do not scale
     # with tokens (see ``moe_overhead_seconds``)
     moe_layer_s: float = 0.0
+    # achieved fraction of the bf16 peak of the attention core on its CAUSAL FLOPs (half of PaLM's
+    # 12 L H Q T: flash kernels skip the masked blocks and count FLOPs so), forward and backward;
+    # fitted per class where its fit rows reach long sequences (``attention_seconds``).  0: not
+    # fitted, the core at the projections' GEMM fraction on PaLM's full count (the rule before
+    # 2026-12-02, which the classes without long-sequence runs keep)
+    attention: float = 0.0
 
 
 def _rows() -> dict:
@@ -115,7 +121,24 @@ def training_efficiency(architecture: str, framework: str = "megatron") -> tuple
         key, r = "default", rows["default"]
     return TrainingEfficiency(r["e_max"], r["width_half"], r["link"], r["collective_latency_s"], r["source"],
                               float(rows.get("fp8", {}).get("gemm_ratio", 1.0)),
-                              float(rows.get("moe", {}).get("layer_overhead_s", 0.0))), key
+                              float(rows.get("moe", {}).get("layer_overhead_s", 0.0)),
+                              _attention(r, family, framework)), key
+
+
+def _attention(row: dict, family: dict, framework: str) -> float:
+    """The row's fitted attention-core fraction; a PyTorch-native framework whose row has none
+    borrows its family's first in ``BORROW_ORDER`` that has one: they run the same flash kernels
+    (FlashAttention-2 through flash-attn or SDPA's flash backend; PyTorch made cuDNN attention
+    opt-in, pytorch/pytorch#138522, 2.5.1, and torchtitan asks for SDPBackend.FLASH_ATTENTION
+    before Blackwell, pytorch/torchtitan#1196).  Megatron-LM never borrows: Transformer Engine
+    picks cuDNN fused attention on Hopper and later (transformer_engine/pytorch/attention/
+    dot_product_attention/utils.py get_attention_backend: "Disabling FlashAttention to give
+    FusedAttention preference on Hopper+"), a different kernel."""
+    if "attention" in row or framework == "megatron":
+        return float(row.get("attention", 0.0))
+    donor = next((family[n] for n in BORROW_ORDER if isinstance(family.get(n), dict) and "attention" in family[n]),
+                 {})
+    return float(donor.get("attention", 0.0))
 
 
 @dataclass(frozen=True)
@@ -298,8 +321,31 @@ def compute_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu:
     _, expert_width = _expert_params(arch)
     expert = _achieved(eff, expert_width / layout.expert_tp) if expert_width else dense
     seconds = (parts["linear"] / (gemm * dense) + parts["expert"] / (gemm * expert)
-               + (parts["attention"] + parts["lm_head"]) / (bf16 * dense))
+               + parts["lm_head"] / (bf16 * dense) + attention_seconds(parts["attention"], bf16, dense, eff))
     return seconds / layout.gpus
+
+
+# Causal masking: flash-attention kernels (FlashAttention-2/3, cuDNN fused attention) skip the
+# blocks above the diagonal, and their benchmarks count causal FLOPs as half the full count
+# (Dao-AILab/flash-attention benchmarks/benchmark_flash_attention.py, flops(): ``// (2 if causal
+# else 1)``; read 2026-12-02).
+CAUSAL_SHARE = 0.5
+
+
+def attention_seconds(flops: float, bf16: float, dense: float, eff: TrainingEfficiency) -> float:
+    """Time of the attention core's ``flops`` (PaLM's full count, all GPUs).
+
+    Where the class has a fitted ``attention`` fraction: the causal half at that fraction of the bf16
+    peak (PaLM's 2:1 backward:forward, so the fraction also absorbs the kernels' recomputation in
+    backward).  Published kernel benchmarks bracket it on H100 SXM (FlashAttention-3 paper, Shah et
+    al. 2024, arXiv 2407.08608, Fig. 5's causal head-dim-128 forward panel as transcribed:
+    FlashAttention-2 191-335 TFLOPS from 512 to 16k tokens = 0.19-0.34 of 989 TFLOPS, cuDNN 315-539 =
+    0.32-0.54; its abstract: FlashAttention-2 reaches 35% of the H100), and end-to-end runs reach
+    less (the backward pass, masks, packing).  Elsewhere the rule the fits before
+    2026-12-02 were made with: the full count at the projections' GEMM fraction ``dense``."""
+    if eff.attention > 0:
+        return flops * CAUSAL_SHARE / (bf16 * eff.attention)
+    return flops / (bf16 * dense)
 
 
 # NF4 storage: 4-bit codes (0.5 B/param) and, with double quantization, 0.127 bits/param of
