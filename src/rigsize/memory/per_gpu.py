@@ -498,8 +498,8 @@ def _live_per_token(arch: Architecture, layout: Layout) -> float:
     q = arch.num_attention_heads * arch.head_dim / tp
     kv = arch.num_key_value_heads * arch.head_dim / tp
     per_token = max(2 * h + 2 * q + 2 * kv, 2 * h + 3 * arch.intermediate_size / tp)
-    expert = next((t for t in arch.tensors if t.role == "expert_down"), None)
-    if arch.num_experts and expert is not None:
+    expert = next((t for t in arch.tensors if t.role == "expert_down"), None) if arch.num_experts else None
+    if expert is not None:
         n = expert.shape[1] / layout.expert_tp
         per_token = max(per_token, 2 * h + arch.experts_per_token * (3 * n + h))
     return per_token
@@ -568,8 +568,15 @@ def memory_per_gpu(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     return MemoryResult(parts, stage, usable, kv_seq, concurrency, details, tuple(every), cap)
 
 
-def _longest(bytes_at: Any, budget: int, hi: int) -> int:
-    """The largest length L <= hi with bytes_at(L) <= budget (bytes_at grows with L)."""
+def _longest(bytes_at: Any, budget: int, hi: int, per_block: int = 0, block: int = 1, cp: int = 1) -> int:
+    """The largest length L <= hi with bytes_at(L) <= budget (bytes_at grows with L).
+
+    ``per_block`` > 0 says bytes_at(L) = per_block x ceil(ceil(L / cp) / block) (no sliding
+    window: every layer keeps whole blocks of the sequence, ``kv_bytes_per_sequence``), so L is
+    read off directly: ceil(ceil(L / cp) / block) <= k  <=>  L <= k x block x cp.  Otherwise a
+    binary search."""
+    if per_block > 0:
+        return max(0, min(hi, budget // per_block * block * cp))
     lo = 0
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -694,15 +701,18 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
             return kv_bytes_per_sequence(arch, layout, kv, n, layers, block, engine.windows,
                                          engine.max_num_batched_tokens, extra_layers=extra)
 
+        # without sliding windows a sequence's bytes are linear in its blocks: the searches are exact arithmetic
+        linear = 0 if any(w is not None for w in arch.layer_windows or ()) else block_bytes
         at_max = seq_bytes(engine.max_model_len)
         concurrency = blocks * block / engine.max_model_len if by_tokens else held / at_max
         # vLLM <= 0.9.1 starts only if the KV tokens (no window discount) reach max_model_len
-        single = min(blocks * block, limit) if by_tokens else _longest(seq_bytes, held, limit)
+        single = min(blocks * block, limit) if by_tokens else _longest(seq_bytes, held, limit, linear, block, layout.cp)
         starts = blocks * block >= engine.max_model_len if by_tokens else at_max <= held
         lacking = (engine.max_model_len - blocks * block) * block_bytes // block if by_tokens else at_max - held
         cap = KVCapacity(pool_bytes=pool, tokens=blocks * block, max_model_len=engine.max_model_len,
                          concurrency_at_max_model_len=concurrency, max_context_single=single,
-                         max_context_at_concurrency=_longest(lambda n: per_replica * seq_bytes(n), held, limit),
+                         max_context_at_concurrency=_longest(lambda n: per_replica * seq_bytes(n), held, limit,
+                                                             per_replica * linear, block, layout.cp),
                          starts=engine.name != "vllm" or starts,
                          shortfall_bytes=0 if starts or engine.name != "vllm" else max(0, lacking))
         requested = held // seq_bytes(workload.seq + engine.speculative_tokens)
