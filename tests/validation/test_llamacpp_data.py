@@ -104,7 +104,7 @@ def test_batch_two_split_follows_its_rule() -> None:
     """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
     pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
     second = [r for r in RUNS if r.get("batch") == 2]
-    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6, 7, 8) for r in RUNS if "batch" in r)
+    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6, 7, 8, 9) for r in RUNS if "batch" in r)
     old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
     new: dict[str, set[str]] = {}
     for r in second:
@@ -266,6 +266,55 @@ def test_batch_eight_split_follows_its_rule() -> None:
     assert "SPLIT RULE, BATCH 8" in text and "Batch 8 (gathered" in text
 
 
+def test_batch_nine_split_follows_its_rule() -> None:
+    """Header rule (batch 9, AMD / Intel discrete cards under Vulkan, AMD under ROCm, prompt speed printed): the
+    batch-8 rule on the batch-9 pairs (a pair seen in batches 1-8 keeps the side of its earliest batch; the new pairs
+    of each backend, sorted by sha256("backend/device"), alternate reserved (even) and fit (odd)); at most 12 rows per
+    pair, no APU row, no duplicate, every row prints pp, and both sides of the split are non-empty."""
+    ninth = [r for r in RUNS if r.get("batch") == 9]
+    assert len(ninth) >= 6
+    assert {r["backend"] for r in ninth} <= {"vulkan", "rocm"}
+    assert all(resolve_gpu(r["device"]).kind == "gpu" for r in ninth), \
+        [r["id"] for r in ninth if resolve_gpu(r["device"]).kind != "gpu"]
+    assert all(resolve_gpu(r["device"]).vendor in ("amd", "intel") for r in ninth)
+    assert all(r["backend"] == "vulkan" or resolve_gpu(r["device"]).vendor == "amd" for r in ninth)
+    assert all("pp_tokens_per_s" in r and r["ngl"] == 99 for r in ninth)
+    per_pair: dict[tuple[str, str], int] = {}
+    for r in ninth:
+        per_pair[(r["backend"], r["device"])] = per_pair.get((r["backend"], r["device"]), 0) + 1
+    assert max(per_pair.values()) <= 12, per_pair
+    # one row per device, backend, preset, format and build over all batches (an unnamed build differs by its source)
+    keys = [(r["device"], r["backend"], r["model"], r["format"], r["build"],
+             r["source"] if r["build"] == "unknown" else "") for r in RUNS if r["backend"] in ("vulkan", "rocm")]
+    ninth_keys = {(r["device"], r["backend"], r["model"], r["format"], r["build"],
+                   r["source"] if r["build"] == "unknown" else "") for r in ninth}
+    assert all(keys.count(k) == 1 for k in ninth_keys)
+    earliest: dict[tuple[str, str], tuple[int, str]] = {}
+    for r in RUNS:
+        key, b = (r["backend"], r["device"]), r.get("batch", 1)
+        if b < 9 and (key not in earliest or b < earliest[key][0]):
+            earliest[key] = (b, r["split"])
+    new: dict[str, set[str]] = {}
+    for r in ninth:
+        if (r["backend"], r["device"]) not in earliest:
+            new.setdefault(r["backend"], set()).add(r["device"])
+    side = {}
+    for backend, devices in new.items():
+        ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{backend}/{d}".encode()).hexdigest())
+        side |= {(backend, d): ("reserved" if i % 2 == 0 else "fit") for i, d in enumerate(ranked)}
+    for r in ninth:
+        key = (r["backend"], r["device"])
+        assert r["split"] == (earliest[key][1] if key in earliest else side[key]), r["id"]
+    assert {r["split"] for r in ninth} == {"fit", "reserved"}
+    assert any(r["backend"] == "vulkan" and r["split"] == "fit" for r in ninth)
+    # batch 9 moved no earlier row: the RX 9070 XT under Vulkan stays fit (batch 5), the R9700 under ROCm reserved (batch 1)
+    older = {r["id"]: r["split"] for r in RUNS if r.get("batch", 1) < 9}
+    assert older["vk5-rx9070xt-gpt-oss-20b-mxfp4-pr15355"] == "fit"
+    assert older["sb-radeon-ai-pro-r9700-q4_0"] == "reserved"
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SPLIT RULE, BATCH 9" in text and "Batch 9 (gathered" in text
+
+
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
 SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
              ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
@@ -301,7 +350,11 @@ SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59
              ("b8-vk-rtx4070-llama-2-7b-q4_0-sb", 3179.37, 92.29), ("b8-rocm-w7900-llama-2-7b-q4_0-sb", 3213.17, 121.18),
              ("b8-vk-arca770-gemma-2-2b-q4_k_m-pr14001", 974.92, 96.42),
              ("b8-vk-rtx3090-llama-3.2-3b-q4_0-pr14903", 8216.3, 255.82),
-             ("b8-vk-rx9070xt-llama-3-8b-q4_0-pr20551", 4886.26, 115.78)]
+             ("b8-vk-rx9070xt-llama-3-8b-q4_0-pr20551", 4886.26, 115.78),
+             # batch 9: llama.cpp PR #13326's master block, kyuz0/amd-r9700-ai-toolboxes' ROCm 7.1.1 logs
+             ("b9-vk-rx9070xt-qwen2.5-14b-q4_0-pr13326", 1984.34, 58.9),
+             ("b9-rocm-r9700-llama-2-7b-q4_0-kyuz0-rocm711", 4687.55, 103.66),
+             ("b9-rocm-r9700-gemma-3-12b-q8_0-kyuz0-rocm711", 2828.25, 34.22)]
 
 
 @pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)
