@@ -10,7 +10,9 @@ data/validation/llamacpp_bench.toml (``split = "fit"``; reserved rows are never 
   layer_overhead_s (t_bw: the bytes read at 100% of the device's bandwidth); both are chosen on a grid
   to minimise the mean |log error| of the fit runs' measured tg time per token;
 * ``compute`` = the same for pp tokens/s against the dense fp16 peak (for the CPU family, ``cpu``: the
-  catalog CPU's FP32 peak; its row's cpu_memory / cpu_compute are then its own fitted fractions).
+  catalog CPU's FP32 peak; its row's cpu_memory / cpu_compute are then its own fitted fractions);
+  for Vulkan also per GPU vendor with 3+ fit runs (``[local.vulkan.<vendor>]``, the median of that vendor's
+  runs; rigsize.speed.local.VENDOR_ROWS).
 
 Families without fit rows take ``[local.default]`` (the median of the GPU families' values; the CPU
 family is left out of it).
@@ -76,6 +78,12 @@ def _fit_cpu_prompt(points: list[tuple[float, float, float]]) -> tuple[float, fl
     return round(float(grid[i]), 4), round(float(grid[j]), 4), constraining
 
 
+# backends whose prompt fraction is also fitted per GPU vendor (rigsize.speed.local.VENDOR_ROWS: Vulkan's
+# matrix kernels differ by vendor), and the fit runs a vendor needs for a row of its own
+VENDOR_FAMILIES = ("vulkan",)
+MIN_VENDOR_PP = 3
+
+
 def fit(runs: list[dict]) -> dict[str, dict]:
     """Per family: memory fraction and per-layer overhead (decode), compute fraction (prompt), and the
     counts they rest on."""
@@ -105,8 +113,15 @@ def fit(runs: list[dict]) -> dict[str, dict]:
                 tiled = predict_run(run, replace(ideal, cpu_compute_vec_dot=1e30))["pp_tokens_per_s"]
                 rowwise = predict_run(run, replace(ideal, cpu_compute=1e30))["pp_tokens_per_s"]
                 slot["pp_cpu"].append((1.0 / tiled, 1.0 / rowwise, 1.0 / float(run["pp_tokens_per_s"])))
+        if family in VENDOR_FAMILIES and "pp_tokens_per_s" in pred:      # the prompt fraction per GPU vendor too
+            vendor = run_job(run).gpu.vendor.lower()
+            data.setdefault(f"{family}.{vendor}", {"tg": [], "pp": [], "pp_cpu": []})["pp"].append(slot["pp"][-1])
     out = {}
     for family, r in sorted(data.items()):
+        if "." in family:       # a vendor row: its own prompt fraction where it has MIN_VENDOR_PP runs
+            if len(r["pp"]) >= MIN_VENDOR_PP:
+                out[family] = {"compute": round(statistics.median(r["pp"]), 4), "n_pp": len(r["pp"])}
+            continue
         row: dict = {}
         if r["tg"]:
             row["memory"], row["layer_overhead_s"] = _fit_decode(r["tg"])
@@ -129,8 +144,11 @@ def section(rows: dict[str, dict]) -> str:
              "# --source local alone).  cpu_memory / cpu_compute / pcie of the GPU families have no fit rows:",
              "# they take the family's memory and compute fractions, as stated in each row's source.  [local.cpu]",
              "# is fitted on CPU-only runs: memory against the catalog CPU's DDR peak, compute against its FP32",
-             "# peak (so its cpu_memory / cpu_compute are fitted values); the default leaves it out."]
-    gpus = [r for fam, r in rows.items() if fam != "cpu"]      # the default stands in for unfitted GPU backends
+             "# peak (so its cpu_memory / cpu_compute are fitted values); the default leaves it out.",
+             "# [local.vulkan.<vendor>]: Vulkan's prompt fraction per GPU vendor where 3 or more fit runs allow",
+             "# (NV_coopmat2 kernels on NVIDIA, KHR_cooperative_matrix on AMD and Intel); decode as [local.vulkan]."]
+    rows = {fam: ({**rows[fam.split(".")[0]], **r, "n_tg": 0} if "." in fam else r) for fam, r in rows.items()}
+    gpus = [r for fam, r in rows.items() if fam != "cpu" and "." not in fam]   # the default stands in for unfitted GPU backends
     mems = [r["memory"] for r in gpus if "memory" in r]
     # a fraction above 1 says the catalog peak is not the rate the kernels run at (GeForce fp16 is listed at the
     # FP32-accumulate rate; Vulkan's cooperative-matrix kernels can accumulate in fp16): it stands in for no other
@@ -145,6 +163,8 @@ def section(rows: dict[str, dict]) -> str:
         compute = r.get("compute", default["compute"])
         overhead = r.get("layer_overhead_s", default["layer_overhead_s"])
         how = ("the median of the fitted GPU families" if family == "default"
+               else f"compute fitted on this vendor's {r['n_pp']} pp fit rows; memory and layer_overhead_s are "
+               f"[local.{family.split('.')[0]}]'s" if "." in family
                else f"fitted on {r['n_tg']} tg and {r['n_pp']} pp fit rows")
         unfitted = ("pcie not fitted: set to memory; cpu_memory and cpu_compute = memory / compute, the CPU's own"
                     if family == "cpu" else "cpu_memory, cpu_compute, cpu_compute_vec_dot and pcie not fitted: set to "
@@ -176,7 +196,7 @@ def fit_errors(runs: list[dict], rows: dict[str, dict]) -> list[str]:
     """Median |error| per family and metric on the FIT rows, with the fitted fractions (the reserved rows'
     errors are ``rigsize validate --source local``'s to print, never this script's)."""
     from rigsize.speed.local import LocalEfficiency
-    from rigsize.validation.local import predict_run, run_engine, run_family
+    from rigsize.validation.local import predict_run, run_engine, run_family, run_job
 
     errors: dict[tuple[str, str], list[float]] = {}
     for run in runs:
@@ -184,6 +204,9 @@ def fit_errors(runs: list[dict], rows: dict[str, dict]) -> list[str]:
         if run.get("split") != "fit" or run_engine(run) != "llamacpp" or family not in rows:
             continue
         r = rows[family]
+        vendor = f"{family}.{run_job(run).gpu.vendor.lower()}"
+        if vendor in rows:
+            r = {**r, **rows[vendor]}
         memory, compute = r.get("memory", 0.7), r.get("compute", 0.5)
         eff = LocalEfficiency(memory=memory, compute=compute, cpu_memory=memory, cpu_compute=compute,
                               cpu_compute_vec_dot=r.get("compute_vec_dot", compute),

@@ -43,13 +43,33 @@ def test_packaged_rows_are_the_fit_of_today_s_data():
 
     rows = _fit_module().fit(_fit_module().fit_runs())
     for family, row in rows.items():
-        eff, key = local_efficiency(family)
+        backend, _, vendor = family.partition(".")
+        eff, key = local_efficiency(backend, "llamacpp", vendor or None)
         assert key == f"local.{family}"
+        if vendor:      # a vendor row: its own prompt fraction, the backend's decode fractions
+            row = {**rows[backend], **row}
         assert eff.memory == pytest.approx(row["memory"], abs=1e-4)
         assert eff.layer_overhead_s == pytest.approx(row["layer_overhead_s"], rel=1e-3, abs=1e-9)
         if "compute" in row:
             assert eff.compute == pytest.approx(row["compute"], abs=1e-4)
         assert eff.cpu_compute_vec_dot == pytest.approx(row.get("compute_vec_dot", eff.compute), abs=1e-4)
+
+
+def test_vulkan_prompt_rows_per_vendor():
+    """Vulkan's prompt fraction is fitted per GPU vendor where 3+ fit runs allow (NV_coopmat2 on NVIDIA,
+    KHR_cooperative_matrix elsewhere): a vendor with a row gets it, one without falls back to [local.vulkan],
+    and other backends ignore the vendor."""
+    from rigsize.speed.local import local_efficiency
+
+    rows = _fit_module().fit(_fit_module().fit_runs())
+    vendors = [k.split(".")[1] for k in rows if k.startswith("vulkan.")]
+    assert "nvidia" in vendors and all(rows[f"vulkan.{v}"]["n_pp"] >= 3 for v in vendors)
+    for v in ("nvidia", "amd", "intel"):
+        eff, key = local_efficiency("vulkan", "llamacpp", v)
+        assert key == (f"local.vulkan.{v}" if v in vendors else "local.vulkan")
+        assert eff.compute == pytest.approx(rows[f"vulkan.{v}"]["compute"] if v in vendors else rows["vulkan"]["compute"],
+                                            abs=1e-4)
+    assert local_efficiency("cuda", "llamacpp", "nvidia")[1] == "local.cuda"
 
 
 def _job(model, **opts):

@@ -97,12 +97,22 @@ def _rows() -> dict[str, Any]:
     return tomllib.loads(text).get("local", {})
 
 
-def local_efficiency(family: str, engine: str = "llamacpp") -> tuple[LocalEfficiency, str]:
-    """The fitted row for ``family`` (per engine where one was fitted), else ``[local.default]``."""
+# GPU vendors whose kernels differ inside one backend: llama.cpp's Vulkan backend runs its matrix
+# multiplications on NV_coopmat2 on NVIDIA and on KHR_cooperative_matrix on AMD and Intel (ggml_vulkan's
+# start-up line prints "matrix cores: NV_coopmat2" or "KHR_coopmat"), so its prompt fraction is fitted per
+# vendor where fit rows allow ([local.vulkan.<vendor>], tools/fit_local_efficiency.py)
+VENDOR_ROWS = ("nvidia", "amd", "intel")
+
+
+def local_efficiency(family: str, engine: str = "llamacpp", vendor: str | None = None) -> tuple[LocalEfficiency, str]:
+    """The fitted row for ``family`` (per engine where one was fitted; per GPU ``vendor`` where
+    ``[local.<family>.<vendor>]`` was fitted), else ``[local.default]``."""
     rows = _rows()
     row = rows.get(family, {})
     if isinstance(row.get(engine), dict):
         row, key = row[engine], f"local.{family}.{engine}"
+    elif vendor in VENDOR_ROWS and isinstance(row.get(vendor), dict) and "memory" in row[vendor]:
+        row, key = row[vendor], f"local.{family}.{vendor}"
     elif "memory" in row:
         key = f"local.{family}"
     else:

@@ -114,7 +114,7 @@ def predict_run(run: dict[str, Any], eff: Any = None) -> dict[str, float] | None
     if eff is None:
         engine = run_engine(run)
         family = device_family(job.gpu) if engine == "mlx" else (run_family(run) or device_family(job.gpu))
-        eff, _ = local_efficiency(family, engine)
+        eff, _ = local_efficiency(family, engine, job.gpu.vendor.lower())
     arch, fmt, s = job.spec.arch, job.weights, job.local
     out: dict[str, float] = {}
     if run.get("pp_tokens_per_s") and int(run.get("n_prompt") or 0) > 0:
