@@ -104,7 +104,7 @@ def test_batch_two_split_follows_its_rule() -> None:
     """Header rule (batch 2): mlx rows reserved; a (backend, device) pair with batch-1 rows keeps its side; the new
     pairs of each backend, sorted by sha256("backend/device"), alternate reserved (even), fit (odd)."""
     second = [r for r in RUNS if r.get("batch") == 2]
-    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6, 7, 8, 9) for r in RUNS if "batch" in r)
+    assert len(second) >= 8 and all(r["batch"] in (2, 3, 4, 5, 6, 7, 8, 9, 10) for r in RUNS if "batch" in r)
     old = {(r["backend"], r["device"]): r["split"] for r in RUNS if "batch" not in r}
     new: dict[str, set[str]] = {}
     for r in second:
@@ -315,6 +315,28 @@ def test_batch_nine_split_follows_its_rule() -> None:
     assert "SPLIT RULE, BATCH 9" in text and "Batch 9 (gathered" in text
 
 
+def test_batch_ten_rows_are_all_reserved() -> None:
+    """Header rule (batch 10, mlx-lm timings on Apple silicon): every batch-10 row is reserved, backend mlx, on an
+    Apple catalog row; at most 6 rows per (device, mlx-lm build); no row repeats a device, preset, format, build and
+    prompt / generated token count already in the file; and batch 10 moves no earlier row."""
+    tenth = [r for r in RUNS if r.get("batch") == 10]
+    assert len(tenth) >= 8 and all(r["split"] == "reserved" for r in tenth), \
+        [r["id"] for r in tenth if r["split"] != "reserved"]
+    assert all(r["backend"] == "mlx" and resolve_gpu(r["device"]).kind == "apple" for r in tenth)
+    assert all(r["format"] in MLX_FORMATS and r["build"].startswith("mlx-lm ") for r in tenth)
+    per_pair: dict[tuple[str, str], int] = {}
+    for r in tenth:
+        per_pair[(r["device"], r["build"])] = per_pair.get((r["device"], r["build"]), 0) + 1
+    assert max(per_pair.values()) <= 6, per_pair
+    keys = [(r["device"], r["model"], r["format"], r["build"], r["n_prompt"], r["n_gen"])
+            for r in RUNS if r["backend"] == "mlx"]
+    assert all(keys.count(k) == 1 for k in keys), [k for k in keys if keys.count(k) > 1]
+    assert len({r["device"] for r in tenth}) >= 3 and len({r["model"] for r in tenth}) >= 3
+    # batch 10 moved no earlier row: every earlier mlx row stays reserved (the batch-2 rule)
+    assert all(r["split"] == "reserved" for r in RUNS if r["backend"] == "mlx")
+    text = resources.files("rigsize.data").joinpath("validation", "llamacpp_bench.toml").read_text()
+    assert "SPLIT RULE, BATCH 10" in text and "every batch-10 row is RESERVED" in text and "Batch 10 (all reserved" in text
+
 # (id, pp, tg) typed from the sources: discussion 4167's summary table, the 15013 scoreboard, benches/dgx-spark.md
 SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59, 39.86),
              ("m4-max-40c-q4_0", 885.68, 83.06), ("sb-rtx-4090-q4_0", 11992.70, 186.21),
@@ -354,7 +376,11 @@ SPOT_RUNS = [("m2-ultra-76c-q4_0", 1238.48, 94.27), ("m2-ultra-60c-f16", 1128.59
              # batch 9: llama.cpp PR #13326's master block, kyuz0/amd-r9700-ai-toolboxes' ROCm 7.1.1 logs
              ("b9-vk-rx9070xt-qwen2.5-14b-q4_0-pr13326", 1984.34, 58.9),
              ("b9-rocm-r9700-llama-2-7b-q4_0-kyuz0-rocm711", 4687.55, 103.66),
-             ("b9-rocm-r9700-gemma-3-12b-q8_0-kyuz0-rocm711", 2828.25, 34.22)]
+             ("b9-rocm-r9700-gemma-3-12b-q8_0-kyuz0-rocm711", 2828.25, 34.22),
+             # batch 10: mlx-lm's BENCHMARKS.md (a4c6470), mlx-examples #1029
+             ("b10-mlx-m4max-qwen3-30b-a3b-4bit-benchmarks-md", 1753.90, 113.33),
+             ("b10-mlx-m4pro-llama-3.1-8b-4bit-1029", 261.786, 23.146),
+             ("b10-mlx-m3-max-llama-3.3-70b-4bit-p2173", 83.092, 9.123)]
 
 
 @pytest.mark.parametrize("rid, pp, tg", SPOT_RUNS)
