@@ -75,6 +75,16 @@ def class_rows() -> dict[str, tuple]:
     return {k: tuple(v) for k, v in out.items() if len(v) >= MIN_FIT_ROWS}
 
 
+def _donor(key: str, params: dict) -> str | None:
+    """The class whose attention fraction ``key`` borrows, as speed.training._attention does at run
+    time: a PyTorch-native class without its own takes its family's first in BORROW_ORDER that has
+    one; Megatron-LM never borrows."""
+    family, framework = key.split(".")
+    if ATTENTION[0] in params[key] or framework == "megatron":
+        return None
+    return next((f"{family}.{n}" for n in BORROW_ORDER if ATTENTION[0] in params.get(f"{family}.{n}", {})), None)
+
+
 def fit_classes(default):
     classes = class_rows()
     effs = {k: default for k in classes}
@@ -90,34 +100,22 @@ def fit_classes(default):
         if sum(c.workload.seq >= LONG_SEQ for c in cases) >= LONG_RUNS:
             params[key][ATTENTION[0]] = ATTENTION[1]
             effs[key] = replace(effs[key], attention=ATTENTION_START)
-    # a PyTorch-native class without its own attention fraction borrows its family's
-    # (speed.training._attention): the donor is fitted first in each pass, the borrower follows
-    donors = {}
-    for key in classes:
-        family, framework = key.split(".")
-        if ATTENTION[0] not in params[key] and framework != "megatron":
-            donor = next((f"{family}.{n}" for n in BORROW_ORDER if ATTENTION[0] in params.get(f"{family}.{n}", {})),
-                         None)
-            if donor:
-                donors[key] = donor
-    order = sorted(classes, key=lambda k: k in donors)
     # a class that may fit ``attention`` is also fitted without it (the rule before 2026-12-02);
     # it keeps the fraction only where that lowers its fit-split error
     plain = {k: default for k in classes if ATTENTION[0] in params[k]}
     for _ in range(4):
-        for key in order:
+        # donors first: a class that keeps its own fraction, then the ones that borrow one
+        for key in sorted(classes, key=lambda k: _donor(k, params) is not None):
             if key in plain:
                 plain[key], without = _descend(plain[key], CLASS_PARAMS, lambda e, k=key: class_score(k, e))
-            if key in donors:
-                effs[key] = replace(effs[key], attention=effs[donors[key]].attention)
+            donor = _donor(key, params)
+            effs[key] = replace(effs[key], attention=effs[donor].attention if donor else
+                                (effs[key].attention if ATTENTION[0] in params[key] else 0.0))
             effs[key], score = _descend(effs[key], params[key], lambda e, k=key: class_score(k, e))
             if key in plain and without <= score:
                 effs[key] = replace(plain[key], attention=0.0)
                 params[key] = dict(CLASS_PARAMS)
                 del plain[key]
-                for k in [k for k, d in donors.items() if d == key]:
-                    del donors[k]
-                    effs[k] = replace(effs[k], attention=0.0)
         for name, (lo, hi) in bounds.items():       # the values every class shares
             best = sum(class_score(k, effs[k]) for k in classes)
             for factor in FACTORS:
@@ -128,6 +126,7 @@ def fit_classes(default):
                     best = s
                 else:
                     shared[name] = old
+    donors = {k: d for k in classes if (d := _donor(k, params))}
     return effs, shared, {k: (len(classes[k]), class_score(k, effs[k])) for k in classes}, donors
 
 

@@ -147,8 +147,9 @@ def section(rows: dict[str, dict]) -> str:
              "# peak (so its cpu_memory / cpu_compute are fitted values); the default leaves it out.",
              "# [local.vulkan.<vendor>]: Vulkan's prompt fraction per GPU vendor where 3 or more fit runs allow",
              "# (NV_coopmat2 kernels on NVIDIA, KHR_cooperative_matrix on AMD and Intel); decode as [local.vulkan]."]
+    # a vendor row takes its backend's decode fractions; the default stands in for unfitted GPU backends
     rows = {fam: ({**rows[fam.split(".")[0]], **r, "n_tg": 0} if "." in fam else r) for fam, r in rows.items()}
-    gpus = [r for fam, r in rows.items() if fam != "cpu" and "." not in fam]   # the default stands in for unfitted GPU backends
+    gpus = [r for fam, r in rows.items() if fam != "cpu" and "." not in fam]
     mems = [r["memory"] for r in gpus if "memory" in r]
     # a fraction above 1 says the catalog peak is not the rate the kernels run at (GeForce fp16 is listed at the
     # FP32-accumulate rate; Vulkan's cooperative-matrix kernels can accumulate in fp16): it stands in for no other

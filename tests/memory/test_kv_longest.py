@@ -1,9 +1,12 @@
 """The KV pool's longest-context figures (``max_context_single``, ``max_context_at_concurrency``)
 are read off in closed form when no layer has a sliding window (``per_gpu._longest`` with
 ``per_block``): the same lengths the binary search over ``kv_bytes_per_sequence`` finds, for
-dense, GQA, MLA, context-parallel and pipeline-split jobs and a speculative draft's MTP layers."""
+dense, GQA, MLA and pipeline-split jobs (a sliding-window model keeps the search), and, on the
+function itself, context-parallel splits."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -47,7 +50,7 @@ def test_closed_form_equals_the_search(model: str, opts: dict, monkeypatch: pyte
                                                           (131071, 131072, 16, 1), (7 * 10**6, 3000, 64, 4)])
 def test_closed_form_is_the_largest_length_that_fits(budget: int, per_block: int, block: int, cp: int) -> None:
     def bytes_at(n: int) -> int:        # kv_bytes_per_sequence's shape without windows
-        return per_block * -(-(-(-n // cp)) // block)
+        return per_block * math.ceil(math.ceil(n / cp) / block)
 
     hi = 10**7
     got = per_gpu._longest(bytes_at, budget, hi, per_block, block, cp)

@@ -63,12 +63,12 @@ def test_vulkan_prompt_rows_per_vendor():
 
     rows = _fit_module().fit(_fit_module().fit_runs())
     vendors = [k.split(".")[1] for k in rows if k.startswith("vulkan.")]
-    assert "nvidia" in vendors and all(rows[f"vulkan.{v}"]["n_pp"] >= 3 for v in vendors)
+    assert "nvidia" in vendors
     for v in ("nvidia", "amd", "intel"):
         eff, key = local_efficiency("vulkan", "llamacpp", v)
         assert key == (f"local.vulkan.{v}" if v in vendors else "local.vulkan")
-        assert eff.compute == pytest.approx(rows[f"vulkan.{v}"]["compute"] if v in vendors else rows["vulkan"]["compute"],
-                                            abs=1e-4)
+        want = rows[f"vulkan.{v}"] if v in vendors else rows["vulkan"]
+        assert eff.compute == pytest.approx(want["compute"], abs=1e-4)
     assert local_efficiency("cuda", "llamacpp", "nvidia")[1] == "local.cuda"
 
 

@@ -168,10 +168,12 @@ def _training_performance(job: Job, result: MemoryResult, notes: list[Note]) -> 
     return TrainingPerformance(
         step_seconds=s.step_seconds, tokens_per_second=s.tokens_per_second, samples_per_second=s.samples_per_second,
         mfu=s.mfu, hfu=s.hfu, bound=s.bound, breakdown=TrainingBreakdown(**s.breakdown),
-        flops_convention="PaLM (Chowdhery et al. 2022) Appendix B: 6N + 12LHQT per token; N excludes the input "
-                         "embedding; HFU adds recomputation",
+        flops_convention="PaLM (Chowdhery et al. 2022) Appendix B: 6N + 12LHQT per token over the attention "
+                         "layers (sliding windows at their span); N excludes the input embedding; HFU adds "
+                         "recomputation",
         train_days=s.train_days, gpu_hours=s.gpu_hours,
-        efficiency={"e_max": eff.e_max, "width_half": eff.width_half, "link": eff.link},
+        efficiency={"e_max": eff.e_max, "width_half": eff.width_half, "link": eff.link,
+                    **({"attention": eff.attention} if eff.attention else {})},
         efficiency_source=sp.source,
         error_band=bands("training", sp.band_class, TRAINING_BAND_FIELDS) if sp.band_class else {},
     )

@@ -777,8 +777,11 @@ def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[s
         notes.append(Note("perf.training_framework", {"framework": job.workload.framework,
                                                       "family": job.gpu.architecture, "row": f"training.{key}"}))
     measured = _profile_overrides(opts, assumptions)
+    # a measured or given GEMM fraction governs every matmul, the attention core's too (attention=0:
+    # the core at the projections' fraction, speed.training.attention_seconds), not the fitted fraction
     if "compute" in measured:       # a calibrated GPU: its large-GEMM efficiency is e_max
-        eff = replace(eff, e_max=measured["compute"], source=f"measured by rigsize calibrate ({opts['profile']})")
+        eff = replace(eff, e_max=measured["compute"], attention=0.0,
+                      source=f"measured by rigsize calibrate ({opts['profile']})")
     given = parse_efficiency(opts.get("efficiency"))
     unknown = set(given) - {"compute", "link", "collective_latency_s"}
     if unknown:
@@ -786,6 +789,7 @@ def _training_speed_settings(job: Job, opts: dict[str, Any], assumptions: dict[s
                          "compute (the large-GEMM fraction), link and collective_latency_s")
     if given:
         eff = replace(eff, e_max=given.get("compute", eff.e_max), link=given.get("link", eff.link),
+                      attention=0.0 if "compute" in given else eff.attention,
                       collective_latency_s=given.get("collective_latency_s", eff.collective_latency_s),
                       source="--efficiency")
     host = None

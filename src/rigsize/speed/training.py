@@ -14,6 +14,8 @@ communication that is not hidden:
 - compute: FLOPs / (gpus x peak x efficiency); the achievable fraction grows with the
   per-GPU GEMM width (hidden / tp), ``e_max * w / (w + w_half)`` (empirical, fitted
   on the documented subset of published runs in data/validation/training_runs.toml);
+  the attention core (attention layers only; sliding windows at their span) at a fitted
+  fraction of its causal FLOPs where the class has one (``attention_seconds``);
 - bubble: ``(pp - 1) / (m * v)`` of the ideal compute for 1F1B with m micro-batches
   per pipeline and v virtual stages (Narayanan et al. 2021, sec. 2.2);
 - tp: per layer and micro-batch, 4 all-reduces of ``b s h`` activations (2 forward,
@@ -193,12 +195,43 @@ def _attn_dims(arch: Architecture) -> tuple[int, int]:
     return arch.num_attention_heads, width
 
 
+_LAYER_ATTENTION: dict[tuple, tuple[Architecture, tuple[float, ...]]] = {}
+
+
+def layer_attention(arch: Architecture, seq: int) -> tuple[float, ...]:
+    """Per layer, the attention core's forward FLOPs per token on PaLM's full (non-causal) count,
+    ``2 H Q T`` (QK^T and PV; the 12 L H Q T of fwd + bwd is 6 x their sum): 0 for a layer without
+    attention (a recurrent / linear-attention layer of a hybrid model, ``arch.is_attention_layer``),
+    and a sliding-window layer of window w attends min(w, position) keys, so on the same full-count
+    convention its T is ``2w - w^2 / T`` once T > w (2 x the mean keys a causal query sees)."""
+    key = (id(arch), seq)
+    hit = _LAYER_ATTENTION.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    heads, q = _attn_dims(arch)
+    windows = arch.layer_windows or (None,) * arch.num_hidden_layers
+    out = []
+    for i in range(arch.num_hidden_layers):
+        w = windows[i] if i < len(windows) else None
+        span = seq if w is None or w >= seq else 2 * w - w * w / seq
+        out.append(2.0 * heads * q * span if arch.is_attention_layer(i) else 0.0)
+    if len(_LAYER_ATTENTION) > 256:
+        _LAYER_ATTENTION.clear()
+    _LAYER_ATTENTION[key] = (arch, tuple(out))
+    return tuple(out)
+
+
+def attention_flops_per_token(arch: Architecture, seq: int) -> float:
+    """PaLM's ``12 L H Q T`` (forward + backward, full count) over the layers that have attention,
+    sliding windows counted at their span (``layer_attention``)."""
+    return 6.0 * sum(layer_attention(arch, seq))
+
+
 def step_flops(arch: Architecture, workload: Workload, layout: Layout) -> tuple[float, float]:
     """(model FLOPs, hardware FLOPs) of one optimizer step, all GPUs together."""
     tokens = workload.global_batch * workload.seq
     n = _matmul_params(arch)
-    heads, q = _attn_dims(arch)
-    attn = 12 * arch.num_hidden_layers * heads * q * workload.seq      # PaLM: 12 L H Q T
+    attn = attention_flops_per_token(arch, workload.seq)      # PaLM: 12 L H Q T, attention layers only
     dense = 4 * n if workload.task in ("lora", "qlora") else 6 * n
     model = tokens * (dense + attn)
     extra = 0.0
@@ -233,7 +266,8 @@ def flop_parts(arch: Architecture, workload: Workload, layout: Layout) -> dict[s
     """Hardware FLOPs of one step (all GPUs) by the GEMMs that run them; they sum to
     ``step_flops(...)[1]``.  ``linear``: the dense layers' projections (attention q/k/v/o,
     MLP, shared experts); ``expert``: routed experts at top-k; ``attention``: the core
-    (QK^T, PV; PaLM's 12 L H Q T); ``lm_head``.  Under Transformer Engine FP8 recipes only
+    (QK^T, PV; PaLM's 12 L H Q T over the attention layers, ``attention_flops_per_token``);
+    ``lm_head``.  Under Transformer Engine FP8 recipes only
     ``linear`` and ``expert`` run in FP8: TE's fp8_autocast covers te.Linear /
     LayerNormLinear / LayerNormMLP / GroupedLinear, while the attention core (DotProductAttention,
     bf16 flash/cuDNN kernels) and the output layer stay bf16 (Megatron-Core keeps the output
@@ -242,8 +276,7 @@ def flop_parts(arch: Architecture, workload: Workload, layout: Layout) -> dict[s
     n = _matmul_params(arch)
     head = _lm_head_params(arch)
     expert, _ = _expert_params(arch)
-    heads, q = _attn_dims(arch)
-    attn = 12 * arch.num_hidden_layers * heads * q * workload.seq      # PaLM: 12 L H Q T
+    attn = attention_flops_per_token(arch, workload.seq)      # PaLM: 12 L H Q T, attention layers only
     per_param = 4 if workload.task in ("lora", "qlora") else 6          # Hu et al. 2021: no weight gradients
     if layout.recompute == "full":
         per_param += 2                                                  # one more forward
@@ -279,8 +312,7 @@ def _stage_flops(arch: Architecture, workload: Workload, layout: Layout) -> list
     reads the stages' split and the sequence only."""
     from rigsize.memory.per_gpu import stage_tensors, stages
 
-    heads, q = _attn_dims(arch)
-    attn_per_layer = 2 * heads * q * workload.seq        # per token, /6 of PaLM's 12 L H Q T
+    per_layer = layer_attention(arch, workload.seq)        # per token, /6 of PaLM's 12 L H Q T
     share = arch.experts_per_token / arch.num_experts if arch.num_experts else 1.0
     flops = []
     for st in stages(arch, layout):
@@ -291,7 +323,7 @@ def _stage_flops(arch: Architecture, workload: Workload, layout: Layout) -> list
             n += t.numel * (share if t.role.startswith("expert_") else 1.0)
         if st.last and arch.tie_word_embeddings:
             n += sum(t.numel for t in arch.tensors if t.role == "embed")
-        flops.append(n + attn_per_layer * len(st.layers))
+        flops.append(n + sum(per_layer[i] for i in st.layers))
     return flops
 
 
@@ -521,9 +553,11 @@ def _cp_comm(st: _Step) -> float:
     bw = st.bandwidth(lay.tp * lay.cp)
     kv = 2 * arch.num_key_value_heads * arch.head_dim / max(1, lay.tp)
     ring = (lay.cp - 1) * w.batch * w.seq / lay.cp * kv * ACT_BYTES / (bw * st.eff.link)
-    heads, q = _attn_dims(arch)
-    attn_time = (w.global_batch * w.seq * 12 * arch.num_hidden_layers * heads * q) / lay.gpus / (
-        peak_flops(st.gpu, "bf16") * _achieved(st.eff, arch.hidden_size / lay.tp))  # bf16 under FP8 recipes too
+    # the attention core of the step on one GPU (bf16 under FP8 recipes too); before 2026-12-02 this
+    # left out a factor T (the sequence), so the ring was never hidden
+    flops = w.global_batch * w.seq * attention_flops_per_token(arch, w.seq)
+    attn_time = attention_seconds(flops, peak_flops(st.gpu, "bf16"), _achieved(st.eff, arch.hidden_size / lay.tp),
+                                  st.eff) / lay.gpus
     return max(0.0, 3 * st.micro_batches * arch.num_hidden_layers / lay.pp * ring - attn_time)
 
 
