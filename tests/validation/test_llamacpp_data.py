@@ -223,6 +223,26 @@ def test_batch_seven_rows_are_all_reserved() -> None:
     assert "SPLIT RULE, BATCH 7" in text and "every batch-7 row is RESERVED" in text and "Batch 7 (all reserved" in text
 
 
+
+def _rule_sides(batch: int) -> dict[tuple[str, str], str]:
+    """The sides the batch-5 rule gives ``batch``'s (backend, device) pairs: a pair seen in an
+    earlier batch keeps the side of its earliest batch's rows; the new pairs of each backend, sorted
+    by sha256("backend/device"), alternate reserved (even) and fit (odd)."""
+    earliest: dict[tuple[str, str], tuple[int, str]] = {}
+    for r in RUNS:
+        key, b = (r["backend"], r["device"]), r.get("batch", 1)
+        if b < batch and (key not in earliest or b < earliest[key][0]):
+            earliest[key] = (b, r["split"])
+    new: dict[str, set[str]] = {}
+    for r in RUNS:
+        if r.get("batch") == batch and (r["backend"], r["device"]) not in earliest:
+            new.setdefault(r["backend"], set()).add(r["device"])
+    sides = {key: side for key, (_, side) in earliest.items()}
+    for backend, devices in new.items():
+        ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{backend}/{d}".encode()).hexdigest())
+        sides |= {(backend, d): ("reserved" if i % 2 == 0 else "fit") for i, d in enumerate(ranked)}
+    return sides
+
 def test_batch_eight_split_follows_its_rule() -> None:
     """Header rule (batch 8, discrete-card Vulkan / ROCm / SYCL runs): the batch-5 rule on the batch-8 pairs (a pair
     seen in batches 1-7 keeps the side of its earliest batch; the new pairs of each backend, sorted by
@@ -240,22 +260,9 @@ def test_batch_eight_split_follows_its_rule() -> None:
     keys = [(r["device"], r["backend"], r["model"], r["format"], r["build"],
              r["source"] if r["build"] == "unknown" else "") for r in eighth]
     assert len(keys) == len(set(keys))
-    earliest: dict[tuple[str, str], tuple[int, str]] = {}
-    for r in RUNS:
-        key, b = (r["backend"], r["device"]), r.get("batch", 1)
-        if b < 8 and (key not in earliest or b < earliest[key][0]):
-            earliest[key] = (b, r["split"])
-    new: dict[str, set[str]] = {}
+    sides = _rule_sides(8)
     for r in eighth:
-        if (r["backend"], r["device"]) not in earliest:
-            new.setdefault(r["backend"], set()).add(r["device"])
-    side = {}
-    for backend, devices in new.items():
-        ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{backend}/{d}".encode()).hexdigest())
-        side |= {(backend, d): ("reserved" if i % 2 == 0 else "fit") for i, d in enumerate(ranked)}
-    for r in eighth:
-        key = (r["backend"], r["device"])
-        assert r["split"] == (earliest[key][1] if key in earliest else side[key]), r["id"]
+        assert r["split"] == sides[(r["backend"], r["device"])], r["id"]
     vulkan = [r for r in eighth if r["backend"] == "vulkan"]
     assert len(vulkan) >= 8 and {r["split"] for r in vulkan} == {"fit", "reserved"}
     assert any(r["backend"] == "rocm" and "pp_tokens_per_s" in r for r in eighth)
@@ -289,22 +296,9 @@ def test_batch_nine_split_follows_its_rule() -> None:
     ninth_keys = {(r["device"], r["backend"], r["model"], r["format"], r["build"],
                    r["source"] if r["build"] == "unknown" else "") for r in ninth}
     assert all(keys.count(k) == 1 for k in ninth_keys)
-    earliest: dict[tuple[str, str], tuple[int, str]] = {}
-    for r in RUNS:
-        key, b = (r["backend"], r["device"]), r.get("batch", 1)
-        if b < 9 and (key not in earliest or b < earliest[key][0]):
-            earliest[key] = (b, r["split"])
-    new: dict[str, set[str]] = {}
+    sides = _rule_sides(9)
     for r in ninth:
-        if (r["backend"], r["device"]) not in earliest:
-            new.setdefault(r["backend"], set()).add(r["device"])
-    side = {}
-    for backend, devices in new.items():
-        ranked = sorted(devices, key=lambda d: hashlib.sha256(f"{backend}/{d}".encode()).hexdigest())
-        side |= {(backend, d): ("reserved" if i % 2 == 0 else "fit") for i, d in enumerate(ranked)}
-    for r in ninth:
-        key = (r["backend"], r["device"])
-        assert r["split"] == (earliest[key][1] if key in earliest else side[key]), r["id"]
+        assert r["split"] == sides[(r["backend"], r["device"])], r["id"]
     assert {r["split"] for r in ninth} == {"fit", "reserved"}
     assert any(r["backend"] == "vulkan" and r["split"] == "fit" for r in ninth)
     # batch 9 moved no earlier row: the RX 9070 XT under Vulkan stays fit (batch 5), the R9700 under ROCm reserved (batch 1)
