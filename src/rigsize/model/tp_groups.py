@@ -107,9 +107,9 @@ def tp_group_problems(fmt: str | WeightFormat, tensors: Iterable[Tensor], tp: in
     problem per distinct (role, axis, size); raises nothing: the caller decides.
     """
     fmt = resolve_weight_format(fmt)
+    if tp <= 1 or (fmt.layout != "gguf" and not (fmt.quantized_roles and fmt.tp_axes)):
+        return []       # no quantization groups a split could cut (bf16, per-tensor fp8): _tp_groups finds none
     rows = list(tensors)
-    if tp <= 1:
-        return []
     n_layers = max((t.layer for t in rows if t.layer is not None), default=-1) + 1
     mix = gguf_mix(rows, max(n_layers, 1)) if fmt.layout == "gguf" else None
     found: dict[tuple[str, str, int, int], TPGroupProblem] = {}

@@ -592,20 +592,36 @@ def fitting_memory(job: Job) -> MemoryResult | None:
     return result if result.fits else None
 
 
-def training_trial(job: Job, tp: int, pp: int) -> Job | None:
-    """``job`` on its GPUs with tp x pp model parallelism and data parallelism for the
-    rest, as ``least_parallel_training_layout`` tries it (the planner bounds a count's
-    cost over the same trials); None where dp cannot split a global batch the user gave."""
+def _batch_splits(job: Job, tp: int, pp: int) -> bool:
+    """Whether the data parallelism left by tp x pp splits a global batch the user gave."""
+    dp = job.layout.gpus // (tp * pp)
+    return not job.global_batch_given or job.workload.global_batch % (job.workload.batch * dp) == 0
+
+
+def trial_shape(job: Job, tp: int, pp: int) -> tuple[Layout, Workload] | None:
+    """The layout and workload of ``training_trial(job, tp, pp)`` without building its job (the
+    planner's bounds read only these); None where dp cannot split a global batch the user gave."""
+    if not _batch_splits(job, tp, pp):
+        return None       # this dp cannot split the batch the user asked for
     n = job.layout.gpus
     sp = job.layout.sp if job.sp_given else tp > 1
     layout = replace(job.layout, tp=tp, pp=pp, dp=n // (tp * pp), sp=sp)
     if job.global_batch_given:
-        if job.workload.global_batch % (job.workload.batch * layout.dp):
-            return None       # this dp cannot split the batch the user asked for
         gb = job.workload.global_batch
     else:
         gb = max(job.workload.global_batch, job.workload.batch * layout.dp)
-    return replace(job, layout=layout, workload=replace(job.workload, global_batch=gb))
+    return layout, replace(job.workload, global_batch=gb)
+
+
+def training_trial(job: Job, tp: int, pp: int) -> Job | None:
+    """``job`` on its GPUs with tp x pp model parallelism and data parallelism for the
+    rest, as ``least_parallel_training_layout`` tries it (the planner bounds a count's
+    cost over the same trials, ``trial_shape``); None where dp cannot split a global batch
+    the user gave."""
+    shape = trial_shape(job, tp, pp)
+    if shape is None:
+        return None
+    return replace(job, layout=shape[0], workload=shape[1])
 
 
 def least_parallel_training_layout(job: Job) -> Job:
@@ -616,15 +632,19 @@ def least_parallel_training_layout(job: Job) -> Job:
     if job.workload.framework != "megatron":   # transformers, DeepSpeed ZeRO and FSDP scale by dp
         return job
 
-    def trial(tp: int, pp: int) -> Job | None:
-        return training_trial(job, tp, pp)
+    tried: dict[tuple[int, int], Job | None] = {}
+
+    def trial(tp: int, pp: int) -> Job | None:     # each (tp, pp) built once: the listing and the bisection share it
+        if (tp, pp) not in tried:
+            tried[tp, pp] = training_trial(job, tp, pp)
+        return tried[tp, pp]
 
     best: tuple[int, int, Job] | None = None
     for tp in [d for d in range(1, min(n, node) + 1) if n % d == 0]:
         # memory per GPU falls as pp grows, so the smallest pp that fits is found by bisection
         layers = job.spec.arch.num_hidden_layers
         # Megatron needs pp to divide the layers (layout.megatron_stage_problem)
-        pps = [pp for pp in divisors(n // tp, layers) if trial(tp, pp) is not None
+        pps = [pp for pp in divisors(n // tp, layers) if _batch_splits(job, tp, pp)
                and (pp == 1 or megatron_stage_problem(layers, pp, job.layout.pp_first_layers,
                                                       job.layout.pp_last_layers) is None)]
         lo, hi, found = 0, len(pps) - 1, None

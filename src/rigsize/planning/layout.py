@@ -240,15 +240,27 @@ def valid_tp_sizes(arch: Architecture, fmt: str | WeightFormat | None = None, li
     every tp rigsize suggests or chooses.
 
     Experts are checked at expert-tp = tp (no expert parallelism); with ep > 1 more
-    sizes may work, which ``validate_layout`` and ``planning.job.validate_job`` judge."""
+    sizes may work, which ``validate_layout`` and ``planning.job.validate_job`` judge.
+    Memoized per architecture object (held in the cache, so its id is not reused), format and
+    limit: a planner's search asks for the same sizes thousands of times."""
+    fmt = formats.resolve_weight_format(fmt) if fmt is not None else None
+    key = (id(arch), fmt, limit)
+    hit = _VALID_TP.get(key)
+    if hit is not None and hit[0] is arch:
+        return list(hit[1])
     sizes = [tp for tp in range(1, max(1, limit) + 1) if not _shape_problems(arch, tp)]
-    if fmt is None:
-        return sizes
-    fmt = formats.resolve_weight_format(fmt)
-    dense = [t for t in arch.tensors if not t.role.startswith("expert_")]
-    experts = [t for t in arch.tensors if t.role.startswith("expert_")]
-    return [tp for tp in sizes
-            if not tp_group_problems(fmt, dense, tp) and not tp_group_problems(fmt, experts, tp)]
+    if fmt is not None:
+        dense = [t for t in arch.tensors if not t.role.startswith("expert_")]
+        experts = [t for t in arch.tensors if t.role.startswith("expert_")]
+        sizes = [tp for tp in sizes
+                 if not tp_group_problems(fmt, dense, tp) and not tp_group_problems(fmt, experts, tp)]
+    if len(_VALID_TP) > 256:
+        _VALID_TP.clear()
+    _VALID_TP[key] = (arch, tuple(sizes))
+    return sizes
+
+
+_VALID_TP: dict[tuple, tuple[Architecture, tuple[int, ...]]] = {}
 
 
 def tp_hint(arch: Architecture, tp: int, fmt: str | WeightFormat | None = None) -> Note:

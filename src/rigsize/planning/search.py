@@ -1095,7 +1095,7 @@ def _trial_floor(s: _Search) -> Callable[[Candidate, float, float | None], float
     bytes of 1 / (tp x pp) of the parameters (shards are at most tp; the busiest stage at
     least the mean), and ``memory.per_gpu`` charges weights, gradients and optimizer whole."""
     from rigsize.memory.per_gpu import state_bytes
-    from rigsize.planning.job import build_job, resolve_speed, training_trial
+    from rigsize.planning.job import build_job, resolve_speed, trial_shape
     from rigsize.planning.layout import training_layouts
     from rigsize.planning.options import parse_options as parse
     from rigsize.speed.training import training_speed
@@ -1126,18 +1126,17 @@ def _trial_floor(s: _Search) -> Callable[[Candidate, float, float | None], float
                                        valid_tps(s, c.weights, node)):
             if certain and states / (tp * pp) > job.gpu.usable_memory_bytes * (1 + 1e-9) + 64:
                 continue
-            trial = training_trial(job, tp, pp)
-            if trial is not None:
-                t = trial.workload
-                step = _compute_and_bubble(arch, t, trial.layout, trial.gpu, speed.efficiency, speed.precision,
-                                           speed.vpp)
-                trials.append((_run_cost(rate, tokens, t.global_batch * t.seq / step), len(trials), trial))
+            shape = trial_shape(job, tp, pp)
+            if shape is not None:
+                layout, t = shape
+                step = _compute_and_bubble(arch, t, layout, job.gpu, speed.efficiency, speed.precision, speed.vpp)
+                trials.append((_run_cost(rate, tokens, t.global_batch * t.seq / step), len(trials), shape))
         best = math.inf
-        for floor, _, trial in sorted(trials, key=lambda x: x[:2]):
+        for floor, _, (layout, t) in sorted(trials, key=lambda x: x[:2]):
             if floor >= best or (cutoff is not None and floor > cutoff):
                 return min(best, floor)     # the rest cost at least this
             try:
-                run = training_speed(arch, trial.workload, trial.layout, trial.gpu, gpus_per_node=speed.gpus_per_node,
+                run = training_speed(arch, t, layout, job.gpu, gpus_per_node=speed.gpus_per_node,
                                      network=speed.network, vpp=speed.vpp, train_tokens=speed.train_tokens,
                                      eff=speed.efficiency, precision=speed.precision, host=speed.host)
             except RigsizeError:
