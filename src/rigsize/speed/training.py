@@ -188,11 +188,20 @@ def _matmul_params(arch: Architecture) -> float:
 
 
 @_per_arch
-def _attn_dims(arch: Architecture) -> tuple[int, int]:
-    """(heads, per-head width used by QK^T/PV)."""
+def _attn_dims(arch: Architecture) -> tuple[int, float]:
+    """(heads, per-head width used by QK^T/PV: the mean of the two products' widths).  MLA trains
+    without weight absorption: QK^T over the query's nope + rope width (DeepSeek-V3: 128 + 64), PV
+    over v_head_dim (128), read off attn_q_b and attn_kv_b (kv_b: heads x (nope + v) rows, the latent
+    rank columns; the rope width is head_dim - rank)."""
+    heads = arch.num_attention_heads
     q = next((t for t in arch.tensors if t.role in ("attn_q", "attn_q_b") and len(t.shape) == 2), None)
-    width = q.shape[0] // arch.num_attention_heads if q is not None else arch.hidden_size // arch.num_attention_heads
-    return arch.num_attention_heads, width
+    width = q.shape[0] // heads if q is not None else arch.hidden_size // heads
+    kv_b = next((t for t in arch.tensors if t.role == "attn_kv_b" and len(t.shape) == 2), None)
+    if arch.attention == "mla" and kv_b is not None:
+        nope = width - (arch.head_dim - kv_b.shape[1])
+        v = kv_b.shape[0] // heads - nope
+        return heads, (width + v) / 2
+    return heads, width
 
 
 _LAYER_ATTENTION: dict[tuple, tuple[Architecture, tuple[float, ...]]] = {}
