@@ -72,3 +72,12 @@ def test_a_sliding_window_attends_its_span() -> None:
     assert per_layer[local] / per_layer[glob] == pytest.approx((2 * w - w * w / seq) / seq)
     short = layer_attention(arch, w // 2)       # within the window: the whole sequence
     assert short[local] == pytest.approx(short[glob])
+
+
+def test_mla_trains_at_its_own_widths() -> None:
+    """DeepSeek-V3's config: qk_nope_head_dim 128, qk_rope_head_dim 64, v_head_dim 128 (no weight
+    absorption in training): QK^T over 192, PV over 128, so the core's per-head width is their mean."""
+    from rigsize.speed.training import _attn_dims
+
+    assert _attn_dims(resolve_model("deepseek-v3").arch) == (128, (192 + 128) / 2)
+    assert _attn_dims(resolve_model("llama-3.1-8b").arch) == (32, 128)
