@@ -103,7 +103,8 @@ def test_wired_fraction_rule() -> None:
     ("RTX-4090D", 24, 1008, None, "gen4 x16"),
     ("ARC-PRO-B60", 24, 456, 98.3, "gen5 x8"),      # hmc-tech: 98.3 TFLOPS XMX FP32-acc
     ("RX-7900-XTX", 24, 960, 122.88, "gen4 x16"),   # DERIVED: GPUOpen RDNA 3 512 FLOPS/clk/CU x 96 x 2.5 GHz
-    ("RADEON-AI-PRO-R9700", 32, 640, None, "gen5 x16"),   # vesper TARGET.md: 'Peak bandwidth 640 GB/s'
+    ("RADEON-AI-PRO-R9700", 32, 640, 191, "gen5 x16"),   # vesper TARGET.md: 'Peak bandwidth 640 GB/s'; AMD page
+    # 'Peak Half Precision (FP16 Matrix)' 191 dense; bf16 = fp16 per GPUOpen RDNA 4 (1024/clk/CU both)
 ])
 def test_consumer_gpu_spot_values(name: str, gb: int, bw_gb_s: float, bf16_tflops: float | None, pcie: str) -> None:
     g = resolve_gpu(name)
@@ -134,7 +135,7 @@ NEW_CONSUMER = {
     "RX-9060-XT-16GB": (16, 320, 1024 * 32 * 3.13e9 / 1e12, "gen5 x16"),
     "RTX-4070-SUPER": (12, 504, None, "unknown"),
     "RTX-3080-TI": (12, 912, None, "unknown"),
-    "RADEON-PRO-W7900": (48, 864, None, "unknown"),
+    "RADEON-PRO-W7900": (48, 864, 122.64, "unknown"),  # AMD 'peak half precision' 122.64 = 512 x 96 x 2.4951 GHz
     "ARC-A770-16GB": (16, 560, None, "gen4 x16"),
 }
 
