@@ -394,6 +394,8 @@ def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, dec
 
     lo, hi = service + in_flight, seen(service + in_flight)
     for _ in range(60):          # seen() falls as its argument grows: one crossing in [lo, hi]
+        if hi - lo <= 1e-10 * hi:       # well inside every figure's printed precision
+            break
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if seen(mid) > mid else (lo, mid)
     return hi
