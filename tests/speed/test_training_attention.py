@@ -81,3 +81,19 @@ def test_mla_trains_at_its_own_widths() -> None:
 
     assert _attn_dims(resolve_model("deepseek-v3").arch) == (128, (192 + 128) / 2)
     assert _attn_dims(resolve_model("llama-3.1-8b").arch) == (32, 128)
+
+
+@pytest.mark.parametrize("nope, rope, v, q_lora", [(64, 32, 96, 1536), (128, 64, 128, None)])
+def test_mla_widths_follow_the_config(tmp_path, nope: int, rope: int, v: int, q_lora: int | None) -> None:
+    """A DeepSeek-V3 config with other head widths (v_head_dim unlike qk_nope_head_dim; no query
+    LoRA, as DeepSeek-V2-Lite): QK^T over nope + rope, PV over v."""
+    import json
+    from importlib import resources
+
+    from rigsize.speed.training import _attn_dims
+
+    config = json.loads(resources.files("rigsize.data").joinpath("models", "deepseek-v3.json").read_text())
+    config.update(qk_nope_head_dim=nope, qk_rope_head_dim=rope, v_head_dim=v, q_lora_rank=q_lora)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    arch = resolve_model(str(tmp_path / "config.json")).arch
+    assert _attn_dims(arch) == (config["num_attention_heads"], (nope + rope + v) / 2)
