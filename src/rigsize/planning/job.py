@@ -659,6 +659,12 @@ def least_parallel_training_layout(job: Job) -> Job:
             key = (found.layout.tp * found.layout.pp, found.layout.pp)
             if best is None or key < best[:2]:
                 best = (*key, found)
+    if best is None and not _batch_splits(job, job.layout.tp, job.layout.pp):
+        # say what the search could not find, not the dp of the fallback layout the user never chose
+        w = job.workload
+        raise PlanError("plan.invalid", why=f"no tp x pp layout on {n} GPUs both fits in memory and leaves a "
+                        f"data-parallel size that splits global batch {w.global_batch} (micro-batch {w.batch}); "
+                        "give a larger --global-batch (a multiple of micro-batch x dp) or --tp / --pp")
     return best[2] if best else job
 
 
