@@ -108,9 +108,11 @@ def fit_classes(default):
         for key in sorted(classes, key=lambda k: _donor(k, params) is not None):
             if key in plain:
                 plain[key], without = _descend(plain[key], CLASS_PARAMS, lambda e, k=key: class_score(k, e))
-            donor = _donor(key, params)
-            effs[key] = replace(effs[key], attention=effs[donor].attention if donor else
-                                (effs[key].attention if ATTENTION[0] in params[key] else 0.0))
+            # a borrower takes its donor's current fraction; a class that fits its own keeps it; any other
+            # (one whose donor gave its fraction up) has none
+            donor, own = _donor(key, params), ATTENTION[0] in params[key]
+            attention = effs[donor].attention if donor else (effs[key].attention if own else 0.0)
+            effs[key] = replace(effs[key], attention=attention)
             effs[key], score = _descend(effs[key], params[key], lambda e, k=key: class_score(k, e))
             if key in plain and without <= score:
                 effs[key] = replace(plain[key], attention=0.0)

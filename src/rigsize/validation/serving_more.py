@@ -103,7 +103,7 @@ def skip_reason(r: dict[str, str], models: dict[str, str] | None = None,
     if "different nodes" in r["notes"]:
         return "tensor parallelism across nodes (serving speed models one node)"
     if "GPU pods host" in r["notes"] and int(r["gpus"] or 1) > 1:
-        # dennislee22/vLLM-benchmarking's Tests 2-3: one model over two Kubernetes pods of one GPU each, so
+        # dennislee22/vLLM-benchmarking's Tests 2, 3, 6 and 8: one model over two Kubernetes pods of one GPU each, so
         # NCCL runs between containers, not over the node's NVLink (its 2-GPU runs serve fewer tokens/s
         # than its 1-GPU runs of the same model); the link is not known
         return "tensor parallelism across Kubernetes pods (the link between them is not the GPU fabric)"
