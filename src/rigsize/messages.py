@@ -590,10 +590,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "该方案按 {tool} {sized} 估算，而非 {asked}（显存预算随版本而变）。{tool} {asked} 能运行的最接近方案："
               "rigsize launch {model} --task inference --engine {tool} --engine-version {asked}"},
     "launch.version_not_newest": {
-        "en": "this plan was sized by vllm >= {since}'s memory rules, not {version}'s. Nearest plan vllm {version} "
-              "can run: rigsize launch {model} --task inference --engine vllm --engine-version {version}",
-        "zh": "该方案按 vllm >= {since} 的显存规则估算，而非 {version} 的。vllm {version} 能运行的最接近方案："
-              "rigsize launch {model} --task inference --engine vllm --engine-version {version}"},
+        "en": "this plan was sized by {tool} >= {since}'s memory rules, not {version}'s. Nearest plan {tool} {version} "
+              "can run: rigsize launch {model} --task inference --engine {tool} --engine-version {version}",
+        "zh": "该方案按 {tool} >= {since} 的显存规则估算，而非 {version} 的。{tool} {version} 能运行的最接近方案："
+              "rigsize launch {model} --task inference --engine {tool} --engine-version {version}"},
+    "engine.sglang_too_old": {
+        "en": "--engine-version {version}: rigsize models SGLang's memory budget from {oldest} on (use "
+              "--engine-version {oldest} or newer)",
+        "zh": "--engine-version {version}：rigsize 从 SGLang {oldest} 起对其显存预算建模（请使用 --engine-version "
+              "{oldest} 或更新版本）"},
+    "engine.mem_fraction_not_sglang": {
+        "en": "--mem-fraction-static is SGLang's budget; use it with --engine sglang (vLLM's is "
+              "--gpu-memory-utilization)",
+        "zh": "--mem-fraction-static 是 SGLang 的显存预算参数；请与 --engine sglang 一起使用（vLLM 用 "
+              "--gpu-memory-utilization）"},
+    "engine.utilization_not_sglang": {
+        "en": "--gpu-memory-utilization is vLLM's budget; SGLang's is --mem-fraction-static (a share of the memory "
+              "free before the weights load)",
+        "zh": "--gpu-memory-utilization 是 vLLM 的显存预算参数；SGLang 用 --mem-fraction-static（加载权重前空闲显存的"
+              "占比）"},
     "launch.version_training": {
         "en": "--engine-version picks an inference engine's version; {task} launches write {tool} {version}",
         "zh": "--engine-version 用于选择推理引擎的版本；{task} 任务的启动配置按 {tool} {version} 编写"},

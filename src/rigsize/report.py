@@ -115,7 +115,8 @@ class Suggestion(_Frozen):
 
 class MemoryReport(_Frozen):
     per_gpu: PerGpuReport
-    usable_bytes: int = Field(description="Inference: visible x gpu_memory_utilization; training: visible")
+    usable_bytes: int = Field(description="Inference: visible x gpu_memory_utilization (SGLang: mem_fraction_static "
+                              "x the memory free before the weights load); training: visible")
     fits: bool
     headroom_bytes: int = Field(description="usable - total; negative when it does not fit (where the parts fit "
                                 "but vLLM would refuse to start: minus the KV bytes one --max-model-len request "

@@ -26,8 +26,8 @@ from rigsize.launch.bundle import flags_of, known_flags
 from rigsize.shells.cli import main
 
 H100 = "H100-SXM-80GB"
-# (case, model, plan options, target, --engine-version): vLLM's version is planned with (its memory depends on
-# it); SGLang's goes to the launch alone (SGLang is sized by vLLM's newest rules whatever its version)
+# (case, model, plan options, target, --engine-version): vLLM's and SGLang's versions are planned with (their
+# memory budgets depend on them), so the launch takes the plan's
 CASES = {
     "vllm-0.11.2-local": ("qwen2-7b", dict(engine="vllm", batch=8, engine_version="0.11.2"), "local", None),
     "vllm-0.11.2-2node-k8s": ("llama-3.1-405b", dict(engine="vllm", gpus=16, tp=8, pp=2,
@@ -41,9 +41,10 @@ CASES = {
                                    engine_version="0.8.5.post1"), "local", None),
     "vllm-0.6.6.post1-skypilot": ("qwen2-7b", dict(engine="vllm", batch=8, engine_version="0.6.6.post1"), "skypilot",
                                   None),
-    "sglang-0.5.5-local": ("qwen2-7b", dict(engine="sglang", gpus=2, tp=2, weights="fp8", kv_dtype="fp8", batch=16),
-                           "local", "0.5.5"),
-    "sglang-0.4.10.post2-local": ("qwen2-7b", dict(engine="sglang", gpus=2, tp=2, batch=16), "local", "0.4.10.post2"),
+    "sglang-0.5.5-local": ("qwen2-7b", dict(engine="sglang", gpus=2, tp=2, weights="fp8", kv_dtype="fp8", batch=16,
+                                            engine_version="0.5.5"), "local", None),
+    "sglang-0.4.10.post2-local": ("qwen2-7b", dict(engine="sglang", gpus=2, tp=2, batch=16,
+                                                   engine_version="0.4.10.post2"), "local", None),
 }
 
 
@@ -78,7 +79,7 @@ def test_every_flag_is_in_that_versions_list(case: str) -> None:
         assert not [f for f in flags_of(argv) if f not in allowed], (case, argv)
     record = json.loads(next(f.text for f in b.files if f.name == "rigsize-plan.json"))
     assert record["version"] == version
-    assert record["version_from"] == ("--engine-version" if tool == "sglang" else "plan")
+    assert record["version_from"] == "plan"
     assert any(f"written for {tool} {version}" in n for n in b.launch.notes)
     assert f"=={version}" in b.launch.setup
 
@@ -146,7 +147,10 @@ REFUSALS = [
     ("qwen2.5-vl-7b", dict(engine="vllm", images_per_request=0, engine_version="0.11.2"), None,
      ["vision tower", "--engine-version 0.33.0"]),
     ("qwen2-7b", dict(engine="sglang"), "0.4.9", ["sglang 0.5.23, 0.5.5, 0.4.10.post2"]),
-    ("qwen2-7b", dict(engine="sglang", weights="fp16"), "0.4.10.post2", ["bf16 KV", "--engine-version 0.5.5"]),
+    ("qwen2-7b", dict(engine="sglang", weights="fp16", engine_version="0.4.10.post2"), None,
+     ["bf16 KV", "--engine-version 0.5.5"]),
+    # a plan sized by SGLang 0.5.23's budget rules is not launched as 0.5.5, whose default fraction differs
+    ("qwen2-7b", dict(engine="sglang"), "0.5.5", ["sized by sglang >= 0.5.23", "--engine-version 0.5.5"]),
     ("qwen2-7b", dict(engine="trtllm"), "1.0.0", ["trtllm 1.2.1"]),
 ]
 
@@ -173,9 +177,9 @@ def test_plan_file_carries_its_version(tmp_path: Path, capsys: pytest.CaptureFix
     assert "sized for vllm 0.10.2" in capsys.readouterr().err
 
 
-def test_cli_sglang_version_reaches_the_launch_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--engine sglang --engine-version: planned without it (the planner refuses a version for SGLang), written
-    for it, and said in the output."""
+def test_cli_sglang_version_is_planned_and_launched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--engine sglang --engine-version: planned with it (SGLang's budget rules depend on it), written for it,
+    and said in the output."""
     assert main(["launch", "qwen2-7b", "--task", "inference", "--engine", "sglang", "--engine-version",
                  "0.4.10.post2", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -185,13 +189,14 @@ def test_cli_sglang_version_reaches_the_launch_only(tmp_path: Path, capsys: pyte
     assert (record["version"], record["version_from"]) == ("0.4.10.post2", "--engine-version")
 
 
-def test_a_vllm_version_in_an_sglang_plan_is_not_sglangs() -> None:
-    """inputs.engine_version names the version the memory was sized by (vLLM's rules); an SGLang plan is
-    sized by vLLM's newest rules, so such a value does not pick SGLang's version."""
-    r = rec("qwen2-7b", engine="sglang")
-    r["inputs"]["engine_version"] = "0.10.2"
-    b = launch(r)
-    assert (b.launch.version, b.version_from) == (sglang.VERSION, "default")
+def test_an_sglang_plan_launches_the_version_it_was_sized_for() -> None:
+    """inputs.engine_version of an SGLang plan is the SGLang version whose budget sized it: a pinned one is
+    launched as it; one without a pinned flag list (0.5.9) is refused in one line naming those that are."""
+    b = launch(rec("qwen2-7b", engine="sglang", engine_version="0.5.5"))
+    assert (b.launch.version, b.version_from) == ("0.5.5", "plan")
+    with pytest.raises(RigsizeError) as err:
+        launch(rec("qwen2-7b", engine="sglang", engine_version="0.5.9"))
+    assert "sglang 0.5.9 has no pinned flag list" in str(err.value) and "0.5.5" in str(err.value)
 
 
 def test_launch_json_names_the_launcher(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -130,8 +130,10 @@ def test_owned_pruning_never_drops_the_exhaustive_winner(monkeypatch: pytest.Mon
     not by rent: the A30 has no rented instance in the catalog, so a search ordered by rent
     reached it last and stopped before it, recommending 2 x L4 at $0.80/h over 1 x A30 at
     $0.70/h (the exhaustive answer, and what one A30 in an owned server costs).  At the model's
-    full 131,072-token context, given explicitly (else the plan shortens it and one L4 serves)."""
-    args = dict(task="inference", users=4, gpu="H100,L4,A30", objective="cheapest", max_gpus=4, top=1,
+    full 131,072-token context, given explicitly (else the plan shortens it and one L4 serves), under vLLM,
+    which refuses to start where one such request does not fit (SGLang starts and caps a request's length at
+    its pool: one L4 serves under SGLang)."""
+    args = dict(task="inference", engine="vllm", users=4, gpu="H100,L4,A30", objective="cheapest", max_gpus=4, top=1,
                 pricing="on-prem", server_price=20000, max_model_len=131072)
     pruned = search("qwen2.5-7b", **args)
     monkeypatch.setattr(search_mod, "_first_key", lambda s: None)

@@ -52,6 +52,7 @@ class PlannedRun:
     num_hidden_layers: int
     record: dict[str, Any]           # the recommendation itself (written to rigsize-plan.json)
     speculative_tokens: int = 0      # --speculative mtp: draft tokens per step (0: no speculative decoding)
+    mem_fraction_static: float | None = None   # SGLang plans: the budget share the plan was sized with
 
 
 def read_plan_file(path: str) -> dict[str, Any]:
@@ -199,7 +200,8 @@ def _planned_run(rec: dict[str, Any]) -> PlannedRun:
         gpu_memory_utilization=asm.get("gpu_memory_utilization"),
         memory_visible_bytes=hw["gpu_memory_bytes_visible"], per_gpu=dict(mem["per_gpu"]),
         kv_bytes_per_sequence=mem["kv_bytes_per_sequence"], num_hidden_layers=rec["model"]["num_hidden_layers"],
-        record=rec, speculative_tokens=int(get("speculative_tokens", 1)) if get("speculative") else 0)
+        record=rec, speculative_tokens=int(get("speculative_tokens", 1)) if get("speculative") else 0,
+        mem_fraction_static=get("mem_fraction_static"))
 
 
 def model_id(run: PlannedRun) -> str:

@@ -3,9 +3,9 @@
 Flags: SGLang 0.5.23's parser, pinned in data/launch/sglang-0.5.23-flags.txt (sglang/srt/arg_groups/fields/,
 registered by add_cli_args_from_dataclass), or an older pinned version's (``VERSIONS``, sglang/srt/server_args.py);
 only flags in the chosen version's list are written.  Full names are written (--tp-size, not the --tp that argparse
-accepts as an abbreviation).  --mem-fraction-static is the share of GPU memory for the weights and the
-KV-cache pool (fields/schedule.py help); activations and runtime overhead live outside it, so rigsize gives
-it the plan's usable memory less the plan's activations and overhead: the same KV pool the plan sized.
+accepts as an abbreviation).  --mem-fraction-static is the share of the memory free before the weights load
+that the weights and the KV-cache pool may take (sglang_budget_rules.md sec. 1); rigsize writes the fraction
+the plan was sized with (memory/runtime.py sglang_budget), so the launch holds the KV pool the plan sized.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rigsize.launch.plan import PlannedRun, check_servable, model_id
 
 VERSION = "0.5.23"           # the default: the newest on PyPI when written (2026-12-01)
 # every version with a pinned flag list (data/launch/sglang-<version>-flags.txt), newest first.  The plan's
-# memory does not depend on it: SGLang is sized by vLLM's newest budget rules (memory/runtime.py).
+# memory depends on the version's budget era (memory/runtime.py sglang_era): launch/versions.py checks it.
 VERSIONS = ("0.5.23", "0.5.5", "0.4.10.post2")
 FLAGS_FILE = f"sglang-{VERSION}-flags.txt"
 PORT = 30000         # SGLang's default --port (fields/serving.py)
@@ -33,7 +33,12 @@ DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def mem_fraction_static(run: PlannedRun) -> float:
-    """(usable - activations - overhead) / visible, rounded down to 3 decimals (never above the plan's)."""
+    """The fraction the plan was sized with (SGLang's budget, memory/runtime.py sglang_budget: given, or SGLang's
+    default for the GPU, layout and version, written explicitly so the launch holds what the plan sized).  A plan
+    file written before rigsize modelled SGLang's budget has none: then (usable - activations - overhead) /
+    visible, rounded down to 3 decimals."""
+    if run.mem_fraction_static is not None:
+        return float(run.mem_fraction_static)
     usable = (run.gpu_memory_utilization or 0.9) * run.memory_visible_bytes
     static = usable - run.per_gpu["activations"] - run.per_gpu["overhead"]
     return math.floor(static / run.memory_visible_bytes * 1000) / 1000

@@ -4,9 +4,10 @@ Each inference emitter pins the versions whose parser it was checked against: ``
 where several are pinned, else its one ``VERSION``; the default is ``VERSION``, the newest on PyPI when
 the emitter was written.  The version comes from ``--engine-version``, else from the plan (a plan made with
 ``--engine-version`` records it in ``inputs``: its memory was sized by that version's rules,
-memory/runtime.py), else the default.  vLLM's memory budget depends on its version, so a launch of another
-vLLM version than the one sized is refused; SGLang and TensorRT-LLM are sized by vLLM's newest rules
-whatever their version, so their version picks the flags only.
+memory/runtime.py), else the default.  vLLM's and SGLang's memory budgets depend on their version, so a
+launch of another version than the one sized (or, for a plan sized by the newest rules, of a version whose
+rules differ) is refused; TensorRT-LLM is sized by vLLM's newest rules whatever its version, so its version
+picks the flags only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rigsize.launch.bundle import LaunchError
 from rigsize.launch.plan import PlannedRun
 
 # engines whose plan memory does not depend on their version (memory/runtime.py _check_engine_options)
-SIZED_WITHOUT_VERSION = ("sglang", "trtllm")
+SIZED_WITHOUT_VERSION = ("trtllm",)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def pinned(module: Any) -> tuple[str, ...]:
 
 def plan_options(options: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """(the options to plan with, the asked engine version): for an engine sized without its version
-    (SGLang, TensorRT-LLM) the version is the launch's alone and does not reach the planner."""
+    (TensorRT-LLM) the version is the launch's alone and does not reach the planner."""
     asked = options.get("engine_version")
     if options.get("engine") in SIZED_WITHOUT_VERSION:
         options = {k: v for k, v in options.items() if k != "engine_version"}
@@ -67,14 +68,15 @@ def choose(run: PlannedRun, tool: str, module: Any, asked: str | None) -> Chosen
     if chosen.version not in pinned(module):
         raise LaunchError(f"{tool} {chosen.version} has no pinned flag list; rigsize launch writes {tool} "
                           f"{', '.join(pinned(module))} (--engine-version)")
-    if tool == "vllm" and not sized and chosen.version != module.VERSION:
-        from rigsize.memory.runtime import vllm_era
+    if tool in ("vllm", "sglang") and not sized and chosen.version != module.VERSION:
+        from rigsize.memory.runtime import sglang_era, vllm_era
 
-        newest = vllm_era(None)
-        if vllm_era(chosen.version)[0] != newest[0]:
-            raise LaunchError(f"this plan was sized by vllm >= {newest[1]['since']}'s memory rules, not "
-                              f"{chosen.version}'s. Nearest plan vllm {chosen.version} can run: rigsize launch "
-                              f"{run.model} --task inference --engine vllm --engine-version {chosen.version}")
+        era = vllm_era if tool == "vllm" else sglang_era
+        newest = era(None)
+        if era(chosen.version)[0] != newest[0]:
+            raise LaunchError(f"this plan was sized by {tool} >= {newest[1]['since']}'s memory rules, not "
+                              f"{chosen.version}'s. Nearest plan {tool} {chosen.version} can run: rigsize launch "
+                              f"{run.model} --task inference --engine {tool} --engine-version {chosen.version}")
     return chosen
 
 

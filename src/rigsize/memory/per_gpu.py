@@ -563,6 +563,8 @@ def memory_per_gpu(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     parts, stage, details, kv_seq = best
     if workload.training:
         return MemoryResult(parts, stage, gpu.usable_memory_bytes, kv_seq, None, details, tuple(every))
+    if engine.kv_budget == "sglang":
+        return _sglang_memory(arch, workload, layout, gpu, kv, engine, every, stage, kv_seq)
     usable = int(gpu.usable_memory_bytes * gpu_memory_utilization)
     cap, concurrency = kv_capacity(arch, workload, layout, kv, engine, usable, every)
     return MemoryResult(parts, stage, usable, kv_seq, concurrency, details, tuple(every), cap)
@@ -665,6 +667,22 @@ def _hybrid_capacity(pages: HybridPages, pool: int, engine: runtime.Engine, seq:
     return cap, blocks // pages.blocks_per_request(max(1, seq))
 
 
+def _sglang_memory(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, kv: KVFormat,
+                   engine: runtime.Engine, every: list[tuple[Stage, Parts]], stage: int, kv_seq: int) -> MemoryResult:
+    """SGLang's budget (``runtime.sglang_budget``): the weights and the KV pool share ``mem_fraction_static``
+    of the memory free before the weights load; the pool is what the weights leave of it (on the tightest
+    rank), cut into tokens of every layer on the rank.  Activations, CUDA graphs and the request pools are
+    SGLang's reserve outside that share, so they are not parts of the total here (``details`` gives the
+    reserve)."""
+    budget = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla")
+    inside = [(st, replace(p, activations=0, overhead=0, encoder_cache=0)) for st, p in every]
+    parts = next(p for st, p in inside if st.index == stage)
+    details = {"sglang/pre_load_free": budget.pre_load_free_bytes,
+               "sglang/reserve_outside_budget": budget.pre_load_free_bytes - budget.budget_bytes}
+    cap, concurrency = kv_capacity(arch, workload, layout, kv, engine, budget.budget_bytes, inside)
+    return MemoryResult(parts, stage, budget.budget_bytes, kv_seq, concurrency, details, tuple(inside), cap)
+
+
 def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFormat, engine: runtime.Engine,
                 usable: int, every: list[tuple[Stage, Parts]]) -> tuple[KVCapacity, int | None]:
     """The KV pool of every stage and what it holds (vllm_budget_rules.md sec. 4): the
@@ -713,8 +731,12 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
                          concurrency_at_max_model_len=concurrency, max_context_single=single,
                          max_context_at_concurrency=_longest(lambda n: per_replica * seq_bytes(n), held, limit,
                                                              per_replica * linear, block, layout.cp),
-                         starts=engine.name != "vllm" or starts,
-                         shortfall_bytes=0 if starts or engine.name != "vllm" else max(0, lacking))
+                         # SGLang starts with any pool that holds a request and caps requests at it: max_req_len
+                         # = min(context_len - 1, pool - 1), max_req_input_len = max_req_len - 5, asserted > 0
+                         # (tp_worker.py l.287-294, 0.5.9 wheel)
+                         starts=engine.name != "vllm" or starts if engine.kv_budget == "vllm" else blocks > 6,
+                         shortfall_bytes=0 if starts or engine.name != "vllm" or engine.kv_budget != "vllm"
+                         else max(0, lacking))
         requested = held // seq_bytes(workload.seq + engine.speculative_tokens)
         fit_requested = requested if fit_requested is None else min(fit_requested, requested)
         if best is None or cap.tokens < best.tokens:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from rigsize.hardware.gpus import GPU
+from rigsize.messages import render
 from rigsize.model.architecture import Architecture
 from rigsize.model.tensors import Tensor
 from rigsize.planning.layout import Layout, Workload
@@ -53,6 +54,11 @@ class Engine:
     serving: str = "vllm"           # the engine that will run it: "vllm", or "sglang"/"trtllm" sized by vLLM's rules
     speculative_tokens: int = 0     # speculative decoding with the model's own MTP layers: draft tokens per
                                     # step (vLLM num_speculative_tokens; 0: none)
+    kv_budget: str = "vllm"         # whose rule sizes the KV pool: "vllm" (gpu_memory_utilization of the total,
+                                    # less what profiling measures) | "sglang" (sglang_budget: mem_fraction_static)
+    budget_era: str = ""            # sglang: the [sglang.budget_era.*] key of budget_version
+    budget_version: str = ""        # sglang: the SGLang version as given, or ">= <since>" of the newest era
+    mem_fraction_static: float | None = None   # sglang: --mem-fraction-static as given (None: SGLang's default)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -96,10 +102,117 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: boo
     _check_engine_options(opts)
     if opts.get("engine") == "transformers":
         return _transformers_engine(opts, said, max_len)
-    if opts.get("engine") in ("sglang", "trtllm"):
-        said["memory_budget"] = (f"vLLM's: {opts['engine']}'s own memory budget (runtime.toml [sglang.*], "
-                                 "[tensorrt_llm.*]) is not modelled yet")
+    if opts.get("engine") == "trtllm":
+        said["memory_budget"] = ("vLLM's: TensorRT-LLM's own memory budget (runtime.toml [tensorrt_llm.*]) is not "
+                                 "modelled yet")
+    if opts.get("engine") == "sglang":
+        return _sglang_engine(gpu, opts, said, max_len, mla)
     return _vllm_engine(gpu, opts, said, max_len, mla)
+
+
+def sglang_era(version: str | None) -> tuple[str, dict[str, Any]]:
+    """The ``[sglang.budget_era.*]`` entry whose ``[since, until)`` range holds ``version`` (None: the newest)."""
+    eras = data()["sglang"]["budget_era"]
+    if version is None:
+        key = max(eras, key=lambda k: _version_tuple(eras[k]["since"]))
+        return key, eras[key]
+    v = _version_tuple(version)
+    for key, era in eras.items():
+        if _version_tuple(era["since"]) <= v and ("until" not in era or v < _version_tuple(era["until"])):
+            return key, era
+    from rigsize.errors import InputError
+
+    oldest = min(eras.values(), key=lambda e: _version_tuple(e["since"]))["since"]
+    raise InputError("input.conflict", what=render("engine.sglang_too_old", version=version, oldest=oldest))
+
+
+def _sglang_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: int, mla: bool) -> Engine:
+    """``python -m sglang.launch_server`` of the asked version: its own KV budget (``sglang_budget``), one
+    token per page (``--page-size`` default 1) and sliding-window layers charged at the whole context, as
+    with ``--disable-hybrid-swa-memory`` (its default split pool, ``swa_full_tokens_ratio``, is not modelled:
+    the assumptions say so).  The scheduler settings the speed model reads (token budget per step,
+    sequences) stay vLLM's newest defaults, as the serving fit was made with them."""
+    asked = opts.get("engine_version")
+    asked = None if asked is None or asked.strip().lower() == "latest" else asked.strip().removeprefix("v")
+    era_key, era = sglang_era(asked)
+    version = asked or f">= {era['since']}"
+    fraction = opts.get("mem_fraction_static")
+    scheduler = _vllm_engine(gpu, {k: v for k, v in opts.items() if k != "engine_version"}, said, max_len, mla)
+    said.pop("engine_version", None)            # vLLM's, which the line above wrote: SGLang's is the one in force
+    if not asked:
+        said["engine_version"] = version
+    return replace(scheduler, kv_budget="sglang", budget_era=era_key, budget_version=version,
+                   mem_fraction_static=fraction, kv_block_size=1, serving="sglang", windows="full")
+
+
+@dataclass(frozen=True)
+class SGLangBudget:
+    """SGLang's KV budget on one rank (``sglang_budget``): the weights and the KV pool may take ``fraction``
+    of the memory free before the weights load; activations, CUDA graphs and the request pools live in
+    the rest (sglang_budget_rules.md sec. 1)."""
+
+    era: str
+    fraction: float
+    fraction_source: str          # "given" (--mem-fraction-static) | "default" (SGLang's rule for this GPU)
+    reserved_mib: float           # the default rule's reserve (0 when given)
+    gpu_mem_mib: float            # nvidia-smi's total the default rule reads
+    gpu_mem_basis: str            # "nvidia-smi" | "nameplate" (no measured total in the catalog)
+    pre_load_free_bytes: int      # free memory when SGLang measures it, before the weights load
+    chunked_prefill_size: int
+    cuda_graph_max_bs: int
+
+    @property
+    def budget_bytes(self) -> int:
+        return int(self.fraction * self.pre_load_free_bytes)
+
+
+def sglang_budget(eng: Engine, gpu: GPU, layout: Layout, mla: bool) -> SGLangBudget:
+    """SGLang's default ``mem_fraction_static`` for this GPU and layout (data/runtime.toml
+    [sglang.budget_era.*]), or the one given, and the free memory it applies to.
+
+    The free memory before the weights load is CUDA's total less what the process holds by then: the CUDA
+    context (runtime.toml [applied] training_cuda_context_bytes).  No NCCL buffers: SGLang measures after
+    torch distributed's init (model_runner.py init_torch_distributed, 0.5.5 wheel), but NCCL allocates its
+    channel buffers at the first collectives, and a 4-GPU log held 0.40 GiB in all then (runtime.toml
+    [runtime.sglang_pre_load_used])."""
+    era = data()["sglang"]["budget_era"][eng.budget_era]
+    visible = gpu.memory_bytes_visible
+    basis = "nvidia-smi" if isinstance(visible, int) else "nameplate"
+    gpu_mem = (visible if isinstance(visible, int) else gpu.memory_bytes) / 2**20
+    row = next(r for r in era["chunk_table"] if gpu_mem < r[0])
+    chunked, max_bs = int(row[1]), int(row[2] if layout.tp < 4 else row[3])
+    parallel = layout.tp * layout.pp
+    reserved = 0.0
+    if eng.mem_fraction_static is not None:
+        fraction, source = float(eng.mem_fraction_static), "given"
+    else:
+        source = "default"
+        if era["rule"] == "step_table":
+            base, per = next((b, p) for below, b, p in era["step_table"] if gpu_mem < below)
+            reserved = (base + parallel * per) * 1024
+        else:
+            reserved = (era["base_mib"] + max(chunked, era["min_activation_tokens"]) * era["activation_mib_per_token"]
+                        + max_bs * era["graph_mib_per_bs"] + parallel / 8 * era["parallel_mib"])
+            if era["prefill_graph"] == "breakable_on_cuda" and gpu.vendor.lower() == "nvidia":
+                reserved += era["prefill_graph_mla_mib"] if mla else \
+                    len(prefill_graph_sizes(chunked)) * era["prefill_graph_mib_per_size"]
+            if gpu_mem > era["large_gpu_above_mib"]:
+                reserved = max(reserved, era["large_gpu_floor_mib"])
+        if eng.speculative_tokens:
+            reserved += era["speculative_mib"]
+        fraction = round((gpu_mem - reserved) / gpu_mem, 3)
+    a = data()["applied"]
+    return SGLangBudget(eng.budget_era, fraction, source, reserved, gpu_mem, basis,
+                        max(0, gpu.usable_memory_bytes - int(a["training_cuda_context_bytes"])), chunked, max_bs)
+
+
+def prefill_graph_sizes(max_bs: int) -> list[int]:
+    """SGLang 0.5.23's prefill CUDA-graph sizes up to ``max_bs`` (cuda_graph_hook.py
+    generate_prefill_cuda_graph_batch_sizes l.480-497): 4..32 step 4, 48..256 step 16, 288..512 step 32,
+    576..1024 step 64, 1280..4096 step 256, then step 512."""
+    sizes = [*range(4, 33, 4), *range(48, 257, 16), *range(288, 513, 32), *range(576, 1025, 64),
+             *range(1280, 4097, 256), *range(4608, max(max_bs, 4608) + 1, 512)]
+    return [b for b in sizes if b <= max_bs]
 
 
 def _pick(opts: dict[str, Any], said: dict[str, Any], name: str, default: Any) -> Any:
@@ -149,9 +262,13 @@ def _check_engine_options(opts: dict[str, Any]) -> None:
     if opts.get("sampler") and opts.get("engine") not in (None, "vllm"):
         raise InputError("input.conflict", what=f"--sampler sizes vLLM's start-up warm-up; {opts['engine']} has none "
                          "modelled (drop it, or use --engine vllm)")
-    if opts.get("engine") in ("sglang", "trtllm") and opts.get("engine_version"):
-        raise InputError("input.conflict", what=f"--engine-version names a vLLM or transformers version; "
-                         f"{opts['engine']}'s memory follows vLLM's newest rules (its own budget is not modelled)")
+    if opts.get("engine") == "trtllm" and opts.get("engine_version"):
+        raise InputError("input.conflict", what="--engine-version names a vLLM, SGLang or transformers version; "
+                         "trtllm's memory follows vLLM's newest rules (its own budget is not modelled)")
+    if opts.get("mem_fraction_static") is not None and opts.get("engine") != "sglang":
+        raise InputError("input.conflict", what=render("engine.mem_fraction_not_sglang"))
+    if opts.get("engine") == "sglang" and opts.get("gpu_memory_utilization") is not None:
+        raise InputError("input.conflict", what=render("engine.utilization_not_sglang"))
 
 
 def _vllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: int, mla: bool) -> Engine:

@@ -447,12 +447,33 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
         raise InputError("input.conflict", what=f"a sequence of {workload.seq:,} tokens exceeds --max-model-len "
                          f"{engine.max_model_len:,}; raise --max-model-len or shorten --prompt/--output")
     util = opts.get("gpu_memory_utilization")
-    if util is None:
+    if engine.kv_budget == "sglang" and not workload.training:
+        util = 1.0          # SGLang's own budget sizes the pool (memory.per_gpu._sglang_memory), not this share
+        _say_sglang_budget(engine, gpu, layout, spec.arch, assumptions)
+    elif util is None:
         util = engine.gpu_memory_utilization
         if not workload.training:
             assumptions["gpu_memory_utilization"] = util
     return Job(spec, gpu, workload, layout, weights, kv, engine, util,
                global_batch_given="global_batch" in opts, sp_given="sp" in opts), chosen
+
+
+def _say_sglang_budget(engine: runtime.Engine, gpu: GPU, layout: Layout, arch: Any,
+                       assumptions: dict[str, Any]) -> None:
+    """The SGLang budget an estimate applies, in its assumptions: the fraction (SGLang's default for this GPU
+    and layout, unless given) and what it is a share of."""
+    b = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla")
+    if b.fraction_source == "default":
+        assumptions["mem_fraction_static"] = b.fraction
+    basis = "" if b.gpu_mem_basis == "nvidia-smi" else " (the nameplate: no nvidia-smi total in the catalog)"
+    rule = (f"SGLang's default for {b.gpu_mem_mib:,.0f} MiB{basis}: (total - {b.reserved_mib:,.0f} MiB reserved) "
+            f"/ total, rules of SGLang {engine.budget_era}+" if b.fraction_source == "default" else "given")
+    assumptions["memory_budget"] = (
+        f"SGLang's: weights + KV pool <= mem_fraction_static {b.fraction:g} ({rule}) x the memory free before the "
+        f"weights load ({b.pre_load_free_bytes / 2**30:.2f} GiB: CUDA's total less the CUDA context); "
+        "activations and CUDA graphs live "
+        "in the rest; one token per page; sliding-window layers at the whole context (its hybrid SWA pool is "
+        "not modelled)")
 
 
 def _local_weights(opts: dict[str, Any], spec: ModelSpec, engine: str, assumptions: dict[str, Any]) -> WeightFormat:

@@ -151,8 +151,8 @@ OPTIONS: tuple[Option, ...] = (
            "measured H100/H200 runs); transformers: plain generate() (contiguous KV cache, no paging); llamacpp, "
            "ollama, mlx: local inference (GGUF or MLX weights, one request, layers on GPU and CPU).", "vllm",
            ("vllm", "sglang", "trtllm", "transformers", "llamacpp", "ollama", "mlx"), tasks="inference"),
-    Option("engine_version", "text", "vLLM version whose memory-budget rules to follow (e.g. 0.6.6, 0.10.1, "
-           "0.21; default: the newest modelled); with --engine ollama the Ollama version whose default "
+    Option("engine_version", "text", "vLLM or SGLang version whose memory-budget rules to follow (e.g. 0.6.6, "
+           "0.10.1, 0.21; SGLang 0.4.10 on; default: the newest modelled); with --engine ollama the Ollama version whose default "
            "context applies (2048 before 0.6.7, 4096 before 0.15.5, then by GPU memory). rigsize launch: the "
            "engine version to write flags for, one the emitter pins (vLLM, SGLang: several; default the plan's, "
            "else the newest).", tasks="inference"),
@@ -206,6 +206,9 @@ OPTIONS: tuple[Option, ...] = (
            maximum=1024, tasks="training"),
     Option("gpu_memory_utilization", "fraction", "Share of visible GPU memory the inference engine may use.",
            None, minimum=0.05, maximum=1.0, tasks="inference"),
+    Option("mem_fraction_static", "fraction", "SGLang (--engine sglang): share of the memory free before the "
+           "weights load that the weights and the KV pool may take (default: SGLang's own rule for the GPU, "
+           "layout and version).", None, minimum=0.05, maximum=1.0, tasks="inference"),
     # --- cost ---
     Option("pricing", "choice", "Price to pay: cloud on-demand, spot, 1-year or 3-year commitment, or owning "
            "(on-prem: needs --server-price).", "on-demand", ("on-demand", "spot", "1y", "3y", "on-prem")),

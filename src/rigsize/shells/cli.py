@@ -373,9 +373,9 @@ def validate(ctx: click.Context, source: str, show_cases: bool) -> None:
     if source in ("all", "finetune"):
         rows += finetune_rows()
     if source in ("all", "kv"):
-        from rigsize.validation.kv import transformers_rows, vllm_startup_rows
+        from rigsize.validation.kv import sglang_startup_rows, transformers_rows, vllm_startup_rows
 
-        rows += vllm_startup_rows() + transformers_rows()
+        rows += vllm_startup_rows() + sglang_startup_rows() + transformers_rows()
     if source in ("all", "serving"):
         from rigsize.validation.serving_more import more_rows
 

@@ -151,6 +151,66 @@ def vllm_startup_rows() -> list[Row]:
     return rows
 
 
+# SGLang start-up logs (data/validation/sglang_startup_logs.toml): the log's model -> the preset of the same
+# shapes, and the log's GPU -> the catalog row, for the logs its SPLIT calls expressible.
+SGLANG_LOG_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    # DeepSeek-R1-Distill-Qwen-7B is fine-tuned from Qwen2.5-Math-7B (its model card), Qwen2.5-7B's shapes
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": ("qwen2.5-7b", {}),
+    # QwQ-32B: Qwen2ForCausalLM of Qwen2.5-32B's shapes (64 layers, 40 q / 8 kv heads, 5120 wide; its config)
+    "Qwen/QwQ-32B": ("qwen2.5-32b", {}),
+    "Qwen/Qwen3-235B-A22B-FP8": ("qwen3-235b-a22b", {"weights": "fp8-block"}),
+    "Qwen/Qwen3-30B-A3B-FP8": ("qwen3-30b-a3b", {"weights": "fp8-block"}),
+}
+SGLANG_LOG_GPUS = {"RTX-3090": "RTX-3090", "L4": "L4", "H100-SXM-80GB": "H100-SXM-80GB",
+                   "H100 80GB (SXM or PCIe not stated)": "H100-SXM-80GB"}
+SGLANG_FIT_LOGS = ("rtx3090-r1-distill-qwen7b", "l4x4-qwq32b-tp4", "h100-qwen3-30b-a3b-fp8-tp1")
+
+
+@cache
+def sglang_logs() -> tuple[dict[str, Any], ...]:
+    text = resources.files("rigsize.data").joinpath("validation", "sglang_startup_logs.toml").read_text()
+    return tuple(tomllib.loads(text)["log"])
+
+
+def sglang_log_case(log: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(preset, estimate options) reproducing an SGLang log's start-up, or None when it is not expressible
+    (the file's SPLIT: GPU, model, and a fraction printed or given)."""
+    model, gpu = SGLANG_LOG_MODELS.get(str(log["model"])), SGLANG_LOG_GPUS.get(str(log["gpu"]))
+    fraction = log.get("mem_fraction_static")
+    if model is None or gpu is None or not isinstance(fraction, float) or int(log.get("dp", 1)) != 1:
+        return None
+    preset, extra = model
+    opts: dict[str, Any] = {"gpu": gpu, "tp": int(log["tp"]), "pp": int(log.get("pp", 1)), "engine": "sglang",
+                            "mem_fraction_static": fraction, "prompt": 1024, "output": 1, **extra}
+    if int(log.get("ep", 1)) > 1:
+        opts["ep"] = int(log["ep"])
+    if log.get("kv_cache_dtype") not in ("auto", None):
+        opts["kv_dtype"] = "fp8" if str(log["kv_cache_dtype"]).startswith("fp8") else str(log["kv_cache_dtype"])
+    return preset, opts
+
+
+def sglang_startup_rows() -> list[Row]:
+    """rigsize's ``kv_cache_tokens`` under ``--engine sglang`` against the ``#tokens`` SGLang printed."""
+    from rigsize.errors import RigsizeError
+    from rigsize.planning.estimate import estimate
+
+    rows = []
+    for log in sglang_logs():
+        case = sglang_log_case(log)
+        tokens = log["printed"].get("kv_tokens")
+        if case is None or not tokens:
+            continue
+        try:
+            r = estimate(case[0], **case[1])
+        except RigsizeError:
+            continue
+        if r.memory.kv_cache_tokens is not None:
+            split = "fit" if log["id"] in SGLANG_FIT_LOGS else "reserved"
+            rows.append(Row("sglang start-up logs", log["id"], "kv_cache_tokens", split, int(tokens),
+                            r.memory.kv_cache_tokens))
+    return rows
+
+
 @cache
 def transformers_tables() -> dict[str, Any]:
     text = resources.files("rigsize.data").joinpath("validation", "transformers_memory.toml").read_text()

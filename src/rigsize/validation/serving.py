@@ -55,6 +55,7 @@ class ServingCase:
     tpot_s: float
     split: str          # "fit" | "reserved" | "spec-decode?" (possibly MTP: compared with neither)
     cls: str = ""       # error_bands.class_key: engine|gpu family|dense-or-moe
+    version: str = ""   # the engine version AIConfigurator recorded (blank where it did not)
 
 
 @cache
@@ -71,7 +72,8 @@ def serving_cases() -> tuple[ServingCase, ...]:
             preset=r["preset"], gpu=r["gpu"], backend=r["backend"], weights=r["weights"], kv_dtype=r["kv_dtype"],
             tp=int(r["tp"]), pp=int(r["pp"]), ep=int(r["ep"]), dp=int(r["dp"]), concurrency=int(r["concurrency"]),
             isl=int(r["isl"]), osl=int(r["osl"]), ttft_s=float(r["ttft_ms"]) / 1e3, tpot_s=float(r["tpot_ms"]) / 1e3,
-            split=split, cls=class_key(r["backend"], resolve_gpu(r["gpu"]).architecture, _is_moe(r["preset"]))))
+            split=split, cls=class_key(r["backend"], resolve_gpu(r["gpu"]).architecture, _is_moe(r["preset"])),
+            version=r["backend_version"]))
     return tuple(out)
 
 
@@ -82,13 +84,15 @@ def _is_moe(preset: str) -> bool:
 
 @cache
 def _capacity(c: ServingCase) -> int | None:
-    """Sequences of the case's length that the KV cache holds (rigsize's memory model)."""
+    """Sequences of the case's length that the KV cache holds (rigsize's memory model): SGLang runs by SGLang's
+    own budget at the recorded version (the newest rules where none is recorded), the others by vLLM's."""
     from rigsize.errors import RigsizeError
     from rigsize.planning.estimate import estimate
 
+    engine = {"engine": "sglang", "engine_version": c.version or None} if c.backend == "sglang" else {}
     try:
         r = estimate(c.preset, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weights=c.weights, kv_dtype=c.kv_dtype,
-                     prompt=c.isl, output=c.osl)
+                     prompt=c.isl, output=c.osl, **engine)
     except RigsizeError:      # a layout rigsize considers invalid; the engine ran it, so no KV cap
         return None
     return r.memory.max_concurrency
