@@ -18,6 +18,7 @@ from rigsize.planning.search import search
 
 H100 = "H100-SXM-80GB"
 H100_MIB = 81559
+H200_MIB = 143771       # gpus.toml memory_bytes_visible of H200-SXM-141GB, nvidia-smi's total
 GiB, MiB = 2**30, 2**20
 
 
@@ -28,13 +29,16 @@ def _est(model: str = "qwen2-7b", **opts):
 @pytest.mark.parametrize("version, tp, reserved_mib", [
     # 0.5.23: 512 + 8192 x 1.5 + 256 x 2 + tp/8 x 1024 + 58 prefill graph sizes x 8 (non-MLA, CUDA)
     ("0.5.23", 1, 512 + 12288 + 512 + 128 + 464),
-    # 0.5.5 (and 0.5.9, the same code): no prefill graph term
+    ("0.5.10", 1, 512 + 12288 + 512 + 128 + 464),           # prefill graphs on by default from 0.5.10
+    # 0.5.3-0.5.9 (0.5.5, 0.5.9: the same code): no prefill graph term
+    ("0.5.3", 1, 512 + 12288 + 512 + 128),
     ("0.5.5", 1, 512 + 12288 + 512 + 128),
     ("0.5.9", 1, 512 + 12288 + 512 + 128),
     ("0.5.5", 2, 512 + 12288 + 512 + 256),
     # 0.4.10.post2's step table below 90 GiB: (9.5 + tp x pp / 2) x 1024
     ("0.4.10.post2", 1, (9.5 + 0.5) * 1024),
     ("0.4.10.post2", 2, (9.5 + 1.0) * 1024),
+    ("0.5.2", 1, (9.5 + 0.5) * 1024),                        # the step table's last release
 ])
 def test_default_fraction_is_sglangs_rule(version: str, tp: int, reserved_mib: float) -> None:
     r = _est(engine_version=version, gpus=tp, tp=tp)
@@ -50,10 +54,33 @@ def test_worked_examples_of_the_rules_file() -> None:
 def test_mla_reserves_the_flat_prefill_graph_term() -> None:
     """0.5.23, MLA: 1536 MiB for prefill graphs instead of 8 per size; tp 8 takes the >= 4 graph max_bs 512."""
     r = rigsize.estimate("deepseek-v3", task="inference", engine="sglang", gpu="H200-SXM-141GB", gpus=8, tp=8)
-    total = rigsize.estimate("deepseek-v3", task="inference", gpu="H200-SXM-141GB", gpus=8, tp=8)
-    mib = total.hardware.gpu_memory_bytes_visible / MiB
+    mib = H200_MIB
     reserved = 512 + 8192 * 1.5 + 512 * 2 + 8 / 8 * 1024 + 1536
     assert r.assumptions["mem_fraction_static"] == round((mib - reserved) / mib, 3)
+
+
+@pytest.mark.parametrize("version, reserved_mib", [
+    ("0.5.9", 512 + 12288 + 512 * 2 + 1024 + 2048),          # EAGLE-type +2048, no prefill graphs before 0.5.10
+    ("0.5.12", 512 + 12288 + 512 * 2 + 1024 + 4096),         # +4096; prefill graphs off under speculative decoding
+    ("0.5.15", 512 + 12288 + 512 * 2 + 1024),                # no speculative term from 0.5.14
+])
+def test_speculative_decoding_reserve_by_era(version: str, reserved_mib: float) -> None:
+    """DeepSeek-V3 with its MTP layer (SGLang NEXTN, an EAGLE-type algorithm) on 8 x H200 at tp 8."""
+    r = rigsize.estimate("deepseek-v3", task="inference", engine="sglang", engine_version=version,
+                         gpu="H200-SXM-141GB", gpus=8, tp=8, speculative="mtp")
+    mib = H200_MIB
+    assert r.assumptions["mem_fraction_static"] == round((mib - reserved_mib) / mib, 3)
+
+
+def test_pipeline_parallel_turns_the_prefill_graphs_off_in_0_5_10() -> None:
+    """0.5.10's _handle_piecewise_cuda_graph disables them at pp > 1: tp 1 x pp 2 reserves 512 + 12288 + 256 x 2
+    + 2/8 x 1024 MiB there, and 464 MiB more in 0.5.9-era rules' successor 0.5.20 (not traced as off)."""
+    mib = H100_MIB
+    base = 512 + 12288 + 256 * 2 + 2 / 8 * 1024
+    at_10 = _est("llama-3.1-8b", engine_version="0.5.10", gpus=2, pp=2).assumptions["mem_fraction_static"]
+    assert at_10 == round((mib - base) / mib, 3)
+    at_23 = _est("llama-3.1-8b", engine_version="0.5.23", gpus=2, pp=2).assumptions["mem_fraction_static"]
+    assert at_23 == round((mib - base - 58 * 8) / mib, 3)
 
 
 def test_pool_is_the_fraction_of_pre_load_free_less_the_weights() -> None:

@@ -674,13 +674,18 @@ def _sglang_memory(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     rank), cut into tokens of every layer on the rank.  Activations, CUDA graphs and the request pools are
     SGLang's reserve outside that share, so they are not parts of the total here (``details`` gives the
     reserve)."""
-    budget = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla")
+    budget = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla", _multimodal(arch))
     inside = [(st, replace(p, activations=0, overhead=0, encoder_cache=0)) for st, p in every]
     parts = next(p for st, p in inside if st.index == stage)
     details = {"sglang/pre_load_free": budget.pre_load_free_bytes,
                "sglang/reserve_outside_budget": budget.pre_load_free_bytes - budget.budget_bytes}
     cap, concurrency = kv_capacity(arch, workload, layout, kv, engine, budget.budget_bytes, inside)
     return MemoryResult(parts, stage, budget.budget_bytes, kv_seq, concurrency, details, tuple(inside), cap)
+
+
+def _multimodal(arch: Architecture) -> bool:
+    """A model with a vision tower (SGLang's is_multimodal)."""
+    return any(t.role in ("vision", "vision_proj") for t in arch.tensors)
 
 
 def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFormat, engine: runtime.Engine,

@@ -166,9 +166,13 @@ class SGLangBudget:
         return int(self.fraction * self.pre_load_free_bytes)
 
 
-def sglang_budget(eng: Engine, gpu: GPU, layout: Layout, mla: bool) -> SGLangBudget:
+def sglang_budget(eng: Engine, gpu: GPU, layout: Layout, mla: bool, multimodal: bool = False) -> SGLangBudget:
     """SGLang's default ``mem_fraction_static`` for this GPU and layout (data/runtime.toml
-    [sglang.budget_era.*]), or the one given, and the free memory it applies to.
+    [sglang.budget_era.*]), or the one given, and the free memory it applies to.  From 0.5.10 the default
+    reserves memory for prefill CUDA graphs unless the era turns them off for the plan (speculative decoding,
+    pp > 1, a multimodal model, a GPU that is not NVIDIA's: ``prefill_graph_off_for``).  A multimodal model's
+    default is then lowered further by SGLang's adjust_mem_fraction_for_vlm, which is not modelled (the
+    estimate's assumptions say so).
 
     The free memory before the weights load is CUDA's total less what the process holds by then: the CUDA
     context (runtime.toml [applied] training_cuda_context_bytes).  No NCCL buffers: SGLang measures after
@@ -193,7 +197,9 @@ def sglang_budget(eng: Engine, gpu: GPU, layout: Layout, mla: bool) -> SGLangBud
         else:
             reserved = (era["base_mib"] + max(chunked, era["min_activation_tokens"]) * era["activation_mib_per_token"]
                         + max_bs * era["graph_mib_per_bs"] + parallel / 8 * era["parallel_mib"])
-            if era["prefill_graph"] == "breakable_on_cuda" and gpu.vendor.lower() == "nvidia":
+            off = {"speculative": bool(eng.speculative_tokens), "pp": layout.pp > 1, "multimodal": multimodal,
+                   "non_cuda": gpu.vendor.lower() != "nvidia"}
+            if era["prefill_graph"] == "default_on" and not any(off[k] for k in era["prefill_graph_off_for"]):
                 reserved += era["prefill_graph_mla_mib"] if mla else \
                     len(prefill_graph_sizes(chunked)) * era["prefill_graph_mib_per_size"]
             if gpu_mem > era["large_gpu_above_mib"]:

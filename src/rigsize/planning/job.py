@@ -462,7 +462,10 @@ def _say_sglang_budget(engine: runtime.Engine, gpu: GPU, layout: Layout, arch: A
                        assumptions: dict[str, Any]) -> None:
     """The SGLang budget an estimate applies, in its assumptions: the fraction (SGLang's default for this GPU
     and layout, unless given) and what it is a share of."""
-    b = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla")
+    from rigsize.memory.per_gpu import _multimodal
+
+    multimodal = _multimodal(arch)
+    b = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla", multimodal)
     if b.fraction_source == "default":
         assumptions["mem_fraction_static"] = b.fraction
     basis = "" if b.gpu_mem_basis == "nvidia-smi" else " (the nameplate: no nvidia-smi total in the catalog)"
@@ -473,7 +476,8 @@ def _say_sglang_budget(engine: runtime.Engine, gpu: GPU, layout: Layout, arch: A
         f"weights load ({b.pre_load_free_bytes / 2**30:.2f} GiB: CUDA's total less the CUDA context); "
         "activations and CUDA graphs live "
         "in the rest; one token per page; sliding-window layers at the whole context (its hybrid SWA pool is "
-        "not modelled)")
+        "not modelled)" + ("; SGLang lowers a multimodal model's default fraction further (adjust_mem_fraction_"
+                           "for_vlm), which is not modelled" if multimodal and b.fraction_source == "default" else ""))
 
 
 def _local_weights(opts: dict[str, Any], spec: ModelSpec, engine: str, assumptions: dict[str, Any]) -> WeightFormat:
