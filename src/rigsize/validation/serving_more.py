@@ -50,10 +50,21 @@ from rigsize.validation import Row
 GPUS = {"NVIDIA A100 80GB (README intro)": "A100-SXM-80GB", "NVIDIA GeForce RTX 4090 24GB": "RTX-4090",
         "NVIDIA GeForce RTX 4090": "RTX-4090", "NVIDIA L40S": "L40S", "NVIDIA H100-SXM-80GB": "H100-SXM-80GB",
         "NVIDIA H200-SXM-141GB": "H200-SXM-141GB", "NVIDIA H100-PCIe-80GB": "H100-PCIE-80GB",
-        "NVIDIA H100-NVL-94GB": "H100-NVL-94GB", "AMD Instinct MI300X 192GB (OCI BM.GPU.MI300X.8)": "MI300X"}
+        "NVIDIA H100-NVL-94GB": "H100-NVL-94GB", "AMD Instinct MI300X 192GB (OCI BM.GPU.MI300X.8)": "MI300X",
+        # sm1001+ (GPUStack's A100 pages name the 80 GB SXM card; its Qwen3-14B page says "A100 SXM" without the
+        # memory, so that one stays unmapped); Database Mart's A40 (one 48 GB variant)
+        "NVIDIA A100 SXM 80GB": "A100-SXM-80GB", "Nvidia A40": "A40"}
 MODELS = {"Qwen/Qwen2-7B-Instruct": "qwen2-7b", "Qwen/Qwen2.5-32B": "qwen2.5-32b", "Qwen/Qwen2-72B": "qwen2-72b",
           "mistralai/Mistral-7B-Instruct-v0.3": "mistral-7b-v0.3",
-          "meta-llama/Llama-3.1-405B (FP8 checkpoint; exact HF repo not stated)": "llama-3.1-405b"}
+          "meta-llama/Llama-3.1-405B (FP8 checkpoint; exact HF repo not stated)": "llama-3.1-405b",
+          "openai/gpt-oss-120b": "gpt-oss-120b", "openai/gpt-oss-20b": "gpt-oss-20b", "Qwen/Qwen3-32B": "qwen3-32b",
+          # the July 2025 re-release: Qwen3-235B-A22B's shapes (its config), a longer context
+          "Qwen/Qwen3-235B-A22B-Instruct-2507": "qwen3-235b-a22b", "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": "qwen3-235b-a22b",
+          "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
+          # the R1 distills are fine-tunes of Llama-3.1-8B and Qwen2.5-14B (their model cards): the same shapes
+          "deepseek-ai/DeepSeek-R1-Distill-Llama-8B": "llama-3.1-8b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B": "qwen2.5-14b",
+          "Qwen/Qwen2.5-14B-Instruct": "qwen2.5-14b", "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b",
+          "google/gemma-3-12b-it": "gemma-3-12b"}
 SOURCE = "serving_more"
 
 
