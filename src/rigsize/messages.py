@@ -594,6 +594,11 @@ MESSAGES: dict[str, dict[str, str]] = {
               "can run: rigsize launch {model} --task inference --engine {tool} --engine-version {version}",
         "zh": "该方案按 {tool} >= {since} 的显存规则估算，而非 {version} 的。{tool} {version} 能运行的最接近方案："
               "rigsize launch {model} --task inference --engine {tool} --engine-version {version}"},
+    "engine.trtllm_version": {
+        "en": "--engine-version names a vLLM, SGLang or transformers version; trtllm's memory follows vLLM's newest "
+              "rules (its own budget is not modelled)",
+        "zh": "--engine-version 指定 vLLM、SGLang 或 transformers 的版本；trtllm 的显存按 vLLM 最新规则估算（其自身预算"
+              "尚未建模）"},
     "engine.sglang_too_old": {
         "en": "--engine-version {version}: rigsize models SGLang's memory budget from {oldest} on (use "
               "--engine-version {oldest} or newer)",

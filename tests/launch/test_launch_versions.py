@@ -149,8 +149,8 @@ REFUSALS = [
     ("qwen2-7b", dict(engine="sglang"), "0.4.9", ["sglang 0.5.23, 0.5.5, 0.4.10.post2"]),
     ("qwen2-7b", dict(engine="sglang", weights="fp16", engine_version="0.4.10.post2"), None,
      ["bf16 KV", "--engine-version 0.5.5"]),
-    # a plan sized by SGLang 0.5.23's budget rules is not launched as 0.5.5, whose default fraction differs
-    ("qwen2-7b", dict(engine="sglang"), "0.5.5", ["sized by sglang >= 0.5.23", "--engine-version 0.5.5"]),
+    # a plan sized by SGLang's newest budget rules (0.5.20+) is not launched as 0.5.5, whose default fraction differs
+    ("qwen2-7b", dict(engine="sglang"), "0.5.5", ["sized by sglang >= 0.5.20", "--engine-version 0.5.5"]),
     ("qwen2-7b", dict(engine="trtllm"), "1.0.0", ["trtllm 1.2.1"]),
 ]
 

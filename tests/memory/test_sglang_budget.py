@@ -72,15 +72,30 @@ def test_speculative_decoding_reserve_by_era(version: str, reserved_mib: float) 
     assert r.assumptions["mem_fraction_static"] == round((mib - reserved_mib) / mib, 3)
 
 
-def test_pipeline_parallel_turns_the_prefill_graphs_off_in_0_5_10() -> None:
-    """0.5.10's _handle_piecewise_cuda_graph disables them at pp > 1: tp 1 x pp 2 reserves 512 + 12288 + 256 x 2
-    + 2/8 x 1024 MiB there, and 464 MiB more in 0.5.9-era rules' successor 0.5.20 (not traced as off)."""
-    mib = H100_MIB
+@pytest.mark.parametrize("version", ["0.5.10", "0.5.23"])
+def test_pipeline_parallel_turns_the_prefill_graphs_off(version: str) -> None:
+    """0.5.10's _handle_piecewise_cuda_graph and 0.5.23's cuda_graph_hook.py l.150 disable them at pp > 1:
+    tp 1 x pp 2 reserves 512 + 12288 + 256 x 2 + 2/8 x 1024 MiB, no 58 x 8 MiB for prefill graphs."""
     base = 512 + 12288 + 256 * 2 + 2 / 8 * 1024
-    at_10 = _est("llama-3.1-8b", engine_version="0.5.10", gpus=2, pp=2).assumptions["mem_fraction_static"]
-    assert at_10 == round((mib - base) / mib, 3)
-    at_23 = _est("llama-3.1-8b", engine_version="0.5.23", gpus=2, pp=2).assumptions["mem_fraction_static"]
-    assert at_23 == round((mib - base - 58 * 8) / mib, 3)
+    got = _est("llama-3.1-8b", engine_version=version, gpus=2, pp=2).assumptions["mem_fraction_static"]
+    assert got == round((H100_MIB - base) / H100_MIB, 3)
+
+
+def test_amd_aiter_cuts_the_fraction_at_long_contexts() -> None:
+    """0.5.23 attention_hook.py l.244-268: on ROCm's aiter backend with context_len > 8192 the fraction in force is
+    multiplied by 0.85, a given one too; not at 8192 tokens."""
+    long = rigsize.estimate("qwen2-7b", task="inference", engine="sglang", gpu="MI300X", mem_fraction_static=0.8)
+    short = rigsize.estimate("qwen2-7b", task="inference", engine="sglang", gpu="MI300X", mem_fraction_static=0.8,
+                             max_model_len=8192, prompt=1024, output=512)
+    assert long.memory.usable_bytes == pytest.approx(0.85 * short.memory.usable_bytes, rel=1e-9)
+
+
+def test_a_cross_engine_plan_takes_each_engines_own_budget_option() -> None:
+    """--gpu-memory-utilization applies to the vLLM-sized candidates and SGLang's keep their own default: the plan
+    is not refused for it (a review found it was)."""
+    recs = search("qwen2-7b", task="inference", gpu=H100, gpu_memory_utilization=0.8, top=20)["recommendations"]
+    engines = {r["choices"]["engine"] for r in recs}
+    assert {"vllm", "sglang"} <= engines
 
 
 def test_pool_is_the_fraction_of_pre_load_free_less_the_weights() -> None:

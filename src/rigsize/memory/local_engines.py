@@ -20,7 +20,8 @@ from rigsize.units import GiB
 LOCAL_ONLY = {"gpu_layers": GGML_ENGINES, "n_cpu_moe": ("llamacpp",), "flash_attn": GGML_ENGINES,
               "split_mode": ("llamacpp",), "host_cpu": LOCAL_ENGINES, "host_ram": LOCAL_ENGINES}
 # vLLM's batching and memory-budget options, which no local engine has.
-SERVING_ONLY = ("max_num_batched_tokens", "max_num_seqs", "enforce_eager", "gpu_memory_utilization", "tp", "pp",
+SERVING_ONLY = ("max_num_batched_tokens", "max_num_seqs", "enforce_eager", "gpu_memory_utilization",
+                "mem_fraction_static", "tp", "pp",
                 "dp", "ep", "cp")
 DEFAULT_HOST_CPU = "RYZEN-9-9950X"       # an ASSUMED desktop host: two DDR5-5600 channels (data/cpus.toml)
 

@@ -160,10 +160,11 @@ class SGLangBudget:
     pre_load_free_bytes: int      # free memory when SGLang measures it, before the weights load
     chunked_prefill_size: int
     cuda_graph_max_bs: int
+    factor: float = 1.0           # SGLang's later cut of the fraction (AMD aiter at long contexts: 0.85)
 
     @property
     def budget_bytes(self) -> int:
-        return int(self.fraction * self.pre_load_free_bytes)
+        return int(self.fraction * self.factor * self.pre_load_free_bytes)
 
 
 def sglang_budget(eng: Engine, gpu: GPU, layout: Layout, mla: bool, multimodal: bool = False) -> SGLangBudget:
@@ -207,9 +208,13 @@ def sglang_budget(eng: Engine, gpu: GPU, layout: Layout, mla: bool, multimodal: 
         if eng.speculative_tokens:
             reserved += era["speculative_mib"]
         fraction = round((gpu_mem - reserved) / gpu_mem, 3)
+    factor = 1.0        # SGLang's own cut of the fraction in force, after the rule, a given fraction too
+    if "aiter_factor" in era and gpu.vendor.lower() == "amd" and not mla and eng.max_model_len > era["aiter_context_above"]:
+        factor = float(era["aiter_factor"])
     a = data()["applied"]
     return SGLangBudget(eng.budget_era, fraction, source, reserved, gpu_mem, basis,
-                        max(0, gpu.usable_memory_bytes - int(a["training_cuda_context_bytes"])), chunked, max_bs)
+                        max(0, gpu.usable_memory_bytes - int(a["training_cuda_context_bytes"])), chunked, max_bs,
+                        factor)
 
 
 def prefill_graph_sizes(max_bs: int) -> list[int]:
@@ -269,8 +274,7 @@ def _check_engine_options(opts: dict[str, Any]) -> None:
         raise InputError("input.conflict", what=f"--sampler sizes vLLM's start-up warm-up; {opts['engine']} has none "
                          "modelled (drop it, or use --engine vllm)")
     if opts.get("engine") == "trtllm" and opts.get("engine_version"):
-        raise InputError("input.conflict", what="--engine-version names a vLLM, SGLang or transformers version; "
-                         "trtllm's memory follows vLLM's newest rules (its own budget is not modelled)")
+        raise InputError("input.conflict", what=render("engine.trtllm_version"))
     if opts.get("mem_fraction_static") is not None and opts.get("engine") != "sglang":
         raise InputError("input.conflict", what=render("engine.mem_fraction_not_sglang"))
     if opts.get("engine") == "sglang" and opts.get("gpu_memory_utilization") is not None:

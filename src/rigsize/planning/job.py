@@ -476,7 +476,8 @@ def _say_sglang_budget(engine: runtime.Engine, gpu: GPU, layout: Layout, arch: A
         f"weights load ({b.pre_load_free_bytes / 2**30:.2f} GiB: CUDA's total less the CUDA context); "
         "activations and CUDA graphs live "
         "in the rest; one token per page; sliding-window layers at the whole context (its hybrid SWA pool is "
-        "not modelled)" + ("; SGLang lowers a multimodal model's default fraction further (adjust_mem_fraction_"
+        "not modelled)" + (f"; then x {b.factor:g}: SGLang cuts it on AMD's aiter attention backend above 8,192 tokens "
+                           "of context, a given fraction too" if b.factor != 1.0 else "") + ("; SGLang lowers a multimodal model's default fraction further (adjust_mem_fraction_"
                            "for_vlm), which is not modelled" if multimodal and b.fraction_source == "default" else ""))
 
 

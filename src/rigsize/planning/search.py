@@ -628,6 +628,12 @@ def _candidate_opts(s: _Search, c: Candidate) -> dict[str, Any]:
     opts = {k: v for k, v in s.opts.items() if k not in PLAN_ONLY and k != "gpu"}
     opts.update(c.options(s.training))
     opts.setdefault("task", s.task)
+    # each engine takes its own budget share: --gpu-memory-utilization for vLLM-sized engines,
+    # --mem-fraction-static for SGLang (the other's default applies to it, echoed in its assumptions)
+    if opts.get("engine") == "sglang":
+        opts.pop("gpu_memory_utilization", None)
+    elif opts.get("engine") is not None:
+        opts.pop("mem_fraction_static", None)
     return opts
 
 
