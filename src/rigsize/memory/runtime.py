@@ -73,10 +73,9 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in m.groups() if x is not None)
 
 
-def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
-    """The ``[vllm.era.*]`` entry whose ``[since, until)`` range holds ``version``
-    (None: the newest)."""
-    eras = data()["vllm"]["era"]
+def _era(eras: dict[str, dict[str, Any]], version: str | None) -> tuple[str, dict[str, Any]] | str:
+    """The entry of ``eras`` whose ``[since, until)`` range holds ``version`` (None: the newest), or, when
+    none does, the oldest ``since``."""
     if version is None:
         key = max(eras, key=lambda k: _version_tuple(eras[k]["since"]))
         return key, eras[key]
@@ -84,11 +83,19 @@ def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
     for key, era in eras.items():
         if _version_tuple(era["since"]) <= v and ("until" not in era or v < _version_tuple(era["until"])):
             return key, era
-    from rigsize.errors import InputError
+    return str(min(eras.values(), key=lambda e: _version_tuple(e["since"]))["since"])
 
-    oldest = min(eras.values(), key=lambda e: _version_tuple(e["since"]))["since"]
-    raise InputError("input.conflict", what=f"--engine-version {version}: rigsize models vLLM's memory budget "
-                     f"from {oldest} on")
+
+def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
+    """The ``[vllm.era.*]`` entry whose ``[since, until)`` range holds ``version``
+    (None: the newest)."""
+    found = _era(data()["vllm"]["era"], version)
+    if isinstance(found, str):
+        from rigsize.errors import InputError
+
+        raise InputError("input.conflict", what=f"--engine-version {version}: rigsize models vLLM's memory budget "
+                         f"from {found} on")
+    return found
 
 
 def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: bool = False,
@@ -112,18 +119,12 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: boo
 
 def sglang_era(version: str | None) -> tuple[str, dict[str, Any]]:
     """The ``[sglang.budget_era.*]`` entry whose ``[since, until)`` range holds ``version`` (None: the newest)."""
-    eras = data()["sglang"]["budget_era"]
-    if version is None:
-        key = max(eras, key=lambda k: _version_tuple(eras[k]["since"]))
-        return key, eras[key]
-    v = _version_tuple(version)
-    for key, era in eras.items():
-        if _version_tuple(era["since"]) <= v and ("until" not in era or v < _version_tuple(era["until"])):
-            return key, era
-    from rigsize.errors import InputError
+    found = _era(data()["sglang"]["budget_era"], version)
+    if isinstance(found, str):
+        from rigsize.errors import InputError
 
-    oldest = min(eras.values(), key=lambda e: _version_tuple(e["since"]))["since"]
-    raise InputError("input.conflict", what=render("engine.sglang_too_old", version=version, oldest=oldest))
+        raise InputError("input.conflict", what=render("engine.sglang_too_old", version=version, oldest=found))
+    return found
 
 
 def _sglang_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: int, mla: bool) -> Engine:
