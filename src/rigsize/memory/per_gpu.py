@@ -674,7 +674,7 @@ def _sglang_memory(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     rank), cut into tokens of every layer on the rank.  Activations, CUDA graphs and the request pools are
     SGLang's reserve outside that share, so they are not parts of the total here (``details`` gives the
     reserve)."""
-    budget = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla", _multimodal(arch))
+    budget = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla", multimodal_model(arch))
     inside = [(st, replace(p, activations=0, overhead=0, encoder_cache=0)) for st, p in every]
     parts = next(p for st, p in inside if st.index == stage)
     details = {"sglang/pre_load_free": budget.pre_load_free_bytes,
@@ -683,7 +683,7 @@ def _sglang_memory(arch: Architecture, workload: Workload, layout: Layout, gpu: 
     return MemoryResult(parts, stage, budget.budget_bytes, kv_seq, concurrency, details, tuple(inside), cap)
 
 
-def _multimodal(arch: Architecture) -> bool:
+def multimodal_model(arch: Architecture) -> bool:
     """A model with a vision tower (SGLang's is_multimodal)."""
     return any(t.role in ("vision", "vision_proj") for t in arch.tensors)
 

@@ -462,9 +462,9 @@ def _say_sglang_budget(engine: runtime.Engine, gpu: GPU, layout: Layout, arch: A
                        assumptions: dict[str, Any]) -> None:
     """The SGLang budget an estimate applies, in its assumptions: the fraction (SGLang's default for this GPU
     and layout, unless given) and what it is a share of."""
-    from rigsize.memory.per_gpu import _multimodal
+    from rigsize.memory.per_gpu import multimodal_model
 
-    multimodal = _multimodal(arch)
+    multimodal = multimodal_model(arch)
     b = runtime.sglang_budget(engine, gpu, layout, arch.attention == "mla", multimodal)
     if b.fraction_source == "default":
         assumptions["mem_fraction_static"] = b.fraction
