@@ -695,6 +695,7 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
     layer on the rank; vLLM takes the smallest block count over workers.  Returns the
     capacity and how many sequences of the requested length fit (all replicas)."""
     block = engine.kv_block_size
+    sglang = engine.kv_budget == "sglang"
     per_replica = -(-workload.batch // layout.dp)
     limit = max(engine.max_model_len, arch.max_position_embeddings or 0, workload.seq)
     by_tokens = runtime.concurrency_by_tokens(engine)
@@ -739,9 +740,8 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
                          # SGLang starts with any pool that holds a request and caps requests at it: max_req_len
                          # = min(context_len - 1, pool - 1), max_req_input_len = max_req_len - 5, asserted > 0
                          # (tp_worker.py l.287-294, 0.5.9 wheel)
-                         starts=engine.name != "vllm" or starts if engine.kv_budget == "vllm" else blocks > 6,
-                         shortfall_bytes=0 if starts or engine.name != "vllm" or engine.kv_budget != "vllm"
-                         else max(0, lacking))
+                         starts=blocks > 6 if sglang else (engine.name != "vllm" or starts),
+                         shortfall_bytes=0 if starts or sglang or engine.name != "vllm" else max(0, lacking))
         requested = held // seq_bytes(workload.seq + engine.speculative_tokens)
         fit_requested = requested if fit_requested is None else min(fit_requested, requested)
         if best is None or cap.tokens < best.tokens:

@@ -51,13 +51,13 @@ class Engine:
     sampler: str = "flashinfer"     # top-k/top-p of the profiling warm-up: "sort" (PyTorch) | "flashinfer" | "triton"
     windows: str = "cap"            # sliding-window layers: "full" (charged whole), "hybrid" (vLLM >= 0.9.2:
                                     # window - 1 + max_num_batched_tokens, + 1 block), "cap" (at the window)
-    serving: str = "vllm"           # the engine that will run it: "vllm", or "sglang"/"trtllm" sized by vLLM's rules
+    serving: str = "vllm"           # the engine that will run it: "vllm", "sglang" (kv_budget "sglang") or "trtllm"
+                                    # (sized by vLLM's rules)
     speculative_tokens: int = 0     # speculative decoding with the model's own MTP layers: draft tokens per
                                     # step (vLLM num_speculative_tokens; 0: none)
     kv_budget: str = "vllm"         # whose rule sizes the KV pool: "vllm" (gpu_memory_utilization of the total,
                                     # less what profiling measures) | "sglang" (sglang_budget: mem_fraction_static)
-    budget_era: str = ""            # sglang: the [sglang.budget_era.*] key of budget_version
-    budget_version: str = ""        # sglang: the SGLang version as given, or ">= <since>" of the newest era
+    budget_era: str = ""            # sglang: the [sglang.budget_era.*] key of the version asked (or the newest)
     mem_fraction_static: float | None = None   # sglang: --mem-fraction-static as given (None: SGLang's default)
 
 
@@ -142,7 +142,7 @@ def _sglang_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len
     said.pop("engine_version", None)            # vLLM's, which the line above wrote: SGLang's is the one in force
     if not asked:
         said["engine_version"] = version
-    return replace(scheduler, kv_budget="sglang", budget_era=era_key, budget_version=version,
+    return replace(scheduler, kv_budget="sglang", budget_era=era_key,
                    mem_fraction_static=fraction, kv_block_size=1, serving="sglang", windows="full")
 
 
@@ -152,15 +152,12 @@ class SGLangBudget:
     of the memory free before the weights load; activations, CUDA graphs and the request pools live in
     the rest (sglang_budget_rules.md sec. 1)."""
 
-    era: str
     fraction: float
     fraction_source: str          # "given" (--mem-fraction-static) | "default" (SGLang's rule for this GPU)
     reserved_mib: float           # the default rule's reserve (0 when given)
     gpu_mem_mib: float            # nvidia-smi's total the default rule reads
     gpu_mem_basis: str            # "nvidia-smi" | "nameplate" (no measured total in the catalog)
     pre_load_free_bytes: int      # free memory when SGLang measures it, before the weights load
-    chunked_prefill_size: int
-    cuda_graph_max_bs: int
     factor: float = 1.0           # SGLang's later cut of the fraction (AMD aiter at long contexts: 0.85)
 
     @property
@@ -180,7 +177,7 @@ def sglang_budget(eng: Engine, gpu: GPU, layout: Layout, mla: bool, multimodal: 
     context (runtime.toml [applied] training_cuda_context_bytes).  No NCCL buffers: SGLang measures after
     torch distributed's init (model_runner.py init_torch_distributed, 0.5.5 wheel), but NCCL allocates its
     channel buffers at the first collectives, and a 4-GPU log held 0.40 GiB in all then (runtime.toml
-    [runtime.sglang_pre_load_used])."""
+    [runtime.sglang_pre_load_used], with the two 1-GPU logs' 0.70 and 0.82 GiB: not fitted to them)."""
     era = data()["sglang"]["budget_era"][eng.budget_era]
     visible = gpu.memory_bytes_visible
     basis = "nvidia-smi" if isinstance(visible, int) else "nameplate"
@@ -210,12 +207,12 @@ def sglang_budget(eng: Engine, gpu: GPU, layout: Layout, mla: bool, multimodal: 
             reserved += era["speculative_mib"]
         fraction = round((gpu_mem - reserved) / gpu_mem, 3)
     factor = 1.0        # SGLang's own cut of the fraction in force, after the rule, a given fraction too
-    if "aiter_factor" in era and gpu.vendor.lower() == "amd" and not mla and eng.max_model_len > era["aiter_context_above"]:
+    aiter = gpu.vendor.lower() == "amd" and not mla        # ROCm's default attention backend for non-MLA models
+    if "aiter_factor" in era and aiter and eng.max_model_len > era["aiter_context_above"]:
         factor = float(era["aiter_factor"])
     a = data()["applied"]
-    return SGLangBudget(eng.budget_era, fraction, source, reserved, gpu_mem, basis,
-                        max(0, gpu.usable_memory_bytes - int(a["training_cuda_context_bytes"])), chunked, max_bs,
-                        factor)
+    return SGLangBudget(fraction, source, reserved, gpu_mem, basis,
+                        max(0, gpu.usable_memory_bytes - int(a["training_cuda_context_bytes"])), factor)
 
 
 def prefill_graph_sizes(max_bs: int) -> list[int]:

@@ -471,14 +471,17 @@ def _say_sglang_budget(engine: runtime.Engine, gpu: GPU, layout: Layout, arch: A
     basis = "" if b.gpu_mem_basis == "nvidia-smi" else " (the nameplate: no nvidia-smi total in the catalog)"
     rule = (f"SGLang's default for {b.gpu_mem_mib:,.0f} MiB{basis}: (total - {b.reserved_mib:,.0f} MiB reserved) "
             f"/ total, rules of SGLang {engine.budget_era}+" if b.fraction_source == "default" else "given")
-    assumptions["memory_budget"] = (
-        f"SGLang's: weights + KV pool <= mem_fraction_static {b.fraction:g} ({rule}) x the memory free before the "
-        f"weights load ({b.pre_load_free_bytes / 2**30:.2f} GiB: CUDA's total less the CUDA context); "
-        "activations and CUDA graphs live "
-        "in the rest; one token per page; sliding-window layers at the whole context (its hybrid SWA pool is "
-        "not modelled)" + (f"; then x {b.factor:g}: SGLang cuts it on AMD's aiter attention backend above 8,192 tokens "
-                           "of context, a given fraction too" if b.factor != 1.0 else "") + ("; SGLang lowers a multimodal model's default fraction further (adjust_mem_fraction_"
-                           "for_vlm), which is not modelled" if multimodal and b.fraction_source == "default" else ""))
+    clauses = [f"SGLang's: weights + KV pool <= mem_fraction_static {b.fraction:g} ({rule}) x the memory free before "
+               f"the weights load ({b.pre_load_free_bytes / 2**30:.2f} GiB: CUDA's total less the CUDA context)",
+               "activations and CUDA graphs live in the rest", "one token per page",
+               "sliding-window layers at the whole context (its hybrid SWA pool is not modelled)"]
+    if b.factor != 1.0:
+        clauses.append(f"then x {b.factor:g}: SGLang cuts it on AMD's aiter attention backend above 8,192 tokens of "
+                       "context, a given fraction too")
+    if multimodal and b.fraction_source == "default":
+        clauses.append("SGLang lowers a multimodal model's default fraction further (adjust_mem_fraction_for_vlm), "
+                       "which is not modelled")
+    assumptions["memory_budget"] = "; ".join(clauses)
 
 
 def _local_weights(opts: dict[str, Any], spec: ModelSpec, engine: str, assumptions: dict[str, Any]) -> WeightFormat:

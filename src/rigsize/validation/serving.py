@@ -104,7 +104,7 @@ def predict_serving(c: ServingCase, eff: Efficiency | None = None) -> ServingRes
     if eff is None:
         eff, _ = efficiency("inference", gpu, engine=c.backend)
     layout = Layout(tp=c.tp, pp=c.pp, ep=c.ep, dp=c.dp)
-    engine = replace(engine_for(gpu), serving=c.backend)      # its scheduler; vLLM's budget rules size it
+    engine = replace(engine_for(gpu), serving=c.backend)      # its scheduler; _capacity sizes its KV cache
     return serve(spec.arch, layout, gpu, resolve_weight_format(c.weights), resolve_kv_format(c.kv_dtype), eff,
                  engine, c.concurrency, c.isl, c.osl, kv_capacity=_capacity(c), waves=BENCH_WAVES)
 
