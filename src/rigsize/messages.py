@@ -604,6 +604,15 @@ MESSAGES: dict[str, dict[str, str]] = {
               "--engine-version {oldest} or newer)",
         "zh": "--engine-version {version}：rigsize 从 SGLang {oldest} 起对其显存预算建模（请使用 --engine-version "
               "{oldest} 或更新版本）"},
+    "engine.version_ambiguous": {
+        "en": "--engine-version {version} names a release line whose memory rules change at {edges}; give the "
+              "full release (e.g. --engine-version {example})",
+        "zh": "--engine-version {version} 指的是一个版本系列，其显存规则在 {edges} 处改变；请给出完整版本号（例如 "
+              "--engine-version {example}）"},
+    "engine.version_newer": {
+        "en": "{version} is newer than {newest}, the newest release whose rules rigsize read: {newest}'s rules are "
+              "assumed",
+        "zh": "{version} 比 rigsize 读过规则的最新版本 {newest} 更新：按 {newest} 的规则估算"},
     "engine.mem_fraction_not_sglang": {
         "en": "--mem-fraction-static is SGLang's budget; use it with --engine sglang (vLLM's is "
               "--gpu-memory-utilization)",

@@ -128,6 +128,32 @@ def test_budget_settings_of_the_other_engine_are_refused(opts: dict, words: str)
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("engine, line, edges", [
+    ("sglang", "0.5", "0.5.3, 0.5.10, 0.5.14, 0.5.20"),   # SGLang's eras change inside 0.5 (runtime.toml)
+    ("vllm", "0.6", "0.6.4, 0.6.5"),
+])
+def test_a_release_line_that_spans_eras_is_refused(engine: str, line: str, edges: str) -> None:
+    # "0.5" once read as 0.5.0, below 0.5.3: the 0.4.10 step table, silently
+    with pytest.raises(rigsize.RigsizeError) as err:
+        rigsize.estimate("qwen2-7b", task="inference", engine=engine, engine_version=line)
+    assert edges in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_release_line_inside_one_era_is_its_first_release() -> None:
+    one = rigsize.estimate("qwen2-7b", task="inference", engine="vllm", engine_version="0.11")
+    full = rigsize.estimate("qwen2-7b", task="inference", engine="vllm", engine_version="0.11.2")
+    assert one.memory.kv_cache_tokens == full.memory.kv_cache_tokens
+
+
+@pytest.mark.parametrize("engine, version, newest", [("sglang", "1.0.0", "0.5.23"), ("vllm", "0.40.1", "0.33.0")])
+def test_a_release_newer_than_any_read_says_whose_rules_it_takes(engine: str, version: str, newest: str) -> None:
+    r = rigsize.estimate("qwen2-7b", task="inference", engine=engine, engine_version=version)
+    assert newest in r.assumptions["engine_version_note"]
+    latest = rigsize.estimate("qwen2-7b", task="inference", engine=engine)
+    assert r.memory.kv_cache_tokens == latest.memory.kv_cache_tokens
+    assert "engine_version_note" not in latest.assumptions
+
+
 def test_launch_writes_the_fraction_the_plan_was_sized_with() -> None:
     rec = search("qwen2-7b", task="inference", engine="sglang", gpu=H100, gpus=1, mem_fraction_static=0.77,
                  top=1)["recommendations"][0]

@@ -80,10 +80,32 @@ def _era(eras: dict[str, dict[str, Any]], version: str | None) -> tuple[str, dic
         key = max(eras, key=lambda k: _version_tuple(eras[k]["since"]))
         return key, eras[key]
     v = _version_tuple(version)
+    if len(v) == 2:        # a release line ("0.5"): one era must hold all of it
+        lo, hi = (*v, 0), (v[0], v[1] + 1, 0)
+        edges = {_version_tuple(e[k]) for e in eras.values() for k in ("since", "until") if k in e}
+        inside = sorted(e for e in edges if lo < e < hi)
+        if inside:
+            from rigsize.errors import InputError
+
+            raise InputError("input.conflict", what=render(
+                "engine.version_ambiguous", version=version,
+                edges=", ".join(".".join(map(str, e)) for e in inside), example=f"{version}.{inside[0][2]}"))
+        v = lo
     for key, era in eras.items():
         if _version_tuple(era["since"]) <= v and ("until" not in era or v < _version_tuple(era["until"])):
             return key, era
     return str(min(eras.values(), key=lambda e: _version_tuple(e["since"]))["since"])
+
+
+def newer_than_read(engine: str, version: str | None) -> str | None:
+    """The note for a ``version`` newer than the newest release of ``engine`` whose rules were read
+    (runtime.toml [<engine>.read]): its rules are taken to be the newest era's."""
+    if not version or version.strip().lower() == "latest":
+        return None
+    newest = data()[engine]["read"]["newest"]
+    if _version_tuple(version) <= _version_tuple(newest):
+        return None
+    return render("engine.version_newer", version=version, newest=newest)
 
 
 def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
@@ -142,6 +164,8 @@ def _sglang_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len
     said.pop("engine_version", None)            # vLLM's, which the line above wrote: SGLang's is the one in force
     if not asked:
         said["engine_version"] = version
+    if note := newer_than_read("sglang", asked):
+        said["engine_version_note"] = note
     return replace(scheduler, kv_budget="sglang", budget_era=era_key,
                    mem_fraction_static=fraction, kv_block_size=1, serving="sglang", windows="full")
 
@@ -290,6 +314,8 @@ def _vllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: 
     version = asked or f">= {era['since']}"
     if not asked:
         said["engine_version"] = version
+    if note := newer_than_read("vllm", asked):
+        said["engine_version_note"] = note
     chunked = era["chunked_prefill"] == "always" or (
         era["chunked_prefill"] == "long_context" and max_len > int(era["chunked_prefill_min_len"]))
     default_tokens, default_seqs = _batching_defaults(gpu, era, asked, max_len, chunked)
