@@ -332,3 +332,16 @@ def test_zero_offload_on_a_dgx_uses_its_two_xeons() -> None:
     given = rigsize.estimate("llama-3.1-8b", task="finetune", framework="deepspeed", zero=2, offload="optimizer",
                              gpu="H100-SXM-80GB", gpus=8, seq=2048, micro_batch=4, host_cpu="EPYC-9654")
     assert given.assumptions.get("host_cpu") is None            # given, not assumed
+
+
+def test_a_tensor_parallel_projection_is_as_wide_as_its_intensity() -> None:
+    """The width law's argument (speed.training.dense_width): a projection split over tp is a h x h/tp GEMM,
+    whose FLOPs per byte at many tokens, k n / (k + n), match a square GEMM of width 2 k n / (k + n): for
+    Llama 3.1 70B (h = 8192) at tp 8, 2 x 8192 x 1024 / 9216 = 1820.4, not 8192 / 8 = 1024; unsplit, h."""
+    from rigsize.planning.layout import Layout
+    from rigsize.speed.training import dense_width, gemm_width
+
+    arch = resolve_model("llama-3.1-70b").arch
+    assert dense_width(arch, Layout(tp=8)) == pytest.approx(1820.44, abs=0.01)
+    assert dense_width(arch, Layout(tp=1)) == 8192
+    assert gemm_width(2048, 768) == pytest.approx(1117.09, abs=0.01)     # Qwen3-30B-A3B's expert GEMM

@@ -12,7 +12,7 @@ Time per step on one GPU = compute at achievable throughput + the pipeline bubbl
 communication that is not hidden:
 
 - compute: FLOPs / (gpus x peak x efficiency); the achievable fraction grows with the
-  per-GPU GEMM width (hidden / tp), ``e_max * w / (w + w_half)`` (empirical, fitted
+  per-GPU GEMM width (``dense_width``: 2 hidden / (tp + 1)), ``e_max * w / (w + w_half)`` (empirical, fitted
   on the documented subset of published runs in data/validation/training_runs.toml);
   the attention core (attention layers only; sliding windows at their span) at a fitted
   fraction of its causal FLOPs where the class has one (``attention_seconds``);
@@ -342,15 +342,31 @@ def _achieved(eff: TrainingEfficiency, width: float) -> float:
     return eff.e_max * width / (width + eff.width_half)
 
 
+def gemm_width(k: float, n: float) -> float:
+    """The width of the square GEMM as intense as a tall ``tokens x k x n`` one: with tokens far above
+    k and n, FLOPs per byte moved, 2 T k n / (2 (T k + k n + T n)), tend to k n / (k + n), which a
+    ``w x w`` GEMM reaches at w = 2 k n / (k + n) (the roofline's arithmetic intensity, Williams et al.
+    2009, "Roofline", CACM 52(4)).  ``gemm_width(h, h) = h``: an unsplit projection's width is h."""
+    return 2 * k * n / (k + n)
+
+
+def dense_width(arch: Architecture, layout: Layout) -> float:
+    """The width law's argument for the dense projections: tensor parallelism splits one side of each
+    (column-parallel N = h / tp, row-parallel K = h / tp) and keeps the other whole, so a projection is
+    a ``h x h / tp`` GEMM: ``gemm_width(h, h / tp) = 2 h / (tp + 1)``.  (Before 2026-12-03: h / tp, as
+    if both sides were split.)"""
+    return gemm_width(arch.hidden_size, arch.hidden_size / layout.tp)
+
+
 def compute_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu: GPU, eff: TrainingEfficiency,
                     precision: str = "bf16") -> float:
     """Per-GPU GEMM time of one step with the work spread evenly (``flop_parts`` / GPUs).
 
-    - dense projections at the width ``h / tp``;
-    - routed experts at their own width, one expert's intermediate size / expert-tp: with
-      grouped GEMM (Megatron-Core ``--moe-grouped-gemm``, TE GroupedLinear) every local
-      expert is a ``tokens_e x h x ffn_e`` GEMM, so the narrow side is ``ffn_e`` (e.g. 768
-      for Qwen3-30B-A3B against h = 2048); the same fitted width law is applied to it;
+    - dense projections at the width ``dense_width``: ``2 h / (tp + 1)``, a ``h x h / tp`` GEMM;
+    - routed experts at their own: with grouped GEMM (Megatron-Core ``--moe-grouped-gemm``, TE
+      GroupedLinear) every local expert is a ``tokens_e x h x ffn_e / expert-tp`` GEMM, of width
+      ``gemm_width(h, ffn_e / expert-tp)`` (1,117 for Qwen3-30B-A3B: h = 2048, ffn_e = 768); the same
+      fitted width law is applied to it;
     - FP8 (Transformer Engine or torchao float8 on nn.Linear): the projections and experts
       at the FP8 peak x ``fp8_ratio``; the attention core and lm_head at the bf16 peak
       (see ``flop_parts``), so a run is at most 2x faster than bf16 and usually much less."""
@@ -358,9 +374,9 @@ def compute_seconds(arch: Architecture, workload: Workload, layout: Layout, gpu:
     bf16 = peak_flops(gpu, "bf16")
     fp8 = gpu.flops("fp8") if precision == "fp8" else None
     gemm = fp8 * eff.fp8_ratio if fp8 else peak_flops(gpu, precision)
-    dense = _achieved(eff, arch.hidden_size / layout.tp)
+    dense = _achieved(eff, dense_width(arch, layout))
     _, expert_width = _expert_params(arch)
-    expert = _achieved(eff, expert_width / layout.expert_tp) if expert_width else dense
+    expert = _achieved(eff, gemm_width(arch.hidden_size, expert_width / layout.expert_tp)) if expert_width else dense
     seconds = (parts["linear"] / (gemm * dense) + parts["expert"] / (gemm * expert)
                + parts["lm_head"] / (bf16 * dense) + attention_seconds(parts["attention"], bf16, dense, eff))
     return seconds / layout.gpus
@@ -565,7 +581,7 @@ def _cp_comm(st: _Step) -> float:
     # the attention core of the step on one GPU (bf16 under FP8 recipes too); before 2026-12-02 this
     # left out a factor T (the sequence), so the ring was never hidden
     flops = w.global_batch * w.seq * attention_flops_per_token(arch, w.seq)
-    attn_time = attention_seconds(flops, peak_flops(st.gpu, "bf16"), _achieved(st.eff, arch.hidden_size / lay.tp),
+    attn_time = attention_seconds(flops, peak_flops(st.gpu, "bf16"), _achieved(st.eff, dense_width(arch, lay)),
                                   st.eff) / lay.gpus
     return max(0.0, 3 * st.micro_batches * arch.num_hidden_layers / lay.pp * ring - attn_time)
 
