@@ -39,20 +39,32 @@ def fit_runs() -> list[dict]:
     return [r for r in bench_runs() if r.get("split") == "fit"]
 
 
-def _fit_decode(points: list[tuple[float, int, float]]) -> tuple[float, float]:
-    """(memory, layer_overhead_s) minimising the mean |log error| of the time per token
-    t = t_bw / memory + n_layer x layer_overhead_s over (t_bw at 100% bandwidth, n_layer, measured t).
-    A grid: memory 0.30-1.00 by 0.0025, layer_overhead_s 0-500 us by 1 us; with one point, the overhead is 0."""
+# a family's per-MoE-layer overhead is fitted only where this many of its tg fit runs are of MoE models
+MIN_MOE_TG = 5
+
+
+def _fit_decode(points: list[tuple[float, int, int, float]]) -> tuple[float, float, float]:
+    """(memory, layer_overhead_s, moe_layer_overhead_s) minimising the mean |log error| of the time per
+    token t = t_bw / memory + n_layer x layer_overhead_s + n_moe x moe_layer_overhead_s over (t_bw at 100%
+    bandwidth, n_layer, n_moe MoE layers, measured t).  A grid: memory 0.30-1.00 by 0.0025, layer_overhead_s
+    0-500 us by 1 us, moe_layer_overhead_s 0-300 us by 5 us where MIN_MOE_TG points are of MoE models (else
+    0); with one point, the overheads are 0."""
     import numpy as np
 
     t_bw = np.array([p[0] for p in points])[:, None, None]
     layers = np.array([p[1] for p in points], dtype=float)[:, None, None]
-    measured = np.array([p[2] for p in points])[:, None, None]
+    moe = np.array([p[2] for p in points], dtype=float)[:, None, None]
+    measured = np.array([p[3] for p in points])[:, None, None]
     mem = np.arange(0.30, 1.0001, 0.0025)[None, :, None]
     over = (np.arange(0, 501) * 1e-6)[None, None, :] if len(points) > 1 else np.zeros((1, 1, 1))
-    err = np.abs(np.log((t_bw / mem + layers * over) / measured)).mean(axis=0)
-    i, j = np.unravel_index(np.argmin(err), err.shape)
-    return float(mem[0, i, 0]), float(over[0, 0, j])
+    moe_grid = np.arange(0, 301, 5) * 1e-6 if sum(p[2] > 0 for p in points) >= MIN_MOE_TG else np.zeros(1)
+    best = None
+    for m in moe_grid:
+        err = np.abs(np.log((t_bw / mem + layers * over + moe * m) / measured)).mean(axis=0)
+        i, j = np.unravel_index(np.argmin(err), err.shape)
+        if best is None or err[i, j] < best[0]:
+            best = (float(err[i, j]), float(mem[0, i, 0]), float(over[0, 0, j]), float(m))
+    return best[1], best[2], best[3]
 
 
 def _fit_cpu_prompt(points: list[tuple[float, float, float]]) -> tuple[float, float, int]:
@@ -105,8 +117,9 @@ def fit(runs: list[dict]) -> dict[str, dict]:
             continue
         slot = data.setdefault(family, {"tg": [], "pp": [], "pp_cpu": []})
         if "tg_tokens_per_s" in pred:
-            layers = run_job(run).spec.arch.num_hidden_layers
-            slot["tg"].append((1.0 / pred["tg_tokens_per_s"], layers, 1.0 / float(run["tg_tokens_per_s"])))
+            arch = run_job(run).spec.arch
+            slot["tg"].append((1.0 / pred["tg_tokens_per_s"], arch.num_hidden_layers, len(arch.moe_layers),
+                               1.0 / float(run["tg_tokens_per_s"])))
         if "pp_tokens_per_s" in pred:
             slot["pp"].append(float(run["pp_tokens_per_s"]) / pred["pp_tokens_per_s"])
             if family == "cpu":       # the prompt's seconds in tiled and in per-row-dot-product types
@@ -124,7 +137,8 @@ def fit(runs: list[dict]) -> dict[str, dict]:
             continue
         row: dict = {}
         if r["tg"]:
-            row["memory"], row["layer_overhead_s"] = _fit_decode(r["tg"])
+            row["memory"], row["layer_overhead_s"], row["moe_layer_overhead_s"] = _fit_decode(r["tg"])
+            row["n_tg_moe"] = sum(p[2] > 0 for p in r["tg"])
         if r["pp"]:
             row["compute"] = round(statistics.median(r["pp"]), 4)
         if family == "cpu" and r["pp_cpu"]:
@@ -156,17 +170,24 @@ def section(rows: dict[str, dict]) -> str:
     # family
     comps = [r["compute"] for r in gpus if "compute" in r and r["compute"] <= 1]
     overs = [r["layer_overhead_s"] for r in gpus if "layer_overhead_s" in r]
+    moes = [r["moe_layer_overhead_s"] for r in gpus if r.get("n_tg_moe", 0) >= MIN_MOE_TG]
     default = {"memory": round(statistics.median(mems), 4) if mems else 0.7,
                "compute": round(statistics.median(comps), 4) if comps else 0.5,
-               "layer_overhead_s": statistics.median(overs) if overs else 0.0}
+               "layer_overhead_s": statistics.median(overs) if overs else 0.0,
+               # one family's MoE overhead stands in for no other: the default takes a median of two or more
+               "moe_layer_overhead_s": statistics.median(moes) if len(moes) >= 2 else 0.0}
     for family, r in [("default", {**default, "n_tg": 0, "n_pp": 0}), *rows.items()]:
         memory = round(r.get("memory", default["memory"]), 4)
         compute = r.get("compute", default["compute"])
         overhead = r.get("layer_overhead_s", default["layer_overhead_s"])
+        moe_overhead = r.get("moe_layer_overhead_s", default["moe_layer_overhead_s"])
         how = ("the median of the fitted GPU families" if family == "default"
                else f"compute fitted on this vendor's {r['n_pp']} pp fit rows; memory and layer_overhead_s are "
                f"[local.{family.split('.')[0]}]'s" if "." in family
-               else f"fitted on {r['n_tg']} tg and {r['n_pp']} pp fit rows")
+               else f"fitted on {r['n_tg']} tg and {r['n_pp']} pp fit rows"
+               + (f" (moe_layer_overhead_s on the {r['n_tg_moe']} tg rows of MoE models)"
+                  if r.get("n_tg_moe", 0) >= MIN_MOE_TG else
+                  f" (moe_layer_overhead_s 0: fewer than {MIN_MOE_TG} tg fit rows of MoE models)"))
         unfitted = ("pcie not fitted: set to memory; cpu_memory and cpu_compute = memory / compute, the CPU's own"
                     if family == "cpu" else "cpu_memory, cpu_compute, cpu_compute_vec_dot and pcie not fitted: set to "
                     "memory / compute / compute / memory")
@@ -178,6 +199,7 @@ def section(rows: dict[str, dict]) -> str:
                   f"cpu_memory = {memory}", f"cpu_compute = {compute}", f"cpu_compute_vec_dot = {vec_dot}",
                   f"pcie = {memory}",
                   "token_overhead_s = 0", f"layer_overhead_s = {overhead:.6g}",
+                  f"moe_layer_overhead_s = {moe_overhead:.6g}",
                   f'source = "{how} (tools/fit_local_efficiency.py, {today}); {unfitted}"',
                   f'as_of = "{today}"']
     lines.append(END)
@@ -211,7 +233,8 @@ def fit_errors(runs: list[dict], rows: dict[str, dict]) -> list[str]:
         memory, compute = r.get("memory", 0.7), r.get("compute", 0.5)
         eff = LocalEfficiency(memory=memory, compute=compute, cpu_memory=memory, cpu_compute=compute,
                               cpu_compute_vec_dot=r.get("compute_vec_dot", compute),
-                              layer_overhead_s=r.get("layer_overhead_s", 0.0))    # as section() writes the row
+                              layer_overhead_s=r.get("layer_overhead_s", 0.0),
+                              moe_layer_overhead_s=r.get("moe_layer_overhead_s", 0.0))    # as section() writes it
         for metric, value in (predict_run(run, eff) or {}).items():
             errors.setdefault((family, metric), []).append(abs(value / float(run[metric]) - 1))
     return [f"# fit rows  {fam:8s} {metric:16s} n={len(v):3d}  median |error| {statistics.median(v):6.1%}"

@@ -50,6 +50,7 @@ def test_packaged_rows_are_the_fit_of_today_s_data():
             row = {**rows[backend], **row}
         assert eff.memory == pytest.approx(row["memory"], abs=1e-4)
         assert eff.layer_overhead_s == pytest.approx(row["layer_overhead_s"], rel=1e-3, abs=1e-9)
+        assert eff.moe_layer_overhead_s == pytest.approx(row["moe_layer_overhead_s"], rel=1e-3, abs=1e-9)
         if "compute" in row:
             assert eff.compute == pytest.approx(row["compute"], abs=1e-4)
         assert eff.cpu_compute_vec_dot == pytest.approx(row.get("compute_vec_dot", eff.compute), abs=1e-4)
@@ -92,6 +93,22 @@ def test_decode_reads_every_weight_once_and_active_experts_only():
     read = decode_bytes(moe.spec.arch, moe.weights, moe.local, 0)["gpu0"]
     total = weight_placement(moe.spec.arch, moe.weights, moe.local)["gpu0"]
     assert read < total / 4        # 8 of 128 experts per token (Qwen3-30B-A3B config)
+
+
+def test_moe_layers_add_their_own_overhead_per_token():
+    """moe_layer_overhead_s counts once per MoE layer per generated token: Qwen3-30B-A3B has 48 MoE layers,
+    Llama 3.1 8B none (their configs), so 100 us per MoE layer adds 4.8 ms to the first and nothing to the second."""
+    from dataclasses import replace
+
+    from rigsize.speed.local import token_seconds
+
+    base = LocalEfficiency(memory=0.8, compute=0.5, layer_overhead_s=5e-5)
+    for model, weights, added in (("qwen3-30b-a3b", "q4_k_m", 48 * 1e-4), ("llama-3.1-8b", "q4_0", 0.0)):
+        job = _job(model, engine="llamacpp", gpu="RTX-4090", weights=weights, max_model_len=4096)
+        a, _ = token_seconds(job.spec.arch, job.weights, job.local, base, 512)
+        b, split = token_seconds(job.spec.arch, job.weights, job.local, replace(base, moe_layer_overhead_s=1e-4), 512)
+        assert b - a == pytest.approx(added, abs=1e-12)
+        assert split["fixed"] == pytest.approx(job.spec.arch.num_hidden_layers * 5e-5 + added, rel=1e-12)
 
 
 def test_prompt_flops_are_2n_per_token_plus_attention():

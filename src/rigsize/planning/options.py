@@ -194,7 +194,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
            "compute, memory, attention_compute, link, step_overhead_s, collective_latency_s, ttft_overhead_s; for "
            "--engine llamacpp / ollama / mlx: memory, compute, cpu_memory, cpu_compute, cpu_compute_vec_dot, pcie, "
-           "token_overhead_s, layer_overhead_s."),
+           "token_overhead_s, layer_overhead_s, moe_layer_overhead_s."),
     Option("profile", "text", "A GPU profile written by 'rigsize calibrate': its measured efficiencies replace "
            "the fitted defaults."),
     Option("train_tokens", "quantity", "Training: tokens to train on (e.g. 15T); adds train_days and gpu_hours.",

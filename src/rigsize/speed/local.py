@@ -16,7 +16,10 @@
   (llamafile's tinyBLAS) and every other type (the K-quants, IQ4_XS, ...) through its per-row
   dot products, which reach a smaller share of the FP32 peak (``cpu_compute_vec_dot``).
 * Each layer adds a fixed time per generated token (``layer_overhead_s``: kernel launches and
-  synchronisation, which do not shrink with the bytes read).
+  synchronisation, which do not shrink with the bytes read), and each MoE layer more
+  (``moe_layer_overhead_s``: the router's matmul, softmax and top-k, the expert-id matmul's
+  dispatch and the weighted sum of the experts' outputs, ops a dense layer does not run), fitted
+  where a family has enough MoE fit runs (tools/fit_local_efficiency.py), else 0.
 * The fraction of each peak reached is EMPIRICAL, fitted per device family by
   tools/fit_local_efficiency.py on the ``split = "fit"`` rows of
   data/validation/llamacpp_bench.toml only (data/efficiency.toml ``[local.*]``).
@@ -60,6 +63,7 @@ class LocalEfficiency:
     pcie: float = 0.7            # weights streamed host -> GPU for prompt batches
     token_overhead_s: float = 0.0
     layer_overhead_s: float = 0.0   # decode: fixed time per layer per token (kernel launches, synchronisation)
+    moe_layer_overhead_s: float = 0.0   # decode: more per MoE layer (router, top-k, expert-id dispatch)
     source: str = ""
 
 
@@ -223,7 +227,8 @@ def token_seconds(arch: Architecture, fmt: WeightFormat, s: LocalSettings, eff: 
         hops = 2 * arch.num_hidden_layers * arch.hidden_size * _ACT_BYTES * (len(s.devices) - 1)
         split["pcie"] = hops / (s.host.pcie_bytes_per_second * eff.pcie)
         gpu_time += split["pcie"]
-    fixed = eff.token_overhead_s + arch.num_hidden_layers * eff.layer_overhead_s
+    fixed = (eff.token_overhead_s + arch.num_hidden_layers * eff.layer_overhead_s
+             + len(arch.moe_layers) * eff.moe_layer_overhead_s)
     if fixed:
         split["fixed"] = fixed
     return gpu_time + split.get("host", 0.0) + fixed, split
