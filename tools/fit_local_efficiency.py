@@ -182,8 +182,8 @@ def section(rows: dict[str, dict]) -> str:
         overhead = r.get("layer_overhead_s", default["layer_overhead_s"])
         moe_overhead = r.get("moe_layer_overhead_s", default["moe_layer_overhead_s"])
         how = ("the median of the fitted GPU families" if family == "default"
-               else f"compute fitted on this vendor's {r['n_pp']} pp fit rows; memory and layer_overhead_s are "
-               f"[local.{family.split('.')[0]}]'s" if "." in family
+               else f"compute fitted on this vendor's {r['n_pp']} pp fit rows; memory, layer_overhead_s and "
+               f"moe_layer_overhead_s are [local.{family.split('.')[0]}]'s" if "." in family
                else f"fitted on {r['n_tg']} tg and {r['n_pp']} pp fit rows"
                + (f" (moe_layer_overhead_s on the {r['n_tg_moe']} tg rows of MoE models)"
                   if r.get("n_tg_moe", 0) >= MIN_MOE_TG else

@@ -131,6 +131,9 @@ def test_budget_settings_of_the_other_engine_are_refused(opts: dict, words: str)
 @pytest.mark.parametrize("engine, line, edges", [
     ("sglang", "0.5", "0.5.3, 0.5.10, 0.5.14, 0.5.20"),   # SGLang's eras change inside 0.5 (runtime.toml)
     ("vllm", "0.6", "0.6.4, 0.6.5"),
+    # rules other than the eras change inside these lines: hybrid pages from 0.10.2 (runtime.toml
+    # [vllm.hybrid_pages]), --speculative mtp from 0.11.2, the batching defaults at 0.8.5 (_batching_defaults)
+    ("vllm", "0.10", "0.10.2"), ("vllm", "0.11", "0.11.2"), ("vllm", "0.8", "0.8.5"),
 ])
 def test_a_release_line_that_spans_eras_is_refused(engine: str, line: str, edges: str) -> None:
     # "0.5" once read as 0.5.0, below 0.5.3: the 0.4.10 step table, silently
@@ -139,10 +142,20 @@ def test_a_release_line_that_spans_eras_is_refused(engine: str, line: str, edges
     assert edges in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_release_line_inside_one_era_is_its_first_release() -> None:
-    one = rigsize.estimate("qwen2-7b", task="inference", engine="vllm", engine_version="0.11")
-    full = rigsize.estimate("qwen2-7b", task="inference", engine="vllm", engine_version="0.11.2")
-    assert one.memory.kv_cache_tokens == full.memory.kv_cache_tokens
+@pytest.mark.parametrize("line", ["0.17", "0.21", "0.22"])
+def test_a_release_line_inside_one_era_is_its_first_release(line: str) -> None:
+    # every since/until rule reads the line as X.Y.0, not only the era: 0.17.0 and 0.22.0 change the
+    # sampler default (runtime.toml [[vllm.sampler.default]]), which a bare (0, 17) sorted below
+    one = rigsize.estimate("qwen2-7b", task="inference", engine="vllm", engine_version=line)
+    first = rigsize.estimate("qwen2-7b", task="inference", engine="vllm", engine_version=f"{line}.0")
+    assert one.assumptions["sampler"] == first.assumptions["sampler"]
+    assert one.memory.kv_cache_tokens == first.memory.kv_cache_tokens
+
+
+def test_the_refusal_of_a_line_names_a_release_to_give() -> None:
+    with pytest.raises(rigsize.RigsizeError) as err:
+        rigsize.estimate("qwen2-7b", task="inference", engine="sglang", engine_version="0.5rc1")
+    assert "--engine-version 0.5.3)" in str(err.value)        # not "0.5rc1.3"
 
 
 @pytest.mark.parametrize("engine, version, newest", [("sglang", "1.0.0", "0.5.23"), ("vllm", "0.40.1", "0.33.0")])

@@ -62,6 +62,13 @@ class Engine:
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
+    """``text`` as numbers to compare; a release line ("0.17") compares as its first release (0.17.0), as
+    ``_era`` takes it, so that every since/until rule sees the same version (a bare (0, 17) sorts below 0.17.0)."""
+    v = _version_parts(text)
+    return (*v, 0) if len(v) == 2 else v
+
+
+def _version_parts(text: str) -> tuple[int, ...]:
     import re
 
     m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.\d+)?(?:(?:\.post|rc|\.dev|a|b)\d+)?(?:\+\S*)?",
@@ -73,23 +80,54 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in m.groups() if x is not None)
 
 
-def _era(eras: dict[str, dict[str, Any]], version: str | None) -> tuple[str, dict[str, Any]] | str:
+# Versions where _batching_defaults' rules change (vllm_budget_rules.md sec. 3), written in code, not in runtime.toml
+_VLLM_CODE_EDGES = ("0.8.0", "0.8.5", "0.9.0")
+
+
+def _version_edges(engine: str) -> set[tuple[int, ...]]:
+    """Every version at which one of ``engine``'s rules changes: each ``since`` / ``until`` under
+    runtime.toml [<engine>] (its eras, and the sampler, vision-tower, hybrid-page, MTP... rules), and for
+    vLLM the batching defaults' (``_VLLM_CODE_EDGES``)."""
+    found: set[tuple[int, ...]] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("since", "until") and isinstance(v, str):
+                    found.add(_version_tuple(v))
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(data()[engine])
+    if engine == "vllm":
+        found.update(_version_tuple(v) for v in _VLLM_CODE_EDGES)
+    return found
+
+
+def _era(eras: dict[str, dict[str, Any]], version: str | None,
+         edges: set[tuple[int, ...]] | None = None) -> tuple[str, dict[str, Any]] | str:
     """The entry of ``eras`` whose ``[since, until)`` range holds ``version`` (None: the newest), or, when
-    none does, the oldest ``since``."""
+    none does, the oldest ``since``.  A release line ("0.5") is taken as its first release only where no
+    rule changes inside it (``edges``: the engine's, else the eras' own); otherwise it is refused."""
     if version is None:
         key = max(eras, key=lambda k: _version_tuple(eras[k]["since"]))
         return key, eras[key]
-    v = _version_tuple(version)
-    if len(v) == 2:        # a release line ("0.5"): one era must hold all of it
+    v = _version_parts(version)
+    if len(v) == 2:        # a release line ("0.5"): one set of rules must hold all of it
         lo, hi = (*v, 0), (v[0], v[1] + 1, 0)
-        edges = {_version_tuple(e[k]) for e in eras.values() for k in ("since", "until") if k in e}
-        inside = sorted(e for e in edges if lo < e < hi)
+        if edges is None:
+            edges = {_version_tuple(e[k]) for e in eras.values() for k in ("since", "until") if k in e}
+        oldest = min(_version_tuple(e["since"]) for e in eras.values())
+        inside = sorted(e for e in edges if lo < e < hi and e != oldest)   # below the oldest: refused as too old
         if inside:
             from rigsize.errors import InputError
 
             raise InputError("input.conflict", what=render(
                 "engine.version_ambiguous", version=version,
-                edges=", ".join(".".join(map(str, e)) for e in inside), example=f"{version}.{inside[0][2]}"))
+                edges=", ".join(".".join(map(str, e)) for e in inside), example=".".join(map(str, inside[0]))))
         v = lo
     for key, era in eras.items():
         if _version_tuple(era["since"]) <= v and ("until" not in era or v < _version_tuple(era["until"])):
@@ -111,7 +149,7 @@ def newer_than_read(engine: str, version: str | None) -> str | None:
 def vllm_era(version: str | None) -> tuple[str, dict[str, Any]]:
     """The ``[vllm.era.*]`` entry whose ``[since, until)`` range holds ``version``
     (None: the newest)."""
-    found = _era(data()["vllm"]["era"], version)
+    found = _era(data()["vllm"]["era"], version, _version_edges("vllm"))
     if isinstance(found, str):
         from rigsize.errors import InputError
 
@@ -141,7 +179,7 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: boo
 
 def sglang_era(version: str | None) -> tuple[str, dict[str, Any]]:
     """The ``[sglang.budget_era.*]`` entry whose ``[since, until)`` range holds ``version`` (None: the newest)."""
-    found = _era(data()["sglang"]["budget_era"], version)
+    found = _era(data()["sglang"]["budget_era"], version, _version_edges("sglang"))
     if isinstance(found, str):
         from rigsize.errors import InputError
 

@@ -152,8 +152,8 @@ OPTIONS: tuple[Option, ...] = (
            "ollama, mlx: local inference (GGUF or MLX weights, one request, layers on GPU and CPU).", "vllm",
            ("vllm", "sglang", "trtllm", "transformers", "llamacpp", "ollama", "mlx"), tasks="inference"),
     Option("engine_version", "text", "vLLM or SGLang version whose memory-budget rules to follow (e.g. 0.6.6, "
-           "0.10.1, 0.21; SGLang 0.4.10 on; default: the newest modelled; a line such as 0.21 only where one set of "
-           "rules covers it all; a release newer than the newest read takes that one's rules, and says so); with --engine ollama the Ollama version whose default "
+           "0.10.1, 0.21; SGLang 0.4.10 on; default: the newest modelled; a line such as 0.21 only where no rule "
+           "changes inside it (0.5, 0.6, 0.8, 0.10, 0.11 are refused); a release newer than the newest read takes that one's rules, and says so); with --engine ollama the Ollama version whose default "
            "context applies (2048 before 0.6.7, 4096 before 0.15.5, then by GPU memory). rigsize launch: the "
            "engine version to write flags for, one the emitter pins (vLLM, SGLang: several; default the plan's, "
            "else the newest).", tasks="inference"),

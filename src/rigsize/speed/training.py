@@ -70,7 +70,7 @@ class TrainingEfficiency:
     """Empirical (see data/efficiency.toml [training.*])."""
 
     e_max: float            # asymptotic fraction of dense peak for large GEMMs
-    width_half: float       # per-GPU GEMM width (h / tp) at which half of e_max is reached
+    width_half: float       # per-GPU GEMM width (dense_width, gemm_width) at which half of e_max is reached
     link: float             # fraction of link / network bandwidth reached by collectives
     collective_latency_s: float
     source: str = ""
@@ -351,10 +351,12 @@ def gemm_width(k: float, n: float) -> float:
 
 
 def dense_width(arch: Architecture, layout: Layout) -> float:
-    """The width law's argument for the dense projections: tensor parallelism splits one side of each
-    (column-parallel N = h / tp, row-parallel K = h / tp) and keeps the other whole, so a projection is
-    a ``h x h / tp`` GEMM: ``gemm_width(h, h / tp) = 2 h / (tp + 1)``.  (Before 2026-12-03: h / tp, as
-    if both sides were split.)"""
+    """The width law's argument for the dense projections, one for all of them: tensor parallelism splits
+    one side of each (column-parallel N, row-parallel K) and keeps the other whole, and the attention
+    output projection's ``h x h / tp`` stands for them all: ``gemm_width(h, h / tp) = 2 h / (tp + 1)``.
+    A simplification: the MLP's GEMMs, most of a layer's FLOPs, are ``h x ffn / tp`` and wider (Llama 3.1
+    70B at tp 8: ``gemm_width(8192, 3584)`` = 4,987 against 1,820), so this errs narrow; a FLOP-weighted
+    width per GEMM is not modelled.  (Before 2026-12-03: h / tp, as if both sides were split.)"""
     return gemm_width(arch.hidden_size, arch.hidden_size / layout.tp)
 
 
