@@ -51,6 +51,7 @@ GPUS = {"NVIDIA A100 80GB (README intro)": "A100-SXM-80GB", "NVIDIA GeForce RTX 
         "NVIDIA GeForce RTX 4090": "RTX-4090", "NVIDIA L40S": "L40S", "NVIDIA H100-SXM-80GB": "H100-SXM-80GB",
         "NVIDIA H200-SXM-141GB": "H200-SXM-141GB", "NVIDIA H100-PCIe-80GB": "H100-PCIE-80GB",
         "NVIDIA H100-NVL-94GB": "H100-NVL-94GB", "AMD Instinct MI300X 192GB (OCI BM.GPU.MI300X.8)": "MI300X",
+        "AMD Instinct MI300X": "MI300X",     # dstackai/benchmarks amd/tgi_vs_vllm (8x MI300X 192 GB)
         # sm1001+ (GPUStack's A100 pages name the 80 GB SXM card; its Qwen3-14B page says "A100 SXM" without the
         # memory, so that one stays unmapped); Database Mart's A40 (one 48 GB variant)
         "NVIDIA A100 SXM 80GB": "A100-SXM-80GB", "Nvidia A40": "A40"}
@@ -64,7 +65,10 @@ MODELS = {"Qwen/Qwen2-7B-Instruct": "qwen2-7b", "Qwen/Qwen2.5-32B": "qwen2.5-32b
           # the R1 distills are fine-tunes of Llama-3.1-8B and Qwen2.5-14B (their model cards): the same shapes
           "deepseek-ai/DeepSeek-R1-Distill-Llama-8B": "llama-3.1-8b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B": "qwen2.5-14b",
           "Qwen/Qwen2.5-14B-Instruct": "qwen2.5-14b", "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b",
-          "google/gemma-3-12b-it": "gemma-3-12b"}
+          "google/gemma-3-12b-it": "gemma-3-12b",
+          # sm1043+: Llama 3.1 model card: "Llama 3.1 is an auto-regressive language model that uses an optimized
+          # transformer architecture. The tuned versions use supervised fine-tuning (SFT) and [RLHF]": the base's shapes
+          "meta-llama/Llama-3.1-405B-Instruct": "llama-3.1-405b"}
 SOURCE = "serving_more"
 
 
