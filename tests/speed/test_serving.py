@@ -229,3 +229,32 @@ def test_sglang_keeps_the_burst_waves_tpot() -> None:
     a, b = (serve(arch, layout, gpu, fmt, kv, eff, sglang, 64, 4096, 128, waves=w).tpot_seconds
             for w in (math.inf, 1.0))
     assert a == pytest.approx(b, rel=1e-12)
+
+
+def test_data_parallel_attention_shares_its_experts() -> None:
+    # DeepSeek-V3 (256 routed experts, 8 per token, 58 MoE layers: its config) on 8 x H200 as attention DP 8 with
+    # EP 8: each replica decodes one sequence, and the 8 replicas' tokens all reach the experts sharded over the 8
+    # GPUs, so a GPU streams the experts 8 tokens touch, 256 x (1 - (1 - 8/256)^8) = 57.4 of 256, not one token's 8.
+    # Memory-bound (compute made free, no overheads), at context 0: (dense + 58 x shard x 57.4 / 256) / bandwidth.
+    from rigsize.speed.roofline import Efficiency, peak_bandwidth
+    from rigsize.speed.serving import model_cost, step_time
+
+    arch = resolve_model("deepseek-v3").arch
+    gpu, fmt, kv = resolve_gpu("H200"), resolve_weight_format("fp8-block"), resolve_kv_format("fp8")
+    eff = Efficiency(compute=1e9, memory=1.0, attention_compute=1e9, link=1.0, step_overhead_s=0.0,
+                     collective_latency_s=0.0, prefill_compute=1e9)
+    dp8 = Layout(tp=1, ep=8, dp=8)
+    cost = model_cost(arch, dp8, fmt, kv)
+    touched = 256 * (1 - (1 - 8 / 256) ** 8)
+    assert touched == pytest.approx(57.43, abs=0.01)
+    want = (cost.dense_weight_bytes + 58 * cost.expert_bytes_per_layer * touched / 256) / peak_bandwidth(gpu)
+    assert step_time(cost, arch, dp8, gpu, fmt, eff, 1, 0, 0, 0).seconds == pytest.approx(want, rel=1e-9)
+    # the experts' FLOPs too: with bandwidth made free, one sequence's step is its own GEMMs, its lm_head row and
+    # the 7 other replicas' tokens through this GPU's experts
+    from rigsize.speed.roofline import compute_dtype, peak_flops
+    fast = Efficiency(compute=1.0, memory=1e9, attention_compute=1e9, link=1.0, step_overhead_s=0.0,
+                      collective_latency_s=0.0)
+    flops = cost.linear_flops_per_token + cost.lm_head_flops_per_token + 7 * cost.expert_flops_per_token
+    assert cost.expert_flops_per_token > 0
+    assert step_time(cost, arch, dp8, gpu, fmt, fast, 1, 0, 0, 0).seconds == pytest.approx(
+        flops / peak_flops(gpu, compute_dtype(fmt, gpu)), rel=1e-9)

@@ -9,7 +9,8 @@ hand-offs and a fixed per-step overhead:
   (QK^T and PV); achievable fraction of the dense peak of the dtype the GPU runs;
 - memory: the weights the step touches (for MoE, the experts a batch of T tokens
   touches, ``E * (1 - (1 - k/E)^T)`` per layer) plus the KV cache of every sequence in
-  the step, at achievable HBM bandwidth;
+  the step, at achievable HBM bandwidth; under data-parallel attention with expert
+  parallelism the experts on a GPU take every replica's tokens (dp x T);
 - communication: two all-reduces of the step's hidden states per layer at tp > 1
   (Megatron-LM's row-parallel outputs, Shoeybi et al. 2019, sec. 3).
 
@@ -64,6 +65,7 @@ class ModelCost:
     kv_bytes_per_token: float          # KV bytes per context token (all stage layers, this GPU)
     windows: tuple[int | None, ...]    # sliding windows of the stage's layers
     layers: int
+    expert_flops_per_token: float = 0.0   # the routed experts' part of linear_flops_per_token
 
 
 NOT_PER_TOKEN = ("embed", "pos_embed", "vision", "vision_proj")
@@ -114,7 +116,8 @@ def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KV
     if experts:
         expert_bytes = rank_weight_bytes(experts, arch, layout, fmt, training=False) / max(1, moe_layers)
         per_expert_flops = flops(experts) / max(1, moe_layers) / arch.num_experts * layout.ep
-        linear += per_expert_flops * arch.experts_per_token * moe_layers / layout.ep
+        expert_flops = per_expert_flops * arch.experts_per_token * moe_layers / layout.ep
+        linear += expert_flops
     lm_flops = sum(2 * t.numel / layout.tp for t in lm_head)
     # bytes a step streams: every non-expert weight except the embedding table (a lookup
     # reads only its rows), which is read in full when it doubles as the lm_head; the vision
@@ -127,7 +130,7 @@ def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KV
     kv_per_token = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
     windows = tuple(arch.layer_windows[i] if arch.layer_windows else None for i in layers)
     return ModelCost(linear, lm_flops, weight_bytes, expert_bytes, moe_layers, attn * len(layers),
-                     kv_per_token, windows, len(layers))
+                     kv_per_token, windows, len(layers), expert_flops if experts else 0.0)
 
 
 def _attention_flops_per_layer(arch: Architecture, layout: Layout) -> float:
@@ -269,13 +272,20 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     prefill_linear = prefill_tokens * cost.linear_flops_per_token
     attn = (rows * _ctx_sum(cost.windows, decode_ctx)
             + prefill_tokens * _ctx_sum(cost.windows, prefill_ctx)) * cost.attn_flops_per_token_ctx
+    # Data-parallel attention with expert parallelism (vLLM --data-parallel-size with --enable-expert-parallel,
+    # SGLang/TensorRT-LLM attention DP): the dp replicas' tokens all go through the one set of experts sharded over
+    # their ranks, so this GPU's experts see every replica's tokens, not this replica's alone (each replica runs the
+    # same step, its batch the same size): dp x the tokens, in FLOPs and in the experts they touch
+    share = layout.dp if cost.moe_layers and layout.ep > 1 else 1
+    decode_linear += (share - 1) * rows * cost.expert_flops_per_token
+    prefill_linear += (share - 1) * prefill_tokens * cost.expert_flops_per_token
     peak = peak_flops(gpu, dtype)
     compute = (decode_linear / (peak * eff.compute) + prefill_linear / (peak * (eff.prefill_compute or eff.compute))
                + attn / (peak_flops(gpu, "bf16") * eff.attention_compute))
     weight_bytes = cost.dense_weight_bytes
     if cost.moe_layers:
         e, k = arch.num_experts, arch.experts_per_token
-        touched = e * (1 - (1 - k / e) ** max(tokens, 1))     # experts a batch of T tokens touches
+        touched = e * (1 - (1 - k / e) ** max(tokens * share, 1))     # experts a batch of T tokens touches
         weight_bytes += cost.moe_layers * cost.expert_bytes_per_layer * touched / e
     # each decoding sequence reads its whole KV; a prefill chunk reads its prompt's earlier KV once
     kv_tokens = decode_seqs * _ctx_sum(cost.windows, decode_ctx) + (
