@@ -12,7 +12,9 @@ hand-offs and a fixed per-step overhead:
   the step, at achievable HBM bandwidth; under data-parallel attention with expert
   parallelism the experts on a GPU take every replica's tokens (dp x T);
 - communication: two all-reduces of the step's hidden states per layer at tp > 1
-  (Megatron-LM's row-parallel outputs, Shoeybi et al. 2019, sec. 3).
+  (Megatron-LM's row-parallel outputs, Shoeybi et al. 2019, sec. 3); under data-parallel
+  attention with expert parallelism, an all-gather and a reduce-scatter of the replicas'
+  hidden states per MoE layer (vLLM's default allgather_reducescatter all2all).
 
 Continuous batching at a closed-loop concurrency ``B`` (``vllm bench serve
 --max-concurrency B``) is solved as a steady state: requests spend ``TTFT + (O - 1)
@@ -41,6 +43,7 @@ from rigsize.model.vision import VISION_ROLES, EncoderWork
 from rigsize.planning.layout import Layout, Stage, pipeline_stages
 from rigsize.speed.roofline import (
     Efficiency,
+    allgather_seconds,
     allreduce_seconds,
     compute_dtype,
     group_bandwidth,
@@ -296,6 +299,15 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     if layout.tp > 1:
         message = tokens * arch.hidden_size * ACT_BYTES
         comm = 2 * cost.layers * allreduce_seconds(message, layout.tp, group_bandwidth(gpu, layout.tp), eff)
+    if share > 1:
+        # each MoE layer gathers the dp replicas' hidden states to every rank (dispatch) and reduce-scatters the
+        # experts' outputs back (combine): vLLM's default --all2all-backend allgather_reducescatter ("Standard
+        # all2all using allgather/reducescatter primitives", docs.vllm.ai serving/expert_parallel_deployment,
+        # v0.12.0; AgRsAll2AllManager: "Gather hidden_states and router_logits from all dp ranks", "Reduce-scatter
+        # hidden_states across all dp ranks"); the optimized all-to-alls (DeepEP, NVLink one-sided) are not modelled
+        gathered = share * tokens * arch.hidden_size * ACT_BYTES
+        bw = group_bandwidth(gpu, layout.tp * layout.dp)
+        comm += 2 * cost.moe_layers * allgather_seconds(gathered, layout.dp, bw, eff)
     handoff = 0.0
     if layout.pp > 1:   # one stage-to-stage send per stage boundary (pp - 1 of them per token's trip)
         send = tokens * arch.hidden_size * ACT_BYTES / eff.link
