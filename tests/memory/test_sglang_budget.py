@@ -152,13 +152,20 @@ def test_a_release_line_inside_one_era_is_its_first_release(line: str) -> None:
     assert one.memory.kv_cache_tokens == first.memory.kv_cache_tokens
 
 
+def test_the_newest_release_read_and_its_candidates_take_no_note() -> None:
+    for version in ("0.5.23", "0.5.23rc1", "0.5.22.post3"):
+        r = rigsize.estimate("qwen2-7b", task="inference", engine="sglang", engine_version=version)
+        assert "engine_version_note" not in r.assumptions, version
+
+
 def test_the_refusal_of_a_line_names_a_release_to_give() -> None:
     with pytest.raises(rigsize.RigsizeError) as err:
         rigsize.estimate("qwen2-7b", task="inference", engine="sglang", engine_version="0.5rc1")
     assert "--engine-version 0.5.3)" in str(err.value)        # not "0.5rc1.3"
 
 
-@pytest.mark.parametrize("engine, version, newest", [("sglang", "1.0.0", "0.5.23"), ("vllm", "0.40.1", "0.33.0")])
+@pytest.mark.parametrize("engine, version, newest", [("sglang", "1.0.0", "0.5.23"), ("vllm", "0.40.1", "0.33.0"),
+                                                     ("sglang", "0.5.23.post1", "0.5.23")])
 def test_a_release_newer_than_any_read_says_whose_rules_it_takes(engine: str, version: str, newest: str) -> None:
     r = rigsize.estimate("qwen2-7b", task="inference", engine=engine, engine_version=version)
     assert newest in r.assumptions["engine_version_note"]

@@ -140,8 +140,13 @@ def newer_than_read(engine: str, version: str | None) -> str | None:
     (runtime.toml [<engine>.read]): its rules are taken to be the newest era's."""
     if not version or version.strip().lower() == "latest":
         return None
+    import re
+
     newest = data()[engine]["read"]["newest"]
-    if _version_tuple(version) <= _version_tuple(newest):
+    v, n = _version_tuple(version), _version_tuple(newest)
+    post = re.search(r"\.post(\d+)", version)
+    # a post-release of the newest read (0.5.23.post1) is a wheel that was not read either
+    if v < n or (v == n and not (post and int(post.group(1)) > 0 and ".post" not in newest)):
         return None
     return render("engine.version_newer", version=version, newest=newest)
 
