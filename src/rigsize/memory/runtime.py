@@ -80,11 +80,14 @@ def _version_parts(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in m.groups() if x is not None)
 
 
-# Versions where _batching_defaults' rules change (vllm_budget_rules.md sec. 3), written in code, not in runtime.toml
-_VLLM_CODE_EDGES = ("0.8.0", "0.8.5", "0.9.0")
+# Versions where _batching_defaults' rules change (vllm_budget_rules.md sec. 3), written in code, not in runtime.toml:
+# H100/H200 by name from 0.8.0, any GPU of >= 70 GiB from 0.8.5, A100s excluded from 0.9.0
+_BIG_BY_NAME, _BIG_BY_SIZE, _A100_EXCLUDED = (0, 8, 0), (0, 8, 5), (0, 9, 0)
+_VLLM_CODE_EDGES = (_BIG_BY_NAME, _BIG_BY_SIZE, _A100_EXCLUDED)
 
 
-def _version_edges(engine: str) -> set[tuple[int, ...]]:
+@cache
+def _version_edges(engine: str) -> frozenset[tuple[int, ...]]:
     """Every version at which one of ``engine``'s rules changes: each ``since`` / ``until`` under
     runtime.toml [<engine>] (its eras, and the sampler, vision-tower, hybrid-page, MTP... rules), and for
     vLLM the batching defaults' (``_VLLM_CODE_EDGES``)."""
@@ -103,12 +106,12 @@ def _version_edges(engine: str) -> set[tuple[int, ...]]:
 
     walk(data()[engine])
     if engine == "vllm":
-        found.update(_version_tuple(v) for v in _VLLM_CODE_EDGES)
-    return found
+        found.update(_VLLM_CODE_EDGES)
+    return frozenset(found)
 
 
 def _era(eras: dict[str, dict[str, Any]], version: str | None,
-         edges: set[tuple[int, ...]] | None = None) -> tuple[str, dict[str, Any]] | str:
+         edges: frozenset[tuple[int, ...]] | None = None) -> tuple[str, dict[str, Any]] | str:
     """The entry of ``eras`` whose ``[since, until)`` range holds ``version`` (None: the newest), or, when
     none does, the oldest ``since``.  A release line ("0.5") is taken as its first release only where no
     rule changes inside it (``edges``: the engine's, else the eras' own); otherwise it is refused."""
@@ -140,13 +143,10 @@ def newer_than_read(engine: str, version: str | None) -> str | None:
     (runtime.toml [<engine>.read]): its rules are taken to be the newest era's."""
     if not version or version.strip().lower() == "latest":
         return None
-    import re
-
     newest = data()[engine]["read"]["newest"]
     v, n = _version_tuple(version), _version_tuple(newest)
-    post = re.search(r"\.post(\d+)", version)
     # a post-release of the newest read (0.5.23.post1) is a wheel that was not read either
-    if v < n or (v == n and not (post and int(post.group(1)) > 0 and ".post" not in newest)):
+    if v < n or (v == n and ".post" not in version):
         return None
     return render("engine.version_newer", version=version, newest=newest)
 
@@ -458,10 +458,10 @@ def _batching_defaults(gpu: GPU, era: dict[str, Any], asked: str | None, max_len
     d = data()
     v = _version_tuple(asked) if asked else (99,)
     name = gpu.name.upper()
-    if (0, 8) <= v[:2] and v < (0, 8, 5):
+    if _BIG_BY_NAME <= v < _BIG_BY_SIZE:
         big = "H100" in name or "H200" in name
     else:
-        big = gpu.memory_bytes >= 70 * GiB and ("A100" not in name or v < (0, 9))
+        big = gpu.memory_bytes >= 70 * GiB and ("A100" not in name or v < _A100_EXCLUDED)
     size = "ge70gib_not_a100" if big else "other_gpu"
     ctx = d["applied"]["usage_context"]
     if chunked:

@@ -115,7 +115,7 @@ def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KV
 
     linear = flops([t for t in dense if t.role != "lm_head"])
     moe_layers = len({t.layer for t in experts})
-    expert_bytes = 0.0
+    expert_bytes = expert_flops = 0.0
     if experts:
         expert_bytes = rank_weight_bytes(experts, arch, layout, fmt, training=False) / max(1, moe_layers)
         per_expert_flops = flops(experts) / max(1, moe_layers) / arch.num_experts * layout.ep
@@ -133,7 +133,7 @@ def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KV
     kv_per_token = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
     windows = tuple(arch.layer_windows[i] if arch.layer_windows else None for i in layers)
     return ModelCost(linear, lm_flops, weight_bytes, expert_bytes, moe_layers, attn * len(layers),
-                     kv_per_token, windows, len(layers), expert_flops if experts else 0.0)
+                     kv_per_token, windows, len(layers), expert_flops)
 
 
 def _attention_flops_per_layer(arch: Architecture, layout: Layout) -> float:
