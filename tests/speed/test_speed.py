@@ -57,15 +57,23 @@ def _class_median(rows, cls: str, metric: str, split: str) -> float:
 # 2026-12-03: TensorRT-LLM Blackwell MoE re-pinned at 0.26 (25.1%) after attention-DP replicas' tokens all reach
 # the experts they share, and their hidden states are all-gathered and reduce-scattered per MoE layer
 # (speed.serving.step_time; 26.3% after the first alone).
+# 2026-12-03: a data correction, not a model change. InferenceX's launch scripts (read in the InferenceX repository at
+# the measurement dates) ran the Llama-3.1-70B rows with an fp8 KV cache (they said bf16), drew request lengths from
+# int(0.8 L) .. L (random-range-ratio 0.8: every InferenceX row is now predicted at its mean lengths) and fixed the
+# scheduler's token budget (TensorRT-LLM 16384 for Llama, (CONC + ISL + 127) // 64 * 64 for DeepSeek; SGLang's
+# chunked prefill 8192-32768), and the SGLang H200 DeepSeek rows ran SGLang's auto KV dtype (bf16). Every engine's
+# rows refitted on the fit split, read once: vLLM Hopper dense TPOT 8.4% -> 9.1%, TTFT 15.4% -> 11.1% (both within
+# target); vLLM Blackwell dense TPOT 9.4% -> 10.1% (no longer within); SGLang Blackwell MoE TPOT 8.2% -> 13.1% (no
+# longer within); SGLang Hopper MoE 9.9% -> 9.5%; TensorRT-LLM Hopper MoE 32% -> 36.6%. Not revised after reading.
 RESERVED_TPOT = {
-    "vllm|blackwell|dense": 0.10, "sglang|hopper|moe": 0.10, "sglang|blackwell|moe": 0.10,
-    "vllm|hopper|dense": 0.10, "trtllm|hopper|dense": 0.141, "trtllm|blackwell|dense": 0.123,
-    "sglang|hopper|dense": 0.25, "trtllm|blackwell|moe": 0.26, "trtllm|hopper|moe": 0.345,
-    "vllm|hopper|moe": 0.524,      # the held-out model (Qwen3-235B-A22B) alone
+    "vllm|blackwell|dense": 0.105, "sglang|hopper|moe": 0.10, "sglang|blackwell|moe": 0.135,
+    "vllm|hopper|dense": 0.10, "trtllm|hopper|dense": 0.13, "trtllm|blackwell|dense": 0.115,
+    "sglang|hopper|dense": 0.255, "trtllm|blackwell|moe": 0.26, "trtllm|hopper|moe": 0.37,
+    "vllm|hopper|moe": 0.49,       # the held-out model (Qwen3-235B-A22B) alone
 }
 RESERVED_TTFT = {
-    "vllm|hopper|dense": 0.20, "vllm|blackwell|dense": 0.262, "sglang|hopper|moe": 0.401,
-    "trtllm|hopper|dense": 0.323, "sglang|hopper|dense": 0.407, "trtllm|blackwell|dense": 0.375,
+    "vllm|hopper|dense": 0.12, "vllm|blackwell|dense": 0.28, "sglang|hopper|moe": 0.38,
+    "trtllm|hopper|dense": 0.31, "sglang|hopper|dense": 0.385, "trtllm|blackwell|dense": 0.32,
 }
 
 
@@ -76,7 +84,7 @@ def test_serving_tpot_on_reserved_rows_per_class(serving: list, cls: str) -> Non
 
 @pytest.mark.parametrize("cls", sorted(RESERVED_TTFT))
 def test_serving_ttft_on_reserved_rows_per_class(serving: list, cls: str) -> None:
-    """vLLM on Hopper (dense) meets the 20% TTFT target (15.4%); the others are pinned (see README)."""
+    """vLLM on Hopper (dense) meets the 20% TTFT target (11.1%); the others are pinned (see README)."""
     assert _class_median(serving, cls, "ttft_s", "reserved") <= RESERVED_TTFT[cls]
 
 

@@ -36,6 +36,19 @@ from rigsize.validation.common import Row
 BENCH_WAVES = 10
 
 
+def mean_length(nominal: int, range_ratio: float) -> int:
+    """Mean request length of a random dataset drawn with ``--random-range-ratio``: InferenceMAX's
+    client (kimbochen/bench_serving, later utils/bench_serving/benchmark_serving.py in InferenceX)
+    draws each length uniformly from the integers ``int(L * ratio) .. L`` (``sample_random_requests``:
+    ``np.random.randint(int(input_len * range_ratio), input_len + 1)``), for inputs and outputs
+    alike, and InferenceX passes ``RANDOM_RANGE_RATIO: 0.8`` (.github/workflows/benchmark-tmpl.yml;
+    full-sweep-tmpl.yml at 9596d23d7, 2025-10-29): the mean is ``(int(L * ratio) + L) / 2``, 0.9 L.
+    Ratio 0 (a fixed-length client): ``L``."""
+    if not range_ratio:
+        return nominal
+    return round((int(nominal * range_ratio) + nominal) / 2)
+
+
 @dataclass(frozen=True)
 class ServingCase:
     case: str
@@ -56,6 +69,16 @@ class ServingCase:
     split: str          # "fit" | "reserved" | "spec-decode?" (possibly MTP: compared with neither)
     cls: str = ""       # error_bands.class_key: engine|gpu family|dense-or-moe
     version: str = ""   # the engine version AIConfigurator recorded (blank where it did not)
+    range_ratio: float = 0.0    # the client's --random-range-ratio (0: fixed lengths)
+    max_num_tokens: int | None = None   # the scheduler's token budget as the launch script set it (None: default)
+
+    @property
+    def mean_isl(self) -> int:
+        return mean_length(self.isl, self.range_ratio)
+
+    @property
+    def mean_osl(self) -> int:
+        return mean_length(self.osl, self.range_ratio)
 
 
 @cache
@@ -73,7 +96,8 @@ def serving_cases() -> tuple[ServingCase, ...]:
             tp=int(r["tp"]), pp=int(r["pp"]), ep=int(r["ep"]), dp=int(r["dp"]), concurrency=int(r["concurrency"]),
             isl=int(r["isl"]), osl=int(r["osl"]), ttft_s=float(r["ttft_ms"]) / 1e3, tpot_s=float(r["tpot_ms"]) / 1e3,
             split=split, cls=class_key(r["backend"], resolve_gpu(r["gpu"]).architecture, _is_moe(r["preset"])),
-            version=r["backend_version"]))
+            version=r["backend_version"], range_ratio=float(r["random_range_ratio"] or 0),
+            max_num_tokens=int(r["max_num_tokens"]) if r["max_num_tokens"] else None))
     return tuple(out)
 
 
@@ -92,7 +116,7 @@ def _capacity(c: ServingCase) -> int | None:
     engine = {"engine": "sglang", "engine_version": c.version or None} if c.backend == "sglang" else {}
     try:
         r = estimate(c.preset, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weights=c.weights, kv_dtype=c.kv_dtype,
-                     prompt=c.isl, output=c.osl, **engine)
+                     prompt=c.mean_isl, output=c.mean_osl, **engine)
     except RigsizeError:      # a layout rigsize considers invalid; the engine ran it, so no KV cap
         return None
     return r.memory.max_concurrency
@@ -105,8 +129,10 @@ def predict_serving(c: ServingCase, eff: Efficiency | None = None) -> ServingRes
         eff, _ = efficiency("inference", gpu, engine=c.backend)
     layout = Layout(tp=c.tp, pp=c.pp, ep=c.ep, dp=c.dp)
     engine = replace(engine_for(gpu), serving=c.backend)      # its scheduler; _capacity sizes its KV cache
+    if c.max_num_tokens:        # vLLM --max-num-batched-tokens, TensorRT-LLM --max_num_tokens, SGLang's chunk
+        engine = replace(engine, max_num_batched_tokens=c.max_num_tokens)
     return serve(spec.arch, layout, gpu, resolve_weight_format(c.weights), resolve_kv_format(c.kv_dtype), eff,
-                 engine, c.concurrency, c.isl, c.osl, kv_capacity=_capacity(c), waves=BENCH_WAVES)
+                 engine, c.concurrency, c.mean_isl, c.mean_osl, kv_capacity=_capacity(c), waves=BENCH_WAVES)
 
 
 def serving_rows(cases: tuple[ServingCase, ...] | None = None) -> list[Row]:

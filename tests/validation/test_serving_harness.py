@@ -1,0 +1,88 @@
+"""The serving rows are predicted under the settings their benchmark ran with.
+
+InferenceX (InferenceMAX) draws request lengths from ``int(0.8 L) .. L`` (``--random-range-ratio 0.8``)
+and its launch scripts fix the KV-cache dtype and the scheduler's token budget; the expected values
+below are read from those scripts and that client (see data/validation/SERVING-README.md), not from
+rigsize.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from importlib import resources
+
+import pytest
+
+from rigsize.validation.serving import mean_length, predict_serving, serving_cases
+
+
+def _csv_rows() -> list[dict[str, str]]:
+    text = resources.files("rigsize.data").joinpath("validation", "serving_silicon_sample.csv").read_text()
+    return list(csv.DictReader(text.splitlines()))
+
+
+def test_mean_length_of_a_range_ratio_draw() -> None:
+    # randint(int(1024 * 0.8), 1024 + 1): 819 .. 1024, mean 921.5
+    assert mean_length(1024, 0.8) in (921, 922)
+    # 6553 .. 8192, mean 7372.5
+    assert mean_length(8192, 0.8) in (7372, 7373)
+    assert mean_length(1024, 0.0) == 1024
+
+
+def test_every_inferencex_row_carries_its_client_ratio() -> None:
+    rows = _csv_rows()
+    for r in rows:
+        if r["source_kind"].startswith("inferencex"):
+            assert r["random_range_ratio"] == "0.8", r["aic_id"]
+        else:
+            assert r["random_range_ratio"] == "", r["aic_id"]
+
+
+def test_llama_70b_inferencex_rows_ran_an_fp8_kv_cache() -> None:
+    rows = [r for r in _csv_rows() if r["preset"] == "llama-3.1-70b" and r["source_kind"].startswith("inferencex")]
+    assert len(rows) == 441
+    for r in rows:
+        assert r["kv_dtype"] == "fp8"
+        assert r["backend_version"] == {"vllm": "0.10.2", "trtllm": "1.1.0rc2.post2"}[r["backend"]]
+        assert r["max_num_tokens"] == {"vllm": "8192", "trtllm": "16384"}[r["backend"]]
+
+
+def test_deepseek_trtllm_budget_is_the_scripts_formula() -> None:
+    # dsr1_*_trt_slurm.sh: MAX_NUM_TOKENS=$(( ($CONC+$ISL+64+63)/64*64 )); c4 at 1024: 1155 // 64 * 64
+    rows = [r for r in _csv_rows() if r["preset"] == "deepseek-r1" and r["backend"] == "trtllm"
+            and r["measured"] == "2025-12-15" and r["concurrency"] == "4" and r["isl"] == "1024"]
+    assert rows and {r["max_num_tokens"] for r in rows} == {"1152"}
+
+
+def _one(cls: str, **match: object):
+    match.setdefault("split", "fit")
+    return next(c for c in serving_cases() if c.cls == cls and all(getattr(c, k) == v for k, v in match.items()))
+
+
+def test_a_row_is_predicted_at_its_mean_lengths() -> None:
+    c = _one("vllm|hopper|dense", preset="llama-3.1-70b", isl=8192, osl=1024, concurrency=8)
+    assert c.range_ratio == 0.8
+    fixed = replace(c, isl=c.mean_isl, osl=c.mean_osl, range_ratio=0.0)
+    assert predict_serving(c).ttft_seconds == pytest.approx(predict_serving(fixed).ttft_seconds)
+    # and not at the nominal ones: a 7,372-token mean prompt prefills faster than 8,192 tokens
+    nominal = replace(c, range_ratio=0.0)
+    assert predict_serving(c).ttft_seconds < 0.95 * predict_serving(nominal).ttft_seconds
+
+
+def test_the_scripts_token_budget_is_the_schedulers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rigsize.validation.serving as module
+
+    seen = []
+    real = module.serve
+
+    def spy(*args, **kwargs):
+        seen.append(args[6].max_num_batched_tokens)        # serve(arch, layout, gpu, fmt, kv, eff, engine, ...)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "serve", spy)
+    c = _one("trtllm|hopper|moe", preset="deepseek-r1", isl=1024, osl=1024, concurrency=16, max_num_tokens=1152,
+             split="fit")
+    predict_serving(c)
+    predict_serving(replace(c, max_num_tokens=None))
+    assert seen == [1152, 8192]       # the script's budget, else vLLM's OpenAI-server default on a >= 70 GiB GPU
