@@ -41,8 +41,8 @@ def mean_length(nominal: int, range_ratio: float) -> int:
     client (kimbochen/bench_serving, later utils/bench_serving/benchmark_serving.py in InferenceX)
     draws each length uniformly from the integers ``int(L * ratio) .. L`` (``sample_random_requests``:
     ``np.random.randint(int(input_len * range_ratio), input_len + 1)``), for inputs and outputs
-    alike, and InferenceX passes ``RANDOM_RANGE_RATIO: 0.8`` (.github/workflows/full-sweep-tmpl.yml at 9596d23d7, 2025-10-29;
-    benchmark-tmpl.yml later): the mean is ``(int(L * ratio) + L) / 2``, 0.9 L.
+    alike, and InferenceX passes ``RANDOM_RANGE_RATIO: 0.8`` (.github/workflows/full-sweep-tmpl.yml
+    at 9596d23d7, 2025-10-29; benchmark-tmpl.yml later): the mean is ``(int(L * ratio) + L) / 2``, 0.9 L.
     Ratio 0 (a fixed-length client): ``L``."""
     if not range_ratio:
         return nominal
