@@ -14,6 +14,11 @@ sum over classes.  This script prints fit-split errors ONLY: reserved rows stay 
 (``rigsize validate --source training`` prints them).
 
 Run: .venv/bin/python bench/fit_training.py
+     .venv/bin/python bench/fit_training.py --class hopper.torchtitan   # one class alone (below)
+
+``--class KEY``: refit one class's (e_max, width_half) with every other row as packaged, by the same
+descent from a grid of starts (``CLASS_STARTS``; a class's error can have more than one basin), and
+print its fit rows' predicted / measured.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ MOE_BOUNDS = (0.0, 0.05)      # seconds per MoE layer and micro-batch; the searc
 MOE_START = 1e-3
 FACTORS = (0.3, 0.5, 0.7, 0.85, 0.93, 1.07, 1.15, 1.4, 2.0, 3.0)
 MIN_FIT_ROWS = 3      # a class with fewer fit rows gets no row of its own (it borrows)
+# --class: the starts of the one-class descent (search starts, not measured figures)
+CLASS_STARTS = [(e, w) for e in (0.45, 0.55, 0.65, 0.75, 0.9) for w in (50.0, 150.0, 400.0, 1000.0)]
 
 
 def _median_log(rows) -> float:
@@ -132,7 +139,32 @@ def fit_classes(default):
     return effs, shared, {k: (len(classes[k]), class_score(k, effs[k])) for k in classes}, donors
 
 
+def fit_one_class(key: str) -> int:
+    """``--class KEY``: that class alone, from every start in CLASS_STARTS, the other rows as packaged."""
+    cases = class_rows().get(key)
+    if not cases:
+        print(f"no class {key!r} with {MIN_FIT_ROWS}+ fit rows; classes: {', '.join(sorted(class_rows()))}",
+              file=sys.stderr)
+        return 2
+    family, framework = key.split(".")
+    base, _ = training_efficiency(family, framework)
+
+    def score(eff):
+        return _median_log(more_training_rows(cases, eff))
+
+    fits = [_descend(replace(base, e_max=e, width_half=w), CLASS_PARAMS, score) for e, w in CLASS_STARTS]
+    eff, best = min(fits, key=lambda f: f[1])
+    print(f"[training.{key}]  # packaged row: median |log err| {score(base):.4f}")
+    print(f"e_max = {eff.e_max:.4g}\nwidth_half = {eff.width_half:.4g}\n# fit: median |log err| {best:.4f}")
+    for case, row in zip(cases, more_training_rows(cases, eff)):
+        print(f"#   {case.case:60s} predicted / measured {row.predicted / row.measured:5.2f}")
+    return 0
+
+
 def main() -> int:
+    if "--class" in sys.argv:
+        at = sys.argv.index("--class") + 1
+        return fit_one_class(sys.argv[at] if at < len(sys.argv) else "")
     today = date.today().isoformat()
     default, score = fit_default()
     print("[training.default]")

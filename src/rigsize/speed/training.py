@@ -5,7 +5,9 @@ FLOPs (MFU convention, Chowdhery et al. 2022 "PaLM", Appendix B): per token
 at top-k; the input embedding is a lookup and is excluded, the lm_head is included),
 L layers, H heads, Q head dim, T sequence length.  Hardware FLOPs (HFU) add what
 recomputation runs again: one more forward (``2 N + 4 L H Q T``) for full
-recomputation, the attention core (``4 L H Q T``) for selective.  LoRA's frozen
+recomputation, the attention core (``4 L H Q T``) for selective (Megatron-LM's), every
+second mm of each block and the routed experts for torchtitan's per-op selective
+checkpointing (``recompute_share``).  LoRA's frozen
 weights need input gradients only (``4 N``, Hu et al. 2021: no weight gradients).
 
 Time per step on one GPU = compute at achievable throughput + the pipeline bubble +
@@ -236,19 +238,78 @@ def attention_flops_per_token(arch: Architecture, seq: int) -> float:
     return 6.0 * sum(layer_attention(arch, seq))
 
 
+# Matmul roles that are not a decoder layer's own projections (``_op_sac_params``)
+_NOT_LAYER_MATMUL = ("embed", "pos_embed", "lm_head", "vision", "vision_proj")
+
+
+@_per_arch
+def _op_sac_params(arch: Architecture) -> tuple[float, float]:
+    """(dense, routed-expert) matmul parameters per token whose forward torchtitan's per-op selective
+    activation checkpointing runs again in the backward (``selective_ac_option = "op"``).
+
+    torchtitan ``parallelize_llama.py`` at 9dec370 (train_configs/llama3_*.toml set the option), and
+    ``torchtitan/distributed/activation_checkpoint.py`` since: ``_custom_policy`` counts the block's
+    ``aten.mm`` calls and MUST_SAVEs their outputs "except every second mm"; the SDPA outputs are
+    saved too (the attention core is not recomputed), and every other op is PREFER_RECOMPUTE.  The
+    recomputed mms are the 2nd, 4th, 6th... of each block's forward: wk, wo and w3 (up) in a Llama
+    block, whose mms run wq, wk, wv, wo, w1, w3, w2 (``models/llama/model.py``), i.e. the layer's
+    matmul tensors in their module order.  Routed experts run grouped mms, which the save list does
+    not hold: they are recomputed whole (at top-k).  The lm_head is outside the checkpointed blocks.
+    The same rule is read for the memory side in ``memory.activations_hf._sac_op``."""
+    share = arch.experts_per_token / arch.num_experts if arch.num_experts else 1.0
+    per_layer: dict[int, list] = {}
+    for t in arch.tensors:
+        if len(t.shape) == 2 and t.layer is not None and t.role not in _NOT_LAYER_MATMUL:
+            per_layer.setdefault(t.layer, []).append(t)
+    dense = expert = 0.0
+    for tensors in per_layer.values():
+        count = 0
+        for t in tensors:
+            if t.role.startswith("expert_"):
+                expert += t.numel * share
+                continue
+            count += 1
+            if count % 2 == 0:
+                dense += t.numel
+    return dense, expert
+
+
+def recompute_share(arch: Architecture, workload: Workload, layout: Layout) -> tuple[float, float, float]:
+    """What recomputation runs again, as (share of the dense layers' matmul forward, share of the
+    routed experts' forward, share of the attention core's forward); the lm_head is never rerun
+    except under full recomputation (as before 2026-12-03).
+
+    - ``full``: everything once more (1, 1, 1);
+    - ``selective``, per the framework's ``selective_ac`` (``data/frameworks.toml``): "op" (torchtitan
+      per-op SAC, ``_op_sac_params``): every second mm of a block and the routed experts, not the
+      attention core; "N" (a positive integer: every N-th block checkpointed whole, torchtitan
+      ``selective_ac_option = N``): that share of the layers, whole; otherwise Megatron-LM's
+      selective recomputation, the attention core only (Korthikanti et al. 2022, sec. 5)."""
+    if layout.recompute == "full":
+        return 1.0, 1.0, 1.0
+    if layout.recompute != "selective":
+        return 0.0, 0.0, 0.0
+    sac = workload.settings.selective_ac if workload.framework == "torchtitan" else "none"
+    if sac == "op":
+        dense, expert = _op_sac_params(arch)
+        layer_dense = _matmul_params(arch) - _lm_head_params(arch) - _expert_params(arch)[0]
+        expert_all = _expert_params(arch)[0]
+        return (dense / layer_dense if layer_dense else 0.0), (expert / expert_all if expert_all else 0.0), 0.0
+    if sac.isdigit() and int(sac) > 0:
+        share = (arch.num_hidden_layers // int(sac)) / arch.num_hidden_layers
+        return share, share, share
+    return 0.0, 0.0, 1.0
+
+
 def step_flops(arch: Architecture, workload: Workload, layout: Layout) -> tuple[float, float]:
-    """(model FLOPs, hardware FLOPs) of one optimizer step, all GPUs together."""
+    """(model FLOPs, hardware FLOPs) of one optimizer step, all GPUs together (the hardware FLOPs:
+    ``flop_parts`` summed)."""
     tokens = workload.global_batch * workload.seq
     n = _matmul_params(arch)
     attn = attention_flops_per_token(arch, workload.seq)      # PaLM: 12 L H Q T, attention layers only
     dense = 4 * n if workload.task in ("lora", "qlora") else 6 * n
     model = tokens * (dense + attn)
-    extra = 0.0
-    if layout.recompute == "full":
-        extra = tokens * (2 * n + attn / 3)
-    elif layout.recompute == "selective":
-        extra = tokens * attn / 3
-    return model, model + extra
+    return model, sum(flop_parts(arch, workload, layout).values())
 
 
 @_per_arch
@@ -287,11 +348,11 @@ def flop_parts(arch: Architecture, workload: Workload, layout: Layout) -> dict[s
     expert, _ = _expert_params(arch)
     attn = attention_flops_per_token(arch, workload.seq)      # PaLM: 12 L H Q T, attention layers only
     per_param = 4 if workload.task in ("lora", "qlora") else 6          # Hu et al. 2021: no weight gradients
-    if layout.recompute == "full":
-        per_param += 2                                                  # one more forward
-    attn_hw = attn * (4 / 3 if layout.recompute in ("full", "selective") else 1)
-    return {"linear": tokens * per_param * (n - head - expert), "expert": tokens * per_param * expert,
-            "attention": tokens * attn_hw, "lm_head": tokens * per_param * head}
+    dense_share, expert_share, attn_share = recompute_share(arch, workload, layout)   # forwards run again
+    head_param = per_param + (2 if layout.recompute == "full" else 0)
+    return {"linear": tokens * (per_param + 2 * dense_share) * (n - head - expert),
+            "expert": tokens * (per_param + 2 * expert_share) * expert,
+            "attention": tokens * attn * (1 + attn_share / 3), "lm_head": tokens * head_param * head}
 
 
 def stage_imbalance(arch: Architecture, workload: Workload, layout: Layout) -> float:
