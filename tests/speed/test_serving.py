@@ -267,3 +267,22 @@ def test_data_parallel_attention_shares_its_experts() -> None:
     want = 2 * 58 * 7 / 8 * (8 * 7168 * 2) / group_bandwidth(gpu, 8)
     assert step_time(cost, arch, dp8, gpu, fmt, wire, 1, 0, 0, 0).seconds == pytest.approx(want, rel=1e-6)
 
+
+
+def test_sglang_recv_interval_holds_a_new_request_for_half_its_steps() -> None:
+    # SGLang --scheduler-recv-interval N: new requests are taken in every N decode steps
+    # (SchedulerRecvSkipper), so an arriving request waits N / 2 decode steps on average instead of
+    # half the step in flight: at N = 30, about 14.5 steps more.  A lone client finds the engine idle.
+    from dataclasses import replace
+    arch, layout, gpu, fmt, kv, eff, eng = _setup(0, "sglang")
+    every, thirty = replace(eng, serving="sglang"), replace(eng, serving="sglang", recv_interval=30)
+    base, held = (serve(arch, layout, gpu, fmt, kv, eff, e, 16, 1024, 1024) for e in (every, thirty))
+    extra = held.ttft_seconds - base.ttft_seconds
+    assert 0.9 * 14.5 * base.tpot_seconds < extra <= 14.5 * base.tpot_seconds * 1.0001
+    assert held.tpot_seconds == pytest.approx(base.tpot_seconds, rel=1e-9)
+    lone = [serve(arch, layout, gpu, fmt, kv, eff, e, 1, 1024, 1024).ttft_seconds for e in (every, thirty)]
+    assert lone[0] == pytest.approx(lone[1], rel=1e-12)
+    # vLLM has no such setting: the field is ignored there
+    vllm = [serve(arch, layout, gpu, fmt, kv, eff, replace(eng, recv_interval=n), 16, 1024, 1024).ttft_seconds
+            for n in (1, 30)]
+    assert vllm[0] == pytest.approx(vllm[1], rel=1e-12)

@@ -65,8 +65,13 @@ def _class_median(rows, cls: str, metric: str, split: str) -> float:
 # rows refitted on the fit split, read once: vLLM Hopper dense TPOT 8.4% -> 9.1%, TTFT 15.4% -> 11.1% (both within
 # target); vLLM Blackwell dense TPOT 9.4% -> 10.1% (no longer within); SGLang Blackwell MoE TPOT 8.2% -> 13.1% (no
 # longer within); SGLang Hopper MoE 9.9% -> 9.5%; TensorRT-LLM Hopper MoE 32% -> 36.6%. Not revised after reading.
+# 2026-12-03 (later): the SGLang InferenceX rows took their scripts' --mem-fraction-static (the DeepSeek-R1 fp8 tp 4
+# rows ran at 0.95: rigsize's default share had left their KV cache empty) and --scheduler-recv-interval (10 / 30
+# decode steps between polls for new requests, now in speed.serving._steady_ttft); SGLang Blackwell refitted on
+# the fit split (TTFT 0.322 -> 0.151), read once: SGLang Blackwell MoE TPOT 13.1% -> 12.3%, TTFT 83% -> 61.8%;
+# vLLM Hopper dense TTFT 11.1% -> 10.6% (its 0.9 --gpu-memory-utilization, read from the Llama scripts).
 RESERVED_TPOT = {
-    "vllm|blackwell|dense": 0.105, "sglang|hopper|moe": 0.10, "sglang|blackwell|moe": 0.135,
+    "vllm|blackwell|dense": 0.105, "sglang|hopper|moe": 0.10, "sglang|blackwell|moe": 0.125,
     "vllm|hopper|dense": 0.10, "trtllm|hopper|dense": 0.13, "trtllm|blackwell|dense": 0.115,
     "sglang|hopper|dense": 0.255, "trtllm|blackwell|moe": 0.26, "trtllm|hopper|moe": 0.37,
     "vllm|hopper|moe": 0.49,       # the held-out model (Qwen3-235B-A22B) alone
@@ -74,6 +79,7 @@ RESERVED_TPOT = {
 RESERVED_TTFT = {
     "vllm|hopper|dense": 0.12, "vllm|blackwell|dense": 0.28, "sglang|hopper|moe": 0.38,
     "trtllm|hopper|dense": 0.31, "sglang|hopper|dense": 0.385, "trtllm|blackwell|dense": 0.32,
+    "sglang|blackwell|moe": 0.62,
 }
 
 

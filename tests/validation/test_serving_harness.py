@@ -86,3 +86,40 @@ def test_the_scripts_token_budget_is_the_schedulers(monkeypatch: pytest.MonkeyPa
     predict_serving(c)
     predict_serving(replace(c, max_num_tokens=None))
     assert seen == [1152, 8192]       # the script's budget, else vLLM's OpenAI-server default on a >= 70 GiB GPU
+
+
+def test_sglang_inferencex_rows_carry_the_scripts_memory_share() -> None:
+    # dsr1_fp8_b200.sh (12ba0ae07): MEM_FRAC_STATIC=0.95 at TP=4, 0.82 at TP=8; dsr1_fp4_b200*.sh: 0.85;
+    # dsr1_fp8_h200.sh: 0.82
+    rows = [r for r in _csv_rows() if r["backend"] == "sglang" and r["source_kind"].startswith("inferencex")]
+    assert len(rows) == 139
+    for r in rows:
+        expected = ("0.85" if r["weights"] == "nvfp4" else
+                    "0.95" if (r["gpu"], r["tp"]) == ("B200-180GB", "4") else "0.82")
+        assert r["mem_fraction"] == expected, r["aic_id"]
+
+
+def test_the_scripts_memory_share_sizes_the_kv_cache() -> None:
+    from rigsize.validation.serving import _capacity
+
+    # DeepSeek-R1 fp8 on 4 B200 at --mem-fraction-static 0.95 served 8 clients at 8k prompts; at SGLang's
+    # default share its weights alone (about 157.5 GiB a GPU) pass the budget and nothing is left for KV
+    c = _one("sglang|blackwell|moe", preset="deepseek-r1", tp=4, weights="fp8-block", concurrency=8)
+    assert c.mem_fraction == 0.95
+    assert _capacity(c) >= c.concurrency
+    assert _capacity(replace(c, mem_fraction=None)) == 0
+
+
+def test_sglang_b200_rows_carry_the_scripts_recv_interval() -> None:
+    # every B200 DeepSeek-R1 SGLang script: SCHEDULER_RECV_INTERVAL=30 if CONC >= 16 else 10 (the 2026-03-25
+    # fp8 TP=4 branch: 10); dsr1_fp8_h200.sh sets none (SGLang's default, 1)
+    rows = [r for r in _csv_rows() if r["backend"] == "sglang" and r["source_kind"].startswith("inferencex")]
+    for r in rows:
+        if r["gpu"] == "H200-SXM-141GB":
+            expected = ""
+        elif r["tp"] == "4" and r["weights"] == "fp8-block":
+            expected = "10"
+        else:
+            expected = "30" if int(r["concurrency"]) >= 16 else "10"
+        assert r["recv_interval"] == expected, r["aic_id"]
+    assert all(r["recv_interval"] == "" for r in _csv_rows() if r["backend"] != "sglang")

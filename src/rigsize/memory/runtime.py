@@ -59,6 +59,8 @@ class Engine:
                                     # less what profiling measures) | "sglang" (sglang_budget: mem_fraction_static)
     budget_era: str = ""            # sglang: the [sglang.budget_era.*] key of the version asked (or the newest)
     mem_fraction_static: float | None = None   # sglang: --mem-fraction-static as given (None: SGLang's default)
+    recv_interval: int = 1          # sglang: --scheduler-recv-interval, decode steps between polls for new requests
+                                    # (ServerArgs.scheduler_recv_interval = 1: every step)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

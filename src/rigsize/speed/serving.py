@@ -380,7 +380,7 @@ def _prompt_service(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GP
 
 
 def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, decoding: float,
-                 decode_step: float) -> float:
+                 decode_step: float, recv_interval: int = 1) -> float:
     """TTFT of a request arriving desynchronised among ``running`` closed-loop clients
     whose requests each spend TTFT + ``decoding`` seconds in the system (``service`` and
     ``work`` from ``_prompt_service``; ``decode_step`` the step in flight when it arrives).
@@ -393,7 +393,11 @@ def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, dec
     streams the weights anyway (a short prompt adds almost nothing; a long one adds its
     prefill compute), so the request waits behind the others' prompts as in an M/D/1
     queue of that work (never behind more than all of them), and, when any are
-    decoding, half a step on average for the step in flight.  A lone client
+    decoding, half a step on average for the step in flight, or half of ``recv_interval``
+    steps where the scheduler polls for new requests only every that many decode steps
+    (SGLang ``--scheduler-recv-interval``: ``SchedulerRecvSkipper`` adds 1 per decode step and
+    receives when the count reaches the interval, at once after a prefill batch, whose weight
+    is 1000; python/sglang/srt/managers/scheduler_recv_skipper.py).  A lone client
     (``running = 1``) therefore sees an idle engine: TTFT is its prefill alone.  A request's
     images go through the vision tower (``encoder`` seconds) in its first chunk's step, which
     adds to its service and to the work others wait behind.  The
@@ -402,7 +406,7 @@ def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, dec
     falls as the cycle grows).
     """
     others = running - 1
-    in_flight = 0.5 * decode_step if others else 0.0
+    in_flight = 0.5 * max(1, recv_interval) * decode_step if others else 0.0
 
     def seen(ttft: float) -> float:
         cycle = ttft + eff.ttft_overhead_s + decoding
@@ -480,7 +484,8 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     # = False, python/sglang/srt/server_args.py); vLLM's chunked prefill and TensorRT-LLM's in-flight batching mix.
     # (_steady_state keeps the burst wave's TPOT for SGLang: see there.)
     job = _Wave(cost, arch, layout, gpu, fmt, eff, engine.max_num_batched_tokens, prompt, output, encoder_seconds,
-                spec, mixed=engine.serving != "sglang")
+                spec, mixed=engine.serving != "sglang",
+                recv_interval=engine.recv_interval if engine.serving == "sglang" else 1)
     started, steps, prefill_bound = _prefill_phase(job, running)
     # pure decode phase: all requests decode together, context growing from the prompt
     points = [job.step(running, prompt + f * output, 0, 0) for f in (0.0, 0.5, 1.0)]
@@ -551,15 +556,15 @@ def _steady_state(job: "_Wave", running: int, decode_step: float, per_step: floa
     need = max(0, job.output - 1) / per_step        # decode steps of a request
     others = running - 1
     if not job.mixed:
-        return _steady_ttft(service, work, running, job.eff, need * wave_step, decode_step), wave_step
+        return _steady_ttft(service, work, running, job.eff, need * wave_step, decode_step, job.recv_interval), wave_step
     if not others or not need:
-        return _steady_ttft(service, work, running, job.eff, need * decode_step, decode_step), decode_step
+        return _steady_ttft(service, work, running, job.eff, need * decode_step, decode_step, job.recv_interval), decode_step
     ctx = job.prompt + job.output / 2
     all_decoding = job.step(running, ctx, 0, 0).seconds
     step = decode_step
     for _ in range(40):
         decoding = need * step
-        ttft = _steady_ttft(service, work, running, job.eff, decoding, step)
+        ttft = _steady_ttft(service, work, running, job.eff, decoding, step, job.recv_interval)
         cycle = ttft + job.eff.ttft_overhead_s + decoding
         seqs = 1 + others * decoding / cycle                # decoding in a step: this one, and the others' share
         tokens = others * job.prompt * step / cycle          # the others' prompt tokens per step, on average
@@ -571,7 +576,7 @@ def _steady_state(job: "_Wave", running: int, decode_step: float, per_step: floa
         if abs(new - step) <= 1e-7 * step:
             break
         step = 0.5 * (step + new)
-    return _steady_ttft(service, work, running, job.eff, need * step, step), step
+    return _steady_ttft(service, work, running, job.eff, need * step, step, job.recv_interval), step
 
 
 def _running(clients: int, kv_capacity: int | None, prompt: int, output: int, engine: Engine) -> int:
@@ -608,6 +613,7 @@ class _Wave:
     encoder: float = 0.0      # seconds of one request's images in the vision tower
     spec: Speculation | None = None
     mixed: bool = True        # prompt chunks ride in decode steps (False: SGLang's separate prefill batches)
+    recv_interval: int = 1    # decode steps between the scheduler's polls for new requests (``_steady_ttft``)
 
     def step(self, decode_seqs: float, decode_ctx: float, prefill_tokens: float, prefill_ctx: float) -> Step:
         return step_time(self.cost, self.arch, self.layout, self.gpu, self.fmt, self.eff, decode_seqs, decode_ctx,

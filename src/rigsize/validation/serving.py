@@ -71,6 +71,11 @@ class ServingCase:
     version: str = ""   # the engine version AIConfigurator recorded (blank where it did not)
     range_ratio: float = 0.0    # the client's --random-range-ratio (0: fixed lengths)
     max_num_tokens: int | None = None   # the scheduler's token budget as the launch script set it (None: default)
+    # the launch script's memory share (None: not set or not read): SGLang --mem-fraction-static, vLLM
+    # --gpu-memory-utilization, TensorRT-LLM kv_cache_config.free_gpu_memory_fraction (recorded only: the
+    # TensorRT-LLM rows are sized by vLLM's rules, see _capacity)
+    mem_fraction: float | None = None
+    recv_interval: int = 1      # SGLang --scheduler-recv-interval as the launch script set it (1: SGLang's default)
 
     @property
     def mean_isl(self) -> int:
@@ -97,7 +102,9 @@ def serving_cases() -> tuple[ServingCase, ...]:
             isl=int(r["isl"]), osl=int(r["osl"]), ttft_s=float(r["ttft_ms"]) / 1e3, tpot_s=float(r["tpot_ms"]) / 1e3,
             split=split, cls=class_key(r["backend"], resolve_gpu(r["gpu"]).architecture, _is_moe(r["preset"])),
             version=r["backend_version"], range_ratio=float(r["random_range_ratio"] or 0),
-            max_num_tokens=int(r["max_num_tokens"]) if r["max_num_tokens"] else None))
+            max_num_tokens=int(r["max_num_tokens"]) if r["max_num_tokens"] else None,
+            mem_fraction=float(r["mem_fraction"]) if r["mem_fraction"] else None,
+            recv_interval=int(r["recv_interval"] or 1)))
     return tuple(out)
 
 
@@ -109,11 +116,16 @@ def _is_moe(preset: str) -> bool:
 @cache
 def _capacity(c: ServingCase) -> int | None:
     """Sequences of the case's length that the KV cache holds (rigsize's memory model): SGLang runs by SGLang's
-    own budget at the recorded version (the newest rules where none is recorded), the others by vLLM's."""
+    own budget at the recorded version (the newest rules where none is recorded), the others by vLLM's, each at
+    the memory share its launch script set (``mem_fraction``; the engine's default where none was read).
+    TensorRT-LLM's ``free_gpu_memory_fraction`` is a share of the memory left after the weights, not vLLM's
+    share of the whole card: its rows keep vLLM's default budget (rigsize does not model TensorRT-LLM's)."""
     from rigsize.errors import RigsizeError
     from rigsize.planning.estimate import estimate
 
-    engine = {"engine": "sglang", "engine_version": c.version or None} if c.backend == "sglang" else {}
+    engine: dict = {"engine": "sglang", "engine_version": c.version or None} if c.backend == "sglang" else {}
+    if c.mem_fraction is not None and c.backend in ("sglang", "vllm"):
+        engine["mem_fraction_static" if c.backend == "sglang" else "gpu_memory_utilization"] = c.mem_fraction
     try:
         r = estimate(c.preset, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weights=c.weights, kv_dtype=c.kv_dtype,
                      prompt=c.mean_isl, output=c.mean_osl, **engine)
@@ -131,6 +143,7 @@ def predict_serving(c: ServingCase, eff: Efficiency | None = None) -> ServingRes
     engine = replace(engine_for(gpu), serving=c.backend)      # its scheduler; _capacity sizes its KV cache
     if c.max_num_tokens:        # vLLM --max-num-batched-tokens, TensorRT-LLM --max_num_tokens, SGLang's chunk
         engine = replace(engine, max_num_batched_tokens=c.max_num_tokens)
+    engine = replace(engine, recv_interval=c.recv_interval)
     return serve(spec.arch, layout, gpu, resolve_weight_format(c.weights), resolve_kv_format(c.kv_dtype), eff,
                  engine, c.concurrency, c.mean_isl, c.mean_osl, kv_capacity=_capacity(c), waves=BENCH_WAVES)
 
