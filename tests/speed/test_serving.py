@@ -286,3 +286,31 @@ def test_sglang_recv_interval_holds_a_new_request_for_half_its_steps() -> None:
     vllm = [serve(arch, layout, gpu, fmt, kv, eff, replace(eng, recv_interval=n), 16, 1024, 1024).ttft_seconds
             for n in (1, 30)]
     assert vllm[0] == pytest.approx(vllm[1], rel=1e-12)
+
+
+def test_tensorrt_llm_holds_new_prompts_as_its_scheduler_does() -> None:
+    from dataclasses import replace
+
+    from rigsize.speed.serving import Hold, _hold, _hold_steps
+
+    # batch waiting: a lone waiting prompt is held the whole timeout; with 15 others needed to reach the
+    # token threshold and 1 arrival a step, the hold closes after 15 steps, the first waits 15, the next
+    # 15 wait 7.5 on average: 15 x (1 + 7.5) / 16
+    assert _hold_steps(Hold(20, 16), 1e-9) == pytest.approx(20, rel=1e-6)
+    assert _hold_steps(Hold(20, 16), 1.0) == pytest.approx(15 * 8.5 / 16)
+    assert _hold_steps(Hold(20, 1), 1.0) == 0          # one prompt passes the threshold alone
+    # attention-DP balancing: a release every 60 steps, or once every rank has a prompt
+    assert _hold_steps(Hold(60, 8, periodic=True, scale=8), 1e-9) == pytest.approx(30, rel=1e-6)
+    assert _hold_steps(Hold(60, 8, periodic=True, scale=8), 1.0) == pytest.approx(3.5)
+    # the threshold in prompts: 0.9 x 16,384 tokens less one per decoding sequence, 1,024-token prompts
+    eng = replace(engine_for(resolve_gpu("H200")), serving="trtllm", batch_wait_iters=20, batch_wait_ratio=0.9)
+    assert _hold(eng, Layout(tp=1), 16384, 64, 1024) == Hold(20, math.ceil((0.9 * 16384 - 64) / 1024))
+    assert _hold(replace(eng, serving="vllm"), Layout(tp=1), 16384, 64, 1024) is None
+    assert _hold(eng, Layout(tp=1, dp=8), 16384, 64, 1024) is None        # batch waiting is off under attention DP
+    # in the simulation: held prompts wait while the others decode; a lone client is never held
+    arch, layout, gpu, fmt, kv, eff, base = _setup(1, "trtllm")
+    plain, held = (replace(base, serving="trtllm", batch_wait_iters=n, batch_wait_ratio=0.9) for n in (0, 20))
+    a, b = (serve(arch, layout, gpu, fmt, kv, eff, e, 4, 1024, 1024) for e in (plain, held))
+    assert b.ttft_seconds - a.ttft_seconds > 10 * a.tpot_seconds
+    lone = [serve(arch, layout, gpu, fmt, kv, eff, e, 1, 1024, 1024).ttft_seconds for e in (plain, held)]
+    assert lone[0] == pytest.approx(lone[1], rel=1e-12)

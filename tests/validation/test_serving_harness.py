@@ -123,3 +123,22 @@ def test_sglang_b200_rows_carry_the_scripts_recv_interval() -> None:
             expected = "30" if int(r["concurrency"]) >= 16 else "10"
         assert r["recv_interval"] == expected, r["aic_id"]
     assert all(r["recv_interval"] == "" for r in _csv_rows() if r["backend"] != "sglang")
+
+
+def test_tensorrt_llm_rows_carry_the_scripts_admission_holds() -> None:
+    # 70b_*_trt_slurm.sh (9596d23d7): batch_wait_max_tokens_ratio 0.9, batch_wait_timeout_iters 20 at 1024 x 1024
+    # and tp < 8; dsr1_fp8_b200_trt.sh (ec7bafaae, 2026-01-29): 40 / 0.8 at 1024 x 1024 and CONC >= 64; every
+    # DeepSeek-R1 TensorRT-LLM script's attention-DP branch: attention_dp_config enable_balance, timeout_iters 60
+    rows = [r for r in _csv_rows() if r["backend"] == "trtllm" and r["source_kind"].startswith("inferencex")]
+    for r in rows:
+        one_k = r["isl"] == r["osl"] == "1024"
+        if r["preset"] == "llama-3.1-70b":
+            expected = ("20", "0.9", "") if one_k and int(r["tp"]) < 8 else ("", "", "")
+        elif int(r["dp"]) > 1:
+            expected = ("", "", "60")
+        elif r["measured"] == "2026-01-29" and r["weights"] == "fp8-block" and one_k and int(r["concurrency"]) >= 64:
+            expected = ("40", "0.8", "")
+        else:
+            expected = ("", "", "")
+        assert (r["batch_wait_iters"], r["batch_wait_ratio"], r["adp_balance_iters"]) == expected, r["aic_id"]
+    assert sum(r["batch_wait_iters"] == "20" for r in rows) == 54

@@ -61,6 +61,9 @@ class Engine:
     mem_fraction_static: float | None = None   # sglang: --mem-fraction-static as given (None: SGLang's default)
     recv_interval: int = 1          # sglang: --scheduler-recv-interval, decode steps between polls for new requests
                                     # (ServerArgs.scheduler_recv_interval = 1: every step)
+    batch_wait_iters: int = 0       # trtllm: batch_wait_timeout_iters, batch_wait_max_tokens_ratio (0, 0.0: off,
+    batch_wait_ratio: float = 0.0   # TorchLlmArgs' defaults): prompts held while others decode (speed.serving._hold)
+    adp_balance_iters: int = 0      # trtllm: attention_dp_config.timeout_iters with enable_balance (0: no balancing)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -380,7 +380,7 @@ def _prompt_service(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GP
 
 
 def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, decoding: float,
-                 decode_step: float, recv_interval: int = 1) -> float:
+                 decode_step: float, recv_interval: int = 1, hold: Hold | None = None) -> float:
     """TTFT of a request arriving desynchronised among ``running`` closed-loop clients
     whose requests each spend TTFT + ``decoding`` seconds in the system (``service`` and
     ``work`` from ``_prompt_service``; ``decode_step`` the step in flight when it arrives).
@@ -397,7 +397,8 @@ def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, dec
     steps where the scheduler polls for new requests only every that many decode steps
     (SGLang ``--scheduler-recv-interval``: ``SchedulerRecvSkipper`` adds 1 per decode step and
     receives when the count reaches the interval, at once after a prefill batch, whose weight
-    is 1000; python/sglang/srt/managers/scheduler_recv_skipper.py).  A lone client
+    is 1000; python/sglang/srt/managers/scheduler_recv_skipper.py), plus what TensorRT-LLM's admission
+    ``hold`` adds (``_hold_steps``, at the clients' rate over the cycle without it).  A lone client
     (``running = 1``) therefore sees an idle engine: TTFT is its prefill alone.  A request's
     images go through the vision tower (``encoder`` seconds) in its first chunk's step, which
     adds to its service and to the work others wait behind.  The
@@ -407,6 +408,9 @@ def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, dec
     """
     others = running - 1
     in_flight = 0.5 * max(1, recv_interval) * decode_step if others else 0.0
+    if others and hold is not None:
+        cycle = service + in_flight + eff.ttft_overhead_s + decoding
+        in_flight += _hold_steps(hold, hold.scale * running * decode_step / cycle) * decode_step
 
     def seen(ttft: float) -> float:
         cycle = ttft + eff.ttft_overhead_s + decoding
@@ -485,7 +489,8 @@ def serve(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat, kv: K
     # (_steady_state keeps the burst wave's TPOT for SGLang: see there.)
     job = _Wave(cost, arch, layout, gpu, fmt, eff, engine.max_num_batched_tokens, prompt, output, encoder_seconds,
                 spec, mixed=engine.serving != "sglang",
-                recv_interval=engine.recv_interval if engine.serving == "sglang" else 1)
+                recv_interval=engine.recv_interval if engine.serving == "sglang" else 1,
+                hold=_hold(engine, layout, engine.max_num_batched_tokens, running, prompt))
     started, steps, prefill_bound = _prefill_phase(job, running)
     # pure decode phase: all requests decode together, context growing from the prompt
     points = [job.step(running, prompt + f * output, 0, 0) for f in (0.0, 0.5, 1.0)]
@@ -556,15 +561,17 @@ def _steady_state(job: "_Wave", running: int, decode_step: float, per_step: floa
     need = max(0, job.output - 1) / per_step        # decode steps of a request
     others = running - 1
     if not job.mixed:
-        return _steady_ttft(service, work, running, job.eff, need * wave_step, decode_step, job.recv_interval), wave_step
+        return (_steady_ttft(service, work, running, job.eff, need * wave_step, decode_step, job.recv_interval,
+                             job.hold), wave_step)
     if not others or not need:
-        return _steady_ttft(service, work, running, job.eff, need * decode_step, decode_step, job.recv_interval), decode_step
+        return (_steady_ttft(service, work, running, job.eff, need * decode_step, decode_step, job.recv_interval,
+                             job.hold), decode_step)
     ctx = job.prompt + job.output / 2
     all_decoding = job.step(running, ctx, 0, 0).seconds
     step = decode_step
     for _ in range(40):
         decoding = need * step
-        ttft = _steady_ttft(service, work, running, job.eff, decoding, step, job.recv_interval)
+        ttft = _steady_ttft(service, work, running, job.eff, decoding, step, job.recv_interval, job.hold)
         cycle = ttft + job.eff.ttft_overhead_s + decoding
         seqs = 1 + others * decoding / cycle                # decoding in a step: this one, and the others' share
         tokens = others * job.prompt * step / cycle          # the others' prompt tokens per step, on average
@@ -576,7 +583,7 @@ def _steady_state(job: "_Wave", running: int, decode_step: float, per_step: floa
         if abs(new - step) <= 1e-7 * step:
             break
         step = 0.5 * (step + new)
-    return _steady_ttft(service, work, running, job.eff, need * step, step, job.recv_interval), step
+    return _steady_ttft(service, work, running, job.eff, need * step, step, job.recv_interval, job.hold), step
 
 
 def _running(clients: int, kv_capacity: int | None, prompt: int, output: int, engine: Engine) -> int:
@@ -598,6 +605,55 @@ def _verify(spec: Speculation | None) -> int:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A scheduler that holds new prompts while others decode, until ``count`` of them wait or
+    ``iters`` steps pass (``_hold_steps``).  ``periodic``: the step count runs whether or not a
+    prompt waits (a release every ``iters`` steps); otherwise it starts with the first waiting
+    prompt.  ``scale``: replicas whose clients feed the same count (attention-DP ranks)."""
+
+    iters: int
+    count: int
+    periodic: bool = False
+    scale: int = 1
+
+
+def _hold(engine: Engine, layout: Layout, budget: int, running: int, prompt: int) -> Hold | None:
+    """TensorRT-LLM's two holds, as read in tensorrt_llm/_torch/pyexecutor/py_executor.py (stored copies of
+    2025-2026, not at the release tags):
+
+    - ``_waiting_requests`` (batch waiting, tensor-parallel only, called only when prompts and decodes are both
+      scheduled): prompts wait until the scheduled tokens (prompts + one per decode) reach
+      ``batch_wait_max_tokens_ratio x max_num_tokens`` or ``batch_wait_timeout_iters`` such steps pass; the count
+      restarts at each release;
+    - ``_balance_adp_requests`` (attention DP with ``attention_dp_config.enable_balance``, run every step): prompts
+      wait until every rank has one, the count of steps without that release reaching ``timeout_iters`` releases
+      them anyway, so it runs on through pure decode steps and releases every that many steps."""
+    if engine.serving != "trtllm":
+        return None
+    if layout.dp > 1:
+        return Hold(engine.adp_balance_iters, layout.dp, periodic=True, scale=layout.dp) if engine.adp_balance_iters \
+            else None
+    if engine.batch_wait_iters <= 0:
+        return None
+    threshold = engine.batch_wait_ratio * budget - running
+    return Hold(engine.batch_wait_iters, max(1, math.ceil(threshold / max(1, prompt))))
+
+
+def _hold_steps(hold: Hold | None, arrivals_per_step: float) -> float:
+    """Mean decode steps a new prompt is held (``Hold``), arrivals Poisson at ``arrivals_per_step`` (all the
+    ``scale`` replicas' clients).  The hold ends after L = min(iters, (count - 1) / rate) steps.  Periodic: a
+    prompt arrives anywhere in it, L / 2.  Otherwise the first prompt starts it and waits L, the m = rate x L
+    that follow wait L / 2 on average: L (1 + m / 2) / (1 + m)."""
+    if hold is None or hold.iters <= 0 or hold.count <= 1 or arrivals_per_step <= 0:
+        return 0.0
+    length = min(float(hold.iters), (hold.count - 1) / arrivals_per_step)
+    if hold.periodic:
+        return length / 2
+    m = arrivals_per_step * length
+    return length * (1 + m / 2) / (1 + m)
+
+
+@dataclass(frozen=True)
 class _Wave:
     """One wave of identical requests on one replica: what each of its steps costs."""
 
@@ -614,6 +670,7 @@ class _Wave:
     spec: Speculation | None = None
     mixed: bool = True        # prompt chunks ride in decode steps (False: SGLang's separate prefill batches)
     recv_interval: int = 1    # decode steps between the scheduler's polls for new requests (``_steady_ttft``)
+    hold: "Hold | None" = None   # TensorRT-LLM's admission holds (``_hold_steps``)
 
     def step(self, decode_seqs: float, decode_ctx: float, prefill_tokens: float, prefill_ctx: float) -> Step:
         return step_time(self.cost, self.arch, self.layout, self.gpu, self.fmt, self.eff, decode_seqs, decode_ctx,

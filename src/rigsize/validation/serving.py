@@ -76,6 +76,11 @@ class ServingCase:
     # TensorRT-LLM rows are sized by vLLM's rules, see _capacity)
     mem_fraction: float | None = None
     recv_interval: int = 1      # SGLang --scheduler-recv-interval as the launch script set it (1: SGLang's default)
+    # TensorRT-LLM's admission holds as the launch script set them (0: off, its default): batch_wait_timeout_iters,
+    # batch_wait_max_tokens_ratio, attention_dp_config.timeout_iters with enable_balance (speed.serving._hold)
+    batch_wait_iters: int = 0
+    batch_wait_ratio: float = 0.0
+    adp_balance_iters: int = 0
 
     @property
     def mean_isl(self) -> int:
@@ -104,7 +109,8 @@ def serving_cases() -> tuple[ServingCase, ...]:
             version=r["backend_version"], range_ratio=float(r["random_range_ratio"] or 0),
             max_num_tokens=int(r["max_num_tokens"]) if r["max_num_tokens"] else None,
             mem_fraction=float(r["mem_fraction"]) if r["mem_fraction"] else None,
-            recv_interval=int(r["recv_interval"] or 1)))
+            recv_interval=int(r["recv_interval"] or 1), batch_wait_iters=int(r["batch_wait_iters"] or 0),
+            batch_wait_ratio=float(r["batch_wait_ratio"] or 0), adp_balance_iters=int(r["adp_balance_iters"] or 0)))
     return tuple(out)
 
 
@@ -143,7 +149,8 @@ def predict_serving(c: ServingCase, eff: Efficiency | None = None) -> ServingRes
     engine = replace(engine_for(gpu), serving=c.backend)      # its scheduler; _capacity sizes its KV cache
     if c.max_num_tokens:        # vLLM --max-num-batched-tokens, TensorRT-LLM --max_num_tokens, SGLang's chunk
         engine = replace(engine, max_num_batched_tokens=c.max_num_tokens)
-    engine = replace(engine, recv_interval=c.recv_interval)
+    engine = replace(engine, recv_interval=c.recv_interval, batch_wait_iters=c.batch_wait_iters,
+                     batch_wait_ratio=c.batch_wait_ratio, adp_balance_iters=c.adp_balance_iters)
     return serve(spec.arch, layout, gpu, resolve_weight_format(c.weights), resolve_kv_format(c.kv_dtype), eff,
                  engine, c.concurrency, c.mean_isl, c.mean_osl, kv_capacity=_capacity(c), waves=BENCH_WAVES)
 
