@@ -595,10 +595,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "该方案按 {tool} >= {since} 的显存规则估算，而非 {version} 的。{tool} {version} 能运行的最接近方案："
               "rigsize launch {model} --task inference --engine {tool} --engine-version {version}"},
     "engine.trtllm_version": {
-        "en": "--engine-version names a vLLM, SGLang or transformers version; trtllm's memory follows vLLM's newest "
-              "rules (its own budget is not modelled)",
-        "zh": "--engine-version 指定 vLLM、SGLang 或 transformers 的版本；trtllm 的显存按 vLLM 最新规则估算（其自身预算"
-              "尚未建模）"},
+        "en": "--engine-version names a vLLM, SGLang or transformers version; trtllm's memory follows TensorRT-LLM's "
+              "KV budget with vLLM's newest activation and runtime terms (no TensorRT-LLM versions are modelled)",
+        "zh": "--engine-version 指定 vLLM、SGLang 或 transformers 的版本；trtllm 的显存按 TensorRT-LLM 的 KV 预算、"
+              "vLLM 最新的激活与运行时开销估算（未按 TensorRT-LLM 版本建模）"},
     "engine.sglang_too_old": {
         "en": "--engine-version {version}: rigsize models SGLang's memory budget from {oldest} on (use "
               "--engine-version {oldest} or newer)",
@@ -618,6 +618,16 @@ MESSAGES: dict[str, dict[str, str]] = {
               "--gpu-memory-utilization)",
         "zh": "--mem-fraction-static 是 SGLang 的显存预算参数；请与 --engine sglang 一起使用（vLLM 用 "
               "--gpu-memory-utilization）"},
+    "engine.free_fraction_not_trtllm": {
+        "en": "--kv-cache-free-gpu-memory-fraction is TensorRT-LLM's budget; use it with --engine trtllm (vLLM's is "
+              "--gpu-memory-utilization, SGLang's --mem-fraction-static)",
+        "zh": "--kv-cache-free-gpu-memory-fraction 是 TensorRT-LLM 的显存预算参数；请与 --engine trtllm 一起使用（vLLM 用 "
+              "--gpu-memory-utilization，SGLang 用 --mem-fraction-static）"},
+    "engine.utilization_not_trtllm": {
+        "en": "--gpu-memory-utilization is vLLM's budget; TensorRT-LLM's is --kv-cache-free-gpu-memory-fraction (a share "
+              "of the memory left after the weights, the profiled activations and non-torch memory)",
+        "zh": "--gpu-memory-utilization 是 vLLM 的显存预算参数；TensorRT-LLM 用 --kv-cache-free-gpu-memory-fraction（扣除"
+              "权重、实测激活峰值和非 torch 显存后剩余显存的占比）"},
     "engine.utilization_not_sglang": {
         "en": "--gpu-memory-utilization is vLLM's budget; SGLang's is --mem-fraction-static (a share of the memory "
               "free before the weights load)",

@@ -151,7 +151,9 @@ def test_transformers_prefills_the_prompt_in_one_pass() -> None:
     {"max_model_len": 1_000_000},                                  # above max_position_embeddings
     {"max_num_batched_tokens": 100, "max_num_seqs": 1000},        # vLLM's scheduler check
     {"engine": "sglang", "engine_version": "0.4.9"},               # older than SGLang's modelled budget rules
-    {"engine": "trtllm", "engine_version": "1.0.0"},               # TensorRT-LLM's budget is vLLM's newest
+    {"engine": "trtllm", "engine_version": "1.0.0"},               # no TensorRT-LLM versions are modelled
+    {"engine": "trtllm", "gpu_memory_utilization": 0.8},           # vLLM's budget share, not TensorRT-LLM's
+    {"engine": "vllm", "kv_cache_free_gpu_memory_fraction": 0.8},  # TensorRT-LLM's budget share, not vLLM's
     {"engine": "sglang", "gpu_memory_utilization": 0.8},           # vLLM's budget share, not SGLang's
     {"engine": "vllm", "mem_fraction_static": 0.8},                # SGLang's budget share, not vLLM's
     {"engine": "transformers", "enforce_eager": True},             # no such setting in generate()

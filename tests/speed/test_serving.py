@@ -296,12 +296,14 @@ def test_tensorrt_llm_holds_new_prompts_as_its_scheduler_does() -> None:
     # batch waiting: a lone waiting prompt is held the whole timeout; with 15 others needed to reach the
     # token threshold and 1 arrival a step, the hold closes after 15 steps, the first waits 15, the next
     # 15 wait 7.5 on average: 15 x (1 + 7.5) / 16
-    assert _hold_steps(Hold(20, 16), 1e-9) == pytest.approx(20, rel=1e-6)
-    assert _hold_steps(Hold(20, 16), 1.0) == pytest.approx(15 * 8.5 / 16)
-    assert _hold_steps(Hold(20, 1), 1.0) == 0          # one prompt passes the threshold alone
+    assert _hold_steps(Hold(20, 16), 1e-9, 63) == pytest.approx(20, rel=1e-6)
+    assert _hold_steps(Hold(20, 16), 1.0, 63) == pytest.approx(15 * 8.5 / 16)
+    # fewer other clients than the threshold needs: the timeout always binds, and at most the 3 others follow
+    assert _hold_steps(Hold(20, 16), 1.0, 3) == pytest.approx(20 * 2.5 / 4)
+    assert _hold_steps(Hold(20, 1), 1.0, 63) == 0          # one prompt passes the threshold alone
     # attention-DP balancing: a release every 60 steps, or once every rank has a prompt
-    assert _hold_steps(Hold(60, 8, periodic=True, scale=8), 1e-9) == pytest.approx(30, rel=1e-6)
-    assert _hold_steps(Hold(60, 8, periodic=True, scale=8), 1.0) == pytest.approx(3.5)
+    assert _hold_steps(Hold(60, 8, periodic=True, scale=8), 1e-9, 63) == pytest.approx(30, rel=1e-6)
+    assert _hold_steps(Hold(60, 8, periodic=True, scale=8), 1.0, 63) == pytest.approx(3.5)
     # the threshold in prompts: 0.9 x 16,384 tokens less one per decoding sequence, 1,024-token prompts
     eng = replace(engine_for(resolve_gpu("H200")), serving="trtllm", batch_wait_iters=20, batch_wait_ratio=0.9)
     assert _hold(eng, Layout(tp=1), 16384, 64, 1024) == Hold(20, math.ceil((0.9 * 16384 - 64) / 1024))

@@ -59,3 +59,20 @@ def test_full_recompute_is_one_more_forward_of_everything() -> None:
     n = 8_030_261_248 - 128256 * 4096          # Llama 3.1 8B's parameters less the input embedding lookup
     attn = 12 * 32 * 4096 * 8192                # PaLM's 12 L H Q T
     assert full[1] - none[1] == 8192 * (2 * n + attn / 3)
+
+
+def test_the_rerun_mms_follow_the_forward_not_the_tensor_list() -> None:
+    # a checkpoint folder lists a layer's tensors by name (k_proj, o_proj, q_proj, v_proj; down, gate, up): the
+    # count must still run q, k, v, o, gate, up, down.  DeepSeek-V3 (config.json: hidden 7168, q_lora 1536,
+    # kv_lora 512 + rope 64, 128 heads x (128 + 64) q and x (128 + 128) kv_b, o 128 x 128 -> 7168; router
+    # 256 x 7168; one shared expert of 2048): the forward q_a, q_b, kv_a, kv_b, o, router, shared w1, w3, w2 reruns
+    # the 2nd, 4th, 6th and 8th: q_b + kv_b + router + shared up; its 3 dense layers (q_a, q_b, kv_a, kv_b, o,
+    # gate, up, down of 18432) rerun q_b + kv_b + gate + down
+    arch = _arch()
+    shuffled = replace(arch, tensors=tuple(sorted(arch.tensors, key=lambda t: t.name)))
+    assert _op_sac_params(shuffled)[0] == LLAMA_8B_RECOMPUTED
+    ds = resolve_model("deepseek-v3").arch
+    moe_layers = 61 - 3
+    per_layer = 1536 * 128 * 192 + 512 * 128 * 256 + 7168 * 256 + 7168 * 2048
+    dense_layers = 3 * (1536 * 128 * 192 + 512 * 128 * 256 + 2 * 7168 * 18432)
+    assert _op_sac_params(ds)[0] == moe_layers * per_layer + dense_layers

@@ -53,6 +53,7 @@ class PlannedRun:
     record: dict[str, Any]           # the recommendation itself (written to rigsize-plan.json)
     speculative_tokens: int = 0      # --speculative mtp: draft tokens per step (0: no speculative decoding)
     mem_fraction_static: float | None = None   # SGLang plans: the budget share the plan was sized with
+    kv_free_fraction: float | None = None      # TensorRT-LLM plans: the free-memory share the plan was sized with
 
 
 def read_plan_file(path: str) -> dict[str, Any]:
@@ -201,7 +202,8 @@ def _planned_run(rec: dict[str, Any]) -> PlannedRun:
         memory_visible_bytes=hw["gpu_memory_bytes_visible"], per_gpu=dict(mem["per_gpu"]),
         kv_bytes_per_sequence=mem["kv_bytes_per_sequence"], num_hidden_layers=rec["model"]["num_hidden_layers"],
         record=rec, speculative_tokens=int(get("speculative_tokens", 1)) if get("speculative") else 0,
-        mem_fraction_static=get("mem_fraction_static"))
+        mem_fraction_static=get("mem_fraction_static"),
+        kv_free_fraction=get("kv_cache_free_gpu_memory_fraction"))
 
 
 def model_id(run: PlannedRun) -> str:

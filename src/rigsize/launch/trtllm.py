@@ -11,8 +11,7 @@ fp8 / nvfp4 weights mean a ModelOpt-quantized checkpoint.
   --tp_size dp with enable_attention_dp (LlmArgs.enable_attention_dp) and --ep_size dp.
 - Memory: --kv_cache_free_gpu_memory_fraction is the share of the memory *left after the weights and
   buffers* that the KV cache takes (serve.py help, KvCacheConfig.free_gpu_memory_fraction), not vLLM's
-  share of the whole GPU; rigsize writes the plan's KV pool over that free memory, so the pool is the
-  one the plan sized (TensorRT-LLM's runtime is sized by rigsize's vLLM budget, said in the assumptions).
+  share of the whole GPU; rigsize sizes the plan by that rule and writes the share it used.
 """
 
 from __future__ import annotations
@@ -39,8 +38,12 @@ def sections(name: str = FLAGS_FILE) -> dict[str, frozenset[str]]:
 
 
 def kv_fraction(run: PlannedRun) -> float:
-    """The plan's KV pool over the memory free after weights, activations and runtime buffers, floored to
-    3 decimals and capped at TensorRT-LLM's default 0.9."""
+    """The share the plan was sized with (rigsize sizes TensorRT-LLM by its own rule, memory.runtime._trtllm_engine:
+    the KV pool is that share of the memory free after weights, activations and runtime buffers); for a plan file
+    written before that rule, its KV pool over that free memory, floored to 3 decimals and capped at TensorRT-LLM's
+    default 0.9."""
+    if run.kv_free_fraction is not None:
+        return float(run.kv_free_fraction)
     per, visible = run.per_gpu, run.memory_visible_bytes
     free = visible - per["weights"] - per["activations"] - per["overhead"]
     pool = (run.gpu_memory_utilization or DEFAULT_FRACTION) * visible - per["weights"] - per["activations"] - \

@@ -10,6 +10,7 @@ runtime constants live in ``data/runtime.toml`` (``rigsize.memory.runtime``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -565,6 +566,17 @@ def memory_per_gpu(arch: Architecture, workload: Workload, layout: Layout, gpu: 
         return MemoryResult(parts, stage, gpu.usable_memory_bytes, kv_seq, None, details, tuple(every))
     if engine.kv_budget == "sglang":
         return _sglang_memory(arch, workload, layout, gpu, kv, engine, every, stage, kv_seq)
+    if engine.kv_budget == "trtllm":
+        total = gpu.usable_memory_bytes
+
+        def trt_pool(p: Parts) -> int:
+            """TensorRT-LLM's KV pool on a rank whose other memory is ``p`` less its KV cache: the fraction of
+            what that leaves of CUDA's total (trtllm_budget_rules.md: (total - peak) x fraction)."""
+            return int(engine.free_fraction * max(0, total - (p.total - p.kv_cache)))
+
+        usable = parts.total - parts.kv_cache + trt_pool(parts)
+        cap, concurrency = kv_capacity(arch, workload, layout, kv, engine, usable, every, pool_of=trt_pool)
+        return MemoryResult(parts, stage, usable, kv_seq, concurrency, details, tuple(every), cap)
     usable = int(gpu.usable_memory_bytes * gpu_memory_utilization)
     cap, concurrency = kv_capacity(arch, workload, layout, kv, engine, usable, every)
     return MemoryResult(parts, stage, usable, kv_seq, concurrency, details, tuple(every), cap)
@@ -689,11 +701,14 @@ def multimodal_model(arch: Architecture) -> bool:
 
 
 def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFormat, engine: runtime.Engine,
-                usable: int, every: list[tuple[Stage, Parts]]) -> tuple[KVCapacity, int | None]:
+                usable: int, every: list[tuple[Stage, Parts]],
+                pool_of: Callable[[Parts], int] | None = None) -> tuple[KVCapacity, int | None]:
     """The KV pool of every stage and what it holds (vllm_budget_rules.md sec. 4): the
     budget left after everything else, cut into blocks of ``block_size`` tokens of every
-    layer on the rank; vLLM takes the smallest block count over workers.  Returns the
-    capacity and how many sequences of the requested length fit (all replicas)."""
+    layer on the rank; vLLM takes the smallest block count over workers.  ``pool_of``: each
+    stage's pool from its parts where the engine's rule is not ``usable`` less the rest
+    (TensorRT-LLM's).  Returns the capacity and how many sequences of the requested length
+    fit (all replicas)."""
     block = engine.kv_block_size
     sglang = engine.kv_budget == "sglang"
     per_replica = -(-workload.batch // layout.dp)
@@ -705,13 +720,14 @@ def kv_capacity(arch: Architecture, workload: Workload, layout: Layout, kv: KVFo
         pages = hybrid_pages(arch, layout, kv, engine, stage.layers, mtp_kv_layers(arch, engine, stage))
         if pages is not None:
             # vLLM carves the recurrent state from the same pool as the KV blocks
-            pool = max(0, usable - (parts.total - parts.kv_cache - parts.recurrent_state))
+            pool = (pool_of(parts) + parts.recurrent_state if pool_of else
+                    max(0, usable - (parts.total - parts.kv_cache - parts.recurrent_state)))
             cap, requested = _hybrid_capacity(pages, pool, engine, workload.seq, per_replica, limit)
             fit_requested = requested if fit_requested is None else min(fit_requested, requested)
             if best is None or cap.tokens < best.tokens:
                 best = cap
             continue
-        pool = max(0, usable - (parts.total - parts.kv_cache))
+        pool = pool_of(parts) if pool_of else max(0, usable - (parts.total - parts.kv_cache))
         layers = stage.layers
         extra = mtp_kv_layers(arch, engine, stage)     # a draft's MTP layers share the pool's blocks
         block_bytes = (sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)

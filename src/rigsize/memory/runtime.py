@@ -57,8 +57,10 @@ class Engine:
                                     # step (vLLM num_speculative_tokens; 0: none)
     kv_budget: str = "vllm"         # whose rule sizes the KV pool: "vllm" (gpu_memory_utilization of the total,
                                     # less what profiling measures) | "sglang" (sglang_budget: mem_fraction_static)
+                                    # | "trtllm" (free_fraction of what weights, activations and runtime leave)
     budget_era: str = ""            # sglang: the [sglang.budget_era.*] key of the version asked (or the newest)
     mem_fraction_static: float | None = None   # sglang: --mem-fraction-static as given (None: SGLang's default)
+    free_fraction: float = 0.9      # trtllm (kv_budget "trtllm"): KvCacheConfig.free_gpu_memory_fraction
     recv_interval: int = 1          # sglang: --scheduler-recv-interval, decode steps between polls for new requests
                                     # (ServerArgs.scheduler_recv_interval = 1: every step)
     batch_wait_iters: int = 0       # trtllm: batch_wait_timeout_iters, batch_wait_max_tokens_ratio (0, 0.0: off,
@@ -180,11 +182,31 @@ def engine_for(gpu: GPU, *, max_position_embeddings: int | None = None, mla: boo
     if opts.get("engine") == "transformers":
         return _transformers_engine(opts, said, max_len)
     if opts.get("engine") == "trtllm":
-        said["memory_budget"] = ("vLLM's: TensorRT-LLM's own memory budget (runtime.toml [tensorrt_llm.*]) is not "
-                                 "modelled yet")
+        return _trtllm_engine(gpu, opts, said, max_len, mla)
     if opts.get("engine") == "sglang":
         return _sglang_engine(gpu, opts, said, max_len, mla)
     return _vllm_engine(gpu, opts, said, max_len, mla)
+
+
+def _trtllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: int, mla: bool) -> Engine:
+    """``trtllm-serve`` (PyTorch backend): TensorRT-LLM's KV budget, ``free_gpu_memory_fraction`` (default 0.9) of
+    the memory CUDA reports less the peak a profiling forward of ``max_num_tokens`` measures (weights, activations
+    and non-torch memory, the CUDA context included; runtime.toml [tensorrt_llm.kv_cache_free_gpu_memory_fraction],
+    data/validation/trtllm_budget_rules.md).  The activation and runtime terms inside that peak, and the scheduler
+    settings the speed model reads, are vLLM's newest (TensorRT-LLM's own are not measured here: the assumptions
+    say so)."""
+    d = data()["tensorrt_llm"]["kv_cache_free_gpu_memory_fraction"]
+    given = opts.get("kv_cache_free_gpu_memory_fraction")
+    fraction = float(given) if given is not None else float(d["value"])
+    eng = _vllm_engine(gpu, opts, said, max_len, mla)
+    said.pop("engine_version", None)
+    said["kv_cache_free_gpu_memory_fraction"] = fraction
+    said["memory_budget"] = (f"TensorRT-LLM's: KV pool = kv_cache_free_gpu_memory_fraction {fraction:g} x (CUDA's "
+                             "total - weights - the activation peak of a max_num_tokens profiling forward - non-torch "
+                             "memory, the CUDA context included); the activation and runtime terms and the scheduler "
+                             "are vLLM's newest (TensorRT-LLM's own not measured)")
+    # KvCacheConfig.tokens_per_block defaults to 32 (llm_args.py; trtllm_budget_rules.md, answer 4)
+    return replace(eng, kv_budget="trtllm", free_fraction=fraction, serving="trtllm", kv_block_size=32)
 
 
 def sglang_era(version: str | None) -> tuple[str, dict[str, Any]]:
@@ -349,6 +371,10 @@ def _check_engine_options(opts: dict[str, Any]) -> None:
         raise InputError("input.conflict", what=render("engine.mem_fraction_not_sglang"))
     if opts.get("engine") == "sglang" and opts.get("gpu_memory_utilization") is not None:
         raise InputError("input.conflict", what=render("engine.utilization_not_sglang"))
+    if opts.get("kv_cache_free_gpu_memory_fraction") is not None and opts.get("engine") != "trtllm":
+        raise InputError("input.conflict", what=render("engine.free_fraction_not_trtllm"))
+    if opts.get("engine") == "trtllm" and opts.get("gpu_memory_utilization") is not None:
+        raise InputError("input.conflict", what=render("engine.utilization_not_trtllm"))
 
 
 def _vllm_engine(gpu: GPU, opts: dict[str, Any], said: dict[str, Any], max_len: int, mla: bool) -> Engine:
@@ -539,6 +565,10 @@ def overhead_bytes(layout: Layout, workload: Workload, gpu: GPU, eng: Engine) ->
         terms = {"non_torch": int(a["training_cuda_context_bytes" if whole else "vllm_non_torch_bytes"])}
         if eng.cuda_graphs == "inside":
             terms["cuda_graphs"] = int(a["vllm_cuda_graph_bytes"])
+        if eng.kv_budget == "trtllm":
+            # TensorRT-LLM's peak counts all non-torch memory (mem_get_info's used less torch's allocated),
+            # the CUDA context with it (trtllm_budget_rules.md, step 5)
+            terms["cuda_context"] = int(a["training_cuda_context_bytes"])
         return terms
     hopper = gpu.architecture == "hopper"
     terms = {

@@ -450,6 +450,8 @@ def build_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, Any]
     if engine.kv_budget == "sglang" and not workload.training:
         util = 1.0          # SGLang's own budget sizes the pool (memory.per_gpu._sglang_memory), not this share
         _say_sglang_budget(engine, gpu, layout, spec.arch, assumptions)
+    elif engine.kv_budget == "trtllm" and not workload.training:
+        util = 1.0          # TensorRT-LLM's own budget sizes the pool (memory.per_gpu.memory_per_gpu), not this share
     elif util is None:
         util = engine.gpu_memory_utilization
         if not workload.training:

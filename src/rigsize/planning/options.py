@@ -210,6 +210,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("mem_fraction_static", "fraction", "SGLang (--engine sglang): share of the memory free before the "
            "weights load that the weights and the KV pool may take (default: SGLang's own rule for the GPU, "
            "layout and version).", None, minimum=0.05, maximum=1.0, tasks="inference"),
+    Option("kv_cache_free_gpu_memory_fraction", "fraction", "TensorRT-LLM (--engine trtllm): share of the memory "
+           "left after the weights, the profiled activation peak and non-torch memory that the KV cache takes "
+           "(default 0.9, trtllm-serve's).", None, minimum=0.05, maximum=1.0, tasks="inference"),
     # --- cost ---
     Option("pricing", "choice", "Price to pay: cloud on-demand, spot, 1-year or 3-year commitment, or owning "
            "(on-prem: needs --server-price).", "on-demand", ("on-demand", "spot", "1y", "3y", "on-prem")),

@@ -630,10 +630,13 @@ def _candidate_opts(s: _Search, c: Candidate) -> dict[str, Any]:
     opts.setdefault("task", s.task)
     # each engine takes its own budget share: --gpu-memory-utilization for vLLM-sized engines,
     # --mem-fraction-static for SGLang (the other's default applies to it, echoed in its assumptions)
-    if opts.get("engine") == "sglang":
+    # (--kv-cache-free-gpu-memory-fraction for TensorRT-LLM)
+    if opts.get("engine") in ("sglang", "trtllm"):
         opts.pop("gpu_memory_utilization", None)
-    elif opts.get("engine") is not None:
+    if opts.get("engine") != "sglang" and opts.get("engine") is not None:
         opts.pop("mem_fraction_static", None)
+    if opts.get("engine") != "trtllm" and opts.get("engine") is not None:
+        opts.pop("kv_cache_free_gpu_memory_fraction", None)
     return opts
 
 

@@ -410,7 +410,8 @@ def _steady_ttft(service: float, work: float, running: int, eff: Efficiency, dec
     in_flight = 0.5 * max(1, recv_interval) * decode_step if others else 0.0
     if others and hold is not None:
         cycle = service + in_flight + eff.ttft_overhead_s + decoding
-        in_flight += _hold_steps(hold, hold.scale * running * decode_step / cycle) * decode_step
+        behind = hold.scale * running - 1            # the other clients of every replica the hold counts
+        in_flight += _hold_steps(hold, behind * decode_step / cycle, behind) * decode_step
 
     def seen(ttft: float) -> float:
         cycle = ttft + eff.ttft_overhead_s + decoding
@@ -639,17 +640,20 @@ def _hold(engine: Engine, layout: Layout, budget: int, running: int, prompt: int
     return Hold(engine.batch_wait_iters, max(1, math.ceil(threshold / max(1, prompt))))
 
 
-def _hold_steps(hold: Hold | None, arrivals_per_step: float) -> float:
-    """Mean decode steps a new prompt is held (``Hold``), arrivals Poisson at ``arrivals_per_step`` (all the
-    ``scale`` replicas' clients).  The hold ends after L = min(iters, (count - 1) / rate) steps.  Periodic: a
-    prompt arrives anywhere in it, L / 2.  Otherwise the first prompt starts it and waits L, the m = rate x L
-    that follow wait L / 2 on average: L (1 + m / 2) / (1 + m)."""
-    if hold is None or hold.iters <= 0 or hold.count <= 1 or arrivals_per_step <= 0:
+def _hold_steps(hold: Hold | None, arrivals_per_step: float, others: int) -> float:
+    """Mean decode steps a new prompt is held (``Hold``), the ``others`` other clients' prompts (all the ``scale``
+    replicas') arriving Poisson at ``arrivals_per_step``.  The hold ends after L = min(iters, (count - 1) / rate)
+    steps, or iters where the others are fewer than count - 1.  Periodic: a prompt arrives anywhere in it, L / 2.
+    Otherwise the first prompt starts it and waits L, the m = rate x L (at most the others) that follow wait
+    L / 2 on average:
+    L (1 + m / 2) / (1 + m)."""
+    if hold is None or hold.iters <= 0 or hold.count <= 1:
         return 0.0
-    length = min(float(hold.iters), (hold.count - 1) / arrivals_per_step)
+    reachable = others >= hold.count - 1 and arrivals_per_step > 0
+    length = min(float(hold.iters), (hold.count - 1) / arrivals_per_step) if reachable else float(hold.iters)
     if hold.periodic:
         return length / 2
-    m = arrivals_per_step * length
+    m = min(arrivals_per_step * length, float(others))
     return length * (1 + m / 2) / (1 + m)
 
 

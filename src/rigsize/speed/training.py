@@ -240,6 +240,13 @@ def attention_flops_per_token(arch: Architecture, seq: int) -> float:
 
 # Matmul roles that are not a decoder layer's own projections (``_op_sac_params``)
 _NOT_LAYER_MATMUL = ("embed", "pos_embed", "lm_head", "vision", "vision_proj")
+# A block's mms in forward order (torchtitan models/llama/model.py and models/deepseek_v3: q (or q_a, q_b), kv (or
+# kv_a, kv_b), k, v, o; the router; the shared experts' w1, w3, w2; the dense MLP's w1 (gate), w3 (up), w2 (down)).
+# Tensors built from a checkpoint folder come in name order, so the order is the role's, not the list's; other roles
+# follow in list order.
+_FORWARD_ORDER = {role: i for i, role in enumerate((
+    "attn_q", "attn_q_a", "attn_q_b", "attn_kv_a", "attn_kv_b", "attn_k", "attn_v", "attn_qkv", "attn_o", "router",
+    "shared_gate", "shared_up", "shared_gate_up", "shared_down", "mlp_gate", "mlp_up", "mlp_gate_up", "mlp_down"))}
 
 
 @_per_arch
@@ -252,8 +259,9 @@ def _op_sac_params(arch: Architecture) -> tuple[float, float]:
     ``aten.mm`` calls and MUST_SAVEs their outputs "except every second mm"; the SDPA outputs are
     saved too (the attention core is not recomputed), and every other op is PREFER_RECOMPUTE.  The
     recomputed mms are the 2nd, 4th, 6th... of each block's forward: wk, wo and w3 (up) in a Llama
-    block, whose mms run wq, wk, wv, wo, w1, w3, w2 (``models/llama/model.py``), i.e. the layer's
-    matmul tensors in their module order.  Routed experts run grouped mms, which the save list does
+    block, whose mms run wq, wk, wv, wo, w1, w3, w2 (``models/llama/model.py``; ``_FORWARD_ORDER``).
+    Newer torchtitan also recomputes the MoE router without counting it (``mm_recompute_shapes``), which
+    shifts the parity after it: not modelled (the 9dec370 rule, the benchmark's).  Routed experts run grouped mms, which the save list does
     not hold: they are recomputed whole (at top-k).  The lm_head is outside the checkpointed blocks.
     The same rule is read for the memory side in ``memory.activations_hf._sac_op``."""
     share = arch.experts_per_token / arch.num_experts if arch.num_experts else 1.0
@@ -264,7 +272,7 @@ def _op_sac_params(arch: Architecture) -> tuple[float, float]:
     dense = expert = 0.0
     for tensors in per_layer.values():
         count = 0
-        for t in tensors:
+        for t in sorted(tensors, key=lambda t: _FORWARD_ORDER.get(t.role, len(_FORWARD_ORDER))):
             if t.role.startswith("expert_"):
                 expert += t.numel * share
                 continue

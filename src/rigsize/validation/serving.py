@@ -72,8 +72,7 @@ class ServingCase:
     range_ratio: float = 0.0    # the client's --random-range-ratio (0: fixed lengths)
     max_num_tokens: int | None = None   # the scheduler's token budget as the launch script set it (None: default)
     # the launch script's memory share (None: not set or not read): SGLang --mem-fraction-static, vLLM
-    # --gpu-memory-utilization, TensorRT-LLM kv_cache_config.free_gpu_memory_fraction (recorded only: the
-    # TensorRT-LLM rows are sized by vLLM's rules, see _capacity)
+    # --gpu-memory-utilization, TensorRT-LLM kv_cache_config.free_gpu_memory_fraction (see _capacity)
     mem_fraction: float | None = None
     recv_interval: int = 1      # SGLang --scheduler-recv-interval as the launch script set it (1: SGLang's default)
     # TensorRT-LLM's admission holds as the launch script set them (0: off, its default): batch_wait_timeout_iters,
@@ -122,16 +121,17 @@ def _is_moe(preset: str) -> bool:
 @cache
 def _capacity(c: ServingCase) -> int | None:
     """Sequences of the case's length that the KV cache holds (rigsize's memory model): SGLang runs by SGLang's
-    own budget at the recorded version (the newest rules where none is recorded), the others by vLLM's, each at
-    the memory share its launch script set (``mem_fraction``; the engine's default where none was read).
-    TensorRT-LLM's ``free_gpu_memory_fraction`` is a share of the memory left after the weights, not vLLM's
-    share of the whole card: its rows keep vLLM's default budget (rigsize does not model TensorRT-LLM's)."""
+    own budget at the recorded version (the newest rules where none is recorded), TensorRT-LLM by its own
+    (``free_gpu_memory_fraction`` of the memory the weights and the profiled peak leave), vLLM by vLLM's, each at
+    the memory share its launch script set (``mem_fraction``; the engine's default where none was read)."""
     from rigsize.errors import RigsizeError
     from rigsize.planning.estimate import estimate
 
-    engine: dict = {"engine": "sglang", "engine_version": c.version or None} if c.backend == "sglang" else {}
-    if c.mem_fraction is not None and c.backend in ("sglang", "vllm"):
-        engine["mem_fraction_static" if c.backend == "sglang" else "gpu_memory_utilization"] = c.mem_fraction
+    engine: dict = ({"engine": "sglang", "engine_version": c.version or None} if c.backend == "sglang" else
+                    {"engine": "trtllm"} if c.backend == "trtllm" else {})
+    if c.mem_fraction is not None:
+        engine[{"sglang": "mem_fraction_static", "vllm": "gpu_memory_utilization",
+                "trtllm": "kv_cache_free_gpu_memory_fraction"}[c.backend]] = c.mem_fraction
     try:
         r = estimate(c.preset, gpu=c.gpu, tp=c.tp, pp=c.pp, ep=c.ep, weights=c.weights, kv_dtype=c.kv_dtype,
                      prompt=c.mean_isl, output=c.mean_osl, **engine)
