@@ -8,6 +8,12 @@ no fit has seen).  The rule is mechanical and uses no prediction or error:
    is never a near-copy of a fitted one) inside each class (engine x GPU family x dense
    or MoE).  Groups are taken in order of first appearance in the file and alternate
    `fit`, `reserved`, `fit`, ...
+3. A split, once written, stands: rerun on a file whose rows already carry one, a group
+   keeps its side, and a group that a data correction of a row's layout filled from both
+   sides becomes `fit` as a whole (a row a fit has read is never reserved, and a reserved
+   row whose deployment was fitted is out of sample no longer; 2026-12-04, when the
+   2025-11 DeepSeek-R1 rows took their scripts' expert parallelism and attention DP).
+   Only groups new to the file alternate, after the class's groups already there.
 
 Run once: .venv/bin/python bench/split_serving.py (idempotent; prints the counts).
 """
@@ -38,7 +44,15 @@ def main() -> None:
         group = (r["preset"], r["gpu"], r["backend"], r["weights"], r["tp"], r["pp"], r["ep"], r["dp"])
         if r["preset"] not in HELD_OUT_MODELS and group not in order[cls]:
             order[cls].append(group)
-    side = {g: ("fit", "reserved")[i % 2] for groups in order.values() for i, g in enumerate(groups)}
+    before: dict[tuple, set[str]] = collections.defaultdict(set)   # rule 3: the sides already written
+    for r in rows:
+        if r.get("split") in ("fit", "reserved") and r["preset"] not in HELD_OUT_MODELS:
+            before[(r["preset"], r["gpu"], r["backend"], r["weights"], r["tp"], r["pp"], r["ep"], r["dp"])].add(
+                r["split"])
+    side = {}
+    for groups in order.values():
+        for i, g in enumerate(groups):
+            side[g] = ("fit" if "fit" in before[g] else "reserved") if g in before else ("fit", "reserved")[i % 2]
     counts: collections.Counter = collections.Counter()
     for r in rows:
         group = (r["preset"], r["gpu"], r["backend"], r["weights"], r["tp"], r["pp"], r["ep"], r["dp"])

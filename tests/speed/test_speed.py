@@ -80,15 +80,19 @@ def _class_median(rows, cls: str, metric: str, split: str) -> float:
 # Hopper dense 10.6% -> 11.8% / 29.7% -> 30.0%; Hopper MoE TPOT 37.7% -> 43.2% (worse: the refit put Hopper's decode
 # GEMM fraction at its 0.95 cap) / 45.3% -> 44.4%; Blackwell MoE unchanged. Not revised after reading.
 RESERVED_TPOT = {
-    "vllm|blackwell|dense": 0.105, "sglang|hopper|moe": 0.10, "sglang|blackwell|moe": 0.125,
-    "vllm|hopper|dense": 0.10, "trtllm|hopper|dense": 0.12, "trtllm|blackwell|dense": 0.125,
-    "sglang|hopper|dense": 0.255, "trtllm|blackwell|moe": 0.24, "trtllm|hopper|moe": 0.44,
+    "vllm|blackwell|dense": 0.105, "sglang|hopper|moe": 0.10,
+    "vllm|hopper|dense": 0.10, "trtllm|hopper|dense": 0.115, "trtllm|blackwell|dense": 0.145,
+    "sglang|hopper|dense": 0.255, "trtllm|blackwell|moe": 0.44, "trtllm|hopper|moe": 0.54,
     "vllm|hopper|moe": 0.49,       # the held-out model (Qwen3-235B-A22B) alone
 }
+# Re-pinned 2026-12-04 after the 2025-11 DeepSeek-R1 rows took their scripts' layouts and split rule 3 made the
+# deployments they joined fit (data, SERVING-README): TensorRT-LLM Blackwell dense TPOT 12.2% -> 14.0%, TTFT 13.1% ->
+# 16.1%; its MoE class 45 -> 26 reserved rows; TensorRT-LLM Hopper MoE is now the held-out Qwen3-235B-A22B alone;
+# SGLang Blackwell MoE kept 11 reserved rows (under 20: no target, no pin)
 RESERVED_TTFT = {
     "vllm|hopper|dense": 0.12, "vllm|blackwell|dense": 0.28, "sglang|hopper|moe": 0.38,
-    "trtllm|hopper|dense": 0.305, "sglang|hopper|dense": 0.385, "trtllm|blackwell|dense": 0.14,
-    "sglang|blackwell|moe": 0.62, "trtllm|blackwell|moe": 0.50, "trtllm|hopper|moe": 0.46,
+    "trtllm|hopper|dense": 0.30, "sglang|hopper|dense": 0.385, "trtllm|blackwell|dense": 0.165,
+    "trtllm|blackwell|moe": 0.45, "trtllm|hopper|moe": 0.43,
 }
 
 
@@ -99,7 +103,7 @@ def test_serving_tpot_on_reserved_rows_per_class(serving: list, cls: str) -> Non
 
 @pytest.mark.parametrize("cls", sorted(RESERVED_TTFT))
 def test_serving_ttft_on_reserved_rows_per_class(serving: list, cls: str) -> None:
-    """vLLM on Hopper (dense, 10.6%) and TensorRT-LLM on Blackwell (dense, 13.1%) meet the 20% TTFT target; the
+    """vLLM on Hopper (dense, 10.6%) and TensorRT-LLM on Blackwell (dense, 16.1%) meet the 20% TTFT target; the
     others are pinned (see README)."""
     assert _class_median(serving, cls, "ttft_s", "reserved") <= RESERVED_TTFT[cls]
 

@@ -142,3 +142,26 @@ def test_tensorrt_llm_rows_carry_the_scripts_admission_holds() -> None:
             expected = ("", "", "")
         assert (r["batch_wait_iters"], r["batch_wait_ratio"], r["adp_balance_iters"]) == expected, r["aic_id"]
     assert sum(r["batch_wait_iters"] == "20" for r in rows) == 54
+
+
+def test_sglang_2025_11_nvfp4_rows_ran_expert_parallel() -> None:
+    # e06929c70 / 79abd6cb4: benchmarks/dsr1_fp4_b200_docker.sh l.24 --enable-ep-moe (SGLang: ep_size = tp_size);
+    # 7daaa8bb3 l.24 --ep-size $EP_SIZE with ep 4 / 8 = tp in the config
+    rows = [r for r in _csv_rows() if r["backend"] == "sglang" and r["weights"] == "nvfp4"
+            and r["measured"] in ("2025-11-02", "2025-11-10")]
+    assert len(rows) == 36
+    assert all(r["ep"] == r["tp"] and r["moe_tp"] == "1" for r in rows)
+
+
+def test_tensorrt_llm_2025_11_02_rows_ran_the_scripts_layout() -> None:
+    # e06929c70: dsr1_fp8_{b200,h200}_trt_slurm.sh set EP_SIZE=$TP; dsr1_fp4_b200_trt_slurm.sh at TP 8 above 8 clients
+    # (1k x 1k); attention DP (tp 1 x dp TP) on H200 at 8k x 1k above 32 clients and on B200 nvfp4 at 256 clients
+    # or at 8k x 1k above 32
+    rows = {(r["gpu"], r["weights"], r["isl"], r["osl"], r["concurrency"], r["gpus"]): r for r in _csv_rows()
+            if r["backend"] == "trtllm" and r["measured"] == "2025-11-02" and r["preset"] == "deepseek-r1"}
+    assert len(rows) == 40 and all(int(r["ep"]) == int(r["gpus"]) for r in rows.values())
+    h200 = rows[("H200-SXM-141GB", "fp8-block", "8192", "1024", "64", "8")]
+    assert (h200["tp"], h200["dp"], h200["adp_balance_iters"]) == ("1", "8", "60")
+    b200 = rows[("B200-180GB", "nvfp4", "1024", "1024", "16", "8")]
+    assert (b200["tp"], b200["dp"], b200["ep"]) == ("8", "1", "8")
+    assert sum(r["dp"] != "1" for r in rows.values()) == 11
