@@ -29,6 +29,7 @@ PARAMS = {  # name: (lower, upper)
     "compute": (0.2, 0.95), "memory": (0.3, 0.98), "attention_compute": (0.1, 0.9),
     "step_overhead_s": (0.0, 0.02), "ttft_overhead_s": (0.0, 0.5), "collective_latency_s": (0.0, 1e-4),
     "layer_overhead_s": (0.0, 0.0005), "moe_layer_overhead_s": (0.0, 0.001), "prefill_compute": (0.2, 0.95),
+    "nvfp4_memory": (0.2, 0.98),
 }
 
 
@@ -56,7 +57,8 @@ def score(cases, eff) -> tuple[float, float]:
 # Two stages, so that queueing in measured TTFTs cannot drag the hardware efficiencies
 # to unphysical values: decode-side parameters on TPOT alone, then the prefill-side
 # ones on TTFT with the former fixed.
-DECODE = ("compute", "memory", "step_overhead_s", "collective_latency_s", "layer_overhead_s", "moe_layer_overhead_s")
+DECODE = ("compute", "memory", "step_overhead_s", "collective_latency_s", "layer_overhead_s", "moe_layer_overhead_s",
+          "nvfp4_memory")
 
 # The bandwidth side of a collective is not fitted: large all-reduces reach NCCL's ring bus bandwidth,
 # 370 GB/s of NVLink 4's 450 GB/s line rate per direction ("with the protocol overhead (~20%) NCCL can get
@@ -77,8 +79,14 @@ PREFILL = ("prefill_compute", "attention_compute", "ttft_overhead_s")
 def fit(cases, eff, rounds: int = 3, stages: tuple[str, ...] = ("decode", "prefill")):
     if eff.prefill_compute == 0:   # start prefill GEMMs at a typical large-GEMM fraction
         eff = replace(eff, prefill_compute=0.6)
+    decode = DECODE
+    if any(c.weights == "nvfp4" for c in cases):
+        if eff.nvfp4_memory == 0:   # start NVFP4 weight streaming at the common fraction
+            eff = replace(eff, nvfp4_memory=eff.memory)
+    else:                           # no NVFP4 rows: nothing to fit it on, and it stays 0 (the common fraction)
+        decode = tuple(n for n in DECODE if n != "nvfp4_memory")
     if "decode" in stages:
-        eff, _ = _fit(cases, eff, DECODE, lambda s: s[1], rounds)
+        eff, _ = _fit(cases, eff, decode, lambda s: s[1], rounds)
     if not any(isinstance(c, MoreCase) and "ttft_s" in c.measured or not isinstance(c, MoreCase) for c in cases):
         return eff, score(cases, eff)[1]       # no TTFT printed: the prefill side stays as it started
     # prefill tokens ride in decode steps too, so the second stage watches both metrics
@@ -135,7 +143,8 @@ def main() -> int:
                             for c in fit_rows})
             print(f"[inference.{family}.{engine}]")
             for name in PARAMS:
-                print(f"{name} = {getattr(eff, name):.4g}")
+                if name != "nvfp4_memory" or eff.nvfp4_memory:
+                    print(f"{name} = {getattr(eff, name):.4g}")
             print(f"link = {eff.link:.4g}")
             print(f'source = "fitted by bench/fit_inference.py on the fit split of {" and ".join(files)}: '
                   f'{len(fit_rows)} {engine} rows on {", ".join(gpus)} (sampled {len(sample)}); fit median |log err| '

@@ -33,6 +33,7 @@ class Efficiency:
     prefill_compute: float = 0.0  # fraction of peak for prefill tokens' GEMMs (0: same as compute)
     layer_overhead_s: float = 0.0  # per decoder layer per step: kernel launches and small ops
     moe_layer_overhead_s: float = 0.0  # per MoE layer per step: routing, permutation, grouped GEMM set-up
+    nvfp4_memory: float = 0.0   # fraction of peak bandwidth NVFP4 weight streaming reaches (0: same as memory)
     source: str = ""
 
 

@@ -294,7 +294,13 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     kv_tokens = decode_seqs * _ctx_sum(cost.windows, decode_ctx) + (
         _ctx_sum(cost.windows, prefill_ctx) if prefill_tokens else 0)
     kv_bytes = kv_tokens * cost.kv_bytes_per_token
-    memory = (weight_bytes + kv_bytes) / (peak_bandwidth(gpu) * eff.memory)
+    # NVFP4 GEMMs stream their weights at a lower fraction of peak than other formats at decode's few rows: on
+    # B200 FlashInfer's CUTLASS FP4 GEMM read an 8192 x 8192 weight at 1.78 TB/s at M = 1, where a 16-bit matmul
+    # of the same shape reached 5-6 TB/s (flashinfer-ai/flashinfer issue #1732, 2025-09-19, flashinfer 0.3.1), and
+    # vLLM's smaller scale-factor tiling for batches up to 32 gained 25-35% output throughput (vllm-project/vllm
+    # PR #30885, 2025-12-17).  Fitted per engine and family where NVFP4 runs exist (0: the common fraction)
+    weight_eff = eff.nvfp4_memory if fmt.name == "nvfp4" and eff.nvfp4_memory else eff.memory
+    memory = (weight_bytes / weight_eff + kv_bytes / eff.memory) / peak_bandwidth(gpu)
     comm = 0.0
     if layout.tp > 1:
         message = tokens * arch.hidden_size * ACT_BYTES
