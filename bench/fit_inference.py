@@ -29,7 +29,7 @@ PARAMS = {  # name: (lower, upper)
     "compute": (0.2, 0.95), "memory": (0.3, 0.98), "attention_compute": (0.1, 0.9),
     "step_overhead_s": (0.0, 0.02), "ttft_overhead_s": (0.0, 0.5), "collective_latency_s": (0.0, 1e-4),
     "layer_overhead_s": (0.0, 0.0005), "moe_layer_overhead_s": (0.0, 0.001), "prefill_compute": (0.2, 0.95),
-    "nvfp4_memory": (0.2, 0.98),
+    "nvfp4_memory": (0.2, 0.98), "roofline_p": (1.0, 16.0),
 }
 
 
@@ -58,7 +58,7 @@ def score(cases, eff) -> tuple[float, float]:
 # to unphysical values: decode-side parameters on TPOT alone, then the prefill-side
 # ones on TTFT with the former fixed.
 DECODE = ("compute", "memory", "step_overhead_s", "collective_latency_s", "layer_overhead_s", "moe_layer_overhead_s",
-          "nvfp4_memory")
+          "nvfp4_memory", "roofline_p")
 
 # The bandwidth side of a collective is not fitted: large all-reduces reach NCCL's ring bus bandwidth,
 # 370 GB/s of NVLink 4's 450 GB/s line rate per direction ("with the protocol overhead (~20%) NCCL can get
@@ -80,6 +80,8 @@ def fit(cases, eff, rounds: int = 3, stages: tuple[str, ...] = ("decode", "prefi
     if eff.prefill_compute == 0:   # start prefill GEMMs at a typical large-GEMM fraction
         eff = replace(eff, prefill_compute=0.6)
     decode = DECODE
+    if eff.roofline_p == 0 and "decode" in stages:   # start the p-norm between the sum (1) and the maximum (16)
+        eff = replace(eff, roofline_p=4.0)
     if any(c.weights == "nvfp4" for c in cases):
         if eff.nvfp4_memory == 0:   # start NVFP4 weight streaming at the common fraction
             eff = replace(eff, nvfp4_memory=eff.memory)

@@ -48,3 +48,12 @@ def test_fitted_blackwell_rows_carry_an_nvfp4_fraction_and_hopper_rows_none() ->
     for engine in ("vllm", "sglang", "trtllm"):
         assert 0.2 <= efficiency("inference", GPU, engine=engine)[0].nvfp4_memory <= 0.98
         assert efficiency("inference", resolve_gpu("H100"), engine=engine)[0].nvfp4_memory == 0.0
+
+
+def test_roofline_p_norm_runs_from_the_sum_to_the_maximum() -> None:
+    from rigsize.speed.roofline import roofline
+    assert roofline(3.0, 4.0, 0.0) == 4.0                      # 0: the hard roofline
+    assert roofline(3.0, 4.0, 1.0) == pytest.approx(7.0)       # p = 1: no overlap at all
+    assert roofline(3.0, 4.0, 2.0) == pytest.approx(5.0)       # the 3-4-5 triangle
+    assert 4.0 < roofline(3.0, 4.0, 16.0) < 4.01               # large p: near the maximum
+    assert roofline(0.0, 4.0, 2.0) == 4.0 and roofline(0.0, 0.0, 2.0) == 0.0

@@ -192,8 +192,8 @@ OPTIONS: tuple[Option, ...] = (
            "accepted (default: a published figure where one exists, DeepSeek-V3 at 1 token: 0.85).", None,
            minimum=0.0, maximum=1.0, tasks="inference"),
     Option("efficiency", "text", "Override achievable-efficiency assumptions: KEY=VALUE[,KEY=VALUE] with keys "
-           "compute, memory, nvfp4_memory, attention_compute, link, step_overhead_s, collective_latency_s, "
-           "ttft_overhead_s; for "
+           "compute, memory, nvfp4_memory, roofline_p, attention_compute, link, step_overhead_s, "
+           "collective_latency_s, ttft_overhead_s; for "
            "--engine llamacpp / ollama / mlx: memory, compute, cpu_memory, cpu_compute, cpu_compute_vec_dot, pcie, "
            "token_overhead_s, layer_overhead_s, moe_layer_overhead_s."),
     Option("profile", "text", "A GPU profile written by 'rigsize calibrate': its measured efficiencies replace "

@@ -34,6 +34,7 @@ class Efficiency:
     layer_overhead_s: float = 0.0  # per decoder layer per step: kernel launches and small ops
     moe_layer_overhead_s: float = 0.0  # per MoE layer per step: routing, permutation, grouped GEMM set-up
     nvfp4_memory: float = 0.0   # fraction of peak bandwidth NVFP4 weight streaming reaches (0: same as memory)
+    roofline_p: float = 0.0     # a step's compute and memory times combine as their p-norm (0: the hard maximum)
     source: str = ""
 
 
@@ -179,3 +180,15 @@ def allgather_seconds(n_bytes: float, ranks: int, bandwidth: float, eff: Efficie
     if ranks <= 1:
         return 0.0
     return (ranks - 1) / ranks * n_bytes / (bandwidth * eff.link) + eff.collective_latency_s
+
+
+def roofline(compute: float, memory: float, p: float) -> float:
+    """A kernel's time from its compute-bound and memory-bound times: the hard roofline takes the larger
+    (Williams, Waterman and Patterson 2009, "Roofline", CACM 52(4)); near the ridge point real kernels overlap the
+    two only in part, so with ``p`` > 0 the time is their p-norm, (c^p + m^p)^(1/p): the sum at p = 1, the maximum
+    as p grows.  ``p`` is fitted per engine and GPU family (data/efficiency.toml, ``roofline_p``); 0 keeps the
+    maximum."""
+    hi, lo = max(compute, memory), min(compute, memory)
+    if not p or hi <= 0:
+        return hi
+    return hi * (1 + (lo / hi) ** p) ** (1 / p)

@@ -50,6 +50,7 @@ from rigsize.speed.roofline import (
     link_bandwidth,
     peak_bandwidth,
     peak_flops,
+    roofline,
 )
 
 ACT_BYTES = 2   # bf16/fp16 hidden states between layers and in all-reduces
@@ -324,7 +325,7 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
             + eff.collective_latency_s
     overhead = (eff.step_overhead_s + eff.layer_overhead_s * cost.layers
                 + eff.moe_layer_overhead_s * cost.moe_layers)
-    total = max(compute, memory) + comm + overhead
+    total = roofline(compute, memory, eff.roofline_p) + comm + overhead
     bound = max({"compute": compute, "memory": memory, "communication": comm, "overhead": overhead}.items(),
                 key=lambda kv: kv[1])[0]
     seconds = total * layout.pp + handoff * (layout.pp - 1)
