@@ -80,15 +80,19 @@ def fit(cases, eff, rounds: int = 3, stages: tuple[str, ...] = ("decode", "prefi
     if eff.prefill_compute == 0:   # start prefill GEMMs at a typical large-GEMM fraction
         eff = replace(eff, prefill_compute=0.6)
     decode = DECODE
-    if eff.roofline_p == 0 and "decode" in stages:   # start the p-norm between the sum (1) and the maximum (16)
-        eff = replace(eff, roofline_p=4.0)
-    if any(c.weights == "nvfp4" for c in cases):
-        if eff.nvfp4_memory == 0:   # start NVFP4 weight streaming at the common fraction
-            eff = replace(eff, nvfp4_memory=eff.memory)
-    else:                           # no NVFP4 rows: nothing to fit it on, and it stays 0 (the common fraction)
-        decode = tuple(n for n in DECODE if n != "nvfp4_memory")
     if "decode" in stages:
-        eff, _ = _fit(cases, eff, decode, lambda s: s[1], rounds)
+        if eff.roofline_p == 0:     # start the p-norm between the sum (1) and the maximum (16)
+            eff = replace(eff, roofline_p=4.0)
+        if any(c.weights == "nvfp4" for c in cases):
+            if eff.nvfp4_memory == 0:   # start NVFP4 weight streaming at the common fraction
+                eff = replace(eff, nvfp4_memory=eff.memory)
+        else:                       # no NVFP4 rows: nothing to fit it on, and it stays 0 (the common fraction)
+            decode = tuple(n for n in DECODE if n != "nvfp4_memory")
+        eff, best = _fit(cases, eff, decode, lambda s: s[1], rounds)
+        # the hard maximum (p = 0) is a model of its own, outside the search's range: kept where it scores better
+        hard = replace(eff, roofline_p=0.0)
+        if score(cases, hard)[1] < best:
+            eff = hard
     if not any(isinstance(c, MoreCase) and "ttft_s" in c.measured or not isinstance(c, MoreCase) for c in cases):
         return eff, score(cases, eff)[1]       # no TTFT printed: the prefill side stays as it started
     # prefill tokens ride in decode steps too, so the second stage watches both metrics

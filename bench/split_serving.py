@@ -13,7 +13,8 @@ no fit has seen).  The rule is mechanical and uses no prediction or error:
    sides becomes `fit` as a whole (a row a fit has read is never reserved, and a reserved
    row whose deployment was fitted is out of sample no longer; 2026-12-04, when the
    2025-11 DeepSeek-R1 rows took their scripts' expert parallelism and attention DP).
-   Only groups new to the file alternate, after the class's groups already there.
+   Groups new to the file (rows without a split) alternate as in rule 2, by their place in the
+   class's order of first appearance.
 
 Run once: .venv/bin/python bench/split_serving.py (idempotent; prints the counts).
 """

@@ -29,10 +29,16 @@ def _weights_only_step(fmt_name: str, eff: Efficiency) -> tuple[float, float]:
     return step_time(cost, ARCH, LAYOUT, GPU, fmt, eff, 1, 0, 0, 0).seconds, cost.dense_weight_bytes
 
 
+# Llama 3.1 70B's lm_head, which NVFP4 checkpoints keep in bf16: 128256 x 8192 x 2 bytes
+LM_HEAD_BYTES = 128256 * 8192 * 2
+
+
 def test_nvfp4_weights_stream_at_their_own_fraction() -> None:
     seconds, weight_bytes = _weights_only_step("nvfp4", replace(BARE, nvfp4_memory=0.4))
-    # one sequence at context 0 reads no KV: the step is the weights over 0.4 of peak
-    assert seconds == pytest.approx(weight_bytes / (peak_bandwidth(GPU) * 0.4), rel=1e-3)
+    # one sequence at context 0 reads no KV: the quantized weights over 0.4 of peak, the kept lm_head over 0.8
+    # (the norms' few kB are kept too, within the tolerance)
+    expected = (weight_bytes - LM_HEAD_BYTES) / 0.4 + LM_HEAD_BYTES / 0.8
+    assert seconds == pytest.approx(expected / peak_bandwidth(GPU), rel=1e-3)
     common, _ = _weights_only_step("nvfp4", BARE)           # 0: the common fraction
     assert common == pytest.approx(weight_bytes / (peak_bandwidth(GPU) * 0.8), rel=1e-3)
 
@@ -57,3 +63,28 @@ def test_roofline_p_norm_runs_from_the_sum_to_the_maximum() -> None:
     assert roofline(3.0, 4.0, 2.0) == pytest.approx(5.0)       # the 3-4-5 triangle
     assert 4.0 < roofline(3.0, 4.0, 16.0) < 4.01               # large p: near the maximum
     assert roofline(0.0, 4.0, 2.0) == 4.0 and roofline(0.0, 0.0, 2.0) == 0.0
+
+
+def test_a_chosen_memory_fraction_moves_nvfp4s_with_it() -> None:
+    packaged, _ = efficiency("inference", GPU, engine="vllm")
+    chosen, _ = efficiency("inference", GPU, {"memory": packaged.memory / 2}, engine="vllm")
+    assert chosen.nvfp4_memory == pytest.approx(packaged.nvfp4_memory / 2)     # the fitted ratio is kept
+    both, _ = efficiency("inference", GPU, {"memory": 0.5, "nvfp4_memory": 0.3}, engine="vllm")
+    assert both.nvfp4_memory == 0.3                                             # unless it is chosen too
+
+
+def test_kv_reads_keep_the_common_fraction() -> None:
+    # a sequence at context 1000: the KV bytes stream at memory, only the weights at nvfp4_memory
+    fmt, kv = resolve_weight_format("nvfp4"), resolve_kv_format("fp8")
+    cost = model_cost(ARCH, LAYOUT, fmt, kv)
+    eff = replace(BARE, nvfp4_memory=0.4)
+    seconds = step_time(cost, ARCH, LAYOUT, GPU, fmt, eff, 1, 1000, 0, 0).seconds
+    expected = ((cost.dense_weight_bytes - LM_HEAD_BYTES) / 0.4
+                + (LM_HEAD_BYTES + 1000 * cost.kv_bytes_per_token) / 0.8) / peak_bandwidth(GPU)
+    assert seconds == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_new_keys_are_accepted_on_the_command_line() -> None:
+    from rigsize.planning.job import parse_efficiency
+    assert parse_efficiency("roofline_p=0,nvfp4_memory=0") == {"roofline_p": 0.0, "nvfp4_memory": 0.0}
+    assert parse_efficiency("roofline_p=2.5,nvfp4_memory=0.4") == {"roofline_p": 2.5, "nvfp4_memory": 0.4}

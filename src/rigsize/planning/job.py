@@ -710,6 +710,15 @@ def resolve_job(spec: ModelSpec, opts: dict[str, Any], assumptions: dict[str, An
     return job, chosen
 
 
+# --efficiency keys with their own range (0 always allowed: "not used", the common value): the roofline's p-norm
+# (p < 1 would make a step slower than doing compute and memory one after the other; the fits search 1..16) and
+# NVFP4's streaming fraction
+_EFFICIENCY_RANGES = {
+    "roofline_p": (1.0, 16.0, "the roofline's p-norm is 0 (the hard maximum) or in [1, 16]"),
+    "nvfp4_memory": (1e-3, 1.5, "a fraction in [0.001, 1.5], or 0 for the common memory fraction"),
+}
+
+
 def parse_efficiency(text: str | None) -> dict[str, float]:
     """``"compute=0.7,memory=0.85"`` -> {"compute": 0.7, "memory": 0.85}."""
     out: dict[str, float] = {}
@@ -723,6 +732,13 @@ def parse_efficiency(text: str | None) -> dict[str, float]:
         is_time = key.strip().endswith("_s")
         if key.strip() in out:
             raise InputError("input.conflict", what=f"--efficiency: {key.strip()} given twice; give each key once")
+        name = key.strip()
+        if name in _EFFICIENCY_RANGES:          # keys that are neither fractions nor times
+            lo, hi, what = _EFFICIENCY_RANGES[name]
+            if not math.isfinite(number) or not (number == 0 or lo <= number <= hi):
+                raise InputError("input.conflict", what=f"--efficiency {name}={value}: {what}")
+            out[name] = number
+            continue
         # a fraction below 0.001 of a peak makes times overflow to inf; a time may be 0 (a fitted value is)
         # and is at most limits.MAX_EFFICIENCY_TIME_S (the fitted ones stay under 0.4 s)
         if not math.isfinite(number) or (not 0 <= number <= limits.MAX_EFFICIENCY_TIME_S if is_time

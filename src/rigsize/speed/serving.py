@@ -70,6 +70,7 @@ class ModelCost:
     windows: tuple[int | None, ...]    # sliding windows of the stage's layers
     layers: int
     expert_flops_per_token: float = 0.0   # the routed experts' part of linear_flops_per_token
+    kept_weight_bytes: float = 0.0     # the part of dense_weight_bytes the format leaves unquantized (lm_head...)
 
 
 NOT_PER_TOKEN = ("embed", "pos_embed", "vision", "vision_proj")
@@ -130,11 +131,14 @@ def _stage_cost_of(arch: Architecture, layout: Layout, fmt: WeightFormat, kv: KV
     if arch.tie_word_embeddings and st.last:
         streamed += [t for t in arch.tensors if t.role == "embed"]
     weight_bytes = rank_weight_bytes(streamed, arch, layout, fmt, training=False)
+    # what the format keeps at its stored precision (formats.tensor_bits: quantized are 2-D tensors of its roles)
+    kept = [t for t in streamed if not (t.role in fmt.quantized_roles and len(t.shape) >= 2)]
+    kept_bytes = rank_weight_bytes(kept, arch, layout, fmt, training=False) if kept else 0.0
     attn = _attention_flops_per_layer(arch, layout)
     kv_per_token = sum(kv_bytes_per_token_on_rank(arch, layout, kv, i) for i in layers)
     windows = tuple(arch.layer_windows[i] if arch.layer_windows else None for i in layers)
     return ModelCost(linear, lm_flops, weight_bytes, expert_bytes, moe_layers, attn * len(layers),
-                     kv_per_token, windows, len(layers), expert_flops)
+                     kv_per_token, windows, len(layers), expert_flops, kept_bytes)
 
 
 def _attention_flops_per_layer(arch: Architecture, layout: Layout) -> float:
@@ -300,8 +304,10 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     # of the same shape reached 5-6 TB/s (flashinfer-ai/flashinfer issue #1732, 2025-09-19, flashinfer 0.3.1), and
     # vLLM's smaller scale-factor tiling for batches up to 32 gained 25-35% output throughput (vllm-project/vllm
     # PR #30885, 2025-12-17).  Fitted per engine and family where NVFP4 runs exist (0: the common fraction)
-    weight_eff = eff.nvfp4_memory if fmt.name == "nvfp4" and eff.nvfp4_memory else eff.memory
-    memory = (weight_bytes / weight_eff + kv_bytes / eff.memory) / peak_bandwidth(gpu)
+    # (the tensors NVFP4 keeps at 16 bits, lm_head, embeddings, routers, stream at the common fraction)
+    quantized_eff = eff.nvfp4_memory if fmt.name == "nvfp4" and eff.nvfp4_memory else eff.memory
+    kept = min(cost.kept_weight_bytes, weight_bytes)
+    memory = ((weight_bytes - kept) / quantized_eff + (kept + kv_bytes) / eff.memory) / peak_bandwidth(gpu)
     comm = 0.0
     if layout.tp > 1:
         message = tokens * arch.hidden_size * ACT_BYTES
