@@ -133,3 +133,27 @@ def test_burst_drains_in_waves() -> None:
     assert burst.ttft_seconds == pytest.approx(one.ttft_seconds + wave / 2, rel=1e-9)
     assert burst.output_tokens_per_second == pytest.approx(one.output_tokens_per_second, rel=1e-9)
     assert math.isclose(burst.tpot_seconds, one.tpot_seconds)
+
+
+def test_the_split_script_reproduces_the_packaged_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """bench/split_serving.py rerun on the packaged file changes nothing (rule 3: a split once written stands),
+    and a row that has never been split takes its deployment's side."""
+    script = load_bench("split_serving")
+    packaged = script.PATH.read_text()
+    copy = tmp_path / "serving.csv"
+    copy.write_text(packaged)
+    script.PATH = copy
+    script.main()
+    assert copy.read_text() == packaged
+    lines = packaged.splitlines()
+    header = lines[0].split(",")
+    at = header.index("split")
+    row = next(r for r in csv.DictReader(lines) if r["split"] == "reserved" and r["preset"] != "qwen3-235b-a22b")
+    blank = list(lines)
+    i = next(k for k, ln in enumerate(lines[1:], 1) if ln.split(",")[:at] == [row[h] for h in header[:at]])
+    cells = blank[i].split(",")
+    cells[at] = ""
+    blank[i] = ",".join(cells)
+    copy.write_text("\n".join(blank) + "\n")
+    script.main()
+    assert copy.read_text() == packaged
