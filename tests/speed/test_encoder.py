@@ -37,8 +37,10 @@ def test_encoder_time_is_the_prefill_roofline_by_hand() -> None:
     work = encoder_work(spec.config, spec.arch.tensors, 1024, 1024)
     step = encoder_time(spec.arch, Layout(), gpu, resolve_weight_format("bf16"), eff, work, 1)
     peak = gpu.flops("bf16")
-    by_hand = (work.linear_flops / (peak * eff.prefill_compute) + work.attention_flops / (peak * eff.attention_compute)
-               + eff.layer_overhead_s * 32)
+    compute = work.linear_flops / (peak * eff.prefill_compute) + work.attention_flops / (peak * eff.attention_compute)
+    memory = 2 * 676_550_144 / (gpu.hbm_bytes_per_second * eff.memory)
+    # the two combine as their p-norm (speed.roofline.roofline, fitted roofline_p), as every step does
+    by_hand = (compute ** eff.roofline_p + memory ** eff.roofline_p) ** (1 / eff.roofline_p) + eff.layer_overhead_s * 32
     assert step.bound == "compute"
     assert step.seconds == pytest.approx(by_hand, rel=1e-12)
     assert step.weight_bytes == 2 * 676_550_144           # params_vision at 2 bytes

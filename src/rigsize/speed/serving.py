@@ -238,8 +238,8 @@ def encoder_time(arch: Architecture, layout: Layout, gpu: GPU, fmt: WeightFormat
         comm = 2 * work.layers * allreduce_seconds(message, layout.tp, group_bandwidth(gpu, layout.tp), eff)
     overhead = eff.layer_overhead_s * work.layers
     parts = {"compute": compute, "memory": memory, "communication": comm, "overhead": overhead}
-    return EncoderStep(max(compute, memory) + comm + overhead, max(parts.items(), key=lambda kv: kv[1])[0],
-                       images * work.flops, weight_bytes)
+    return EncoderStep(roofline(compute, memory, eff.roofline_p) + comm + overhead,
+                       max(parts.items(), key=lambda kv: kv[1])[0], images * work.flops, weight_bytes)
 
 
 @lru_cache(maxsize=4096)
