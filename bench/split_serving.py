@@ -34,6 +34,11 @@ PATH = Path(__file__).resolve().parents[1] / "src/rigsize/data/validation/servin
 HELD_OUT_MODELS = ("qwen3-235b-a22b",)
 
 
+def _group(r: dict[str, str]) -> tuple[str, ...]:
+    """A row's deployment: one server set-up, all its lengths and concurrencies together."""
+    return (r["preset"], r["gpu"], r["backend"], r["weights"], r["tp"], r["pp"], r["ep"], r["dp"])
+
+
 def main() -> None:
     text = PATH.read_text()
     reader = csv.DictReader(io.StringIO(text))
@@ -42,21 +47,20 @@ def main() -> None:
     order: dict[str, list[tuple]] = collections.defaultdict(list)
     for r in rows:
         cls = class_key(r["backend"], resolve_gpu(r["gpu"]).architecture, moe[r["preset"]])
-        group = (r["preset"], r["gpu"], r["backend"], r["weights"], r["tp"], r["pp"], r["ep"], r["dp"])
+        group = _group(r)
         if r["preset"] not in HELD_OUT_MODELS and group not in order[cls]:
             order[cls].append(group)
     before: dict[tuple, set[str]] = collections.defaultdict(set)   # rule 3: the sides already written
     for r in rows:
         if r.get("split") in ("fit", "reserved") and r["preset"] not in HELD_OUT_MODELS:
-            before[(r["preset"], r["gpu"], r["backend"], r["weights"], r["tp"], r["pp"], r["ep"], r["dp"])].add(
-                r["split"])
+            before[_group(r)].add(r["split"])
     side = {}
     for groups in order.values():
         for i, g in enumerate(groups):
             side[g] = ("fit" if "fit" in before[g] else "reserved") if g in before else ("fit", "reserved")[i % 2]
     counts: collections.Counter = collections.Counter()
     for r in rows:
-        group = (r["preset"], r["gpu"], r["backend"], r["weights"], r["tp"], r["pp"], r["ep"], r["dp"])
+        group = _group(r)
         r["split"] = "reserved" if r["preset"] in HELD_OUT_MODELS else side[group]
         counts[(class_key(r["backend"], resolve_gpu(r["gpu"]).architecture, moe[r["preset"]]), r["split"])] += 1
     out = io.StringIO()

@@ -728,11 +728,11 @@ def parse_efficiency(text: str | None) -> dict[str, float]:
         key, sep, value = item.partition("=")
         if not sep:
             raise InputError("input.conflict", what=f"--efficiency: '{item}' is not KEY=VALUE")
-        number = parse_quantity(value, f"--efficiency {key.strip()}")
-        is_time = key.strip().endswith("_s")
-        if key.strip() in out:
-            raise InputError("input.conflict", what=f"--efficiency: {key.strip()} given twice; give each key once")
         name = key.strip()
+        number = parse_quantity(value, f"--efficiency {name}")
+        is_time = name.endswith("_s")
+        if name in out:
+            raise InputError("input.conflict", what=f"--efficiency: {name} given twice; give each key once")
         if name in _EFFICIENCY_RANGES:          # keys that are neither fractions nor times
             lo, hi, what = _EFFICIENCY_RANGES[name]
             if not math.isfinite(number) or not (number == 0 or lo <= number <= hi):
@@ -743,10 +743,10 @@ def parse_efficiency(text: str | None) -> dict[str, float]:
         # and is at most limits.MAX_EFFICIENCY_TIME_S (the fitted ones stay under 0.4 s)
         if not math.isfinite(number) or (not 0 <= number <= limits.MAX_EFFICIENCY_TIME_S if is_time
                                          else not 1e-3 <= number <= 1.5):
-            raise InputError("input.conflict", what=f"--efficiency {key.strip()}={value}: fractions must be in "
+            raise InputError("input.conflict", what=f"--efficiency {name}={value}: fractions must be in "
                              f"[0.001, 1.5] and times (keys ending in _s) in [0, {limits.MAX_EFFICIENCY_TIME_S:g}] "
                              "seconds")
-        out[key.strip()] = number
+        out[name] = number
     return out
 
 

@@ -77,8 +77,7 @@ def efficiency(kind: str, gpu: GPU, overrides: dict[str, float] | None = None,
         if "memory" in overrides and "nvfp4_memory" not in overrides and eff.nvfp4_memory and eff.memory:
             # a measured or chosen streaming fraction (a --profile's copy bandwidth, --efficiency memory=) moves
             # NVFP4's with it: the fitted NVFP4 fraction is kept as its ratio to the common one, not as a figure
-            # that would silently outrank the user's
-            # (capped at the 1.5 any fraction may take)
+            # that would silently outrank the user's (capped at the 1.5 any fraction may take)
             ratio = eff.nvfp4_memory * float(overrides["memory"]) / eff.memory
             overrides = {**overrides, "nvfp4_memory": min(1.5, ratio)}
         eff = replace(eff, **overrides)

@@ -303,8 +303,8 @@ def step_time(cost: ModelCost, arch: Architecture, layout: Layout, gpu: GPU, fmt
     # B200 FlashInfer's CUTLASS FP4 GEMM read an 8192 x 8192 weight at 1.78 TB/s at M = 1, where a 16-bit matmul
     # of the same shape reached 5-6 TB/s (flashinfer-ai/flashinfer issue #1732, 2025-09-19, flashinfer 0.3.1), and
     # vLLM's smaller scale-factor tiling for batches up to 32 gained 25-35% output throughput (vllm-project/vllm
-    # PR #30885, 2025-12-17).  Fitted per engine and family where NVFP4 runs exist (0: the common fraction)
-    # (the tensors NVFP4 keeps at 16 bits, lm_head, embeddings, routers, stream at the common fraction)
+    # PR #30885, 2025-12-17).  Fitted per engine and family where NVFP4 runs exist (0: the common fraction); the
+    # tensors NVFP4 keeps at 16 bits (lm_head, embeddings, routers) and the KV cache stream at the common fraction
     quantized_eff = eff.nvfp4_memory if fmt.name == "nvfp4" and eff.nvfp4_memory else eff.memory
     kept = min(cost.kept_weight_bytes, weight_bytes)
     memory = ((weight_bytes - kept) / quantized_eff + (kept + kv_bytes) / eff.memory) / peak_bandwidth(gpu)
